@@ -1,0 +1,50 @@
+# Two commands do all set-up on a fresh machine (Python 3.11 + pip):
+#   make demo   run the migration DAG against the local sandbox and print the reconciliation
+#   make test   lint + the whole test suite
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+export AIRFLOW_HOME := $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__UNIT_TEST_MODE := False
+export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/include$(if $(PYTHONPATH),:$(PYTHONPATH),)
+
+.PHONY: install demo test lint sandbox-start sandbox-stop airflow-db clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	@touch $(STAMP)
+
+$(AIRFLOW_HOME)/airflow.db: $(STAMP)
+	@mkdir -p $(AIRFLOW_HOME)
+	$(VENV)/bin/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+
+airflow-db: $(AIRFLOW_HOME)/airflow.db
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: $(STAMP) airflow-db
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: $(STAMP) airflow-db
+	$(PY) -m scripts.demo
+
+sandbox-start: $(STAMP)
+	$(PY) -m sandbox start
+
+sandbox-stop: $(STAMP)
+	$(PY) -m sandbox stop
+
+clean:
+	rm -rf $(AIRFLOW_HOME) .sandbox reports
