@@ -1,0 +1,56 @@
+"""Fixtures for the RudderStack emulator, client and world tests: real servers on 127.0.0.1, real PostgreSQL."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+
+import pytest
+
+from sandbox.common import ServerThread
+from sandbox.rudderstack_emulator import RudderStackEmulator, RudderStackSettings
+from sandbox.warehouse import Warehouse
+
+_names = itertools.count(1)
+
+
+def wait_until(predicate: Callable[[], object], *, timeout_s: float = 10.0, what: str = "condition") -> object:
+    """Poll `predicate` every 20 ms until it returns something truthy; fail the test after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A schema name of its own for each test, so tests sharing one PostgreSQL do not see each other's rows."""
+    return f"rs_test_{int(time.time() * 1000) % 10_000_000}_{next(_names)}"
+
+
+@pytest.fixture
+def warehouse(pg_dsn: str) -> Warehouse:
+    return Warehouse(pg_dsn)
+
+
+@pytest.fixture
+def make_rudderstack(warehouse: Warehouse):
+    """Start RudderStack emulators (not their scheduler: tests call schedule_once()) and stop them afterwards."""
+    started: list[tuple[RudderStackEmulator, ServerThread]] = []
+
+    def make(**overrides) -> tuple[RudderStackEmulator, str]:
+        settings = RudderStackSettings(upload_duration_s=0.2, upload_retry_backoff_s=0.05, **overrides)
+        emulator = RudderStackEmulator(settings, warehouse)
+        server = ServerThread(emulator.app).start()
+        started.append((emulator, server))
+        return emulator, server.url
+
+    yield make
+    for emulator, server in started:
+        emulator.stop_background()
+        server.stop()
