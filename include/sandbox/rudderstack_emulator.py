@@ -342,7 +342,19 @@ class RudderStackEmulator:
                 return source
         raise _DataPlaneError(401, "Invalid write key: no source has this write key")
 
-    def stage(self, source_id: str, events: list[dict[str, Any]], *, path: str) -> StagingFile:
+    def staged_events(self, source_id: str | None = None) -> list[dict[str, Any]]:
+        """Copies of every event received (per source when given), in arrival order."""
+        with self._lock:
+            return [
+                copy.deepcopy(e)
+                for f in self._staging
+                if source_id is None or f.source_id == source_id
+                for e in f.events
+            ]
+
+    def stage(
+        self, source_id: str, events: list[dict[str, Any]], *, path: str, gzipped: bool = False
+    ) -> StagingFile:
         received_at = _now_iso()
         prepared = []
         for event in events:
@@ -359,7 +371,9 @@ class RudderStackEmulator:
             staging = StagingFile(next(self._staging_seq), source_id, prepared, received_at)
             self._staging.append(staging)
             self._received[source_id] = self._received.get(source_id, 0) + len(prepared)
-        self.log.append("ingest", path=path, source_id=source_id, count=len(prepared), staging_file_id=staging.id)
+        self.log.append(
+            "ingest", path=path, source_id=source_id, count=len(prepared), staging_file_id=staging.id, gzip=gzipped
+        )
         return staging
 
     async def _ingest(self, request: Request, forced_type: str | None) -> Response:
@@ -376,7 +390,8 @@ class RudderStackEmulator:
                 if not isinstance(body, dict):
                     raise _DataPlaneError(400, f"Expected one {forced_type} event as a JSON object")
                 events = [{**body, "type": forced_type}]
-            self.stage(source["id"], events, path=request.url.path)
+            gzipped = request.headers.get("content-encoding", "").lower() == "gzip"
+            self.stage(source["id"], events, path=request.url.path, gzipped=gzipped)
         except _DataPlaneError as exc:
             return PlainTextResponse(exc.message, status_code=exc.status)
         return PlainTextResponse("OK")
