@@ -1,0 +1,28 @@
+"""Hooks for Segment's Public API and RudderStack's control and data planes.
+
+All three retry 5xx, timeouts and connection errors with exponential backoff, honour 429 ``Retry-After``,
+never retry other 4xx, and raise :class:`ApiError` / :class:`ResponseFormatError` with messages free of secrets.
+"""
+
+from segment_rudderstack.hooks._http import ApiError, ResponseFormatError, RetryPolicy
+from segment_rudderstack.hooks.rudderstack import RudderStackDataPlaneHook, RudderStackHook
+from segment_rudderstack.hooks.segment import (
+    WEBHOOKS_METADATA_ID,
+    SegmentHook,
+    SyncReport,
+    SyncState,
+    parse_sync_report,
+)
+
+__all__ = [
+    "WEBHOOKS_METADATA_ID",
+    "ApiError",
+    "ResponseFormatError",
+    "RetryPolicy",
+    "RudderStackDataPlaneHook",
+    "RudderStackHook",
+    "SegmentHook",
+    "SyncReport",
+    "SyncState",
+    "parse_sync_report",
+]

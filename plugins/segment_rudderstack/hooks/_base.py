@@ -1,0 +1,362 @@
+"""``ApiHook``: one JSON API reached through an Airflow connection, sync and async.
+
+Subclasses say which service they speak (name, default host, how they authenticate) and build
+:class:`~segment_rudderstack.hooks._http.RequestSpec` objects; this class sends them:
+
+- sync through the http provider's :class:`HttpHook` (its configured ``requests`` session and
+  ``url_from_endpoint``), under a ``tenacity.Retrying`` loop;
+- async (for deferrable triggers) through ``httpx.AsyncClient`` under ``tenacity.AsyncRetrying``.
+
+Both paths use the same request spec, retry policy and :func:`parse_response`, so they raise the same
+errors and return the same parsed data. Secrets from the connection are registered with Airflow's secrets
+masker as soon as the connection is read, and scrubbed from every error message.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import httpx
+import requests
+import tenacity
+from airflow.providers.http.hooks.http import HttpHook
+from urllib3.exceptions import NewConnectionError
+
+from segment_rudderstack.hooks._http import (
+    POLICY_EXTRAS,
+    ApiError,
+    RequestSpec,
+    RetryPolicy,
+    finalize_error,
+    parse_response,
+    scrub,
+    transport_error,
+)
+
+# Connection extras the http provider turns into request options rather than headers.
+_PROVIDER_OPTIONS = frozenset(
+    {
+        "stream",
+        "cert",
+        "proxies",
+        "proxy",
+        "timeout",
+        "verify",
+        "verify_ssl",
+        "allow_redirects",
+        "max_redirects",
+        "trust_env",
+        "check_response",
+        "srv_lookup",
+    }
+)
+
+
+def _refused(error: BaseException) -> bool:
+    """Whether the connection was refused (nothing listens): the request was certainly not sent."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (ConnectionRefusedError, NewConnectionError)):
+            return True
+        reason = getattr(current.args[0], "reason", None) if current.args else None
+        if isinstance(reason, NewConnectionError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _mask(secret: str) -> None:
+    from airflow.sdk.log import mask_secret
+
+    mask_secret(secret)
+
+
+async def _amask(secret: str) -> None:
+    from airflow.sdk.log import amask_secret
+
+    await amask_secret(secret)
+
+
+class ApiHook(HttpHook):
+    """Base of the Segment and RudderStack hooks (not used directly).
+
+    :param conn_id: the Airflow connection to read (host = base URL, password = token).
+    :param max_attempts: requests per call at most (default 5; connection extra ``max_attempts``).
+    :param backoff_initial: first backoff wait in seconds, doubling (default 1; extra ``backoff_initial``).
+    :param backoff_max: longest backoff wait in seconds (default 30; extra ``backoff_max``).
+    :param max_retry_wait: longest ``Retry-After`` honoured, in seconds (default 120; extra ``max_retry_wait``).
+    :param timeout: seconds per request (default 30; extra ``timeout``).
+    """
+
+    service_name = "API"
+    default_host = ""
+    # Extras read by the hook itself: never sent as HTTP headers.
+    hook_extras: tuple[str, ...] = POLICY_EXTRAS
+
+    def __init__(
+        self,
+        conn_id: str,
+        *,
+        max_attempts: int | None = None,
+        backoff_initial: float | None = None,
+        backoff_max: float | None = None,
+        max_retry_wait: float | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        super().__init__(method="GET", http_conn_id=conn_id)
+        self._policy_overrides = {
+            "max_attempts": max_attempts,
+            "backoff_initial": backoff_initial,
+            "backoff_max": backoff_max,
+            "max_retry_wait": max_retry_wait,
+            "timeout": timeout,
+        }
+        RetryPolicy.from_settings(self._policy_overrides, {})  # reject bad arguments early
+        self._secrets: set[str] = set()
+        self._policy: RetryPolicy | None = None
+        self._extras: dict[str, Any] = {}
+        self._auth: dict[str, str] = {}
+        self._session: requests.Session | None = None
+
+    # ------------------------------------------------------------------ connection
+    @property
+    def conn_id(self) -> str:
+        return self.http_conn_id
+
+    def _connection_secrets(self, conn: Any) -> list[str]:
+        secrets = [conn.password or ""]
+        if conn.password and conn.login:
+            secrets.append(base64.b64encode(f"{conn.login}:{conn.password}".encode()).decode())
+        return [s for s in secrets if s]
+
+    def _auth_headers(self, conn: Any) -> dict[str, str]:
+        """Bearer token from the password field (overridden by hooks that use basic auth)."""
+        if not conn.password:
+            raise ValueError(
+                f"Connection {self.conn_id!r} has no token: put the {self.service_name} token in its "
+                "password field"
+            )
+        return {"Authorization": f"Bearer {conn.password}"}
+
+    def _configure(self, conn: Any, extras: dict[str, Any]) -> None:
+        """Everything derived from the connection; no I/O. Call after the secrets are masked."""
+        self._extras = dict(extras)
+        self._policy = RetryPolicy.from_settings(self._policy_overrides, extras)
+        self._set_base_url(conn)
+        self.base_url = self.base_url.rstrip("/")
+        self._auth = self._auth_headers(conn)
+
+    def _not_found(self, error: Exception) -> ValueError:
+        return ValueError(
+            f"Connection {self.conn_id!r} for {self.service_name} could not be read "
+            f"({type(error).__name__}). Define it (for example AIRFLOW_CONN_{self.conn_id.upper()}) with "
+            f"host = base URL (default {self.default_host or 'none'}) and password = token"
+        )
+
+    def load_connection(self) -> None:
+        """Read the connection once, register its secrets with the masker, derive settings."""
+        if self._policy is not None:
+            return
+        try:
+            conn = self.get_connection(self.conn_id)
+        except Exception as error:  # AirflowNotFoundException and friends
+            raise self._not_found(error) from None
+        for secret in self._connection_secrets(conn):
+            self._secrets.add(secret)
+            _mask(secret)
+        self._configure(conn, conn.extra_dejson)
+
+    async def aload_connection(self) -> None:
+        if self._policy is not None:
+            return
+        from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+
+        try:
+            conn = await get_async_connection(self.conn_id, hook=self)
+        except Exception as error:
+            raise self._not_found(error) from None
+        for secret in self._connection_secrets(conn):
+            self._secrets.add(secret)
+            await _amask(secret)
+        self._configure(conn, await get_async_extra_dejson(conn))
+
+    def add_secret(self, secret: str) -> None:
+        """Register one more value (e.g. a write key) to mask in logs and scrub from errors."""
+        if secret and secret not in self._secrets:
+            self._secrets.add(secret)
+            _mask(secret)
+
+    @property
+    def policy(self) -> RetryPolicy:
+        if self._policy is None:
+            raise RuntimeError("load_connection() has not run yet")
+        return self._policy
+
+    def _header_extras(self) -> dict[str, str]:
+        skip = _PROVIDER_OPTIONS | set(self.hook_extras)
+        return {k: v for k, v in self._extras.items() if k not in skip and isinstance(v, str)}
+
+    # ------------------------------------------------------------------ sync path (HttpHook)
+    def _extract_auth(self, connection: Any) -> Any | None:
+        return None  # authentication is the header built by _auth_headers, the same on both paths
+
+    def _configure_session_from_extra(self, session, connection, extra_options):
+        session = super()._configure_session_from_extra(session, connection, extra_options)
+        for key in list(session.headers):
+            if key in self.hook_extras or not isinstance(session.headers[key], (str, bytes)):
+                del session.headers[key]
+        return session
+
+    def _requests_session(self) -> requests.Session:
+        if self._session is None:
+            self.load_connection()
+            self._session = self.get_conn(headers={"Accept": "application/json", **self._auth})
+        return self._session
+
+    def _send(self, spec: RequestSpec) -> Any:
+        session = self._requests_session()
+        request = requests.Request(
+            spec.method.upper(),
+            self.url_from_endpoint(spec.path),
+            params=dict(spec.params) if spec.params else None,
+            json=spec.json,
+        )
+        prepared = session.prepare_request(request)
+        # Like HttpHook.run_and_check, minus its warning that would log the raw exception (URL and query).
+        settings = session.merge_environment_settings(
+            prepared.url,
+            proxies=session.proxies,
+            stream=session.stream,
+            verify=session.verify,
+            cert=session.cert,
+        )
+        allow_redirects = self.merged_extra.get("allow_redirects", True)
+        try:
+            return session.send(
+                prepared, timeout=self.policy.timeout, allow_redirects=allow_redirects, **settings
+            )
+        except requests.exceptions.ConnectTimeout:
+            failure = self._transport(
+                spec, "timeout", f"connect timeout after {self.policy.timeout} s", False
+            )
+        except requests.exceptions.Timeout:
+            failure = self._transport(spec, "timeout", f"read timeout after {self.policy.timeout} s", True)
+        except requests.exceptions.ConnectionError as error:
+            refused = _refused(error)
+            failure = self._transport(
+                spec,
+                "connect",
+                "connection refused" if refused else type(error).__name__,
+                not refused,
+            )
+        raise failure from None
+
+    def _transport(self, spec: RequestSpec, kind: str, detail: str, sent: bool) -> ApiError:
+        return transport_error(
+            spec,
+            kind=kind,
+            detail=detail,
+            sent=sent,
+            base_url=self.base_url,
+            service=self.service_name,
+            conn_id=self.conn_id,
+            secrets=self._secrets,
+        )
+
+    def _parse(self, spec: RequestSpec, response: Any) -> Any:
+        return parse_response(
+            spec, response, service=self.service_name, conn_id=self.conn_id, secrets=self._secrets
+        )
+
+    def call(self, spec: RequestSpec) -> Any:
+        """Send ``spec`` with retries; the parsed JSON body (``None`` when empty)."""
+        self._requests_session()
+        policy = self.policy
+        attempts = 0
+        try:
+            for attempt in tenacity.Retrying(**policy.tenacity_kwargs(self.log, spec.endpoint)):
+                with attempt:
+                    attempts += 1
+                    result = self._parse(spec, self._send(spec))
+        except ApiError as error:
+            raise finalize_error(error, attempts, policy) from None
+        return result
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    # ------------------------------------------------------------------ async path (httpx)
+    async def _asend(self, client: httpx.AsyncClient, spec: RequestSpec) -> httpx.Response:
+        try:
+            return await client.request(
+                spec.method.upper(),
+                self.url_from_endpoint(spec.path),
+                params=dict(spec.params) if spec.params else None,
+                json=spec.json,
+            )
+        except httpx.ConnectTimeout:
+            failure = self._transport(
+                spec, "timeout", f"connect timeout after {self.policy.timeout} s", False
+            )
+        except httpx.TimeoutException:
+            failure = self._transport(spec, "timeout", f"read timeout after {self.policy.timeout} s", True)
+        except httpx.ConnectError as error:
+            detail = "connection refused" if _refused(error) else f"{type(error).__name__}: {error}"
+            failure = self._transport(spec, "connect", detail, False)
+        except httpx.TransportError as error:
+            failure = self._transport(spec, "connect", type(error).__name__, True)
+        raise failure from None
+
+    def _async_client(self) -> httpx.AsyncClient:
+        verify = self._extras.get("verify", self._extras.get("verify_ssl", True))
+        return httpx.AsyncClient(
+            headers={"Accept": "application/json", **self._header_extras(), **self._auth},
+            timeout=httpx.Timeout(self.policy.timeout),
+            verify=verify if isinstance(verify, (bool, str)) else True,
+            follow_redirects=True,
+        )
+
+    async def acall(self, spec: RequestSpec) -> Any:
+        """Async twin of :meth:`call`: same spec, same retries, same parsing, same errors."""
+        await self.aload_connection()
+        policy = self.policy
+        attempts = 0
+        async with self._async_client() as client:
+            try:
+                async for attempt in tenacity.AsyncRetrying(
+                    **policy.tenacity_kwargs(self.log, spec.endpoint)
+                ):
+                    with attempt:
+                        attempts += 1
+                        result = self._parse(spec, await self._asend(client, spec))
+            except ApiError as error:
+                raise finalize_error(error, attempts, policy) from None
+        return result
+
+    # ------------------------------------------------------------------ Airflow UI
+    def test_connection(self) -> tuple[bool, str]:
+        """Make one cheap authenticated read; ``(ok, message)`` without secrets."""
+        try:
+            self.call(self._test_spec())
+        except Exception as error:
+            return False, scrub(str(error), self._secrets)
+        return True, f"Connection to {self.service_name} works"
+
+    def _test_spec(self) -> RequestSpec:
+        raise NotImplementedError
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": ["schema", "port", "login"],
+            "relabeling": {"host": "API base URL", "password": "Token"},
+            "placeholders": {
+                "host": cls.default_host,
+                "extra": '{"max_attempts": 5, "backoff_initial": 1, "max_retry_wait": 120, "timeout": 30}',
+            },
+        }

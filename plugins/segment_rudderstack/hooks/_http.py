@@ -1,0 +1,412 @@
+"""What every API hook shares, written once for the sync and the async path.
+
+- :class:`RequestSpec` describes one call (method, path, query, JSON body, whether it is safe to repeat).
+- :class:`RetryPolicy` holds the bounds (attempts, backoff, longest rate-limit wait, timeout) and builds the
+  tenacity arguments both paths use.
+- :func:`parse_response` turns a response (``requests`` or ``httpx``: both expose ``status_code``,
+  ``headers`` and ``content``) into parsed JSON or raises :class:`ApiError` / :class:`ResponseFormatError`.
+- :func:`transport_error` turns a connection error or timeout into a retryable :class:`ApiError`.
+
+Nothing here does I/O. Error text never contains secrets: every message passes through :func:`scrub`,
+which removes the hook's known secrets and the values of URL query strings.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+import tenacity
+
+REDACTED = "***"
+_QUERY_VALUE = re.compile(r"([?&][^=&\s?#'\"]+=)[^&\s#'\"]+")
+_USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_BODY_SNIPPET = 200
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` without the given secrets, URL query values and user:password@ parts of URLs."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    text = _QUERY_VALUE.sub(rf"\g<1>{REDACTED}", text)
+    return _USERINFO.sub(rf"\g<1>{REDACTED}@", text)
+
+
+class ApiError(Exception):
+    """A call to Segment or RudderStack failed.
+
+    :ivar status: the HTTP status, or ``None`` when no response came (connection error, timeout).
+    :ivar endpoint: ``"<METHOD> <path>"`` of the call, without query string.
+    :ivar message: what the service said (Segment's ``errors[].message``) or what went wrong.
+    :ivar retryable: whether the same call may succeed later (5xx, 429, timeouts, connection errors).
+    :ivar retry_after: seconds the service asked to wait (429), if it said.
+    :ivar attempts: how many requests were made before giving up.
+    """
+
+    def __init__(
+        self,
+        *,
+        status: int | None,
+        endpoint: str,
+        message: str,
+        retryable: bool,
+        service: str = "API",
+        hint: str = "",
+        retry_after: float | None = None,
+        attempts: int = 1,
+        request_sent: bool = True,
+    ) -> None:
+        self.status = status
+        self.endpoint = endpoint
+        self.message = message
+        self.retryable = retryable
+        self.service = service
+        self.hint = hint
+        self.retry_after = retry_after
+        self.attempts = attempts
+        self.request_sent = request_sent
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        outcome = f"returned HTTP {self.status}" if self.status is not None else "got no response"
+        text = f"{self.service} {self.endpoint} {outcome}: {self.message}"
+        if self.attempts > 1:
+            text += f" (gave up after {self.attempts} attempts)"
+        if self.hint:
+            text += f". {self.hint}"
+        return text
+
+    def __reduce__(self):  # exceptions cross process boundaries (triggers, task runner)
+        return (_rebuild, (type(self), self.__dict__.copy()))
+
+
+class ResponseFormatError(ApiError):
+    """The service answered 2xx but the body is not the JSON this library expects."""
+
+    def __init__(self, *, endpoint: str, message: str, service: str = "API", status: int | None = None):
+        super().__init__(
+            status=status,
+            endpoint=endpoint,
+            message=message,
+            retryable=False,
+            service=service,
+            hint="The service or the connection's host is not the API this hook expects; "
+            "check the connection's host (base URL)",
+        )
+
+    def __str__(self) -> str:
+        return f"{self.service} {self.endpoint}: unexpected response: {self.message}. {self.hint}"
+
+
+def _rebuild(cls: type[ApiError], state: dict[str, Any]) -> ApiError:
+    error = cls.__new__(cls)
+    error.__dict__.update(state)
+    Exception.__init__(error, str(error))
+    return error
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """One API call. ``path`` is relative to the hook's base URL; ids in it are already URL-quoted."""
+
+    method: str
+    path: str
+    params: Mapping[str, Any] | None = None
+    json: Any = None
+    idempotent: bool | None = None  # None: decided by the method
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.method.upper()} {self.path}"
+
+    @property
+    def safe_to_repeat(self) -> bool:
+        return self.method.upper() in _IDEMPOTENT_METHODS if self.idempotent is None else self.idempotent
+
+
+# Connection extras the hooks read themselves (they must not become HTTP headers).
+POLICY_EXTRAS = ("max_attempts", "backoff_initial", "backoff_max", "max_retry_wait", "timeout")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounds of the retry loop.
+
+    :param max_attempts: requests per call at most (1 = no retry).
+    :param backoff_initial: first wait after a 5xx / timeout / connection error, in seconds; doubles each time.
+    :param backoff_max: longest backoff wait, in seconds.
+    :param max_retry_wait: longest wait a 429's ``Retry-After`` / ``X-RateLimit-Reset`` may ask for; a longer
+        one fails at once with an error that says so, instead of sleeping for it.
+    :param timeout: seconds to wait for a connection and for the response of one request.
+    """
+
+    max_attempts: int = 5
+    backoff_initial: float = 1.0
+    backoff_max: float = 30.0
+    max_retry_wait: float = 120.0
+    timeout: float = 30.0
+    sleep: Callable[[float], Any] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        for name in ("backoff_initial", "backoff_max", "max_retry_wait", "timeout"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+
+    @classmethod
+    def from_settings(cls, overrides: Mapping[str, Any], extras: Mapping[str, Any]) -> RetryPolicy:
+        """Constructor kwargs win over connection extras, which win over the defaults."""
+        values: dict[str, Any] = {}
+        for name in POLICY_EXTRAS:
+            raw = overrides.get(name)
+            if raw is None:
+                raw = extras.get(name)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[name] = int(raw) if name == "max_attempts" else float(raw)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"Setting {name!r} must be a number, got {raw!r}; fix the hook argument or the "
+                    "connection extra"
+                ) from None
+        return cls(**values)
+
+    def should_retry(self, error: BaseException) -> bool:
+        if not isinstance(error, ApiError) or not error.retryable:
+            return False
+        if error.retry_after is not None and error.retry_after > self.max_retry_wait:
+            return False
+        return True
+
+    def wait_seconds(self, retry_state: tenacity.RetryCallState) -> float:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(error, ApiError) and error.retry_after is not None:
+            return max(0.0, error.retry_after)
+        exponent = max(0, retry_state.attempt_number - 1)
+        return min(self.backoff_max, self.backoff_initial * (2**exponent))
+
+    def tenacity_kwargs(self, log: logging.Logger | Any, endpoint: str) -> dict[str, Any]:
+        """Arguments for ``tenacity.Retrying`` and ``tenacity.AsyncRetrying`` alike."""
+
+        def before_sleep(retry_state: tenacity.RetryCallState) -> None:
+            error = retry_state.outcome.exception() if retry_state.outcome else None
+            log.warning(
+                "%s failed on attempt %d of %d (%s); retrying in %.1f s",
+                endpoint,
+                retry_state.attempt_number,
+                self.max_attempts,
+                error.message if isinstance(error, ApiError) else type(error).__name__,
+                retry_state.upcoming_sleep,
+            )
+
+        kwargs: dict[str, Any] = {
+            "stop": tenacity.stop_after_attempt(self.max_attempts),
+            "wait": self.wait_seconds,
+            "retry": tenacity.retry_if_exception(self.should_retry),
+            "before_sleep": before_sleep,
+            "reraise": True,
+        }
+        if self.sleep is not None:
+            kwargs["sleep"] = self.sleep
+        return kwargs
+
+
+def finalize_error(error: ApiError, attempts: int, policy: RetryPolicy) -> ApiError:
+    """Add what the retry loop did to the error that ended it."""
+    error.attempts = attempts
+    if error.retry_after is not None and error.retry_after > policy.max_retry_wait:
+        error.hint = (
+            f"The service asks to wait {error.retry_after:.0f} s, longer than max_retry_wait="
+            f"{policy.max_retry_wait:.0f} s; retry later or raise max_retry_wait"
+        )
+    error.args = (str(error),)
+    return error
+
+
+_NOT_REPEATED = (
+    "It was not retried automatically because {endpoint} may have taken effect: "
+    "check the current state before running it again"
+)
+
+
+def _retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from ``Retry-After`` (seconds or HTTP date) or ``X-RateLimit-Reset``."""
+    now = time.time() if now is None else now
+    raw = headers.get("Retry-After")
+    if raw:
+        raw = raw.strip()
+        try:
+            return max(0.0, float(raw))
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(raw)
+            except (TypeError, ValueError):
+                when = None
+            if when is not None:
+                return max(0.0, when.timestamp() - now)
+    raw = headers.get("X-RateLimit-Reset")
+    if raw:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            return None
+        if value > 1_000_000_000_000:  # epoch milliseconds
+            return max(0.0, value / 1000 - now)
+        if value > 1_000_000_000:  # epoch seconds
+            return max(0.0, value - now)
+        return max(0.0, value)  # seconds from now
+    return None
+
+
+def _error_message(body: bytes, secrets: Iterable[str]) -> str:
+    """Segment's ``errors[].message`` (or RudderStack's ``error`` / ``message``), else a body snippet."""
+    try:
+        payload = json.loads(body) if body else None
+    except ValueError:
+        payload = None
+    messages: list[str] = []
+    if isinstance(payload, dict):
+        errors = payload.get("errors")
+        if isinstance(errors, list):
+            for item in errors:
+                if isinstance(item, dict) and item.get("message"):
+                    extra = f" (field {item['field']})" if item.get("field") else ""
+                    messages.append(f"{item['message']}{extra}")
+                elif isinstance(item, str):
+                    messages.append(item)
+        for key in ("error", "message", "detail"):
+            value = payload.get(key)
+            if not messages and isinstance(value, str) and value:
+                messages.append(value)
+    if not messages:
+        text = body.decode("utf-8", errors="replace").strip()
+        messages.append(text[:_BODY_SNIPPET] if text else "(empty body)")
+    return scrub("; ".join(messages), secrets)
+
+
+def _status_hint(status: int, conn_id: str) -> str:
+    if status in (401, 403):
+        return (
+            f"Check the token (password) of connection {conn_id!r}: it must be valid and allowed to "
+            "read and change this resource"
+        )
+    if status == 404:
+        return "Check the id in the call and that it belongs to the workspace of the connection's token"
+    if status == 429:
+        return "The service is rate limiting; the call will succeed later"
+    if status >= 500:
+        return "The service is failing; retry later"
+    return "Fix the request as the message says"
+
+
+def parse_response(
+    spec: RequestSpec, response: Any, *, service: str, conn_id: str, secrets: Iterable[str] = ()
+) -> Any:
+    """Parsed JSON of a 2xx response (``None`` for an empty body); raise :class:`ApiError` otherwise."""
+    status = int(response.status_code)
+    body: bytes = response.content or b""
+    if 200 <= status < 300:
+        if not body.strip():
+            return None
+        try:
+            return json.loads(body)
+        except ValueError:
+            content_type = response.headers.get("Content-Type", "unknown content type")
+            snippet = scrub(body[:80].decode("utf-8", errors="replace"), secrets)
+            raise ResponseFormatError(
+                endpoint=spec.endpoint,
+                service=service,
+                status=status,
+                message=f"expected a JSON body, got {content_type!r} starting with {snippet!r}",
+            ) from None
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "unknown status"
+    retryable_status = status == 429 or status >= 500
+    retry_after = _retry_after_seconds(response.headers) if status in (429, 503) else None
+    # 429: the request was not processed, always safe to repeat. 5xx: only for idempotent calls.
+    retryable = status == 429 or (retryable_status and spec.safe_to_repeat)
+    hint = _status_hint(status, conn_id)
+    if retryable_status and not retryable:
+        hint = _NOT_REPEATED.format(endpoint=spec.endpoint)
+    raise ApiError(
+        status=status,
+        endpoint=spec.endpoint,
+        message=f"{phrase}: {_error_message(body, secrets)}",
+        retryable=retryable,
+        service=service,
+        hint=hint,
+        retry_after=retry_after,
+    )
+
+
+def transport_error(
+    spec: RequestSpec,
+    *,
+    kind: str,
+    detail: str,
+    sent: bool,
+    base_url: str,
+    service: str,
+    conn_id: str,
+    secrets: Iterable[str] = (),
+) -> ApiError:
+    """A retryable error for a request that got no response (``kind``: ``connect`` or ``timeout``)."""
+    where = scrub(base_url, secrets)
+    if kind == "connect":
+        message = f"could not connect to {where} ({scrub(detail, secrets)})"
+        hint = f"Check the host of connection {conn_id!r} and that the service is reachable"
+    else:
+        message = f"no response from {where} in time ({scrub(detail, secrets)})"
+        hint = f"The service is slow; raise the timeout (extra 'timeout' of connection {conn_id!r}) or retry later"
+    retryable = (not sent) or spec.safe_to_repeat
+    if not retryable:
+        hint = _NOT_REPEATED.format(endpoint=spec.endpoint)
+    return ApiError(
+        status=None,
+        endpoint=spec.endpoint,
+        message=message,
+        retryable=retryable,
+        service=service,
+        hint=hint,
+        request_sent=sent,
+    )
+
+
+def unwrap(payload: Any, keys: Iterable[str], *, spec: RequestSpec, service: str, expect: type = dict) -> Any:
+    """``payload[k1][k2]...`` checked at every step; a :class:`ResponseFormatError` names what is missing."""
+    path = "body"
+    current = payload
+    for key in keys:
+        if not isinstance(current, dict):
+            raise ResponseFormatError(
+                endpoint=spec.endpoint,
+                service=service,
+                message=f"expected {path} to be a JSON object with {key!r}, got {type(current).__name__}",
+            )
+        if key not in current:
+            raise ResponseFormatError(
+                endpoint=spec.endpoint,
+                service=service,
+                message=f"expected {path}.{key}, found only keys {sorted(current)}",
+            )
+        current = current[key]
+        path = f"{path}.{key}"
+    if not isinstance(current, expect):
+        raise ResponseFormatError(
+            endpoint=spec.endpoint,
+            service=service,
+            message=f"expected {path} to be a JSON {expect.__name__}, got {type(current).__name__}",
+        )
+    return current

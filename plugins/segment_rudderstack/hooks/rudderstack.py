@@ -1,0 +1,324 @@
+"""RudderStack hooks: the control plane (destinations, sources, connections) and the data plane (warehouse).
+
+``RudderStackHook`` connection: host = control plane URL (default ``https://api.rudderstack.com``; paths are
+under ``/v2``), password = service access token (``Authorization: Bearer``). Responses are unwrapped:
+``get_destination`` returns the object inside ``{"destination": {...}}``, ``list_sources`` the list inside
+``{"sources": [...]}``.
+
+``RudderStackDataPlaneHook`` connection: host = data plane URL; optional login/password for basic auth
+(a password alone is sent as the user name, RudderStack's write-key convention); extra
+``warehouse_path_prefix`` = ``/v1/warehouse`` (default) or ``/internal/v1/warehouse`` on newer servers.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+from urllib.parse import quote
+
+from segment_rudderstack.hooks._base import ApiHook
+from segment_rudderstack.hooks._http import POLICY_EXTRAS, RequestSpec, ResponseFormatError, unwrap
+
+_SECRET_KEY_PARTS = ("password", "secret", "privatekey", "private_key", "token", "credentials", "accesskey")
+
+
+def _id(value: str, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty string, got {value!r}")
+    return quote(value, safe="")
+
+
+class RudderStackHook(ApiHook):
+    """RudderStack control plane API (``/v2``). Retry settings as :class:`ApiHook`."""
+
+    conn_name_attr = "rudderstack_conn_id"
+    default_conn_name = "rudderstack_default"
+    conn_type = "rudderstack"
+    hook_name = "RudderStack control plane"
+    service_name = "RudderStack API"
+    default_host = "https://api.rudderstack.com"
+    api_prefix = "/v2"
+
+    def __init__(self, rudderstack_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(rudderstack_conn_id, **kwargs)
+        self.rudderstack_conn_id = rudderstack_conn_id
+
+    def _configure(self, conn: Any, extras: dict[str, Any]) -> None:
+        super()._configure(conn, extras)
+        if self.base_url.endswith(self.api_prefix):  # host given as https://api.rudderstack.com/v2
+            self.base_url = self.base_url[: -len(self.api_prefix)]
+
+    def _get(self, spec: RequestSpec, key: str, expect: type = dict) -> Any:
+        return unwrap(self.call(spec), (key,), spec=spec, service=self.service_name, expect=expect)
+
+    def _mask_config(self, resource: Any) -> Any:
+        """Warehouse credentials in a destination's config are registered with the secrets masker."""
+        config = resource.get("config") if isinstance(resource, dict) else None
+        if isinstance(config, dict):
+            for key, value in config.items():
+                if isinstance(value, str) and any(part in key.lower() for part in _SECRET_KEY_PARTS):
+                    self.add_secret(value)
+        return resource
+
+    # ------------------------------------------------------------------ destinations
+    def _destination_path(self, destination_id: str) -> str:
+        return f"{self.api_prefix}/destinations/{_id(destination_id, 'destination_id')}"
+
+    def get_destination(self, destination_id: str) -> dict[str, Any]:
+        spec = RequestSpec("GET", self._destination_path(destination_id))
+        return self._mask_config(self._get(spec, "destination"))
+
+    def list_destinations(self) -> list[dict[str, Any]]:
+        spec = RequestSpec("GET", f"{self.api_prefix}/destinations")
+        return [self._mask_config(d) for d in self._get(spec, "destinations", list)]
+
+    def create_destination(
+        self, name: str, type: str, config: dict[str, Any], enabled: bool = True
+    ) -> dict[str, Any]:
+        """POST ``/v2/destinations``. Not retried after it may have taken effect."""
+        self._mask_config({"config": config})
+        spec = RequestSpec(
+            "POST",
+            f"{self.api_prefix}/destinations",
+            json={"name": name, "type": type, "enabled": bool(enabled), "config": config},
+            idempotent=False,
+        )
+        return self._mask_config(self._get(spec, "destination"))
+
+    def update_destination(
+        self,
+        destination_id: str,
+        *,
+        name: str | None = None,
+        enabled: bool | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Change a destination: GET it, merge, PUT the full body back; returns the updated destination.
+
+        ``config`` is merged into the current config key by key (top level): keys not given are kept,
+        a given key replaces its whole value (e.g. ``excludeWindow``). ``None`` arguments keep the current value.
+        """
+        current = self.get_destination(destination_id)
+        self._mask_config({"config": config or {}})
+        current_config = current.get("config") or {}
+        if not isinstance(current_config, dict):
+            raise ResponseFormatError(
+                endpoint=f"GET {self._destination_path(destination_id)}",
+                service=self.service_name,
+                message=f"expected destination.config to be a JSON object, got {type(current_config).__name__}",
+            )
+        body: dict[str, Any] = {
+            "name": current.get("name") if name is None else name,
+            "enabled": current.get("enabled") if enabled is None else bool(enabled),
+            "config": {**current_config, **(config or {})},
+        }
+        if current.get("type") is not None:
+            body["type"] = current["type"]
+        spec = RequestSpec("PUT", self._destination_path(destination_id), json=body)
+        return self._mask_config(self._get(spec, "destination"))
+
+    # ------------------------------------------------------------------ sources
+    def get_source(self, source_id: str) -> dict[str, Any]:
+        spec = RequestSpec("GET", f"{self.api_prefix}/sources/{_id(source_id, 'source_id')}")
+        return self._get(spec, "source")
+
+    def list_sources(self) -> list[dict[str, Any]]:
+        return self._get(RequestSpec("GET", f"{self.api_prefix}/sources"), "sources", list)
+
+    def create_source(
+        self, name: str, type: str, config: dict[str, Any] | None = None, enabled: bool = True
+    ) -> dict[str, Any]:
+        """POST ``/v2/sources``; the new source (its ``writeKey`` is masked in logs). Not retried once sent."""
+        spec = RequestSpec(
+            "POST",
+            f"{self.api_prefix}/sources",
+            json={"name": name, "type": type, "enabled": bool(enabled), "config": config or {}},
+            idempotent=False,
+        )
+        source = self._get(spec, "source")
+        if isinstance(source.get("writeKey"), str):
+            self.add_secret(source["writeKey"])
+        return source
+
+    # ------------------------------------------------------------------ connections
+    def list_connections(self) -> list[dict[str, Any]]:
+        return self._get(RequestSpec("GET", f"{self.api_prefix}/connections"), "connections", list)
+
+    def create_connection(self, source_id: str, destination_id: str, enabled: bool = True) -> dict[str, Any]:
+        """POST ``/v2/connections`` ``{sourceId, destinationId, enabled}``. Not retried once sent."""
+        spec = RequestSpec(
+            "POST",
+            f"{self.api_prefix}/connections",
+            json={"sourceId": source_id, "destinationId": destination_id, "enabled": bool(enabled)},
+            idempotent=False,
+        )
+        return self._get(spec, "connection")
+
+    def _test_spec(self) -> RequestSpec:
+        return RequestSpec("GET", f"{self.api_prefix}/sources")
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        behaviour = super().get_ui_field_behaviour()
+        behaviour["relabeling"]["password"] = "Service access token"
+        return behaviour
+
+
+_PENDING_KEYS = {
+    "pending_events": bool,
+    "pending_staging_files": int,
+    "pending_uploads": int,
+    "aborted_events": bool,
+}
+
+
+def parse_pending_events(payload: Any, spec: RequestSpec) -> dict[str, Any]:
+    """``{pending_events: bool, pending_staging_files: int, pending_uploads: int, aborted_events: bool}``."""
+    if not isinstance(payload, dict):
+        raise ResponseFormatError(
+            endpoint=spec.endpoint,
+            service=RudderStackDataPlaneHook.service_name,
+            message=f"expected a JSON object with {sorted(_PENDING_KEYS)}, got {type(payload).__name__}",
+        )
+    missing = sorted(set(_PENDING_KEYS) - set(payload))
+    if missing:
+        raise ResponseFormatError(
+            endpoint=spec.endpoint,
+            service=RudderStackDataPlaneHook.service_name,
+            message=f"expected keys {missing} in the pending-events answer, found only keys {sorted(payload)}",
+        )
+    result: dict[str, Any] = {}
+    for key, kind in _PENDING_KEYS.items():
+        value = payload[key]
+        if kind is int and isinstance(value, (int, float)) and not isinstance(value, bool):
+            result[key] = int(value)
+        elif kind is bool and isinstance(value, bool):
+            result[key] = value
+        else:
+            raise ResponseFormatError(
+                endpoint=spec.endpoint,
+                service=RudderStackDataPlaneHook.service_name,
+                message=f"expected {key} to be a {kind.__name__}, got {value!r}",
+            )
+    return result
+
+
+class RudderStackDataPlaneHook(ApiHook):
+    """RudderStack data plane: warehouse pending-events / trigger-upload, and the Segment-source webhook URL.
+
+    :param warehouse_path_prefix: overrides the connection extra of the same name
+        (default ``/v1/warehouse``; newer servers: ``/internal/v1/warehouse``).
+    """
+
+    conn_name_attr = "rudderstack_data_plane_conn_id"
+    default_conn_name = "rudderstack_data_plane_default"
+    conn_type = "rudderstack_data_plane"
+    hook_name = "RudderStack data plane"
+    service_name = "RudderStack data plane"
+    default_host = ""
+    hook_extras = (*POLICY_EXTRAS, "warehouse_path_prefix")
+    default_warehouse_path_prefix = "/v1/warehouse"
+
+    def __init__(
+        self,
+        rudderstack_data_plane_conn_id: str = default_conn_name,
+        *,
+        warehouse_path_prefix: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(rudderstack_data_plane_conn_id, **kwargs)
+        self.rudderstack_data_plane_conn_id = rudderstack_data_plane_conn_id
+        self._prefix_override = warehouse_path_prefix
+
+    @staticmethod
+    def _basic_token(conn: Any) -> str | None:
+        if not (conn.login or conn.password):
+            return None
+        user, password = (conn.login, conn.password or "") if conn.login else (conn.password, "")
+        return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    def _connection_secrets(self, conn: Any) -> list[str]:
+        token = self._basic_token(conn)
+        return [s for s in (conn.password, token) if s]
+
+    def _auth_headers(self, conn: Any) -> dict[str, str]:
+        token = self._basic_token(conn)
+        return {"Authorization": f"Basic {token}"} if token else {}
+
+    def _configure(self, conn: Any, extras: dict[str, Any]) -> None:
+        if not (conn.host or "").strip():
+            raise ValueError(
+                f"Connection {self.conn_id!r} has no host: set it to the RudderStack data plane URL "
+                "(for example https://<your-data-plane>.dataplane.rudderstack.com)"
+            )
+        super()._configure(conn, extras)
+        prefix = (
+            self._prefix_override or extras.get("warehouse_path_prefix") or self.default_warehouse_path_prefix
+        )
+        self.warehouse_path_prefix = "/" + str(prefix).strip("/")
+
+    def _warehouse_spec(self, action: str, body: dict[str, Any]) -> RequestSpec:
+        return RequestSpec("POST", f"{self.warehouse_path_prefix}/{action}", json=body, idempotent=True)
+
+    @staticmethod
+    def _pending_body(source_id: str, task_run_id: str | None) -> dict[str, Any]:
+        if not isinstance(source_id, str) or not source_id:
+            raise ValueError(f"source_id must be a non-empty string, got {source_id!r}")
+        body: dict[str, Any] = {"source_id": source_id}
+        if task_run_id is not None:
+            body["task_run_id"] = task_run_id
+        return body
+
+    def pending_events(self, source_id: str, task_run_id: str | None = None) -> dict[str, Any]:
+        """Whether events of the source still wait to be loaded: pending_events, pending_staging_files,
+        pending_uploads, aborted_events."""
+        self.load_connection()
+        spec = self._warehouse_spec("pending-events", self._pending_body(source_id, task_run_id))
+        return parse_pending_events(self.call(spec), spec)
+
+    async def async_pending_events(self, source_id: str, task_run_id: str | None = None) -> dict[str, Any]:
+        await self.aload_connection()
+        spec = self._warehouse_spec("pending-events", self._pending_body(source_id, task_run_id))
+        return parse_pending_events(await self.acall(spec), spec)
+
+    def trigger_upload(
+        self, source_id: str | None = None, destination_id: str | None = None
+    ) -> dict[str, Any]:
+        """Ask the data plane to upload now, for one source or one destination (exactly one)."""
+        if (source_id is None) == (destination_id is None):
+            raise ValueError(
+                "trigger_upload needs exactly one of source_id or destination_id, got "
+                f"source_id={source_id!r}, destination_id={destination_id!r}"
+            )
+        self.load_connection()
+        body = {"source_id": source_id} if source_id is not None else {"destination_id": destination_id}
+        result = self.call(self._warehouse_spec("trigger-upload", body))
+        return result if isinstance(result, dict) else {}
+
+    def webhook_url(self, write_key: str) -> str:
+        """``<data plane>/v1/webhook?writeKey=<key>``, the URL a Segment-type RudderStack source receives on.
+
+        The write key and the URL are registered with the secrets masker.
+        """
+        if not isinstance(write_key, str) or not write_key:
+            raise ValueError("write_key must be a non-empty string (the RudderStack source's write key)")
+        self.load_connection()
+        url = f"{self.base_url}/v1/webhook?writeKey={quote(write_key, safe='')}"
+        self.add_secret(write_key)
+        self.add_secret(url)
+        return url
+
+    def _test_spec(self) -> RequestSpec:
+        return RequestSpec("GET", "/health")
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": ["schema", "port"],
+            "relabeling": {
+                "host": "Data plane URL",
+                "login": "User (optional)",
+                "password": "Password / write key",
+            },
+            "placeholders": {"extra": '{"warehouse_path_prefix": "/v1/warehouse"}'},
+        }

@@ -1,0 +1,309 @@
+"""``SegmentHook``: Segment's Public API (warehouses, their syncs, sources, destinations).
+
+Connection: host = API base URL (default ``https://api.segmentapis.com``; EU ``https://eu1.api.segmentapis.com``),
+password = Public API token (sent as ``Authorization: Bearer``). Any conn_type works ("http" is fine).
+
+Each method returns the resource inside Segment's ``data`` envelope: ``get_warehouse`` returns
+``data.warehouse``, ``list_connected_destinations`` returns the list ``data.destinations`` of every page, ...
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from segment_rudderstack.hooks._base import ApiHook
+from segment_rudderstack.hooks._http import RequestSpec, ResponseFormatError, unwrap
+
+WEBHOOKS_METADATA_ID = "54521fdc25e721e32a72ef04"
+"""Segment's catalog id of the classic Webhooks destination."""
+
+_MAX_PAGES = 10_000
+
+
+class SyncState(enum.StrEnum):
+    """What a Segment warehouse sync report says, normalised. Only SUCCESS/PARTIAL/FAILURE are terminal."""
+
+    RUNNING = "running"
+    SUCCESS = "success"
+    PARTIAL = "partial"
+    FAILURE = "failure"
+    UNKNOWN = "unknown"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (SyncState.SUCCESS, SyncState.PARTIAL, SyncState.FAILURE)
+
+
+# Segment does not document the status enum (the UI shows Success / Partial / Failure).
+_STATUS_STATES = {
+    **dict.fromkeys(("success", "succeeded", "successful", "ok", "completed", "complete"), SyncState.SUCCESS),
+    **dict.fromkeys(
+        ("partial", "partial_success", "partially_succeeded", "partialsuccess", "partial success"),
+        SyncState.PARTIAL,
+    ),
+    **dict.fromkeys(("failure", "failed", "error", "errored"), SyncState.FAILURE),
+    **dict.fromkeys(("running", "in_progress", "in progress", "started", "pending"), SyncState.RUNNING),
+}
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """One Segment warehouse sync (a "load"). ``end`` is ``None`` while it runs."""
+
+    source_id: str | None
+    start: datetime
+    end: datetime | None
+    status: str
+    count: int | None = None
+    duration: Any = None
+    notices: tuple[Any, ...] = ()
+
+    @property
+    def state(self) -> SyncState:
+        if self.end is None:
+            return SyncState.RUNNING
+        return _STATUS_STATES.get((self.status or "").strip().lower(), SyncState.UNKNOWN)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (for XCom and trigger events)."""
+        return {
+            "sourceId": self.source_id,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat() if self.end else None,
+            "status": self.status,
+            "count": self.count,
+            "duration": self.duration,
+            "notices": list(self.notices),
+        }
+
+
+def _timestamp(value: Any, field: str, spec: RequestSpec) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ResponseFormatError(
+            endpoint=spec.endpoint,
+            service=SegmentHook.service_name,
+            message=f"expected an ISO 8601 timestamp in sync report field {field!r}, got {value!r}",
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+_NO_SPEC = RequestSpec("GET", "(sync report)")
+
+
+def parse_sync_report(item: Any, spec: RequestSpec = _NO_SPEC) -> SyncReport:
+    """A :class:`SyncReport` from one element of ``data.reports``."""
+    if not isinstance(item, dict):
+        raise ResponseFormatError(
+            endpoint=spec.endpoint,
+            service=SegmentHook.service_name,
+            message=f"expected each sync report to be a JSON object, got {type(item).__name__}",
+        )
+    start = _timestamp(item.get("start"), "start", spec)
+    if start is None:
+        raise ResponseFormatError(
+            endpoint=spec.endpoint,
+            service=SegmentHook.service_name,
+            message=f"expected a 'start' timestamp in every sync report, found keys {sorted(item)}",
+        )
+    count = item.get("count")
+    try:
+        count = int(count) if count is not None and count != "" else None
+    except (TypeError, ValueError):
+        raise ResponseFormatError(
+            endpoint=spec.endpoint,
+            service=SegmentHook.service_name,
+            message=f"expected an integer 'count' in sync report, got {count!r}",
+        ) from None
+    notices = item.get("notices") or ()
+    return SyncReport(
+        source_id=item.get("sourceId"),
+        start=start,
+        end=_timestamp(item.get("end"), "end", spec),
+        status=str(item.get("status") or ""),
+        count=count,
+        duration=item.get("duration"),
+        notices=tuple(notices) if isinstance(notices, (list, tuple)) else (notices,),
+    )
+
+
+def parse_sync_reports(payload: Any, spec: RequestSpec) -> list[SyncReport]:
+    """Sync reports of a ``/syncs`` response, newest start first."""
+    reports = unwrap(payload, ("data", "reports"), spec=spec, service=SegmentHook.service_name, expect=list)
+    return sorted((parse_sync_report(item, spec) for item in reports), key=lambda r: r.start, reverse=True)
+
+
+def _id(value: str, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty string, got {value!r}")
+    return quote(value, safe="")
+
+
+def _mask_destination_settings(hook: ApiHook, settings: Any) -> None:
+    if not isinstance(settings, dict):
+        return
+    if isinstance(settings.get("sharedSecret"), str):
+        hook.add_secret(settings["sharedSecret"])
+    for entry in settings.get("hooks") or ():
+        if isinstance(entry, dict) and isinstance(entry.get("hook"), str) and "?" in entry["hook"]:
+            hook.add_secret(entry["hook"])
+
+
+class SegmentHook(ApiHook):
+    """Segment Public API. See the module docstring for the connection; retry settings as :class:`ApiHook`."""
+
+    conn_name_attr = "segment_conn_id"
+    default_conn_name = "segment_default"
+    conn_type = "segment"
+    hook_name = "Segment Public API"
+    service_name = "Segment API"
+    default_host = "https://api.segmentapis.com"
+
+    def __init__(self, segment_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(segment_conn_id, **kwargs)
+        self.segment_conn_id = segment_conn_id
+
+    def _data(self, spec: RequestSpec, *keys: str, expect: type = dict) -> Any:
+        return unwrap(self.call(spec), ("data", *keys), spec=spec, service=self.service_name, expect=expect)
+
+    # ------------------------------------------------------------------ warehouses
+    @staticmethod
+    def _warehouse_spec(warehouse_id: str) -> RequestSpec:
+        return RequestSpec("GET", f"/warehouses/{_id(warehouse_id, 'warehouse_id')}")
+
+    def get_warehouse(self, warehouse_id: str) -> dict[str, Any]:
+        """``data.warehouse``: id, enabled, settings, metadata, ..."""
+        return self._data(self._warehouse_spec(warehouse_id), "warehouse")
+
+    async def async_get_warehouse(self, warehouse_id: str) -> dict[str, Any]:
+        spec = self._warehouse_spec(warehouse_id)
+        return unwrap(await self.acall(spec), ("data", "warehouse"), spec=spec, service=self.service_name)
+
+    def set_warehouse_enabled(self, warehouse_id: str, enabled: bool) -> dict[str, Any]:
+        """PATCH ``{"enabled": x, "settings": {}}`` (Segment requires settings); returns ``data.warehouse``."""
+        spec = RequestSpec(
+            "PATCH",
+            f"/warehouses/{_id(warehouse_id, 'warehouse_id')}",
+            json={"enabled": bool(enabled), "settings": {}},
+        )
+        return self._data(spec, "warehouse")
+
+    @staticmethod
+    def _syncs_spec(warehouse_id: str, source_id: str | None, count: int) -> RequestSpec:
+        if not 1 <= int(count) <= 1000:
+            raise ValueError(f"count must be between 1 and 1000 (Segment's page size), got {count}")
+        path = f"/warehouses/{_id(warehouse_id, 'warehouse_id')}"
+        if source_id is not None:
+            path += f"/connected-sources/{_id(source_id, 'source_id')}"
+        return RequestSpec("GET", f"{path}/syncs", params={"pagination.count": int(count)})
+
+    def list_warehouse_syncs(
+        self, warehouse_id: str, source_id: str | None = None, count: int = 20
+    ) -> list[SyncReport]:
+        """The latest ``count`` sync reports (one request: this endpoint allows 2 requests a minute), newest first."""
+        spec = self._syncs_spec(warehouse_id, source_id, count)
+        return parse_sync_reports(self.call(spec), spec)
+
+    async def async_list_warehouse_syncs(
+        self, warehouse_id: str, source_id: str | None = None, count: int = 20
+    ) -> list[SyncReport]:
+        spec = self._syncs_spec(warehouse_id, source_id, count)
+        return parse_sync_reports(await self.acall(spec), spec)
+
+    def get_advanced_sync_schedule(self, warehouse_id: str) -> dict[str, Any]:
+        """``data``: ``{enabled, schedule?: {times: [{hourOfDay, enabled}], timezone}}``."""
+        path = f"/warehouses/{_id(warehouse_id, 'warehouse_id')}/advanced-sync-schedule"
+        return self._data(RequestSpec("GET", path))
+
+    # ------------------------------------------------------------------ sources
+    def get_source(self, source_id: str) -> dict[str, Any]:
+        """``data.source``."""
+        return self._data(RequestSpec("GET", f"/sources/{_id(source_id, 'source_id')}"), "source")
+
+    def _paginated(self, path: str, key: str, page_size: int) -> list[dict[str, Any]]:
+        """Every item of ``data.<key>`` over all pages (follows ``data.pagination.next``)."""
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        seen: set[str] = set()
+        for _ in range(_MAX_PAGES):
+            params: dict[str, Any] = {"pagination.count": page_size}
+            if cursor:
+                params["pagination.cursor"] = cursor
+            spec = RequestSpec("GET", path, params=params)
+            data = unwrap(self.call(spec), ("data",), spec=spec, service=self.service_name)
+            page = unwrap(data, (key,), spec=spec, service=self.service_name, expect=list)
+            items.extend(page)
+            pagination = data.get("pagination") or {}
+            cursor = pagination.get("next") if isinstance(pagination, dict) else None
+            if not cursor:
+                return items
+            if cursor in seen:
+                raise ResponseFormatError(
+                    endpoint=spec.endpoint,
+                    service=self.service_name,
+                    message=f"pagination.next repeats an earlier cursor after {len(seen) + 1} pages",
+                )
+            seen.add(cursor)
+        raise ResponseFormatError(
+            endpoint=f"GET {path}",
+            service=self.service_name,
+            message=f"still more pages after {_MAX_PAGES} pages",
+        )
+
+    def list_connected_destinations(self, source_id: str, page_size: int = 200) -> list[dict[str, Any]]:
+        """Every destination connected to the source (all pages)."""
+        path = f"/sources/{_id(source_id, 'source_id')}/connected-destinations"
+        return self._paginated(path, "destinations", page_size)
+
+    def list_connected_warehouses(self, source_id: str, page_size: int = 200) -> list[dict[str, Any]]:
+        """Every warehouse connected to the source (all pages)."""
+        path = f"/sources/{_id(source_id, 'source_id')}/connected-warehouses"
+        return self._paginated(path, "warehouses", page_size)
+
+    # ------------------------------------------------------------------ destinations
+    def create_destination(
+        self,
+        source_id: str,
+        metadata_id: str,
+        name: str,
+        enabled: bool,
+        settings: dict[str, Any],
+    ) -> dict[str, Any]:
+        """POST ``/destinations``; returns ``data.destination``. Not retried after it may have taken effect.
+
+        The settings' ``sharedSecret`` and hook URLs (webhook URLs carry a write key) are masked in logs.
+        """
+        _mask_destination_settings(self, settings)
+        spec = RequestSpec(
+            "POST",
+            "/destinations",
+            json={
+                "sourceId": source_id,
+                "metadataId": metadata_id,
+                "name": name,
+                "enabled": bool(enabled),
+                "settings": settings,
+            },
+            idempotent=False,
+        )
+        return self._data(spec, "destination")
+
+    def get_destination(self, destination_id: str) -> dict[str, Any]:
+        """``data.destination``."""
+        path = f"/destinations/{_id(destination_id, 'destination_id')}"
+        return self._data(RequestSpec("GET", path), "destination")
+
+    def set_destination_enabled(self, destination_id: str, enabled: bool) -> dict[str, Any]:
+        """PATCH ``{"enabled": x}``; returns ``data.destination``."""
+        path = f"/destinations/{_id(destination_id, 'destination_id')}"
+        return self._data(RequestSpec("PATCH", path, json={"enabled": bool(enabled)}), "destination")
+
+    def _test_spec(self) -> RequestSpec:
+        return RequestSpec("GET", "/")  # Segment's "Get Workspace"
