@@ -1,0 +1,283 @@
+"""Wait conditions: pure functions of observed state.
+
+Each function takes what was read from an API or a warehouse query and returns a :class:`Decision`
+(not yet / done / failed, with a reason a person can act on). Sensors call them from ``poke`` and the
+deferrable triggers call them from ``run``: the decision is written once, here, and nowhere else.
+Nothing in this module does I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class Outcome(enum.StrEnum):
+    WAIT = "wait"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.outcome is Outcome.DONE
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome is Outcome.FAILED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"outcome": self.outcome.value, "reason": self.reason, "details": self.details}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Decision:
+        return cls(Outcome(data["outcome"]), data["reason"], dict(data.get("details") or {}))
+
+
+def wait(reason: str, **details: Any) -> Decision:
+    return Decision(Outcome.WAIT, reason, details)
+
+
+def done(reason: str, **details: Any) -> Decision:
+    return Decision(Outcome.DONE, reason, details)
+
+
+def failed(reason: str, **details: Any) -> Decision:
+    return Decision(Outcome.FAILED, reason, details)
+
+
+class SyncLike(Protocol):
+    """What a Segment sync report must offer (``hooks.segment.SyncReport`` does)."""
+
+    source_id: str | None
+    start: datetime
+    end: datetime | None
+    status: str
+    count: int | None
+
+
+# Segment does not document its sync status values; the UI shows Success / Partial / Failure.
+_SUCCESS = {"success", "succeeded", "successful", "ok", "completed", "complete"}
+_PARTIAL = {"partial", "partial_success", "partially_succeeded", "partialsuccess"}
+_FAILURE = {"failure", "failed", "error", "errored"}
+
+
+def sync_state(report: SyncLike) -> str:
+    """``running`` / ``success`` / ``partial`` / ``failure`` / ``unknown`` (unknown is never terminal)."""
+    if report.end is None:
+        return "running"
+    status = (report.status or "").strip().lower()
+    if status in _SUCCESS:
+        return "success"
+    if status in _PARTIAL:
+        return "partial"
+    if status in _FAILURE:
+        return "failure"
+    return "unknown"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def running_loads(reports: Iterable[SyncLike]) -> list[SyncLike]:
+    return [r for r in reports if sync_state(r) == "running"]
+
+
+def segment_load_decision(
+    reports: Sequence[SyncLike],
+    *,
+    started_after: datetime,
+    source_ids: Sequence[str] | None = None,
+    allow_partial: bool = False,
+) -> Decision:
+    """Done when, for every watched source, a Segment load that started after ``started_after`` finished
+    successfully and no load is running now.
+
+    - any load running (for a watched source): wait; the final load must be over before anything follows.
+    - the newest finished load after the instant failed (or ended partial and partial is not allowed): failed.
+    - a status Segment has not documented: wait (it is not treated as terminal).
+    """
+    watched = list(source_ids) if source_ids else None
+    relevant = [r for r in reports if watched is None or r.source_id in watched]
+    running = running_loads(relevant)
+    if running:
+        newest = max(running, key=lambda r: r.start)
+        return wait(
+            f"a Segment load is running (source {newest.source_id}, started {_iso(newest.start)})",
+            running=len(running),
+        )
+    after = [r for r in relevant if r.start >= started_after]
+    by_source: dict[str | None, SyncLike] = {}
+    for report in sorted(after, key=lambda r: r.start):
+        by_source[report.source_id] = report  # newest wins
+    expected = watched if watched is not None else list(by_source) or [None]
+    confirmed: dict[str, str] = {}
+    for source in expected:
+        newest = by_source.get(source)
+        label = source or "any source"
+        if newest is None:
+            return wait(
+                f"no Segment load has started after {_iso(started_after)} for {label} yet",
+                confirmed=confirmed,
+            )
+        state = sync_state(newest)
+        if state == "unknown":
+            return wait(
+                f"the newest Segment load for {label} reports status {newest.status!r}, which is not a known "
+                "terminal status; waiting for a load that ends Success",
+                confirmed=confirmed,
+            )
+        if state == "failure" or (state == "partial" and not allow_partial):
+            return failed(
+                f"Segment's load for {label} that started {_iso(newest.start)} ended {newest.status!r}; "
+                "expected Success. Fix the load in Segment (see the sync's notices) and re-run this task, "
+                "or allow partial loads in the plan if that is acceptable.",
+                source_id=source,
+                status=newest.status,
+                start=_iso(newest.start),
+            )
+        confirmed[str(source)] = _iso(newest.end) or ""
+    last_end = max(by_source[s].end for s in expected)  # type: ignore[type-var]
+    return done(
+        f"Segment loads started after {_iso(started_after)} finished successfully for {len(expected)} source(s)",
+        confirmed=confirmed,
+        last_load_end=_iso(last_end),
+    )
+
+
+def sync_gate_decision(
+    reports: Sequence[SyncLike],
+    *,
+    warehouse_enabled: bool,
+    started_after: datetime,
+    source_ids: Sequence[str] | None = None,
+    allow_partial: bool = False,
+) -> Decision:
+    """When RudderStack's held sync may be released: never while a Segment load is running; otherwise once
+    Segment's final load is confirmed (or Segment's warehouse is already disabled, so no load can start)."""
+    relevant = [r for r in reports if not source_ids or r.source_id in source_ids]
+    running = running_loads(relevant)
+    if running:
+        newest = max(running, key=lambda r: r.start)
+        return wait(f"a Segment load is running (started {_iso(newest.start)}); RudderStack's sync stays held")
+    if not warehouse_enabled:
+        ends = [r.end for r in relevant if r.end is not None]
+        return done(
+            "Segment's warehouse is disabled and no Segment load is running",
+            last_load_end=_iso(max(ends)) if ends else None,
+        )
+    return segment_load_decision(
+        reports, started_after=started_after, source_ids=source_ids, allow_partial=allow_partial
+    )
+
+
+def source_drained_decision(
+    reports: Sequence[SyncLike],
+    *,
+    source_id: str,
+    started_after: datetime,
+    consecutive: int = 2,
+) -> Decision:
+    """A server-side source has stopped sending to Segment: its newest ``consecutive`` successful loads that
+    started after ``started_after`` each loaded zero events, and no load is running."""
+    mine = sorted((r for r in reports if r.source_id == source_id), key=lambda r: r.start)
+    if any(sync_state(r) == "running" for r in mine):
+        return wait(f"a Segment load for {source_id} is running")
+    finished = [r for r in mine if r.start >= started_after and sync_state(r) in {"success", "partial", "failure"}]
+    if finished and sync_state(finished[-1]) == "failure":
+        return failed(
+            f"Segment's newest load for {source_id} ended {finished[-1].status!r}; events from it may not be "
+            "in the warehouse. Fix the load in Segment and re-run this task."
+        )
+    tail = [r for r in finished if sync_state(r) == "success"][-consecutive:]
+    counts = [r.count or 0 for r in tail]
+    if len(tail) < consecutive:
+        return wait(
+            f"{len(tail)} of {consecutive} successful Segment loads for {source_id} seen after {_iso(started_after)}",
+            counts=counts,
+        )
+    if any(counts):
+        return wait(f"Segment still loads events for {source_id}: newest load counts {counts}", counts=counts)
+    return done(f"the last {consecutive} Segment loads for {source_id} loaded no events", counts=counts)
+
+
+def upload_decision(pending: dict[str, Any]) -> Decision:
+    """RudderStack has loaded what was pending (data plane ``pending-events`` answer)."""
+    aborted = int(pending.get("aborted_events") or 0)
+    if aborted:
+        return failed(
+            f"RudderStack aborted {aborted} event(s) while uploading to the warehouse; expected none. "
+            "See the destination's sync log in RudderStack, fix the cause and trigger a new upload.",
+            **pending,
+        )
+    busy = {k: int(pending.get(k) or 0) for k in ("pending_events", "pending_staging_files", "pending_uploads")}
+    if any(busy.values()):
+        return wait(
+            "RudderStack still has "
+            + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in busy.items() if v),
+            **busy,
+        )
+    return done("RudderStack has nothing pending for the warehouse", **busy)
+
+
+@dataclass(frozen=True)
+class AdoptionSample:
+    """One check of the adoption share: rows in a trailing window, and those that came through Segment."""
+
+    at: datetime
+    total: int
+    via_segment: int
+
+    @property
+    def share(self) -> float | None:
+        return (self.via_segment / self.total) if self.total else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": self.at.isoformat(), "total": self.total, "via_segment": self.via_segment}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AdoptionSample:
+        return cls(datetime.fromisoformat(data["at"]), int(data["total"]), int(data["via_segment"]))
+
+
+def adoption_decision(
+    samples: Sequence[AdoptionSample],
+    *,
+    threshold: float,
+    consecutive: int,
+    min_events: int = 1,
+) -> Decision:
+    """Done when the share of events still arriving through Segment's webhook was at or below ``threshold``
+    in each of the newest ``consecutive`` checks (a window with fewer than ``min_events`` events proves
+    nothing and breaks the streak)."""
+    if not samples:
+        return wait("no adoption check yet")
+    streak = 0
+    for sample in reversed(samples):
+        share = sample.share
+        if sample.total < min_events or share is None or share > threshold:
+            break
+        streak += 1
+    last = samples[-1]
+    share_text = "n/a" if last.share is None else f"{last.share:.2%}"
+    details = {"share": last.share, "total": last.total, "via_segment": last.via_segment, "streak": streak}
+    if streak >= consecutive:
+        return done(
+            f"share through Segment {share_text} <= {threshold:.2%} for {streak} consecutive checks", **details
+        )
+    if last.total < min_events:
+        return wait(f"only {last.total} event(s) in the window (need {min_events}); streak reset", **details)
+    return wait(
+        f"share through Segment {share_text} (threshold {threshold:.2%}); {streak}/{consecutive} consecutive checks",
+        **details,
+    )

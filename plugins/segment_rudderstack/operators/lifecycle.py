@@ -1,0 +1,200 @@
+"""The migration's beginning and end: is there anything left to do, the rollback, and the report."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowSkipException
+
+from segment_rudderstack.changelog import Change, ChangeLog
+from segment_rudderstack.operators.base import MigrationOperator
+
+MIGRATION = "migration"
+STATUS = "status"
+COMPLETE = "complete"
+ROLLED_BACK = "rolled_back"
+
+
+def migration_status(log: ChangeLog, plan_name: str) -> Change | None:
+    return log.last(MIGRATION, plan_name, STATUS)
+
+
+class MigrationStatusOperator(BaseOperator):
+    """First task of a migration run: when the plan's migration is already complete (and not rolled back
+    since), say so and skip every other task, so a scheduled run after completion is a no-op."""
+
+    ui_color = "#eeeeee"
+
+    def __init__(self, *, plan_name: str, change_log_key: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.plan_name = plan_name
+        self.change_log_key = change_log_key
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        status = migration_status(ChangeLog(self.change_log_key), self.plan_name)
+        if status is not None and status.after == COMPLETE:
+            message = (
+                f"migration {self.plan_name!r} is already complete (at {status.at}, run {status.run_id}); "
+                "nothing to do. Run the rollback DAG first to migrate again."
+            )
+            self.log.info(message)
+            raise AirflowSkipException(message)
+        self.log.info("migration %r: %s", self.plan_name, status.after if status else "not started")
+        return {"status": status.after if status else "not started"}
+
+
+class RollbackOperator(MigrationOperator):
+    """Undo the migration's outside changes using its change log: re-enable Segment's warehouse (or reconnect
+    its sources), disable the Webhooks destinations, and hold RudderStack's sync. Idempotent and dry-runnable."""
+
+    def __init__(
+        self,
+        *,
+        plan_name: str,
+        segment_conn_id: str,
+        rudderstack_conn_id: str,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.plan_name = plan_name
+        self.segment_conn_id = segment_conn_id
+        self.rudderstack_conn_id = rudderstack_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from segment_rudderstack.hooks.rudderstack import RudderStackHook
+        from segment_rudderstack.hooks.segment import SegmentHook
+        from segment_rudderstack.operators.rudderstack import unwrap
+
+        segment = SegmentHook(segment_conn_id=self.segment_conn_id)
+        rudderstack = RudderStackHook(rudderstack_conn_id=self.rudderstack_conn_id)
+        entries = self.change_log.entries()
+        if not entries:
+            self.log.info("the change log %s is empty: this plan changed nothing, so there is nothing to undo",
+                          self.change_log_key)
+        done: list[str] = []
+        targets = {(c.target, c.target_id, c.field) for c in entries}
+        for target, target_id, field in sorted(targets):
+            if (target, field) == ("segment.warehouse", "enabled"):
+                current = bool(unwrap(segment.get_warehouse(target_id), "warehouse").get("enabled"))
+                if self.apply_change(context, target=target, target_id=target_id, field=field, before=current,
+                                     after=True, apply=lambda t=target_id: segment.set_warehouse_enabled(t, True)):
+                    done.append(f"re-enabled Segment warehouse {target_id}")
+            elif (target, field) == ("segment.warehouse.source", "connected"):
+                warehouse_id, _, source_id = target_id.partition(":")
+                connected = {s.get("id") for s in segment.list_connected_sources(warehouse_id)}
+                if self.apply_change(
+                    context, target=target, target_id=target_id, field=field, before=source_id in connected,
+                    after=True, apply=lambda w=warehouse_id, s=source_id: segment.connect_source(w, s),
+                ):
+                    done.append(f"reconnected Segment source {source_id} to warehouse {warehouse_id}")
+            elif (target, field) == ("segment.destination", "enabled"):
+                current = bool(unwrap(segment.get_destination(target_id), "destination").get("enabled"))
+                if self.apply_change(context, target=target, target_id=target_id, field=field, before=current,
+                                     after=False, apply=lambda t=target_id: segment.set_destination_enabled(t, False)):
+                    done.append(f"disabled Segment webhook destination {target_id}")
+            elif target == "rudderstack.destination" and field.startswith("config."):
+                config = unwrap(rudderstack.get_destination(target_id), "destination").get("config") or {}
+                before = bool(config.get("manualSync", False))
+                if self.apply_change(
+                    context, target=target, target_id=target_id, field="config.manualSync", before=before,
+                    after=True, apply=lambda t=target_id: rudderstack.update_destination(t, config={"manualSync": True}),
+                ):
+                    done.append(f"held RudderStack sync on destination {target_id}")
+        status = migration_status(self.change_log, self.plan_name)
+        if status is not None and status.after != ROLLED_BACK:
+            self.apply_change(context, target=MIGRATION, target_id=self.plan_name, field=STATUS,
+                              before=status.after, after=ROLLED_BACK, apply=lambda: None)
+        self.log.info("rollback: %s", done or "nothing to undo (already rolled back)")
+        return {"undone": done, "dry_run": self.is_dry_run}
+
+
+def _adoption_chart(history: list[dict[str, Any]], path: pathlib.Path, threshold: float | None) -> bool:
+    points = [(datetime.fromisoformat(h["at"]), h["via_segment"] / h["total"]) for h in history if h.get("total")]
+    if not points:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
+    ax.plot([p[0] for p in points], [100 * p[1] for p in points], marker="o", label="share via Segment webhook")
+    if threshold is not None:
+        ax.axhline(100 * threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:.2%}")
+    ax.set_ylabel("% of events")
+    ax.set_title("Client adoption: events still arriving through Segment")
+    ax.legend(loc="upper right")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+class MigrationReportOperator(MigrationOperator):
+    """Write a Markdown report (and a PNG chart of the adoption share) of this run, log a summary, and mark
+    the migration complete in the change log (unless it is a dry run)."""
+
+    def __init__(
+        self,
+        *,
+        plan_name: str,
+        reports_dir: str,
+        task_ids: dict[str, str],
+        adoption_threshold: float | str | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.plan_name = plan_name
+        self.reports_dir = reports_dir
+        self.task_ids = task_ids
+        self.adoption_threshold = adoption_threshold
+
+    template_fields = (*MigrationOperator.template_fields, "adoption_threshold")
+
+    def execute(self, context: Any) -> str:
+        ti = context["ti"]
+        results = {name: ti.xcom_pull(task_ids=task_id) for name, task_id in self.task_ids.items()}
+        run_id = getattr(ti, "run_id", "run")
+        folder = pathlib.Path(self.reports_dir) / self.plan_name
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in run_id)
+        changes = [c for c in self.change_log.entries() if c.run_id == run_id]
+        threshold = float(self.adoption_threshold) if self.adoption_threshold not in (None, "") else None
+        adoption = results.get("adoption") or {}
+        chart = folder / f"{stem}-adoption.png"
+        has_chart = _adoption_chart(adoption.get("history") or [], chart, threshold)
+        lines = [
+            f"# Segment → RudderStack migration report: `{self.plan_name}`",
+            "",
+            f"- run: `{run_id}`{' (dry run: nothing was changed)' if self.is_dry_run else ''}",
+            f"- written: {datetime.now(UTC).isoformat()}",
+            "",
+            "## Outside changes, in order",
+            "",
+            "| when (UTC) | what | before | after | task |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {c.at} | {c.target} `{c.target_id}` {c.field} | {c.before!r} | {c.after!r} | {c.task_id} |"
+            for c in changes
+        ] or ["| - | no change in this run | | | |"]
+        lines += ["", "## Steps", ""]
+        for name, value in results.items():
+            lines.append(f"### {name}\n\n```json\n{json.dumps(value, indent=2, default=str)[:4000]}\n```\n")
+        if has_chart:
+            lines += ["## Client adoption", "", f"![adoption share]({chart.name})", ""]
+        path = folder / f"{stem}.md"
+        path.write_text("\n".join(lines), encoding="utf-8")
+        self.log.info(
+            "report written to %s; %d outside change(s) in this run; duplicates: %s; final adoption share: %s",
+            path, len(changes), (results.get("duplicates") or {}).get("duplicates"), adoption.get("share"),
+        )
+        status = migration_status(self.change_log, self.plan_name)
+        self.apply_change(context, target=MIGRATION, target_id=self.plan_name, field=STATUS,
+                          before=status.after if status else None, after=COMPLETE, apply=lambda: None)
+        return str(path)

@@ -1,0 +1,186 @@
+"""Preflight: prove that the migration is safe to start, before anything is changed.
+
+Checks that Segment's warehouse is there and loading, that its recent loads are healthy, that the
+RudderStack destination (when it exists) writes to the same namespace as Segment's schema, that the
+schema holds the required Segment tables, and that the columns RudderStack will write are type-compatible
+with the ones already there. Every problem found is listed in one failure message and a table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from segment_rudderstack import conditions
+from segment_rudderstack.changelog import ChangeLog
+from segment_rudderstack.operators.rudderstack import _same_namespace, unwrap
+
+# Columns RudderStack writes into every Segment event table, with the type family it writes them as.
+RUDDERSTACK_EVENT_COLUMNS: dict[str, str] = {
+    "id": "string",
+    "anonymous_id": "string",
+    "user_id": "string",
+    "received_at": "timestamp",
+    "sent_at": "timestamp",
+    "timestamp": "timestamp",
+    "original_timestamp": "timestamp",
+    "uuid_ts": "timestamp",
+    "context_library_name": "string",
+    "context_source_id": "string",
+    "context_source_type": "string",
+    "context_destination_id": "string",
+    "context_destination_type": "string",
+}
+TRACK_COLUMNS = {"event": "string", "event_text": "string"}
+
+
+def expected_columns(tables: Sequence[str]) -> dict[str, dict[str, str]]:
+    expected = {}
+    for table in tables:
+        columns = dict(RUDDERSTACK_EVENT_COLUMNS)
+        if table == "tracks":
+            columns.update(TRACK_COLUMNS)
+        expected[table] = columns
+    return expected
+
+
+def format_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    line = lambda r: " | ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True))  # noqa: E731
+    return "\n".join([line(header), "-+-".join("-" * w for w in widths), *(line(r) for r in rows)])
+
+
+class PreflightOperator(BaseOperator):
+    """Fails before any change when the migration is unsafe; returns a summary of what it found."""
+
+    ui_color = "#d5f5e3"
+    template_fields = ("namespace", "destination_id")
+
+    def __init__(
+        self,
+        *,
+        segment_conn_id: str,
+        warehouse_id: str,
+        source_ids: Sequence[str],
+        rudderstack_conn_id: str,
+        destination_id: str | None,
+        destination_name: str,
+        destination_type: str,
+        warehouse_conn_id: str,
+        namespace: str,
+        required_tables: Sequence[str] = ("tracks",),
+        change_log_key: str | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.segment_conn_id = segment_conn_id
+        self.warehouse_id = warehouse_id
+        self.source_ids = list(source_ids)
+        self.rudderstack_conn_id = rudderstack_conn_id
+        self.destination_id = destination_id
+        self.destination_name = destination_name
+        self.destination_type = destination_type
+        self.warehouse_conn_id = warehouse_conn_id
+        self.namespace = namespace
+        self.required_tables = list(required_tables)
+        self.change_log_key = change_log_key
+
+    def _check_segment(self, problems: list[str], summary: dict[str, Any]) -> None:
+        from segment_rudderstack.hooks.segment import SegmentHook
+
+        hook = SegmentHook(segment_conn_id=self.segment_conn_id)
+        warehouse = unwrap(hook.get_warehouse(self.warehouse_id), "warehouse")
+        summary["segment_warehouse_enabled"] = bool(warehouse.get("enabled"))
+        if not warehouse.get("enabled"):
+            ours = ChangeLog(self.change_log_key).last("segment.warehouse", self.warehouse_id, "enabled")
+            if ours is not None and ours.after is False:
+                self.log.info("Segment warehouse %s was disabled by this migration at %s", self.warehouse_id, ours.at)
+            else:
+                problems.append(
+                    f"Segment warehouse {self.warehouse_id} is disabled, expected enabled: the migration takes over "
+                    "from a loading Segment warehouse. Enable it in Segment or check the plan's warehouse id."
+                )
+        reports = hook.list_warehouse_syncs(self.warehouse_id)
+        healthy = []
+        for source_id in self.source_ids:
+            mine = [r for r in reports if r.source_id == source_id and r.end is not None]
+            if not mine:
+                self.log.warning("no finished Segment load seen yet for source %s", source_id)
+                continue
+            newest = max(mine, key=lambda r: r.start)
+            state = conditions.sync_state(newest)
+            healthy.append((source_id, newest.start.isoformat(), str(newest.status)))
+            if state == "failure":
+                problems.append(
+                    f"Segment's newest load for source {source_id} (started {newest.start.isoformat()}) ended "
+                    f"{newest.status!r}, expected Success: fix Segment's loads before migrating"
+                )
+        summary["segment_recent_loads"] = healthy
+
+    def _check_rudderstack(self, problems: list[str], summary: dict[str, Any]) -> None:
+        from segment_rudderstack.hooks.rudderstack import RudderStackHook
+
+        hook = RudderStackHook(rudderstack_conn_id=self.rudderstack_conn_id)
+        if self.destination_id:
+            candidates = [unwrap(hook.get_destination(self.destination_id), "destination")]
+        else:
+            candidates = [
+                d
+                for d in hook.list_destinations()
+                if d.get("name") == self.destination_name
+                and str(d.get("type", "")).upper() == self.destination_type.upper()
+            ]
+        summary["rudderstack_destination"] = candidates[0].get("id") if candidates else None
+        for destination in candidates:
+            found = (destination.get("config") or {}).get("namespace")
+            if not _same_namespace(found, self.namespace):
+                problems.append(
+                    f"RudderStack destination {destination.get('id')} has namespace {found!r}, but Segment writes "
+                    f"to schema {self.namespace!r}: they must be the same so RudderStack writes the same tables"
+                )
+
+    def _check_warehouse(self, problems: list[str], summary: dict[str, Any]) -> None:
+        from segment_rudderstack.dialects import dialect_for_conn_id
+
+        dialect = dialect_for_conn_id(self.warehouse_conn_id)
+        if not dialect.schema_exists(self.namespace):
+            problems.append(
+                f"schema {self.namespace!r} does not exist in warehouse connection {self.warehouse_conn_id!r}: "
+                "expected the schema Segment writes to"
+            )
+            return
+        tables = dialect.list_tables(self.namespace)
+        summary["tables"] = sorted(tables)
+        missing = [t for t in self.required_tables if t not in tables]
+        if missing:
+            problems.append(f"required Segment tables missing from schema {self.namespace!r}: {missing}")
+        present = [t for t in ("tracks", "pages", "screens", "identifies", "groups", "aliases") if t in tables]
+        differences = dialect.compare_columns(expected_columns(present), dialect.list_columns(self.namespace, present))
+        rows = [
+            (d.table, d.column or "", d.kind, d.expected_type or "", d.actual_type or "") for d in differences
+        ]
+        if rows:
+            self.log.info(
+                "column comparison (RudderStack will write vs found):\n%s",
+                format_table(rows, ("table", "column", "difference", "expected", "found")),
+            )
+        mismatches = [d for d in differences if d.kind == "type_mismatch"]
+        for d in mismatches:
+            problems.append(d.describe())
+        summary["column_differences"] = [r for r in rows]
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        problems: list[str] = []
+        summary: dict[str, Any] = {"namespace": self.namespace}
+        self._check_segment(problems, summary)
+        self._check_rudderstack(problems, summary)
+        self._check_warehouse(problems, summary)
+        if problems:
+            raise AirflowFailException(
+                "preflight found problems; nothing was changed:\n" + "\n".join(f"  - {p}" for p in problems)
+            )
+        self.log.info("preflight passed: %s", summary)
+        return summary

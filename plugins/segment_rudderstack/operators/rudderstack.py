@@ -1,0 +1,366 @@
+"""RudderStack side of the runbook: the warehouse destination, the Segment-type source, holding and
+releasing the warehouse sync."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from segment_rudderstack import conditions
+from segment_rudderstack.operators.base import MigrationOperator
+
+
+
+
+def unwrap(payload: Any, key: str) -> Any:
+    if isinstance(payload, dict) and isinstance(payload.get(key), dict):
+        return payload[key]
+    return payload
+
+
+def _same_namespace(a: str | None, b: str | None) -> bool:
+    # Warehouses fold unquoted identifiers (PostgreSQL to lower case, Snowflake to upper case).
+    return (a or "").strip().lower() == (b or "").strip().lower()
+
+
+def warehouse_credentials(conn_id: str) -> dict[str, Any]:
+    """RudderStack warehouse destination config fields taken from an Airflow warehouse connection."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    config = {
+        "host": conn.host,
+        "port": str(conn.port) if conn.port else None,
+        "database": conn.schema,
+        "user": conn.login,
+        "password": conn.password,
+    }
+    extra = conn.extra_dejson or {}
+    for key in ("account", "warehouse", "role", "sslMode"):
+        if extra.get(key):
+            config[key] = extra[key]
+    if extra.get("database"):
+        config["database"] = extra["database"]
+    return {k: v for k, v in config.items() if v not in (None, "")}
+
+
+class _RudderStackOperator(MigrationOperator):
+    def __init__(self, *, rudderstack_conn_id: str = "rudderstack_default", **kwargs: Any):
+        super().__init__(**kwargs)
+        self.rudderstack_conn_id = rudderstack_conn_id
+
+    def rudderstack(self):
+        from segment_rudderstack.hooks.rudderstack import RudderStackHook
+
+        return RudderStackHook(rudderstack_conn_id=self.rudderstack_conn_id)
+
+
+class EnsureRudderStackDestinationOperator(_RudderStackOperator):
+    """Create the RudderStack warehouse destination whose namespace is Segment's schema, or verify an
+    existing one. A new destination is created with ``manualSync`` on, so nothing loads before Segment's
+    final load. An existing destination whose namespace differs is never changed: the task fails.
+
+    Returns the destination id (``None`` in a dry run that would create it)."""
+
+    template_fields = (*MigrationOperator.template_fields, "destination_id", "namespace")
+
+    def __init__(
+        self,
+        *,
+        namespace: str,
+        destination_type: str = "POSTGRES",
+        destination_name: str = "Warehouse (migrated from Segment)",
+        destination_id: str | None = None,
+        config: dict[str, Any] | None = None,
+        sync_frequency_minutes: int = 30,
+        credentials_conn_id: str | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.namespace = namespace
+        self.destination_type = destination_type
+        self.destination_name = destination_name
+        self.destination_id = destination_id
+        self.config = dict(config or {})
+        self.sync_frequency_minutes = sync_frequency_minutes
+        self.credentials_conn_id = credentials_conn_id
+
+    def _find(self, hook) -> dict[str, Any] | None:
+        if self.destination_id:
+            return unwrap(hook.get_destination(self.destination_id), "destination")
+        matches = [
+            d
+            for d in hook.list_destinations()
+            if d.get("name") == self.destination_name and str(d.get("type", "")).upper() == self.destination_type
+        ]
+        if len(matches) > 1:
+            raise AirflowFailException(
+                f"expected at most one RudderStack destination named {self.destination_name!r} of type "
+                f"{self.destination_type}, found {len(matches)} ({[m.get('id') for m in matches]}); "
+                "set rudderstack.destination.id in the plan to pick one"
+            )
+        return matches[0] if matches else None
+
+    def execute(self, context: Any) -> str | None:
+        hook = self.rudderstack()
+        existing = self._find(hook)
+        if existing is not None:
+            found = (existing.get("config") or {}).get("namespace")
+            if not _same_namespace(found, self.namespace):
+                raise AirflowFailException(
+                    f"RudderStack destination {existing.get('id')} writes to namespace {found!r}, expected "
+                    f"{self.namespace!r} (the schema Segment writes to). Nothing was changed. Point the plan at "
+                    "the right destination, or fix the destination's namespace in RudderStack."
+                )
+            self.log.info("RudderStack destination %s exists with namespace %r", existing.get("id"), found)
+            return existing.get("id")
+        config = {
+            **self.config,
+            "namespace": self.namespace,
+            "syncFrequency": str(self.sync_frequency_minutes),
+            "manualSync": True,
+        }
+        if self.credentials_conn_id:
+            config = {**warehouse_credentials(self.credentials_conn_id), **config}
+        created: dict[str, Any] = {}
+
+        def create() -> None:
+            created.update(
+                unwrap(
+                    hook.create_destination(
+                        name=self.destination_name, type=self.destination_type, config=config, enabled=True
+                    ),
+                    "destination",
+                )
+            )
+
+        self.apply_change(
+            context,
+            target="rudderstack.destination",
+            target_id=self.destination_name,
+            field="exists",
+            before=False,
+            after=True,
+            apply=create,
+        )
+        if self.is_dry_run:
+            return None
+        self.log.info("created RudderStack destination %s (namespace %r, sync held)", created.get("id"), self.namespace)
+        return created.get("id")
+
+
+class EnsureRudderStackSegmentSourceOperator(_RudderStackOperator):
+    """Ensure a source of type Segment (a webhook source) exists and that it, and the RudderStack sources the
+    new clients send to, are connected to the warehouse destination. Returns the Segment-type source id;
+    its webhook URL carries the write key and is never returned or logged."""
+
+    template_fields = (*MigrationOperator.template_fields, "destination_id")
+
+    def __init__(
+        self,
+        *,
+        destination_id: str | None,
+        source_name: str = "Segment (old app versions)",
+        connect_source_ids: Sequence[str] = (),
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.destination_id = destination_id
+        self.source_name = source_name
+        self.connect_source_ids = list(connect_source_ids)
+
+    def execute(self, context: Any) -> str | None:
+        hook = self.rudderstack()
+        sources = hook.list_sources()
+        matches = [
+            s for s in sources if s.get("name") == self.source_name and str(s.get("type", "")).lower() == "segment"
+        ]
+        if len(matches) > 1:
+            raise AirflowFailException(
+                f"expected one RudderStack source of type Segment named {self.source_name!r}, found {len(matches)}"
+            )
+        known = {s.get("id") for s in sources}
+        missing = [s for s in self.connect_source_ids if s not in known]
+        if missing:
+            raise AirflowFailException(
+                f"RudderStack sources {missing} (plan: sources[].rudderstack_source_id) do not exist in the "
+                "workspace; create them or fix the plan"
+            )
+        source = matches[0] if matches else None
+        if source is None:
+            holder: dict[str, Any] = {}
+
+            def create() -> None:
+                holder.update(unwrap(hook.create_source(name=self.source_name, type="Segment"), "source"))
+
+            self.apply_change(
+                context,
+                target="rudderstack.source",
+                target_id=self.source_name,
+                field="exists",
+                before=False,
+                after=True,
+                apply=create,
+            )
+            source = holder or None
+        source_id = source.get("id") if source else None
+        if not self.destination_id:
+            self.log.info("DRY RUN: no destination yet; connections would be made after it is created")
+            return source_id
+        connected = {
+            (c.get("sourceId"), c.get("destinationId")): c
+            for c in hook.list_connections()
+            if c.get("destinationId") == self.destination_id
+        }
+        for sid in [source_id, *self.connect_source_ids]:
+            if sid is None:
+                continue
+            existing = connected.get((sid, self.destination_id))
+            before = bool(existing and existing.get("enabled", True))
+            self.apply_change(
+                context,
+                target="rudderstack.connection",
+                target_id=f"{sid}->{self.destination_id}",
+                field="enabled",
+                before=before if existing else None,
+                after=True,
+                apply=lambda sid=sid: hook.create_connection(source_id=sid, destination_id=self.destination_id),
+            )
+        return source_id
+
+
+def sync_start_at(last_segment_load_end: datetime | None, margin: timedelta, now: datetime) -> str:
+    """``syncStartAt`` ("HH:MM" UTC) for RudderStack: after Segment's last load finished plus a margin."""
+    base = max(last_segment_load_end or now, now)
+    start = base + margin
+    minute = start.minute + (1 if start.second or start.microsecond else 0)
+    start = start.replace(second=0, microsecond=0) + timedelta(minutes=minute - start.minute)
+    return start.astimezone(UTC).strftime("%H:%M")
+
+
+class HoldRudderStackSyncOperator(_RudderStackOperator):
+    """Hold RudderStack's warehouse sync: ``manualSync`` on (automatic uploads stop)."""
+
+    template_fields = (*MigrationOperator.template_fields, "destination_id")
+
+    def __init__(self, *, destination_id: str | None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.destination_id = destination_id
+
+    def execute(self, context: Any) -> bool:
+        if not self.destination_id:
+            self.log.info("DRY RUN: the destination does not exist yet; it would be created with sync held")
+            return True
+        hook = self.rudderstack()
+        destination = unwrap(hook.get_destination(self.destination_id), "destination")
+        before = bool((destination.get("config") or {}).get("manualSync", False))
+        self.apply_change(
+            context,
+            target="rudderstack.destination",
+            target_id=self.destination_id,
+            field="config.manualSync",
+            before=before,
+            after=True,
+            apply=lambda: hook.update_destination(self.destination_id, config={"manualSync": True}),
+        )
+        return True
+
+
+class ReleaseRudderStackSyncOperator(_RudderStackOperator):
+    """Release RudderStack's sync once Segment's final load is over: ``syncStartAt`` = Segment's last load end
+    plus a margin, ``manualSync`` off, then trigger an upload. Refuses while a Segment load is running."""
+
+    template_fields = (*MigrationOperator.template_fields, "destination_id", "started_after", "source_ids")
+
+    def __init__(
+        self,
+        *,
+        destination_id: str | None,
+        segment_conn_id: str = "segment_default",
+        warehouse_id: str,
+        started_after: str | datetime,
+        source_ids: Sequence[str] | None = None,
+        allow_partial: bool = False,
+        margin_minutes: float = 30,
+        rudderstack_data_plane_conn_id: str = "rudderstack_data_plane_default",
+        trigger_upload: bool = True,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.destination_id = destination_id
+        self.segment_conn_id = segment_conn_id
+        self.warehouse_id = warehouse_id
+        self.started_after = started_after
+        self.source_ids = source_ids
+        self.allow_partial = allow_partial
+        self.margin_minutes = margin_minutes
+        self.rudderstack_data_plane_conn_id = rudderstack_data_plane_conn_id
+        self.trigger_upload = trigger_upload
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from segment_rudderstack.hooks.rudderstack import RudderStackDataPlaneHook
+        from segment_rudderstack.hooks.segment import SegmentHook
+
+        if not self.destination_id:
+            self.log.info("DRY RUN: no destination yet; its sync would be released after Segment's final load")
+            return {"released": False}
+        segment = SegmentHook(segment_conn_id=self.segment_conn_id)
+        warehouse = unwrap(segment.get_warehouse(self.warehouse_id), "warehouse")
+        reports = segment.list_warehouse_syncs(self.warehouse_id)
+        started_after = (
+            self.started_after
+            if isinstance(self.started_after, datetime)
+            else datetime.fromisoformat(str(self.started_after))
+        )
+        gate = conditions.sync_gate_decision(
+            reports,
+            warehouse_enabled=bool(warehouse.get("enabled")),
+            started_after=started_after,
+            source_ids=self.source_ids,
+            allow_partial=self.allow_partial,
+        )
+        if not gate.done:
+            raise AirflowFailException(
+                f"refusing to release RudderStack's sync: {gate.reason}. Expected Segment's final load to be "
+                "finished and no Segment load running; re-run this task once that holds."
+            )
+        ends = [r.end for r in reports if r.end is not None]
+        now = datetime.now(UTC)
+        start_at = sync_start_at(max(ends) if ends else None, timedelta(minutes=float(self.margin_minutes)), now)
+        hook = self.rudderstack()
+        destination = unwrap(hook.get_destination(self.destination_id), "destination")
+        config = destination.get("config") or {}
+        held = bool(config.get("manualSync", False))
+        if held:
+            self.apply_change(
+                context,
+                target="rudderstack.destination",
+                target_id=self.destination_id,
+                field="config.syncStartAt",
+                before=config.get("syncStartAt"),
+                after=start_at,
+                apply=lambda: hook.update_destination(self.destination_id, config={"syncStartAt": start_at}),
+            )
+        changed = self.apply_change(
+            context,
+            target="rudderstack.destination",
+            target_id=self.destination_id,
+            field="config.manualSync",
+            before=held,
+            after=False,
+            apply=lambda: hook.update_destination(self.destination_id, config={"manualSync": False}),
+        )
+        triggered = False
+        if self.trigger_upload and not self.is_dry_run:
+            RudderStackDataPlaneHook(
+                rudderstack_data_plane_conn_id=self.rudderstack_data_plane_conn_id
+            ).trigger_upload(destination_id=self.destination_id)
+            triggered = True
+            self.log.info("triggered a RudderStack upload for destination %s", self.destination_id)
+        elif self.trigger_upload:
+            self.log.info("DRY RUN: would trigger a RudderStack upload for destination %s", self.destination_id)
+        return {"released": changed or not held, "sync_start_at": start_at, "upload_triggered": triggered,
+                "gate": gate.reason, "released_at": now.isoformat()}

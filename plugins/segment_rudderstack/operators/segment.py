@@ -1,0 +1,283 @@
+"""Segment side of the runbook: the Webhooks destination that forwards events to RudderStack, and switching
+Segment's warehouse and webhook off at the right moments."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from segment_rudderstack import conditions
+from segment_rudderstack.operators.base import MigrationOperator
+from segment_rudderstack.operators.rudderstack import unwrap
+
+WEBHOOKS_METADATA_ID = "54521fdc25e721e32a72ef04"  # Segment's classic Webhooks destination
+
+
+def _when(value: str | datetime) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def hook_urls(destination: dict[str, Any]) -> list[str]:
+    hooks = (destination.get("settings") or {}).get("hooks") or []
+    return [h.get("hook") for h in hooks if isinstance(h, dict) and h.get("hook")]
+
+
+def is_webhook_to(destination: dict[str, Any], url: str) -> bool:
+    metadata = destination.get("metadata") or {}
+    return metadata.get("id") == WEBHOOKS_METADATA_ID and url in hook_urls(destination)
+
+
+class _SegmentOperator(MigrationOperator):
+    def __init__(self, *, segment_conn_id: str = "segment_default", **kwargs: Any):
+        super().__init__(**kwargs)
+        self.segment_conn_id = segment_conn_id
+
+    def segment(self):
+        from segment_rudderstack.hooks.segment import SegmentHook
+
+        return SegmentHook(segment_conn_id=self.segment_conn_id)
+
+
+class _WebhookOperator(_SegmentOperator):
+    """Finds, per Segment source, the Webhooks destination that points at the RudderStack Segment-type source."""
+
+    template_fields = (*MigrationOperator.template_fields, "rudderstack_source_id", "source_ids")
+
+    def __init__(
+        self,
+        *,
+        source_ids: Sequence[str],
+        rudderstack_source_id: str | None,
+        rudderstack_conn_id: str = "rudderstack_default",
+        rudderstack_data_plane_conn_id: str = "rudderstack_data_plane_default",
+        destination_name: str = "RudderStack (migration)",
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.source_ids = source_ids
+        self.rudderstack_source_id = rudderstack_source_id
+        self.rudderstack_conn_id = rudderstack_conn_id
+        self.rudderstack_data_plane_conn_id = rudderstack_data_plane_conn_id
+        self.destination_name = destination_name
+
+    def webhook_url(self) -> str | None:
+        """The RudderStack webhook URL (it carries the source's write key: masked, never returned)."""
+        from segment_rudderstack.hooks.rudderstack import RudderStackDataPlaneHook, RudderStackHook
+
+        if not self.rudderstack_source_id:
+            return None
+        source = unwrap(
+            RudderStackHook(rudderstack_conn_id=self.rudderstack_conn_id).get_source(self.rudderstack_source_id),
+            "source",
+        )
+        write_key = source.get("writeKey")
+        if not write_key:
+            raise AirflowFailException(
+                f"RudderStack source {self.rudderstack_source_id} has no writeKey in its API answer; "
+                "expected a Segment-type source with a write key"
+            )
+        return RudderStackDataPlaneHook(
+            rudderstack_data_plane_conn_id=self.rudderstack_data_plane_conn_id
+        ).webhook_url(write_key)
+
+    def find_webhooks(self, hook, url: str | None) -> dict[str, list[dict[str, Any]]]:
+        found: dict[str, list[dict[str, Any]]] = {}
+        for source_id in self.source_ids:
+            destinations = hook.list_connected_destinations(source_id)
+            found[source_id] = [d for d in destinations if url and is_webhook_to(d, url)]
+        return found
+
+
+class EnsureSegmentWebhookOperator(_WebhookOperator):
+    """Ensure each given Segment source has exactly one Webhooks destination pointing at RudderStack's
+    Segment-type source, enabled (or disabled) as asked. No duplicate destination on re-run.
+
+    Returns ``{"destinations": {source_id: destination_id}, "cutover_at": iso}``; ``cutover_at`` is when the
+    webhook was (last) enabled on all sources, the instant after which a Segment load must start and finish
+    before Segment's warehouse may be disabled."""
+
+    def __init__(self, *, enabled: bool = True, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.enabled = enabled
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        hook = self.segment()
+        url = self.webhook_url()
+        found = self.find_webhooks(hook, url)
+        destinations: dict[str, str | None] = {}
+        enabled_at: list[datetime] = []
+        for source_id, matches in found.items():
+            if len(matches) > 1:
+                self.log.warning(
+                    "Segment source %s has %d Webhooks destinations pointing at RudderStack (%s); using the first",
+                    source_id, len(matches), [m.get("id") for m in matches],
+                )
+            if not matches:
+                created: dict[str, Any] = {}
+
+                def create(source_id: str = source_id, created: dict[str, Any] = created) -> None:
+                    created.update(
+                        unwrap(
+                            hook.create_destination(
+                                source_id=source_id,
+                                metadata_id=WEBHOOKS_METADATA_ID,
+                                name=self.destination_name,
+                                enabled=self.enabled,
+                                settings={"hooks": [{"hook": url, "headers": []}]},
+                            ),
+                            "destination",
+                        )
+                    )
+
+                self.apply_change(
+                    context,
+                    target="segment.destination",
+                    target_id=f"{source_id}:{self.destination_name}",
+                    field="exists",
+                    before=False,
+                    after=True,
+                    apply=create,
+                )
+                destinations[source_id] = created.get("id")
+                if created.get("id"):
+                    self._record_enabled(context, created["id"], None, self.enabled)
+                if self.enabled:
+                    enabled_at.append(datetime.now(UTC))
+                continue
+            destination = matches[0]
+            destination_id = destination["id"]
+            destinations[source_id] = destination_id
+            before = bool(destination.get("enabled"))
+            changed = self.apply_change(
+                context,
+                target="segment.destination",
+                target_id=destination_id,
+                field="enabled",
+                before=before,
+                after=self.enabled,
+                apply=lambda destination_id=destination_id: hook.set_destination_enabled(
+                    destination_id, self.enabled
+                ),
+            )
+            if self.enabled:
+                enabled_at.append(datetime.now(UTC) if changed else self._enabled_since(destination_id))
+        cutover = max(enabled_at) if enabled_at else datetime.now(UTC)
+        self.log.info("cutover point (webhook enabled on all sources): %s", cutover.isoformat())
+        return {"destinations": destinations, "cutover_at": cutover.isoformat()}
+
+    def _record_enabled(self, context: Any, destination_id: str, before: Any, after: bool) -> None:
+        from segment_rudderstack.changelog import Change
+
+        self.change_log.record(
+            Change(target="segment.destination", target_id=destination_id, field="enabled", before=before,
+                   after=after, task_id=self.task_id, run_id=getattr(context.get("ti"), "run_id", None))
+        )
+
+    def _enabled_since(self, destination_id: str) -> datetime:
+        change = self.change_log.last("segment.destination", destination_id, "enabled")
+        if change is not None and change.after is True:
+            return _when(change.at)
+        # Enabled outside this migration: we cannot know since when, so take now (the safe, later instant).
+        self.log.info("webhook %s was enabled outside this plan's change log; cutover counted from now",
+                      destination_id)
+        return datetime.now(UTC)
+
+
+class DisableSegmentWebhookOperator(_WebhookOperator):
+    """Disable the Webhooks destinations that forward Segment events to RudderStack (the last runbook step)."""
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        hook = self.segment()
+        found = self.find_webhooks(hook, self.webhook_url())
+        disabled: list[str] = []
+        for matches in found.values():
+            for destination in matches:
+                if self.apply_change(
+                    context,
+                    target="segment.destination",
+                    target_id=destination["id"],
+                    field="enabled",
+                    before=bool(destination.get("enabled")),
+                    after=False,
+                    apply=lambda d=destination["id"]: hook.set_destination_enabled(d, False),
+                ):
+                    disabled.append(destination["id"])
+        return {"disabled": disabled, "at": datetime.now(UTC).isoformat()}
+
+
+class DisableSegmentWarehouseOperator(_SegmentOperator):
+    """Switch Segment's warehouse loads off once its final load is confirmed.
+
+    Re-checks Segment's syncs itself and refuses while a Segment load is running or before a load that started
+    after ``started_after`` (the cutover point) finished successfully. ``final_step="disconnect_sources"``
+    disconnects only the plan's sources instead (disabling the warehouse stops loads for every source)."""
+
+    template_fields = (*MigrationOperator.template_fields, "warehouse_id", "started_after", "source_ids")
+
+    def __init__(
+        self,
+        *,
+        warehouse_id: str,
+        started_after: str | datetime,
+        source_ids: Sequence[str] | None = None,
+        allow_partial: bool = False,
+        final_step: str = "disable_warehouse",
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        if final_step not in ("disable_warehouse", "disconnect_sources"):
+            raise ValueError(f"final_step must be disable_warehouse or disconnect_sources, not {final_step!r}")
+        self.warehouse_id = warehouse_id
+        self.started_after = started_after
+        self.source_ids = source_ids
+        self.allow_partial = allow_partial
+        self.final_step = final_step
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        hook = self.segment()
+        warehouse = unwrap(hook.get_warehouse(self.warehouse_id), "warehouse")
+        enabled = bool(warehouse.get("enabled"))
+        reports = hook.list_warehouse_syncs(self.warehouse_id)
+        decision = conditions.segment_load_decision(
+            reports,
+            started_after=_when(self.started_after),
+            source_ids=self.source_ids,
+            allow_partial=self.allow_partial,
+        )
+        if self.final_step == "disable_warehouse" and not enabled:
+            self.log.info("unchanged: Segment warehouse %s is already disabled", self.warehouse_id)
+            return {"disabled": False, "already": True, "last_check": decision.reason}
+        if not decision.done:
+            raise AirflowFailException(
+                f"refusing to switch Segment's warehouse {self.warehouse_id} off: {decision.reason}. Expected a "
+                f"Segment load that started after {_when(self.started_after).isoformat()} to have finished "
+                "successfully and no load running; re-run this task once that holds."
+            )
+        if self.final_step == "disable_warehouse":
+            changed = self.apply_change(
+                context,
+                target="segment.warehouse",
+                target_id=self.warehouse_id,
+                field="enabled",
+                before=True,
+                after=False,
+                apply=lambda: hook.set_warehouse_enabled(self.warehouse_id, False),
+            )
+        else:
+            connected = {s.get("id") for s in hook.list_connected_sources(self.warehouse_id)}
+            changed = False
+            for source_id in self.source_ids or []:
+                changed |= self.apply_change(
+                    context,
+                    target="segment.warehouse.source",
+                    target_id=f"{self.warehouse_id}:{source_id}",
+                    field="connected",
+                    before=source_id in connected,
+                    after=False,
+                    apply=lambda s=source_id: hook.disconnect_source(self.warehouse_id, s),
+                )
+        return {"disabled": changed, "at": datetime.now(UTC).isoformat(), "last_check": decision.reason}

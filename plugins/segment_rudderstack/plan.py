@@ -1,0 +1,224 @@
+"""Migration plans: the YAML file a data engineer writes to describe one Segment → RudderStack move.
+
+A plan is validated when it is loaded; every error names the field (``sources[1].kind``) and says what
+was expected. Loading a plan reads one local file and does no network or database work, so the DAG
+factory may call it at parse time.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+# Conservative identifier rule for names that end up as SQL identifiers or Airflow ids. Quoting would make
+# anything safe in SQL, but a namespace like `events; drop table x` is a typo or an attack, never a schema.
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,126}$")
+_PLAN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_CONN_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
+SYNC_FREQUENCIES_MINUTES = (30, 60, 180, 360, 720, 1440)
+
+
+class PlanError(ValueError):
+    """A plan file is missing, unreadable or invalid. The message lists every problem with its field."""
+
+
+ConnId = Annotated[str, Field(pattern=_CONN_ID.pattern)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SegmentSettings(_Model):
+    conn_id: ConnId = "segment_default"
+    warehouse_id: str = Field(min_length=1)
+    allow_partial_loads: bool = False
+    sync_list_requests_per_minute: float = Field(default=2, gt=0, le=600)
+    final_step: Literal["disable_warehouse", "disconnect_sources"] = "disable_warehouse"
+
+
+class SourceSettings(_Model):
+    id: str = Field(min_length=1, description="Segment source id")
+    kind: Literal["client", "server"]
+    rudderstack_source_id: str | None = Field(
+        default=None,
+        description="RudderStack source the new clients (or migrated servers) send to; it is connected to the destination",
+    )
+
+
+class DestinationSettings(_Model):
+    id: str | None = Field(default=None, description="existing RudderStack destination id; omit to create one")
+    name: str = "Warehouse (migrated from Segment)"
+    type: str = Field(default="POSTGRES", pattern=r"^[A-Z][A-Z0-9_]{1,40}$")
+    config: dict[str, Any] = Field(default_factory=dict)
+    credentials_from_warehouse_connection: bool = True
+    sync_frequency_minutes: int = 30
+    sync_start_margin_minutes: int = Field(default=30, ge=0, le=1440)
+
+    @field_validator("sync_frequency_minutes")
+    @classmethod
+    def _known_frequency(cls, value: int) -> int:
+        if value not in SYNC_FREQUENCIES_MINUTES:
+            raise ValueError(f"must be one of {list(SYNC_FREQUENCIES_MINUTES)} (RudderStack's sync frequencies)")
+        return value
+
+    @field_validator("config")
+    @classmethod
+    def _no_namespace(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "namespace" in value:
+            raise ValueError("set the namespace under warehouse.namespace, not in the destination config")
+        return value
+
+
+class RudderStackSettings(_Model):
+    conn_id: ConnId = "rudderstack_default"
+    data_plane_conn_id: ConnId = "rudderstack_data_plane_default"
+    destination: DestinationSettings = Field(default_factory=DestinationSettings)
+    segment_source_name: str = "Segment (old app versions)"
+
+
+class WarehouseSettings(_Model):
+    conn_id: ConnId
+    namespace: str
+    required_tables: list[str] = Field(default_factory=lambda: ["tracks"])
+
+    @field_validator("namespace")
+    @classmethod
+    def _plain_identifier(cls, value: str) -> str:
+        if not _IDENTIFIER.match(value):
+            raise ValueError(
+                f"{value!r} is not a plain schema name (letters, digits, _ and $; starting with a letter or _)"
+            )
+        return value
+
+    @field_validator("required_tables")
+    @classmethod
+    def _tables(cls, value: list[str]) -> list[str]:
+        bad = [t for t in value if not _IDENTIFIER.match(t)]
+        if bad:
+            raise ValueError(f"not plain table names: {bad}")
+        return [t.lower() for t in value]
+
+
+class AdoptionSettings(_Model):
+    threshold: float = Field(default=0.01, ge=0, le=1, description="share of events via Segment's webhook")
+    window_seconds: int = Field(default=86400, ge=1)
+    check_interval_seconds: int = Field(default=3600, ge=1)
+    consecutive_checks: int = Field(default=3, ge=1, le=1000)
+    min_events: int = Field(default=1, ge=0)
+    library_names: list[str] = Field(default_factory=list)
+    timeout_seconds: int = Field(default=60 * 86400, ge=1)
+
+
+class WaitSettings(_Model):
+    poke_interval_seconds: float = Field(default=60, gt=0)
+    timeout_seconds: int = Field(default=6 * 3600, ge=1)
+    deferrable: bool = True
+    drain_consecutive_loads: int = Field(default=2, ge=1, le=50)
+
+
+class DuplicateSettings(_Model):
+    repair: bool = False
+    lookback_hours: float = Field(default=72, gt=0)
+
+
+class Plan(_Model):
+    name: str
+    description: str = ""
+    schedule: str | None = None
+    require_approvals: bool = False
+    dry_run: bool = False
+    segment: SegmentSettings
+    sources: list[SourceSettings] = Field(min_length=1)
+    rudderstack: RudderStackSettings = Field(default_factory=RudderStackSettings)
+    warehouse: WarehouseSettings
+    adoption: AdoptionSettings = Field(default_factory=AdoptionSettings)
+    waits: WaitSettings = Field(default_factory=WaitSettings)
+    duplicates: DuplicateSettings = Field(default_factory=DuplicateSettings)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _PLAN_NAME.match(value):
+            raise ValueError("must be lower-case letters, digits and _ (it becomes part of the DAG id)")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value in (None, "", "none", "None"):
+            return None
+        if value.startswith("@"):
+            return value
+        from croniter import croniter  # an Airflow dependency
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a valid cron expression or @preset")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_sources(self) -> Plan:
+        ids = [s.id for s in self.sources]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"sources: source ids listed twice: {dupes}")
+        return self
+
+    @property
+    def client_sources(self) -> list[SourceSettings]:
+        return [s for s in self.sources if s.kind == "client"]
+
+    @property
+    def server_sources(self) -> list[SourceSettings]:
+        return [s for s in self.sources if s.kind == "server"]
+
+    @property
+    def dag_id(self) -> str:
+        return f"segment_to_rudderstack__{self.name}"
+
+    @property
+    def rollback_dag_id(self) -> str:
+        return f"segment_to_rudderstack_rollback__{self.name}"
+
+    @property
+    def change_log_key(self) -> str:
+        return f"segment_to_rudderstack__{self.name}__changes"
+
+
+def _format_errors(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ""
+        for part in item["loc"]:
+            where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling)"
+        lines.append(f"  - {where or 'plan'}: {message}")
+    return "\n".join(lines)
+
+
+def parse_plan(data: Any, *, origin: str = "<plan>") -> Plan:
+    if not isinstance(data, dict):
+        raise PlanError(f"{origin}: expected a mapping at the top of the plan, found {type(data).__name__}")
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as exc:
+        raise PlanError(f"{origin}: invalid migration plan:\n{_format_errors(exc)}") from None
+
+
+def load_plan(path: str | pathlib.Path) -> Plan:
+    path = pathlib.Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlanError(f"cannot read plan file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PlanError(f"{path}: not valid YAML: {exc}") from None
+    return parse_plan(data, origin=str(path))

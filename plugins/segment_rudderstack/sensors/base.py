@@ -1,0 +1,98 @@
+"""The sensor side of a watch: ``poke`` in a worker, or defer to :class:`ConditionTrigger`.
+
+Both paths observe through the same watch and decide with the same pure function; a failed decision
+fails the task (no retry would change it), a timeout raises ``AirflowSensorTimeout`` in both modes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator
+from airflow.sdk.bases.sensor import PokeReturnValue
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+
+from segment_rudderstack.conditions import Decision
+from segment_rudderstack.operators.base import as_bool
+from segment_rudderstack.triggers.condition import ConditionTrigger
+from segment_rudderstack.watches import Watch
+
+
+class ConditionSensor(BaseSensorOperator):
+    """Base class: subclasses implement :meth:`build_watch`; the rest is shared."""
+
+    ui_color = "#d9ecf2"
+    template_fields: tuple[str, ...] = ("dry_run",)
+    #: lower bound for ``poke_interval`` (a rate-limited API); subclasses may raise it per instance
+    min_poke_interval: float = 0.0
+
+    def __init__(self, *, deferrable: bool = True, dry_run: bool | str = False, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.deferrable = deferrable
+        self.dry_run = dry_run
+        self._memory: list[Any] = []
+
+    def build_watch(self, context) -> Watch:
+        raise NotImplementedError
+
+    def _interval(self) -> float:
+        return max(float(self.poke_interval), float(self.min_poke_interval))
+
+    def _log_decision(self, decision: Decision) -> None:
+        self.log.info("%s: %s", decision.outcome.value, decision.reason)
+
+    def _finish(self, decision: Decision) -> dict[str, Any]:
+        if decision.failed:
+            raise AirflowFailException(decision.reason)
+        result = {"reason": decision.reason, **decision.details}
+        if self._memory:
+            result["history"] = self._memory
+        return result
+
+    def execute(self, context) -> Any:
+        watch = self.build_watch(context)
+        self._watch = watch
+        # One check first: when the condition already holds there is nothing to wait for.
+        decision, self._memory = watch.decide(watch.observe(), self._memory)
+        self._log_decision(decision)
+        if decision.outcome.value != "wait":
+            return self._finish(decision)
+        if as_bool(self.dry_run):
+            # A dry run changes nothing upstream, so the awaited state may never come: report and move on.
+            self.log.info("DRY RUN: would wait here: %s", decision.reason)
+            return {"reason": decision.reason, "dry_run": True, **decision.details}
+        if not self.deferrable:
+            self.poke_interval = self._interval()
+            return super().execute(context)
+        self.defer(
+            trigger=ConditionTrigger(
+                watch=watch.spec(),
+                poke_interval=self._interval(),
+                deadline=time.time() + float(self.timeout),
+                memory=self._memory,
+            ),
+            method_name="execute_complete",
+        )
+
+    def poke(self, context) -> PokeReturnValue:
+        watch = getattr(self, "_watch", None) or self.build_watch(context)
+        decision, self._memory = watch.decide(watch.observe(), self._memory)
+        self._log_decision(decision)
+        if decision.outcome.value == "wait":
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(decision))
+
+    def execute_complete(self, context, event: dict[str, Any]) -> Any:
+        status = event.get("status")
+        if status == "timeout":
+            raise AirflowSensorTimeout(
+                f"{self.task_id}: the condition did not hold within {self.timeout:.0f} s "
+                f"({event.get('checks')} checks). Raise the timeout or look at the last check in the triggerer log."
+            )
+        if status == "error":
+            raise AirflowFailException(f"{self.task_id}: could not observe state: {event.get('message')}")
+        self._memory = list(event.get("memory") or [])
+        decision = Decision.from_dict(event["decision"])
+        self._log_decision(decision)
+        return self._finish(decision)

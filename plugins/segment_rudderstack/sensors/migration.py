@@ -1,0 +1,190 @@
+"""The sensors of the migration: each one a watch (what to observe, which condition decides) and arguments.
+
+All of them can defer (``deferrable=True``, the default) and then hold no worker slot while they wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from segment_rudderstack.sensors.base import ConditionSensor
+from segment_rudderstack.watches import (
+    AdoptionWatch,
+    SegmentLoadWatch,
+    SourceDrainedWatch,
+    SyncGateWatch,
+    UploadWatch,
+)
+
+SECONDS_PER_MINUTE = 60.0
+
+
+def _iso(value: str | datetime) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+class _SegmentSyncListSensor(ConditionSensor):
+    """Sensors that read Segment's sync list, which allows only a few requests per minute."""
+
+    def __init__(self, *, sync_list_requests_per_minute: float = 2.0, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.sync_list_requests_per_minute = float(sync_list_requests_per_minute)
+        self.min_poke_interval = SECONDS_PER_MINUTE / self.sync_list_requests_per_minute
+
+
+class SegmentWarehouseLoadSensor(_SegmentSyncListSensor):
+    """Done when a Segment warehouse load that started after ``started_after`` (the cutover point) finished
+    successfully for every source in ``source_ids`` and no load is running. Fails on a failed load (and on a
+    partial one unless ``allow_partial``). Polls no faster than Segment's sync-list rate limit allows."""
+
+    template_fields = (*ConditionSensor.template_fields, "warehouse_id", "started_after", "source_ids")
+
+    def __init__(
+        self,
+        *,
+        warehouse_id: str,
+        started_after: str | datetime,
+        source_ids: Sequence[str] | None = None,
+        allow_partial: bool = False,
+        segment_conn_id: str = "segment_default",
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.warehouse_id = warehouse_id
+        self.started_after = started_after
+        self.source_ids = source_ids
+        self.allow_partial = allow_partial
+        self.segment_conn_id = segment_conn_id
+
+    watch_class = SegmentLoadWatch
+
+    def build_watch(self, context):
+        return self.watch_class(
+            segment_conn_id=self.segment_conn_id,
+            warehouse_id=self.warehouse_id,
+            started_after=_iso(self.started_after),
+            source_ids=list(self.source_ids) if self.source_ids else None,
+            allow_partial=self.allow_partial,
+        )
+
+
+class RudderStackSyncGateSensor(SegmentWarehouseLoadSensor):
+    """Holds RudderStack's sync until Segment's final load is done and no Segment load is running (or until
+    Segment's warehouse is disabled with no load running). The release operator follows it."""
+
+    watch_class = SyncGateWatch
+
+
+class SegmentSourceDrainedSensor(_SegmentSyncListSensor):
+    """A server-side source has stopped sending to Segment: its newest ``consecutive_loads`` successful loads
+    after ``started_after`` loaded no events."""
+
+    template_fields = (*ConditionSensor.template_fields, "warehouse_id", "source_id", "started_after")
+
+    def __init__(
+        self,
+        *,
+        warehouse_id: str,
+        source_id: str,
+        started_after: str | datetime,
+        consecutive_loads: int = 2,
+        segment_conn_id: str = "segment_default",
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.warehouse_id = warehouse_id
+        self.source_id = source_id
+        self.started_after = started_after
+        self.consecutive_loads = consecutive_loads
+        self.segment_conn_id = segment_conn_id
+
+    def build_watch(self, context):
+        return SourceDrainedWatch(
+            segment_conn_id=self.segment_conn_id,
+            warehouse_id=self.warehouse_id,
+            source_id=self.source_id,
+            started_after=_iso(self.started_after),
+            consecutive=self.consecutive_loads,
+        )
+
+
+class RudderStackUploadSensor(ConditionSensor):
+    """Done when RudderStack's data plane reports nothing pending for the warehouse for ``source_ids``
+    (``pending-events``); fails when events were aborted."""
+
+    template_fields = (*ConditionSensor.template_fields, "source_ids")
+
+    def __init__(
+        self,
+        *,
+        source_ids: Sequence[str],
+        task_run_id: str | None = None,
+        rudderstack_data_plane_conn_id: str = "rudderstack_data_plane_default",
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.source_ids = source_ids
+        self.task_run_id = task_run_id
+        self.rudderstack_data_plane_conn_id = rudderstack_data_plane_conn_id
+
+    def build_watch(self, context):
+        return UploadWatch(
+            data_plane_conn_id=self.rudderstack_data_plane_conn_id,
+            source_ids=list(self.source_ids),
+            task_run_id=self.task_run_id,
+        )
+
+
+class ClientAdoptionSensor(ConditionSensor):
+    """Done when the share of events still arriving through Segment's webhook (rows whose
+    ``context_source_id`` is the RudderStack Segment-type source) over a trailing window is at or below
+    ``threshold`` for ``consecutive_checks`` checks in a row. Each check queries only the trailing window."""
+
+    template_fields = (
+        *ConditionSensor.template_fields,
+        "webhook_source_id",
+        "namespace",
+        "threshold",
+        "window_seconds",
+        "consecutive_checks",
+    )
+
+    def __init__(
+        self,
+        *,
+        warehouse_conn_id: str,
+        namespace: str,
+        webhook_source_id: str,
+        threshold: float = 0.01,
+        window_seconds: float = 86400,
+        consecutive_checks: int = 3,
+        min_events: int = 1,
+        library_names: Sequence[str] = (),
+        tables: Sequence[str] | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.warehouse_conn_id = warehouse_conn_id
+        self.namespace = namespace
+        self.webhook_source_id = webhook_source_id
+        self.threshold = threshold
+        self.window_seconds = window_seconds
+        self.consecutive_checks = consecutive_checks
+        self.min_events = min_events
+        self.library_names = list(library_names)
+        self.tables = list(tables) if tables else None
+
+    def build_watch(self, context):
+        return AdoptionWatch(
+            warehouse_conn_id=self.warehouse_conn_id,
+            namespace=self.namespace,
+            webhook_source_id=self.webhook_source_id,
+            window_seconds=float(self.window_seconds),
+            threshold=float(self.threshold),
+            consecutive=int(self.consecutive_checks),
+            min_events=int(self.min_events),
+            library_names=self.library_names,
+            tables=self.tables,
+        )

@@ -1,0 +1,73 @@
+"""One deferrable trigger for every wait condition of the library.
+
+A sensor hands the trigger a *watch* (see ``segment_rudderstack.watches``): a small serializable object
+that knows how to observe state (asynchronously here, synchronously in ``poke``) and which pure function
+of ``segment_rudderstack.conditions`` decides on it. The trigger polls until the decision is done or
+failed, or until the sensor's deadline passes, and then fires one event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from segment_rudderstack.watches import Watch, load_watch
+
+
+class ConditionTrigger(BaseTrigger):
+    def __init__(
+        self,
+        watch: dict[str, Any],
+        poke_interval: float,
+        deadline: float | None = None,
+        memory: list[Any] | None = None,
+    ):
+        super().__init__()
+        self.watch_spec = watch
+        self.poke_interval = float(poke_interval)
+        self.deadline = deadline  # epoch seconds; None: no deadline
+        self.memory = list(memory or [])
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "watch": self.watch_spec,
+                "poke_interval": self.poke_interval,
+                "deadline": self.deadline,
+                "memory": self.memory,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        watch: Watch = load_watch(self.watch_spec)
+        memory = list(self.memory)
+        checks = 0
+        while True:
+            if self.deadline is not None and time.time() >= self.deadline:
+                yield TriggerEvent({"status": "timeout", "checks": checks, "memory": memory})
+                return
+            checks += 1
+            try:
+                observation = await watch.aobserve()
+            except Exception as exc:  # an observation that cannot be made ends the wait with the reason
+                if not watch.is_transient(exc):
+                    yield TriggerEvent({"status": "error", "message": str(exc), "checks": checks})
+                    return
+                self.log.warning("check %d could not observe state (%s); retrying", checks, exc)
+            else:
+                decision, memory = watch.decide(observation, memory)
+                self.log.info("check %d: %s: %s", checks, decision.outcome.value, decision.reason)
+                if decision.outcome.value != "wait":
+                    yield TriggerEvent(
+                        {"status": "decided", "decision": decision.to_dict(), "checks": checks, "memory": memory}
+                    )
+                    return
+            sleep = self.poke_interval
+            if self.deadline is not None:
+                sleep = max(0.0, min(sleep, self.deadline - time.time()))
+            await asyncio.sleep(sleep)
