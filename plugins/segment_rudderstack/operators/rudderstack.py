@@ -13,8 +13,6 @@ from segment_rudderstack import conditions
 from segment_rudderstack.operators.base import MigrationOperator
 
 
-
-
 def unwrap(payload: Any, key: str) -> Any:
     if isinstance(payload, dict) and isinstance(payload.get(key), dict):
         return payload[key]
