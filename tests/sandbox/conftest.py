@@ -54,3 +54,29 @@ def make_rudderstack(warehouse: Warehouse):
     for emulator, server in started:
         emulator.stop_background()
         server.stop()
+
+
+@pytest.fixture
+def ledger_schema() -> str:
+    return f"ledger_test_{int(time.time() * 1000) % 10_000_000}_{next(_names)}"
+
+
+@pytest.fixture
+def make_segment(warehouse: Warehouse):
+    """Start Segment emulators without the load scheduler (loads only when forced) and stop them afterwards."""
+    from sandbox.segment_emulator import SegmentEmulator, SegmentSettings
+
+    started = []
+
+    def make(ledger=None, **overrides):
+        settings = SegmentSettings(load_interval_s=None, load_duration_s=0.1, **overrides)
+        emulator = SegmentEmulator(settings, warehouse, ledger)
+        server = ServerThread(emulator.app).start()
+        emulator.start_background()
+        started.append((emulator, server))
+        return emulator, server.url
+
+    yield make
+    for emulator, server in started:
+        emulator.stop_background()
+        server.stop()

@@ -1,0 +1,341 @@
+"""Simulated clients: app installs and server-side services sending events through the REAL SDKs.
+
+- App installs on the old app version send with `segment-analytics-python` to the Segment emulator's app
+  source (write key `wk_seg_web_app`); installs on the new version send with `rudder-sdk-python` to
+  RudderStack's app source (`wk_rs_app`). Which installs run the new version follows an adoption curve
+  (`AdoptionCurve`: linear or logistic ramp, 0 % before `start_delay_s`, 100 % after `ramp_s`). Each install
+  has a fixed threshold, so an install that upgraded never goes back.
+- Server-side services send to Segment's backend source (`wk_seg_backend`) until they are "deployed" onto
+  RudderStack (`switch_server_side()`, called by the world when POST /sandbox/deploy-server-side is received,
+  or automatically with `server_side_switch="auto"` once a warehouse destination is connected to
+  `rs_src_backend`); from then on they send to `wk_rs_backend`.
+
+Seeded: event k is derived from `random.Random(f"{seed}:{k}")` (message id included), and its route from
+its planned time k / events_per_second, so two runs with the same seed send the same events the same way
+(the server-side switch moment excepted: it happens when told). Every event is recorded in the Ledger BEFORE
+it is handed to an SDK, with its message id set explicitly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rudderstack.analytics import Client as RudderClient
+from segment.analytics import Client as SegmentClient
+
+from sandbox.common import utcnow
+
+log = logging.getLogger(__name__)
+
+TRACK_EVENTS = {
+    "Order Completed": lambda r: {"order_id": f"o-{r.randrange(10**6)}", "revenue": round(r.uniform(5, 250), 2),
+                                  "currency": "EUR"},
+    "Product Viewed": lambda r: {"product_id": f"p-{r.randrange(500)}", "price": round(r.uniform(1, 99), 2)},
+    "Cart Viewed": lambda r: {"items": r.randrange(1, 8)},
+    "Signed In": lambda r: {"method": r.choice(["password", "google", "apple"])},
+}
+SERVER_EVENTS = {
+    "Order Completed": TRACK_EVENTS["Order Completed"],
+    "Payment Captured": lambda r: {"amount": round(r.uniform(5, 250), 2), "provider": r.choice(["stripe", "adyen"])},
+    "Email Sent": lambda r: {"template": r.choice(["receipt", "welcome", "reminder"])},
+}
+PAGES = ["Home", "Search", "Product", "Cart", "Checkout"]
+PLANS = ["free", "pro", "business"]
+OLD_APP_VERSION = "1.9.4"
+NEW_APP_VERSION = "2.0.0"
+
+
+@dataclass
+class AdoptionCurve:
+    """Share of app installs on the new version, as a function of seconds since adoption started."""
+
+    kind: str = "linear"  # "linear" | "logistic"
+    ramp_s: float = 75.0
+    start_delay_s: float = 0.0
+    steepness: float = 10.0  # logistic only
+
+    def share(self, elapsed_s: float) -> float:
+        t = elapsed_s - self.start_delay_s
+        if t <= 0:
+            return 0.0
+        if t >= self.ramp_s:
+            return 1.0
+        x = t / self.ramp_s
+        if self.kind == "linear":
+            return x
+        if self.kind == "logistic":
+            low, high = (1 / (1 + math.exp(self.steepness * 0.5)), 1 / (1 + math.exp(-self.steepness * 0.5)))
+            value = 1 / (1 + math.exp(-self.steepness * (x - 0.5)))
+            return (value - low) / (high - low)
+        raise ValueError(f"AdoptionCurve.kind must be 'linear' or 'logistic', got {self.kind!r}")
+
+
+@dataclass
+class ClientsConfig:
+    seed: int = 7
+    events_per_second: float = 4.0
+    max_events: int | None = None  # None: until stopped
+    app_installs: int = 120
+    server_services: tuple[str, ...] = ("checkout-service", "billing-service", "notification-service")
+    server_share: float = 0.35
+    adoption: AdoptionCurve = field(default_factory=AdoptionCurve)
+    server_side_switch: str = "manual"  # "manual" | "auto" (once a warehouse destination is connected)
+    auto_switch_poll_s: float = 1.0
+    schema: str = "app_events"  # the warehouse schema the events are meant for (recorded in the ledger)
+    segment_write_keys: dict[str, str] = field(
+        default_factory=lambda: {"app": "wk_seg_web_app", "server": "wk_seg_backend"}
+    )
+    segment_sources: dict[str, str] = field(default_factory=lambda: {"app": "src_web_app", "server": "src_backend"})
+    rudderstack_write_keys: dict[str, str] = field(
+        default_factory=lambda: {"app": "wk_rs_app", "server": "wk_rs_backend"}
+    )
+    rudderstack_sources: dict[str, str] = field(
+        default_factory=lambda: {"app": "rs_src_app", "server": "rs_src_backend"}
+    )
+    sdk_upload_interval_s: float = 0.25
+    sdk_max_retries: int = 4
+    flush_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class PlannedEvent:
+    index: int
+    message_id: str
+    kind: str  # "app" | "server"
+    sender: str
+    platform: str
+    event_type: str  # track | page | screen | identify
+    user_id: str
+    anonymous_id: str
+    event: str | None = None
+    name: str | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+    traits: dict[str, Any] = field(default_factory=dict)
+
+
+def _install(seed: int, index: int) -> tuple[str, float]:
+    rng = random.Random(f"{seed}:install:{index}")
+    platform = rng.choice(["web", "web", "ios", "android"])
+    return platform, rng.random()
+
+
+def plan_event(config: ClientsConfig, k: int) -> PlannedEvent:
+    """Event number `k` of a run with `config.seed` (pure: the same inputs give the same event)."""
+    rng = random.Random(f"{config.seed}:event:{k}")
+    message_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    if rng.random() < config.server_share and config.server_services:
+        service = rng.choice(list(config.server_services))
+        user = f"user-{rng.randrange(config.app_installs * 2):05d}"
+        if rng.random() < 0.8:
+            name = rng.choice(sorted(SERVER_EVENTS))
+            return PlannedEvent(k, message_id, "server", service, "server", "track", user, f"anon-{user}",
+                                event=name, properties=SERVER_EVENTS[name](rng))
+        return PlannedEvent(k, message_id, "server", service, "server", "identify", user, f"anon-{user}",
+                            traits={"plan": rng.choice(PLANS), "email": f"{user}@example.com"})
+    install = rng.randrange(config.app_installs)
+    platform, _ = _install(config.seed, install)
+    user = f"user-{install:05d}"
+    anon = f"anon-{config.seed}-{install:05d}"
+    roll = rng.random()
+    if roll < 0.5:
+        name = rng.choice(sorted(TRACK_EVENTS))
+        return PlannedEvent(k, message_id, "app", f"install-{install:05d}", platform, "track", user, anon,
+                            event=name, properties=TRACK_EVENTS[name](rng))
+    if roll < 0.8:
+        view = rng.choice(PAGES)
+        etype = "page" if platform == "web" else "screen"
+        return PlannedEvent(k, message_id, "app", f"install-{install:05d}", platform, etype, user, anon,
+                            name=view, properties={"path": f"/{view.lower()}"} if etype == "page" else {})
+    return PlannedEvent(k, message_id, "app", f"install-{install:05d}", platform, "identify", user, anon,
+                        traits={"plan": rng.choice(PLANS), "email": f"{user}@example.com"})
+
+
+class ClientFleet:
+    """Sends planned events at `events_per_second` from a daemon thread until stopped or `max_events`."""
+
+    def __init__(
+        self,
+        config: ClientsConfig,
+        ledger: Any,
+        *,
+        segment_url: str,
+        rudderstack_url: str,
+        server_side_ready: Callable[[], bool] | None = None,
+    ):
+        self.config = config
+        self.ledger = ledger
+        self.segment_url = segment_url
+        self.rudderstack_url = rudderstack_url
+        self.server_side_ready = server_side_ready
+        self._thresholds = [_install(config.seed, i)[1] for i in range(config.app_installs)]
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started_at: float | None = None
+        self._server_side_switched_at: str | None = None
+        self._sent: Counter = Counter()
+        self._failed = 0
+        self._next_index = 0
+        self._sdk: dict[tuple[str, str], Any] = {}
+
+    # ------------------------------------------------------------------------------------------ routing
+
+    def adoption_share(self, elapsed_s: float | None = None) -> float:
+        if elapsed_s is None:
+            elapsed_s = 0.0 if self._started_at is None else time.monotonic() - self._started_at
+        return self.config.adoption.share(elapsed_s)
+
+    def route(self, event: PlannedEvent) -> tuple[str, str, str]:
+        """(sdk, source id, write key) for `event` at its planned time."""
+        config = self.config
+        if event.kind == "server":
+            on_rudderstack = self._server_side_switched_at is not None
+        else:
+            install = int(event.sender.rsplit("-", 1)[1])
+            planned_s = event.index / config.events_per_second
+            on_rudderstack = self.adoption_share(planned_s) > self._thresholds[install]
+        if on_rudderstack:
+            return "rudderstack", config.rudderstack_sources[event.kind], config.rudderstack_write_keys[event.kind]
+        return "segment", config.segment_sources[event.kind], config.segment_write_keys[event.kind]
+
+    def switch_server_side(self) -> None:
+        """Server-side services now send to RudderStack (stands in for their deploy)."""
+        with self._lock:
+            if self._server_side_switched_at is None:
+                self._server_side_switched_at = utcnow().isoformat()
+                log.info("server-side services switched to RudderStack")
+
+    @property
+    def server_side_on_rudderstack(self) -> bool:
+        return self._server_side_switched_at is not None
+
+    # ------------------------------------------------------------------------------------------ sending
+
+    def _on_error(self, sdk: str):
+        def handler(error: Exception, batch: list) -> None:
+            with self._lock:
+                self._failed += len(batch)
+            log.warning("%s SDK could not deliver %d events: %s", sdk, len(batch), error)
+
+        return handler
+
+    def _client(self, sdk: str, write_key: str):
+        key = (sdk, write_key)
+        if key not in self._sdk:
+            common = {"upload_interval": self.config.sdk_upload_interval_s, "max_retries": self.config.sdk_max_retries,
+                      "on_error": self._on_error(sdk), "timeout": 10}
+            if sdk == "segment":
+                self._sdk[key] = SegmentClient(write_key, host=self.segment_url, **common)
+            else:
+                self._sdk[key] = RudderClient(write_key, host=self.rudderstack_url, gzip=True, **common)
+        return self._sdk[key]
+
+    def send(self, event: PlannedEvent) -> tuple[str, str]:
+        """Record `event` in the ledger, then hand it to the SDK its route names. Returns (sdk, source)."""
+        sdk, source, write_key = self.route(event)
+        self.ledger.record_sent(
+            event.message_id, event_type=event.event_type, sdk=sdk, sender=event.sender, source=source,
+            sent_at=utcnow(), schema=self.config.schema,
+        )
+        client = self._client(sdk, write_key)
+        if event.kind == "app":
+            version = NEW_APP_VERSION if sdk == "rudderstack" else OLD_APP_VERSION
+            context = {"app": {"name": "Shop", "version": version},
+                       "device": {"id": f"dev-{event.sender}", "type": event.platform}}
+        else:
+            context = {"service": {"name": event.sender}}
+        ids = {"user_id": event.user_id, "anonymous_id": event.anonymous_id, "context": context,
+               "message_id": event.message_id}
+        if event.event_type == "track":
+            client.track(event=event.event, properties=dict(event.properties), **ids)
+        elif event.event_type in ("page", "screen"):
+            getattr(client, event.event_type)(name=event.name, properties=dict(event.properties), **ids)
+        else:
+            client.identify(traits=dict(event.traits), **ids)
+        with self._lock:
+            self._sent[source] += 1
+        return sdk, source
+
+    def _maybe_auto_switch(self, last_check: float) -> float:
+        if self.config.server_side_switch != "auto" or self.server_side_on_rudderstack or not self.server_side_ready:
+            return last_check
+        now = time.monotonic()
+        if now - last_check < self.config.auto_switch_poll_s:
+            return last_check
+        try:
+            if self.server_side_ready():
+                self.switch_server_side()
+        except Exception as exc:  # a failed check is retried at the next poll
+            log.warning("server-side readiness check failed: %s", exc)
+        return now
+
+    def _run(self) -> None:
+        config = self.config
+        last_check = 0.0
+        k = 0
+        while not self._stop.is_set() and (config.max_events is None or k < config.max_events):
+            delay = self._started_at + k / config.events_per_second - time.monotonic()
+            if delay > 0 and self._stop.wait(delay):
+                break
+            last_check = self._maybe_auto_switch(last_check)
+            try:
+                self.send(plan_event(config, k))
+            except Exception as exc:  # keep the fleet alive; the ledger/SDK error says what failed
+                log.warning("could not send event %d: %s", k, exc)
+                with self._lock:
+                    self._failed += 1
+            k += 1
+            self._next_index = k
+
+    def start(self) -> ClientFleet:
+        if self._thread is not None:
+            raise RuntimeError("ClientFleet already started; create a new fleet to run again")
+        if self.config.events_per_second <= 0:
+            raise ValueError(f"events_per_second must be > 0, got {self.config.events_per_second}")
+        self._started_at = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="sandbox-clients", daemon=True)
+        self._thread.start()
+        return self
+
+    def wait_done(self, timeout_s: float) -> bool:
+        """Wait until `max_events` were sent (True) or `timeout_s` passed (False)."""
+        if self._thread is None:
+            return False
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def stop(self, flush: bool = True) -> None:
+        """Stop sending; with `flush`, wait (bounded by flush_timeout_s) until both SDKs delivered their queues."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self.config.flush_timeout_s)
+        clients = list(self._sdk.values())
+        if flush:
+            flusher = threading.Thread(target=lambda: [c.flush() for c in clients], daemon=True)
+            flusher.start()
+            flusher.join(self.config.flush_timeout_s)
+            if flusher.is_alive():
+                log.warning("SDK flush did not finish within %ss", self.config.flush_timeout_s)
+        for client in clients:
+            for consumer in getattr(client, "consumers", None) or []:
+                consumer.pause()
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "sent": sum(self._sent.values()),
+                "sent_by_source": dict(self._sent),
+                "failed": self._failed,
+                "next_index": self._next_index,
+                "adoption_share": round(self.adoption_share(), 4),
+                "server_side_switched_at": self._server_side_switched_at,
+            }

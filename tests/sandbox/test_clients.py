@@ -1,0 +1,99 @@
+"""Simulated clients: seeded, recorded in the ledger first, routed by adoption curve and server-side switch."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from sandbox.clients import AdoptionCurve, ClientFleet, ClientsConfig, plan_event
+from sandbox.ledger import Ledger
+
+AUTH = {"Authorization": "Bearer sandbox-rudderstack-token"}
+
+
+def test_plans_repeat_for_a_seed_and_differ_across_seeds():
+    config = ClientsConfig(seed=11)
+    first = [plan_event(config, k) for k in range(300)]
+    assert first == [plan_event(ClientsConfig(seed=11), k) for k in range(300)]
+    assert len({e.message_id for e in first}) == 300
+    other = {plan_event(ClientsConfig(seed=12), k).message_id for k in range(300)}
+    assert other.isdisjoint(e.message_id for e in first)
+    assert {e.event_type for e in first} == {"track", "page", "screen", "identify"}
+    assert {e.kind for e in first} == {"app", "server"}
+
+
+@pytest.mark.parametrize("kind", ["linear", "logistic"])
+def test_adoption_curve_ramps_from_none_to_all(kind):
+    curve = AdoptionCurve(kind=kind, ramp_s=60, start_delay_s=10)
+    shares = [curve.share(t) for t in range(0, 80, 5)]
+    assert shares[0] == 0.0 and curve.share(10) == 0.0 and curve.share(70) == 1.0
+    assert shares == sorted(shares) and 0.3 < curve.share(40) < 0.7
+
+
+def _run_fleet(make_segment, make_rudderstack, pg_dsn, ledger_schema, **overrides):
+    ledger = Ledger(pg_dsn, schema=ledger_schema)
+    segment, segment_url = make_segment(ledger)
+    rudder, rudder_url = make_rudderstack()
+    config = ClientsConfig(seed=5, events_per_second=400, max_events=40, schema="fleet_test",
+                           adoption=AdoptionCurve(ramp_s=0.1), sdk_upload_interval_s=0.05, **overrides)
+    fleet = ClientFleet(config, ledger, segment_url=segment_url, rudderstack_url=rudder_url)
+    return fleet, ledger, segment, rudder
+
+
+def _finish(fleet, ledger):
+    assert fleet.wait_done(20)
+    fleet.stop(flush=True)
+    return ledger.sent()
+
+
+def test_fleet_records_every_event_then_delivers_it_through_the_real_sdks(
+    make_segment, make_rudderstack, pg_dsn, ledger_schema
+):
+    fleet, ledger, segment, rudder = _run_fleet(make_segment, make_rudderstack, pg_dsn, ledger_schema)
+    fleet.start()
+    sent = _finish(fleet, ledger)
+    assert [r["message_id"] for r in sent] == [plan_event(fleet.config, k).message_id for k in range(40)]
+    assert fleet.stats()["failed"] == 0
+
+    by_sdk = {"segment": set(), "rudderstack": set()}
+    for row in sent:
+        by_sdk[row["sdk"]].add(row["source"])
+        if row["sdk"] == "segment":
+            assert segment.paths(row["message_id"])[0] == f"received:{row['source']}"
+    staged = {e["messageId"]: e for e in rudder.staged_events()}
+    rudder_rows = [r for r in sent if r["sdk"] == "rudderstack"]
+    assert {r["message_id"] for r in rudder_rows} == set(staged)
+    assert all(staged[r["message_id"]]["context"]["app"]["version"] == "2.0.0" for r in rudder_rows)
+    # the ramp moved app installs to RudderStack; server-side services were never switched
+    assert by_sdk == {"segment": {"src_web_app", "src_backend"}, "rudderstack": {"rs_src_app"}}
+
+
+def test_same_seed_sends_the_same_events_the_same_way(make_segment, make_rudderstack, pg_dsn, ledger_schema):
+    runs = []
+    for suffix in ("a", "b"):
+        fleet, ledger, _, _ = _run_fleet(make_segment, make_rudderstack, pg_dsn, f"{ledger_schema}_{suffix}")
+        fleet.start()
+        runs.append([(r["message_id"], r["event_type"], r["sdk"], r["source"], r["sender"])
+                     for r in _finish(fleet, ledger)])
+    assert runs[0] == runs[1]
+
+
+def test_server_side_switches_automatically_once_a_warehouse_is_connected(
+    make_segment, make_rudderstack, pg_dsn, ledger_schema, namespace
+):
+    fleet, ledger, _, rudder = _run_fleet(
+        make_segment, make_rudderstack, pg_dsn, ledger_schema, server_side_switch="auto", auto_switch_poll_s=0.0
+    )
+    fleet.server_side_ready = lambda: bool(rudder.warehouse_destinations_for_source("rs_src_backend"))
+    assert not fleet.server_side_ready()
+    url = fleet.rudderstack_url
+    dest = {"name": "wh", "type": "POSTGRES", "config": {"namespace": namespace}}
+    created = requests.post(f"{url}/v2/destinations", json=dest, headers=AUTH, timeout=5).json()["destination"]
+    requests.post(f"{url}/v2/connections", json={"sourceId": "rs_src_backend", "destinationId": created["id"]},
+                  headers=AUTH, timeout=5).raise_for_status()
+    assert fleet.server_side_ready()
+    fleet.start()
+    sent = _finish(fleet, ledger)
+    server_rows = [r for r in sent if r["sender"].endswith("-service")]
+    assert server_rows and {r["source"] for r in server_rows} == {"rs_src_backend"}
+    assert fleet.stats()["server_side_switched_at"] is not None
