@@ -1,0 +1,107 @@
+"""The migration DAG's wiring keeps the runbook's order, and its trigger form rejects bad values."""
+
+from __future__ import annotations
+
+import copy
+import pathlib
+import shutil
+import warnings
+
+import pytest
+from airflow.sdk.exceptions import ParamValidationError
+
+from segment_rudderstack.dag_factory import build_all
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+PLANS = ROOT / "include" / "plans"
+
+
+@pytest.fixture(scope="module")
+def dags():
+    return build_all(PLANS, reports_dir=ROOT / "reports")
+
+
+@pytest.fixture(scope="module")
+def dag(dags):
+    return dags["segment_to_rudderstack__sandbox"]
+
+
+def upstream_closure(dag, task_id):
+    seen, todo = set(), [task_id]
+    while todo:
+        for up in dag.get_task(todo.pop()).upstream_task_ids:
+            if up not in seen:
+                seen.add(up)
+                todo.append(up)
+    return seen
+
+
+def test_each_plan_has_a_migration_and_a_rollback_dag(dags):
+    assert {"segment_to_rudderstack__sandbox", "segment_to_rudderstack_rollback__sandbox"} <= set(dags)
+
+
+@pytest.mark.parametrize(
+    ("task", "must_follow"),
+    [
+        ("segment_final_load.disable_segment_warehouse", "segment_final_load.wait_final_load"),
+        ("segment_final_load.disable_segment_warehouse", "server_side.wait_drained__src_backend"),
+        ("segment_final_load.wait_final_load", "route_segment_to_rudderstack.ensure_webhooks"),
+        ("route_segment_to_rudderstack.ensure_webhooks", "setup_rudderstack.hold_sync"),
+        ("release_rudderstack.release_sync", "release_rudderstack.wait_sync_gate"),
+        ("release_rudderstack.release_sync", "segment_final_load.disable_segment_warehouse"),
+        ("client_adoption.disable_segment_webhook", "client_adoption.wait_client_adoption"),
+        ("client_adoption.disable_segment_webhook", "release_rudderstack.wait_upload"),
+        ("setup_rudderstack.ensure_destination", "preflight"),
+        ("report", "client_adoption.disable_segment_webhook"),
+    ],
+)
+def test_runbook_order(dag, task, must_follow):
+    assert must_follow in upstream_closure(dag, task)
+
+
+def test_every_wait_can_defer(dag):
+    sensors = [t for t in dag.tasks if getattr(t, "_is_sensor", False)]
+    assert len(sensors) == 5
+    assert all(t.deferrable for t in sensors)
+
+
+def validate(dag, **conf):
+    params = copy.deepcopy(dag.params)  # a copy: validation must not change the DAG
+    params.update(conf)
+    return params.validate()
+
+
+def test_trigger_form_defaults_are_valid(dag):
+    values = validate(dag)
+    assert values["dry_run"] is False and values["sources"] == ["src_web_app", "src_backend"]
+    assert all(dag.params.get_param(name).description for name in dag.params)
+
+
+@pytest.mark.parametrize(
+    ("conf", "param"),
+    [
+        ({"adoption_threshold": 2}, "adoption_threshold"),
+        ({"adoption_threshold": "low"}, "adoption_threshold"),
+        ({"adoption_window_seconds": 0}, "adoption_window_seconds"),
+        ({"adoption_consecutive_checks": -1}, "adoption_consecutive_checks"),
+        ({"sources": ["src_unknown"]}, "sources"),
+        ({"sources": []}, "sources"),
+        ({"dry_run": "maybe"}, "dry_run"),
+        ({"duplicate_lookback_hours": 0}, "duplicate_lookback_hours"),
+    ],
+)
+def test_trigger_form_rejects_bad_values(dag, conf, param):
+    with pytest.raises(ParamValidationError) as err:
+        validate(dag, **conf)
+    assert param in str(err.value)
+
+
+def test_a_bad_plan_is_a_warning_and_does_not_hide_the_good_ones(tmp_path):
+    shutil.copy(PLANS / "sandbox.yaml", tmp_path / "sandbox.yaml")
+    (tmp_path / "broken.yaml").write_text("name: broken\nsegment: {}\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        built = build_all(tmp_path, reports_dir=tmp_path)
+    assert "segment_to_rudderstack__sandbox" in built
+    assert any("broken.yaml: invalid migration plan" in str(w.message) for w in caught)
+    assert any("segment.warehouse_id: Field required" in str(w.message) for w in caught)

@@ -1,0 +1,135 @@
+"""The wait conditions decide on observed state alone; these cases are the safety rules in miniature."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from segment_rudderstack.conditions import (
+    AdoptionSample,
+    Outcome,
+    adoption_decision,
+    segment_load_decision,
+    source_drained_decision,
+    sync_gate_decision,
+    upload_decision,
+)
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Sync:
+    source_id: str
+    start: datetime
+    end: datetime | None
+    status: str
+    count: int | None = 10
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def test_load_before_cutover_does_not_count():
+    reports = [Sync("web", at(-10), at(-8), "Success")]
+    assert segment_load_decision(reports, started_after=T0).outcome is Outcome.WAIT
+
+
+def test_successful_load_after_cutover_is_done():
+    reports = [Sync("web", at(-10), at(-8), "Success"), Sync("web", at(5), at(7), "success")]
+    decision = segment_load_decision(reports, started_after=T0, source_ids=["web"])
+    assert decision.outcome is Outcome.DONE
+    assert decision.details["last_load_end"] == at(7).isoformat()
+
+
+def test_running_load_always_waits_even_after_a_success():
+    reports = [Sync("web", at(5), at(7), "Success"), Sync("web", at(9), None, "Running")]
+    decision = segment_load_decision(reports, started_after=T0, source_ids=["web"])
+    assert decision.outcome is Outcome.WAIT
+    assert "running" in decision.reason
+
+
+@pytest.mark.parametrize("status", ["Failure", "FAILED", "partial"])
+def test_failed_or_partial_final_load_fails(status):
+    reports = [Sync("web", at(5), at(7), status)]
+    decision = segment_load_decision(reports, started_after=T0, source_ids=["web"])
+    assert decision.outcome is Outcome.FAILED
+    assert status in decision.reason and "expected Success" in decision.reason
+
+
+def test_partial_allowed_by_plan_counts():
+    reports = [Sync("web", at(5), at(7), "Partial")]
+    assert segment_load_decision(reports, started_after=T0, allow_partial=True).outcome is Outcome.DONE
+
+
+def test_unknown_status_is_not_terminal():
+    reports = [Sync("web", at(5), at(7), "Reticulating")]
+    decision = segment_load_decision(reports, started_after=T0, source_ids=["web"])
+    assert decision.outcome is Outcome.WAIT and "Reticulating" in decision.reason
+
+
+def test_every_watched_source_needs_its_own_load():
+    reports = [Sync("web", at(5), at(7), "Success"), Sync("backend", at(-5), at(-3), "Success")]
+    decision = segment_load_decision(reports, started_after=T0, source_ids=["web", "backend"])
+    assert decision.outcome is Outcome.WAIT and "backend" in decision.reason
+
+
+def test_newest_load_wins_after_a_failure():
+    reports = [Sync("web", at(5), at(7), "Failure"), Sync("web", at(10), at(12), "Success")]
+    assert segment_load_decision(reports, started_after=T0, source_ids=["web"]).outcome is Outcome.DONE
+
+
+def test_gate_never_opens_while_a_segment_load_runs_even_with_warehouse_disabled():
+    reports = [Sync("web", at(5), at(7), "Success"), Sync("web", at(8), None, "")]
+    decision = sync_gate_decision(reports, warehouse_enabled=False, started_after=T0)
+    assert decision.outcome is Outcome.WAIT
+
+
+def test_gate_opens_when_warehouse_disabled_and_idle():
+    reports = [Sync("web", at(5), at(7), "Success")]
+    decision = sync_gate_decision(reports, warehouse_enabled=False, started_after=at(100))
+    assert decision.outcome is Outcome.DONE
+
+
+def test_drain_needs_consecutive_empty_loads():
+    reports = [
+        Sync("backend", at(1), at(2), "Success", 5),
+        Sync("backend", at(3), at(4), "Success", 0),
+    ]
+    assert source_drained_decision(reports, source_id="backend", started_after=T0).outcome is Outcome.WAIT
+    reports.append(Sync("backend", at(5), at(6), "Success", 0))
+    assert source_drained_decision(reports, source_id="backend", started_after=T0).outcome is Outcome.DONE
+
+
+def test_upload_waits_on_anything_pending_and_fails_on_aborted():
+    assert upload_decision({"pending_events": 3}).outcome is Outcome.WAIT
+    assert upload_decision({"pending_uploads": 1}).outcome is Outcome.WAIT
+    assert upload_decision({"pending_events": 0, "aborted_events": 2}).outcome is Outcome.FAILED
+    assert upload_decision({"pending_events": 0, "pending_staging_files": 0}).outcome is Outcome.DONE
+
+
+def sample(minutes: float, total: int, via: int) -> AdoptionSample:
+    return AdoptionSample(at=at(minutes), total=total, via_segment=via)
+
+
+def test_adoption_needs_the_whole_streak():
+    low = [sample(i, 1000, 5) for i in range(3)]
+    assert adoption_decision(low[:2], threshold=0.01, consecutive=3).outcome is Outcome.WAIT
+    decision = adoption_decision(low, threshold=0.01, consecutive=3)
+    assert decision.outcome is Outcome.DONE and decision.details["streak"] == 3
+
+
+def test_adoption_streak_resets_on_a_high_check():
+    history = [sample(0, 1000, 5), sample(1, 1000, 50), sample(2, 1000, 5), sample(3, 1000, 5)]
+    decision = adoption_decision(history, threshold=0.01, consecutive=3)
+    assert decision.outcome is Outcome.WAIT and decision.details["streak"] == 2
+
+
+def test_an_empty_window_is_no_evidence():
+    history = [sample(0, 1000, 0), sample(1, 0, 0), sample(2, 1000, 0)]
+    decision = adoption_decision(history, threshold=0.01, consecutive=2, min_events=10)
+    assert decision.outcome is Outcome.WAIT
+    assert adoption_decision(history[:1], threshold=0.01, consecutive=1).outcome is Outcome.DONE
