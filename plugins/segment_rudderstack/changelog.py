@@ -30,6 +30,33 @@ class Change:
         return f"{self.target} {self.target_id}: {self.field} {self.before!r} -> {self.after!r}"
 
 
+class _MetadataDbVariables:
+    """Airflow Variables read and written straight in the metadata database (outside a running task:
+    tests, the command line, the demo). Inside a task the Task SDK's ``Variable`` is used instead."""
+
+    @staticmethod
+    def get(key: str, default: Any = None, deserialize_json: bool = False) -> Any:
+        from airflow.models.variable import Variable
+
+        return Variable.get(key, default_var=default, deserialize_json=deserialize_json)
+
+    @staticmethod
+    def set(key: str, value: Any, serialize_json: bool = False) -> None:
+        from airflow.models.variable import Variable
+
+        Variable.set(key, value, serialize_json=serialize_json)
+
+
+def default_store() -> Any:
+    from airflow.sdk.execution_time import task_runner
+
+    if getattr(task_runner, "SUPERVISOR_COMMS", None) is not None:
+        from airflow.sdk import Variable
+
+        return Variable
+    return _MetadataDbVariables
+
+
 class ChangeLog:
     def __init__(self, key: str | None, store: Any = None):
         self.key = key
@@ -38,9 +65,7 @@ class ChangeLog:
     @property
     def store(self):
         if self._store is None:
-            from airflow.sdk import Variable
-
-            self._store = Variable
+            self._store = default_store()
         return self._store
 
     def entries(self) -> list[Change]:
