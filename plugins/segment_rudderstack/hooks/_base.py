@@ -146,8 +146,15 @@ class ApiHook(HttpHook):
         self._extras = dict(extras)
         self._policy = RetryPolicy.from_settings(self._policy_overrides, extras)
         self._set_base_url(conn)
-        self.base_url = self.base_url.rstrip("/")
         self._auth = self._auth_headers(conn)
+
+    def _set_base_url(self, connection: Any) -> None:
+        # HttpHook.get_conn calls this again for every session: normalise here, not after it.
+        super()._set_base_url(connection)
+        self.base_url = self._normalise_base_url(self.base_url.rstrip("/"))
+
+    def _normalise_base_url(self, base_url: str) -> str:
+        return base_url
 
     def _not_found(self, error: Exception) -> ValueError:
         return ValueError(

@@ -43,10 +43,10 @@ class RudderStackHook(ApiHook):
         super().__init__(rudderstack_conn_id, **kwargs)
         self.rudderstack_conn_id = rudderstack_conn_id
 
-    def _configure(self, conn: Any, extras: dict[str, Any]) -> None:
-        super()._configure(conn, extras)
-        if self.base_url.endswith(self.api_prefix):  # host given as https://api.rudderstack.com/v2
-            self.base_url = self.base_url[: -len(self.api_prefix)]
+    def _normalise_base_url(self, base_url: str) -> str:
+        if base_url.endswith(self.api_prefix):  # host given as https://api.rudderstack.com/v2
+            return base_url[: -len(self.api_prefix)]
+        return base_url
 
     def _get(self, spec: RequestSpec, key: str, expect: type = dict) -> Any:
         return unwrap(self.call(spec), (key,), spec=spec, service=self.service_name, expect=expect)

@@ -222,6 +222,21 @@ class SegmentHook(ApiHook):
         path = f"/warehouses/{_id(warehouse_id, 'warehouse_id')}/advanced-sync-schedule"
         return self._data(RequestSpec("GET", path))
 
+    def connect_warehouse_source(self, warehouse_id: str, source_id: str) -> dict[str, Any]:
+        """POST ``/warehouses/{id}/connected-sources/{sourceId}``: the warehouse loads this source again."""
+        path = (
+            f"/warehouses/{_id(warehouse_id, 'warehouse_id')}/connected-sources/{_id(source_id, 'source_id')}"
+        )
+        return self._data(RequestSpec("POST", path, idempotent=True))
+
+    def disconnect_warehouse_source(self, warehouse_id: str, source_id: str) -> dict[str, Any]:
+        """DELETE ``/warehouses/{id}/connected-sources/{sourceId}``: stop loading one source only
+        (disabling the warehouse stops every source connected to it)."""
+        path = (
+            f"/warehouses/{_id(warehouse_id, 'warehouse_id')}/connected-sources/{_id(source_id, 'source_id')}"
+        )
+        return self._data(RequestSpec("DELETE", path))
+
     # ------------------------------------------------------------------ sources
     def get_source(self, source_id: str) -> dict[str, Any]:
         """``data.source``."""
