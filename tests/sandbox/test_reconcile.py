@@ -1,0 +1,111 @@
+"""Reconciliation of the ledger against the warehouse: it passes a clean run and fails a broken one."""
+
+from __future__ import annotations
+
+import itertools
+import pathlib
+import subprocess
+import sys
+import time
+
+import pytest
+
+from sandbox.ledger import Ledger
+from sandbox.reconcile import main, reconcile
+from sandbox.warehouse import Warehouse
+
+_n = itertools.count(1)
+INCLUDE = pathlib.Path(__file__).resolve().parents[2] / "include"
+AT = "2025-03-01T10:00:00.000Z"
+
+
+@pytest.fixture
+def names() -> tuple[str, str]:
+    tag = f"{int(time.time() * 1000) % 10_000_000}_{next(_n)}"
+    return f"rec_test_{tag}", f"ledger_rec_{tag}"
+
+
+def send(ledger: Ledger, mid: str, event_type: str = "track") -> dict:
+    ledger.record_sent(mid, event_type=event_type, sdk="segment", sender="app-1", source="src_web_app", sent_at=AT)
+    event = {"messageId": mid, "type": event_type, "userId": "u1", "receivedAt": AT}
+    if event_type == "track":
+        event["event"] = "Order Completed"
+    return event
+
+
+def delete_row(wh: Warehouse, schema: str, table: str, mid: str) -> None:
+    conn = wh.connect()
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(f'DELETE FROM "{schema}"."{table}" WHERE id = %s', (mid,))  # noqa: S608 - test-made names
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def loaded(pg_dsn, names):
+    """Five tracks and two pages sent and loaded once each."""
+    schema, ledger_schema = names
+    ledger = Ledger(pg_dsn, schema=ledger_schema)
+    events = [send(ledger, f"t{i}") for i in range(5)] + [send(ledger, f"p{i}", "page") for i in range(2)]
+    wh = Warehouse(pg_dsn)
+    wh.load(schema, events, merge=False)
+    yield wh, ledger, schema, ledger_schema, events
+    ledger.close()
+
+
+def test_clean_run_is_ok(pg_dsn, loaded):
+    _, _, schema, ledger_schema, _ = loaded
+    report = reconcile(pg_dsn, schema, ledger_schema=ledger_schema)
+
+    assert report.ok
+    assert (report.table("tracks").sent, report.table("tracks").loaded) == (5, 5)
+    assert (report.table("pages").sent, report.table("pages").loaded) == (2, 2)
+    assert "OK" in report.format()
+
+
+def test_a_deleted_row_is_missing_and_a_repeated_load_is_duplicated(pg_dsn, loaded):
+    wh, _, schema, ledger_schema, events = loaded
+    delete_row(wh, schema, "tracks", "t3")
+    wh.load(schema, [events[5]], merge=False)  # p0 appended a second time
+
+    report = reconcile(pg_dsn, schema, ledger_schema=ledger_schema)
+
+    assert not report.ok
+    assert (report.table("tracks").missing, report.table("tracks").missing_ids) == (1, ["t3"])
+    assert (report.table("pages").duplicated, report.table("pages").duplicated_ids) == (1, ["p0"])
+    text = report.format()
+    assert "FAILED" in text and "t3" in text and "p0" in text
+
+
+def test_events_dropped_after_a_path_closed_are_counted_apart_from_missing(pg_dsn, loaded):
+    wh, ledger, schema, ledger_schema, _ = loaded
+    send(ledger, "late-1")
+    ledger.record_dropped("late-1", reason="warehouse disabled, webhook disabled", at=AT)
+
+    report = reconcile(pg_dsn, schema, ledger_schema=ledger_schema)
+
+    assert report.ok
+    tracks = report.table("tracks")
+    assert (tracks.sent, tracks.loaded, tracks.missing, tracks.dropped_after_close) == (6, 5, 0, 1)
+
+
+def test_a_merge_load_over_segment_rows_reconciles_clean(pg_dsn, loaded):
+    wh, _, schema, ledger_schema, events = loaded
+    wh.load(schema, events[:3], merge=True, extra_columns={"context_source_id": "rs_src_app"})
+
+    assert reconcile(pg_dsn, schema, ledger_schema=ledger_schema).ok
+
+
+def test_cli_exit_codes(pg_dsn, loaded, capsys):
+    wh, _, schema, ledger_schema, _ = loaded
+    args = ["--dsn", pg_dsn, "--schema", schema, "--ledger-schema", ledger_schema]
+    assert main(args) == 0
+    assert "tracks" in capsys.readouterr().out
+
+    delete_row(wh, schema, "pages", "p1")
+    assert main(args) == 1
+
+    completed = subprocess.run([sys.executable, "-m", "sandbox.reconcile", *args, "--json"],
+                               capture_output=True, text=True, timeout=60, cwd=INCLUDE)
+    assert completed.returncode == 1 and '"missing": 1' in completed.stdout
