@@ -216,6 +216,7 @@ class RudderStackEmulator:
         self._scheduler: threading.Thread | None = None
         self.server_side_deployed_at: str | None = None
         self._deploy_callbacks: list[Callable[[], None]] = []
+        self.extra_state: dict[str, Callable[[], Any]] = {}  # e.g. {"clients": fleet.stats}, shown in /sandbox/state
         self._seed()
         self.app = self._build_app()
 
@@ -688,6 +689,7 @@ class RudderStackEmulator:
                 "server_side_deployed_at": self.server_side_deployed_at,
                 "faults": self.faults.state(),
                 "time_compression": self.settings.time_compression,
+                **{name: provider() for name, provider in self.extra_state.items()},
             }
 
     # ------------------------------------------------------------------------------------------ app

@@ -1,0 +1,104 @@
+"""Sandbox world configuration: defaults that suit a ~3-minute demo, overridable from a YAML/JSON file.
+
+Defaults: Segment loads every 5 s taking 1.5 s, sync listing limited to 30 requests/minute; RudderStack
+runs 60x fast (1 minute = 1 second, so syncFrequency "30" means an upload slot every 30 s) and an upload
+takes 1 s; clients send 4 events/s and the new app version reaches 100 % of installs 75 s after start;
+server-side services switch to RudderStack when told (POST /sandbox/deploy-server-side on the RudderStack
+emulator, or `python -m sandbox control rudderstack deploy-server-side`).
+
+Where things live:
+- `home`: $SANDBOX_HOME, else `<repo>/.sandbox` (git-ignored): state.json, airflow-connections.env,
+  sandbox.log, pgdata/ (the embedded PostgreSQL, recreated fresh at each start).
+- warehouse: $SANDBOX_WAREHOUSE_DSN (or `warehouse_dsn` in the file) when given, else the embedded server.
+
+File format (every key optional), e.g. `python -m sandbox start --config my-world.yaml`:
+
+    warehouse_dsn: postgresql://user:pw@127.0.0.1:5432/scratch
+    segment: {load_interval_s: 5, load_duration_s: 1.5, sync_list_per_minute: 30}
+    rudderstack: {time_compression: 60, upload_duration_s: 1}
+    clients: {seed: 7, events_per_second: 4, server_side_switch: auto, adoption: {kind: logistic, ramp_s: 90}}
+    clients_enabled: true
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.clients import AdoptionCurve, ClientsConfig
+from sandbox.rudderstack_emulator import RudderStackSettings
+from sandbox.segment_emulator import SegmentSettings
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def default_home() -> pathlib.Path:
+    return pathlib.Path(os.environ.get("SANDBOX_HOME") or REPO_ROOT / ".sandbox").resolve()
+
+
+def demo_segment_settings() -> SegmentSettings:
+    return SegmentSettings(load_interval_s=5.0, load_duration_s=1.5, sync_list_per_minute=30)
+
+
+def demo_rudderstack_settings() -> RudderStackSettings:
+    return RudderStackSettings(time_compression=60.0, upload_duration_s=1.0)
+
+
+def demo_clients_config() -> ClientsConfig:
+    return ClientsConfig(events_per_second=4.0, adoption=AdoptionCurve(kind="linear", ramp_s=75.0))
+
+
+@dataclass
+class SandboxConfig:
+    home: pathlib.Path = field(default_factory=default_home)
+    warehouse_dsn: str | None = field(default_factory=lambda: os.environ.get("SANDBOX_WAREHOUSE_DSN") or None)
+    ledger_schema: str = "sandbox_ledger"
+    segment: SegmentSettings = field(default_factory=demo_segment_settings)
+    rudderstack: RudderStackSettings = field(default_factory=demo_rudderstack_settings)
+    clients: ClientsConfig = field(default_factory=demo_clients_config)
+    clients_enabled: bool = True
+    segment_port: int = 0  # 0: any free port on 127.0.0.1
+    rudderstack_port: int = 0
+
+    @property
+    def embedded(self) -> bool:
+        return not self.warehouse_dsn
+
+
+def _apply(target: Any, values: dict[str, Any], where: str) -> None:
+    known = {f.name: f for f in dataclasses.fields(target)}
+    for key, value in values.items():
+        if key not in known:
+            raise ValueError(f"{where}: unknown setting {key!r}; expected one of {', '.join(sorted(known))}")
+        current = getattr(target, key)
+        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+            _apply(current, value, f"{where}.{key}")
+        elif isinstance(current, tuple) and isinstance(value, list):
+            setattr(target, key, tuple(value))
+        else:
+            setattr(target, key, value)
+
+
+def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> SandboxConfig:
+    """The demo defaults, updated from a YAML/JSON file (when given), then from keyword `overrides`."""
+    config = SandboxConfig()
+    values: dict[str, Any] = {}
+    if path:
+        text = pathlib.Path(path).read_text()
+        if str(path).endswith(".json"):
+            values = json.loads(text)
+        else:
+            import yaml
+
+            values = yaml.safe_load(text) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a mapping of settings at the top level, got {type(values).__name__}")
+    values.update(overrides)
+    if "home" in values:
+        values["home"] = pathlib.Path(values["home"]).resolve()
+    _apply(config, values, str(path or "config"))
+    return config

