@@ -215,19 +215,24 @@ class Session:
 
     def execute(self, sql: SqlText, params: Sequence[Any] = ()) -> int:
         """Run one statement; return the driver's row count."""
+        self._check(sql)
         with closing(self.conn.cursor()) as cur:
             self._run(cur, sql, params)
             return cur.rowcount
 
     def fetchall(self, sql: SqlText, params: Sequence[Any] = ()) -> list[tuple]:
+        self._check(sql)
         with closing(self.conn.cursor()) as cur:
             self._run(cur, sql, params)
             return [tuple(row) for row in cur.fetchall()]
 
     @staticmethod
-    def _run(cur: Any, sql: SqlText, params: Sequence[Any]) -> None:
+    def _check(sql: SqlText) -> None:
         if not isinstance(sql, SqlText):
             raise TypeError("SQL must be built with compose(); got a plain string")
+
+    @staticmethod
+    def _run(cur: Any, sql: SqlText, params: Sequence[Any]) -> None:
         log.debug("warehouse SQL: %s", sql)
         if params:
             cur.execute(sql, tuple(params))
