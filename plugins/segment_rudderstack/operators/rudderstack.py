@@ -352,13 +352,14 @@ class ReleaseRudderStackSyncOperator(_RudderStackOperator):
             apply=lambda: hook.update_destination(self.destination_id, config={"manualSync": False}),
         )
         triggered = False
-        if self.trigger_upload and not self.is_dry_run:
+        # Trigger only when this run released the sync: a re-run after the release changes nothing.
+        if self.trigger_upload and changed and not self.is_dry_run:
             RudderStackDataPlaneHook(
                 rudderstack_data_plane_conn_id=self.rudderstack_data_plane_conn_id
             ).trigger_upload(destination_id=self.destination_id)
             triggered = True
             self.log.info("triggered a RudderStack upload for destination %s", self.destination_id)
-        elif self.trigger_upload:
+        elif self.trigger_upload and changed:
             self.log.info("DRY RUN: would trigger a RudderStack upload for destination %s", self.destination_id)
         return {"released": changed or not held, "sync_start_at": start_at, "upload_triggered": triggered,
                 "gate": gate.reason, "released_at": now.isoformat()}
