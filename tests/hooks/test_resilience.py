@@ -164,11 +164,11 @@ def test_a_slow_response_times_out_is_retried_then_reported(
     case, connect, httpserver, fast, wait_for_requests
 ):
     def slow(request):
-        time.sleep(0.6)
+        time.sleep(0.35)
         return Response(json.dumps(case.ok), content_type="application/json")
 
     httpserver.expect_request(case.path, method=case.method).respond_with_handler(slow)
-    hook = case.make(connect("api_test"), **{**fast, "max_attempts": 2, "timeout": 0.2})
+    hook = case.make(connect("api_test"), **{**fast, "max_attempts": 2, "timeout": 0.1})
 
     with pytest.raises(ApiError) as caught:
         case.call(hook)

@@ -1,0 +1,118 @@
+"""The hooks against the project's own emulators: the same calls the migration DAG makes, end to end.
+
+If a hook and an emulator drift apart (a path, an envelope, a body), the sandbox stops being a rehearsal
+of the real cutover; these tests catch that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from segment_rudderstack.hooks import (
+    WEBHOOKS_METADATA_ID,
+    RudderStackDataPlaneHook,
+    RudderStackHook,
+    SegmentHook,
+    SyncState,
+)
+
+
+@pytest.fixture
+def warehouse(pg_dsn):
+    from sandbox.warehouse import Warehouse
+
+    return Warehouse(pg_dsn)
+
+
+@pytest.fixture
+def segment(warehouse, monkeypatch):
+    from sandbox.common import ServerThread
+    from sandbox.segment_emulator import SegmentEmulator, SegmentSettings
+
+    emulator = SegmentEmulator(SegmentSettings(load_interval_s=None, load_duration_s=0.1), warehouse, None)
+    server = ServerThread(emulator.app).start()
+    emulator.start_background()
+    conn = {"conn_type": "http", "host": server.url, "password": emulator.settings.token}
+    monkeypatch.setenv("AIRFLOW_CONN_SEGMENT_SANDBOX", json.dumps(conn))
+    yield emulator, server.url
+    emulator.stop_background()
+    server.stop()
+
+
+@pytest.fixture
+def rudderstack(warehouse, monkeypatch):
+    from sandbox.common import ServerThread
+    from sandbox.rudderstack_emulator import RudderStackEmulator, RudderStackSettings
+
+    emulator = RudderStackEmulator(RudderStackSettings(upload_duration_s=0.1), warehouse)
+    server = ServerThread(emulator.app).start()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_RUDDERSTACK_SANDBOX",
+        json.dumps({"conn_type": "http", "host": server.url, "password": emulator.settings.token}),
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_RUDDERSTACK_DP_SANDBOX", json.dumps({"conn_type": "http", "host": server.url})
+    )
+    yield emulator, server.url
+    emulator.stop_background()
+    server.stop()
+
+
+def test_segment_hook_drives_the_segment_emulator(segment):
+    import urllib.request
+
+    emulator, url = segment
+    hook = SegmentHook("segment_sandbox", max_attempts=2, backoff_initial=0.01)
+    warehouse_id = emulator.settings.warehouses[0].id
+    source_id = emulator.settings.sources[0].id
+
+    assert hook.get_warehouse(warehouse_id)["enabled"] is True
+    assert warehouse_id in [w["id"] for w in hook.list_connected_warehouses(source_id)]
+    assert hook.get_source(source_id)["id"] == source_id
+    assert "enabled" in hook.get_advanced_sync_schedule(warehouse_id)
+
+    urllib.request.urlopen(urllib.request.Request(f"{url}/sandbox/loads/run", method="POST", data=b"")).read()
+    deadline = time.monotonic() + 5
+    while True:  # the load closes its reports after load_duration_s; bounded wait, one sync-list call
+        time.sleep(0.3)
+        reports = hook.list_warehouse_syncs(warehouse_id, count=10)
+        if all(r.state is not SyncState.RUNNING for r in reports) or time.monotonic() > deadline:
+            break
+    assert reports and {r.state for r in reports} == {SyncState.SUCCESS}
+
+    settings = {"hooks": [{"hook": "http://127.0.0.1:9/v1/webhook?writeKey=wk-sandbox-1", "headers": []}]}
+    created = hook.create_destination(source_id, WEBHOOKS_METADATA_ID, "to RudderStack", False, settings)
+    assert hook.set_destination_enabled(created["id"], True)["enabled"] is True
+    assert created["id"] in [d["id"] for d in hook.list_connected_destinations(source_id)]
+    assert hook.set_warehouse_enabled(warehouse_id, False)["enabled"] is False
+
+
+def test_rudderstack_hooks_drive_the_rudderstack_emulator(rudderstack):
+    control = RudderStackHook("rudderstack_sandbox", max_attempts=2, backoff_initial=0.01)
+    assert control.test_connection()[0]
+
+    destination = control.create_destination(
+        "warehouse", "POSTGRES", {"namespace": "prod", "syncFrequency": "30"}, enabled=True
+    )
+    updated = control.update_destination(destination["id"], config={"manualSync": True})
+    assert updated["config"] == {"namespace": "prod", "syncFrequency": "30", "manualSync": True}
+    source = control.create_source("from segment", "segment")
+    connection = control.create_connection(source["id"], destination["id"])
+    assert connection["id"] in [c["id"] for c in control.list_connections()]
+
+    for prefix in ("/v1/warehouse", "/internal/v1/warehouse"):
+        data_plane = RudderStackDataPlaneHook("rudderstack_dp_sandbox", warehouse_path_prefix=prefix)
+        pending = data_plane.pending_events(source["id"])
+        assert set(pending) == {
+            "pending_events",
+            "pending_staging_files",
+            "pending_uploads",
+            "aborted_events",
+        }
+        assert asyncio.run(data_plane.async_pending_events(source["id"])) == pending
+        assert data_plane.trigger_upload(destination_id=destination["id"]) == {}
+    assert data_plane.webhook_url(source["writeKey"]).endswith(f"/v1/webhook?writeKey={source['writeKey']}")
