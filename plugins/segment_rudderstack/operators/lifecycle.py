@@ -68,6 +68,7 @@ class RollbackOperator(MigrationOperator):
         from segment_rudderstack.hooks.rudderstack import RudderStackHook
         from segment_rudderstack.hooks.segment import SegmentHook
         from segment_rudderstack.operators.rudderstack import unwrap
+        from segment_rudderstack.operators.segment import is_connected
 
         segment = SegmentHook(segment_conn_id=self.segment_conn_id)
         rudderstack = RudderStackHook(rudderstack_conn_id=self.rudderstack_conn_id)
@@ -85,10 +86,10 @@ class RollbackOperator(MigrationOperator):
                     done.append(f"re-enabled Segment warehouse {target_id}")
             elif (target, field) == ("segment.warehouse.source", "connected"):
                 warehouse_id, _, source_id = target_id.partition(":")
-                connected = {s.get("id") for s in segment.list_connected_sources(warehouse_id)}
                 if self.apply_change(
-                    context, target=target, target_id=target_id, field=field, before=source_id in connected,
-                    after=True, apply=lambda w=warehouse_id, s=source_id: segment.connect_source(w, s),
+                    context, target=target, target_id=target_id, field=field,
+                    before=is_connected(segment, warehouse_id, source_id), after=True,
+                    apply=lambda w=warehouse_id, s=source_id: segment.connect_warehouse_source(w, s),
                 ):
                     done.append(f"reconnected Segment source {source_id} to warehouse {warehouse_id}")
             elif (target, field) == ("segment.destination", "enabled"):

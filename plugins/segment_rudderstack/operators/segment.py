@@ -31,6 +31,11 @@ def is_webhook_to(destination: dict[str, Any], url: str) -> bool:
     return metadata.get("id") == WEBHOOKS_METADATA_ID and url in hook_urls(destination)
 
 
+def is_connected(hook, warehouse_id: str, source_id: str) -> bool:
+    """Whether Segment's warehouse loads the source (read from the source's connected warehouses)."""
+    return warehouse_id in {w.get("id") for w in hook.list_connected_warehouses(source_id)}
+
+
 class _SegmentOperator(MigrationOperator):
     def __init__(self, *, segment_conn_id: str = "segment_default", **kwargs: Any):
         super().__init__(**kwargs)
@@ -146,13 +151,13 @@ class EnsureSegmentWebhookOperator(_WebhookOperator):
                 if created.get("id"):
                     self._record_enabled(context, created["id"], None, self.enabled)
                 if self.enabled:
-                    enabled_at.append(datetime.now(UTC))
+                    enabled_at.append(self._enabled_since(created["id"]) if created.get("id") else datetime.now(UTC))
                 continue
             destination = matches[0]
             destination_id = destination["id"]
             destinations[source_id] = destination_id
             before = bool(destination.get("enabled"))
-            changed = self.apply_change(
+            self.apply_change(
                 context,
                 target="segment.destination",
                 target_id=destination_id,
@@ -164,7 +169,8 @@ class EnsureSegmentWebhookOperator(_WebhookOperator):
                 ),
             )
             if self.enabled:
-                enabled_at.append(datetime.now(UTC) if changed else self._enabled_since(destination_id))
+                # The instant the change log holds, so a re-run reports the same cutover point as this run.
+                enabled_at.append(self._enabled_since(destination_id))
         cutover = max(enabled_at) if enabled_at else datetime.now(UTC)
         self.log.info("cutover point (webhook enabled on all sources): %s", cutover.isoformat())
         return {"destinations": destinations, "cutover_at": cutover.isoformat()}
@@ -268,7 +274,6 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
                 apply=lambda: hook.set_warehouse_enabled(self.warehouse_id, False),
             )
         else:
-            connected = {s.get("id") for s in hook.list_connected_sources(self.warehouse_id)}
             changed = False
             for source_id in self.source_ids or []:
                 changed |= self.apply_change(
@@ -276,8 +281,8 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
                     target="segment.warehouse.source",
                     target_id=f"{self.warehouse_id}:{source_id}",
                     field="connected",
-                    before=source_id in connected,
+                    before=is_connected(hook, self.warehouse_id, source_id),
                     after=False,
-                    apply=lambda s=source_id: hook.disconnect_source(self.warehouse_id, s),
+                    apply=lambda s=source_id: hook.disconnect_warehouse_source(self.warehouse_id, s),
                 )
         return {"disabled": changed, "at": datetime.now(UTC).isoformat(), "last_check": decision.reason}
