@@ -1,0 +1,183 @@
+"""RudderStack-side operators against the RudderStack emulator: first run changes, re-run and dry run do not."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from segment_rudderstack.changelog import ChangeLog
+from segment_rudderstack.operators.rudderstack import (
+    EnsureRudderStackDestinationOperator,
+    EnsureRudderStackSegmentSourceOperator,
+    HoldRudderStackSyncOperator,
+    ReleaseRudderStackSyncOperator,
+)
+from tests.library.world import RS_APP, WAREHOUSE_ID, WEB, context
+
+
+def ensure_destination(world, **kwargs):
+    return EnsureRudderStackDestinationOperator(
+        task_id="ensure_destination", namespace=world.schema, change_log_key=world.change_log_key, **kwargs
+    )
+
+
+def test_ensure_destination_creates_it_held_once_then_finds_it(world):
+    mark = world.mark()
+    destination_id = ensure_destination(world).execute(context())
+
+    created = world.rs_destination(destination_id)
+    assert created["config"]["namespace"] == world.schema
+    assert created["config"]["manualSync"] is True  # nothing loads before Segment's final load
+    assert [c["action"] for c in world.rudderstack_changes(mark)] == ["create_destination"]
+    assert [(c.target, c.field, c.after) for c in ChangeLog(world.change_log_key).entries()] == [
+        ("rudderstack.destination", "exists", True)
+    ]
+
+    again = world.mark()
+    assert ensure_destination(world).execute(context()) == destination_id
+    assert world.rudderstack_changes(again) == []
+    assert len(world.rs_destinations()) == 1
+
+
+def test_ensure_destination_dry_run_creates_nothing(world):
+    mark = world.mark()
+    assert ensure_destination(world, dry_run=True).execute(context()) is None
+    assert world.rudderstack_changes(mark) == []
+    assert world.rs_destinations() == []
+    assert ChangeLog(world.change_log_key).entries() == []
+
+
+def test_ensure_destination_accepts_an_existing_one_whose_namespace_differs_only_in_case(world):
+    existing = world.make_rs_destination(namespace=world.schema.upper())
+    mark = world.mark()
+    assert ensure_destination(world, destination_id=existing).execute(context()) == existing
+    assert world.rudderstack_changes(mark) == []
+
+
+def test_ensure_destination_never_changes_a_destination_with_another_namespace(world):
+    existing = world.make_rs_destination(namespace="marketing")
+    mark = world.mark()
+    with pytest.raises(AirflowFailException) as failure:
+        ensure_destination(world, destination_id=existing).execute(context())
+    message = str(failure.value)
+    assert "'marketing'" in message and repr(world.schema) in message and "Nothing was changed" in message
+    assert world.rudderstack_changes(mark) == []
+    assert world.rs_destination(existing)["config"]["namespace"] == "marketing"
+
+
+def ensure_source(world, destination_id, **kwargs):
+    return EnsureRudderStackSegmentSourceOperator(
+        task_id="ensure_source", destination_id=destination_id, connect_source_ids=[RS_APP],
+        change_log_key=world.change_log_key, **kwargs,
+    )
+
+
+def test_ensure_segment_source_creates_and_connects_once(world):
+    destination_id = world.make_rs_destination(manualSync=True)
+    mark = world.mark()
+    source_id = ensure_source(world, destination_id).execute(context())
+
+    source = next(s for s in world.rs_sources() if s["id"] == source_id)
+    assert source["type"] == "Segment"
+    connected = {(c["sourceId"], c["destinationId"]) for c in world.rs_connections() if c["enabled"]}
+    assert connected == {(source_id, destination_id), (RS_APP, destination_id)}
+    assert sorted(c["action"] for c in world.rudderstack_changes(mark)) == [
+        "create_connection", "create_connection", "create_source"
+    ]
+
+    again = world.mark()
+    assert ensure_source(world, destination_id).execute(context()) == source_id
+    assert world.rudderstack_changes(again) == []
+    assert len([s for s in world.rs_sources() if s["type"] == "Segment"]) == 1
+
+
+def test_ensure_segment_source_dry_run_changes_nothing(world):
+    destination_id = world.make_rs_destination(manualSync=True)
+    mark = world.mark()
+    assert ensure_source(world, destination_id, dry_run=True).execute(context()) is None
+    assert world.rudderstack_changes(mark) == []
+    assert [s for s in world.rs_sources() if s["type"] == "Segment"] == []
+
+
+def test_ensure_segment_source_fails_before_any_change_when_a_plan_source_does_not_exist(world):
+    destination_id = world.make_rs_destination(manualSync=True)
+    mark = world.mark()
+    operator = EnsureRudderStackSegmentSourceOperator(
+        task_id="ensure_source", destination_id=destination_id, connect_source_ids=["rs_src_typo"],
+        change_log_key=world.change_log_key,
+    )
+    with pytest.raises(AirflowFailException, match="rs_src_typo"):
+        operator.execute(context())
+    assert world.rudderstack_changes(mark) == []
+
+
+def hold(world, destination_id, **kwargs):
+    return HoldRudderStackSyncOperator(
+        task_id="hold", destination_id=destination_id, change_log_key=world.change_log_key, **kwargs
+    )
+
+
+def test_hold_sync_turns_manual_sync_on_once(world):
+    destination_id = world.make_rs_destination(manualSync=False)
+    mark = world.mark()
+    hold(world, destination_id).execute(context())
+    assert world.rs_destination(destination_id)["config"]["manualSync"] is True
+    assert [c["action"] for c in world.rudderstack_changes(mark)] == ["update_destination"]
+    change = ChangeLog(world.change_log_key).last("rudderstack.destination", destination_id, "config.manualSync")
+    assert (change.before, change.after) == (False, True)
+
+    again = world.mark()
+    hold(world, destination_id).execute(context())
+    assert world.rudderstack_changes(again) == []
+
+
+def test_hold_sync_dry_run_changes_nothing(world):
+    destination_id = world.make_rs_destination(manualSync=False)
+    mark = world.mark()
+    hold(world, destination_id, dry_run=True).execute(context())
+    assert world.rudderstack_changes(mark) == []
+    assert world.rs_destination(destination_id)["config"]["manualSync"] is False
+
+
+def release(world, destination_id, cutover, **kwargs):
+    return ReleaseRudderStackSyncOperator(
+        task_id="release", destination_id=destination_id, warehouse_id=WAREHOUSE_ID, started_after=cutover,
+        source_ids=[WEB], margin_minutes=5, change_log_key=world.change_log_key, **kwargs,
+    )
+
+
+def test_release_sync_after_segments_final_load_sets_start_turns_manual_off_and_triggers_once(world):
+    destination_id = world.make_rs_destination(manualSync=True)
+    cutover = world.cutover()
+    [report] = [r for r in world.load() if r["sourceId"] == WEB]
+
+    mark = world.mark()
+    result = release(world, destination_id, cutover).execute(context())
+    config = world.rs_destination(destination_id)["config"]
+    assert config["manualSync"] is False
+    assert config["syncStartAt"] == result["sync_start_at"]
+    # syncStartAt is Segment's last load end plus the 5-minute margin (rounded up to the minute), in UTC
+    ended = datetime.fromisoformat(report["end"])
+    hours, minutes = map(int, config["syncStartAt"].split(":"))
+    after_end = (hours * 60 + minutes - (ended.hour * 60 + ended.minute)) % (24 * 60)
+    assert 5 <= after_end <= 6
+    changes = world.rudderstack_changes(mark)
+    assert [c["kind"] for c in changes] == ["api", "api", "trigger"]
+    assert changes[-1]["destinations"] == [destination_id]
+
+    again = world.mark()
+    release(world, destination_id, cutover).execute(context())
+    assert world.rudderstack_changes(again) == []  # no second update, no second upload trigger
+
+
+def test_release_sync_dry_run_changes_nothing(world):
+    destination_id = world.make_rs_destination(manualSync=True)
+    cutover = world.cutover()
+    world.load()
+    mark = world.mark()
+    result = release(world, destination_id, cutover, dry_run=True).execute(context())
+    assert result["upload_triggered"] is False
+    assert world.rudderstack_changes(mark) == []
+    assert world.rs_destination(destination_id)["config"]["manualSync"] is True
