@@ -13,7 +13,8 @@
 Seeded: event k is derived from `random.Random(f"{seed}:{k}")` (message id included), and its route from
 its planned time k / events_per_second, so two runs with the same seed send the same events the same way
 (the server-side switch moment excepted: it happens when told). Every event is recorded in the Ledger BEFORE
-it is handed to an SDK, with its message id set explicitly.
+it is handed to an SDK, with its message id set explicitly (events already due are recorded together,
+in one ledger transaction, before any of them is handed over).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ SERVER_EVENTS = {
 PAGES = ["Home", "Search", "Product", "Cart", "Checkout"]
 PLANS = ["free", "pro", "business"]
 OLD_APP_VERSION = "1.9.4"
+MAX_CHUNK = 200
 NEW_APP_VERSION = "2.0.0"
 
 
@@ -241,11 +243,24 @@ class ClientFleet:
 
     def send(self, event: PlannedEvent) -> tuple[str, str]:
         """Record `event` in the ledger, then hand it to the SDK its route names. Returns (sdk, source)."""
-        sdk, source, write_key = self.route(event)
-        self.ledger.record_sent(
-            event.message_id, event_type=event.event_type, sdk=sdk, sender=event.sender, source=source,
-            sent_at=utcnow(), schema=self.config.schema,
+        return self.send_many([event])[0]
+
+    def send_many(self, events: list[PlannedEvent]) -> list[tuple[str, str]]:
+        """Record all `events` in the ledger (one transaction), then hand each to the SDK its route names."""
+        routes = [self.route(event) for event in events]
+        sent_at = utcnow()
+        self.ledger.record_sent_many(
+            {"message_id": e.message_id, "event_type": e.event_type, "sdk": sdk, "sender": e.sender,
+             "source": source, "sent_at": sent_at, "schema": self.config.schema}
+            for e, (sdk, source, _) in zip(events, routes, strict=True)
         )
+        for event, (sdk, source, write_key) in zip(events, routes, strict=True):
+            self._hand_to_sdk(event, sdk, write_key)
+            with self._lock:
+                self._sent[source] += 1
+        return [(sdk, source) for sdk, source, _ in routes]
+
+    def _hand_to_sdk(self, event: PlannedEvent, sdk: str, write_key: str) -> None:
         client = self._client(sdk, write_key)
         if event.kind == "app":
             version = NEW_APP_VERSION if sdk == "rudderstack" else OLD_APP_VERSION
@@ -261,9 +276,6 @@ class ClientFleet:
             getattr(client, event.event_type)(name=event.name, properties=dict(event.properties), **ids)
         else:
             client.identify(traits=dict(event.traits), **ids)
-        with self._lock:
-            self._sent[source] += 1
-        return sdk, source
 
     def _maybe_auto_switch(self, last_check: float) -> float:
         if self.config.server_side_switch != "auto" or self.server_side_on_rudderstack or not self.server_side_ready:
@@ -287,13 +299,18 @@ class ClientFleet:
             if delay > 0 and self._stop.wait(delay):
                 break
             last_check = self._maybe_auto_switch(last_check)
+            # every event already due goes in one ledger transaction (at most MAX_CHUNK; at demo rates, one)
+            due = int((time.monotonic() - self._started_at) * config.events_per_second) + 1
+            count = max(1, min(due - k, MAX_CHUNK))
+            if config.max_events is not None:
+                count = min(count, config.max_events - k)
             try:
-                self.send(plan_event(config, k))
+                self.send_many([plan_event(config, i) for i in range(k, k + count)])
             except Exception as exc:  # keep the fleet alive; the ledger/SDK error says what failed
-                log.warning("could not send event %d: %s", k, exc)
+                log.warning("could not send events %d..%d: %s", k, k + count - 1, exc)
                 with self._lock:
-                    self._failed += 1
-            k += 1
+                    self._failed += count
+            k += count
             self._next_index = k
 
     def start(self) -> ClientFleet:
