@@ -399,3 +399,17 @@ def test_async_429_honours_retry_after(connect, httpserver, fast):
     result = asyncio.run(SegmentHook(connect("api_test"), **fast).async_list_warehouse_syncs("wh_1"))
 
     assert result == [] and time.monotonic() - started >= 0.95
+
+
+def test_backoff_doubles_between_attempts(connect, httpserver, caplog, capsys):
+    httpserver.expect_request("/warehouses/wh_1").respond_with_data("", status=503)
+    hook = SegmentHook(connect("api_test"), max_attempts=4, backoff_initial=0.1, backoff_max=5, timeout=2)
+
+    with caplog.at_level(logging.WARNING), pytest.raises(ApiError):
+        hook.get_warehouse("wh_1")
+
+    logs = _logs(caplog, capsys)
+    waits = [
+        line.split("retrying in ")[1].split(" s")[0] for line in logs.splitlines() if "retrying in" in line
+    ]
+    assert waits == ["0.1", "0.2", "0.4"], logs

@@ -18,8 +18,8 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -153,7 +153,6 @@ class RetryPolicy:
     backoff_max: float = 30.0
     max_retry_wait: float = 120.0
     timeout: float = 30.0
-    sleep: Callable[[float], Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -209,16 +208,13 @@ class RetryPolicy:
                 retry_state.upcoming_sleep,
             )
 
-        kwargs: dict[str, Any] = {
+        return {
             "stop": tenacity.stop_after_attempt(self.max_attempts),
             "wait": self.wait_seconds,
             "retry": tenacity.retry_if_exception(self.should_retry),
             "before_sleep": before_sleep,
             "reraise": True,
         }
-        if self.sleep is not None:
-            kwargs["sleep"] = self.sleep
-        return kwargs
 
 
 def finalize_error(error: ApiError, attempts: int, policy: RetryPolicy) -> ApiError:
