@@ -74,6 +74,7 @@ class DeploymentSpec:
     metadata_dsn: str | None = None  # SQLAlchemy URL; None = embedded PostgreSQL in the deployment's home
     home: pathlib.Path | None = None  # None = a fresh temporary folder, deleted on stop unless keep_home
     keep_home: bool = False
+    save_logs_to: pathlib.Path | None = None  # copy process and task logs here on stop (e.g. CI artifacts)
     airflow_bin: pathlib.Path = pathlib.Path(sys.executable).with_name("airflow")
     startup_timeout: float = 120.0
 
@@ -200,6 +201,20 @@ class ApiClient:
         entry = self.get_json(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
                               deserialize="true")
         return entry["value"]
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        response = self.http.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+                                 params={"full_content": "true"}, headers={"Accept": "text/plain"})
+        return response.text if response.status_code == 200 else f"(log unavailable: HTTP {response.status_code})"
+
+    def failure_report(self, dag_id: str, run_id: str, chars: int = 3000) -> str:
+        """The logs of every task instance of the run that did not succeed, for assertion messages."""
+        parts = []
+        for ti in self.task_instances(dag_id, run_id):
+            if ti["state"] != "success":
+                log = self.task_log(dag_id, run_id, ti["task_id"], max(1, ti.get("try_number") or 1))
+                parts.append(f"--- {ti['task_id']} ({ti['state']}):\n{log[-chars:]}")
+        return "\n".join(parts) or "(every task instance succeeded)"
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 120.0,
                      interval: float = 0.5) -> RunObservation:
@@ -360,6 +375,8 @@ class LocalAirflow:
         if self._pg_server is not None:
             with contextlib.suppress(Exception):
                 self._pg_server.cleanup()
+        if self.spec.save_logs_to is not None:
+            self._save_logs(self.spec.save_logs_to)
         if self.started_at:
             self.wall_s = time.monotonic() - self.started_at
         if self.spec.home is None and not self.spec.keep_home:
@@ -470,6 +487,12 @@ class LocalAirflow:
             [str(self.spec.airflow_bin), component], env=self.env, cwd=self.home,
             stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
+
+    def _save_logs(self, destination: pathlib.Path) -> None:
+        shutil.rmtree(destination, ignore_errors=True)
+        for source, name in ((self.logs, "process-logs"), (self.home / "logs", "task-logs")):
+            if source.exists():
+                shutil.copytree(source, destination / name, dirs_exist_ok=True)
 
     def _terminate_group(self, name: str, proc: subprocess.Popen, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -2,7 +2,7 @@
 
 `deployment_probe_manual` is triggered through the REST API like the UI's trigger form does; its sensor
 defers to the triggerer (DateTimeSensorAsync -> DateTimeTrigger, standard provider) for `wait_seconds` seconds.
-`deployment_probe_scheduled` runs on its own every minute (catchup off).
+`deployment_probe_scheduled` runs on its own every 15 seconds (catchup off).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def deployment_probe_manual():
 
 @dag(
     dag_id="deployment_probe_scheduled",
-    schedule=timedelta(minutes=1),
+    schedule=timedelta(seconds=15),
     start_date=datetime(2024, 1, 1),
     catchup=False,
     tags=["deployment-probe"],

@@ -1,0 +1,67 @@
+"""One real local Airflow deployment shared by the deployment tests of a session.
+
+The deployment (scheduler, dag-processor, triggerer, api-server; LocalExecutor; embedded PostgreSQL
+metadata DB) is started once, used by every test in this folder, and stopped at the end of the session
+even when a test fails. Its wall time and the peak memory of its processes are printed in the terminal
+summary and written to test-artifacts/deployment-metrics.json.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from scripts.airflow_local import ApiClient, DeploymentSpec, LocalAirflow
+from tests.deployment.targets import ACTIVE, ROOT, DeploymentTarget
+
+ARTIFACTS = ROOT / "test-artifacts"
+_METRICS: dict[str, object] = {}
+
+
+@pytest.fixture(scope="session")
+def target() -> DeploymentTarget:
+    return ACTIVE
+
+
+@pytest.fixture(scope="session")
+def deployment(target: DeploymentTarget):
+    started = time.monotonic()
+    with target.services() as service_env:
+        spec = DeploymentSpec(dags_folder=target.dags_folder, plugins_folder=target.plugins_folder,
+                              extra_env=dict(service_env), save_logs_to=ARTIFACTS / "deployment-logs")
+        airflow = LocalAirflow(spec)
+        try:
+            airflow.start()
+            yield airflow
+        finally:
+            airflow.stop()
+            _METRICS.update({
+                "target": target.name,
+                "ready_after_s": round(airflow.ready_after_s, 1),
+                "deployment_wall_s": round(time.monotonic() - started, 1),
+                "peak_rss_sum_mib": round(airflow.memory.rss_bytes / 2**20),
+                "peak_pss_sum_mib": round(airflow.memory.pss_bytes / 2**20),
+                "processes_at_peak": airflow.memory.processes_at_peak,
+                "memory_samples": airflow.memory.samples,
+            })
+            ARTIFACTS.mkdir(exist_ok=True)
+            (ARTIFACTS / "deployment-metrics.json").write_text(json.dumps(_METRICS, indent=2) + "\n")
+
+
+@pytest.fixture(scope="session")
+def api(deployment: LocalAirflow, target: DeploymentTarget) -> ApiClient:
+    client = deployment.api()
+    for dag_id in {target.manual_dag_id, target.scheduled_dag_id}:
+        client.wait_for_dag(dag_id)
+    return client
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _METRICS:
+        terminalreporter.write_line(
+            "local Airflow deployment ({target}): ready after {ready_after_s}s, total {deployment_wall_s}s, "
+            "peak RSS sum {peak_rss_sum_mib} MiB, peak PSS sum {peak_pss_sum_mib} MiB "
+            "({processes_at_peak} processes at the peak)".format(**{"processes_at_peak": "?", **_METRICS})
+        )

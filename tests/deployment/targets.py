@@ -1,0 +1,70 @@
+"""What the deployment tests deploy: DAG folder, plugins, environment, which DAG to trigger with what.
+
+The tests only read `ACTIVE`. Switching from the probe DAGs to the migration DAG against the sandbox is
+the one line `ACTIVE = ...` at the bottom (or `DEPLOYMENT_TARGET=<name>` in the environment).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+@contextlib.contextmanager
+def no_services() -> Iterator[dict[str, str]]:
+    yield {}
+
+
+@dataclass(frozen=True)
+class DeploymentTarget:
+    name: str
+    dags_folder: pathlib.Path
+    manual_dag_id: str
+    conf: Mapping[str, object]  # what the trigger form would submit
+    invalid_param: str  # a param name ...
+    invalid_value: object  # ... and a value its schema rejects at trigger time
+    described_params: Mapping[str, str]  # param -> description text the trigger form must show
+    scheduled_dag_id: str
+    scheduled_runs_expected: int = 2  # runs the scheduler must create on its own (catchup off)
+    deferred_tasks: frozenset[str] = frozenset()  # tasks that must be seen `deferred`; empty = any task
+    plugins_folder: pathlib.Path = ROOT / "plugins"
+    # Starts what the DAG talks to (e.g. the sandbox) and yields extra env such as AIRFLOW_CONN_* URIs.
+    services: Callable[[], contextlib.AbstractContextManager[Mapping[str, str]]] = no_services
+    # Asserts what a finished manual run produced: (api, target, run_id) -> None.
+    check_result: Callable[..., None] = lambda api, target, run_id: None
+    run_timeout: float = 120.0
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+
+def probe_params_echoed(api, target: DeploymentTarget, run_id: str) -> None:
+    echoed = api.xcom(target.manual_dag_id, run_id, "echo_params")
+    assert echoed == dict(target.conf), f"the task saw params {echoed}, the trigger sent {dict(target.conf)}"
+
+
+def probe_target() -> DeploymentTarget:
+    from tests.deployment.dags import deployment_probe as probe
+
+    return DeploymentTarget(
+        name="probe",
+        dags_folder=HERE / "dags",
+        manual_dag_id="deployment_probe_manual",
+        conf={"target_namespace": "analytics_eu", "dry_run": False, "wait_seconds": 3},
+        invalid_param="target_namespace",
+        invalid_value="Not-A-Schema",
+        described_params={"target_namespace": probe.NAMESPACE_DESCRIPTION, "dry_run": probe.DRY_RUN_DESCRIPTION,
+                          "wait_seconds": probe.WAIT_DESCRIPTION},
+        scheduled_dag_id="deployment_probe_scheduled",
+        deferred_tasks=frozenset({"wait_in_triggerer"}),
+        check_result=probe_params_echoed,
+    )
+
+
+TARGETS: dict[str, Callable[[], DeploymentTarget]] = {"probe": probe_target}
+
+ACTIVE: DeploymentTarget = TARGETS[os.environ.get("DEPLOYMENT_TARGET", "probe")]()
