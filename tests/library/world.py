@@ -189,3 +189,17 @@ class World:
 
 def next_tag() -> str:
     return f"{int(time.time() * 1000) % 10_000_000}_{next(_n)}"
+
+
+def load_rudderstack_rows(world: World, source_id: str, count: int) -> None:
+    """``count`` track rows in the world's schema as RudderStack loads them (``context_source_id`` set)."""
+    events = [{"type": "track", "event": "Order Completed", "userId": f"u{i}", "messageId": f"r-{uuid.uuid4()}",
+               "receivedAt": datetime.now(UTC).isoformat()} for i in range(count)]
+    world.warehouse.load(world.schema, events, merge=True,
+                         extra_columns={"context_source_id": source_id, "context_source_type": "test"})
+
+
+def rudderstack_event(world: World, write_key: str = "wk_rs_app") -> None:
+    """One event sent to RudderStack's data plane HTTP API (staged until an upload takes it)."""
+    batch = [{"type": "track", "event": "Signed Up", "userId": "u1", "messageId": f"rs-{uuid.uuid4()}"}]
+    httpx.post(world.rudderstack_url + "/v1/batch", json={"batch": batch}, auth=(write_key, "")).raise_for_status()
