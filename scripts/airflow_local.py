@@ -524,6 +524,23 @@ class LocalAirflow:
                    healthy, self.spec.startup_timeout, 0.5, explain)
 
 
+def read_env_file(path: pathlib.Path) -> dict[str, str]:
+    """KEY=VALUE lines (values optionally in single or double quotes), e.g. the sandbox's airflow-connections.env."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise DeploymentError(f"{path}:{number}: expected KEY=VALUE, found {line[:40]!r}...")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run a local multi-process Airflow until Ctrl-C.")
     parser.add_argument("--dags", type=pathlib.Path, default=ROOT / "dags")
@@ -531,12 +548,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=pathlib.Path, default=None, help="keep state here (default: temporary)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment, e.g. AIRFLOW_CONN_SEGMENT_DEFAULT=...")
+    parser.add_argument("--env-file", type=pathlib.Path, action="append", default=[],
+                        help="KEY=VALUE file, e.g. .sandbox/airflow-connections.env")
     args = parser.parse_args(argv)
-    extra = dict(item.split("=", 1) for item in args.env)
+    extra: dict[str, str] = {}
+    for env_file in args.env_file:
+        extra.update(read_env_file(env_file))
+    extra.update(item.split("=", 1) for item in args.env)
     spec = DeploymentSpec(dags_folder=args.dags.resolve(), plugins_folder=args.plugins.resolve(),
                           extra_env=extra, home=args.home)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
     with LocalAirflow(spec) as airflow:
         print(f"Airflow is up at {airflow.base_url} (user {spec.admin_user!r}, password "
               f"{spec.admin_password!r}); logs in {airflow.logs}. Ctrl-C stops it.", flush=True)
