@@ -64,6 +64,9 @@ class ConditionSensor(BaseSensorOperator):
             return {"reason": decision.reason, "dry_run": True, **decision.details}
         if not self.deferrable:
             self.poke_interval = self._interval()
+            # The check above was the first poke: the poke loop starts with the wait, not with a second request
+            # right away (two back-to-back calls would break a 2-requests-per-minute limit at the floor).
+            self._checked_already = True
             return super().execute(context)
         self.defer(
             trigger=ConditionTrigger(
@@ -71,11 +74,15 @@ class ConditionSensor(BaseSensorOperator):
                 poke_interval=self._interval(),
                 deadline=time.time() + float(self.timeout),
                 memory=self._memory,
+                first_check_at=time.time() + self._interval(),  # this check counts as the trigger's first
             ),
             method_name="execute_complete",
         )
 
     def poke(self, context) -> PokeReturnValue:
+        if getattr(self, "_checked_already", False):
+            self._checked_already = False
+            return PokeReturnValue(is_done=False)
         watch = getattr(self, "_watch", None) or self.build_watch(context)
         decision, self._memory = watch.decide(watch.observe(), self._memory)
         self._log_decision(decision)

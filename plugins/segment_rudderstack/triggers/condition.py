@@ -25,8 +25,11 @@ class ConditionTrigger(BaseTrigger):
         poke_interval: float,
         deadline: float | None = None,
         memory: list[Any] | None = None,
+        first_check_at: float | None = None,
     ):
         super().__init__()
+        # epoch seconds of the first check (the sensor has just checked before deferring); None: at once
+        self.first_check_at = first_check_at
         self.watch_spec = watch
         self.poke_interval = float(poke_interval)
         self.deadline = deadline  # epoch seconds; None: no deadline
@@ -40,6 +43,7 @@ class ConditionTrigger(BaseTrigger):
                 "poke_interval": self.poke_interval,
                 "deadline": self.deadline,
                 "memory": self.memory,
+                "first_check_at": self.first_check_at,
             },
         )
 
@@ -47,6 +51,9 @@ class ConditionTrigger(BaseTrigger):
         watch: Watch = load_watch(self.watch_spec)
         memory = list(self.memory)
         checks = 0
+        if self.first_check_at is not None:
+            until = self.first_check_at if self.deadline is None else min(self.first_check_at, self.deadline)
+            await asyncio.sleep(max(0.0, until - time.time()))
         while True:
             if self.deadline is not None and time.time() >= self.deadline:
                 yield TriggerEvent({"status": "timeout", "checks": checks, "memory": memory})
