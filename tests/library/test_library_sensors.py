@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import json
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -149,8 +150,12 @@ def test_segment_sync_list_sensors_poll_no_faster_than_the_rate_limit_by_default
     sensor = SegmentWarehouseLoadSensor(task_id="s", warehouse_id=WAREHOUSE_ID, started_after=world.cutover(),
                                         poke_interval=1)
     assert sensor._interval() == 30.0  # 2 requests per minute
+    before = time.time()
     trigger = defer(sensor)
     assert trigger.poke_interval == 30.0
+    # the sensor's own check before deferring counts: the trigger does not repeat it at once
+    assert trigger.first_check_at >= before + 30.0
+
 
 
 # ------------------------------------------------------------------------------------------ sync gate
