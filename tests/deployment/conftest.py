@@ -53,7 +53,7 @@ def deployment(target: DeploymentTarget):
 @pytest.fixture(scope="session")
 def api(deployment: LocalAirflow, target: DeploymentTarget) -> ApiClient:
     client = deployment.api()
-    for dag_id in {target.manual_dag_id, target.scheduled_dag_id}:
+    for dag_id in {target.manual_dag_id, target.scheduled_dag_id} - {None}:
         client.wait_for_dag(dag_id)
     return client
 

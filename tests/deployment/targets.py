@@ -30,7 +30,7 @@ class DeploymentTarget:
     invalid_param: str  # a param name ...
     invalid_value: object  # ... and a value its schema rejects at trigger time
     described_params: Mapping[str, str]  # param -> description text the trigger form must show
-    scheduled_dag_id: str
+    scheduled_dag_id: str | None  # a DAG with a short schedule; None: the target has none
     scheduled_runs_expected: int = 2  # runs the scheduler must create on its own (catchup off)
     deferred_tasks: frozenset[str] = frozenset()  # tasks that must be seen `deferred`; empty = any task
     plugins_folder: pathlib.Path = ROOT / "plugins"
@@ -65,6 +65,70 @@ def probe_target() -> DeploymentTarget:
     )
 
 
-TARGETS: dict[str, Callable[[], DeploymentTarget]] = {"probe": probe_target}
+class SandboxWorld:
+    """The sandbox (emulators, embedded warehouse, simulated clients) for the migration target."""
+
+    sandbox = None
+
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls) -> Iterator[dict[str, str]]:
+        import tempfile
+
+        from sandbox.config import load_config
+        from sandbox.world import Sandbox
+
+        # Server-side services "deploy" onto RudderStack once its warehouse destination is connected
+        # (in real life a deploy outside Airflow; the DAG waits for Segment to drain afterwards).
+        config = load_config(home=pathlib.Path(tempfile.mkdtemp(prefix="srm-deploy-sandbox-")),
+                             clients={"server_side_switch": "auto"})
+        cls.sandbox = Sandbox(config)
+        try:
+            info = cls.sandbox.start()
+            yield dict(info.airflow_connections)
+        finally:
+            cls.sandbox.stop(flush=False)
+            cls.sandbox = None
+
+
+def migration_reconciled(api, target: DeploymentTarget, run_id: str) -> None:
+    """After the migration run: clients flushed, both tools' loads settled, then every event exactly once
+    and no safety invariant broken (read from the emulators' own request logs)."""
+    from sandbox import invariants
+    from sandbox.reconcile import reconcile
+    from sandbox.rehearsal import drain_rudderstack
+
+    sandbox = SandboxWorld.sandbox
+    sandbox.clients.stop(flush=True)
+    sandbox.segment.wait_webhooks_idle(timeout_s=30)
+    assert drain_rudderstack(sandbox), "RudderStack still had pending events 60 s after the run"
+    report = reconcile(sandbox.info.warehouse_dsn, sandbox.info.schema, ledger_schema=sandbox.info.ledger_schema)
+    assert report.ok, report.format()
+    violations = invariants.check(sandbox.segment.log.entries(), sandbox.rudderstack.log.entries())
+    assert not violations, violations
+
+
+def migration_target() -> DeploymentTarget:
+    """The real dags/ folder and plan include/plans/sandbox.yaml against the sandbox."""
+    from segment_rudderstack.plan import load_plan
+
+    plan = load_plan(ROOT / "include" / "plans" / "sandbox.yaml")
+    return DeploymentTarget(
+        name="migration",
+        dags_folder=ROOT / "dags",
+        manual_dag_id=plan.dag_id,
+        conf={"dry_run": False},
+        invalid_param="adoption_threshold",
+        invalid_value="most",
+        described_params={"dry_run": "Read everything and change nothing",
+                          "adoption_threshold": "share (0-1) of events"},
+        scheduled_dag_id=None,  # include/plans has no scheduled plan yet
+        services=SandboxWorld.running,
+        check_result=migration_reconciled,
+        run_timeout=600.0,
+    )
+
+
+TARGETS: dict[str, Callable[[], DeploymentTarget]] = {"probe": probe_target, "migration": migration_target}
 
 ACTIVE: DeploymentTarget = TARGETS[os.environ.get("DEPLOYMENT_TARGET", "probe")]()

@@ -54,6 +54,8 @@ def test_invalid_params_are_rejected_at_trigger_time(api, target):
 
 
 def test_scheduled_runs_happen_on_their_own(api, target):
+    if target.scheduled_dag_id is None:
+        pytest.skip(f"deployment target {target.name!r} has no scheduled DAG")
     assert not api.dag_runs(target.scheduled_dag_id), "nothing may run before the DAG is unpaused"
     api.unpause(target.scheduled_dag_id)
 
