@@ -211,8 +211,10 @@ def source_drained_decision(
     return done(f"the last {consecutive} Segment loads for {source_id} loaded no events", counts=counts)
 
 
-def upload_decision(pending: dict[str, Any]) -> Decision:
-    """RudderStack has loaded what was pending (data plane ``pending-events`` answer)."""
+def upload_decision(pending: dict[str, Any], loaded_rows: int | None = None) -> Decision:
+    """RudderStack has loaded what was pending (data plane ``pending-events`` answer), or, under continuous
+    traffic where something is always pending, the warehouse shows rows this destination loaded after the
+    release (``loaded_rows``, when that check is configured)."""
     aborted = int(pending.get("aborted_events") or 0)
     if aborted:
         return failed(
@@ -221,6 +223,9 @@ def upload_decision(pending: dict[str, Any]) -> Decision:
             **pending,
         )
     busy = {k: int(pending.get(k) or 0) for k in ("pending_events", "pending_staging_files", "pending_uploads")}
+    if loaded_rows:
+        return done(f"RudderStack loaded {loaded_rows} row(s) into the warehouse after the release",
+                    loaded_rows=loaded_rows, **busy)
     if any(busy.values()):
         return wait(
             "RudderStack still has "

@@ -277,6 +277,10 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
                 task_id="wait_upload",
                 source_ids="{{ [ti.xcom_pull(task_ids='" + T_SEGMENT_SOURCE + "')] + " + repr(rs_source_ids) + " }}",
                 rudderstack_data_plane_conn_id=rs.data_plane_conn_id,
+                warehouse_conn_id=plan.warehouse.conn_id,
+                namespace=plan.warehouse.namespace,
+                destination_id=destination_id,
+                loaded_after=_xcom("release_rudderstack.release_sync", "released_at"),
                 **sensor_common,
             )
             gate_sensor >> release >> upload

@@ -151,9 +151,32 @@ class SourceDrainedWatch(_SegmentSyncsWatch):
 
 
 class UploadWatch(Watch):
-    """RudderStack has uploaded to the warehouse everything pending for the given sources."""
+    """RudderStack has uploaded to the warehouse everything pending for the given sources, or (when a
+    warehouse is given) the warehouse shows rows the destination loaded after ``loaded_after``."""
 
-    fields = ("data_plane_conn_id", "source_ids", "task_run_id")
+    fields = (
+        "data_plane_conn_id",
+        "source_ids",
+        "task_run_id",
+        "warehouse_conn_id",
+        "namespace",
+        "destination_id",
+        "loaded_after",
+        "lookback_seconds",
+    )
+
+    def _loaded_rows(self) -> int | None:
+        if not (self.warehouse_conn_id and self.destination_id and self.loaded_after):
+            return None
+        from segment_rudderstack.dialects import dialect_for_conn_id
+
+        loaded_after = _when(self.loaded_after)
+        return dialect_for_conn_id(self.warehouse_conn_id).rows_loaded_by_destination(
+            self.namespace,
+            destination_id=self.destination_id,
+            loaded_after=loaded_after,
+            received_after=loaded_after - timedelta(seconds=float(self.lookback_seconds or 86400)),
+        )
 
     def _hook(self):
         from segment_rudderstack.hooks.rudderstack import RudderStackDataPlaneHook
@@ -167,15 +190,18 @@ class UploadWatch(Watch):
 
     def observe(self):
         hook = self._hook()
-        return self._sum([hook.pending_events(s, task_run_id=self.task_run_id) for s in self.source_ids])
+        pending = self._sum([hook.pending_events(s, task_run_id=self.task_run_id) for s in self.source_ids])
+        return pending, self._loaded_rows()
 
     async def aobserve(self):
         hook = self._hook()
         answers = [await hook.async_pending_events(s, task_run_id=self.task_run_id) for s in self.source_ids]
-        return self._sum(answers)
+        loaded = await asyncio.to_thread(self._loaded_rows)
+        return self._sum(answers), loaded
 
     def decide(self, observation, memory):
-        return conditions.upload_decision(observation), memory
+        pending, loaded_rows = observation
+        return conditions.upload_decision(pending, loaded_rows), memory
 
 
 MAX_ADOPTION_HISTORY = 500

@@ -133,3 +133,12 @@ def test_an_empty_window_is_no_evidence():
     decision = adoption_decision(history, threshold=0.01, consecutive=2, min_events=10)
     assert decision.outcome is Outcome.WAIT
     assert adoption_decision(history[:1], threshold=0.01, consecutive=1).outcome is Outcome.DONE
+
+
+def test_upload_is_done_once_the_warehouse_shows_rows_loaded_after_the_release():
+    # Under continuous traffic something is always pending; rows loaded after the release prove the upload ran.
+    busy = {"pending_events": 12, "pending_staging_files": 3}
+    assert upload_decision(busy, loaded_rows=0).outcome is Outcome.WAIT
+    decision = upload_decision(busy, loaded_rows=40)
+    assert decision.outcome is Outcome.DONE and decision.details["loaded_rows"] == 40
+    assert upload_decision({"aborted_events": 1}, loaded_rows=40).outcome is Outcome.FAILED

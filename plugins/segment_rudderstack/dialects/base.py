@@ -495,6 +495,40 @@ class WarehouseDialect:
         params.extend([since, until])
         return sql, params
 
+    # ------------------------------------------------------------------------------- loaded rows
+    def rows_loaded_by_destination(
+        self,
+        schema: str,
+        *,
+        destination_id: str,
+        loaded_after: datetime,
+        received_after: datetime,
+        tables: Sequence[str] = SEGMENT_EVENT_TABLES,
+    ) -> int:
+        """Rows a RudderStack destination loaded (``context_destination_id``) at or after ``loaded_after``
+        (``uuid_ts``, the load time). ``received_after`` bounds the scan by ``received_at`` so the cost follows
+        the window, not the table. Tables without those columns count zero."""
+        _require_aware("loaded_after", loaded_after)
+        _require_aware("received_after", received_after)
+        total = 0
+        with self.session() as s:
+            actual_schema = self._resolve_schema(s, schema)
+            loaded = self._load_tables(s, actual_schema, tables) if actual_schema else {}
+            for table in loaded.values():
+                columns = [table.column(c) for c in ("context_destination_id", "uuid_ts", "received_at")]
+                if not all(columns):
+                    continue
+                dest, uuid_ts, received = (self.quote_identifier(c) for c in columns)
+                sql = compose(
+                    "SELECT COUNT(*) FROM {t} WHERE {r} >= %s AND {u} >= %s AND {d} = %s",
+                    t=self.qualified(actual_schema, table.actual),
+                    r=received,
+                    u=uuid_ts,
+                    d=dest,
+                )
+                total += int(s.fetchall(sql, [received_after, loaded_after, destination_id])[0][0] or 0)
+        return total
+
     # ---------------------------------------------------------------------------------- duplicates
     def _window(self, table: _Table, since: datetime | None) -> tuple[SqlText, list[Any]]:
         """`` AND received_at >= %s`` when a window start is given (empty otherwise)."""

@@ -361,5 +361,11 @@ class ReleaseRudderStackSyncOperator(_RudderStackOperator):
             self.log.info("triggered a RudderStack upload for destination %s", self.destination_id)
         elif self.trigger_upload and changed:
             self.log.info("DRY RUN: would trigger a RudderStack upload for destination %s", self.destination_id)
+        released_at = now.isoformat()
+        if not changed:
+            # Released earlier: report that instant (sensors downstream wait for loads after it).
+            earlier = self.change_log.last("rudderstack.destination", self.destination_id, "config.manualSync")
+            if earlier is not None and earlier.after is False:
+                released_at = earlier.at
         return {"released": changed or not held, "sync_start_at": start_at, "upload_triggered": triggered,
-                "gate": gate.reason, "released_at": now.isoformat()}
+                "gate": gate.reason, "released_at": released_at}

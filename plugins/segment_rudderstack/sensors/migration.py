@@ -112,9 +112,11 @@ class SegmentSourceDrainedSensor(_SegmentSyncListSensor):
 
 class RudderStackUploadSensor(ConditionSensor):
     """Done when RudderStack's data plane reports nothing pending for the warehouse for ``source_ids``
-    (``pending-events``); fails when events were aborted."""
+    (``pending-events``), or, when ``warehouse_conn_id`` and ``destination_id`` are given, as soon as the
+    warehouse shows rows that destination loaded after ``loaded_after`` (under continuous traffic something
+    is always pending). Fails when events were aborted."""
 
-    template_fields = (*ConditionSensor.template_fields, "source_ids")
+    template_fields = (*ConditionSensor.template_fields, "source_ids", "destination_id", "loaded_after")
 
     def __init__(
         self,
@@ -122,18 +124,33 @@ class RudderStackUploadSensor(ConditionSensor):
         source_ids: Sequence[str],
         task_run_id: str | None = None,
         rudderstack_data_plane_conn_id: str = "rudderstack_data_plane_default",
+        warehouse_conn_id: str | None = None,
+        namespace: str | None = None,
+        destination_id: str | None = None,
+        loaded_after: str | datetime | None = None,
+        lookback_seconds: float = 86400,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.source_ids = source_ids
         self.task_run_id = task_run_id
         self.rudderstack_data_plane_conn_id = rudderstack_data_plane_conn_id
+        self.warehouse_conn_id = warehouse_conn_id
+        self.namespace = namespace
+        self.destination_id = destination_id
+        self.loaded_after = loaded_after
+        self.lookback_seconds = lookback_seconds
 
     def build_watch(self, context):
         return UploadWatch(
             data_plane_conn_id=self.rudderstack_data_plane_conn_id,
             source_ids=list(self.source_ids),
             task_run_id=self.task_run_id,
+            warehouse_conn_id=self.warehouse_conn_id,
+            namespace=self.namespace,
+            destination_id=self.destination_id or None,
+            loaded_after=_iso(self.loaded_after) if self.loaded_after else None,
+            lookback_seconds=self.lookback_seconds,
         )
 
 

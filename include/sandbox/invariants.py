@@ -1,0 +1,123 @@
+"""Check the migration's safety invariants from the emulators' own records (not from the DAG's word).
+
+Input: the entries of the Segment emulator's and the RudderStack emulator's RequestLog. Output: a list
+of violations, each a sentence saying what happened when; an empty list means every invariant held.
+Both emulators run on one machine clock, so their timestamps compare.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+def _t(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class Load:
+    warehouse_id: str
+    start: datetime
+    end: datetime | None
+    statuses: dict[str, str]
+
+    def running_at(self, moment: datetime) -> bool:
+        return self.start <= moment and (self.end is None or moment < self.end)
+
+
+def segment_loads(segment_log: list[dict[str, Any]]) -> list[Load]:
+    loads: list[Load] = []
+    open_loads: dict[str, dict[str, Any]] = {}
+    for entry in segment_log:
+        if entry.get("kind") != "load":
+            continue
+        wid = entry.get("warehouseId")
+        if entry.get("phase") == "start":
+            open_loads[wid] = entry
+        elif entry.get("phase") == "end" and wid in open_loads:
+            began = open_loads.pop(wid)
+            loads.append(Load(wid, _t(began["start"]), _t(entry["end"]), dict(entry.get("statuses") or {})))
+    loads += [Load(w, _t(e["start"]), None, {}) for w, e in open_loads.items()]
+    return loads
+
+
+def _changes(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in log if e.get("kind") == "api" and (e.get("status") in (None, 200, 201))]
+
+
+def _enabled(value: Any) -> bool | None:
+    return value.get("enabled") if isinstance(value, dict) else None
+
+
+def _manual_sync(value: Any) -> bool | None:
+    if isinstance(value, dict):
+        return (value.get("config") or {}).get("manualSync")
+    return None
+
+
+def check(segment_log: list[dict[str, Any]], rudderstack_log: list[dict[str, Any]]) -> list[str]:
+    violations: list[str] = []
+    loads = segment_loads(segment_log)
+    segment_changes = _changes(segment_log)
+    webhook_enables = [
+        _t(e["at"]) for e in segment_changes
+        if e.get("destinationId") and _enabled(e.get("after")) is True and _enabled(e.get("before")) is not True
+    ]
+    # 1. Segment's warehouse is never disabled while a load runs, nor before a load that started after the
+    #    webhook was enabled finished successfully.
+    for e in segment_changes:
+        if not (e.get("warehouseId") and e.get("method") == "PATCH"):
+            continue
+        if not (_enabled(e.get("before")) is True and _enabled(e.get("after")) is False):
+            continue
+        at = _t(e["at"])
+        running = [load for load in loads if load.warehouse_id == e["warehouseId"] and load.running_at(at)]
+        if running or e.get("loadRunning"):
+            violations.append(f"Segment warehouse disabled at {e['at']} while a Segment load was running")
+        cutover = max((w for w in webhook_enables if w <= at), default=None)
+        confirmed = [
+            load for load in loads
+            if load.warehouse_id == e["warehouseId"] and cutover is not None and load.start >= cutover
+            and load.end is not None and load.end <= at
+            and load.statuses and all(s.lower() == "success" for s in load.statuses.values())
+        ]
+        if not confirmed:
+            violations.append(
+                f"Segment warehouse disabled at {e['at']} without a successful Segment load that started after "
+                f"the webhook was enabled ({cutover.isoformat() if cutover else 'never enabled'})"
+            )
+    # 2. RudderStack's sync is never released while a Segment load is running, and no RudderStack upload
+    #    into the warehouse starts while a Segment load runs.
+    for e in _changes(rudderstack_log):
+        if e.get("action") == "update_destination" and _manual_sync(e.get("before")) is True \
+                and _manual_sync(e.get("after")) is False:
+            at = _t(e["at"])
+            if any(load.running_at(at) for load in loads):
+                violations.append(f"RudderStack sync released at {e['at']} while a Segment load was running")
+    for e in rudderstack_log:
+        if e.get("kind") == "upload" and e.get("event") == "start" and e.get("event_count"):
+            at = _t(e["at"])
+            if any(load.running_at(at) for load in loads):
+                violations.append(f"RudderStack upload {e.get('upload_id')} started at {e['at']} during a Segment load")
+    return violations
+
+
+def webhook_disabled_at(segment_log: list[dict[str, Any]]) -> list[datetime]:
+    return [
+        _t(e["at"]) for e in _changes(segment_log)
+        if e.get("destinationId") and _enabled(e.get("before")) is True and _enabled(e.get("after")) is False
+    ]
+
+
+def warehouse_disabled_at(segment_log: list[dict[str, Any]]) -> list[datetime]:
+    return [
+        _t(e["at"]) for e in _changes(segment_log)
+        if e.get("warehouseId") and _enabled(e.get("before")) is True and _enabled(e.get("after")) is False
+    ]
+
+
+def mutating_calls(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every change an emulator accepted (for "dry run changes nothing" and "re-run changes nothing")."""
+    return [e for e in _changes(log) if e.get("method") in ("POST", "PUT", "PATCH", "DELETE")]

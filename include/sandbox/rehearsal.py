@@ -1,0 +1,165 @@
+"""A full rehearsal: start the sandbox, run the migration DAG with ``airflow dags test`` against it, let
+the clients finish, let RudderStack load what it holds, then reconcile ledger and warehouse and check the
+safety invariants from the emulators' own logs. ``make demo`` and the end-to-end test both use this.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from sandbox import invariants
+from sandbox.config import SandboxConfig
+from sandbox.reconcile import Report, reconcile
+from sandbox.world import Sandbox, SandboxInfo
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class DagRunResult:
+    dag_id: str
+    returncode: int
+    seconds: float
+    log_path: pathlib.Path
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+@dataclass
+class RehearsalResult:
+    info: SandboxInfo
+    runs: list[DagRunResult] = field(default_factory=list)
+    report: Report | None = None
+    violations: list[str] = field(default_factory=list)
+    segment_log: list[dict[str, Any]] = field(default_factory=list)
+    rudderstack_log: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    client_stats: dict[str, Any] = field(default_factory=dict)
+
+
+def airflow_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment an ``airflow`` command of this project runs with (the Makefile sets the same)."""
+    env = dict(os.environ)
+    env.setdefault("AIRFLOW_HOME", str(REPO / ".airflow"))
+    env.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
+    env.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO / "plugins"))
+    env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    path = [str(REPO / "plugins"), str(REPO / "include")]
+    env["PYTHONPATH"] = os.pathsep.join(path + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env.update(extra or {})
+    return env
+
+
+def airflow_bin() -> str:
+    candidate = pathlib.Path(sys.executable).with_name("airflow")
+    return str(candidate) if candidate.exists() else "airflow"
+
+
+def reset_change_log(key: str, env: dict[str, str]) -> None:
+    """A fresh sandbox has none of the changes an earlier rehearsal logged: forget them."""
+    subprocess.run(
+        [airflow_bin(), "variables", "delete", key], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def run_dag(dag_id: str, *, env: dict[str, str], conf: dict[str, Any] | None, log_dir: pathlib.Path,
+            timeout_s: float) -> DagRunResult:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{dag_id}-{int(time.time())}.log"
+    command = [airflow_bin(), "dags", "test", dag_id]
+    if conf:
+        command += ["--conf", json.dumps(conf)]
+    began = time.monotonic()
+    with log_path.open("w") as out:
+        try:
+            proc = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s)
+            code = proc.returncode
+        except subprocess.TimeoutExpired:
+            out.write(f"\n[rehearsal] airflow dags test did not finish within {timeout_s:.0f} s\n")
+            code = -1
+    text = log_path.read_text(errors="replace")
+    # `airflow dags test` exits 0 even when a task failed: read the run's final state from its log.
+    if code == 0 and "state=success" not in text.rsplit("DagRun Finished", 1)[-1]:
+        code = 1
+    return DagRunResult(dag_id, code, time.monotonic() - began, log_path)
+
+
+def drain_rudderstack(sandbox: Sandbox, timeout_s: float = 60.0) -> bool:
+    """Trigger an upload for every warehouse destination and wait until nothing is pending."""
+    info = sandbox.info
+    assert info is not None and sandbox.rudderstack is not None
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(base_url=info.rudderstack_url, timeout=10) as client:
+        state = client.get("/sandbox/state").json()
+        destinations = [d["id"] for d in state.get("destinations", []) if d.get("enabled", True)]
+        for destination_id in destinations:
+            client.post("/v1/warehouse/trigger-upload", json={"destination_id": destination_id})
+        sources = [s["id"] for s in state.get("sources", [])]
+        while time.monotonic() < deadline:
+            pending = [
+                client.post("/v1/warehouse/pending-events", json={"source_id": s, "task_run_id": ""}).json()
+                for s in sources
+            ]
+            busy = sum(int(p.get(k) or 0) for p in pending
+                       for k in ("pending_events", "pending_staging_files", "pending_uploads"))
+            if busy == 0:
+                return True
+            time.sleep(0.5)
+    return False
+
+
+def rehearse(
+    config: SandboxConfig,
+    *,
+    dag_id: str,
+    change_log_key: str,
+    conf: dict[str, Any] | None = None,
+    log_dir: pathlib.Path | None = None,
+    timeout_s: float = 900,
+    rerun: bool = False,
+    after_run=None,
+) -> RehearsalResult:
+    """Run one rehearsal; the sandbox is stopped before this returns (even on failure)."""
+    log_dir = log_dir or (pathlib.Path(config.home) / "logs")
+    sandbox = Sandbox(config)
+    began = time.monotonic()
+    info = sandbox.start()
+    result = RehearsalResult(info=info)
+    try:
+        result.timings["sandbox_start_s"] = time.monotonic() - began
+        env = airflow_env(info.airflow_connections)
+        reset_change_log(change_log_key, env)
+        result.runs.append(run_dag(dag_id, env=env, conf=conf, log_dir=log_dir, timeout_s=timeout_s))
+        result.timings["migration_s"] = result.runs[-1].seconds
+        if rerun and result.runs[-1].ok:
+            result.runs.append(run_dag(dag_id, env=env, conf=conf, log_dir=log_dir, timeout_s=timeout_s))
+            result.timings["rerun_s"] = result.runs[-1].seconds
+        if after_run is not None:
+            after_run(sandbox, env, result)
+        settle = time.monotonic()
+        if sandbox.clients is not None:
+            sandbox.clients.stop(flush=True)
+            result.client_stats = dict(sandbox.clients.stats())
+        if sandbox.segment is not None:
+            sandbox.segment.wait_webhooks_idle(timeout_s=30)
+        drain_rudderstack(sandbox)
+        result.timings["settle_s"] = time.monotonic() - settle
+        result.report = reconcile(info.warehouse_dsn, info.schema, ledger_schema=info.ledger_schema)
+        result.segment_log = sandbox.segment.log.entries() if sandbox.segment else []
+        result.rudderstack_log = sandbox.rudderstack.log.entries() if sandbox.rudderstack else []
+        result.violations = invariants.check(result.segment_log, result.rudderstack_log)
+    finally:
+        sandbox.stop(flush=False)
+    result.timings["total_s"] = time.monotonic() - began
+    return result
