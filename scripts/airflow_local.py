@@ -93,6 +93,18 @@ class MemoryPeak:
         )
 
 
+def _exit_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM (e.g. a CI timeout) into SystemExit so `finally`/atexit stop the Airflow process groups.
+
+    Only when nobody installed a handler yet, and only from the main thread (where handlers can be set)."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        def _raise(signum, frame):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the clean-up short
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, _raise)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -339,6 +351,7 @@ class LocalAirflow:
     def start(self) -> None:
         self.started_at = time.monotonic()
         atexit.register(self.stop)
+        _exit_cleanly_on_sigterm()
         self.home.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
         dsn = self.spec.metadata_dsn or self._start_embedded_postgres()
@@ -353,9 +366,9 @@ class LocalAirflow:
         self.ready_after_s = time.monotonic() - self.started_at
 
     def stop(self) -> None:
+        """Stop everything; safe to call again (atexit does) if an earlier call was interrupted."""
         if self._stopped:
             return
-        self._stopped = True
         for client in self._clients:
             client.close()
         if self._sampler is not None:
@@ -381,6 +394,7 @@ class LocalAirflow:
             self.wall_s = time.monotonic() - self.started_at
         if self.spec.home is None and not self.spec.keep_home:
             shutil.rmtree(self.home, ignore_errors=True)
+        self._stopped = True
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)
 
