@@ -66,6 +66,8 @@ class DeploymentSpec:
 
     dags_folder: pathlib.Path
     plugins_folder: pathlib.Path = ROOT / "plugins"
+    # More DAG bundles next to the dags folder (Airflow 3 LocalDagBundle), e.g. {"probe": tests/deployment/dags}.
+    extra_dag_bundles: Mapping[str, pathlib.Path] = field(default_factory=dict)
     python_path: list[pathlib.Path] = field(default_factory=lambda: [ROOT / "plugins", ROOT / "include", ROOT])
     extra_env: Mapping[str, str] = field(default_factory=dict)
     parallelism: int = 3
@@ -472,6 +474,12 @@ class LocalAirflow:
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
         })
+        if self.spec.extra_dag_bundles:
+            local = "airflow.dag_processing.bundles.local.LocalDagBundle"
+            bundles = [{"name": "dags-folder", "classpath": local, "kwargs": {}}]
+            bundles += [{"name": name, "classpath": local, "kwargs": {"path": str(path)}}
+                        for name, path in self.spec.extra_dag_bundles.items()]
+            env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(bundles)
         env.update(self.spec.extra_env)
         return env
 

@@ -8,16 +8,13 @@ summary and written to test-artifacts/deployment-metrics.json.
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 
 from scripts.airflow_local import ApiClient, DeploymentSpec, LocalAirflow
-from tests.deployment.targets import ACTIVE, ROOT, DeploymentTarget
-
-ARTIFACTS = ROOT / "test-artifacts"
-_METRICS: dict[str, object] = {}
+from tests.deployment.metrics import ARTIFACTS, METRICS, save
+from tests.deployment.targets import ACTIVE, DeploymentTarget
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +27,7 @@ def deployment(target: DeploymentTarget):
     started = time.monotonic()
     with target.services() as service_env:
         spec = DeploymentSpec(dags_folder=target.dags_folder, plugins_folder=target.plugins_folder,
+                              extra_dag_bundles=dict(target.extra_dag_bundles),
                               extra_env=dict(service_env), save_logs_to=ARTIFACTS / "deployment-logs")
         airflow = LocalAirflow(spec)
         try:
@@ -37,7 +35,7 @@ def deployment(target: DeploymentTarget):
             yield airflow
         finally:
             airflow.stop()
-            _METRICS.update({
+            METRICS.update({
                 "target": target.name,
                 "ready_after_s": round(airflow.ready_after_s, 1),
                 "deployment_wall_s": round(time.monotonic() - started, 1),
@@ -46,8 +44,7 @@ def deployment(target: DeploymentTarget):
                 "processes_at_peak": airflow.memory.processes_at_peak,
                 "memory_samples": airflow.memory.samples,
             })
-            ARTIFACTS.mkdir(exist_ok=True)
-            (ARTIFACTS / "deployment-metrics.json").write_text(json.dumps(_METRICS, indent=2) + "\n")
+            save()
 
 
 @pytest.fixture(scope="session")
@@ -59,9 +56,12 @@ def api(deployment: LocalAirflow, target: DeploymentTarget) -> ApiClient:
 
 
 def pytest_terminal_summary(terminalreporter):
-    if _METRICS:
+    if "target" in METRICS:
         terminalreporter.write_line(
             "local Airflow deployment ({target}): ready after {ready_after_s}s, total {deployment_wall_s}s, "
             "peak RSS sum {peak_rss_sum_mib} MiB, peak PSS sum {peak_pss_sum_mib} MiB "
-            "({processes_at_peak} processes at the peak)".format(**{"processes_at_peak": "?", **_METRICS})
+            "({processes_at_peak} processes at the peak)".format(**{"processes_at_peak": "?", **METRICS})
         )
+        for key in ("manual_run_s", "deferred_tasks"):
+            if key in METRICS:
+                terminalreporter.write_line(f"  {key}: {METRICS[key]}")

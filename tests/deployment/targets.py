@@ -1,7 +1,7 @@
 """What the deployment tests deploy: DAG folder, plugins, environment, which DAG to trigger with what.
 
-The tests only read `ACTIVE`. Switching from the probe DAGs to the migration DAG against the sandbox is
-the one line `ACTIVE = ...` at the bottom (or `DEPLOYMENT_TARGET=<name>` in the environment).
+The tests only read `ACTIVE`: the migration DAG (real dags/ folder) against the sandbox by default, or
+`DEPLOYMENT_TARGET=probe` for the small probe DAGs alone (a quick check of the harness itself).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class DeploymentTarget:
     scheduled_runs_expected: int = 2  # runs the scheduler must create on its own (catchup off)
     deferred_tasks: frozenset[str] = frozenset()  # tasks that must be seen `deferred`; empty = any task
     plugins_folder: pathlib.Path = ROOT / "plugins"
+    extra_dag_bundles: Mapping[str, pathlib.Path] = field(default_factory=dict)  # name -> folder
     # Starts what the DAG talks to (e.g. the sandbox) and yields extra env such as AIRFLOW_CONN_* URIs.
     services: Callable[[], contextlib.AbstractContextManager[Mapping[str, str]]] = no_services
     # Asserts what a finished manual run produced: (api, target, run_id) -> None.
@@ -122,7 +123,10 @@ def migration_target() -> DeploymentTarget:
         invalid_value="most",
         described_params={"dry_run": "Read everything and change nothing",
                           "adoption_threshold": "share (0-1) of events"},
-        scheduled_dag_id=None,  # include/plans has no scheduled plan yet
+        # No plan in include/plans has a schedule yet: the scheduler is proven on the probe's scheduled DAG,
+        # served from a second DAG bundle next to the real dags folder.
+        scheduled_dag_id="deployment_probe_scheduled",
+        extra_dag_bundles={"deployment-probe": HERE / "dags"},
         services=SandboxWorld.running,
         check_result=migration_reconciled,
         run_timeout=600.0,
@@ -131,4 +135,4 @@ def migration_target() -> DeploymentTarget:
 
 TARGETS: dict[str, Callable[[], DeploymentTarget]] = {"probe": probe_target, "migration": migration_target}
 
-ACTIVE: DeploymentTarget = TARGETS[os.environ.get("DEPLOYMENT_TARGET", "probe")]()
+ACTIVE: DeploymentTarget = TARGETS[os.environ.get("DEPLOYMENT_TARGET", "migration")]()

@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from tests.deployment.metrics import record
+
 pytestmark = pytest.mark.slow
 
 
@@ -28,7 +30,9 @@ def test_ui_style_trigger_runs_to_success_with_sensor_deferred(deployment, api, 
     assert run["run_type"] == "manual"
     assert run["conf"] == dict(target.conf)
 
+    began = time.monotonic()
     observed = api.wait_for_run(target.manual_dag_id, run["dag_run_id"], timeout=target.run_timeout)
+    record("manual_run_s", round(time.monotonic() - began, 1))
 
     assert observed.state == "success", (
         f"run ended {observed.state}; task states seen {observed.compact()}\n"
@@ -38,6 +42,7 @@ def test_ui_style_trigger_runs_to_success_with_sensor_deferred(deployment, api, 
     deferred = observed.tasks_seen_in("deferred")
     assert deferred, f"no task instance was seen in state 'deferred': {observed.compact()}"
     assert target.deferred_tasks <= deferred, observed.compact()
+    record("deferred_tasks", sorted(deferred))
     target.check_result(api, target, run["dag_run_id"])  # probe: params echoed; migration: reconciliation
 
 

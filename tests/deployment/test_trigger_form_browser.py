@@ -14,7 +14,7 @@ import pytest
 
 from scripts.airflow_local import free_port
 from tests.deployment.browser import Chromium, find_chromium
-from tests.deployment.conftest import ARTIFACTS
+from tests.deployment.metrics import ARTIFACTS
 
 pytestmark = pytest.mark.slow
 
