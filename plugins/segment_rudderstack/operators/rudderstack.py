@@ -320,6 +320,9 @@ class ReleaseRudderStackSyncOperator(_RudderStackOperator):
             source_ids=self.source_ids,
             allow_partial=self.allow_partial,
         )
+        if not gate.done and self.is_dry_run:
+            self.log.info("DRY RUN: would release RudderStack's sync once this holds: %s", gate.reason)
+            return {"released": False, "dry_run": True, "gate": gate.reason}
         if not gate.done:
             raise AirflowFailException(
                 f"refusing to release RudderStack's sync: {gate.reason}. Expected Segment's final load to be "

@@ -257,6 +257,10 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
         if self.final_step == "disable_warehouse" and not enabled:
             self.log.info("unchanged: Segment warehouse %s is already disabled", self.warehouse_id)
             return {"disabled": False, "already": True, "last_check": decision.reason}
+        if not decision.done and self.is_dry_run:
+            self.log.info("DRY RUN: would switch Segment's warehouse %s off once this holds: %s",
+                          self.warehouse_id, decision.reason)
+            return {"disabled": False, "dry_run": True, "last_check": decision.reason}
         if not decision.done:
             raise AirflowFailException(
                 f"refusing to switch Segment's warehouse {self.warehouse_id} off: {decision.reason}. Expected a "

@@ -54,11 +54,20 @@ class ConditionSensor(BaseSensorOperator):
         watch = self.build_watch(context)
         self._watch = watch
         # One check first: when the condition already holds there is nothing to wait for.
-        decision, self._memory = watch.decide(watch.observe(), self._memory)
+        dry_run = as_bool(self.dry_run)
+        try:
+            observation = watch.observe()
+        except (ValueError, LookupError) as exc:
+            if not dry_run:
+                raise
+            # In a dry run what this sensor watches may not exist yet (it would have been created upstream).
+            self.log.info("DRY RUN: cannot check yet (%s); the real run would wait here", exc)
+            return {"reason": f"not checked: {exc}", "dry_run": True}
+        decision, self._memory = watch.decide(observation, self._memory)
         self._log_decision(decision)
         if decision.outcome.value != "wait":
             return self._finish(decision)
-        if as_bool(self.dry_run):
+        if dry_run:
             # A dry run changes nothing upstream, so the awaited state may never come: report and move on.
             self.log.info("DRY RUN: would wait here: %s", decision.reason)
             return {"reason": decision.reason, "dry_run": True, **decision.details}

@@ -144,7 +144,7 @@ class RudderStackUploadSensor(ConditionSensor):
     def build_watch(self, context):
         return UploadWatch(
             data_plane_conn_id=self.rudderstack_data_plane_conn_id,
-            source_ids=list(self.source_ids),
+            source_ids=[s for s in self.source_ids if s],
             task_run_id=self.task_run_id,
             warehouse_conn_id=self.warehouse_conn_id,
             namespace=self.namespace,
