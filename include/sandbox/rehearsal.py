@@ -46,6 +46,8 @@ class RehearsalResult:
     rudderstack_log: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     client_stats: dict[str, Any] = field(default_factory=dict)
+    #: after each DAG run: (changes Segment's emulator had accepted, changes RudderStack's had accepted)
+    changes_after_run: list[tuple[int, int]] = field(default_factory=list)
 
 
 def airflow_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -142,10 +144,16 @@ def rehearse(
         result.timings["sandbox_start_s"] = time.monotonic() - began
         env = airflow_env(info.airflow_connections)
         reset_change_log(change_log_key, env)
+        def changes() -> tuple[int, int]:
+            return (len(invariants.mutating_calls(sandbox.segment.log.entries())),
+                    len(invariants.mutating_calls(sandbox.rudderstack.log.entries())))
+
         result.runs.append(run_dag(dag_id, env=env, conf=conf, log_dir=log_dir, timeout_s=timeout_s))
+        result.changes_after_run.append(changes())
         result.timings["migration_s"] = result.runs[-1].seconds
         if rerun and result.runs[-1].ok:
             result.runs.append(run_dag(dag_id, env=env, conf=conf, log_dir=log_dir, timeout_s=timeout_s))
+            result.changes_after_run.append(changes())
             result.timings["rerun_s"] = result.runs[-1].seconds
         # The invariants are about the migration: judge the logs as they stand when its runs are over,
         # before anything the rehearsal does afterwards (a rollback, the final drain's explicit upload).

@@ -834,6 +834,10 @@ class RudderStackEmulator:
     def _data_plane_router(self) -> APIRouter:
         router = APIRouter()
 
+        @router.get("/health")
+        def health() -> dict[str, str]:
+            return {"appType": "EMBEDDED", "server": "UP", "db": "UP"}
+
         @router.post("/v1/batch")
         async def batch(request: Request) -> Response:
             return await self._ingest(request, None)

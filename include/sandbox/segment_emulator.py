@@ -681,6 +681,11 @@ class SegmentEmulator:
 
         limited = Depends(general)
 
+        # -- workspace ("Get Workspace": what a connection test reads) -------------------------------
+        @app.get("/", dependencies=[auth, limited])
+        def get_workspace():
+            return {"data": {"workspace": {"id": "ws_sandbox", "slug": "sandbox", "name": "Sandbox workspace"}}}
+
         # -- warehouses ---------------------------------------------------------------------------
         @app.get("/warehouses/{warehouse_id}", dependencies=[auth, limited])
         def get_warehouse(warehouse_id: str):

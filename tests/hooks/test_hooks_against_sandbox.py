@@ -70,6 +70,7 @@ def test_segment_hook_drives_the_segment_emulator(segment):
     warehouse_id = emulator.settings.warehouses[0].id
     source_id = emulator.settings.sources[0].id
 
+    assert hook.test_connection()[0]
     assert hook.get_warehouse(warehouse_id)["enabled"] is True
     assert warehouse_id in [w["id"] for w in hook.list_connected_warehouses(source_id)]
     assert hook.get_source(source_id)["id"] == source_id
@@ -104,6 +105,7 @@ def test_rudderstack_hooks_drive_the_rudderstack_emulator(rudderstack):
     connection = control.create_connection(source["id"], destination["id"])
     assert connection["id"] in [c["id"] for c in control.list_connections()]
 
+    assert RudderStackDataPlaneHook("rudderstack_dp_sandbox").test_connection()[0]
     for prefix in ("/v1/warehouse", "/internal/v1/warehouse"):
         data_plane = RudderStackDataPlaneHook("rudderstack_dp_sandbox", warehouse_path_prefix=prefix)
         pending = data_plane.pending_events(source["id"])
