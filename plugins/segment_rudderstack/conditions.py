@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from segment_rudderstack.sync_status import classify
+
 
 class Outcome(enum.StrEnum):
     WAIT = "wait"
@@ -65,24 +67,9 @@ class SyncLike(Protocol):
     count: int | None
 
 
-# Segment does not document its sync status values; the UI shows Success / Partial / Failure.
-_SUCCESS = {"success", "succeeded", "successful", "ok", "completed", "complete"}
-_PARTIAL = {"partial", "partial_success", "partially_succeeded", "partialsuccess"}
-_FAILURE = {"failure", "failed", "error", "errored"}
-
-
 def sync_state(report: SyncLike) -> str:
     """``running`` / ``success`` / ``partial`` / ``failure`` / ``unknown`` (unknown is never terminal)."""
-    if report.end is None:
-        return "running"
-    status = (report.status or "").strip().lower()
-    if status in _SUCCESS:
-        return "success"
-    if status in _PARTIAL:
-        return "partial"
-    if status in _FAILURE:
-        return "failure"
-    return "unknown"
+    return classify(report.end, report.status).value
 
 
 def _iso(moment: datetime | None) -> str | None:

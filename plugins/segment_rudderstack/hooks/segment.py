@@ -9,7 +9,6 @@ Each method returns the resource inside Segment's ``data`` envelope: ``get_wareh
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,37 +16,12 @@ from urllib.parse import quote
 
 from segment_rudderstack.hooks._base import ApiHook
 from segment_rudderstack.hooks._http import RequestSpec, ResponseFormatError, unwrap
+from segment_rudderstack.sync_status import SyncState, classify
 
 WEBHOOKS_METADATA_ID = "54521fdc25e721e32a72ef04"
 """Segment's catalog id of the classic Webhooks destination."""
 
 _MAX_PAGES = 10_000
-
-
-class SyncState(enum.StrEnum):
-    """What a Segment warehouse sync report says, normalised. Only SUCCESS/PARTIAL/FAILURE are terminal."""
-
-    RUNNING = "running"
-    SUCCESS = "success"
-    PARTIAL = "partial"
-    FAILURE = "failure"
-    UNKNOWN = "unknown"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (SyncState.SUCCESS, SyncState.PARTIAL, SyncState.FAILURE)
-
-
-# Segment does not document the status enum (the UI shows Success / Partial / Failure).
-_STATUS_STATES = {
-    **dict.fromkeys(("success", "succeeded", "successful", "ok", "completed", "complete"), SyncState.SUCCESS),
-    **dict.fromkeys(
-        ("partial", "partial_success", "partially_succeeded", "partialsuccess", "partial success"),
-        SyncState.PARTIAL,
-    ),
-    **dict.fromkeys(("failure", "failed", "error", "errored"), SyncState.FAILURE),
-    **dict.fromkeys(("running", "in_progress", "in progress", "started", "pending"), SyncState.RUNNING),
-}
 
 
 @dataclass(frozen=True)
@@ -64,9 +38,7 @@ class SyncReport:
 
     @property
     def state(self) -> SyncState:
-        if self.end is None:
-            return SyncState.RUNNING
-        return _STATUS_STATES.get((self.status or "").strip().lower(), SyncState.UNKNOWN)
+        return classify(self.end, self.status)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (for XCom and trigger events)."""
