@@ -118,7 +118,19 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
     cutover = _xcom(T_WEBHOOKS, "cutover_at")
     destination_id = _xcom(T_DESTINATION)
     segment_source_id = _xcom(T_SEGMENT_SOURCE)
-    all_selected = "{{ params.sources }}"
+    # Segment's final load, as every task that waits for it or re-checks it sees it.
+    final_load_args = {
+        "warehouse_id": plan.segment.warehouse_id,
+        "started_after": cutover,
+        "source_ids": "{{ params.sources }}",
+        "allow_partial": plan.segment.allow_partial_loads,
+    }
+    sync_list_limit = {"sync_list_requests_per_minute": plan.segment.sync_list_requests_per_minute}
+
+    def approval(task_id: str, subject: str, body: str) -> MigrationApprovalOperator:
+        return MigrationApprovalOperator(
+            task_id=task_id, subject=subject, body=body, required="{{ params.require_approvals }}"
+        )
 
     with DAG(
         dag_id=plan.dag_id,
@@ -193,11 +205,10 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
             with TaskGroup("server_side", tooltip="Server-side sources: switch, then wait for Segment to drain"):
                 upstream = webhooks
                 if plan.require_approvals:
-                    upstream = MigrationApprovalOperator(
-                        task_id="approve_server_side_switched",
-                        subject="Server-side clients switched to RudderStack?",
-                        body="Approve once every server-side service sends to RudderStack (deploy done).",
-                        required="{{ params.require_approvals }}",
+                    upstream = approval(
+                        "approve_server_side_switched",
+                        "Server-side clients switched to RudderStack?",
+                        "Approve once every server-side service sends to RudderStack (deploy done).",
                     )
                     webhooks >> upstream
                 drains = [
@@ -207,7 +218,7 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
                         source_id=source_id,
                         started_after=cutover,
                         consecutive_loads=waits.drain_consecutive_loads,
-                        sync_list_requests_per_minute=plan.segment.sync_list_requests_per_minute,
+                        **sync_list_limit,
                         **segment,
                         **sensor_common,
                     )
@@ -218,31 +229,20 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
 
         with TaskGroup("segment_final_load", tooltip="Runbook step 5: Segment's final load, then its warehouse off"):
             final_load = SegmentWarehouseLoadSensor(
-                task_id="wait_final_load",
-                warehouse_id=plan.segment.warehouse_id,
-                started_after=cutover,
-                source_ids=all_selected,
-                allow_partial=plan.segment.allow_partial_loads,
-                sync_list_requests_per_minute=plan.segment.sync_list_requests_per_minute,
-                **segment,
-                **sensor_common,
+                task_id="wait_final_load", **final_load_args, **sync_list_limit, **segment, **sensor_common
             )
             disable_upstream = final_load
             if plan.require_approvals:
-                gate = MigrationApprovalOperator(
-                    task_id="approve_disable_segment_warehouse",
-                    subject="Disable Segment's warehouse now?",
-                    body="Segment's final load finished. Approve to switch Segment's warehouse loads off.",
-                    required="{{ params.require_approvals }}",
+                gate = approval(
+                    "approve_disable_segment_warehouse",
+                    "Disable Segment's warehouse now?",
+                    "Segment's final load finished. Approve to switch Segment's warehouse loads off.",
                 )
                 final_load >> gate
                 disable_upstream = gate
             disable_warehouse = DisableSegmentWarehouseOperator(
                 task_id="disable_segment_warehouse",
-                warehouse_id=plan.segment.warehouse_id,
-                started_after=cutover,
-                source_ids=all_selected,
-                allow_partial=plan.segment.allow_partial_loads,
+                **final_load_args,
                 final_step=plan.segment.final_step,
                 **segment,
                 **common,
@@ -251,24 +251,14 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
 
         with TaskGroup("release_rudderstack", tooltip="Runbook step 4: release RudderStack's sync after Segment"):
             gate_sensor = RudderStackSyncGateSensor(
-                task_id="wait_sync_gate",
-                warehouse_id=plan.segment.warehouse_id,
-                started_after=cutover,
-                source_ids=all_selected,
-                allow_partial=plan.segment.allow_partial_loads,
-                sync_list_requests_per_minute=plan.segment.sync_list_requests_per_minute,
-                **segment,
-                **sensor_common,
+                task_id="wait_sync_gate", **final_load_args, **sync_list_limit, **segment, **sensor_common
             )
             release = ReleaseRudderStackSyncOperator(
                 task_id="release_sync",
                 rudderstack_conn_id=rs.conn_id,
                 rudderstack_data_plane_conn_id=rs.data_plane_conn_id,
                 destination_id=destination_id,
-                warehouse_id=plan.segment.warehouse_id,
-                started_after=cutover,
-                source_ids=all_selected,
-                allow_partial=plan.segment.allow_partial_loads,
+                **final_load_args,
                 margin_minutes=dest.sync_start_margin_minutes,
                 **segment,
                 **common,

@@ -17,12 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from segment_rudderstack import conditions
-from segment_rudderstack.conditions import AdoptionSample, Decision
-
-
-def _when(value: str | datetime) -> datetime:
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+from segment_rudderstack.conditions import AdoptionSample, Decision, as_utc
 
 
 class Watch:
@@ -90,7 +85,7 @@ class SegmentLoadWatch(_SegmentSyncsWatch):
         return (
             conditions.segment_load_decision(
                 observation,
-                started_after=_when(self.started_after),
+                started_after=as_utc(self.started_after),
                 source_ids=self.source_ids,
                 allow_partial=bool(self.allow_partial),
             ),
@@ -119,7 +114,7 @@ class SyncGateWatch(_SegmentSyncsWatch):
             conditions.sync_gate_decision(
                 reports,
                 warehouse_enabled=bool(warehouse.get("enabled")),
-                started_after=_when(self.started_after),
+                started_after=as_utc(self.started_after),
                 source_ids=self.source_ids,
                 allow_partial=bool(self.allow_partial),
             ),
@@ -143,7 +138,7 @@ class SourceDrainedWatch(_SegmentSyncsWatch):
             conditions.source_drained_decision(
                 observation,
                 source_id=self.source_id,
-                started_after=_when(self.started_after),
+                started_after=as_utc(self.started_after),
                 consecutive=int(self.consecutive or 2),
             ),
             memory,
@@ -170,7 +165,7 @@ class UploadWatch(Watch):
             return None
         from segment_rudderstack.dialects import dialect_for_conn_id
 
-        loaded_after = _when(self.loaded_after)
+        loaded_after = as_utc(self.loaded_after)
         return dialect_for_conn_id(self.warehouse_conn_id).rows_loaded_by_destination(
             self.namespace,
             destination_id=self.destination_id,

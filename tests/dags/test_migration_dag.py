@@ -105,3 +105,24 @@ def test_a_bad_plan_is_a_warning_and_does_not_hide_the_good_ones(tmp_path):
     assert "segment_to_rudderstack__sandbox" in built
     assert any("broken.yaml: invalid migration plan" in str(w.message) for w in caught)
     assert any("segment.warehouse_id: Field required" in str(w.message) for w in caught)
+
+
+def test_approval_gates_guard_the_irreversible_steps(tmp_path):
+    plan = (PLANS / "sandbox.yaml").read_text().replace("require_approvals: false", "require_approvals: true")
+    (tmp_path / "gated.yaml").write_text(plan.replace("name: sandbox", "name: gated"))
+    dag = build_all(tmp_path, reports_dir=tmp_path)["segment_to_rudderstack__gated"]
+    assert "segment_final_load.approve_disable_segment_warehouse" in upstream_closure(
+        dag, "segment_final_load.disable_segment_warehouse"
+    )
+    assert "server_side.approve_server_side_switched" in upstream_closure(
+        dag, "server_side.wait_drained__src_backend"
+    )
+    gate = dag.get_task("segment_final_load.approve_disable_segment_warehouse")
+    assert gate.fail_on_reject is True  # a "Reject" stops the migration instead of skipping ahead
+
+
+def test_approval_gate_lets_the_run_through_when_approvals_are_off_for_this_run():
+    from segment_rudderstack.operators.approval import MigrationApprovalOperator
+
+    gate = MigrationApprovalOperator(task_id="gate", subject="Disable?", required=False)
+    assert gate.execute({}) == {"chosen_options": ["Approve"], "approved_by": "require_approvals=false"}

@@ -308,15 +308,10 @@ class ReleaseRudderStackSyncOperator(_RudderStackOperator):
         segment = SegmentHook(segment_conn_id=self.segment_conn_id)
         warehouse = unwrap(segment.get_warehouse(self.warehouse_id), "warehouse")
         reports = segment.list_warehouse_syncs(self.warehouse_id)
-        started_after = (
-            self.started_after
-            if isinstance(self.started_after, datetime)
-            else datetime.fromisoformat(str(self.started_after))
-        )
         gate = conditions.sync_gate_decision(
             reports,
             warehouse_enabled=bool(warehouse.get("enabled")),
-            started_after=started_after,
+            started_after=conditions.as_utc(self.started_after),
             source_ids=self.source_ids,
             allow_partial=self.allow_partial,
         )

@@ -10,15 +10,11 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from segment_rudderstack import conditions
+from segment_rudderstack.conditions import as_utc
 from segment_rudderstack.operators.base import MigrationOperator
 from segment_rudderstack.operators.rudderstack import unwrap
 
 WEBHOOKS_METADATA_ID = "54521fdc25e721e32a72ef04"  # Segment's classic Webhooks destination
-
-
-def _when(value: str | datetime) -> datetime:
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def hook_urls(destination: dict[str, Any]) -> list[str]:
@@ -186,7 +182,7 @@ class EnsureSegmentWebhookOperator(_WebhookOperator):
     def _enabled_since(self, destination_id: str) -> datetime:
         change = self.change_log.last("segment.destination", destination_id, "enabled")
         if change is not None and change.after is True:
-            return _when(change.at)
+            return as_utc(change.at)
         # Enabled outside this migration: we cannot know since when, so take now (the safe, later instant).
         self.log.info("webhook %s was enabled outside this plan's change log; cutover counted from now",
                       destination_id)
@@ -250,7 +246,7 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
         reports = hook.list_warehouse_syncs(self.warehouse_id)
         decision = conditions.segment_load_decision(
             reports,
-            started_after=_when(self.started_after),
+            started_after=as_utc(self.started_after),
             source_ids=self.source_ids,
             allow_partial=self.allow_partial,
         )
@@ -264,7 +260,7 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
         if not decision.done:
             raise AirflowFailException(
                 f"refusing to switch Segment's warehouse {self.warehouse_id} off: {decision.reason}. Expected a "
-                f"Segment load that started after {_when(self.started_after).isoformat()} to have finished "
+                f"Segment load that started after {as_utc(self.started_after).isoformat()} to have finished "
                 "successfully and no load running; re-run this task once that holds."
             )
         if self.final_step == "disable_warehouse":
