@@ -77,3 +77,15 @@ class MigrationOperator(BaseOperator):
         )
         self._changes.append({"target": target, "target_id": target_id, "field": field, "after": after})
         return True
+
+    def create_missing(
+        self, context: Any, *, target: str, target_id: str, make: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """Create something that does not exist yet (logged and recorded like any change); returns what the
+        service answered, or ``None`` in a dry run."""
+        created: dict[str, Any] = {}
+        self.apply_change(
+            context, target=target, target_id=target_id, field="exists", before=False, after=True,
+            apply=lambda: created.update(make()),
+        )
+        return created or None

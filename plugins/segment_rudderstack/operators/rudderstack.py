@@ -123,28 +123,18 @@ class EnsureRudderStackDestinationOperator(_RudderStackOperator):
         }
         if self.credentials_conn_id:
             config = {**warehouse_credentials(self.credentials_conn_id), **config}
-        created: dict[str, Any] = {}
-
-        def create() -> None:
-            created.update(
-                unwrap(
-                    hook.create_destination(
-                        name=self.destination_name, type=self.destination_type, config=config, enabled=True
-                    ),
-                    "destination",
-                )
-            )
-
-        self.apply_change(
+        created = self.create_missing(
             context,
             target="rudderstack.destination",
             target_id=self.destination_name,
-            field="exists",
-            before=False,
-            after=True,
-            apply=create,
+            make=lambda: unwrap(
+                hook.create_destination(
+                    name=self.destination_name, type=self.destination_type, config=config, enabled=True
+                ),
+                "destination",
+            ),
         )
-        if self.is_dry_run:
+        if created is None:
             return None
         self.log.info("created RudderStack destination %s (namespace %r, sync held)", created.get("id"), self.namespace)
         return created.get("id")
@@ -189,21 +179,12 @@ class EnsureRudderStackSegmentSourceOperator(_RudderStackOperator):
             )
         source = matches[0] if matches else None
         if source is None:
-            holder: dict[str, Any] = {}
-
-            def create() -> None:
-                holder.update(unwrap(hook.create_source(name=self.source_name, type="Segment"), "source"))
-
-            self.apply_change(
+            source = self.create_missing(
                 context,
                 target="rudderstack.source",
                 target_id=self.source_name,
-                field="exists",
-                before=False,
-                after=True,
-                apply=create,
+                make=lambda: unwrap(hook.create_source(name=self.source_name, type="Segment"), "source"),
             )
-            source = holder or None
         source_id = source.get("id") if source else None
         if not self.destination_id:
             self.log.info("DRY RUN: no destination yet; connections would be made after it is created")

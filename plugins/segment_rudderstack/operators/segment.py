@@ -118,31 +118,21 @@ class EnsureSegmentWebhookOperator(_WebhookOperator):
                     source_id, len(matches), [m.get("id") for m in matches],
                 )
             if not matches:
-                created: dict[str, Any] = {}
-
-                def create(source_id: str = source_id, created: dict[str, Any] = created) -> None:
-                    created.update(
-                        unwrap(
-                            hook.create_destination(
-                                source_id=source_id,
-                                metadata_id=WEBHOOKS_METADATA_ID,
-                                name=self.destination_name,
-                                enabled=self.enabled,
-                                settings={"hooks": [{"hook": url, "headers": []}]},
-                            ),
-                            "destination",
-                        )
-                    )
-
-                self.apply_change(
+                created = self.create_missing(
                     context,
                     target="segment.destination",
                     target_id=f"{source_id}:{self.destination_name}",
-                    field="exists",
-                    before=False,
-                    after=True,
-                    apply=create,
-                )
+                    make=lambda source_id=source_id: unwrap(
+                        hook.create_destination(
+                            source_id=source_id,
+                            metadata_id=WEBHOOKS_METADATA_ID,
+                            name=self.destination_name,
+                            enabled=self.enabled,
+                            settings={"hooks": [{"hook": url, "headers": []}]},
+                        ),
+                        "destination",
+                    ),
+                ) or {}
                 destinations[source_id] = created.get("id")
                 if created.get("id"):
                     self._record_enabled(context, created["id"], None, self.enabled)
