@@ -8,6 +8,7 @@ summary and written to test-artifacts/deployment-metrics.json.
 
 from __future__ import annotations
 
+import pathlib
 import time
 
 import pytest
@@ -23,11 +24,20 @@ def target() -> DeploymentTarget:
 
 
 @pytest.fixture(scope="session")
-def deployment(target: DeploymentTarget):
+def plan_bundle_folder(target: DeploymentTarget, tmp_path_factory) -> pathlib.Path | None:
+    """The empty DAG bundle folder a test writes a plan's DAG file into (None when the target has none)."""
+    return tmp_path_factory.mktemp("plan-bundle") if target.plan_bundle else None
+
+
+@pytest.fixture(scope="session")
+def deployment(target: DeploymentTarget, plan_bundle_folder: pathlib.Path | None):
     started = time.monotonic()
+    bundles = dict(target.extra_dag_bundles)
+    if plan_bundle_folder is not None:
+        bundles[target.plan_bundle] = plan_bundle_folder
     with target.services() as service_env:
         spec = DeploymentSpec(dags_folder=target.dags_folder, plugins_folder=target.plugins_folder,
-                              extra_dag_bundles=dict(target.extra_dag_bundles),
+                              extra_dag_bundles=bundles,
                               extra_env=dict(service_env), save_logs_to=ARTIFACTS / "deployment-logs")
         airflow = LocalAirflow(spec)
         try:
@@ -62,6 +72,6 @@ def pytest_terminal_summary(terminalreporter):
             "peak RSS sum {peak_rss_sum_mib} MiB, peak PSS sum {peak_pss_sum_mib} MiB "
             "({processes_at_peak} processes at the peak)".format(**{"processes_at_peak": "?", **METRICS})
         )
-        for key in ("manual_run_s", "deferred_tasks"):
+        for key in ("manual_run_s", "deferred_tasks", "scheduled_plan_s"):
             if key in METRICS:
                 terminalreporter.write_line(f"  {key}: {METRICS[key]}")

@@ -35,6 +35,9 @@ class DeploymentTarget:
     deferred_tasks: frozenset[str] = frozenset()  # tasks that must be seen `deferred`; empty = any task
     plugins_folder: pathlib.Path = ROOT / "plugins"
     extra_dag_bundles: Mapping[str, pathlib.Path] = field(default_factory=dict)  # name -> folder
+    # Name of an empty DAG bundle (a temporary folder) that a test fills with a plan's DAG file at run time;
+    # None: the target has none (the scheduled-plan test needs the sandbox, so only the migration target does).
+    plan_bundle: str | None = None
     # Starts what the DAG talks to (e.g. the sandbox) and yields extra env such as AIRFLOW_CONN_* URIs.
     services: Callable[[], contextlib.AbstractContextManager[Mapping[str, str]]] = no_services
     # Asserts what a finished manual run produced: (api, target, run_id) -> None.
@@ -66,40 +69,52 @@ def probe_target() -> DeploymentTarget:
     )
 
 
+@contextlib.contextmanager
+def running_sandbox(**overrides) -> Iterator:
+    """A sandbox world (emulators, embedded warehouse, simulated clients) in this process, in a temporary home.
+
+    Server-side services "deploy" onto RudderStack once its warehouse destination is connected (in real life a
+    deploy outside Airflow; the DAG waits for Segment to drain afterwards). `overrides` are `load_config`
+    settings, e.g. segment={"load_interval_s": 2}; `clients` settings are merged with that default."""
+    import tempfile
+
+    from sandbox.config import load_config
+    from sandbox.world import Sandbox
+
+    clients = {"server_side_switch": "auto", **overrides.pop("clients", {})}
+    config = load_config(home=pathlib.Path(tempfile.mkdtemp(prefix="srm-deploy-sandbox-")), clients=clients,
+                         **overrides)
+    sandbox = Sandbox(config)
+    try:
+        sandbox.start()
+        yield sandbox
+    finally:
+        sandbox.stop(flush=False)
+
+
 class SandboxWorld:
-    """The sandbox (emulators, embedded warehouse, simulated clients) for the migration target."""
+    """The sandbox of the migration target, shared by the session's deployment and its result check."""
 
     sandbox = None
 
     @classmethod
     @contextlib.contextmanager
     def running(cls) -> Iterator[dict[str, str]]:
-        import tempfile
-
-        from sandbox.config import load_config
-        from sandbox.world import Sandbox
-
-        # Server-side services "deploy" onto RudderStack once its warehouse destination is connected
-        # (in real life a deploy outside Airflow; the DAG waits for Segment to drain afterwards).
-        config = load_config(home=pathlib.Path(tempfile.mkdtemp(prefix="srm-deploy-sandbox-")),
-                             clients={"server_side_switch": "auto"})
-        cls.sandbox = Sandbox(config)
-        try:
-            info = cls.sandbox.start()
-            yield dict(info.airflow_connections)
-        finally:
-            cls.sandbox.stop(flush=False)
-            cls.sandbox = None
+        with running_sandbox() as sandbox:
+            cls.sandbox = sandbox
+            try:
+                yield dict(sandbox.info.airflow_connections)
+            finally:
+                cls.sandbox = None
 
 
-def migration_reconciled(api, target: DeploymentTarget, run_id: str) -> None:
-    """After the migration run: clients flushed, both tools' loads settled, then every event exactly once
-    and no safety invariant broken (read from the emulators' own request logs)."""
+def assert_reconciled(sandbox) -> None:
+    """After a migration run: clients flushed, both tools' loads settled, then every event exactly once and
+    no safety invariant broken (read from the emulators' own request logs)."""
     from sandbox import invariants
     from sandbox.reconcile import reconcile
     from sandbox.rehearsal import drain_rudderstack
 
-    sandbox = SandboxWorld.sandbox
     sandbox.clients.stop(flush=True)
     sandbox.segment.wait_webhooks_idle(timeout_s=30)
     assert drain_rudderstack(sandbox), "RudderStack still had pending events 60 s after the run"
@@ -107,6 +122,11 @@ def migration_reconciled(api, target: DeploymentTarget, run_id: str) -> None:
     assert report.ok, report.format()
     violations = invariants.check(sandbox.segment.log.entries(), sandbox.rudderstack.log.entries())
     assert not violations, violations
+
+
+def migration_reconciled(api, target: DeploymentTarget, run_id: str) -> None:
+    """The check of the manual migration run: reconciliation and safety invariants on the target's sandbox."""
+    assert_reconciled(SandboxWorld.sandbox)
 
 
 def migration_target() -> DeploymentTarget:
@@ -123,10 +143,11 @@ def migration_target() -> DeploymentTarget:
         invalid_value="most",
         described_params={"dry_run": "Read everything and change nothing",
                           "adoption_threshold": "share (0-1) of events"},
-        # No plan in include/plans has a schedule yet: the scheduler is proven on the probe's scheduled DAG,
-        # served from a second DAG bundle next to the real dags folder.
+        # The scheduler's basics are proven quickly on the probe's scheduled DAG (a second DAG bundle next to
+        # the real dags folder); the migration DAG on a schedule is test_scheduled_plan.py, in `plan_bundle`.
         scheduled_dag_id="deployment_probe_scheduled",
         extra_dag_bundles={"deployment-probe": HERE / "dags"},
+        plan_bundle="scheduled-plan",  # test_scheduled_plan.py writes a plan with a schedule into it
         services=SandboxWorld.running,
         check_result=migration_reconciled,
         run_timeout=600.0,
