@@ -1,6 +1,10 @@
 """`python -m sandbox start|stop|status|env|reconcile|control` (run from the repo, include/ on PYTHONPATH).
 
-  start [--config FILE]     start the world in the background; print its connection settings
+  start [--config FILE] [--host HOST] [--foreground]
+                            start the world in the background and print its connection settings; with
+                            --foreground run it in this process until SIGTERM/Ctrl-C (e.g. in a container).
+                            --host (or $SANDBOX_HOST): interface the emulators listen on, default 127.0.0.1;
+                            $SANDBOX_PUBLIC_HOST: the host name written into the URLs and connections
   stop                      stop it (clients flushed, servers and embedded PostgreSQL stopped)
   status [--json]           is it running; emulator state summary
   env                       print the AIRFLOW_CONN_* lines (also in .sandbox/airflow-connections.env)
@@ -24,7 +28,7 @@ from typing import Any
 import requests
 
 from sandbox.config import default_home
-from sandbox.supervisor import SupervisorError, read_state, running_state, spawn, stop
+from sandbox.supervisor import SupervisorError, read_state, run_foreground, running_state, spawn, stop
 from sandbox.world import CONNECTIONS_FILE
 
 GET_ACTIONS = frozenset({"state", "log", "uploads"})
@@ -88,19 +92,16 @@ def _control(home, emulator: str, action: str, body: str | None) -> int:
     return 0 if response.ok else 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    home = default_home()
-    if argv and argv[0] == "reconcile":
-        from sandbox.reconcile import main as reconcile_main
-
-        os.environ.setdefault("SANDBOX_HOME", str(home))
-        return reconcile_main(argv[1:])
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (also checked against docker-compose.yaml's `sandbox` command by the tests)."""
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    start_p = sub.add_parser("start", help="start the sandbox in the background")
+    start_p = sub.add_parser("start", help="start the sandbox in the background (or --foreground)")
     start_p.add_argument("--config", help="YAML/JSON settings file (see sandbox/config.py)")
+    start_p.add_argument("--host", help="interface the emulators listen on (default $SANDBOX_HOST or 127.0.0.1)")
+    start_p.add_argument("--foreground", action="store_true",
+                         help="run in this process until SIGTERM/SIGINT, then stop cleanly")
     sub.add_parser("stop", help="stop the background sandbox")
     status_p = sub.add_parser("status", help="show whether it runs, and its state")
     status_p.add_argument("--json", action="store_true")
@@ -110,11 +111,24 @@ def main(argv: list[str] | None = None) -> int:
     control_p.add_argument("emulator", choices=["segment", "rudderstack"])
     control_p.add_argument("action", help="faults | deploy-server-side | loads/run | state | log | uploads")
     control_p.add_argument("body", nargs="?", help="JSON body for POST actions")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    home = default_home()
+    if argv and argv[0] == "reconcile":
+        from sandbox.reconcile import main as reconcile_main
+
+        os.environ.setdefault("SANDBOX_HOME", str(home))
+        return reconcile_main(argv[1:])
+    args = build_parser().parse_args(argv)
 
     if args.command == "start":
         try:
-            state = spawn(home, config_path=args.config)
+            if args.foreground:
+                return run_foreground(home, config_path=args.config, host=args.host, on_running=_print_settings)
+            state = spawn(home, config_path=args.config, host=args.host)
         except SupervisorError as exc:
             print(str(exc), file=sys.stderr)
             return 1

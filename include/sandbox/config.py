@@ -18,6 +18,7 @@ File format (every key optional), e.g. `python -m sandbox start --config my-worl
     rudderstack: {time_compression: 60, upload_duration_s: 1}
     clients: {seed: 7, events_per_second: 4, server_side_switch: auto, adoption: {kind: logistic, ramp_s: 90}}
     clients_enabled: true
+    host: 127.0.0.1            # or 0.0.0.0 (also $SANDBOX_HOST); public_host: the name others use ($SANDBOX_PUBLIC_HOST)
 """
 
 from __future__ import annotations
@@ -61,12 +62,26 @@ class SandboxConfig:
     rudderstack: RudderStackSettings = field(default_factory=demo_rudderstack_settings)
     clients: ClientsConfig = field(default_factory=demo_clients_config)
     clients_enabled: bool = True
-    segment_port: int = 0  # 0: any free port on 127.0.0.1
+    segment_port: int = 0  # 0: any free port on `host`
     rudderstack_port: int = 0
+    # Interface the emulators listen on ($SANDBOX_HOST); 0.0.0.0 to be reachable from other machines/containers.
+    host: str = field(default_factory=lambda: os.environ.get("SANDBOX_HOST") or "127.0.0.1")
+    # Host name other machines use to reach it, written into the URLs and connections ($SANDBOX_PUBLIC_HOST,
+    # e.g. the compose service name); None: `host`, or 127.0.0.1 when `host` is a wildcard address.
+    public_host: str | None = field(default_factory=lambda: os.environ.get("SANDBOX_PUBLIC_HOST") or None)
 
     @property
     def embedded(self) -> bool:
         return not self.warehouse_dsn
+
+    @property
+    def local_host(self) -> str:
+        """Where this machine reaches the emulators (the in-process clients use it)."""
+        return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+
+    @property
+    def advertised_host(self) -> str:
+        return self.public_host or self.local_host
 
 
 def _apply(target: Any, values: dict[str, Any], where: str) -> None:

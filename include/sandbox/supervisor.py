@@ -1,10 +1,11 @@
-"""Run the sandbox world as a detached background process, and find / stop it again.
+"""Run the sandbox world as a detached background process or in the foreground, and find / stop it again.
 
-`spawn()` starts `python -m sandbox.supervisor --home <home> [--config FILE]` in its own session (output in
-`<home>/sandbox.log`) and returns once `<home>/state.json` says the world is running. The child runs
-`Sandbox.start()`, then waits for SIGTERM/SIGINT and stops cleanly (clients flushed, servers and embedded
-PostgreSQL stopped). `stop()` sends SIGTERM to the recorded pid only, waits (bounded), and as a last
-resort SIGKILLs that pid and stops the embedded PostgreSQL left behind.
+`spawn()` starts `python -m sandbox.supervisor --home <home> [--config FILE] [--host HOST]` in its own session
+(output in `<home>/sandbox.log`) and returns once `<home>/state.json` says the world is running. The child runs
+`run()`: `Sandbox.start()`, then waits for SIGTERM/SIGINT and stops cleanly (clients flushed, servers and
+embedded PostgreSQL stopped). `run_foreground()` is the same body in the calling process (`python -m sandbox
+start --foreground`, e.g. a container's main process). `stop()` sends SIGTERM to the recorded pid only, waits
+(bounded), and as a last resort SIGKILLs that pid and stops the embedded PostgreSQL left behind.
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ def _log_tail(home: pathlib.Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-def spawn(home: pathlib.Path, *, config_path: str | None = None, timeout_s: float = 90.0) -> dict[str, Any]:
-    """Start the world in the background; return its state once it runs."""
+def _claim_home(home: pathlib.Path) -> None:
+    """Refuse when a sandbox already runs in `home`; otherwise clear its stale state file."""
     home.mkdir(parents=True, exist_ok=True)
     existing = running_state(home)
     if existing:
@@ -78,12 +79,20 @@ def spawn(home: pathlib.Path, *, config_path: str | None = None, timeout_s: floa
             "stop it first with `python -m sandbox stop`"
         )
     (home / STATE_FILE).unlink(missing_ok=True)
+
+
+def spawn(home: pathlib.Path, *, config_path: str | None = None, host: str | None = None,
+          timeout_s: float = 90.0) -> dict[str, Any]:
+    """Start the world in the background; return its state once it runs."""
+    _claim_home(home)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(INCLUDE_DIR), env.get("PYTHONPATH", "")) if p)
     env["SANDBOX_HOME"] = str(home)
     command = [sys.executable, "-m", "sandbox.supervisor", "--home", str(home)]
     if config_path:
         command += ["--config", str(pathlib.Path(config_path).resolve())]
+    if host:
+        command += ["--host", host]
     with open(home / LOG_FILE, "ab") as log:
         child = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
@@ -124,8 +133,16 @@ def stop(home: pathlib.Path, *, timeout_s: float = 45.0) -> str:
     return f"Sandbox (pid {pid}) did not stop within {timeout_s}s and was killed."
 
 
-def run(home: pathlib.Path, config_path: str | None) -> int:
-    """The background process body: start the world, wait for a stop signal, stop the world."""
+def run_foreground(home: pathlib.Path, *, config_path: str | None = None, host: str | None = None,
+                   on_running: Any = None) -> int:
+    """Run the world in this process until SIGTERM/SIGINT (refuses when one already runs in `home`)."""
+    _claim_home(home)
+    return run(home, config_path, host=host, on_running=on_running)
+
+
+def run(home: pathlib.Path, config_path: str | None, *, host: str | None = None, on_running: Any = None) -> int:
+    """The process body: start the world, wait for a stop signal, stop the world. `on_running(state)` is
+    called once it runs (e.g. to print the connection settings)."""
     from sandbox.config import load_config
     from sandbox.world import Sandbox
 
@@ -136,11 +153,14 @@ def run(home: pathlib.Path, config_path: str | None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    config = load_config(config_path, home=home)
+    config = load_config(config_path, home=home, **({"host": host} if host else {}))
     world = Sandbox(config)
     info = world.start()
     print(f"sandbox running (pid {info.pid}) in {info.start_seconds}s: segment {info.segment_url}, "
-          f"rudderstack {info.rudderstack_url}", flush=True)
+          f"rudderstack {info.rudderstack_url} (listening on {config.host})", flush=True)
+    if on_running is not None:
+        on_running(info.to_dict())
+        sys.stdout.flush()
     while not stop_requested.wait(1.0):
         pass
     print("sandbox stopping", flush=True)
@@ -154,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.supervisor")
     parser.add_argument("--home", required=True)
     parser.add_argument("--config")
+    parser.add_argument("--host")
     args = parser.parse_args(argv)
-    return run(pathlib.Path(args.home).resolve(), args.config)
+    return run(pathlib.Path(args.home).resolve(), args.config, host=args.host)
 
 
 if __name__ == "__main__":

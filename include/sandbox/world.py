@@ -135,12 +135,12 @@ class Sandbox:
                 self.warehouse.ensure_schema(schema)
 
             self.segment = SegmentEmulator(config.segment, self.warehouse, self.ledger)
-            segment_server = ServerThread(self.segment.app, port=config.segment_port).start()
+            segment_server = ServerThread(self.segment.app, host=config.host, port=config.segment_port).start()
             self._servers.append(segment_server)
             self.segment.start_background()
 
             self.rudderstack = RudderStackEmulator(config.rudderstack, self.warehouse)
-            rudder_server = ServerThread(self.rudderstack.app, port=config.rudderstack_port).start()
+            rudder_server = ServerThread(self.rudderstack.app, host=config.host, port=config.rudderstack_port).start()
             self._servers.append(rudder_server)
             self.rudderstack.start_background()
 
@@ -149,8 +149,8 @@ class Sandbox:
             self.clients = ClientFleet(
                 config.clients,
                 self.ledger,
-                segment_url=segment_server.url,
-                rudderstack_url=rudder_server.url,
+                segment_url=f"http://{config.local_host}:{segment_server.port}",
+                rudderstack_url=f"http://{config.local_host}:{rudder_server.port}",
                 server_side_ready=lambda: bool(rudder.warehouse_destinations_for_source(backend_source)),
             )
             self.rudderstack.on_server_side_deploy(self.clients.switch_server_side)
@@ -161,6 +161,8 @@ class Sandbox:
             self.stop()
             raise
 
+        segment_url = f"http://{config.advertised_host}:{segment_server.port}"
+        rudderstack_url = f"http://{config.advertised_host}:{rudder_server.port}"
         self.info = SandboxInfo(
             status="running",
             pid=os.getpid(),
@@ -171,12 +173,12 @@ class Sandbox:
             warehouse_dsn=dsn,
             schema=schemas[0] if schemas else "app_events",
             ledger_schema=config.ledger_schema,
-            segment_url=segment_server.url,
+            segment_url=segment_url,
             segment_token=config.segment.token,
             segment_warehouse_id=config.segment.warehouses[0].id if config.segment.warehouses else "",
             segment_sources={s.id: s.write_key for s in config.segment.sources},
-            rudderstack_url=rudder_server.url,
-            rudderstack_api_url=f"{rudder_server.url}/v2",
+            rudderstack_url=rudderstack_url,
+            rudderstack_api_url=f"{rudderstack_url}/v2",
             rudderstack_token=config.rudderstack.token,
             rudderstack_sources={s["id"]: s.get("writeKey", "") for s in config.rudderstack.sources},
         )

@@ -166,6 +166,20 @@ def test_sandbox_is_an_optional_profile_running_the_sandbox_package(services):
     assert all("profiles" not in services[name] for name in REQUIRED_SERVICES - {"sandbox"})
 
 
+def test_sandbox_command_runs_in_the_foreground_reachable_from_the_other_containers(services):
+    from sandbox.__main__ import build_parser
+
+    sandbox = services["sandbox"]
+    args = build_parser().parse_args(sandbox["command"][3:])  # exits (SystemExit) on an unknown option
+    assert (args.command, args.foreground) == ("start", True), "the container's main process must be the world"
+    env = sandbox["environment"]
+    assert env["SANDBOX_HOST"] == "0.0.0.0", "listening on 127.0.0.1 only, the Airflow containers could not reach it"
+    assert env["SANDBOX_PUBLIC_HOST"] == "sandbox", "the URLs in its connections must name the compose service"
+    home = env["SANDBOX_HOME"]
+    assert any(volume.endswith(f":{home}") for volume in services["airflow-worker"]["volumes"]), (
+        f"the workers must see {home} (connections file, the embedded warehouse's socket)")
+
+
 def test_connections_come_from_an_optional_env_file(compose):
     env_files = compose["x-airflow-common"]["env_file"]
     assert env_files == [{"path": ".env", "required": False}]
