@@ -217,9 +217,13 @@ class ApiClient:
         return entry["value"]
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        # Airflow 3.3 answers text/plain with 406: ask for JSON and join the structured lines' events.
         response = self.http.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
-                                 params={"full_content": "true"}, headers={"Accept": "text/plain"})
-        return response.text if response.status_code == 200 else f"(log unavailable: HTTP {response.status_code})"
+                                 params={"full_content": "true"}, headers={"Accept": "application/json"})
+        if response.status_code != 200:
+            return f"(log unavailable: HTTP {response.status_code})"
+        return "\n".join(line.get("event", "") if isinstance(line, dict) else str(line)
+                         for line in response.json().get("content") or [])
 
     def failure_report(self, dag_id: str, run_id: str, chars: int = 3000) -> str:
         """The logs of every task instance of the run that did not succeed, for assertion messages."""

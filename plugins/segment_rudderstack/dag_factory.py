@@ -243,6 +243,8 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
             disable_warehouse = DisableSegmentWarehouseOperator(
                 task_id="disable_segment_warehouse",
                 **final_load_args,
+                **sync_list_limit,
+                running_load_wait_seconds=waits.timeout_seconds,
                 final_step=plan.segment.final_step,
                 **segment,
                 **common,

@@ -93,15 +93,6 @@ def next_scheduled_run(api, after: list[str], timeout: float) -> dict:
                       timeout, 1.0)
 
 
-def task_log_events(api, run_id: str, task_id: str) -> str:
-    """The task's log as the UI's log view gets it (JSON; the API answers 406 to text/plain)."""
-    response = api.http.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/logs/1",
-                            params={"full_content": "true"}, headers={"Accept": "application/json"})
-    response.raise_for_status()
-    return "\n".join(line.get("event", "") if isinstance(line, dict) else str(line)
-                     for line in response.json()["content"])
-
-
 def test_plan_with_schedule_runs_on_its_own_and_again_as_a_no_op(api, scheduled_world):
     sandbox = scheduled_world
     began = time.monotonic()
@@ -129,7 +120,7 @@ def test_plan_with_schedule_runs_on_its_own_and_again_as_a_no_op(api, scheduled_
     finals = repeat.final_states()
     assert finals.pop("migration_status") == "skipped", repeat.compact()
     assert finals and set(finals.values()) == {"skipped"}, f"every later task must be skipped: {repeat.compact()}"
-    status_log = task_log_events(api, second["dag_run_id"], "migration_status")
+    status_log = api.task_log(DAG_ID, second["dag_run_id"], "migration_status")
     assert "already complete" in status_log, status_log[-2000:]
 
     # Nothing changed in either tool once the first run had ended (so nothing during the second run either).

@@ -3,6 +3,8 @@ unsafe step and show that it refuses, and that nothing changed outside when it d
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
@@ -52,9 +54,27 @@ def test_segment_warehouse_is_not_disabled_while_a_load_runs_even_after_a_good_f
         mark = world.mark()
         for step in ("disable_warehouse", "disconnect_sources"):
             with pytest.raises(AirflowFailException, match="a Segment load is running"):
-                disable_warehouse(world, cutover, final_step=step).execute(context())
+                disable_warehouse(world, cutover, final_step=step, running_load_wait_seconds=0).execute(context())
         assert world.segment_changes(mark) == []
         assert world.segment_warehouse()["enabled"] is True
+
+
+def test_segment_warehouse_waits_for_a_running_load_to_end_then_switches_off(world):
+    import threading
+
+    cutover = world.cutover()
+    world.load()
+    outcome: dict = {}
+    operator = disable_warehouse(world, cutover, running_load_wait_seconds=30, sync_list_requests_per_minute=600)
+    with world.running_load():  # a new scheduled load started after the sensor saw the final one finish
+        worker = threading.Thread(target=lambda: outcome.update(operator.execute(context())))
+        worker.start()
+        time.sleep(1.0)
+        assert world.segment_warehouse()["enabled"] is True, "switched off while a load was running"
+    worker.join(30)
+    assert outcome.get("disabled") is True
+    patch = [e for e in world.segment.log.entries("api") if e.get("method") == "PATCH"][-1]
+    assert patch["loadRunning"] is False
 
 
 def test_segment_warehouse_is_not_disabled_before_a_load_that_started_after_the_webhook_was_enabled(world):

@@ -3,6 +3,7 @@ Segment's warehouse and webhook off at the right moments."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -218,6 +219,8 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
         source_ids: Sequence[str] | None = None,
         allow_partial: bool = False,
         final_step: str = "disable_warehouse",
+        running_load_wait_seconds: float = 3600,
+        sync_list_requests_per_minute: float = 2.0,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -228,11 +231,11 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
         self.source_ids = source_ids
         self.allow_partial = allow_partial
         self.final_step = final_step
+        self.running_load_wait_seconds = running_load_wait_seconds
+        self.check_interval = 60.0 / float(sync_list_requests_per_minute)
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        hook = self.segment()
+    def _check(self, hook) -> tuple[bool, conditions.Decision, bool]:
         warehouse = unwrap(hook.get_warehouse(self.warehouse_id), "warehouse")
-        enabled = bool(warehouse.get("enabled"))
         reports = hook.list_warehouse_syncs(self.warehouse_id)
         decision = conditions.segment_load_decision(
             reports,
@@ -240,6 +243,19 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
             source_ids=self.source_ids,
             allow_partial=self.allow_partial,
         )
+        return bool(warehouse.get("enabled")), decision, bool(decision.details.get("running"))
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        hook = self.segment()
+        enabled, decision, running = self._check(hook)
+        # A new scheduled load may have started since the sensor saw the final one finish: wait for it to end
+        # (bounded) rather than fail; any other reason to refuse ends the task below.
+        deadline = time.monotonic() + float(self.running_load_wait_seconds)
+        while running and enabled and not self.is_dry_run and time.monotonic() < deadline:
+            self.log.info("%s; checking again in %.0f s before switching Segment's warehouse off",
+                          decision.reason, self.check_interval)
+            time.sleep(self.check_interval)
+            enabled, decision, running = self._check(hook)
         if self.final_step == "disable_warehouse" and not enabled:
             self.log.info("unchanged: Segment warehouse %s is already disabled", self.warehouse_id)
             return {"disabled": False, "already": True, "last_check": decision.reason}
