@@ -132,6 +132,7 @@ def rehearse(
     log_dir: pathlib.Path | None = None,
     timeout_s: float = 900,
     rerun: bool = False,
+    before_run=None,
     after_run=None,
 ) -> RehearsalResult:
     """Run one rehearsal; the sandbox is stopped before this returns (even on failure)."""
@@ -144,6 +145,8 @@ def rehearse(
         result.timings["sandbox_start_s"] = time.monotonic() - began
         env = airflow_env(info.airflow_connections)
         reset_change_log(change_log_key, env)
+        if before_run is not None:
+            before_run(sandbox)  # e.g. arm faults for a bad-day rehearsal
         def changes() -> tuple[int, int]:
             return (len(invariants.mutating_calls(sandbox.segment.log.entries())),
                     len(invariants.mutating_calls(sandbox.rudderstack.log.entries())))

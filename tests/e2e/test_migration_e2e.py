@@ -110,3 +110,40 @@ def test_dry_run_changes_nothing_in_either_emulator(tmp_path):
     text = run.log_path.read_text()
     assert "DRY RUN: would change rudderstack.destination" in text
     assert "DRY RUN: would wait here" in text
+
+
+def test_a_bad_day_loses_nothing_and_takes_no_unsafe_step(tmp_path):
+    """429 storms, 5xx bursts and slow answers on both APIs (and the tracking endpoints the SDKs use),
+    failed webhook deliveries and a failed RudderStack upload attempt: the run still succeeds, and the
+    reconciliation and the invariants say nothing was lost, duplicated or switched off too early."""
+
+    def arm_faults(sandbox):
+        sandbox.segment.faults.arm({
+            "rate_limit": {"count": 4, "retry_after": 1},
+            "server_error": {"count": 4, "status": 503},
+            "slow": {"count": 3, "seconds": 1.0},
+            "webhook_failure": {"count": 5},
+        })
+        sandbox.rudderstack.faults.arm({
+            "server_error": {"count": 3, "status": 502},
+            "rate_limit": {"count": 2, "retry_after": 1},
+            "upload_failure": {"count": 1},
+        })
+
+    faults: dict = {}
+
+    def record_faults(sandbox, env, result):
+        faults["segment"] = sandbox.segment.faults.state()
+        faults["rudderstack"] = sandbox.rudderstack.faults.state()
+
+    result = rehearse(fast_world(tmp_path), dag_id=PLAN.dag_id, change_log_key=PLAN.change_log_key,
+                      conf=FAST_CONF, before_run=arm_faults, after_run=record_faults, timeout_s=600)
+    # Every armed fault really happened (all consumed), so this was a bad day, not a quiet one.
+    for emulator, expected in (("segment", {"rate_limit", "server_error", "slow", "webhook_failure"}),
+                               ("rudderstack", {"server_error", "rate_limit", "upload_failure"})):
+        assert faults[emulator]["armed"] == {}, (emulator, faults[emulator])
+        assert expected <= set(faults[emulator]["fired"]), (emulator, faults[emulator])
+    run = result.runs[0]
+    assert run.ok, run.log_path.read_text()[-4000:]
+    assert result.report is not None and result.report.ok, result.report.format()
+    assert result.violations == []
