@@ -123,6 +123,18 @@ def drain_rudderstack(sandbox: Sandbox, timeout_s: float = 60.0) -> bool:
     return False
 
 
+def wait_for_first_loads(sandbox: Sandbox, tables: tuple[str, ...] = ("tracks", "identifies"),
+                         timeout_s: float = 60.0) -> None:
+    """A rehearsal starts from a warehouse Segment already loads into: wait until its first loads created
+    the tables a plan's preflight requires."""
+    assert sandbox.warehouse is not None and sandbox.info is not None
+    deadline = time.monotonic() + timeout_s
+    while not set(tables) <= set(sandbox.warehouse.tables(sandbox.info.schema)):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Segment's emulator created no {tables} tables within {timeout_s:.0f} s")
+        time.sleep(0.25)
+
+
 def rehearse(
     config: SandboxConfig,
     *,
@@ -145,6 +157,7 @@ def rehearse(
         result.timings["sandbox_start_s"] = time.monotonic() - began
         env = airflow_env(info.airflow_connections)
         reset_change_log(change_log_key, env)
+        wait_for_first_loads(sandbox)
         if before_run is not None:
             before_run(sandbox)  # e.g. arm faults for a bad-day rehearsal
         def changes() -> tuple[int, int]:

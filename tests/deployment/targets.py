@@ -79,6 +79,7 @@ def running_sandbox(**overrides) -> Iterator:
     import tempfile
 
     from sandbox.config import load_config
+    from sandbox.rehearsal import wait_for_first_loads
     from sandbox.world import Sandbox
 
     clients = {"server_side_switch": "auto", **overrides.pop("clients", {})}
@@ -87,6 +88,7 @@ def running_sandbox(**overrides) -> Iterator:
     sandbox = Sandbox(config)
     try:
         sandbox.start()
+        wait_for_first_loads(sandbox)  # the plan's preflight needs the tables Segment's loads create
         yield sandbox
     finally:
         sandbox.stop(flush=False)
