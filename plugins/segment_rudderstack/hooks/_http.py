@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote
 
 import tenacity
 
@@ -30,6 +31,13 @@ _QUERY_VALUE = re.compile(r"([?&][^=&\s?#'\"]+=)[^&\s#'\"]+")
 _USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _BODY_SNIPPET = 200
+
+
+def quoted_id(value: str, what: str) -> str:
+    """``value`` (an id the caller gave) percent-encoded as one URL path segment; empty or non-str is refused."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty string, got {value!r}")
+    return quote(value, safe="")
 
 
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:

@@ -17,15 +17,9 @@ from typing import Any
 from urllib.parse import quote
 
 from segment_rudderstack.hooks._base import ApiHook
-from segment_rudderstack.hooks._http import POLICY_EXTRAS, RequestSpec, ResponseFormatError, unwrap
+from segment_rudderstack.hooks._http import POLICY_EXTRAS, RequestSpec, ResponseFormatError, quoted_id, unwrap
 
 _SECRET_KEY_PARTS = ("password", "secret", "privatekey", "private_key", "token", "credentials", "accesskey")
-
-
-def _id(value: str, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{what} must be a non-empty string, got {value!r}")
-    return quote(value, safe="")
 
 
 class RudderStackHook(ApiHook):
@@ -60,9 +54,15 @@ class RudderStackHook(ApiHook):
                     self.add_secret(value)
         return resource
 
+    def _mask_source(self, source: Any) -> Any:
+        """``source`` unchanged, after its ``writeKey`` is registered with the secrets masker."""
+        if isinstance(source, dict) and isinstance(source.get("writeKey"), str):
+            self.add_secret(source["writeKey"])
+        return source
+
     # ------------------------------------------------------------------ destinations
     def _destination_path(self, destination_id: str) -> str:
-        return f"{self.api_prefix}/destinations/{_id(destination_id, 'destination_id')}"
+        return f"{self.api_prefix}/destinations/{quoted_id(destination_id, 'destination_id')}"
 
     def get_destination(self, destination_id: str) -> dict[str, Any]:
         spec = RequestSpec("GET", self._destination_path(destination_id))
@@ -119,11 +119,14 @@ class RudderStackHook(ApiHook):
 
     # ------------------------------------------------------------------ sources
     def get_source(self, source_id: str) -> dict[str, Any]:
-        spec = RequestSpec("GET", f"{self.api_prefix}/sources/{_id(source_id, 'source_id')}")
-        return self._get(spec, "source")
+        """The source (its ``writeKey`` is masked in logs)."""
+        spec = RequestSpec("GET", f"{self.api_prefix}/sources/{quoted_id(source_id, 'source_id')}")
+        return self._mask_source(self._get(spec, "source"))
 
     def list_sources(self) -> list[dict[str, Any]]:
-        return self._get(RequestSpec("GET", f"{self.api_prefix}/sources"), "sources", list)
+        """Every source (their ``writeKey`` values are masked in logs)."""
+        spec = RequestSpec("GET", f"{self.api_prefix}/sources")
+        return [self._mask_source(s) for s in self._get(spec, "sources", list)]
 
     def create_source(
         self, name: str, type: str, config: dict[str, Any] | None = None, enabled: bool = True
@@ -135,10 +138,7 @@ class RudderStackHook(ApiHook):
             json={"name": name, "type": type, "enabled": bool(enabled), "config": config or {}},
             idempotent=False,
         )
-        source = self._get(spec, "source")
-        if isinstance(source.get("writeKey"), str):
-            self.add_secret(source["writeKey"])
-        return source
+        return self._mask_source(self._get(spec, "source"))
 
     # ------------------------------------------------------------------ connections
     def list_connections(self) -> list[dict[str, Any]]:

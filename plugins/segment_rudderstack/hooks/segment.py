@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, urlsplit
 
 from segment_rudderstack.hooks._base import ApiHook
-from segment_rudderstack.hooks._http import RequestSpec, ResponseFormatError, unwrap
+from segment_rudderstack.hooks._http import RequestSpec, ResponseFormatError, quoted_id, unwrap
 from segment_rudderstack.sync_status import SyncState, classify
 
 WEBHOOKS_METADATA_ID = "54521fdc25e721e32a72ef04"
@@ -112,20 +112,52 @@ def parse_sync_reports(payload: Any, spec: RequestSpec) -> list[SyncReport]:
     return sorted((parse_sync_report(item, spec) for item in reports), key=lambda r: r.start, reverse=True)
 
 
-def _id(value: str, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{what} must be a non-empty string, got {value!r}")
-    return quote(value, safe="")
+# Webhook header names whose values are never secret; every other header value is masked.
+_PLAIN_HEADERS = frozenset({"content-type", "accept", "accept-encoding", "content-encoding", "user-agent"})
+
+
+def _mask_hook_url(hook: ApiHook, url: str) -> None:
+    """A hook URL carrying credentials (``?writeKey=...``, ``user:password@``): the URL and each of them."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # unparseable: mask it whole
+        hook.add_secret(url)
+        return
+    if not (parts.query or parts.password):
+        return  # a plain URL is not a secret
+    hook.add_secret(url)
+    for _, value in parse_qsl(parts.query):
+        hook.add_secret(value)
+    if parts.password:
+        hook.add_secret(parts.password)
 
 
 def _mask_destination_settings(hook: ApiHook, settings: Any) -> None:
+    """Register a destination's secrets with the masker: ``sharedSecret``, hook URLs and their keys,
+    and the values of hook headers (except plain ones such as Content-Type)."""
     if not isinstance(settings, dict):
         return
     if isinstance(settings.get("sharedSecret"), str):
         hook.add_secret(settings["sharedSecret"])
-    for entry in settings.get("hooks") or ():
-        if isinstance(entry, dict) and isinstance(entry.get("hook"), str) and "?" in entry["hook"]:
-            hook.add_secret(entry["hook"])
+    hooks = settings.get("hooks")
+    for entry in hooks if isinstance(hooks, list) else ():
+        if not isinstance(entry, dict):
+            continue
+        if isinstance(entry.get("hook"), str):
+            _mask_hook_url(hook, entry["hook"])
+        headers = entry.get("headers")
+        for header in headers if isinstance(headers, list) else ():
+            if not isinstance(header, dict) or not isinstance(header.get("value"), str):
+                continue
+            if str(header.get("key", "")).strip().lower() not in _PLAIN_HEADERS:
+                hook.add_secret(header["value"])
+
+
+def _mask_destination(hook: ApiHook, destination: Any) -> Any:
+    """``destination`` unchanged, after its settings' secrets are registered with the masker."""
+    if isinstance(destination, dict):
+        _mask_destination_settings(hook, destination.get("settings"))
+    return destination
 
 
 class SegmentHook(ApiHook):
@@ -148,7 +180,7 @@ class SegmentHook(ApiHook):
     # ------------------------------------------------------------------ warehouses
     @staticmethod
     def _warehouse_spec(warehouse_id: str) -> RequestSpec:
-        return RequestSpec("GET", f"/warehouses/{_id(warehouse_id, 'warehouse_id')}")
+        return RequestSpec("GET", f"/warehouses/{quoted_id(warehouse_id, 'warehouse_id')}")
 
     def get_warehouse(self, warehouse_id: str) -> dict[str, Any]:
         """``data.warehouse``: id, enabled, settings, metadata, ..."""
@@ -162,7 +194,7 @@ class SegmentHook(ApiHook):
         """PATCH ``{"enabled": x, "settings": {}}`` (Segment requires settings); returns ``data.warehouse``."""
         spec = RequestSpec(
             "PATCH",
-            f"/warehouses/{_id(warehouse_id, 'warehouse_id')}",
+            f"/warehouses/{quoted_id(warehouse_id, 'warehouse_id')}",
             json={"enabled": bool(enabled), "settings": {}},
         )
         return self._data(spec, "warehouse")
@@ -171,9 +203,9 @@ class SegmentHook(ApiHook):
     def _syncs_spec(warehouse_id: str, source_id: str | None, count: int) -> RequestSpec:
         if not 1 <= int(count) <= 1000:
             raise ValueError(f"count must be between 1 and 1000 (Segment's page size), got {count}")
-        path = f"/warehouses/{_id(warehouse_id, 'warehouse_id')}"
+        path = f"/warehouses/{quoted_id(warehouse_id, 'warehouse_id')}"
         if source_id is not None:
-            path += f"/connected-sources/{_id(source_id, 'source_id')}"
+            path += f"/connected-sources/{quoted_id(source_id, 'source_id')}"
         return RequestSpec("GET", f"{path}/syncs", params={"pagination.count": int(count)})
 
     def list_warehouse_syncs(
@@ -191,28 +223,24 @@ class SegmentHook(ApiHook):
 
     def get_advanced_sync_schedule(self, warehouse_id: str) -> dict[str, Any]:
         """``data``: ``{enabled, schedule?: {times: [{hourOfDay, enabled}], timezone}}``."""
-        path = f"/warehouses/{_id(warehouse_id, 'warehouse_id')}/advanced-sync-schedule"
+        path = f"/warehouses/{quoted_id(warehouse_id, 'warehouse_id')}/advanced-sync-schedule"
         return self._data(RequestSpec("GET", path))
 
     def connect_warehouse_source(self, warehouse_id: str, source_id: str) -> dict[str, Any]:
         """POST ``/warehouses/{id}/connected-sources/{sourceId}``: the warehouse loads this source again."""
-        path = (
-            f"/warehouses/{_id(warehouse_id, 'warehouse_id')}/connected-sources/{_id(source_id, 'source_id')}"
-        )
+        path = f"/warehouses/{quoted_id(warehouse_id, 'warehouse_id')}/connected-sources/{quoted_id(source_id, 'source_id')}"
         return self._data(RequestSpec("POST", path, idempotent=True))
 
     def disconnect_warehouse_source(self, warehouse_id: str, source_id: str) -> dict[str, Any]:
         """DELETE ``/warehouses/{id}/connected-sources/{sourceId}``: stop loading one source only
         (disabling the warehouse stops every source connected to it)."""
-        path = (
-            f"/warehouses/{_id(warehouse_id, 'warehouse_id')}/connected-sources/{_id(source_id, 'source_id')}"
-        )
+        path = f"/warehouses/{quoted_id(warehouse_id, 'warehouse_id')}/connected-sources/{quoted_id(source_id, 'source_id')}"
         return self._data(RequestSpec("DELETE", path))
 
     # ------------------------------------------------------------------ sources
     def get_source(self, source_id: str) -> dict[str, Any]:
         """``data.source``."""
-        return self._data(RequestSpec("GET", f"/sources/{_id(source_id, 'source_id')}"), "source")
+        return self._data(RequestSpec("GET", f"/sources/{quoted_id(source_id, 'source_id')}"), "source")
 
     def _paginated(self, path: str, key: str, page_size: int) -> list[dict[str, Any]]:
         """Every item of ``data.<key>`` over all pages (follows ``data.pagination.next``)."""
@@ -245,13 +273,13 @@ class SegmentHook(ApiHook):
         )
 
     def list_connected_destinations(self, source_id: str, page_size: int = 200) -> list[dict[str, Any]]:
-        """Every destination connected to the source (all pages)."""
-        path = f"/sources/{_id(source_id, 'source_id')}/connected-destinations"
-        return self._paginated(path, "destinations", page_size)
+        """Every destination connected to the source (all pages); settings' secrets are masked in logs."""
+        path = f"/sources/{quoted_id(source_id, 'source_id')}/connected-destinations"
+        return [_mask_destination(self, d) for d in self._paginated(path, "destinations", page_size)]
 
     def list_connected_warehouses(self, source_id: str, page_size: int = 200) -> list[dict[str, Any]]:
         """Every warehouse connected to the source (all pages)."""
-        path = f"/sources/{_id(source_id, 'source_id')}/connected-warehouses"
+        path = f"/sources/{quoted_id(source_id, 'source_id')}/connected-warehouses"
         return self._paginated(path, "warehouses", page_size)
 
     # ------------------------------------------------------------------ destinations
@@ -280,17 +308,18 @@ class SegmentHook(ApiHook):
             },
             idempotent=False,
         )
-        return self._data(spec, "destination")
+        return _mask_destination(self, self._data(spec, "destination"))
 
     def get_destination(self, destination_id: str) -> dict[str, Any]:
-        """``data.destination``."""
-        path = f"/destinations/{_id(destination_id, 'destination_id')}"
-        return self._data(RequestSpec("GET", path), "destination")
+        """``data.destination`` (its settings' secrets are registered with the masker)."""
+        path = f"/destinations/{quoted_id(destination_id, 'destination_id')}"
+        return _mask_destination(self, self._data(RequestSpec("GET", path), "destination"))
 
     def set_destination_enabled(self, destination_id: str, enabled: bool) -> dict[str, Any]:
         """PATCH ``{"enabled": x}``; returns ``data.destination``."""
-        path = f"/destinations/{_id(destination_id, 'destination_id')}"
-        return self._data(RequestSpec("PATCH", path, json={"enabled": bool(enabled)}), "destination")
+        path = f"/destinations/{quoted_id(destination_id, 'destination_id')}"
+        spec = RequestSpec("PATCH", path, json={"enabled": bool(enabled)})
+        return _mask_destination(self, self._data(spec, "destination"))
 
     def _test_spec(self) -> RequestSpec:
         return RequestSpec("GET", "/")  # Segment's "Get Workspace"
