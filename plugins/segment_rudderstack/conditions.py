@@ -102,7 +102,8 @@ def segment_load_decision(
     """
     watched = list(source_ids) if source_ids else None
     relevant = [r for r in reports if watched is None or r.source_id in watched]
-    running = running_loads(relevant)
+    # Any running load counts, not only the watched sources': the warehouse (and maybe the schema) is shared.
+    running = running_loads(reports)
     if running:
         newest = max(running, key=lambda r: r.start)
         return wait(
@@ -159,10 +160,13 @@ def sync_gate_decision(
     """When RudderStack's held sync may be released: never while a Segment load is running; otherwise once
     Segment's final load is confirmed (or Segment's warehouse is already disabled, so no load can start)."""
     relevant = [r for r in reports if not source_ids or r.source_id in source_ids]
-    running = running_loads(relevant)
+    running = running_loads(reports)  # any source's: both tools would write the warehouse at once
     if running:
         newest = max(running, key=lambda r: r.start)
-        return wait(f"a Segment load is running (started {_iso(newest.start)}); RudderStack's sync stays held")
+        return wait(
+            f"a Segment load is running (started {_iso(newest.start)}); RudderStack's sync stays held",
+            running=len(running),
+        )
     if not warehouse_enabled:
         ends = [r.end for r in relevant if r.end is not None]
         return done(

@@ -44,6 +44,8 @@ from segment_rudderstack.sensors.migration import (
 )
 
 TAGS = ["segment", "rudderstack", "migration"]
+# The switch-off waits in a worker slot for a load that started after the final one: one load's length at most.
+MAX_RUNNING_LOAD_WAIT_SECONDS = 3600
 START = datetime(2026, 1, 1)
 
 T_DESTINATION = "setup_rudderstack.ensure_destination"
@@ -160,6 +162,8 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
             namespace=plan.warehouse.namespace,
             required_tables=plan.warehouse.required_tables,
             change_log_key=plan.change_log_key,
+            selected_source_ids="{{ params.sources }}",
+            final_step=plan.segment.final_step,
             **segment,
         )
         with TaskGroup("setup_rudderstack", tooltip="Runbook step 1-2: destination, Segment source, hold sync"):
@@ -186,7 +190,7 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
             hold = HoldRudderStackSyncOperator(
                 task_id="hold_sync", rudderstack_conn_id=rs.conn_id, destination_id=destination_id, **common
             )
-            ensure_destination >> ensure_source >> hold
+            ensure_destination >> hold >> ensure_source  # held before any source can feed the destination
 
         with TaskGroup("route_segment_to_rudderstack", tooltip="Runbook step 3: Segment webhook to RudderStack"):
             webhooks = EnsureSegmentWebhookOperator(
@@ -218,6 +222,7 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
                         source_id=source_id,
                         started_after=cutover,
                         consecutive_loads=waits.drain_consecutive_loads,
+                        selected_source_ids="{{ params.sources }}",
                         **sync_list_limit,
                         **segment,
                         **sensor_common,
@@ -244,7 +249,7 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
                 task_id="disable_segment_warehouse",
                 **final_load_args,
                 **sync_list_limit,
-                running_load_wait_seconds=waits.timeout_seconds,
+                running_load_wait_seconds=min(waits.timeout_seconds, MAX_RUNNING_LOAD_WAIT_SECONDS),
                 final_step=plan.segment.final_step,
                 **segment,
                 **common,
@@ -304,6 +309,14 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
             )
             disable_webhook = DisableSegmentWebhookOperator(
                 task_id="disable_segment_webhook",
+                adoption_guard={
+                    "warehouse_conn_id": plan.warehouse.conn_id,
+                    "namespace": plan.warehouse.namespace,
+                    "threshold": "{{ params.adoption_threshold }}",
+                    "window_seconds": "{{ params.adoption_window_seconds }}",
+                    "min_events": plan.adoption.min_events,
+                    "library_names": plan.adoption.library_names,
+                },
                 source_ids=_selected(client_ids),
                 rudderstack_source_id=segment_source_id,
                 rudderstack_conn_id=rs.conn_id,
@@ -318,6 +331,8 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
             plan_name=plan.name,
             reports_dir=str(reports_dir),
             adoption_threshold="{{ params.adoption_threshold }}",
+            source_ids=[s.id for s in plan.sources],
+            selected_source_ids="{{ params.sources }}",
             task_ids={
                 "preflight": "preflight",
                 "destination": T_DESTINATION,
@@ -335,7 +350,7 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
         )
 
         status >> preflight >> ensure_destination
-        hold >> webhooks
+        ensure_source >> webhooks
         last_before_final_load >> final_load
         disable_warehouse >> gate_sensor
         upload >> duplicates >> adoption

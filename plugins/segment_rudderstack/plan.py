@@ -20,6 +20,7 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,126}$")
 _PLAN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _CONN_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
 SYNC_FREQUENCIES_MINUTES = (30, 60, 180, 360, 720, 1440)
+_SECRET_KEY = re.compile(r"password|secret|token|private_?key|credentials", re.IGNORECASE)
 
 
 class PlanError(ValueError):
@@ -68,9 +69,15 @@ class DestinationSettings(_Model):
 
     @field_validator("config")
     @classmethod
-    def _no_namespace(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _no_namespace_no_secrets(cls, value: dict[str, Any]) -> dict[str, Any]:
         if "namespace" in value:
             raise ValueError("set the namespace under warehouse.namespace, not in the destination config")
+        secret = sorted(k for k in value if _SECRET_KEY.search(k))
+        if secret:
+            raise ValueError(
+                f"{secret} look like credentials: keep them in the warehouse connection "
+                "(credentials_from_warehouse_connection) or a secrets backend, never in a plan file"
+            )
         return value
 
 

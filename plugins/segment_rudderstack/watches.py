@@ -63,11 +63,24 @@ def load_watch(spec: dict[str, Any]) -> Watch:
     return cls(**spec["kwargs"])
 
 
+# Segment's sync list allows 2 requests a minute: read one large page per check (the API allows up to 1000),
+# so the watched sources are on it even when many sources share the warehouse.
+SYNC_REPORTS_PER_CHECK = 500
+
+
 class _SegmentSyncsWatch(Watch):
     def _hook(self):
         from segment_rudderstack.hooks.segment import SegmentHook
 
         return SegmentHook(segment_conn_id=self.segment_conn_id)
+
+    def _syncs(self, hook, source_id: str | None = None):
+        return hook.list_warehouse_syncs(self.warehouse_id, source_id=source_id, count=SYNC_REPORTS_PER_CHECK)
+
+    async def _async_syncs(self, hook, source_id: str | None = None):
+        return await hook.async_list_warehouse_syncs(
+            self.warehouse_id, source_id=source_id, count=SYNC_REPORTS_PER_CHECK
+        )
 
 
 class SegmentLoadWatch(_SegmentSyncsWatch):
@@ -76,10 +89,10 @@ class SegmentLoadWatch(_SegmentSyncsWatch):
     fields = ("segment_conn_id", "warehouse_id", "started_after", "source_ids", "allow_partial")
 
     def observe(self):
-        return self._hook().list_warehouse_syncs(self.warehouse_id)
+        return self._syncs(self._hook())
 
     async def aobserve(self):
-        return await self._hook().async_list_warehouse_syncs(self.warehouse_id)
+        return await self._async_syncs(self._hook())
 
     def decide(self, observation, memory):
         return (
@@ -100,16 +113,15 @@ class SyncGateWatch(_SegmentSyncsWatch):
 
     def observe(self):
         hook = self._hook()
-        return hook.get_warehouse(self.warehouse_id), hook.list_warehouse_syncs(self.warehouse_id)
+        return hook.get_warehouse(self.warehouse_id), self._syncs(hook)
 
     async def aobserve(self):
         hook = self._hook()
         warehouse = await hook.async_get_warehouse(self.warehouse_id)
-        return warehouse, await hook.async_list_warehouse_syncs(self.warehouse_id)
+        return warehouse, await self._async_syncs(hook)
 
     def decide(self, observation, memory):
         warehouse, reports = observation
-        warehouse = warehouse.get("warehouse", warehouse)
         return (
             conditions.sync_gate_decision(
                 reports,
@@ -128,10 +140,10 @@ class SourceDrainedWatch(_SegmentSyncsWatch):
     fields = ("segment_conn_id", "warehouse_id", "source_id", "started_after", "consecutive")
 
     def observe(self):
-        return self._hook().list_warehouse_syncs(self.warehouse_id, source_id=self.source_id)
+        return self._syncs(self._hook(), self.source_id)
 
     async def aobserve(self):
-        return await self._hook().async_list_warehouse_syncs(self.warehouse_id, source_id=self.source_id)
+        return await self._async_syncs(self._hook(), self.source_id)
 
     def decide(self, observation, memory):
         return (
@@ -241,6 +253,6 @@ class AdoptionWatch(Watch):
             history,
             threshold=float(self.threshold),
             consecutive=keep,
-            min_events=int(self.min_events or 1),
+            min_events=int(1 if self.min_events is None else self.min_events),
         )
         return decision, [s.to_dict() for s in history]

@@ -47,6 +47,7 @@ def test_each_plan_has_a_migration_and_a_rollback_dag(dags):
         ("segment_final_load.disable_segment_warehouse", "server_side.wait_drained__src_backend"),
         ("segment_final_load.wait_final_load", "route_segment_to_rudderstack.ensure_webhooks"),
         ("route_segment_to_rudderstack.ensure_webhooks", "setup_rudderstack.hold_sync"),
+        ("setup_rudderstack.ensure_segment_source", "setup_rudderstack.hold_sync"),
         ("release_rudderstack.release_sync", "release_rudderstack.wait_sync_gate"),
         ("release_rudderstack.release_sync", "segment_final_load.disable_segment_warehouse"),
         ("client_adoption.disable_segment_webhook", "client_adoption.wait_client_adoption"),
@@ -126,3 +127,30 @@ def test_approval_gate_lets_the_run_through_when_approvals_are_off_for_this_run(
 
     gate = MigrationApprovalOperator(task_id="gate", subject="Disable?", required=False)
     assert gate.execute({}) == {"chosen_options": ["Approve"], "approved_by": "require_approvals=false"}
+
+
+def test_a_subset_of_sources_cannot_switch_the_shared_warehouse_off():
+    from segment_rudderstack.operators.preflight import PreflightOperator
+
+    preflight = PreflightOperator(
+        task_id="p", segment_conn_id="s", warehouse_id="w", source_ids=["src_web_app", "src_backend"],
+        rudderstack_conn_id="r", destination_id=None, destination_name="d", destination_type="POSTGRES",
+        warehouse_conn_id="x", namespace="app_events", selected_source_ids="['src_web_app']",
+    )
+    problems: list[str] = []
+    preflight._check_selection(problems)
+    assert problems and "would also stop loading ['src_backend']" in problems[0]
+    preflight.final_step = "disconnect_sources"  # only this run's sources are disconnected: allowed
+    problems.clear()
+    preflight._check_selection(problems)
+    assert problems == []
+
+
+def test_drain_sensor_of_a_source_left_out_of_the_run_does_not_wait():
+    from segment_rudderstack.sensors.migration import SegmentSourceDrainedSensor
+
+    sensor = SegmentSourceDrainedSensor(
+        task_id="drain", warehouse_id="w", source_id="src_backend", started_after="2026-01-01T00:00:00+00:00",
+        selected_source_ids=["src_web_app"], segment_conn_id="not_configured",
+    )
+    assert sensor.execute({}) == {"reason": "source not selected in this run"}

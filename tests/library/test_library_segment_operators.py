@@ -151,3 +151,23 @@ def test_disable_warehouse_fails_on_a_failed_final_load_with_segments_reason(wor
     with pytest.raises(AirflowFailException, match="permission denied|Failure"):
         disable_warehouse(world, cutover).execute(context())
     assert world.segment_changes(mark) == []
+
+
+def test_disable_webhook_refuses_while_old_clients_still_send_through_it(world):
+    from tests.library.world import WAREHOUSE_CONN, load_rudderstack_rows
+
+    rs_source = world.make_rs_segment_source()
+    ensure_webhook(world, rs_source).execute(context())
+    guard = {"warehouse_conn_id": WAREHOUSE_CONN, "namespace": world.schema, "threshold": "0.05",
+             "window_seconds": "3600", "min_events": 1, "library_names": []}
+    load_rudderstack_rows(world, rs_source, 20)   # still arriving through Segment's webhook...
+    load_rudderstack_rows(world, "rs_src_app", 80)  # ...next to the new app's events: 20 % > 5 %
+    mark = world.mark()
+    with pytest.raises(AirflowFailException, match="refusing to disable Segment's webhook: share through Segment 20"):
+        disable_webhook(world, rs_source, adoption_guard=guard).execute(context())
+    assert world.segment_changes(mark) == []
+    assert all(h["enabled"] for h in world.webhooks())
+
+    load_rudderstack_rows(world, "rs_src_app", 4000)  # the old versions are gone: 20 of 4100 < 5 %
+    assert disable_webhook(world, rs_source, adoption_guard=guard).execute(context())["disabled"]
+    assert not any(h["enabled"] for h in world.webhooks())

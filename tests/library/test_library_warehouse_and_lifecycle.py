@@ -65,3 +65,16 @@ def test_status_skips_a_completed_migration_and_the_report_marks_completion_only
     report(False).execute(context())
     with pytest.raises(AirflowSkipException, match="already complete"):
         status.execute(context())
+
+
+def test_a_run_over_some_sources_leaves_the_migration_open_for_the_rest(world, tmp_path):
+    status = MigrationStatusOperator(task_id="status", plan_name="p", change_log_key=world.change_log_key)
+    MigrationReportOperator(task_id="report", plan_name="p", reports_dir=str(tmp_path),
+                            task_ids={"adoption": "adoption"}, change_log_key=world.change_log_key,
+                            source_ids=["web", "backend"], selected_source_ids=["web"]).execute(context())
+    assert status.execute(context())["status"] == "partial (not migrated yet: backend)"  # not skipped
+    MigrationReportOperator(task_id="report", plan_name="p", reports_dir=str(tmp_path),
+                            task_ids={"adoption": "adoption"}, change_log_key=world.change_log_key,
+                            source_ids=["web", "backend"], selected_source_ids=["web", "backend"]).execute(context())
+    with pytest.raises(AirflowSkipException, match="already complete"):
+        status.execute(context())

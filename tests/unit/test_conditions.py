@@ -142,3 +142,11 @@ def test_upload_is_done_once_the_warehouse_shows_rows_loaded_after_the_release()
     decision = upload_decision(busy, loaded_rows=40)
     assert decision.outcome is Outcome.DONE and decision.details["loaded_rows"] == 40
     assert upload_decision({"aborted_events": 1}, loaded_rows=40).outcome is Outcome.FAILED
+
+
+def test_a_running_load_of_another_source_also_blocks():
+    # The warehouse is shared: switching it off (or releasing RudderStack) while any source loads is unsafe.
+    reports = [Sync("web", at(5), at(7), "Success"), Sync("other", at(8), None, "Running")]
+    assert segment_load_decision(reports, started_after=T0, source_ids=["web"]).outcome is Outcome.WAIT
+    gate = sync_gate_decision(reports, warehouse_enabled=True, started_after=T0, source_ids=["web"])
+    assert gate.outcome is Outcome.WAIT and gate.details["running"] == 1

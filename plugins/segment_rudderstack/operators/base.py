@@ -13,13 +13,11 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from segment_rudderstack.changelog import Change, ChangeLog
+from segment_rudderstack.rendered import as_bool
+
+__all__ = ["MigrationOperator", "as_bool"]
 
 
-def as_bool(value: Any) -> bool:
-    """Template-rendered flags arrive as strings unless the DAG renders native objects."""
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
 
 
 class MigrationOperator(BaseOperator):

@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from segment_rudderstack.changelog import Change, ChangeLog
 from segment_rudderstack.operators.base import MigrationOperator
+from segment_rudderstack.rendered import as_list
 
 MIGRATION = "migration"
 STATUS = "status"
@@ -147,15 +148,19 @@ class MigrationReportOperator(MigrationOperator):
         reports_dir: str,
         task_ids: dict[str, str],
         adoption_threshold: float | str | None = None,
+        source_ids: list[str] | None = None,
+        selected_source_ids: list[str] | str | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        self.source_ids = source_ids
+        self.selected_source_ids = selected_source_ids
         self.plan_name = plan_name
         self.reports_dir = reports_dir
         self.task_ids = task_ids
         self.adoption_threshold = adoption_threshold
 
-    template_fields = (*MigrationOperator.template_fields, "adoption_threshold")
+    template_fields = (*MigrationOperator.template_fields, "adoption_threshold", "selected_source_ids")
 
     def execute(self, context: Any) -> str:
         ti = context["ti"]
@@ -195,7 +200,12 @@ class MigrationReportOperator(MigrationOperator):
             "report written to %s; %d outside change(s) in this run; duplicates: %s; final adoption share: %s",
             path, len(changes), (results.get("duplicates") or {}).get("duplicates"), adoption.get("share"),
         )
+        # Complete only when every source of the plan was migrated; a run over a subset leaves the rest to a
+        # later run (which must not be skipped as "already complete").
+        selected = as_list(self.selected_source_ids)
+        left_out = sorted(set(self.source_ids or []) - set(selected)) if selected is not None else []
+        outcome = COMPLETE if not left_out else f"partial (not migrated yet: {', '.join(left_out)})"
         status = migration_status(self.change_log, self.plan_name)
         self.apply_change(context, target=MIGRATION, target_id=self.plan_name, field=STATUS,
-                          before=status.after if status else None, after=COMPLETE, apply=lambda: None)
+                          before=status.after if status else None, after=outcome, apply=lambda: None)
         return str(path)

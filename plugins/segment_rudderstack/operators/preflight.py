@@ -17,6 +17,8 @@ from airflow.sdk.exceptions import AirflowFailException
 from segment_rudderstack import conditions
 from segment_rudderstack.changelog import ChangeLog
 from segment_rudderstack.operators.rudderstack import _same_namespace, unwrap
+from segment_rudderstack.rendered import as_list
+from segment_rudderstack.watches import SYNC_REPORTS_PER_CHECK
 
 # Columns RudderStack writes into every Segment event table, with the type family it writes them as.
 RUDDERSTACK_EVENT_COLUMNS: dict[str, str] = {
@@ -57,7 +59,7 @@ class PreflightOperator(BaseOperator):
     """Fails before any change when the migration is unsafe; returns a summary of what it found."""
 
     ui_color = "#d5f5e3"
-    template_fields = ("namespace", "destination_id")
+    template_fields = ("namespace", "destination_id", "selected_source_ids")
 
     def __init__(
         self,
@@ -73,9 +75,13 @@ class PreflightOperator(BaseOperator):
         namespace: str,
         required_tables: Sequence[str] = ("tracks",),
         change_log_key: str | None = None,
+        selected_source_ids: Sequence[str] | str | None = None,
+        final_step: str = "disable_warehouse",
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        self.selected_source_ids = selected_source_ids
+        self.final_step = final_step
         self.segment_conn_id = segment_conn_id
         self.warehouse_id = warehouse_id
         self.source_ids = list(source_ids)
@@ -103,7 +109,7 @@ class PreflightOperator(BaseOperator):
                     f"Segment warehouse {self.warehouse_id} is disabled, expected enabled: the migration takes over "
                     "from a loading Segment warehouse. Enable it in Segment or check the plan's warehouse id."
                 )
-        reports = hook.list_warehouse_syncs(self.warehouse_id)
+        reports = hook.list_warehouse_syncs(self.warehouse_id, count=SYNC_REPORTS_PER_CHECK)
         healthy = []
         for source_id in self.source_ids:
             mine = [r for r in reports if r.source_id == source_id and r.end is not None]
@@ -172,9 +178,20 @@ class PreflightOperator(BaseOperator):
             problems.append(d.describe())
         summary["column_differences"] = [r for r in rows]
 
+    def _check_selection(self, problems: list[str]) -> None:
+        selected = as_list(self.selected_source_ids)
+        left_out = sorted(set(self.source_ids) - set(selected)) if selected is not None else []
+        if left_out and self.final_step == "disable_warehouse":
+            problems.append(
+                f"this run migrates only {selected}, but disabling Segment's warehouse would also stop loading "
+                f"{left_out}, which get no webhook to RudderStack in this run: select every source, or set "
+                "segment.final_step: disconnect_sources in the plan"
+            )
+
     def execute(self, context: Any) -> dict[str, Any]:
         problems: list[str] = []
         summary: dict[str, Any] = {"namespace": self.namespace}
+        self._check_selection(problems)
         self._check_segment(problems, summary)
         self._check_rudderstack(problems, summary)
         self._check_warehouse(problems, summary)

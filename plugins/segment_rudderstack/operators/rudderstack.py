@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from segment_rudderstack import conditions
 from segment_rudderstack.operators.base import MigrationOperator
+from segment_rudderstack.rendered import as_list
 
 
 def unwrap(payload: Any, key: str) -> Any:
@@ -198,6 +199,12 @@ class EnsureRudderStackSegmentSourceOperator(_RudderStackOperator):
             if sid is None:
                 continue
             existing = connected.get((sid, self.destination_id))
+            if existing is not None and existing.get("enabled") is False:
+                raise AirflowFailException(
+                    f"RudderStack connection {sid} -> {self.destination_id} exists but is disabled; expected it "
+                    "enabled. Someone switched it off on purpose? Enable it in RudderStack (or remove the source "
+                    "from the plan) and re-run this task."
+                )
             before = bool(existing and existing.get("enabled", True))
             self.apply_change(
                 context,
@@ -281,21 +288,22 @@ class ReleaseRudderStackSyncOperator(_RudderStackOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from segment_rudderstack.hooks.rudderstack import RudderStackDataPlaneHook
-        from segment_rudderstack.hooks.segment import SegmentHook
+        from segment_rudderstack.watches import SyncGateWatch
 
         if not self.destination_id:
             self.log.info("DRY RUN: no destination yet; its sync would be released after Segment's final load")
             return {"released": False}
-        segment = SegmentHook(segment_conn_id=self.segment_conn_id)
-        warehouse = unwrap(segment.get_warehouse(self.warehouse_id), "warehouse")
-        reports = segment.list_warehouse_syncs(self.warehouse_id)
-        gate = conditions.sync_gate_decision(
-            reports,
-            warehouse_enabled=bool(warehouse.get("enabled")),
-            started_after=conditions.as_utc(self.started_after),
-            source_ids=self.source_ids,
+        # The gate sensor's own watch and decision, checked again right before the change.
+        watch = SyncGateWatch(
+            segment_conn_id=self.segment_conn_id,
+            warehouse_id=self.warehouse_id,
+            started_after=conditions.as_utc(self.started_after).isoformat(),
+            source_ids=as_list(self.source_ids),
             allow_partial=self.allow_partial,
         )
+        observation = watch.observe()
+        gate, _ = watch.decide(observation, [])
+        reports = observation[1]
         if not gate.done and self.is_dry_run:
             self.log.info("DRY RUN: would release RudderStack's sync once this holds: %s", gate.reason)
             return {"released": False, "dry_run": True, "gate": gate.reason}

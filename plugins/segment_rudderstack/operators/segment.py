@@ -14,6 +14,8 @@ from segment_rudderstack import conditions
 from segment_rudderstack.conditions import as_utc
 from segment_rudderstack.operators.base import MigrationOperator
 from segment_rudderstack.operators.rudderstack import unwrap
+from segment_rudderstack.rendered import as_list
+from segment_rudderstack.watches import AdoptionWatch, SyncGateWatch
 
 WEBHOOKS_METADATA_ID = "54521fdc25e721e32a72ef04"  # Segment's classic Webhooks destination
 
@@ -88,7 +90,7 @@ class _WebhookOperator(_SegmentOperator):
 
     def find_webhooks(self, hook, url: str | None) -> dict[str, list[dict[str, Any]]]:
         found: dict[str, list[dict[str, Any]]] = {}
-        for source_id in self.source_ids:
+        for source_id in as_list(self.source_ids) or []:
             destinations = hook.list_connected_destinations(source_id)
             found[source_id] = [d for d in destinations if url and is_webhook_to(d, url)]
         return found
@@ -181,10 +183,48 @@ class EnsureSegmentWebhookOperator(_WebhookOperator):
 
 
 class DisableSegmentWebhookOperator(_WebhookOperator):
-    """Disable the Webhooks destinations that forward Segment events to RudderStack (the last runbook step)."""
+    """Disable the Webhooks destinations that forward Segment events to RudderStack (the last runbook step).
+
+    With ``adoption_guard`` (``warehouse_conn_id``, ``namespace``, ``threshold``, ``window_seconds``, optional
+    ``min_events`` and ``library_names``) it first measures the share of events still arriving through the
+    webhook over the trailing window itself and refuses while it is above the threshold (the sustained streak
+    is the ClientAdoptionSensor's job; this re-check guards against running the step out of order)."""
+
+    template_fields = (*_WebhookOperator.template_fields, "adoption_guard")
+
+    def __init__(self, *, adoption_guard: dict[str, Any] | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.adoption_guard = adoption_guard
+
+    def _adoption_refusal(self) -> str | None:
+        if not self.adoption_guard:
+            return None
+        guard = self.adoption_guard
+        watch = AdoptionWatch(
+            warehouse_conn_id=guard["warehouse_conn_id"],
+            namespace=guard["namespace"],
+            webhook_source_id=self.rudderstack_source_id,
+            window_seconds=float(guard["window_seconds"]),
+            threshold=float(guard["threshold"]),
+            consecutive=1,
+            min_events=guard.get("min_events"),
+            library_names=guard.get("library_names") or [],
+            tables=None,
+        )
+        decision, _ = watch.decide(watch.observe(), [])
+        return None if decision.done else decision.reason
 
     def execute(self, context: Any) -> dict[str, Any]:
         hook = self.segment()
+        refusal = self._adoption_refusal()
+        if refusal and self.is_dry_run:
+            self.log.info("DRY RUN: would disable Segment's webhook once adoption allows it: %s", refusal)
+            return {"disabled": [], "dry_run": True, "adoption": refusal}
+        if refusal:
+            raise AirflowFailException(
+                f"refusing to disable Segment's webhook: {refusal}. Old clients still send through Segment; wait "
+                "for the adoption sensor (or lower the plan's threshold deliberately) and re-run this task."
+            )
         found = self.find_webhooks(hook, self.webhook_url())
         disabled: list[str] = []
         for matches in found.values():
@@ -234,20 +274,26 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
         self.running_load_wait_seconds = running_load_wait_seconds
         self.check_interval = 60.0 / float(sync_list_requests_per_minute)
 
-    def _check(self, hook) -> tuple[bool, conditions.Decision, bool]:
-        warehouse = unwrap(hook.get_warehouse(self.warehouse_id), "warehouse")
-        reports = hook.list_warehouse_syncs(self.warehouse_id)
+    def _check(self, watch: SyncGateWatch) -> tuple[bool, conditions.Decision, bool]:
+        warehouse, reports = watch.observe()  # the same observation the gate sensor makes
         decision = conditions.segment_load_decision(
             reports,
             started_after=as_utc(self.started_after),
-            source_ids=self.source_ids,
+            source_ids=watch.source_ids,
             allow_partial=self.allow_partial,
         )
         return bool(warehouse.get("enabled")), decision, bool(decision.details.get("running"))
 
     def execute(self, context: Any) -> dict[str, Any]:
         hook = self.segment()
-        enabled, decision, running = self._check(hook)
+        watch = SyncGateWatch(
+            segment_conn_id=self.segment_conn_id,
+            warehouse_id=self.warehouse_id,
+            started_after=as_utc(self.started_after).isoformat(),
+            source_ids=as_list(self.source_ids),
+            allow_partial=self.allow_partial,
+        )
+        enabled, decision, running = self._check(watch)
         # A new scheduled load may have started since the sensor saw the final one finish: wait for it to end
         # (bounded) rather than fail; any other reason to refuse ends the task below.
         deadline = time.monotonic() + float(self.running_load_wait_seconds)
@@ -255,7 +301,7 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
             self.log.info("%s; checking again in %.0f s before switching Segment's warehouse off",
                           decision.reason, self.check_interval)
             time.sleep(self.check_interval)
-            enabled, decision, running = self._check(hook)
+            enabled, decision, running = self._check(watch)
         if self.final_step == "disable_warehouse" and not enabled:
             self.log.info("unchanged: Segment warehouse %s is already disabled", self.warehouse_id)
             return {"disabled": False, "already": True, "last_check": decision.reason}
@@ -281,7 +327,7 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
             )
         else:
             changed = False
-            for source_id in self.source_ids or []:
+            for source_id in watch.source_ids or []:
                 changed |= self.apply_change(
                     context,
                     target="segment.warehouse.source",

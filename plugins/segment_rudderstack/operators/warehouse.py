@@ -55,9 +55,10 @@ class DuplicateCheckOperator(MigrationOperator):
             else:
                 removed = dialect.repair_duplicates(self.namespace, list(found), since=since)
                 self.log.info("repair removed %s", removed)
+                ti = context.get("ti") if context else None
                 self.change_log.record(
                     Change(target="warehouse.rows", target_id=self.namespace, field="duplicates_removed",
-                           before=found, after=removed, task_id=self.task_id)
+                           before=found, after=removed, task_id=self.task_id, run_id=getattr(ti, "run_id", None))
                 )
         elif found:
             self.log.warning(

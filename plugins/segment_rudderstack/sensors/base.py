@@ -14,7 +14,7 @@ from airflow.sdk.bases.sensor import PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from segment_rudderstack.conditions import Decision
-from segment_rudderstack.operators.base import as_bool
+from segment_rudderstack.rendered import as_bool
 from segment_rudderstack.triggers.condition import ConditionTrigger
 from segment_rudderstack.watches import Watch
 

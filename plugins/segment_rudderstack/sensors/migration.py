@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from segment_rudderstack.rendered import as_list
 from segment_rudderstack.sensors.base import ConditionSensor
 from segment_rudderstack.watches import (
     AdoptionWatch,
@@ -65,7 +66,7 @@ class SegmentWarehouseLoadSensor(_SegmentSyncListSensor):
             segment_conn_id=self.segment_conn_id,
             warehouse_id=self.warehouse_id,
             started_after=_iso(self.started_after),
-            source_ids=list(self.source_ids) if self.source_ids else None,
+            source_ids=as_list(self.source_ids),
             allow_partial=self.allow_partial,
         )
 
@@ -81,7 +82,9 @@ class SegmentSourceDrainedSensor(_SegmentSyncListSensor):
     """A server-side source has stopped sending to Segment: its newest ``consecutive_loads`` successful loads
     after ``started_after`` loaded no events."""
 
-    template_fields = (*ConditionSensor.template_fields, "warehouse_id", "source_id", "started_after")
+    template_fields = (
+        *ConditionSensor.template_fields, "warehouse_id", "source_id", "started_after", "selected_source_ids"
+    )
 
     def __init__(
         self,
@@ -91,14 +94,23 @@ class SegmentSourceDrainedSensor(_SegmentSyncListSensor):
         started_after: str | datetime,
         consecutive_loads: int = 2,
         segment_conn_id: str = "segment_default",
+        selected_source_ids: Sequence[str] | str | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        self.selected_source_ids = selected_source_ids
         self.warehouse_id = warehouse_id
         self.source_id = source_id
         self.started_after = started_after
         self.consecutive_loads = consecutive_loads
         self.segment_conn_id = segment_conn_id
+
+    def execute(self, context) -> Any:
+        selected = as_list(self.selected_source_ids)
+        if selected is not None and self.source_id not in selected:
+            self.log.info("source %s is not migrated in this run (params.sources): nothing to wait for", self.source_id)
+            return {"reason": "source not selected in this run"}
+        return super().execute(context)
 
     def build_watch(self, context):
         return SourceDrainedWatch(
@@ -144,7 +156,7 @@ class RudderStackUploadSensor(ConditionSensor):
     def build_watch(self, context):
         return UploadWatch(
             data_plane_conn_id=self.rudderstack_data_plane_conn_id,
-            source_ids=[s for s in self.source_ids if s],
+            source_ids=[s for s in as_list(self.source_ids) or [] if s and s != "None"],
             task_run_id=self.task_run_id,
             warehouse_conn_id=self.warehouse_conn_id,
             namespace=self.namespace,
