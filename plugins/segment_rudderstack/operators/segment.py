@@ -197,8 +197,8 @@ class DisableSegmentWebhookOperator(_WebhookOperator):
         self.adoption_guard = adoption_guard
 
     def _adoption_refusal(self) -> str | None:
-        if not self.adoption_guard:
-            return None
+        if not self.adoption_guard or not self.rudderstack_source_id:
+            return None  # without the RudderStack source there is no webhook to it, so nothing to switch off
         guard = self.adoption_guard
         watch = AdoptionWatch(
             warehouse_conn_id=guard["warehouse_conn_id"],
