@@ -227,6 +227,16 @@ class ClientFleet:
             with self._lock:
                 self._failed += len(batch)
             log.warning("%s SDK could not deliver %d events: %s", sdk, len(batch), error)
+            # The client gave up after its retries: the event never reached Segment or RudderStack. Say so in
+            # the ledger, so the reconciliation counts it apart from events a migration step lost.
+            try:
+                self.ledger.record_dropped_many(
+                    {"message_id": item.get("messageId"), "reason": f"{sdk} SDK gave up: {error}"[:500],
+                     "at": utcnow()}
+                    for item in batch if isinstance(item, dict) and item.get("messageId")
+                )
+            except Exception as exc:  # the ledger is best effort here; the warning above stands
+                log.warning("could not record %d undelivered events in the ledger: %s", len(batch), exc)
 
         return handler
 

@@ -46,6 +46,8 @@ class RehearsalResult:
     rudderstack_log: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     client_stats: dict[str, Any] = field(default_factory=dict)
+    #: Segment emulator counters at the end (loads, events loaded, webhook deliveries, ...)
+    segment_counters: dict[str, Any] = field(default_factory=dict)
     #: after each DAG run: (changes Segment's emulator had accepted, changes RudderStack's had accepted)
     changes_after_run: list[tuple[int, int]] = field(default_factory=list)
 
@@ -185,6 +187,7 @@ def rehearse(
         drain_rudderstack(sandbox)
         result.timings["settle_s"] = time.monotonic() - settle
         result.report = reconcile(info.warehouse_dsn, info.schema, ledger_schema=info.ledger_schema)
+        result.segment_counters = dict(sandbox.segment.state()["counters"]) if sandbox.segment else {}
         result.segment_log = sandbox.segment.log.entries() if sandbox.segment else []
         result.rudderstack_log = sandbox.rudderstack.log.entries() if sandbox.rudderstack else []
     finally:
