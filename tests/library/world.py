@@ -12,18 +12,18 @@ import itertools
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
-import pytest
 
 from sandbox.rudderstack_emulator import RudderStackEmulator
 from sandbox.segment_emulator import SegmentEmulator
 from sandbox.warehouse import Warehouse
+from tests.waiting import wait_until
 
 SEGMENT_TOKEN = "sandbox-segment-token"
 RUDDERSTACK_TOKEN = "sandbox-rudderstack-token"
@@ -40,17 +40,6 @@ WAREHOUSE_CONN = "srm_library_warehouse"
 FAST_RETRIES = {"max_attempts": 2, "backoff_initial": 0.01, "backoff_max": 0.05, "timeout": 5}
 
 _n = itertools.count(1)
-
-
-def wait_until(predicate: Callable[[], Any], *, timeout_s: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def context(run_id: str = "manual__test") -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
 
 import pytest
 
@@ -13,18 +12,6 @@ from sandbox.rudderstack_emulator import RudderStackEmulator, RudderStackSetting
 from sandbox.warehouse import Warehouse
 
 _names = itertools.count(1)
-
-
-def wait_until(predicate: Callable[[], object], *, timeout_s: float = 10.0, what: str = "condition") -> object:
-    """Poll `predicate` every 20 ms until it returns something truthy; fail the test after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import requests
 from psycopg2 import sql
 from rudderstack.analytics import Client as RudderClient
 
-from tests.sandbox.conftest import wait_until
+from tests.waiting import wait_until
 
 AUTH = {"Authorization": "Bearer sandbox-rudderstack-token"}
 

@@ -7,7 +7,7 @@ import datetime as dt
 import requests
 
 from sandbox.rudderstack_schedule import previous_slot, upload_decision
-from tests.sandbox.conftest import wait_until
+from tests.waiting import wait_until
 
 AUTH = {"Authorization": "Bearer sandbox-rudderstack-token"}
 T0 = dt.datetime(2025, 3, 1, 10, 0, 5, tzinfo=dt.UTC)

@@ -14,21 +14,11 @@ from sandbox.common import ServerThread
 from sandbox.ledger import Ledger
 from sandbox.segment_emulator import SegmentEmulator, SegmentSettings, SourceSeed, WarehouseSeed
 from sandbox.warehouse import Warehouse
+from tests.waiting import wait_until
 
 TOKEN = "sandbox-segment-token"
 WH = "wh_sandbox_pg"
 _n = itertools.count(1)
-
-
-def wait_until(predicate, *, timeout_s: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture

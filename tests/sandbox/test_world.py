@@ -12,7 +12,7 @@ from sandbox.config import load_config
 from sandbox.reconcile import reconcile
 from sandbox.segment_emulator import SegmentSettings, SourceSeed
 from sandbox.world import Sandbox
-from tests.sandbox.conftest import wait_until
+from tests.waiting import wait_until
 
 RS_AUTH = {"Authorization": "Bearer sandbox-rudderstack-token"}
 
