@@ -87,3 +87,17 @@ class MigrationOperator(BaseOperator):
             apply=lambda: created.update(make()),
         )
         return created or None
+
+    def set_destination_config(
+        self, context: Any, hook: Any, destination_id: str, key: str, before: Any, after: Any
+    ) -> bool:
+        """Set one key of a RudderStack destination's config (merged by the hook), logged and recorded."""
+        return self.apply_change(
+            context,
+            target="rudderstack.destination",
+            target_id=destination_id,
+            field=f"config.{key}",
+            before=before,
+            after=after,
+            apply=lambda: hook.update_destination(destination_id, config={key: after}),
+        )

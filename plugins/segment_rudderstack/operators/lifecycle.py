@@ -68,7 +68,6 @@ class RollbackOperator(MigrationOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from segment_rudderstack.hooks.rudderstack import RudderStackHook
         from segment_rudderstack.hooks.segment import SegmentHook
-        from segment_rudderstack.operators.rudderstack import unwrap
         from segment_rudderstack.operators.segment import is_connected
 
         segment = SegmentHook(segment_conn_id=self.segment_conn_id)
@@ -81,7 +80,7 @@ class RollbackOperator(MigrationOperator):
         targets = {(c.target, c.target_id, c.field) for c in entries}
         for target, target_id, field in sorted(targets):
             if (target, field) == ("segment.warehouse", "enabled"):
-                current = bool(unwrap(segment.get_warehouse(target_id), "warehouse").get("enabled"))
+                current = bool(segment.get_warehouse(target_id).get("enabled"))
                 if self.apply_change(context, target=target, target_id=target_id, field=field, before=current,
                                      after=True, apply=lambda t=target_id: segment.set_warehouse_enabled(t, True)):
                     done.append(f"re-enabled Segment warehouse {target_id}")
@@ -94,17 +93,14 @@ class RollbackOperator(MigrationOperator):
                 ):
                     done.append(f"reconnected Segment source {source_id} to warehouse {warehouse_id}")
             elif (target, field) == ("segment.destination", "enabled"):
-                current = bool(unwrap(segment.get_destination(target_id), "destination").get("enabled"))
+                current = bool(segment.get_destination(target_id).get("enabled"))
                 if self.apply_change(context, target=target, target_id=target_id, field=field, before=current,
                                      after=False, apply=lambda t=target_id: segment.set_destination_enabled(t, False)):
                     done.append(f"disabled Segment webhook destination {target_id}")
             elif target == "rudderstack.destination" and field.startswith("config."):
-                config = unwrap(rudderstack.get_destination(target_id), "destination").get("config") or {}
+                config = rudderstack.get_destination(target_id).get("config") or {}
                 before = bool(config.get("manualSync", False))
-                if self.apply_change(
-                    context, target=target, target_id=target_id, field="config.manualSync", before=before,
-                    after=True, apply=lambda t=target_id: rudderstack.update_destination(t, config={"manualSync": True}),
-                ):
+                if self.set_destination_config(context, rudderstack, target_id, "manualSync", before, True):
                     done.append(f"held RudderStack sync on destination {target_id}")
         status = migration_status(self.change_log, self.plan_name)
         if status is not None and status.after != ROLLED_BACK:

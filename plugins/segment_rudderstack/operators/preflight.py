@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from segment_rudderstack import conditions
 from segment_rudderstack.changelog import ChangeLog
-from segment_rudderstack.operators.rudderstack import _same_namespace, unwrap
+from segment_rudderstack.operators.rudderstack import _same_namespace
 from segment_rudderstack.rendered import as_list
 from segment_rudderstack.watches import SYNC_REPORTS_PER_CHECK
 
@@ -98,7 +98,7 @@ class PreflightOperator(BaseOperator):
         from segment_rudderstack.hooks.segment import SegmentHook
 
         hook = SegmentHook(segment_conn_id=self.segment_conn_id)
-        warehouse = unwrap(hook.get_warehouse(self.warehouse_id), "warehouse")
+        warehouse = hook.get_warehouse(self.warehouse_id)
         summary["segment_warehouse_enabled"] = bool(warehouse.get("enabled"))
         if not warehouse.get("enabled"):
             ours = ChangeLog(self.change_log_key).last("segment.warehouse", self.warehouse_id, "enabled")
@@ -131,7 +131,7 @@ class PreflightOperator(BaseOperator):
 
         hook = RudderStackHook(rudderstack_conn_id=self.rudderstack_conn_id)
         if self.destination_id:
-            candidates = [unwrap(hook.get_destination(self.destination_id), "destination")]
+            candidates = [hook.get_destination(self.destination_id)]
         else:
             candidates = [
                 d

@@ -14,12 +14,6 @@ from segment_rudderstack.operators.base import MigrationOperator
 from segment_rudderstack.rendered import as_list
 
 
-def unwrap(payload: Any, key: str) -> Any:
-    if isinstance(payload, dict) and isinstance(payload.get(key), dict):
-        return payload[key]
-    return payload
-
-
 def _same_namespace(a: str | None, b: str | None) -> bool:
     # Warehouses fold unquoted identifiers (PostgreSQL to lower case, Snowflake to upper case).
     return (a or "").strip().lower() == (b or "").strip().lower()
@@ -89,7 +83,7 @@ class EnsureRudderStackDestinationOperator(_RudderStackOperator):
 
     def _find(self, hook) -> dict[str, Any] | None:
         if self.destination_id:
-            return unwrap(hook.get_destination(self.destination_id), "destination")
+            return hook.get_destination(self.destination_id)
         matches = [
             d
             for d in hook.list_destinations()
@@ -128,11 +122,8 @@ class EnsureRudderStackDestinationOperator(_RudderStackOperator):
             context,
             target="rudderstack.destination",
             target_id=self.destination_name,
-            make=lambda: unwrap(
-                hook.create_destination(
-                    name=self.destination_name, type=self.destination_type, config=config, enabled=True
-                ),
-                "destination",
+            make=lambda: hook.create_destination(
+                name=self.destination_name, type=self.destination_type, config=config, enabled=True
             ),
         )
         if created is None:
@@ -184,7 +175,7 @@ class EnsureRudderStackSegmentSourceOperator(_RudderStackOperator):
                 context,
                 target="rudderstack.source",
                 target_id=self.source_name,
-                make=lambda: unwrap(hook.create_source(name=self.source_name, type="Segment"), "source"),
+                make=lambda: hook.create_source(name=self.source_name, type="Segment"),
             )
         source_id = source.get("id") if source else None
         if not self.destination_id:
@@ -241,17 +232,9 @@ class HoldRudderStackSyncOperator(_RudderStackOperator):
             self.log.info("DRY RUN: the destination does not exist yet; it would be created with sync held")
             return True
         hook = self.rudderstack()
-        destination = unwrap(hook.get_destination(self.destination_id), "destination")
+        destination = hook.get_destination(self.destination_id)
         before = bool((destination.get("config") or {}).get("manualSync", False))
-        self.apply_change(
-            context,
-            target="rudderstack.destination",
-            target_id=self.destination_id,
-            field="config.manualSync",
-            before=before,
-            after=True,
-            apply=lambda: hook.update_destination(self.destination_id, config={"manualSync": True}),
-        )
+        self.set_destination_config(context, hook, self.destination_id, "manualSync", before, True)
         return True
 
 
@@ -316,28 +299,14 @@ class ReleaseRudderStackSyncOperator(_RudderStackOperator):
         now = datetime.now(UTC)
         start_at = sync_start_at(max(ends) if ends else None, timedelta(minutes=float(self.margin_minutes)), now)
         hook = self.rudderstack()
-        destination = unwrap(hook.get_destination(self.destination_id), "destination")
+        destination = hook.get_destination(self.destination_id)
         config = destination.get("config") or {}
         held = bool(config.get("manualSync", False))
         if held:
-            self.apply_change(
-                context,
-                target="rudderstack.destination",
-                target_id=self.destination_id,
-                field="config.syncStartAt",
-                before=config.get("syncStartAt"),
-                after=start_at,
-                apply=lambda: hook.update_destination(self.destination_id, config={"syncStartAt": start_at}),
+            self.set_destination_config(
+                context, hook, self.destination_id, "syncStartAt", config.get("syncStartAt"), start_at
             )
-        changed = self.apply_change(
-            context,
-            target="rudderstack.destination",
-            target_id=self.destination_id,
-            field="config.manualSync",
-            before=held,
-            after=False,
-            apply=lambda: hook.update_destination(self.destination_id, config={"manualSync": False}),
-        )
+        changed = self.set_destination_config(context, hook, self.destination_id, "manualSync", held, False)
         triggered = False
         # Trigger only when this run released the sync: a re-run after the release changes nothing.
         if self.trigger_upload and changed and not self.is_dry_run:

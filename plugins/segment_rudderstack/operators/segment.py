@@ -13,7 +13,6 @@ from airflow.sdk.exceptions import AirflowFailException
 from segment_rudderstack import conditions
 from segment_rudderstack.conditions import as_utc
 from segment_rudderstack.operators.base import MigrationOperator
-from segment_rudderstack.operators.rudderstack import unwrap
 from segment_rudderstack.rendered import as_list
 from segment_rudderstack.watches import AdoptionWatch, SyncGateWatch
 
@@ -74,10 +73,7 @@ class _WebhookOperator(_SegmentOperator):
 
         if not self.rudderstack_source_id:
             return None
-        source = unwrap(
-            RudderStackHook(rudderstack_conn_id=self.rudderstack_conn_id).get_source(self.rudderstack_source_id),
-            "source",
-        )
+        source = RudderStackHook(rudderstack_conn_id=self.rudderstack_conn_id).get_source(self.rudderstack_source_id)
         write_key = source.get("writeKey")
         if not write_key:
             raise AirflowFailException(
@@ -125,15 +121,12 @@ class EnsureSegmentWebhookOperator(_WebhookOperator):
                     context,
                     target="segment.destination",
                     target_id=f"{source_id}:{self.destination_name}",
-                    make=lambda source_id=source_id: unwrap(
-                        hook.create_destination(
-                            source_id=source_id,
-                            metadata_id=WEBHOOKS_METADATA_ID,
-                            name=self.destination_name,
-                            enabled=self.enabled,
-                            settings={"hooks": [{"hook": url, "headers": []}]},
-                        ),
-                        "destination",
+                    make=lambda source_id=source_id: hook.create_destination(
+                        source_id=source_id,
+                        metadata_id=WEBHOOKS_METADATA_ID,
+                        name=self.destination_name,
+                        enabled=self.enabled,
+                        settings={"hooks": [{"hook": url, "headers": []}]},
                     ),
                 ) or {}
                 destinations[source_id] = created.get("id")

@@ -93,7 +93,15 @@ class ConditionSensor(BaseSensorOperator):
             self._checked_already = False
             return PokeReturnValue(is_done=False)
         watch = getattr(self, "_watch", None) or self.build_watch(context)
-        decision, self._memory = watch.decide(watch.observe(), self._memory)
+        try:
+            observation = watch.observe()
+        except Exception as exc:
+            # The same rule as the trigger's: an error worth another check waits for the next poke.
+            if not watch.is_transient(exc):
+                raise
+            self.log.warning("could not observe state (%s); checking again at the next poke", exc)
+            return PokeReturnValue(is_done=False)
+        decision, self._memory = watch.decide(observation, self._memory)
         self._log_decision(decision)
         if decision.outcome.value == "wait":
             return PokeReturnValue(is_done=False)

@@ -1,0 +1,45 @@
+"""A sensor's poke treats errors like its trigger does: a transient one waits for the next check."""
+
+import pytest
+
+from segment_rudderstack.conditions import done
+from segment_rudderstack.sensors.base import ConditionSensor
+from segment_rudderstack.watches import Watch
+
+
+class FlakyWatch(Watch):
+    """Fails its first observation with the given error, then sees a state that is done."""
+
+    fields = ("error",)
+
+    def observe(self):
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+        return "state"
+
+    def decide(self, observation, memory):
+        return done(f"observed {observation}"), memory
+
+
+class FlakySensor(ConditionSensor):
+    def __init__(self, *, error, **kwargs):
+        super().__init__(**kwargs)
+        self.error = error
+
+    def build_watch(self, context):
+        return FlakyWatch(error=self.error)
+
+
+def test_a_transient_error_waits_for_the_next_poke():
+    sensor = FlakySensor(error=ConnectionError("refused"), task_id="s", deferrable=False)
+    sensor._watch = sensor.build_watch({})  # what execute() does before the poke loop
+    assert sensor.poke({}).is_done is False  # the refused connection: not done, not failed
+    second = sensor.poke({})
+    assert second.is_done is True and second.xcom_value["reason"] == "observed state"
+
+
+def test_a_permanent_error_fails_the_poke():
+    sensor = FlakySensor(error=ValueError("bad id"), task_id="s", deferrable=False)
+    with pytest.raises(ValueError, match="bad id"):
+        sensor.poke({})
