@@ -48,7 +48,7 @@ class Watch:
 
     def is_transient(self, exc: BaseException) -> bool:
         """An error worth another check later (the hooks already retried 5xx/429/timeouts a few times)."""
-        from segment_rudderstack.hooks._http import ApiError
+        from segment_rudderstack.hooks.errors import ApiError
 
         if isinstance(exc, ApiError):
             return exc.retryable

@@ -4,7 +4,8 @@ All three retry 5xx, timeouts and connection errors with exponential backoff, ho
 never retry other 4xx, and raise :class:`ApiError` / :class:`ResponseFormatError` with messages free of secrets.
 """
 
-from segment_rudderstack.hooks._http import ApiError, ResponseFormatError, RetryPolicy
+from segment_rudderstack.hooks.errors import ApiError, ResponseFormatError
+from segment_rudderstack.hooks.protocol import RetryPolicy
 from segment_rudderstack.hooks.rudderstack import RudderStackDataPlaneHook, RudderStackHook
 from segment_rudderstack.hooks.segment import (
     WEBHOOKS_METADATA_ID,

@@ -16,8 +16,9 @@ import base64
 from typing import Any
 from urllib.parse import quote
 
-from segment_rudderstack.hooks._base import ApiHook
-from segment_rudderstack.hooks._http import POLICY_EXTRAS, RequestSpec, ResponseFormatError, quoted_id, unwrap
+from segment_rudderstack.hooks.api_hook import ApiHook
+from segment_rudderstack.hooks.errors import ResponseFormatError
+from segment_rudderstack.hooks.protocol import POLICY_EXTRAS, RequestSpec, quoted_id, unwrap
 
 _SECRET_KEY_PARTS = ("password", "secret", "privatekey", "private_key", "token", "credentials", "accesskey")
 

@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from segment_rudderstack.hooks._base import ApiHook
-from segment_rudderstack.hooks._http import RequestSpec, ResponseFormatError, quoted_id, unwrap
+from segment_rudderstack.hooks.api_hook import ApiHook
+from segment_rudderstack.hooks.errors import ResponseFormatError
+from segment_rudderstack.hooks.protocol import RequestSpec, quoted_id, unwrap
 from segment_rudderstack.sync_status import SyncState, classify
 
 WEBHOOKS_METADATA_ID = "54521fdc25e721e32a72ef04"

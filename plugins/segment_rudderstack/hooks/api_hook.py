@@ -1,7 +1,7 @@
 """``ApiHook``: one JSON API reached through an Airflow connection, sync and async.
 
 Subclasses say which service they speak (name, default host, how they authenticate) and build
-:class:`~segment_rudderstack.hooks._http.RequestSpec` objects; this class sends them:
+:class:`~segment_rudderstack.hooks.protocol.RequestSpec` objects; this class sends them:
 
 - sync through the http provider's :class:`HttpHook` (its configured ``requests`` session and
   ``url_from_endpoint``), under a ``tenacity.Retrying`` loop;
@@ -23,14 +23,13 @@ import tenacity
 from airflow.providers.http.hooks.http import HttpHook
 from urllib3.exceptions import NewConnectionError
 
-from segment_rudderstack.hooks._http import (
+from segment_rudderstack.hooks.errors import ApiError, scrub
+from segment_rudderstack.hooks.protocol import (
     POLICY_EXTRAS,
-    ApiError,
     RequestSpec,
     RetryPolicy,
     finalize_error,
     parse_response,
-    scrub,
     transport_error,
 )
 

@@ -1,4 +1,4 @@
-"""What every API hook shares, written once for the sync and the async path.
+"""The HTTP protocol every API hook speaks, written once for the sync and the async transport.
 
 - :class:`RequestSpec` describes one call (method, path, query, JSON body, whether it is safe to repeat).
 - :class:`RetryPolicy` holds the bounds (attempts, backoff, longest rate-limit wait, timeout) and builds the
@@ -7,8 +7,8 @@
   ``headers`` and ``content``) into parsed JSON or raises :class:`ApiError` / :class:`ResponseFormatError`.
 - :func:`transport_error` turns a connection error or timeout into a retryable :class:`ApiError`.
 
-Nothing here does I/O. Error text never contains secrets: every message passes through :func:`scrub`,
-which removes the hook's known secrets and the values of URL query strings.
+Nothing here does I/O (the transports live in :mod:`segment_rudderstack.hooks.api_hook`). Error text never
+contains secrets: every message passes through :func:`~segment_rudderstack.hooks.errors.scrub`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
-import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -26,9 +25,8 @@ from urllib.parse import quote
 
 import tenacity
 
-REDACTED = "***"
-_QUERY_VALUE = re.compile(r"([?&][^=&\s?#'\"]+=)[^&\s#'\"]+")
-_USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
+from segment_rudderstack.hooks.errors import ApiError, ResponseFormatError, scrub
+
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _BODY_SNIPPET = 200
 
@@ -38,87 +36,6 @@ def quoted_id(value: str, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{what} must be a non-empty string, got {value!r}")
     return quote(value, safe="")
-
-
-def scrub(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` without the given secrets, URL query values and user:password@ parts of URLs."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    text = _QUERY_VALUE.sub(rf"\g<1>{REDACTED}", text)
-    return _USERINFO.sub(rf"\g<1>{REDACTED}@", text)
-
-
-class ApiError(Exception):
-    """A call to Segment or RudderStack failed.
-
-    :ivar status: the HTTP status, or ``None`` when no response came (connection error, timeout).
-    :ivar endpoint: ``"<METHOD> <path>"`` of the call, without query string.
-    :ivar message: what the service said (Segment's ``errors[].message``) or what went wrong.
-    :ivar retryable: whether the same call may succeed later (5xx, 429, timeouts, connection errors).
-    :ivar retry_after: seconds the service asked to wait (429), if it said.
-    :ivar attempts: how many requests were made before giving up.
-    """
-
-    def __init__(
-        self,
-        *,
-        status: int | None,
-        endpoint: str,
-        message: str,
-        retryable: bool,
-        service: str = "API",
-        hint: str = "",
-        retry_after: float | None = None,
-        attempts: int = 1,
-        request_sent: bool = True,
-    ) -> None:
-        self.status = status
-        self.endpoint = endpoint
-        self.message = message
-        self.retryable = retryable
-        self.service = service
-        self.hint = hint
-        self.retry_after = retry_after
-        self.attempts = attempts
-        self.request_sent = request_sent
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        outcome = f"returned HTTP {self.status}" if self.status is not None else "got no response"
-        text = f"{self.service} {self.endpoint} {outcome}: {self.message}"
-        if self.attempts > 1:
-            text += f" (gave up after {self.attempts} attempts)"
-        if self.hint:
-            text += f". {self.hint}"
-        return text
-
-    def __reduce__(self):  # exceptions cross process boundaries (triggers, task runner)
-        return (_rebuild, (type(self), self.__dict__.copy()))
-
-
-class ResponseFormatError(ApiError):
-    """The service answered 2xx but the body is not the JSON this library expects."""
-
-    def __init__(self, *, endpoint: str, message: str, service: str = "API", status: int | None = None):
-        super().__init__(
-            status=status,
-            endpoint=endpoint,
-            message=message,
-            retryable=False,
-            service=service,
-            hint="The service or the connection's host is not the API this hook expects; "
-            "check the connection's host (base URL)",
-        )
-
-    def __str__(self) -> str:
-        return f"{self.service} {self.endpoint}: unexpected response: {self.message}. {self.hint}"
-
-
-def _rebuild(cls: type[ApiError], state: dict[str, Any]) -> ApiError:
-    error = cls.__new__(cls)
-    error.__dict__.update(state)
-    Exception.__init__(error, str(error))
-    return error
 
 
 @dataclass(frozen=True)
