@@ -9,7 +9,6 @@ report. Run-time choices come from the trigger form (params), validated by JSON 
 from __future__ import annotations
 
 import pathlib
-import warnings
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,7 +33,7 @@ from segment_rudderstack.operators.segment import (
     EnsureSegmentWebhookOperator,
 )
 from segment_rudderstack.operators.warehouse import DuplicateCheckOperator
-from segment_rudderstack.plan import Plan, PlanError, load_plan
+from segment_rudderstack.plan import Plan
 from segment_rudderstack.sensors.migration import (
     ClientAdoptionSensor,
     RudderStackSyncGateSensor,
@@ -386,14 +385,16 @@ def build_rollback_dag(plan: Plan) -> DAG:
 
 def build_all(plans_dir: str | pathlib.Path, *, reports_dir: str | pathlib.Path) -> dict[str, Any]:
     """Every plan file in ``plans_dir`` becomes a migration DAG and a rollback DAG. A plan that does not
-    validate is reported as a DAG-file warning (shown in the Airflow UI) and does not hide the others."""
+    validate, or shares its name with another file, becomes a placeholder DAG marked INVALID PLAN that names
+    the file and the fields (:mod:`segment_rudderstack.invalid_plans`); the other plans are built as usual."""
+    from segment_rudderstack.invalid_plans import build_invalid_plan_dag, read_plan_file, sort_plan_files
+
+    files = [read_plan_file(path) for path in sorted(pathlib.Path(plans_dir).glob("*.y*ml"))]
+    plans, invalid = sort_plan_files(files)
     dags: dict[str, Any] = {}
-    for path in sorted(pathlib.Path(plans_dir).glob("*.y*ml")):
-        try:
-            plan = load_plan(path)
-        except PlanError as exc:
-            warnings.warn(str(exc), stacklevel=2)
-            continue
+    for plan in plans:
         for built in (build_migration_dag(plan, reports_dir=reports_dir), build_rollback_dag(plan)):
             dags[built.dag_id] = built
+    for dag_id, (paths, message) in invalid.items():
+        dags[dag_id] = build_invalid_plan_dag(dag_id, paths, message, tags=TAGS)
     return dags

@@ -159,12 +159,7 @@ class Plan(_Model):
     def _schedule(cls, value: str | None) -> str | None:
         if value in (None, "", "none", "None"):
             return None
-        if value.startswith("@"):
-            return value
-        from croniter import croniter  # an Airflow dependency
-
-        if not croniter.is_valid(value):
-            raise ValueError(f"{value!r} is not a valid cron expression or @preset")
+        check_schedule(value)
         return value
 
     @model_validator(mode="after")
@@ -194,6 +189,29 @@ class Plan(_Model):
     @property
     def change_log_key(self) -> str:
         return f"segment_to_rudderstack__{self.name}__changes"
+
+
+# Presets Airflow turns into a timetable without a cron expression.
+_NON_CRON_PRESETS = ("@once", "@continuous")
+
+
+def check_schedule(value: str) -> None:
+    """Parse ``value`` with Airflow's own cron timetable (what the scheduler will do with it), so a schedule
+    Airflow cannot run (``@fortnightly``, ``every tuesday``) is a plan error naming the field, not an import
+    error of the whole DAG file."""
+    if value in _NON_CRON_PRESETS:
+        return
+    from airflow.exceptions import AirflowTimetableInvalid
+    from airflow.timetables.trigger import CronTriggerTimetable
+
+    try:
+        CronTriggerTimetable(value, timezone="UTC").validate()
+    except AirflowTimetableInvalid as exc:
+        raise ValueError(
+            f"{value!r} is not a valid cron expression or Airflow preset ({exc}); use five cron fields "
+            "(e.g. '0 6 * * 1') or one of @hourly, @daily, @weekly, @monthly, @quarterly, @yearly, @once, "
+            "or null to trigger by hand"
+        ) from None
 
 
 def _format_errors(error: ValidationError) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import pathlib
 import shutil
-import warnings
 
 import pytest
 from airflow.sdk.exceptions import ParamValidationError
@@ -95,17 +94,6 @@ def test_trigger_form_rejects_bad_values(dag, conf, param):
     with pytest.raises(ParamValidationError) as err:
         validate(dag, **conf)
     assert param in str(err.value)
-
-
-def test_a_bad_plan_is_a_warning_and_does_not_hide_the_good_ones(tmp_path):
-    shutil.copy(PLANS / "sandbox.yaml", tmp_path / "sandbox.yaml")
-    (tmp_path / "broken.yaml").write_text("name: broken\nsegment: {}\n")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        built = build_all(tmp_path, reports_dir=tmp_path)
-    assert "segment_to_rudderstack__sandbox" in built
-    assert any("broken.yaml: invalid migration plan" in str(w.message) for w in caught)
-    assert any("segment.warehouse_id: Field required" in str(w.message) for w in caught)
 
 
 def test_approval_gates_guard_the_irreversible_steps(tmp_path):

@@ -54,6 +54,7 @@ BAD = [
     ("rudderstack.destination.sync_frequency_minutes", 45, "must be one of [30, 60, 180, 360, 720, 1440]"),
     ("rudderstack.destination.config", {"namespace": "other"}, "set the namespace under warehouse.namespace"),
     ("schedule", "every tuesday", "not a valid cron expression"),
+    ("schedule", "@fortnightly", "schedule: '@fortnightly' is not a valid cron expression or Airflow preset"),
     ("rudderstack.destination.config", {"host": "db", "password": "hunter2"}, "look like credentials"),
     ("name", "Sandbox Plan", "name: must be lower-case letters"),
     ("segment.final_step", "delete_everything", "segment.final_step"),

@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from segment_rudderstack.changelog import Change, ChangeLog
 from segment_rudderstack.operators.base import MigrationOperator
 from segment_rudderstack.rendered import as_list
+from segment_rudderstack.trigger_conf import check_trigger_conf, dag_param_names
 
 MIGRATION = "migration"
 STATUS = "status"
@@ -36,6 +37,7 @@ class MigrationStatusOperator(BaseOperator):
         self.change_log_key = change_log_key
 
     def execute(self, context: Any) -> dict[str, Any]:
+        check_trigger_conf(context, dag_param_names(self))  # a misspelled param stops the run here
         status = migration_status(ChangeLog(self.change_log_key), self.plan_name)
         if status is not None and status.after == COMPLETE:
             message = (
@@ -70,6 +72,7 @@ class RollbackOperator(MigrationOperator):
         from segment_rudderstack.hooks.segment import SegmentHook
         from segment_rudderstack.operators.segment import is_connected
 
+        check_trigger_conf(context, dag_param_names(self))
         segment = SegmentHook(segment_conn_id=self.segment_conn_id)
         rudderstack = RudderStackHook(rudderstack_conn_id=self.rudderstack_conn_id)
         entries = self.change_log.entries()
