@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import pathlib
-import shutil
 
 import pytest
 from airflow.sdk.exceptions import ParamValidationError
