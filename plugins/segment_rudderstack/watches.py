@@ -47,12 +47,12 @@ class Watch:
         raise NotImplementedError
 
     def is_transient(self, exc: BaseException) -> bool:
-        """An error worth another check later (the hooks already retried 5xx/429/timeouts a few times)."""
-        from segment_rudderstack.hooks.errors import ApiError
+        """An error worth another check later (the hooks already retried 5xx/429/timeouts a few times); the
+        rule is :func:`segment_rudderstack.transient.is_transient` (database connection errors and truncated
+        2xx bodies too; 401/403/404, missing connections and privileges are permanent)."""
+        from segment_rudderstack.transient import is_transient
 
-        if isinstance(exc, ApiError):
-            return exc.retryable
-        return isinstance(exc, (ConnectionError, TimeoutError, OSError))
+        return is_transient(exc)
 
 
 def load_watch(spec: dict[str, Any]) -> Watch:

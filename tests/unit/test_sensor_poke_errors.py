@@ -1,6 +1,7 @@
 """A sensor's poke treats errors like its trigger does: a transient one waits for the next check."""
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
 from segment_rudderstack.conditions import done
 from segment_rudderstack.sensors.base import ConditionSensor
@@ -39,7 +40,7 @@ def test_a_transient_error_waits_for_the_next_poke():
     assert second.is_done is True and second.xcom_value["reason"] == "observed state"
 
 
-def test_a_permanent_error_fails_the_poke():
+def test_a_permanent_error_fails_the_poke_at_once_without_retry():
     sensor = FlakySensor(error=ValueError("bad id"), task_id="s", deferrable=False)
-    with pytest.raises(ValueError, match="bad id"):
+    with pytest.raises(AirflowFailException, match="bad id.*configuration error"):
         sensor.poke({})

@@ -15,6 +15,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from segment_rudderstack.transient import TransientBudget, permanent_message
 from segment_rudderstack.watches import Watch, load_watch
 
 
@@ -26,8 +27,11 @@ class ConditionTrigger(BaseTrigger):
         deadline: float | None = None,
         memory: list[Any] | None = None,
         first_check_at: float | None = None,
+        transient_budget: dict[str, Any] | None = None,
     ):
         super().__init__()
+        # how long transient observation errors in a row are ridden out (see segment_rudderstack.transient)
+        self.transient_budget = dict(transient_budget or {})
         # epoch seconds of the first check (the sensor has just checked before deferring); None: at once
         self.first_check_at = first_check_at
         self.watch_spec = watch
@@ -44,12 +48,14 @@ class ConditionTrigger(BaseTrigger):
                 "deadline": self.deadline,
                 "memory": self.memory,
                 "first_check_at": self.first_check_at,
+                "transient_budget": self.transient_budget,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         watch: Watch = load_watch(self.watch_spec)
         memory = list(self.memory)
+        budget = TransientBudget(**self.transient_budget)
         checks = 0
         if self.first_check_at is not None:
             until = self.first_check_at if self.deadline is None else min(self.first_check_at, self.deadline)
@@ -61,12 +67,22 @@ class ConditionTrigger(BaseTrigger):
             checks += 1
             try:
                 observation = await watch.aobserve()
-            except Exception as exc:  # an observation that cannot be made ends the wait with the reason
+            except Exception as exc:  # an observation that cannot be made: ride it out or end the wait
                 if not watch.is_transient(exc):
-                    yield TriggerEvent({"status": "error", "message": str(exc), "checks": checks})
+                    yield TriggerEvent(
+                        {"status": "error", "permanent": True, "message": permanent_message(exc), "checks": checks}
+                    )
                     return
-                self.log.warning("check %d could not observe state (%s); retrying", checks, exc)
+                budget.failed()
+                if budget.spent():
+                    yield TriggerEvent(
+                        {"status": "error", "permanent": False, "message": budget.failure_message(exc),
+                         "checks": checks, "memory": memory}
+                    )
+                    return
+                budget.log_failure(self.log, exc, f"check {checks}")
             else:
+                budget.ok()
                 decision, memory = watch.decide(observation, memory)
                 self.log.info("check %d: %s: %s", checks, decision.outcome.value, decision.reason)
                 if decision.outcome.value != "wait":

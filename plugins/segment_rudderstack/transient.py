@@ -1,0 +1,143 @@
+"""Which errors a wait may ride out (transient) and which end it at once (permanent), and for how long.
+
+A sensor or trigger that cannot observe state asks :func:`is_transient`:
+
+- transient: the hooks gave up on a 5xx / 429 / timeout / connection error (``ApiError.retryable``); a 2xx
+  whose body is truncated or garbled (``ResponseFormatError``); a warehouse connection refused, reset or
+  closed (DB-API ``OperationalError`` / ``InterfaceError`` that is not about credentials, a missing database
+  or privileges); an ``OSError`` of the network kind.
+- permanent: 401, 403, 404 of a configured id and any other 4xx, a missing Airflow connection, bad
+  credentials, no privilege, and everything else (a bug is not fixed by waiting).
+
+:class:`TransientBudget` bounds how long transient errors in a row are ridden out (by time and by count);
+once spent, the wait fails with the last error and how long it lasted. Only the first error of a streak is
+logged as a warning; the following ones are counted, so a long outage does not flood the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+#: default: ride out transient errors for 15 minutes in a row (the sensor's own timeout still applies)
+DEFAULT_TRANSIENT_BUDGET_SECONDS = 900.0
+#: default: at most this many failed checks in a row
+DEFAULT_TRANSIENT_MAX_ERRORS = 1000
+
+# Messages of DB-API connection errors that no wait will fix (PostgreSQL, Snowflake).
+_PERMANENT_DB_MESSAGES = (
+    "password authentication failed",
+    "authentication failed",
+    "no password supplied",
+    "role \"",  # role "x" does not exist
+    "database \"",  # database "x" does not exist
+    "permission denied",
+    "no pg_hba.conf entry",
+    "incorrect username or password",
+    "does not exist or not authorized",
+)
+_DB_TRANSIENT_CLASSES = ("OperationalError", "InterfaceError")
+_DB_MODULES = ("psycopg", "psycopg2", "snowflake", "sqlalchemy", "pg8000")
+
+
+def _is_db_connection_error(exc: BaseException) -> bool:
+    for cls in type(exc).__mro__:
+        module = (cls.__module__ or "").split(".")[0]
+        if cls.__name__ in _DB_TRANSIENT_CLASSES and module in _DB_MODULES:
+            text = str(exc).lower()
+            return not any(marker in text for marker in _PERMANENT_DB_MESSAGES)
+    return False
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether the same observation may succeed later without anybody changing the configuration."""
+    from segment_rudderstack.hooks.errors import ApiError, ResponseFormatError
+
+    if isinstance(exc, ResponseFormatError):
+        # A 2xx with a body that is not the expected JSON: truncated or garbled on the way (a proxy, a reset).
+        return True
+    if isinstance(exc, ApiError):
+        return bool(exc.retryable)
+    if _is_db_connection_error(exc):
+        return True
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    if isinstance(exc, OSError) and not isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+        return True
+    return False
+
+
+def describe(exc: BaseException) -> str:
+    """One line naming the error's kind and text (hooks' errors are already scrubbed of secrets)."""
+    from segment_rudderstack.hooks.errors import scrub
+
+    return f"{type(exc).__name__}: {scrub(str(exc))}"
+
+
+@dataclass
+class TransientBudget:
+    """Counts transient errors in a row; :meth:`spent` says when to stop riding them out.
+
+    The state is plain numbers so a trigger can serialize it (:meth:`to_dict` / :meth:`from_dict`)."""
+
+    seconds: float = DEFAULT_TRANSIENT_BUDGET_SECONDS
+    max_errors: int = DEFAULT_TRANSIENT_MAX_ERRORS
+    since: float | None = None  # epoch seconds of the first error of the current streak
+    errors: int = 0
+
+    def ok(self) -> None:
+        """An observation succeeded: the streak ends."""
+        self.since = None
+        self.errors = 0
+
+    def failed(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        if self.since is None:
+            self.since = now
+        self.errors += 1
+
+    def spent(self, now: float | None = None) -> bool:
+        if self.since is None:
+            return False
+        now = time.time() if now is None else now
+        return self.errors >= self.max_errors or (now - self.since) >= self.seconds
+
+    def elapsed(self, now: float | None = None) -> float:
+        return 0.0 if self.since is None else (time.time() if now is None else now) - self.since
+
+    def log_failure(self, log: logging.Logger | Any, exc: BaseException, what: str = "check") -> None:
+        """Warn once per streak; later errors of the streak at INFO with their count (no flood)."""
+        if self.errors <= 1:
+            log.warning(
+                "%s could not observe state (%s); treated as transient: checking again for up to %.0f s",
+                what, describe(exc), self.seconds,
+            )
+        else:
+            log.info("%s: still failing (%d errors in a row over %.0f s): %s",
+                     what, self.errors, self.elapsed(), describe(exc))
+
+    def failure_message(self, exc: BaseException) -> str:
+        return (
+            f"could not observe state for {self.elapsed():.0f} s ({self.errors} failed checks in a row, budget "
+            f"{self.seconds:.0f} s / {self.max_errors} checks); last error: {describe(exc)}. Expected the service or "
+            "warehouse to answer again within the budget; check that it is up and reachable from the workers and "
+            "the triggerer, then clear this task (or raise transient_budget_seconds)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seconds": self.seconds, "max_errors": self.max_errors, "since": self.since, "errors": self.errors}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> TransientBudget:
+        return cls(**data) if data else cls()
+
+
+def permanent_message(exc: BaseException) -> str:
+    """Text for an error no wait will fix."""
+    return (
+        f"{describe(exc)}. This is a configuration error (credentials, permissions, an id or a connection that "
+        "does not exist), not an outage: it fails at once without retrying; fix the connection or the plan, then "
+        "clear this task"
+    )
