@@ -65,6 +65,11 @@ from sandbox.common import (
     utcnow,
 )
 from sandbox.ledger import Ledger
+from sandbox.segment_delivery_overview import (
+    DeliveryOverviewRecorder,
+    discard_reason,
+    install_delivery_overview,
+)
 from sandbox.warehouse import TABLE_BY_TYPE, Warehouse, WarehouseError
 
 __all__ = [
@@ -197,6 +202,7 @@ class SegmentEmulator:
         self._stop = threading.Event()
         self._wake_loads = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.delivery_overview = DeliveryOverviewRecorder()  # Delivery Overview metrics (beta Public API)
         self._seed()
         self.app = self._build_app()
 
@@ -406,13 +412,15 @@ class SegmentEmulator:
         """Accept validated events on a source (the Tracking API calls this)."""
         dropped = []
         deliveries = []
-        received_at = isoformat_z(utcnow())
+        received_moment = utcnow()
+        received_at = isoformat_z(received_moment)
         with self._lock:
             open_warehouses = self._open_warehouses(source_id)
             hooks = self._enabled_webhooks(source_id)
             for event in events:
                 event["receivedAt"] = received_at
                 mid = event["messageId"]
+                self.delivery_overview.received(source_id, event, received_moment)
                 self._counters["received"] += 1
                 self._add_path(mid, f"received:{source_id}")
                 if open_warehouses:
@@ -552,6 +560,9 @@ class SegmentEmulator:
                     with self._lock:
                         self._counters["webhook_delivered"] += 1
                         self._add_path(delivery.message_id, f"webhook:{delivery.destination_id}")
+                        source_id = self._destinations.get(delivery.destination_id, {}).get("sourceId")
+                    self.delivery_overview.delivered(source_id, delivery.destination_id, delivery.body, utcnow(),
+                                                     delivery.attempt)
                     return
                 if response.status_code != 429 and response.status_code < 500:
                     self._give_up(delivery, f"HTTP {response.status_code} (not retried)")
@@ -579,6 +590,8 @@ class SegmentEmulator:
         with self._lock:
             self._counters["webhook_gave_up"] += 1
             self._add_path(delivery.message_id, f"webhook_failed:{delivery.destination_id}")
+            source_id = self._destinations.get(delivery.destination_id, {}).get("sourceId")
+        self.delivery_overview.failed(source_id, delivery.destination_id, delivery.body, utcnow(), discard_reason(why))
         self.log.append("webhook", outcome="gave_up", destinationId=delivery.destination_id,
                         messageId=delivery.message_id, reason=why)
 
@@ -680,6 +693,11 @@ class SegmentEmulator:
             self._rate_limit(response, "api", s.api_requests_per_minute)
 
         limited = Depends(general)
+        install_delivery_overview(
+            app, self.delivery_overview, dependencies=[auth, limited],
+            source_exists=lambda sid: sid in self._sources,
+            destination_source=lambda did: self._destinations.get(did, {}).get("sourceId"),
+        )
 
         # -- workspace ("Get Workspace": what a connection test reads) -------------------------------
         @app.get("/", dependencies=[auth, limited])

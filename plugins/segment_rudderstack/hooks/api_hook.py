@@ -229,6 +229,7 @@ class ApiHook(HttpHook):
             self.url_from_endpoint(spec.path),
             params=dict(spec.params) if spec.params else None,
             json=spec.json,
+            headers=dict(spec.headers) if spec.headers else None,
         )
         prepared = session.prepare_request(request)
         # Like HttpHook.run_and_check, minus its warning that would log the raw exception (URL and query).
@@ -304,6 +305,7 @@ class ApiHook(HttpHook):
                 self.url_from_endpoint(spec.path),
                 params=dict(spec.params) if spec.params else None,
                 json=spec.json,
+                headers=dict(spec.headers) if spec.headers else None,
             )
         except httpx.ConnectTimeout:
             failure = self._transport(

@@ -47,6 +47,7 @@ class RequestSpec:
     params: Mapping[str, Any] | None = None
     json: Any = None
     idempotent: bool | None = None  # None: decided by the method
+    headers: Mapping[str, str] | None = None  # per-call headers (e.g. a beta Accept), over the session's
 
     @property
     def endpoint(self) -> str:
