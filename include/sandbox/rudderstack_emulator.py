@@ -4,7 +4,14 @@ Control plane (Bearer token; the shapes RudderStack's Terraform provider and rud
   GET/POST /v2/sources, GET/PUT/DELETE /v2/sources/{id}            -> {"source": {...}} / {"sources": [...]}
   GET/POST /v2/destinations, GET/PUT/DELETE /v2/destinations/{id}  -> {"destination": {...}} / {"destinations": [...]}
   GET/POST /v2/connections, GET/PUT/DELETE /v2/connections/{id}    -> {"connection": {...}} / {"connections": [...]}
-  Errors: {"error": message, "code": kind}. Lists carry {"paging": {"total": n}}.
+  Errors: {"error": message, "code": kind}.
+  Lists are paged, `list_page_size` items a page (default 2, so every client must follow the pages):
+  {"<kind>s": [...], "paging": {"total": n, "next": "/v2/<kind>s?page=k+1"}}, no `next` on the last page.
+  Source of the shape: rudderlabs/rudder-iac api/client/common.go (`Paging{Total int "total"; Next string
+  "next"}`, `APIPage{Paging "paging"}`), api/client/service.go (`next()` GETs `paging.Next` as a path from the
+  API host; an empty `next` ends the listing), api/client/destinations.go (`DestinationsPage`, `GetAll` loops
+  over `Next`); its tests show `next` values such as "/v2/accounts?page=2". The page size of the real API is
+  not documented; a small one here is stricter.
 Data plane (write key as the basic-auth user name, gzip bodies accepted, answers "OK" as text like the gateway):
   POST /v1/batch, /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias
   POST /v1/webhook?writeKey=...  (sources of type "Segment": the raw Segment event is staged unchanged,
@@ -95,6 +102,7 @@ class RudderStackSettings:
     scheduler_tick_s: float = 0.1
     warehouse_dsn: str | None = None  # informational; the emulator writes through the Warehouse it is given
     workspace_id: str = "ws_sandbox"
+    list_page_size: int = 2  # control-plane list pages (small on purpose: pagination is always exercised)
 
 
 @dataclass
@@ -707,10 +715,23 @@ class RudderStackEmulator:
         plural = kind + "s"
 
         @router.get(f"/{plural}")
-        def list_all() -> dict[str, Any]:
+        def list_page(page: str = "1") -> dict[str, Any]:
+            # Paged like RudderStack's API (rudder-iac api/client/common.go, service.go; see the module doc).
+            try:
+                number = int(page)
+            except ValueError:
+                number = 0
+            if number < 1:
+                raise ApiError(400, "validation_error", f"Query parameter 'page' must be a positive integer, got {page!r}")
+            size = max(1, int(self.settings.list_page_size))
             with self._lock:
-                items = [copy.deepcopy(x) for x in store.values()]
-            return {plural: items, "paging": {"total": len(items)}}
+                everything = list(store.values())
+                items = [copy.deepcopy(x) for x in everything[(number - 1) * size : number * size]]
+            paging: dict[str, Any] = {"total": len(everything)}
+            if number * size < len(everything):
+                paging["next"] = f"/v2/{plural}?page={number + 1}"
+            self.log.append("list", items=plural, page=number, count=len(items))
+            return {plural: items, "paging": paging}
 
         @router.post(f"/{plural}")
         def create(request: Request, body: JsonBody = None) -> JSONResponse:

@@ -118,3 +118,28 @@ def test_rudderstack_hooks_drive_the_rudderstack_emulator(rudderstack):
         assert asyncio.run(data_plane.async_pending_events(source["id"])) == pending
         assert data_plane.trigger_upload(destination_id=destination["id"]) == {}
     assert data_plane.webhook_url(source["writeKey"]).endswith(f"/v1/webhook?writeKey={source['writeKey']}")
+
+
+def test_control_plane_lists_are_read_across_the_emulators_pages(rudderstack):
+    """The emulator pages its lists 2 at a time; 5 of each kind make 3 pages, and the hooks see all 5."""
+    emulator, _ = rudderstack
+    control = RudderStackHook("rudderstack_sandbox", max_attempts=1)
+    assert emulator.settings.list_page_size == 2
+    sources = [s["id"] for s in control.list_sources()]  # 2 seeded
+    for n in range(3):
+        sources.append(control.create_source(f"extra {n}", "HTTP")["id"])
+    destinations = [
+        control.create_destination(f"wh {n}", "POSTGRES", {"namespace": f"paging_{n}", "syncFrequency": "30"})["id"]
+        for n in range(5)
+    ]
+    connections = [control.create_connection(sources[n], destinations[n])["id"] for n in range(5)]
+
+    assert [s["id"] for s in control.list_sources()] == sources
+    assert [d["id"] for d in control.list_destinations()] == destinations
+    assert [c["id"] for c in control.list_connections()] == connections
+    pages = {}
+    for entry in emulator.log.entries("list"):
+        pages.setdefault(entry["items"], []).append(entry["page"])
+    assert pages["destinations"] == [1, 2, 3]
+    assert pages["connections"] == [1, 2, 3]
+    assert pages["sources"][-3:] == [1, 2, 3]

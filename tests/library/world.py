@@ -93,21 +93,29 @@ class World:
         return httpx.Client(base_url=self.rudderstack_url + "/v2",
                             headers={"Authorization": f"Bearer {RUDDERSTACK_TOKEN}"}, timeout=10)
 
-    def rs_destinations(self) -> list[dict[str, Any]]:
+    def rs_list(self, kind: str) -> list[dict[str, Any]]:
+        """Every item of a paged control-plane list (the emulator pages them 2 at a time)."""
+        items: list[dict[str, Any]] = []
         with self.rs_api() as api:
-            return api.get("/destinations").json()["destinations"]
+            page = api.get(f"/{kind}").json()
+            items.extend(page[kind])
+            while page["paging"].get("next"):
+                page = api.get(self.rudderstack_url + page["paging"]["next"]).json()
+                items.extend(page[kind])
+        return items
+
+    def rs_destinations(self) -> list[dict[str, Any]]:
+        return self.rs_list("destinations")
 
     def rs_destination(self, destination_id: str) -> dict[str, Any]:
         with self.rs_api() as api:
             return api.get(f"/destinations/{destination_id}").json()["destination"]
 
     def rs_sources(self) -> list[dict[str, Any]]:
-        with self.rs_api() as api:
-            return api.get("/sources").json()["sources"]
+        return self.rs_list("sources")
 
     def rs_connections(self) -> list[dict[str, Any]]:
-        with self.rs_api() as api:
-            return api.get("/connections").json()["connections"]
+        return self.rs_list("connections")
 
     def make_rs_destination(self, namespace: str | None = None, **config: Any) -> str:
         """A RudderStack warehouse destination created out of band (set-up, not under test)."""

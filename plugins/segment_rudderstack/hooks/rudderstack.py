@@ -3,7 +3,10 @@
 ``RudderStackHook`` connection: host = control plane URL (default ``https://api.rudderstack.com``; paths are
 under ``/v2``), password = service access token (``Authorization: Bearer``). Responses are unwrapped:
 ``get_destination`` returns the object inside ``{"destination": {...}}``, ``list_sources`` the list inside
-``{"sources": [...]}``.
+``{"sources": [...]}``. Lists are paged: every page is ``{<kind>: [...], "paging": {"total": n, "next": path}}``
+and the ``list_*`` methods follow ``paging.next`` until it is empty or absent, the way RudderStack's own API
+client does (rudderlabs/rudder-iac ``api/client/common.go`` ``Paging{Total, Next}``, ``api/client/service.go``
+``next()`` GETs ``paging.Next`` relative to the API host, ``api/client/destinations.go`` ``GetAll``).
 
 ``RudderStackDataPlaneHook`` connection: host = data plane URL; optional login/password for basic auth
 (a password alone is sent as the user name, RudderStack's write-key convention); extra
@@ -14,11 +17,14 @@ from __future__ import annotations
 
 import base64
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from segment_rudderstack.hooks.api_hook import ApiHook
 from segment_rudderstack.hooks.errors import ResponseFormatError
 from segment_rudderstack.hooks.protocol import POLICY_EXTRAS, RequestSpec, quoted_id, unwrap
+
+# A workspace with more pages than this is far outside what a migration plan touches; stop instead of looping.
+MAX_LIST_PAGES = 1000
 
 _SECRET_KEY_PARTS = ("password", "secret", "privatekey", "private_key", "token", "credentials", "accesskey")
 
@@ -46,6 +52,69 @@ class RudderStackHook(ApiHook):
     def _get(self, spec: RequestSpec, key: str, expect: type = dict) -> Any:
         return unwrap(self.call(spec), (key,), spec=spec, service=self.service_name, expect=expect)
 
+    def _next_spec(self, current: RequestSpec, next_ref: Any) -> RequestSpec | None:
+        """The request for ``paging.next`` (``None`` on the last page: ``next`` empty, null or absent).
+
+        ``next`` is a path from the API host with its query (e.g. ``/v2/destinations?page=2``), as
+        rudder-iac's ``service.next`` requests it. An absolute URL is followed only on the connection's own
+        host (the token is never sent anywhere else)."""
+        if next_ref in (None, ""):
+            return None
+        if not isinstance(next_ref, str):
+            raise ResponseFormatError(
+                endpoint=current.endpoint,
+                service=self.service_name,
+                message=f"expected paging.next to be a path string or empty, got {type(next_ref).__name__}",
+            )
+        parts = urlsplit(next_ref)
+        if parts.scheme or parts.netloc:
+            own = urlsplit(self.base_url)
+            if (parts.scheme, parts.netloc) != (own.scheme, own.netloc):
+                raise ResponseFormatError(
+                    endpoint=current.endpoint,
+                    service=self.service_name,
+                    message=(
+                        f"paging.next points to another host ({parts.netloc!r}, expected {own.netloc!r}); "
+                        "refusing to send the token there"
+                    ),
+                )
+        path = parts.path if parts.path.startswith("/") else f"/{parts.path}"
+        return RequestSpec("GET", path, params=dict(parse_qsl(parts.query, keep_blank_values=True)) or None)
+
+    def _list_all(self, kind: str) -> list[dict[str, Any]]:
+        """Every item of a paged list (``kind``: ``destinations``, ``sources``, ``connections``)."""
+        spec: RequestSpec | None = RequestSpec("GET", f"{self.api_prefix}/{kind}")
+        items: list[dict[str, Any]] = []
+        seen: set[tuple[str, tuple[tuple[str, Any], ...]]] = set()
+        pages = 0
+        while spec is not None:
+            key = (spec.path, tuple(sorted((spec.params or {}).items())))
+            if key in seen:
+                raise ResponseFormatError(
+                    endpoint=spec.endpoint,
+                    service=self.service_name,
+                    message=f"paging.next repeats a page already read ({spec.path}); the listing would never end",
+                )
+            seen.add(key)
+            pages += 1
+            if pages > MAX_LIST_PAGES:
+                raise ResponseFormatError(
+                    endpoint=spec.endpoint,
+                    service=self.service_name,
+                    message=f"expected at most {MAX_LIST_PAGES} pages of {kind}, the service kept sending more",
+                )
+            payload = self.call(spec)
+            items.extend(unwrap(payload, (kind,), spec=spec, service=self.service_name, expect=list))
+            paging = payload.get("paging") if isinstance(payload, dict) else None
+            if paging is not None and not isinstance(paging, dict):
+                raise ResponseFormatError(
+                    endpoint=spec.endpoint,
+                    service=self.service_name,
+                    message=f"expected paging to be a JSON object {{total, next}}, got {type(paging).__name__}",
+                )
+            spec = self._next_spec(spec, (paging or {}).get("next"))
+        return items
+
     def _mask_config(self, resource: Any) -> Any:
         """Warehouse credentials in a destination's config are registered with the secrets masker."""
         config = resource.get("config") if isinstance(resource, dict) else None
@@ -70,8 +139,8 @@ class RudderStackHook(ApiHook):
         return self._mask_config(self._get(spec, "destination"))
 
     def list_destinations(self) -> list[dict[str, Any]]:
-        spec = RequestSpec("GET", f"{self.api_prefix}/destinations")
-        return [self._mask_config(d) for d in self._get(spec, "destinations", list)]
+        """Every destination of the workspace (all pages)."""
+        return [self._mask_config(d) for d in self._list_all("destinations")]
 
     def create_destination(
         self, name: str, type: str, config: dict[str, Any], enabled: bool = True
@@ -125,9 +194,8 @@ class RudderStackHook(ApiHook):
         return self._mask_source(self._get(spec, "source"))
 
     def list_sources(self) -> list[dict[str, Any]]:
-        """Every source (their ``writeKey`` values are masked in logs)."""
-        spec = RequestSpec("GET", f"{self.api_prefix}/sources")
-        return [self._mask_source(s) for s in self._get(spec, "sources", list)]
+        """Every source, all pages (their ``writeKey`` values are masked in logs)."""
+        return [self._mask_source(s) for s in self._list_all("sources")]
 
     def create_source(
         self, name: str, type: str, config: dict[str, Any] | None = None, enabled: bool = True
@@ -143,7 +211,8 @@ class RudderStackHook(ApiHook):
 
     # ------------------------------------------------------------------ connections
     def list_connections(self) -> list[dict[str, Any]]:
-        return self._get(RequestSpec("GET", f"{self.api_prefix}/connections"), "connections", list)
+        """Every connection of the workspace (all pages)."""
+        return self._list_all("connections")
 
     def create_connection(self, source_id: str, destination_id: str, enabled: bool = True) -> dict[str, Any]:
         """POST ``/v2/connections`` ``{sourceId, destinationId, enabled}``. Not retried once sent."""
