@@ -18,10 +18,12 @@ export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/include$(if $(PYTHONPATH),:$(PY
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt plugins/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	# the library as an Airflow provider (connection types, Test button, extra links); editable: plugins/ is the source
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e plugins
 	@touch $(STAMP)
 
 $(AIRFLOW_HOME)/airflow.db: $(STAMP)

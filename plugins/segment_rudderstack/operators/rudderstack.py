@@ -10,6 +10,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from segment_rudderstack import conditions
+from segment_rudderstack.links import RudderStackDestinationLink, SegmentWarehouseLink
 from segment_rudderstack.operators.base import MigrationOperator
 from segment_rudderstack.rendered import as_list
 
@@ -41,6 +42,8 @@ def warehouse_credentials(conn_id: str) -> dict[str, Any]:
 
 
 class _RudderStackOperator(MigrationOperator):
+    operator_extra_links = (RudderStackDestinationLink(),)
+
     def __init__(self, *, rudderstack_conn_id: str = "rudderstack_default", **kwargs: Any):
         super().__init__(**kwargs)
         self.rudderstack_conn_id = rudderstack_conn_id
@@ -241,6 +244,8 @@ class HoldRudderStackSyncOperator(_RudderStackOperator):
 class ReleaseRudderStackSyncOperator(_RudderStackOperator):
     """Release RudderStack's sync once Segment's final load is over: ``syncStartAt`` = Segment's last load end
     plus a margin, ``manualSync`` off, then trigger an upload. Refuses while a Segment load is running."""
+
+    operator_extra_links = (RudderStackDestinationLink(), SegmentWarehouseLink())
 
     template_fields = (*MigrationOperator.template_fields, "destination_id", "started_after", "source_ids")
 

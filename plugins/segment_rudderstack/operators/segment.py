@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from segment_rudderstack import conditions
 from segment_rudderstack.conditions import as_utc
+from segment_rudderstack.links import SegmentDestinationsLink, SegmentWarehouseLink
 from segment_rudderstack.operators.base import MigrationOperator
 from segment_rudderstack.rendered import as_list
 from segment_rudderstack.watches import AdoptionWatch, SyncGateWatch
@@ -47,6 +48,8 @@ class _SegmentOperator(MigrationOperator):
 
 class _WebhookOperator(_SegmentOperator):
     """Finds, per Segment source, the Webhooks destination that points at the RudderStack Segment-type source."""
+
+    operator_extra_links = (SegmentDestinationsLink(),)
 
     template_fields = (*MigrationOperator.template_fields, "rudderstack_source_id", "source_ids")
 
@@ -241,6 +244,8 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
     Re-checks Segment's syncs itself and refuses while a Segment load is running or before a load that started
     after ``started_after`` (the cutover point) finished successfully. ``final_step="disconnect_sources"``
     disconnects only the plan's sources instead (disabling the warehouse stops loads for every source)."""
+
+    operator_extra_links = (SegmentWarehouseLink(),)
 
     template_fields = (*MigrationOperator.template_fields, "warehouse_id", "started_after", "source_ids")
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from segment_rudderstack.links import RudderStackDestinationLink, SegmentWarehouseLink
 from segment_rudderstack.rendered import as_list
 from segment_rudderstack.sensors.base import ConditionSensor
 from segment_rudderstack.watches import (
@@ -28,6 +29,8 @@ def _iso(value: str | datetime) -> str:
 
 class _SegmentSyncListSensor(ConditionSensor):
     """Sensors that read Segment's sync list, which allows only a few requests per minute."""
+
+    operator_extra_links = (SegmentWarehouseLink(),)
 
     def __init__(self, *, sync_list_requests_per_minute: float = 2.0, **kwargs: Any):
         super().__init__(**kwargs)
@@ -129,6 +132,7 @@ class RudderStackUploadSensor(ConditionSensor):
     is always pending). Fails when events were aborted."""
 
     template_fields = (*ConditionSensor.template_fields, "source_ids", "destination_id", "loaded_after")
+    operator_extra_links = (RudderStackDestinationLink(),)
 
     def __init__(
         self,
