@@ -9,8 +9,9 @@ report. Run-time choices come from the trigger form (params), validated by JSON 
 from __future__ import annotations
 
 import pathlib
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from airflow.sdk import DAG, Param, TaskGroup
 from airflow.sdk.definitions.param import ParamsDict
@@ -47,20 +48,57 @@ TAGS = ["segment", "rudderstack", "migration"]
 # The switch-off waits in a worker slot for a load that started after the final one: one load's length at most.
 MAX_RUNNING_LOAD_WAIT_SECONDS = 3600
 START = datetime(2026, 1, 1)
-
-T_DESTINATION = "setup_rudderstack.ensure_destination"
-T_SEGMENT_SOURCE = "setup_rudderstack.ensure_segment_source"
-T_WEBHOOKS = "route_segment_to_rudderstack.ensure_webhooks"
-
-
-def _xcom(task_id: str, key: str | None = None) -> str:
-    pulled = f"ti.xcom_pull(task_ids='{task_id}')"
-    return "{{ " + (f"({pulled} or {{}}).get('{key}')" if key else pulled) + " }}"
+SELECTED_SOURCES = "{{ params.sources }}"
 
 
 def _selected(ids: list[str]) -> str:
     """Template: the plan's ids of one kind that the trigger form selected (params.sources)."""
     return "{{ params.sources | select('in', " + repr(ids) + ") | list }}"
+
+
+class Span(NamedTuple):
+    """A task group's entry and exit: what its upstream points at, and what its downstream follows."""
+
+    first: Any
+    last: Any
+
+
+@dataclass(frozen=True)
+class _Wiring:
+    """The arguments the tasks of one plan's DAG share, written once."""
+
+    plan: Plan
+    common: dict[str, Any]
+    sensor_common: dict[str, Any]
+    segment: dict[str, Any]
+    sync_list_limit: dict[str, Any]
+
+    @classmethod
+    def of(cls, plan: Plan) -> _Wiring:
+        waits = plan.waits
+        dry_run = "{{ params.dry_run }}"
+        return cls(
+            plan=plan,
+            common={"change_log_key": plan.change_log_key, "dry_run": dry_run},
+            sensor_common={"deferrable": waits.deferrable, "poke_interval": waits.poke_interval_seconds,
+                           "timeout": waits.timeout_seconds, "dry_run": dry_run},
+            segment={"segment_conn_id": plan.segment.conn_id},
+            sync_list_limit={"sync_list_requests_per_minute": plan.segment.sync_list_requests_per_minute},
+        )
+
+    def final_load_args(self, cutover: Any) -> dict[str, Any]:
+        """Segment's final load, as every task that waits for it or re-checks it sees it."""
+        return {
+            "warehouse_id": self.plan.segment.warehouse_id,
+            "started_after": cutover,
+            "source_ids": SELECTED_SOURCES,
+            "allow_partial": self.plan.segment.allow_partial_loads,
+        }
+
+    def approval(self, task_id: str, subject: str, body: str) -> MigrationApprovalOperator:
+        return MigrationApprovalOperator(
+            task_id=task_id, subject=subject, body=body, required="{{ params.require_approvals }}"
+        )
 
 
 def migration_params(plan: Plan) -> dict[str, Param]:
@@ -114,36 +152,254 @@ def tasks_read_params_from_dag(dag: DAG) -> DAG:
     return dag
 
 
-def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
-    rs = plan.rudderstack
-    dest = rs.destination
-    waits = plan.waits
-    client_ids = [s.id for s in plan.client_sources]
-    server_ids = [s.id for s in plan.server_sources]
-    rs_source_ids = sorted({s.rudderstack_source_id for s in plan.sources if s.rudderstack_source_id})
-    dry_run = "{{ params.dry_run }}"
-    common = {"change_log_key": plan.change_log_key, "dry_run": dry_run}
-    sensor_common = {"deferrable": waits.deferrable, "poke_interval": waits.poke_interval_seconds,
-                     "timeout": waits.timeout_seconds, "dry_run": dry_run}
-    segment = {"segment_conn_id": plan.segment.conn_id}
-    cutover = _xcom(T_WEBHOOKS, "cutover_at")
-    destination_id = _xcom(T_DESTINATION)
-    segment_source_id = _xcom(T_SEGMENT_SOURCE)
-    # Segment's final load, as every task that waits for it or re-checks it sees it.
-    final_load_args = {
-        "warehouse_id": plan.segment.warehouse_id,
-        "started_after": cutover,
-        "source_ids": "{{ params.sources }}",
-        "allow_partial": plan.segment.allow_partial_loads,
-    }
-    sync_list_limit = {"sync_list_requests_per_minute": plan.segment.sync_list_requests_per_minute}
+def _preflight(w: _Wiring) -> PreflightOperator:
+    plan, dest = w.plan, w.plan.rudderstack.destination
+    return PreflightOperator(
+        task_id="preflight",
+        warehouse_id=plan.segment.warehouse_id,
+        source_ids=[s.id for s in plan.sources],
+        rudderstack_conn_id=plan.rudderstack.conn_id,
+        destination_id=dest.id,
+        destination_name=dest.name,
+        destination_type=dest.type,
+        warehouse_conn_id=plan.warehouse.conn_id,
+        namespace=plan.warehouse.namespace,
+        required_tables=plan.warehouse.required_tables,
+        change_log_key=plan.change_log_key,
+        selected_source_ids=SELECTED_SOURCES,
+        final_step=plan.segment.final_step,
+        **w.segment,
+    )
 
-    def approval(task_id: str, subject: str, body: str) -> MigrationApprovalOperator:
-        return MigrationApprovalOperator(
-            task_id=task_id, subject=subject, body=body, required="{{ params.require_approvals }}"
+
+class SetupTasks(NamedTuple):
+    destination: EnsureRudderStackDestinationOperator
+    hold: HoldRudderStackSyncOperator
+    segment_source: EnsureRudderStackSegmentSourceOperator
+
+
+def _setup_rudderstack(w: _Wiring) -> SetupTasks:
+    """Runbook steps 1-2: the warehouse destination, its sync held, then the Segment-type source and the
+    connections of the plan's RudderStack sources (held before any source can feed the destination)."""
+    rs, dest = w.plan.rudderstack, w.plan.rudderstack.destination
+    with TaskGroup("setup_rudderstack", tooltip="Runbook step 1-2: destination, Segment source, hold sync"):
+        destination = EnsureRudderStackDestinationOperator(
+            task_id="ensure_destination",
+            rudderstack_conn_id=rs.conn_id,
+            namespace=w.plan.warehouse.namespace,
+            destination_type=dest.type,
+            destination_name=dest.name,
+            destination_id=dest.id,
+            config=dest.config,
+            sync_frequency_minutes=dest.sync_frequency_minutes,
+            credentials_conn_id=w.plan.warehouse.conn_id if dest.credentials_from_warehouse_connection else None,
+            **w.common,
+        )
+        hold = HoldRudderStackSyncOperator(
+            task_id="hold_sync", rudderstack_conn_id=rs.conn_id, destination_id=destination.output, **w.common
+        )
+        segment_source = EnsureRudderStackSegmentSourceOperator(
+            task_id="ensure_segment_source",
+            rudderstack_conn_id=rs.conn_id,
+            destination_id=destination.output,
+            source_name=rs.segment_source_name,
+            connect_source_ids=_rudderstack_source_ids(w.plan),
+            **w.common,
+        )
+        destination >> hold >> segment_source
+    return SetupTasks(destination, hold, segment_source)
+
+
+def _rudderstack_source_ids(plan: Plan) -> list[str]:
+    return sorted({s.rudderstack_source_id for s in plan.sources if s.rudderstack_source_id})
+
+
+def _route_segment(w: _Wiring, segment_source: Any) -> EnsureSegmentWebhookOperator:
+    """Runbook step 3: a Webhooks destination on every selected client source, to the Segment-type source.
+    Its ``cutover_at`` output is the cutover point."""
+    rs = w.plan.rudderstack
+    with TaskGroup("route_segment_to_rudderstack", tooltip="Runbook step 3: Segment webhook to RudderStack"):
+        return EnsureSegmentWebhookOperator(
+            task_id="ensure_webhooks",
+            source_ids=_selected([s.id for s in w.plan.client_sources]),
+            rudderstack_source_id=segment_source.output,
+            rudderstack_conn_id=rs.conn_id,
+            rudderstack_data_plane_conn_id=rs.data_plane_conn_id,
+            enabled=True,
+            multiple_outputs=True,
+            **w.segment,
+            **w.common,
         )
 
-    with DAG(
+
+def _server_side(w: _Wiring, cutover: Any) -> Span | None:
+    """Server-side sources: (approval that the deploy is done, then) wait until Segment drained each one."""
+    server_ids = [s.id for s in w.plan.server_sources]
+    if not server_ids:
+        return None
+    with TaskGroup("server_side", tooltip="Server-side sources: switch, then wait for Segment to drain"):
+        gate = None
+        if w.plan.require_approvals:
+            gate = w.approval(
+                "approve_server_side_switched",
+                "Server-side clients switched to RudderStack?",
+                "Approve once every server-side service sends to RudderStack (deploy done).",
+            )
+        drains = [
+            SegmentSourceDrainedSensor(
+                task_id=f"wait_drained__{source_id}",
+                warehouse_id=w.plan.segment.warehouse_id,
+                source_id=source_id,
+                started_after=cutover,
+                consecutive_loads=w.plan.waits.drain_consecutive_loads,
+                selected_source_ids=SELECTED_SOURCES,
+                **w.sync_list_limit,
+                **w.segment,
+                **w.sensor_common,
+            )
+            for source_id in server_ids
+        ]
+        if gate is not None:
+            gate >> drains
+    return Span(gate or drains, drains)
+
+
+def _segment_final_load(w: _Wiring, cutover: Any) -> Span:
+    """Runbook step 5 (warehouse-wide): Segment's final load, (an approval,) then its warehouse switched off."""
+    with TaskGroup("segment_final_load", tooltip="Runbook step 5: Segment's final load, then its warehouse off"):
+        final_load = SegmentWarehouseLoadSensor(
+            task_id="wait_final_load",
+            **w.final_load_args(cutover), **w.sync_list_limit, **w.segment, **w.sensor_common,
+        )
+        upstream: Any = final_load
+        if w.plan.require_approvals:
+            upstream = w.approval(
+                "approve_disable_segment_warehouse",
+                "Disable Segment's warehouse now?",
+                "Segment's final load finished. Approve to switch Segment's warehouse loads off.",
+            )
+            final_load >> upstream
+        disable_warehouse = DisableSegmentWarehouseOperator(
+            task_id="disable_segment_warehouse",
+            **w.final_load_args(cutover),
+            **w.sync_list_limit,
+            running_load_wait_seconds=min(w.plan.waits.timeout_seconds, MAX_RUNNING_LOAD_WAIT_SECONDS),
+            final_step=w.plan.segment.final_step,
+            **w.segment,
+            **w.common,
+        )
+        upstream >> disable_warehouse
+    return Span(final_load, disable_warehouse)
+
+
+class ReleaseTasks(NamedTuple):
+    gate: RudderStackSyncGateSensor
+    release: ReleaseRudderStackSyncOperator
+    upload: RudderStackUploadSensor
+
+
+def _release_rudderstack(w: _Wiring, setup: SetupTasks, cutover: Any) -> ReleaseTasks:
+    """Runbook step 4: when no Segment load runs, release the destination's sync and wait for its upload."""
+    rs, dest = w.plan.rudderstack, w.plan.rudderstack.destination
+    with TaskGroup("release_rudderstack", tooltip="Runbook step 4: release RudderStack's sync after Segment"):
+        gate = RudderStackSyncGateSensor(
+            task_id="wait_sync_gate",
+            **w.final_load_args(cutover), **w.sync_list_limit, **w.segment, **w.sensor_common,
+        )
+        release = ReleaseRudderStackSyncOperator(
+            task_id="release_sync",
+            rudderstack_conn_id=rs.conn_id,
+            rudderstack_data_plane_conn_id=rs.data_plane_conn_id,
+            destination_id=setup.destination.output,
+            **w.final_load_args(cutover),
+            margin_minutes=dest.sync_start_margin_minutes,
+            multiple_outputs=True,
+            **w.segment,
+            **w.common,
+        )
+        upload = RudderStackUploadSensor(
+            task_id="wait_upload",
+            source_ids=[setup.segment_source.output, *_rudderstack_source_ids(w.plan)],
+            rudderstack_data_plane_conn_id=rs.data_plane_conn_id,
+            warehouse_conn_id=w.plan.warehouse.conn_id,
+            namespace=w.plan.warehouse.namespace,
+            destination_id=setup.destination.output,
+            loaded_after=release.output["released_at"],
+            **w.sensor_common,
+        )
+        gate >> release >> upload
+    return ReleaseTasks(gate, release, upload)
+
+
+def _duplicate_check(w: _Wiring) -> DuplicateCheckOperator:
+    return DuplicateCheckOperator(
+        task_id="duplicate_check",
+        warehouse_conn_id=w.plan.warehouse.conn_id,
+        namespace=w.plan.warehouse.namespace,
+        lookback_hours="{{ params.duplicate_lookback_hours }}",
+        repair="{{ params.repair_duplicates }}",
+        **w.common,
+    )
+
+
+def _client_adoption(w: _Wiring, segment_source: Any) -> Span:
+    """Runbook step 6: wait until (nearly) all clients moved, then switch Segment's webhook off."""
+    plan, rs = w.plan, w.plan.rudderstack
+    threshold = "{{ params.adoption_threshold }}"
+    window = "{{ params.adoption_window_seconds }}"
+    with TaskGroup("client_adoption", tooltip="Runbook step 6: wait for clients, then Segment's webhook off"):
+        adoption = ClientAdoptionSensor(
+            task_id="wait_client_adoption",
+            warehouse_conn_id=plan.warehouse.conn_id,
+            namespace=plan.warehouse.namespace,
+            webhook_source_id=segment_source.output,
+            threshold=threshold,
+            window_seconds=window,
+            consecutive_checks="{{ params.adoption_consecutive_checks }}",
+            min_events=plan.adoption.min_events,
+            library_names=plan.adoption.library_names,
+            deferrable=plan.waits.deferrable,
+            poke_interval=plan.adoption.check_interval_seconds,
+            timeout=plan.adoption.timeout_seconds,
+            dry_run=w.common["dry_run"],
+        )
+        disable_webhook = DisableSegmentWebhookOperator(
+            task_id="disable_segment_webhook",
+            adoption_guard={
+                "warehouse_conn_id": plan.warehouse.conn_id,
+                "namespace": plan.warehouse.namespace,
+                "threshold": threshold,
+                "window_seconds": window,
+                "min_events": plan.adoption.min_events,
+                "library_names": plan.adoption.library_names,
+            },
+            source_ids=_selected([s.id for s in plan.client_sources]),
+            rudderstack_source_id=segment_source.output,
+            rudderstack_conn_id=rs.conn_id,
+            rudderstack_data_plane_conn_id=rs.data_plane_conn_id,
+            **w.segment,
+            **w.common,
+        )
+        adoption >> disable_webhook
+    return Span(adoption, disable_webhook)
+
+
+def _report(w: _Wiring, reports_dir: str | pathlib.Path, steps: dict[str, Any]) -> MigrationReportOperator:
+    """The report reads each step's result from the task objects it is given (their ids are never retyped)."""
+    return MigrationReportOperator(
+        task_id="report",
+        plan_name=w.plan.name,
+        reports_dir=str(reports_dir),
+        adoption_threshold="{{ params.adoption_threshold }}",
+        source_ids=[s.id for s in w.plan.sources],
+        selected_source_ids=SELECTED_SOURCES,
+        task_ids={name: task.task_id for name, task in steps.items()},
+        **w.common,
+    )
+
+
+def _migration_dag(plan: Plan) -> DAG:
+    return DAG(
         dag_id=plan.dag_id,
         description=plan.description or f"Move warehouse loads of plan {plan.name} from Segment to RudderStack",
         schedule=plan.schedule,
@@ -155,215 +411,46 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
         render_template_as_native_obj=True,
         default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
         doc_md=__doc__,
-    ) as dag:
+    )
+
+
+def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
+    w = _Wiring.of(plan)
+    with _migration_dag(plan) as dag:
         status = MigrationStatusOperator(
             task_id="migration_status", plan_name=plan.name, change_log_key=plan.change_log_key
         )
-        preflight = PreflightOperator(
-            task_id="preflight",
-            warehouse_id=plan.segment.warehouse_id,
-            source_ids=[s.id for s in plan.sources],
-            rudderstack_conn_id=rs.conn_id,
-            destination_id=dest.id,
-            destination_name=dest.name,
-            destination_type=dest.type,
-            warehouse_conn_id=plan.warehouse.conn_id,
-            namespace=plan.warehouse.namespace,
-            required_tables=plan.warehouse.required_tables,
-            change_log_key=plan.change_log_key,
-            selected_source_ids="{{ params.sources }}",
-            final_step=plan.segment.final_step,
-            **segment,
-        )
-        with TaskGroup("setup_rudderstack", tooltip="Runbook step 1-2: destination, Segment source, hold sync"):
-            ensure_destination = EnsureRudderStackDestinationOperator(
-                task_id="ensure_destination",
-                rudderstack_conn_id=rs.conn_id,
-                namespace=plan.warehouse.namespace,
-                destination_type=dest.type,
-                destination_name=dest.name,
-                destination_id=dest.id,
-                config=dest.config,
-                sync_frequency_minutes=dest.sync_frequency_minutes,
-                credentials_conn_id=plan.warehouse.conn_id if dest.credentials_from_warehouse_connection else None,
-                **common,
-            )
-            ensure_source = EnsureRudderStackSegmentSourceOperator(
-                task_id="ensure_segment_source",
-                rudderstack_conn_id=rs.conn_id,
-                destination_id=destination_id,
-                source_name=rs.segment_source_name,
-                connect_source_ids=rs_source_ids,
-                **common,
-            )
-            hold = HoldRudderStackSyncOperator(
-                task_id="hold_sync", rudderstack_conn_id=rs.conn_id, destination_id=destination_id, **common
-            )
-            ensure_destination >> hold >> ensure_source  # held before any source can feed the destination
-
-        with TaskGroup("route_segment_to_rudderstack", tooltip="Runbook step 3: Segment webhook to RudderStack"):
-            webhooks = EnsureSegmentWebhookOperator(
-                task_id="ensure_webhooks",
-                source_ids=_selected(client_ids),
-                rudderstack_source_id=segment_source_id,
-                rudderstack_conn_id=rs.conn_id,
-                rudderstack_data_plane_conn_id=rs.data_plane_conn_id,
-                enabled=True,
-                **segment,
-                **common,
-            )
-
-        last_before_final_load = webhooks
-        if server_ids:
-            with TaskGroup("server_side", tooltip="Server-side sources: switch, then wait for Segment to drain"):
-                upstream = webhooks
-                if plan.require_approvals:
-                    upstream = approval(
-                        "approve_server_side_switched",
-                        "Server-side clients switched to RudderStack?",
-                        "Approve once every server-side service sends to RudderStack (deploy done).",
-                    )
-                    webhooks >> upstream
-                drains = [
-                    SegmentSourceDrainedSensor(
-                        task_id=f"wait_drained__{source_id}",
-                        warehouse_id=plan.segment.warehouse_id,
-                        source_id=source_id,
-                        started_after=cutover,
-                        consecutive_loads=waits.drain_consecutive_loads,
-                        selected_source_ids="{{ params.sources }}",
-                        **sync_list_limit,
-                        **segment,
-                        **sensor_common,
-                    )
-                    for source_id in server_ids
-                ]
-                upstream >> drains
-                last_before_final_load = drains
-
-        with TaskGroup("segment_final_load", tooltip="Runbook step 5: Segment's final load, then its warehouse off"):
-            final_load = SegmentWarehouseLoadSensor(
-                task_id="wait_final_load", **final_load_args, **sync_list_limit, **segment, **sensor_common
-            )
-            disable_upstream = final_load
-            if plan.require_approvals:
-                gate = approval(
-                    "approve_disable_segment_warehouse",
-                    "Disable Segment's warehouse now?",
-                    "Segment's final load finished. Approve to switch Segment's warehouse loads off.",
-                )
-                final_load >> gate
-                disable_upstream = gate
-            disable_warehouse = DisableSegmentWarehouseOperator(
-                task_id="disable_segment_warehouse",
-                **final_load_args,
-                **sync_list_limit,
-                running_load_wait_seconds=min(waits.timeout_seconds, MAX_RUNNING_LOAD_WAIT_SECONDS),
-                final_step=plan.segment.final_step,
-                **segment,
-                **common,
-            )
-            disable_upstream >> disable_warehouse
-
-        with TaskGroup("release_rudderstack", tooltip="Runbook step 4: release RudderStack's sync after Segment"):
-            gate_sensor = RudderStackSyncGateSensor(
-                task_id="wait_sync_gate", **final_load_args, **sync_list_limit, **segment, **sensor_common
-            )
-            release = ReleaseRudderStackSyncOperator(
-                task_id="release_sync",
-                rudderstack_conn_id=rs.conn_id,
-                rudderstack_data_plane_conn_id=rs.data_plane_conn_id,
-                destination_id=destination_id,
-                **final_load_args,
-                margin_minutes=dest.sync_start_margin_minutes,
-                **segment,
-                **common,
-            )
-            upload = RudderStackUploadSensor(
-                task_id="wait_upload",
-                source_ids="{{ [ti.xcom_pull(task_ids='" + T_SEGMENT_SOURCE + "')] + " + repr(rs_source_ids) + " }}",
-                rudderstack_data_plane_conn_id=rs.data_plane_conn_id,
-                warehouse_conn_id=plan.warehouse.conn_id,
-                namespace=plan.warehouse.namespace,
-                destination_id=destination_id,
-                loaded_after=_xcom("release_rudderstack.release_sync", "released_at"),
-                **sensor_common,
-            )
-            gate_sensor >> release >> upload
-
-        duplicates = DuplicateCheckOperator(
-            task_id="duplicate_check",
-            warehouse_conn_id=plan.warehouse.conn_id,
-            namespace=plan.warehouse.namespace,
-            lookback_hours="{{ params.duplicate_lookback_hours }}",
-            repair="{{ params.repair_duplicates }}",
-            **common,
-        )
-
-        with TaskGroup("client_adoption", tooltip="Runbook step 6: wait for clients, then Segment's webhook off"):
-            adoption = ClientAdoptionSensor(
-                task_id="wait_client_adoption",
-                warehouse_conn_id=plan.warehouse.conn_id,
-                namespace=plan.warehouse.namespace,
-                webhook_source_id=segment_source_id,
-                threshold="{{ params.adoption_threshold }}",
-                window_seconds="{{ params.adoption_window_seconds }}",
-                consecutive_checks="{{ params.adoption_consecutive_checks }}",
-                min_events=plan.adoption.min_events,
-                library_names=plan.adoption.library_names,
-                deferrable=waits.deferrable,
-                poke_interval=plan.adoption.check_interval_seconds,
-                timeout=plan.adoption.timeout_seconds,
-                dry_run=dry_run,
-            )
-            disable_webhook = DisableSegmentWebhookOperator(
-                task_id="disable_segment_webhook",
-                adoption_guard={
-                    "warehouse_conn_id": plan.warehouse.conn_id,
-                    "namespace": plan.warehouse.namespace,
-                    "threshold": "{{ params.adoption_threshold }}",
-                    "window_seconds": "{{ params.adoption_window_seconds }}",
-                    "min_events": plan.adoption.min_events,
-                    "library_names": plan.adoption.library_names,
-                },
-                source_ids=_selected(client_ids),
-                rudderstack_source_id=segment_source_id,
-                rudderstack_conn_id=rs.conn_id,
-                rudderstack_data_plane_conn_id=rs.data_plane_conn_id,
-                **segment,
-                **common,
-            )
-            adoption >> disable_webhook
-
-        report = MigrationReportOperator(
-            task_id="report",
-            plan_name=plan.name,
-            reports_dir=str(reports_dir),
-            adoption_threshold="{{ params.adoption_threshold }}",
-            source_ids=[s.id for s in plan.sources],
-            selected_source_ids="{{ params.sources }}",
-            task_ids={
-                "preflight": "preflight",
-                "destination": T_DESTINATION,
-                "segment_source": T_SEGMENT_SOURCE,
-                "webhooks": T_WEBHOOKS,
-                "final_load": "segment_final_load.wait_final_load",
-                "segment_warehouse": "segment_final_load.disable_segment_warehouse",
-                "release": "release_rudderstack.release_sync",
-                "upload": "release_rudderstack.wait_upload",
-                "duplicates": "duplicate_check",
-                "adoption": "client_adoption.wait_client_adoption",
-                "webhook_disabled": "client_adoption.disable_segment_webhook",
-            },
-            **common,
-        )
-
-        status >> preflight >> ensure_destination
-        ensure_source >> webhooks
-        last_before_final_load >> final_load
-        disable_warehouse >> gate_sensor
-        upload >> duplicates >> adoption
-        disable_webhook >> report
+        preflight = _preflight(w)
+        setup = _setup_rudderstack(w)
+        webhooks = _route_segment(w, setup.segment_source)
+        cutover = webhooks.output["cutover_at"]
+        server_side = _server_side(w, cutover)
+        final_load = _segment_final_load(w, cutover)
+        release = _release_rudderstack(w, setup, cutover)
+        duplicates = _duplicate_check(w)
+        adoption = _client_adoption(w, setup.segment_source)
+        report = _report(w, reports_dir, {
+            "preflight": preflight,
+            "destination": setup.destination,
+            "segment_source": setup.segment_source,
+            "webhooks": webhooks,
+            "final_load": final_load.first,
+            "segment_warehouse": final_load.last,
+            "release": release.release,
+            "upload": release.upload,
+            "duplicates": duplicates,
+            "adoption": adoption.first,
+            "webhook_disabled": adoption.last,
+        })
+        status >> preflight >> setup.destination
+        if server_side is not None:
+            webhooks >> server_side.first
+            server_side.last >> final_load.first
+        else:
+            webhooks >> final_load.first
+        final_load.last >> release.gate
+        release.upload >> duplicates >> adoption.first
+        adoption.last >> report
     return tasks_read_params_from_dag(dag)
 
 
