@@ -261,8 +261,15 @@ def segment_error_body(status: int, error_type: str, message: str) -> dict[str, 
 ErrorBody = Callable[[int, str, str], dict[str, Any]]
 
 
-def fault_middleware(injector: FaultInjector, error_body: ErrorBody = segment_error_body):
-    """An `@app.middleware("http")` function applying the injector's HTTP faults to non-control paths."""
+def fault_middleware(
+    injector: FaultInjector,
+    error_body: ErrorBody = segment_error_body,
+    rate_limited: Callable[[int], JSONResponse] | None = None,
+):
+    """An `@app.middleware("http")` function applying the injector's HTTP faults to non-control paths.
+
+    `rate_limited(retry_after_s)` renders an injected 429 the way the emulated service renders its own
+    (default: `error_body` with a `Retry-After` header)."""
 
     async def middleware(request: Request, call_next):
         path = request.url.path
@@ -274,6 +281,8 @@ def fault_middleware(injector: FaultInjector, error_body: ErrorBody = segment_er
         limited = injector.take("rate_limit", path)
         if limited:
             retry_after = int(limited.get("retry_after", 1))
+            if rate_limited is not None:
+                return rate_limited(retry_after)
             return JSONResponse(
                 error_body(429, "too-many-requests", "Too many requests (injected fault); retry later"),
                 status_code=429,
@@ -301,10 +310,21 @@ class ApiError(HTTPException):
     renders it in the emulator's own envelope.
     """
 
-    def __init__(self, status: int, error_type: str, message: str, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        error_type: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        *,
+        data: dict[str, Any] | None = None,
+        field: str | None = None,
+    ):
         super().__init__(status_code=status, detail=message, headers=headers)
         self.error_type = error_type
         self.message = message
+        self.data = data  # Segment's RequestError.data (e.g. msBeforeNext of a 429)
+        self.field = field  # Segment's RequestError.field (the input field at fault)
 
 
 def install_api_error_handler(app: FastAPI, error_body: ErrorBody = segment_error_body) -> None:
@@ -312,9 +332,14 @@ def install_api_error_handler(app: FastAPI, error_body: ErrorBody = segment_erro
     from fastapi.exceptions import RequestValidationError
 
     async def on_api_error(request: Request, exc: ApiError):
-        return JSONResponse(
-            error_body(exc.status_code, exc.error_type, exc.message), status_code=exc.status_code, headers=exc.headers
-        )
+        body = error_body(exc.status_code, exc.error_type, exc.message)
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):  # Segment's RequestError extras
+            if exc.field is not None:
+                errors[0]["field"] = exc.field
+            if exc.data is not None:
+                errors[0]["data"] = exc.data
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     async def on_validation_error(request: Request, exc: RequestValidationError):
         parts = []

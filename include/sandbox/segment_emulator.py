@@ -2,7 +2,11 @@
 
 Speaks the contracts in DESIGN.md section 3 over real HTTP (FastAPI; run it with `ServerThread`):
 
-Public API (Bearer token; `{"data": ...}`; errors `{"errors": [{"type", "message"}]}`; X-RateLimit-* headers):
+Public API (Bearer token; `{"data": ...}`; errors `{"errors": [{"type", "message", "field"?, "data"?}]}` (SDK model
+RequestErrorEnvelope), invalid input 422 and unknown ids 404 (the status codes the SDK's *_api.py response maps
+declare); X-RateLimit-Consumed/-Remaining/-Reset (an RFC 5322 date) on every answer, 429 with Retry-After and
+`errors[0].data.msBeforeNext` (https://docs.segmentapis.com/tag/Rate-Limits)). Answers are shaped as the SDK's
+models (segmentio/public-api-sdk-python, segment_public_api/models/*.py; tests/contract checks them):
   GET/PATCH /warehouses/{id}, GET /warehouses/{id}/syncs, GET /warehouses/{id}/connected-sources/{sid}/syncs
   (limited to `sync_list_per_minute`, 429 + Retry-After), GET /warehouses/{id}/advanced-sync-schedule,
   POST/DELETE /warehouses/{id}/connected-sources/{sid}, GET /sources/{id}, /sources/{id}/connected-destinations,
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.utils
 import gzip
 import hashlib
 import heapq
@@ -46,6 +51,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -86,6 +92,37 @@ MAX_HOOKS = 5
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 SINGLE_EVENT_PATHS = ("track", "identify", "page", "screen", "group", "alias")
+LOGO = {"default": "https://cdn-devcenter.segment.com/sandbox.svg", "mark": None, "alt": None}  # LogosBeta
+
+
+def _metadata_v1(metadata_id: str, slug: str, name: str, *, description: str, categories: list[str],
+                 options: list[dict[str, Any]], actions: list[dict[str, Any]], status: str = "PUBLIC",
+                 previous_names: list[str] | None = None) -> dict[str, Any]:
+    """A complete `DestinationMetadataV1` (SDK model `destination_metadata_v1.py`: every required field present)."""
+    return {
+        "id": metadata_id, "name": name, "description": description, "slug": slug, "logos": dict(LOGO),
+        "options": options, "status": status, "previousNames": previous_names or [name],
+        "categories": categories, "website": f"https://segment.com/docs/connections/destinations/catalog/{slug}",
+        "components": [],
+        "supportedFeatures": {"cloudModeInstances": "MULTIPLE", "deviceModeInstances": "NONE", "replay": False,
+                              "browserUnbundling": False, "browserUnbundlingPublic": False},
+        "supportedMethods": {"pageview": True, "identify": True, "alias": True, "track": True, "group": True},
+        "supportedPlatforms": {"browser": True, "server": True, "mobile": False, "warehouse": True},
+        "actions": actions, "presets": [],
+    }
+
+
+_SHARED_SECRET_OPTION = {  # IntegrationOptionBeta; from segment-docs src/_data/catalog/destinations.yml
+    "name": "sharedSecret", "type": "password", "required": False, "defaultValue": "", "label": "Shared Secret",
+    "description": "If set, Segment will sign requests with an HMAC in the \"X-Signature\" request header.",
+}
+# Classic Webhooks: segment-docs src/connections/destinations/catalog/webhooks/index.md (maintenance, private).
+CLASSIC_WEBHOOKS_METADATA = _metadata_v1(
+    WEBHOOKS_METADATA_ID, "webhooks", "Webhooks", description="Send events to up to five webhook URLs.",
+    categories=["Raw Data"], status="PUBLIC", actions=[],
+    options=[{"name": "hooks", "type": "array", "required": False, "label": "Webhooks",
+              "description": "Up to 5 webhook URLs with headers"}, _SHARED_SECRET_OPTION],
+)
 
 
 def sign_webhook_body(shared_secret: str, body: bytes) -> str:
@@ -156,6 +193,26 @@ def _human_duration(seconds: float) -> str:
     return f"{minutes}m{secs}s"
 
 
+def _notice(level: str, message: str) -> dict[str, Any]:
+    """A `SyncNoticeV1` (SDK model sync_notice_v1.py): {level, message, createdAt}. Segment does not document
+    the level values; the sandbox uses ERROR and WARNING."""
+    return {"level": level, "message": message, "createdAt": isoformat_z(utcnow())}
+
+
+def _render_report(report: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a sync report as the API answers it: a running sync's partial duration counted up to now."""
+    rendered = dict(report, notices=[dict(n) for n in report["notices"]])
+    if rendered["end"] is None:
+        seconds = max(0.0, (utcnow() - datetime.fromisoformat(rendered["start"])).total_seconds())
+        rendered.update(duration=round(seconds, 3), humanDuration=_human_duration(seconds))
+    return rendered
+
+
+def _rfc5322(moment: datetime) -> str:
+    """`X-RateLimit-Reset` as Segment sends it: an RFC 5322 date (https://docs.segmentapis.com/tag/Rate-Limits)."""
+    return email.utils.format_datetime(moment, usegmt=True)
+
+
 def _encode_cursor(offset: int) -> str:
     return base64.urlsafe_b64encode(str(offset).encode()).decode()
 
@@ -166,7 +223,7 @@ def _decode_cursor(cursor: str) -> int:
     except (ValueError, binascii.Error, UnicodeDecodeError):
         offset = -1
     if offset < 0:
-        raise ApiError(400, "validation", f"pagination.cursor {cursor!r} is not a cursor this API returned")
+        raise ApiError(422, "validation", f"pagination.cursor {cursor!r} is not a cursor this API returned")
     return offset
 
 
@@ -214,8 +271,11 @@ class SegmentEmulator:
             self._sources[seed.id] = {
                 "id": seed.id, "slug": seed.slug, "name": seed.name, "workspaceId": s.workspace_id,
                 "enabled": True, "writeKeys": [seed.write_key], "labels": [],
+                # SourceMetadataV1 (SDK model source_metadata_v1.py): every required field.
                 "metadata": {"id": "IqDTy1TpoU", "slug": "javascript", "name": "Javascript",
-                             "categories": ["Website"]},
+                             "description": "Analytics.js, Segment's JavaScript source", "logos": dict(LOGO),
+                             "options": [], "categories": ["Website"], "isCloudEventSource": False,
+                             "status": "PUBLIC"},
                 "settings": {}, "schema": seed.schema,
             }
             self._write_keys[seed.write_key] = seed.id
@@ -223,8 +283,12 @@ class SegmentEmulator:
         for seed in s.warehouses:
             self._warehouses[seed.id] = {
                 "id": seed.id, "workspaceId": s.workspace_id, "enabled": seed.enabled,
-                "metadata": {"id": "aea3cde9-5e9f-4b2a-8fe6-0ae7cbe1e3b6", "slug": "postgres", "name": seed.name,
-                             "description": "PostgreSQL warehouse (sandbox)", "logos": {}, "options": []},
+                # WarehouseMetadataV1 (SDK model warehouse_metadata_v1.py): id, name, slug, description,
+                # logos (LogosBeta: `default` required), options (IntegrationOptionBeta list).
+                "metadata": {"id": "aea3cde9-5e9f-4b2a-8fe6-0ae7cbe1e3b6", "slug": "postgres", "name": "Postgres",
+                             "description": "PostgreSQL warehouse (sandbox)", "logos": dict(LOGO),
+                             "options": [{"name": "hostname", "type": "string", "required": True,
+                                          "description": "Host of the database", "label": "Host"}]},
                 "settings": {"name": seed.name, "database": "postgres"},
             }
             unknown = [sid for sid in seed.connected_sources if sid not in self._sources]
@@ -345,8 +409,12 @@ class SegmentEmulator:
             }
             reports = {}
             for sid in taken:
+                # SyncV1 (SDK model sync_v1.py): duration (seconds) and humanDuration are required also while
+                # the sync runs ("Returns the partial duration if the sync has not finished yet"); rendered live
+                # by `_render_report`. The status enum is not documented: the sandbox says Running / Success /
+                # Partial / Failure (the UI shows Success / Partial / Failure).
                 report = {"sourceId": sid, "start": isoformat_z(started), "end": None, "status": "Running",
-                          "duration": None, "humanDuration": None, "count": 0, "notices": []}
+                          "duration": 0, "humanDuration": _human_duration(0), "count": 0, "notices": []}
                 self._reports[warehouse_id].append(report)
                 reports[sid] = report
             failure = self.faults.take("load_failure")
@@ -362,19 +430,19 @@ class SegmentEmulator:
         for sid, items in taken.items():
             if failure:
                 note = failure.get("message", "Injected failure: the warehouse rejected the load")
-                outcome[sid] = ("Failure", 0, [note], [])
+                outcome[sid] = ("Failure", 0, [_notice("ERROR", note)], [])
                 continue
             chosen = items[: len(items) // 2] if partial and items else items
             notices = []
             if partial and items:
-                notices.append(f"Partial load: {len(items) - len(chosen)} of {len(items)} events deferred "
-                               "to the next load (injected fault)")
+                notices.append(_notice("WARNING", f"Partial load: {len(items) - len(chosen)} of {len(items)} "
+                                       "events deferred to the next load (injected fault)"))
             try:
                 result = self.warehouse.load(self._sources[sid]["schema"], [e for _, e in chosen], merge=False)
             except WarehouseError as exc:
-                outcome[sid] = ("Failure", 0, [str(exc)], [])
+                outcome[sid] = ("Failure", 0, [_notice("ERROR", str(exc))], [])
                 continue
-            notices += [f"rejected {r['messageId']}: {r['reason']}" for r in result.rejected]
+            notices += [_notice("WARNING", f"rejected {r['messageId']}: {r['reason']}") for r in result.rejected]
             status = "Partial" if (partial and items) or result.rejected else "Success"
             outcome[sid] = (status, result.events_loaded, notices, chosen)
 
@@ -388,13 +456,13 @@ class SegmentEmulator:
                     for _, event in chosen:
                         self._add_path(event["messageId"], f"loaded:{warehouse_id}")
                 self._counters["loaded"] += count
-                reports[sid].update(end=isoformat_z(ended), status=status, duration=int(seconds * 1000),
+                reports[sid].update(end=isoformat_z(ended), status=status, duration=round(seconds, 3),
                                     humanDuration=_human_duration(seconds), count=count, notices=notices)
             self._running.pop(warehouse_id, None)
             self.log.append("load", phase="end", warehouseId=warehouse_id, end=isoformat_z(ended),
                             statuses={sid: o[0] for sid, o in outcome.items()},
                             counts={sid: o[1] for sid, o in outcome.items()})
-            return [dict(r) for r in reports.values()]
+            return [_render_report(r) for r in reports.values()]
 
     def _discard_unreachable_pending(self, reason: str) -> None:
         """Events queued for sources that no longer reach an enabled warehouse are not loaded by Segment."""
@@ -598,6 +666,10 @@ class SegmentEmulator:
     # ============================================================================== public API helpers
 
     def _rate_limit(self, response: Response, key: str, limit: int) -> None:
+        """Segment's rate limiting (https://docs.segmentapis.com/tag/Rate-Limits): every answer carries
+        X-RateLimit-Consumed / -Remaining / -Reset (Reset: an RFC 5322 date, when the window resets); over the
+        limit a 429 with `Retry-After` and a body whose error `data` holds msBeforeNext, remainingPoints and
+        consumedPoints (see `_too_many_requests`)."""
         window = self.settings.rate_window_s
         now = time.monotonic()
         with self._lock:
@@ -605,20 +677,34 @@ class SegmentEmulator:
             while hits and hits[0] <= now - window:
                 hits.popleft()
             reset_in = (hits[0] + window - now) if hits else window
-            reset_ms = int((time.time() + reset_in) * 1000)
             if len(hits) >= limit:
-                retry_after = max(1, math.ceil(reset_in))
-                raise ApiError(
-                    429, "too-many-requests",
-                    f"Rate limit of {limit} requests per {int(window)}s reached for this endpoint; "
-                    f"retry after {retry_after}s",
-                    headers={"Retry-After": str(retry_after), "X-RateLimit-Consumed": str(len(hits)),
-                             "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset_ms)},
-                )
+                raise self._too_many_requests(reset_in, consumed=len(hits))
             hits.append(now)
             response.headers["X-RateLimit-Consumed"] = str(len(hits))
             response.headers["X-RateLimit-Remaining"] = str(limit - len(hits))
-            response.headers["X-RateLimit-Reset"] = str(reset_ms)
+            response.headers["X-RateLimit-Reset"] = _rfc5322(self._reset_moment(reset_in))
+
+    @staticmethod
+    def _reset_moment(reset_in: float) -> datetime:
+        # An RFC 5322 date has whole seconds: round up, so a client waiting until then is never early.
+        return datetime.fromtimestamp(math.ceil(time.time() + reset_in), tz=utcnow().tzinfo)
+
+    def _too_many_requests(self, reset_in: float, consumed: int) -> ApiError:
+        """A 429 shaped as Segment's (Rate-Limits page): `{"errors": [{"type", "message": "Too many requests",
+        "data": {"remainingPoints", "msBeforeNext", "consumedPoints"}}]}` plus Retry-After and X-RateLimit-*."""
+        reset_in = max(0.0, reset_in)
+        return ApiError(
+            429, "RequestError", "Too many requests",
+            headers={"Retry-After": str(max(1, math.ceil(reset_in))), "X-RateLimit-Consumed": str(consumed),
+                     "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": _rfc5322(self._reset_moment(reset_in))},
+            data={"remainingPoints": 0, "msBeforeNext": int(math.ceil(reset_in * 1000)), "consumedPoints": consumed},
+        )
+
+    def _injected_rate_limit(self, retry_after: int) -> JSONResponse:
+        """An injected 429 fault, rendered exactly as a real Segment 429 (see `_too_many_requests`)."""
+        error = self._too_many_requests(float(retry_after), consumed=0)
+        body = {"errors": [{"type": error.error_type, "message": error.message, "data": error.data}]}
+        return JSONResponse(body, status_code=429, headers=error.headers)
 
     def _page(self, request: Request, items: list[Any]) -> tuple[list[Any], dict[str, Any]]:
         raw_count = request.query_params.get("pagination.count", str(self.settings.page_size))
@@ -627,7 +713,7 @@ class SegmentEmulator:
         except ValueError:
             count = 0
         if not 1 <= count <= 1000:
-            raise ApiError(400, "validation", f"pagination.count must be an integer 1-1000, got {raw_count!r}")
+            raise ApiError(422, "validation", f"pagination.count must be an integer 1-1000, got {raw_count!r}")
         cursor = request.query_params.get("pagination.cursor")
         offset = _decode_cursor(cursor) if cursor else 0
         page = items[offset: offset + count]
@@ -663,17 +749,17 @@ class SegmentEmulator:
     @staticmethod
     def _validate_webhook_settings(settings: Any) -> dict[str, Any]:
         if not isinstance(settings, dict):
-            raise ApiError(400, "validation", "settings must be an object like {'hooks': [...], 'sharedSecret': ...}")
+            raise ApiError(422, "validation", "settings must be an object like {'hooks': [...], 'sharedSecret': ...}")
         hooks = settings.get("hooks", [])
         if not isinstance(hooks, list) or len(hooks) > MAX_HOOKS:
-            raise ApiError(400, "validation", f"settings.hooks must be a list of at most {MAX_HOOKS} hooks")
+            raise ApiError(422, "validation", f"settings.hooks must be a list of at most {MAX_HOOKS} hooks")
         for n, hook in enumerate(hooks):
             url = hook.get("hook") if isinstance(hook, dict) else None
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                raise ApiError(400, "validation", f"settings.hooks[{n}].hook must be an http(s) URL")
+                raise ApiError(422, "validation", f"settings.hooks[{n}].hook must be an http(s) URL")
             for header in hook.get("headers") or []:
                 if not isinstance(header, dict) or not header.get("key"):
-                    raise ApiError(400, "validation", f"settings.hooks[{n}].headers entries need key and value")
+                    raise ApiError(422, "validation", f"settings.hooks[{n}].headers entries need key and value")
         return settings
 
     def _record_change(self, request: Request, body: Any, status: int, **fields: Any) -> None:
@@ -685,7 +771,7 @@ class SegmentEmulator:
     def _build_app(self) -> FastAPI:  # noqa: C901 - one place that lists every route
         app = FastAPI(title="Segment emulator (sandbox)", docs_url=None, redoc_url=None, openapi_url=None)
         install_api_error_handler(app)
-        app.middleware("http")(fault_middleware(self.faults))
+        app.middleware("http")(fault_middleware(self.faults, rate_limited=self._injected_rate_limit))
         auth = Depends(bearer_auth_dependency(self.settings.token))
         s = self.settings
 
@@ -714,9 +800,9 @@ class SegmentEmulator:
         async def patch_warehouse(warehouse_id: str, request: Request):
             body = json_body_or_none(await request.body())
             if not isinstance(body, dict) or not isinstance(body.get("settings"), dict):
-                raise ApiError(400, "validation", "settings is required (an object; {} keeps the current ones)")
+                raise ApiError(422, "validation", "settings is required (an object; {} keeps the current ones)")
             if "enabled" in body and not isinstance(body["enabled"], bool):
-                raise ApiError(400, "validation", "enabled must be true or false")
+                raise ApiError(422, "validation", "enabled must be true or false")
             with self._lock:
                 warehouse = self._get_warehouse(warehouse_id)
                 before = warehouse["enabled"]
@@ -738,7 +824,7 @@ class SegmentEmulator:
                 self._get_warehouse(warehouse_id)
                 if source_id is not None:
                     self._get_source(source_id)
-                reports = [dict(r) for r in reversed(self._reports[warehouse_id])
+                reports = [_render_report(r) for r in reversed(self._reports[warehouse_id])
                            if source_id is None or r["sourceId"] == source_id]
             page, pagination = self._page(request, reports)
             return {"data": {"reports": page, "pagination": pagination}}
@@ -765,9 +851,11 @@ class SegmentEmulator:
                 self._get_source(source_id)
                 before = source_id in self._connections[warehouse_id]
                 self._connections[warehouse_id].add(source_id)
-                self._record_change(request, None, 200, warehouseId=warehouse_id, sourceId=source_id,
+                self._record_change(request, None, 201, warehouseId=warehouse_id, sourceId=source_id,
                                     before={"connected": before}, after={"connected": True})
-            return {"data": {"status": "SUCCESS"}}
+            # AddConnectionFromSourceToWarehouseV1Output (SDK): status CONNECTED | NOT_CONNECTED; the SDK's
+            # WarehousesApi.add_connection_from_source_to_warehouse maps a 201 answer.
+            return JSONResponse({"data": {"status": "CONNECTED"}}, status_code=201)
 
         @app.delete("/warehouses/{warehouse_id}/connected-sources/{source_id}", dependencies=[auth, limited])
         def disconnect_source(warehouse_id: str, source_id: str, request: Request):
@@ -786,7 +874,8 @@ class SegmentEmulator:
         @app.get("/sources/{source_id}", dependencies=[auth, limited])
         def get_source(source_id: str):
             with self._lock:
-                return {"data": {"source": self._public_source(self._get_source(source_id))}}
+                # GetSourceV1Output (SDK): `source` and `trackingPlanId` (required, null without a tracking plan).
+                return {"data": {"source": self._public_source(self._get_source(source_id)), "trackingPlanId": None}}
 
         @app.get("/sources/{source_id}/connected-destinations", dependencies=[auth, limited])
         def connected_destinations(source_id: str, request: Request):
@@ -810,12 +899,12 @@ class SegmentEmulator:
         async def create_destination(request: Request):
             body = json_body_or_none(await request.body())
             if not isinstance(body, dict):
-                raise ApiError(400, "validation", "Expected a JSON object {sourceId, metadataId, name, enabled, settings}")
+                raise ApiError(422, "validation", "Expected a JSON object {sourceId, metadataId, name, enabled, settings}")
             for name in ("sourceId", "metadataId"):
                 if not isinstance(body.get(name), str):
-                    raise ApiError(400, "validation", f"{name} is required")
+                    raise ApiError(422, "validation", f"{name} is required")
             if body["metadataId"] != WEBHOOKS_METADATA_ID:
-                raise ApiError(400, "validation", f"metadataId {body['metadataId']!r} is not supported by the "
+                raise ApiError(422, "validation", f"metadataId {body['metadataId']!r} is not supported by the "
                                f"sandbox; only classic Webhooks ({WEBHOOKS_METADATA_ID})")
             settings = self._validate_webhook_settings(body.get("settings", {}))
             with self._lock:
@@ -840,9 +929,9 @@ class SegmentEmulator:
         async def patch_destination(destination_id: str, request: Request):
             body = json_body_or_none(await request.body())
             if not isinstance(body, dict):
-                raise ApiError(400, "validation", "Expected a JSON object like {'enabled': false}")
+                raise ApiError(422, "validation", "Expected a JSON object like {'enabled': false}")
             if "enabled" in body and not isinstance(body["enabled"], bool):
-                raise ApiError(400, "validation", "enabled must be true or false")
+                raise ApiError(422, "validation", "enabled must be true or false")
             settings = self._validate_webhook_settings(body["settings"]) if "settings" in body else None
             with self._lock:
                 destination = self._get_destination(destination_id)
@@ -889,7 +978,7 @@ class SegmentEmulator:
             try:
                 state = self.faults.arm(body if isinstance(body, dict) else {})
             except ValueError as exc:
-                raise ApiError(400, "validation", str(exc)) from exc
+                raise ApiError(422, "validation", str(exc)) from exc
             self.log.append("control", action="faults", body=body)
             return {"data": state}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import logging
 import time
@@ -192,16 +193,55 @@ def test_429_waits_what_retry_after_says_then_succeeds(case, connect, httpserver
     assert len(httpserver.log) == 2
 
 
-def test_429_without_retry_after_waits_for_the_rate_limit_reset(connect, httpserver, fast):
+def _rfc5322_in(seconds: float) -> str:
+    return email.utils.formatdate(time.time() + seconds, usegmt=True)
+
+
+def test_429_without_retry_after_waits_for_the_rfc5322_rate_limit_reset(connect, httpserver, fast):
     path = "/warehouses/wh_1/syncs"
     httpserver.expect_oneshot_request(path).respond_with_data(
-        "", status=429, headers={"X-RateLimit-Reset": "1", "X-RateLimit-Remaining": "0"}
+        "", status=429, headers={"X-RateLimit-Reset": _rfc5322_in(2), "X-RateLimit-Remaining": "0"}
     )
     httpserver.expect_request(path).respond_with_json({"data": {"reports": []}})
 
     started = time.monotonic()
     assert SegmentHook(connect("api_test"), **fast).list_warehouse_syncs("wh_1") == []
-    assert time.monotonic() - started >= 0.95
+    assert time.monotonic() - started >= 0.95  # backoff alone would have waited 0.01 s
+    assert len(httpserver.log) == 2
+
+
+def _rate_limited_once(connect, httpserver, fast, *, headers, body=""):
+    """The wait a single 429 asks for, as the hook read it (no retry: max_attempts=1)."""
+    httpserver.expect_request("/warehouses/wh_1").respond_with_data(
+        body, status=429, headers=headers, content_type="application/json"
+    )
+    with pytest.raises(ApiError) as caught:
+        SegmentHook(connect("api_test"), **{**fast, "max_attempts": 1}).get_warehouse("wh_1")
+    return caught.value.retry_after
+
+
+SEGMENT_429 = json.dumps(
+    {"errors": [{"type": "RequestError", "message": "Too many requests",
+                 "data": {"remainingPoints": 0, "msBeforeNext": 57647, "consumedPoints": 21}}]}
+)
+
+
+def test_429_body_ms_before_next_is_honoured(connect, httpserver, fast):
+    wait = _rate_limited_once(connect, httpserver, fast, headers={}, body=SEGMENT_429)
+    assert wait == pytest.approx(57.647)
+
+
+def test_429_takes_the_longest_of_retry_after_reset_date_and_ms_before_next(connect, httpserver, fast):
+    wait = _rate_limited_once(
+        connect, httpserver, fast, headers={"Retry-After": "3", "X-RateLimit-Reset": _rfc5322_in(90)}, body=SEGMENT_429
+    )
+    assert 85 <= wait <= 91
+
+
+def test_429_with_an_epoch_number_in_x_ratelimit_reset_is_not_read_as_a_wait(connect, httpserver, fast):
+    # The emulator once sent epoch milliseconds; Segment sends an RFC 5322 date. A number is not Segment's format.
+    epoch_ms = str(int((time.time() + 30) * 1000))
+    assert _rate_limited_once(connect, httpserver, fast, headers={"X-RateLimit-Reset": epoch_ms}) is None
 
 
 def test_429_asking_for_longer_than_max_retry_wait_fails_at_once_saying_so(case, connect, httpserver, fast):

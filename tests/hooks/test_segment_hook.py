@@ -23,7 +23,7 @@ REPORTS = [  # deliberately not in time order
         "end": "2025-03-01T10:05:00Z",
         "status": "SUCCESS",
         "count": 120,
-        "duration": 300000,
+        "duration": 300,
         "humanDuration": "5m",
         "notices": [],
     },
@@ -33,7 +33,8 @@ REPORTS = [  # deliberately not in time order
         "end": None,
         "status": "",
         "count": None,
-        "duration": None,
+        "duration": 12.5,
+        "humanDuration": "12s",
         "notices": [],
     },
     {
@@ -42,8 +43,9 @@ REPORTS = [  # deliberately not in time order
         "end": "2025-03-01T11:02:00+01:00",
         "status": "Partial",
         "count": "7",
-        "duration": 120000,
-        "notices": ["2 rows rejected"],
+        "duration": 120,
+        "humanDuration": "2m",
+        "notices": [{"level": "WARNING", "message": "2 rows rejected", "createdAt": "2025-03-01T10:02:00Z"}],
     },
     {
         "sourceId": "src_b",
@@ -51,7 +53,8 @@ REPORTS = [  # deliberately not in time order
         "end": "2025-03-01T09:01:00",
         "status": "failed",
         "count": 0,
-        "duration": 60000,
+        "duration": 60,
+        "humanDuration": "1m",
         "notices": [],
     },
     {
@@ -60,7 +63,8 @@ REPORTS = [  # deliberately not in time order
         "end": "2025-03-01T08:01:00Z",
         "status": "Queued?",
         "count": 1,
-        "duration": 60000,
+        "duration": 60,
+        "humanDuration": "1m",
         "notices": [],
     },
 ]
@@ -80,11 +84,12 @@ def test_sync_reports_are_typed_newest_first_with_aware_datetimes(hook, httpserv
     assert all(r.start.tzinfo is not None and (r.end is None or r.end.tzinfo) for r in reports)
     newest = reports[0]
     assert newest == SyncReport(
-        "src_a", datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC), None, "", None, None, ()
+        "src_a", datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC), None, "", None, 12.5, (), "12s"
     )
     by_start = {r.start.astimezone(UTC).hour: r for r in reports}
     assert by_start[10].start.utcoffset() == timedelta(hours=1)  # the given offset is kept
-    assert by_start[10].count == 7 and by_start[10].notices == ("2 rows rejected",)
+    assert by_start[10].count == 7 and by_start[10].notice_messages == ["WARNING: 2 rows rejected"]
+    assert by_start[10].duration == 120.0  # seconds (SyncV1), not milliseconds
     assert by_start[9].start == datetime(2025, 3, 1, 9, tzinfo=UTC)  # no offset given: UTC
     assert httpserver.log[0][0].args.get("pagination.count") == "5"
 
@@ -251,11 +256,19 @@ def test_create_webhook_destination_and_toggle_it(hook, httpserver):
 def test_source_can_be_disconnected_and_reconnected(hook, httpserver):
     path = "/warehouses/wh_1/connected-sources/src_a"
     httpserver.expect_request(path, method="DELETE").respond_with_json({"data": {"status": "SUCCESS"}})
-    httpserver.expect_request(path, method="POST").respond_with_json({"data": {"status": "SUCCESS"}})
+    httpserver.expect_request(path, method="POST").respond_with_json({"data": {"status": "CONNECTED"}}, status=201)
 
     assert hook.disconnect_warehouse_source("wh_1", "src_a") == {"status": "SUCCESS"}
-    assert hook.connect_warehouse_source("wh_1", "src_a") == {"status": "SUCCESS"}
+    assert hook.connect_warehouse_source("wh_1", "src_a") == {"status": "CONNECTED"}
     assert [entry[0].method for entry in httpserver.log] == ["DELETE", "POST"]
+
+
+def test_a_connect_answer_other_than_connected_is_an_error(hook, httpserver):
+    path = "/warehouses/wh_1/connected-sources/src_a"
+    httpserver.expect_request(path, method="POST").respond_with_json({"data": {"status": "NOT_CONNECTED"}}, status=201)
+
+    with pytest.raises(ResponseFormatError, match="expected data.status CONNECTED.*NOT_CONNECTED"):
+        hook.connect_warehouse_source("wh_1", "src_a")
 
 
 def test_count_outside_segment_limits_is_rejected_before_any_request(hook, httpserver):
@@ -281,3 +294,18 @@ def test_default_host_is_segments_api(monkeypatch):
 def test_a_connection_without_token_says_where_to_put_it(connect):
     with pytest.raises(ValueError, match="password field"):
         SegmentHook(connect("segment_test", password=None)).get_warehouse("wh_1")
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("notices", ["2 rows rejected"]), ("duration", "300000ms")],
+    ids=["notices-as-strings", "duration-not-a-number"],
+)
+def test_sync_reports_in_the_old_emulator_shape_are_refused_naming_the_field(hook, httpserver, field, value):
+    report = {**REPORTS[0], field: value}
+    httpserver.expect_request("/warehouses/wh_1/syncs").respond_with_json({"data": {"reports": [report]}})
+
+    with pytest.raises(ResponseFormatError) as caught:
+        hook.list_warehouse_syncs("wh_1")
+
+    assert repr(field) in str(caught.value)

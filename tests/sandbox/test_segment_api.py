@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import email.utils
 import itertools
+import threading
 import time
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -60,15 +63,20 @@ def test_get_warehouse_shape_and_rate_limit_headers(segment):
     warehouse = response.json()["data"]["warehouse"]
     assert warehouse["id"] == WH and warehouse["enabled"] is True
     assert warehouse["metadata"]["name"] == "Postgres" and isinstance(warehouse["settings"], dict)
-    for header in ("X-RateLimit-Consumed", "X-RateLimit-Remaining", "X-RateLimit-Reset"):
+    for header in ("X-RateLimit-Consumed", "X-RateLimit-Remaining"):
         assert response.headers[header].isdigit()
+    # X-RateLimit-Reset is an RFC 5322 date within the window (not epoch milliseconds as the emulator once sent)
+    reset = response.headers["X-RateLimit-Reset"]
+    assert not reset.isdigit() and reset.endswith(" GMT")
+    seconds = (email.utils.parsedate_to_datetime(reset) - datetime.now(UTC)).total_seconds()
+    assert 0 <= seconds <= 61
     assert client.get("/warehouses/wh_nope").json()["errors"][0]["type"] == "not-found"
 
 
 def test_patch_warehouse_requires_settings_and_logs_before_after(segment):
     emulator, client = segment
     rejected = client.patch(f"/warehouses/{WH}", json={"enabled": False})
-    assert rejected.status_code == 400 and "settings" in rejected.json()["errors"][0]["message"]
+    assert rejected.status_code == 422 and "settings" in rejected.json()["errors"][0]["message"]
     assert client.get(f"/warehouses/{WH}").json()["data"]["warehouse"]["enabled"] is True
 
     done = client.patch(f"/warehouses/{WH}", json={"enabled": False, "settings": {}})
@@ -89,7 +97,11 @@ def test_sync_list_rate_limit_is_enforced_with_retry_after(segment):
 
     assert limited.status_code == 429
     assert 1 <= int(limited.headers["Retry-After"]) <= 60
-    assert limited.json()["errors"][0]["type"] == "too-many-requests"
+    error = limited.json()["errors"][0]  # the shape of Segment's Rate-Limits page
+    assert error["message"] == "Too many requests"
+    assert 0 < error["data"]["msBeforeNext"] <= 60_000
+    assert (error["data"]["remainingPoints"], error["data"]["consumedPoints"]) == (0, 3)
+    assert email.utils.parsedate_to_datetime(limited.headers["X-RateLimit-Reset"]).tzinfo is not None
     # other endpoints are not held by the sync-list limit
     assert client.get(f"/warehouses/{WH}").status_code == 200
 
@@ -108,6 +120,40 @@ def test_sync_reports_newest_first_and_per_source(segment):
     for report in all_reports:
         assert set(report) >= {"sourceId", "start", "end", "status", "duration", "humanDuration", "count", "notices"}
         assert report["status"] == "Success" and report["end"] is not None
+        # SyncV1: duration in seconds (a 0.2 s load is not "200"), humanDuration a string, notices objects
+        assert isinstance(report["duration"], (int, float)) and 0.1 <= report["duration"] < 5
+        assert isinstance(report["humanDuration"], str) and report["humanDuration"]
+
+
+def test_a_running_sync_has_a_partial_duration_and_a_human_duration(segment):
+    emulator, client = segment
+    emulator.settings.load_duration_s = 1.5
+    thread = threading.Thread(target=emulator.run_load, args=(WH,), daemon=True)
+    thread.start()
+    try:
+        running = []
+        deadline = time.monotonic() + 5
+        while not running and time.monotonic() < deadline:
+            time.sleep(0.4)
+            running = [r for r in client.get(f"/warehouses/{WH}/syncs").json()["data"]["reports"] if r["end"] is None]
+        assert running, "no running sync was listed"
+        for report in running:
+            assert isinstance(report["duration"], (int, float)) and report["duration"] > 0
+            assert isinstance(report["humanDuration"], str) and report["humanDuration"]
+    finally:
+        thread.join(10)
+
+
+def test_failed_sync_notices_are_objects_with_level_message_created_at(segment):
+    emulator, client = segment
+    emulator.faults.arm({"load_failure": {"count": 1, "message": "permission denied for schema"}})
+    emulator.run_load(WH)
+
+    report = client.get(f"/warehouses/{WH}/syncs").json()["data"]["reports"][0]
+
+    assert report["status"] == "Failure"
+    assert [set(n) for n in report["notices"]] == [{"level", "message", "createdAt"}]
+    assert report["notices"][0]["message"] == "permission denied for schema"
 
 
 def test_connected_destinations_paginate_over_three_pages(segment):
@@ -130,7 +176,7 @@ def test_connected_destinations_paginate_over_three_pages(segment):
 
     assert pages == 3 and seen == created
     bad = client.get("/sources/src_web_app/connected-destinations", params={"pagination.count": 0})
-    assert bad.status_code == 400
+    assert bad.status_code == 422
 
 
 def test_create_get_patch_webhook_destination(segment):
@@ -154,8 +200,8 @@ def test_destination_validation(segment):
     too_many["settings"]["hooks"] = [{"hook": f"http://127.0.0.1:9/{i}"} for i in range(6)]
     other_kind = {**webhook_body(), "metadataId": "not-webhooks"}
 
-    assert client.post("/destinations", json=too_many).status_code == 400
-    assert client.post("/destinations", json=other_kind).status_code == 400
+    assert client.post("/destinations", json=too_many).status_code == 422
+    assert client.post("/destinations", json=other_kind).status_code == 422
     assert client.post("/destinations", json={**webhook_body(), "sourceId": "src_nope"}).status_code == 404
     assert client.get("/destinations/dst_nope").status_code == 404
 
@@ -172,7 +218,9 @@ def test_sources_and_connections(segment):
     assert client.get("/sources/src_web_app/connected-warehouses").json()["data"]["warehouses"] == []
     assert [r["sourceId"] for r in emulator.run_load(WH)] == ["src_backend"]
 
-    client.post(f"/warehouses/{WH}/connected-sources/src_web_app")
+    connected = client.post(f"/warehouses/{WH}/connected-sources/src_web_app")
+    # AddConnectionFromSourceToWarehouse201Response: 201 {"data": {"status": "CONNECTED"}} (not 200 "SUCCESS")
+    assert (connected.status_code, connected.json()) == (201, {"data": {"status": "CONNECTED"}})
     assert len(client.get("/sources/src_web_app/connected-warehouses").json()["data"]["warehouses"]) == 1
 
 
@@ -193,6 +241,7 @@ def test_injected_faults_hit_the_api_but_not_control_paths(segment):
     third = client.get(f"/warehouses/{WH}")
 
     assert (first.status_code, first.headers["Retry-After"]) == (429, "7")
+    assert first.json()["errors"][0]["data"]["msBeforeNext"] == 7000  # an injected 429 looks like a real one
     assert second.status_code == 502 and "errors" in second.json()
     assert third.status_code == 200
     assert client.get("/sandbox/state").json()["data"]["faults"]["fired"] == {"rate_limit": 1, "server_error": 1}

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
@@ -69,8 +70,8 @@ class RetryPolicy:
     :param max_attempts: requests per call at most (1 = no retry).
     :param backoff_initial: first wait after a 5xx / timeout / connection error, in seconds; doubles each time.
     :param backoff_max: longest backoff wait, in seconds.
-    :param max_retry_wait: longest wait a 429's ``Retry-After`` / ``X-RateLimit-Reset`` may ask for; a longer
-        one fails at once with an error that says so, instead of sleeping for it.
+    :param max_retry_wait: longest wait a 429's ``Retry-After`` / ``X-RateLimit-Reset`` / ``msBeforeNext`` may
+        ask for; a longer one fails at once with an error that says so, instead of sleeping for it.
     :param timeout: seconds to wait for a connection and for the response of one request.
     """
 
@@ -161,33 +162,66 @@ _NOT_REPEATED = (
 )
 
 
-def _retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait from ``Retry-After`` (seconds or HTTP date) or ``X-RateLimit-Reset``."""
+def _http_date_seconds(raw: str, now: float) -> float | None:
+    """Seconds from ``now`` until an RFC 5322 / HTTP date (``Fri, 29 Nov 2026 07:45:00 GMT``); None if not one."""
+    try:
+        when = email.utils.parsedate_to_datetime(raw.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:  # RFC 5322 "-0000": UTC
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)
+
+
+def _ms_before_next(body: bytes) -> float | None:
+    """Seconds from Segment's 429 body ``{"errors": [{"data": {"msBeforeNext": 57647}}]}`` (largest of them)."""
+    try:
+        payload = json.loads(body) if body else None
+    except ValueError:
+        return None
+    errors = payload.get("errors") if isinstance(payload, dict) else None
+    waits = [
+        float(item["data"]["msBeforeNext"]) / 1000
+        for item in (errors if isinstance(errors, list) else ())
+        if isinstance(item, dict)
+        and isinstance(item.get("data"), dict)
+        and isinstance(item["data"].get("msBeforeNext"), (int, float))
+        and not isinstance(item["data"]["msBeforeNext"], bool)
+    ]
+    return max(0.0, max(waits)) if waits else None
+
+
+def _retry_after_seconds(headers: Mapping[str, str], body: bytes = b"", now: float | None = None) -> float | None:
+    """Seconds to wait before repeating a rate-limited (429) or unavailable (503) request; None if not said.
+
+    Every signal the answer carries counts, and the longest wins (waiting too little only earns another 429):
+
+    - ``Retry-After``: seconds or an HTTP date (RFC 9110);
+    - ``X-RateLimit-Reset``: when the window resets, an RFC 5322 date (Segment Public API, "Rate Limits":
+      https://docs.segmentapis.com/tag/Rate-Limits). A number there is not Segment's format and is ignored;
+    - ``errors[].data.msBeforeNext`` in the body: milliseconds before the limit is lifted (same page).
+    """
     now = time.time() if now is None else now
+    waits: list[float] = []
     raw = headers.get("Retry-After")
     if raw:
-        raw = raw.strip()
         try:
-            return max(0.0, float(raw))
+            waits.append(max(0.0, float(raw.strip())))
         except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(raw)
-            except (TypeError, ValueError):
-                when = None
-            if when is not None:
-                return max(0.0, when.timestamp() - now)
+            seconds = _http_date_seconds(raw, now)
+            if seconds is not None:
+                waits.append(seconds)
     raw = headers.get("X-RateLimit-Reset")
     if raw:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            return None
-        if value > 1_000_000_000_000:  # epoch milliseconds
-            return max(0.0, value / 1000 - now)
-        if value > 1_000_000_000:  # epoch seconds
-            return max(0.0, value - now)
-        return max(0.0, value)  # seconds from now
-    return None
+        seconds = _http_date_seconds(raw, now)
+        if seconds is not None:
+            waits.append(seconds)
+    seconds = _ms_before_next(body)
+    if seconds is not None:
+        waits.append(seconds)
+    return max(waits) if waits else None
 
 
 def _error_message(body: bytes, secrets: Iterable[str]) -> str:
@@ -256,7 +290,7 @@ def parse_response(
     except ValueError:
         phrase = "unknown status"
     retryable_status = status == 429 or status >= 500
-    retry_after = _retry_after_seconds(response.headers) if status in (429, 503) else None
+    retry_after = _retry_after_seconds(response.headers, body) if status in (429, 503) else None
     # 429: the request was not processed, always safe to repeat. 5xx: only for idempotent calls.
     retryable = status == 429 or (retryable_status and spec.safe_to_repeat)
     hint = _status_hint(status, conn_id)

@@ -27,15 +27,23 @@ _MAX_PAGES = 10_000
 
 @dataclass(frozen=True)
 class SyncReport:
-    """One Segment warehouse sync (a "load"). ``end`` is ``None`` while it runs."""
+    """One Segment warehouse sync (a "load"), read from Segment's SDK model ``SyncV1``. ``end`` is ``None`` while
+    it runs; ``duration`` is in seconds (partial while running); ``notices`` are ``SyncNoticeV1`` objects
+    ``{level, message, createdAt}``."""
 
     source_id: str | None
     start: datetime
     end: datetime | None
     status: str
     count: int | None = None
-    duration: Any = None
-    notices: tuple[Any, ...] = ()
+    duration: float | None = None
+    notices: tuple[dict[str, Any], ...] = ()
+    human_duration: str | None = None
+
+    @property
+    def notice_messages(self) -> list[str]:
+        """``"<level>: <message>"`` of each notice (what to show a user when a load failed)."""
+        return [f"{n.get('level') or 'notice'}: {n.get('message')}" for n in self.notices]
 
     @property
     def state(self) -> SyncState:
@@ -50,6 +58,7 @@ class SyncReport:
             "status": self.status,
             "count": self.count,
             "duration": self.duration,
+            "humanDuration": self.human_duration,
             "notices": list(self.notices),
         }
 
@@ -69,6 +78,33 @@ def _timestamp(value: Any, field: str, spec: RequestSpec) -> datetime | None:
 
 
 _NO_SPEC = RequestSpec("GET", "(sync report)")
+
+
+def _seconds(value: Any, spec: RequestSpec) -> float | None:
+    """``SyncV1.duration``: a number of seconds (``None`` tolerated: the library never decides on it)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ResponseFormatError(
+            endpoint=spec.endpoint,
+            service=SegmentHook.service_name,
+            message=f"expected sync report 'duration' to be a number of seconds, got {value!r}",
+        )
+    return float(value)
+
+
+def _notices(value: Any, spec: RequestSpec) -> tuple[dict[str, Any], ...]:
+    """``SyncV1.notices``: a list of ``SyncNoticeV1`` objects ``{level, message, createdAt}``."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(n, dict) for n in value):
+        raise ResponseFormatError(
+            endpoint=spec.endpoint,
+            service=SegmentHook.service_name,
+            message=f"expected sync report 'notices' to be a list of {{level, message, createdAt}} objects, "
+            f"got {str(value)[:120]!r}",
+        )
+    return tuple(value)
 
 
 def parse_sync_report(item: Any, spec: RequestSpec = _NO_SPEC) -> SyncReport:
@@ -95,15 +131,15 @@ def parse_sync_report(item: Any, spec: RequestSpec = _NO_SPEC) -> SyncReport:
             service=SegmentHook.service_name,
             message=f"expected an integer 'count' in sync report, got {count!r}",
         ) from None
-    notices = item.get("notices") or ()
     return SyncReport(
         source_id=item.get("sourceId"),
         start=start,
         end=_timestamp(item.get("end"), "end", spec),
         status=str(item.get("status") or ""),
         count=count,
-        duration=item.get("duration"),
-        notices=tuple(notices) if isinstance(notices, (list, tuple)) else (notices,),
+        duration=_seconds(item.get("duration"), spec),
+        notices=_notices(item.get("notices"), spec),
+        human_duration=str(item["humanDuration"]) if item.get("humanDuration") is not None else None,
     )
 
 
@@ -228,9 +264,22 @@ class SegmentHook(ApiHook):
         return self._data(RequestSpec("GET", path))
 
     def connect_warehouse_source(self, warehouse_id: str, source_id: str) -> dict[str, Any]:
-        """POST ``/warehouses/{id}/connected-sources/{sourceId}``: the warehouse loads this source again."""
+        """POST ``/warehouses/{id}/connected-sources/{sourceId}``: the warehouse loads this source again.
+
+        Segment answers 201 ``{"data": {"status": "CONNECTED"}}`` (SDK model
+        ``AddConnectionFromSourceToWarehouseV1Output``: ``CONNECTED`` or ``NOT_CONNECTED``); anything but
+        ``CONNECTED`` is an error that says so."""
         path = f"/warehouses/{quoted_id(warehouse_id, 'warehouse_id')}/connected-sources/{quoted_id(source_id, 'source_id')}"
-        return self._data(RequestSpec("POST", path, idempotent=True))
+        spec = RequestSpec("POST", path, idempotent=True)
+        data = self._data(spec)
+        if data.get("status") != "CONNECTED":
+            raise ResponseFormatError(
+                endpoint=spec.endpoint,
+                service=self.service_name,
+                message=f"expected data.status CONNECTED after connecting source {source_id} to warehouse "
+                f"{warehouse_id}, got {data.get('status')!r}; check the connection in Segment's app",
+            )
+        return data
 
     def disconnect_warehouse_source(self, warehouse_id: str, source_id: str) -> dict[str, Any]:
         """DELETE ``/warehouses/{id}/connected-sources/{sourceId}``: stop loading one source only
