@@ -27,8 +27,11 @@ def unknown_conf_keys(conf: Mapping[str, Any] | None, allowed: Iterable[str]) ->
     return problems
 
 
-def check_trigger_conf(context: Any, allowed: Iterable[str]) -> None:
-    """Raise :class:`AirflowFailException` (no retry) when the run's conf has keys outside ``allowed``."""
+def check_trigger_conf(context: Any, allowed: Iterable[str] | None) -> None:
+    """Raise :class:`AirflowFailException` (no retry) when the run's conf has keys outside ``allowed``
+    (``None``: nothing to check against)."""
+    if allowed is None:
+        return
     dag_run = context.get("dag_run") if context else None
     conf = getattr(dag_run, "conf", None) or {}
     allowed = sorted(allowed)
@@ -40,7 +43,8 @@ def check_trigger_conf(context: Any, allowed: Iterable[str]) -> None:
         )
 
 
-def dag_param_names(task: Any) -> list[str]:
-    """The params the task's DAG declares (what a trigger may set)."""
-    dag = getattr(task, "dag", None)
-    return list(dag.params.keys()) if dag is not None and dag.params is not None else []
+def dag_param_names(task: Any) -> list[str] | None:
+    """The params the task's DAG declares (what a trigger may set); None for a task outside any DAG."""
+    if not task.has_dag():
+        return None
+    return list(task.dag.params.keys()) if task.dag.params is not None else []
