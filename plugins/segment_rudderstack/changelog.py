@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Change:
-    target: str  # e.g. "segment.warehouse", "segment.destination", "rudderstack.destination"
+    target: str  # a ChangeTarget value (segment_rudderstack.vocabulary), e.g. "segment.warehouse"
     target_id: str
     field: str
     before: Any

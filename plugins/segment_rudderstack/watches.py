@@ -1,9 +1,10 @@
 """Watches: what a sensor observes and which pure condition decides on it.
 
-A watch is built from plain keyword arguments (so a trigger can serialize it), observes state through
-the library's hooks (``observe`` for a sensor's ``poke``, ``aobserve`` for a trigger) and calls one
-function of :mod:`segment_rudderstack.conditions`. Sensor and trigger therefore share the observation
-*and* the decision; only the waiting differs.
+A watch is a frozen dataclass of plain, JSON-friendly fields (so a trigger can serialize it, see
+:meth:`Watch.spec`). It observes state through the library's hooks (``observe`` in a worker, ``aobserve``
+in the triggerer) and calls one function of :mod:`segment_rudderstack.conditions`. Sensors (``poke``),
+the trigger (``run``) and the operators that re-check a condition right before a change all go through
+:meth:`Watch.check` / :meth:`Watch.acheck`: one observation, one decision, written once.
 
 ``memory`` carries what a condition needs from earlier checks (the adoption streak); it is a list of
 JSON-friendly values so a trigger can serialize it.
@@ -12,29 +13,34 @@ JSON-friendly values so a trigger can serialize it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 from segment_rudderstack import conditions
 from segment_rudderstack.conditions import AdoptionSample, Decision, as_utc
 
 
+@dataclass(frozen=True)
+class Check:
+    """One check of a watch: what was observed, what the condition decided, and the memory to carry on."""
+
+    observation: Any
+    decision: Decision
+    memory: list[Any]
+
+
+@dataclass(frozen=True)
 class Watch:
-    """Base class; subclasses set ``fields`` (their keyword arguments) and implement observe/decide."""
-
-    fields: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, **kwargs: Any):
-        unknown = set(kwargs) - set(self.fields)
-        if unknown:
-            raise TypeError(f"{type(self).__name__} got unknown arguments {sorted(unknown)}")
-        self.kwargs = kwargs
-        for name in self.fields:
-            setattr(self, name, kwargs.get(name))
+    """Base class; subclasses declare their fields (as the sensors name them) and implement observe/decide."""
 
     def spec(self) -> dict[str, Any]:
-        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "kwargs": self.kwargs}
+        """What a trigger needs to rebuild this watch in the triggerer (see :func:`load_watch`)."""
+        kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "kwargs": kwargs}
 
     def observe(self) -> Any:
         raise NotImplementedError
@@ -45,6 +51,18 @@ class Watch:
 
     def decide(self, observation: Any, memory: list[Any]) -> tuple[Decision, list[Any]]:
         raise NotImplementedError
+
+    def check(self, memory: Sequence[Any] = ()) -> Check:
+        """Observe now and decide (errors from the observation propagate; see :meth:`is_transient`)."""
+        observation = self.observe()
+        decision, kept = self.decide(observation, list(memory))
+        return Check(observation, decision, kept)
+
+    async def acheck(self, memory: Sequence[Any] = ()) -> Check:
+        """:meth:`check` for the triggerer: the same decision on the asynchronous observation."""
+        observation = await self.aobserve()
+        decision, kept = self.decide(observation, list(memory))
+        return Check(observation, decision, kept)
 
     def is_transient(self, exc: BaseException) -> bool:
         """An error worth another check later (the hooks already retried 5xx/429/timeouts a few times); the
@@ -68,7 +86,11 @@ def load_watch(spec: dict[str, Any]) -> Watch:
 SYNC_REPORTS_PER_CHECK = 500
 
 
+@dataclass(frozen=True)
 class _SegmentSyncsWatch(Watch):
+    segment_conn_id: str
+    warehouse_id: str
+
     def _hook(self):
         from segment_rudderstack.hooks.segment import SegmentHook
 
@@ -83,10 +105,37 @@ class _SegmentSyncsWatch(Watch):
         )
 
 
+@dataclass(frozen=True)
 class SegmentLoadWatch(_SegmentSyncsWatch):
-    """Segment's load that started after ``started_after`` finished successfully (and none is running)."""
+    """Segment's load that started after ``started_after`` finished successfully (and none is running).
 
-    fields = ("segment_conn_id", "warehouse_id", "started_after", "source_ids", "allow_partial")
+    Build it (and :class:`SyncGateWatch`, which watches the same load) with :meth:`final_load`."""
+
+    started_after: str
+    source_ids: list[str] | None = None
+    allow_partial: bool = False
+
+    @classmethod
+    def final_load(
+        cls,
+        *,
+        segment_conn_id: str,
+        warehouse_id: str,
+        started_after: str | datetime,
+        source_ids: Sequence[str] | str | None = None,
+        allow_partial: bool = False,
+    ):
+        """The one constructor of the final-load gate, for the sensors and the operators that re-check it:
+        templated arguments (ISO strings, rendered lists) are normalised here, once."""
+        from segment_rudderstack.rendered import as_list
+
+        return cls(
+            segment_conn_id=segment_conn_id,
+            warehouse_id=warehouse_id,
+            started_after=as_utc(started_after).isoformat(),
+            source_ids=as_list(source_ids),
+            allow_partial=bool(allow_partial),
+        )
 
     def observe(self):
         return self._syncs(self._hook())
@@ -100,44 +149,59 @@ class SegmentLoadWatch(_SegmentSyncsWatch):
                 observation,
                 started_after=as_utc(self.started_after),
                 source_ids=self.source_ids,
-                allow_partial=bool(self.allow_partial),
+                allow_partial=self.allow_partial,
             ),
             memory,
         )
 
 
-class SyncGateWatch(_SegmentSyncsWatch):
+@dataclass(frozen=True)
+class GateState:
+    """What the sync gate observes: whether Segment's warehouse is enabled, and its sync reports."""
+
+    warehouse_enabled: bool
+    reports: list[Any]
+
+    @property
+    def last_load_end(self) -> datetime | None:
+        """The end of the newest finished Segment load (of any source: the warehouse is shared)."""
+        ends = [r.end for r in self.reports if r.end is not None]
+        return max(ends) if ends else None
+
+
+@dataclass(frozen=True)
+class SyncGateWatch(SegmentLoadWatch):
     """RudderStack's held sync may be released: Segment's final load is done and no load is running."""
 
-    fields = SegmentLoadWatch.fields
-
-    def observe(self):
+    def observe(self) -> GateState:
         hook = self._hook()
-        return hook.get_warehouse(self.warehouse_id), self._syncs(hook)
+        return GateState(bool(hook.get_warehouse(self.warehouse_id).get("enabled")), self._syncs(hook))
 
-    async def aobserve(self):
+    async def aobserve(self) -> GateState:
         hook = self._hook()
         warehouse = await hook.async_get_warehouse(self.warehouse_id)
-        return warehouse, await self._async_syncs(hook)
+        return GateState(bool(warehouse.get("enabled")), await self._async_syncs(hook))
 
-    def decide(self, observation, memory):
-        warehouse, reports = observation
+    def decide(self, observation: GateState, memory):
         return (
             conditions.sync_gate_decision(
-                reports,
-                warehouse_enabled=bool(warehouse.get("enabled")),
+                observation.reports,
+                warehouse_enabled=observation.warehouse_enabled,
                 started_after=as_utc(self.started_after),
                 source_ids=self.source_ids,
-                allow_partial=bool(self.allow_partial),
+                allow_partial=self.allow_partial,
             ),
             memory,
         )
 
 
+@dataclass(frozen=True)
 class SourceDrainedWatch(_SegmentSyncsWatch):
     """A server-side source no longer sends to Segment (its newest loads carry no events)."""
 
-    fields = ("segment_conn_id", "warehouse_id", "source_id", "started_after", "consecutive")
+    source_id: str
+    started_after: str
+    consecutive_loads: int = 2
 
     def observe(self):
         return self._syncs(self._hook(), self.source_id)
@@ -151,26 +215,25 @@ class SourceDrainedWatch(_SegmentSyncsWatch):
                 observation,
                 source_id=self.source_id,
                 started_after=as_utc(self.started_after),
-                consecutive=int(self.consecutive or 2),
+                consecutive=int(self.consecutive_loads or 2),
             ),
             memory,
         )
 
 
+@dataclass(frozen=True)
 class UploadWatch(Watch):
     """RudderStack has uploaded to the warehouse everything pending for the given sources, or (when a
     warehouse is given) the warehouse shows rows the destination loaded after ``loaded_after``."""
 
-    fields = (
-        "data_plane_conn_id",
-        "source_ids",
-        "task_run_id",
-        "warehouse_conn_id",
-        "namespace",
-        "destination_id",
-        "loaded_after",
-        "lookback_seconds",
-    )
+    rudderstack_data_plane_conn_id: str
+    source_ids: list[str]
+    task_run_id: str | None = None
+    warehouse_conn_id: str | None = None
+    namespace: str | None = None
+    destination_id: str | None = None
+    loaded_after: str | None = None
+    lookback_seconds: float = 86400
 
     def _loaded_rows(self) -> int | None:
         if not (self.warehouse_conn_id and self.destination_id and self.loaded_after):
@@ -188,7 +251,7 @@ class UploadWatch(Watch):
     def _hook(self):
         from segment_rudderstack.hooks.rudderstack import RudderStackDataPlaneHook
 
-        return RudderStackDataPlaneHook(rudderstack_data_plane_conn_id=self.data_plane_conn_id)
+        return RudderStackDataPlaneHook(rudderstack_data_plane_conn_id=self.rudderstack_data_plane_conn_id)
 
     @staticmethod
     def _sum(answers: list[dict[str, Any]]) -> dict[str, int]:
@@ -214,20 +277,19 @@ class UploadWatch(Watch):
 MAX_ADOPTION_HISTORY = 500
 
 
+@dataclass(frozen=True)
 class AdoptionWatch(Watch):
     """Share of events still arriving through Segment's webhook over a trailing window, sustained."""
 
-    fields = (
-        "warehouse_conn_id",
-        "namespace",
-        "webhook_source_id",
-        "window_seconds",
-        "threshold",
-        "consecutive",
-        "min_events",
-        "library_names",
-        "tables",
-    )
+    warehouse_conn_id: str
+    namespace: str
+    webhook_source_id: str
+    window_seconds: float
+    threshold: float
+    consecutive_checks: int = 3
+    min_events: int | None = 1
+    library_names: list[str] | None = None
+    tables: list[str] | None = None
 
     def observe(self) -> AdoptionSample:
         from segment_rudderstack.dialects import dialect_for_conn_id
@@ -240,12 +302,13 @@ class AdoptionWatch(Watch):
         if self.library_names:
             kwargs["library_names"] = list(self.library_names)
         sample = dialect_for_conn_id(self.warehouse_conn_id).adoption_share(self.namespace, **kwargs)
-        # With library names (e.g. the old SDK's), rows from those libraries count as "still on Segment".
-        via = sample.via_library if self.library_names else sample.via_segment
-        return AdoptionSample(at=until, total=int(sample.total), via_segment=int(via or 0))
+        if self.library_names:
+            # With library names (e.g. the old SDK's), rows from those libraries count as "still on Segment".
+            sample = dataclasses.replace(sample, via_segment=int(sample.via_library or 0))
+        return sample
 
     def decide(self, observation: AdoptionSample, memory):
-        keep = max(int(self.consecutive), 1)
+        keep = max(int(self.consecutive_checks), 1)
         # Keep a bounded history: the streak needs the last `keep` checks, the report charts the rest.
         history = [AdoptionSample.from_dict(m) for m in memory][-(MAX_ADOPTION_HISTORY - 1) :]
         history.append(observation)

@@ -242,7 +242,7 @@ def test_dry_run_reads_everything_changes_nothing_anywhere_and_says_what_it_woul
                                repair=True, change_log_key=world.change_log_key, dry_run=True),
     ]:
         result = step.execute(context())
-        would += step._changes
+        would += [{"target": c.target, "field": c.field, "dry_run": step.is_dry_run} for c in step.would_change]
         if isinstance(step, DuplicateCheckOperator):
             assert result["removed"] == {"tracks": 1, "order_completed": 1}
     assert world.changes(mark) == []

@@ -11,7 +11,8 @@ from segment_rudderstack.watches import Watch
 class FlakyWatch(Watch):
     """Fails its first observation with the given error, then sees a state that is done."""
 
-    fields = ("error",)
+    def __init__(self, error):
+        self.error = error
 
     def observe(self):
         if self.error is not None:
@@ -44,3 +45,33 @@ def test_a_permanent_error_fails_the_poke_at_once_without_retry():
     sensor = FlakySensor(error=ValueError("bad id"), task_id="s", deferrable=False)
     with pytest.raises(AirflowFailException, match="bad id.*configuration error"):
         sensor.poke({})
+
+
+def test_the_first_check_is_a_poke_so_a_transient_error_defers_instead_of_failing():
+    from airflow.sdk.exceptions import TaskDeferred
+
+    sensor = FlakySensor(error=ConnectionError("refused"), task_id="s", deferrable=True, timeout=60)
+    with pytest.raises(TaskDeferred):  # the refused first check waits like any poke, then defers
+        sensor.execute({})
+
+
+def test_a_first_check_that_holds_returns_without_waiting():
+    sensor = FlakySensor(error=None, task_id="s", deferrable=True)
+    assert sensor.execute({})["reason"] == "observed state"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"status": "cancelled"},
+        {"status": None},
+        {"status": "decided"},  # no decision in it
+        {"status": "decided", "decision": {"outcome": "wait", "reason": "still loading", "details": {}}},
+    ],
+)
+def test_execute_complete_fails_closed_on_an_event_it_does_not_know(event):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    sensor = FlakySensor(error=None, task_id="gate", deferrable=True)
+    with pytest.raises(AirflowFailException, match="gate: "):
+        sensor.execute_complete({}, event)

@@ -7,7 +7,6 @@
 """
 
 from segment_rudderstack.dialects.base import (
-    SEGMENT_EVENT_TABLES,
     AdoptionSample,
     ColumnDifference,
     DuplicateCount,
@@ -18,7 +17,6 @@ from segment_rudderstack.dialects.base import (
 from segment_rudderstack.dialects.registry import dialect_classes, dialect_for_conn_id, get_dialect
 
 __all__ = [
-    "SEGMENT_EVENT_TABLES",
     "AdoptionSample",
     "ColumnDifference",
     "DuplicateCount",

@@ -24,32 +24,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
+from segment_rudderstack.conditions import AdoptionSample
+from segment_rudderstack.vocabulary import CLIENT_EVENT_TABLES
+
 log = logging.getLogger(__name__)
 
-SEGMENT_EVENT_TABLES = ("tracks", "pages", "screens", "identifies")
 
 
 # --------------------------------------------------------------------------------------------- results
-@dataclass(frozen=True)
-class AdoptionSample:
-    """Rows with ``received_at`` in ``[since, until)`` and how many of them still came through Segment.
-
-    ``share`` is ``via_segment / total``, or ``None`` when the window holds no rows (no evidence either way).
-    ``via_library`` / ``library_share`` count rows whose ``context_library_name`` is one of the requested
-    library names (``None`` when none were asked for).
-    """
-
-    total: int
-    via_segment: int
-    share: float | None
-    since: datetime
-    until: datetime
-    via_library: int | None = None
-    library_share: float | None = None
-    tables: tuple[str, ...] = ()
-    missing_tables: tuple[str, ...] = ()
-
-
 @dataclass(frozen=True)
 class DuplicateCount:
     """Message ids present more than once in a table, and how many rows beyond the first copy exist."""
@@ -403,7 +385,7 @@ class WarehouseDialect:
         webhook_source_id: str,
         since: datetime,
         until: datetime,
-        tables: Sequence[str] = SEGMENT_EVENT_TABLES,
+        tables: Sequence[str] = CLIENT_EVENT_TABLES,
         library_names: Sequence[str] | None = None,
     ) -> AdoptionSample:
         """Count rows received in ``[since, until)`` and those whose ``context_source_id`` is the webhook source.
@@ -445,13 +427,11 @@ class WarehouseDialect:
                     via_library += int(row[2] or 0)
 
         return AdoptionSample(
+            at=until,
             total=total,
             via_segment=via_segment,
-            share=(via_segment / total) if total else None,
             since=since,
-            until=until,
             via_library=via_library if libraries else None,
-            library_share=((via_library / total) if total else None) if libraries else None,
             tables=tuple(t.name for t in counted),
             missing_tables=missing,
         )
@@ -503,7 +483,7 @@ class WarehouseDialect:
         destination_id: str,
         loaded_after: datetime,
         received_after: datetime,
-        tables: Sequence[str] = SEGMENT_EVENT_TABLES,
+        tables: Sequence[str] = CLIENT_EVENT_TABLES,
     ) -> int:
         """Rows a RudderStack destination loaded (``context_destination_id``) at or after ``loaded_after``
         (``uuid_ts``, the load time). ``received_after`` bounds the scan by ``received_at`` so the cost follows
@@ -594,24 +574,13 @@ class WarehouseDialect:
         schema: str,
         tables: Iterable[str],
         since: datetime | None = None,
-        dry_run: bool = False,
     ) -> dict[str, int]:
         """Keep exactly one row per id (the latest ``received_at``, then ``uuid_ts``); return rows removed.
 
-        With ``dry_run`` nothing changes and the counts are what would be removed.
+        What a repair would remove is :meth:`count_duplicates`' ``extra_rows`` (a dry run counts, it does
+        not call this).
         """
         wanted = list(tables)
-        if dry_run:
-            counts = self.count_duplicates(schema, wanted, since)
-            for name, count in counts.items():
-                log.info(
-                    "dry run: would remove %d duplicate rows (%d ids) from %s.%s",
-                    count.extra_rows,
-                    count.ids_with_duplicates,
-                    schema,
-                    name,
-                )
-            return {name: count.extra_rows for name, count in counts.items()}
         removed: dict[str, int] = {}
         with self.session() as s:
             actual_schema = self._resolve_schema(s, schema)

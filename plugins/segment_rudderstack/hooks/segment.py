@@ -18,9 +18,7 @@ from segment_rudderstack.hooks.api_hook import ApiHook
 from segment_rudderstack.hooks.errors import ResponseFormatError
 from segment_rudderstack.hooks.protocol import RequestSpec, quoted_id, unwrap
 from segment_rudderstack.sync_status import SyncState, classify
-
-WEBHOOKS_METADATA_ID = "54521fdc25e721e32a72ef04"
-"""Segment's catalog id of the classic Webhooks destination."""
+from segment_rudderstack.vocabulary import WEBHOOKS_METADATA_ID  # noqa: F401 (the hooks' public API re-exports it)
 
 _MAX_PAGES = 10_000
 

@@ -1,8 +1,10 @@
 """What every migration operator shares: dry-run, before/after logging, and the change log.
 
 Operators read the current state, compare it with what is wanted and change only what differs. Every
-change goes through :meth:`MigrationOperator.apply_change`, which logs what/before/after, records it in
-the plan's change log (for the rollback) and, in dry-run mode, only says what it would change.
+change goes through :meth:`MigrationOperator.apply_change`, which logs what/before/after and records it
+through :meth:`MigrationOperator.record_change` in the plan's change log (for the rollback); in dry-run mode
+it only says what it would change (and keeps that in ``would_change``). A dry run is explicit: an id an
+upstream task did not return is a failure in a real run (:meth:`MigrationOperator.require_upstream`).
 """
 
 from __future__ import annotations
@@ -11,16 +13,23 @@ from collections.abc import Callable
 from typing import Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from segment_rudderstack.changelog import Change, ChangeLog
 from segment_rudderstack.rendered import as_bool
+from segment_rudderstack.vocabulary import ChangeTarget
 
-__all__ = ["MigrationOperator", "as_bool"]
-
-
+__all__ = ["ChangeTarget", "MigrationOperator", "as_bool"]
 
 
 class MigrationOperator(BaseOperator):
+    """Base of the operators that change Segment, RudderStack or the warehouse.
+
+    :param dry_run: read everything, change nothing, and say what would change (also a rendered template).
+    :param change_log_key: the Airflow Variable holding the plan's change log (``Plan.change_log_key``);
+        ``None`` logs changes without keeping them (nothing to roll back).
+    """
+
     ui_color = "#fbe7c6"
     template_fields: tuple[str, ...] = ("dry_run",)
 
@@ -28,7 +37,8 @@ class MigrationOperator(BaseOperator):
         super().__init__(**kwargs)
         self.dry_run = dry_run
         self.change_log_key = change_log_key
-        self._changes: list[dict[str, Any]] = []
+        #: what a dry run of this task would have changed (empty in a real run: see the change log)
+        self.would_change: list[Change] = []
 
     @property
     def is_dry_run(self) -> bool:
@@ -38,11 +48,47 @@ class MigrationOperator(BaseOperator):
     def change_log(self) -> ChangeLog:
         return ChangeLog(self.change_log_key)
 
+    def require_upstream(self, value: Any, what: str) -> bool:
+        """Whether ``value`` (an id an upstream task returned) is there to act on.
+
+        Missing in a dry run: ``False`` (the upstream task only said what it would create). Missing in a real
+        run: the task fails, naming the upstream tasks that should have returned it.
+        """
+        if value not in (None, "", "None"):
+            return True
+        if self.is_dry_run:
+            return False
+        upstream = ", ".join(sorted(self.upstream_task_ids)) or "none"
+        raise AirflowFailException(
+            f"{self.task_id}: {what} is empty; expected the id an upstream task returned (upstream tasks: "
+            f"{upstream}). Did that task run in dry-run mode, or was it skipped? Re-run it for real first."
+        )
+
+    def record_change(
+        self, context: Any, *, target: ChangeTarget | str, target_id: str, field: str, before: Any, after: Any
+    ) -> Change:
+        """Record one outside change in the plan's change log (the rollback reads it); every change goes here."""
+        ti = context.get("ti") if context else None
+        change = Change(
+            target=str(target),
+            target_id=target_id,
+            field=field,
+            before=before,
+            after=after,
+            task_id=self.task_id,
+            run_id=getattr(ti, "run_id", None),
+        )
+        if self.is_dry_run:
+            self.would_change.append(change)
+        else:
+            self.change_log.record(change)
+        return change
+
     def apply_change(
         self,
         context: Any,
         *,
-        target: str,
+        target: ChangeTarget | str,
         target_id: str,
         field: str,
         before: Any,
@@ -57,27 +103,14 @@ class MigrationOperator(BaseOperator):
             return False
         if self.is_dry_run:
             self.log.info("DRY RUN: would change %s %s: %s %r -> %r", target, target_id, field, before, after)
-            self._changes.append({"target": target, "target_id": target_id, "field": field, "dry_run": True})
-            return True
-        self.log.info("changing %s %s: %s %r -> %r", target, target_id, field, before, after)
-        apply()
-        ti = context.get("ti") if context else None
-        self.change_log.record(
-            Change(
-                target=target,
-                target_id=target_id,
-                field=field,
-                before=before,
-                after=after,
-                task_id=self.task_id,
-                run_id=getattr(ti, "run_id", None),
-            )
-        )
-        self._changes.append({"target": target, "target_id": target_id, "field": field, "after": after})
+        else:
+            self.log.info("changing %s %s: %s %r -> %r", target, target_id, field, before, after)
+            apply()
+        self.record_change(context, target=target, target_id=target_id, field=field, before=before, after=after)
         return True
 
     def create_missing(
-        self, context: Any, *, target: str, target_id: str, make: Callable[[], dict[str, Any]]
+        self, context: Any, *, target: ChangeTarget, target_id: str, make: Callable[[], dict[str, Any]]
     ) -> dict[str, Any] | None:
         """Create something that does not exist yet (logged and recorded like any change); returns what the
         service answered, or ``None`` in a dry run."""
@@ -94,7 +127,7 @@ class MigrationOperator(BaseOperator):
         """Set one key of a RudderStack destination's config (merged by the hook), logged and recorded."""
         return self.apply_change(
             context,
-            target="rudderstack.destination",
+            target=ChangeTarget.RUDDERSTACK_DESTINATION,
             target_id=destination_id,
             field=f"config.{key}",
             before=before,

@@ -14,8 +14,9 @@ from segment_rudderstack.changelog import Change, ChangeLog
 from segment_rudderstack.operators.base import MigrationOperator
 from segment_rudderstack.rendered import as_list
 from segment_rudderstack.trigger_conf import check_trigger_conf, dag_param_names
+from segment_rudderstack.vocabulary import ChangeTarget
 
-MIGRATION = "migration"
+MIGRATION = ChangeTarget.MIGRATION
 STATUS = "status"
 COMPLETE = "complete"
 ROLLED_BACK = "rolled_back"
@@ -67,44 +68,73 @@ class RollbackOperator(MigrationOperator):
         self.segment_conn_id = segment_conn_id
         self.rudderstack_conn_id = rudderstack_conn_id
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def _hooks(self):
         from segment_rudderstack.hooks.rudderstack import RudderStackHook
         from segment_rudderstack.hooks.segment import SegmentHook
+
+        return SegmentHook(segment_conn_id=self.segment_conn_id), RudderStackHook(
+            rudderstack_conn_id=self.rudderstack_conn_id
+        )
+
+    def _undo_steps(self, segment, rudderstack) -> dict[tuple[ChangeTarget, str | None], Any]:
+        """How each kind of recorded change is undone: ``(target, field)`` -> step(context, target_id, field)
+        returning what was done (``None``: already undone). ``field`` ``None`` matches every field."""
         from segment_rudderstack.operators.segment import is_connected
 
+        def warehouse_enabled(context, target_id, field):
+            current = bool(segment.get_warehouse(target_id).get("enabled"))
+            if self.apply_change(context, target=ChangeTarget.SEGMENT_WAREHOUSE, target_id=target_id, field=field,
+                                 before=current, after=True,
+                                 apply=lambda: segment.set_warehouse_enabled(target_id, True)):
+                return f"re-enabled Segment warehouse {target_id}"
+            return None
+
+        def source_connected(context, target_id, field):
+            warehouse_id, _, source_id = target_id.partition(":")
+            if self.apply_change(
+                context, target=ChangeTarget.SEGMENT_WAREHOUSE_SOURCE, target_id=target_id, field=field,
+                before=is_connected(segment, warehouse_id, source_id), after=True,
+                apply=lambda: segment.connect_warehouse_source(warehouse_id, source_id),
+            ):
+                return f"reconnected Segment source {source_id} to warehouse {warehouse_id}"
+            return None
+
+        def webhook_enabled(context, target_id, field):
+            current = bool(segment.get_destination(target_id).get("enabled"))
+            if self.apply_change(context, target=ChangeTarget.SEGMENT_DESTINATION, target_id=target_id,
+                                 field=field, before=current, after=False,
+                                 apply=lambda: segment.set_destination_enabled(target_id, False)):
+                return f"disabled Segment webhook destination {target_id}"
+            return None
+
+        def sync_held(context, target_id, field):
+            config = rudderstack.get_destination(target_id).get("config") or {}
+            before = bool(config.get("manualSync", False))
+            if self.set_destination_config(context, rudderstack, target_id, "manualSync", before, True):
+                return f"held RudderStack sync on destination {target_id}"
+            return None
+
+        return {
+            (ChangeTarget.SEGMENT_WAREHOUSE, "enabled"): warehouse_enabled,
+            (ChangeTarget.SEGMENT_WAREHOUSE_SOURCE, "connected"): source_connected,
+            (ChangeTarget.SEGMENT_DESTINATION, "enabled"): webhook_enabled,
+            (ChangeTarget.RUDDERSTACK_DESTINATION, "config."): sync_held,  # any config key: hold the sync
+        }
+
+    def execute(self, context: Any) -> dict[str, Any]:
         check_trigger_conf(context, dag_param_names(self))
-        segment = SegmentHook(segment_conn_id=self.segment_conn_id)
-        rudderstack = RudderStackHook(rudderstack_conn_id=self.rudderstack_conn_id)
+        segment, rudderstack = self._hooks()
+        steps = self._undo_steps(segment, rudderstack)
         entries = self.change_log.entries()
         if not entries:
             self.log.info("the change log %s is empty: this plan changed nothing, so there is nothing to undo",
                           self.change_log_key)
         done: list[str] = []
-        targets = {(c.target, c.target_id, c.field) for c in entries}
-        for target, target_id, field in sorted(targets):
-            if (target, field) == ("segment.warehouse", "enabled"):
-                current = bool(segment.get_warehouse(target_id).get("enabled"))
-                if self.apply_change(context, target=target, target_id=target_id, field=field, before=current,
-                                     after=True, apply=lambda t=target_id: segment.set_warehouse_enabled(t, True)):
-                    done.append(f"re-enabled Segment warehouse {target_id}")
-            elif (target, field) == ("segment.warehouse.source", "connected"):
-                warehouse_id, _, source_id = target_id.partition(":")
-                if self.apply_change(
-                    context, target=target, target_id=target_id, field=field,
-                    before=is_connected(segment, warehouse_id, source_id), after=True,
-                    apply=lambda w=warehouse_id, s=source_id: segment.connect_warehouse_source(w, s),
-                ):
-                    done.append(f"reconnected Segment source {source_id} to warehouse {warehouse_id}")
-            elif (target, field) == ("segment.destination", "enabled"):
-                current = bool(segment.get_destination(target_id).get("enabled"))
-                if self.apply_change(context, target=target, target_id=target_id, field=field, before=current,
-                                     after=False, apply=lambda t=target_id: segment.set_destination_enabled(t, False)):
-                    done.append(f"disabled Segment webhook destination {target_id}")
-            elif target == "rudderstack.destination" and field.startswith("config."):
-                config = rudderstack.get_destination(target_id).get("config") or {}
-                before = bool(config.get("manualSync", False))
-                if self.set_destination_config(context, rudderstack, target_id, "manualSync", before, True):
-                    done.append(f"held RudderStack sync on destination {target_id}")
+        for target, target_id, field in sorted({(c.target, c.target_id, c.field) for c in entries}):
+            key = "config." if field.startswith("config.") else field
+            step = steps.get((target, key))
+            if step is not None and (outcome := step(context, target_id, field)):
+                done.append(outcome)
         status = migration_status(self.change_log, self.plan_name)
         if status is not None and status.after != ROLLED_BACK:
             self.apply_change(context, target=MIGRATION, target_id=self.plan_name, field=STATUS,

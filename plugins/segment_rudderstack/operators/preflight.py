@@ -18,6 +18,7 @@ from segment_rudderstack import conditions
 from segment_rudderstack.changelog import ChangeLog
 from segment_rudderstack.operators.rudderstack import _same_namespace
 from segment_rudderstack.rendered import as_list
+from segment_rudderstack.vocabulary import EVENT_TABLES, ChangeTarget
 from segment_rudderstack.watches import SYNC_REPORTS_PER_CHECK
 
 # Columns RudderStack writes into every Segment event table, with the type family it writes them as.
@@ -101,7 +102,7 @@ class PreflightOperator(BaseOperator):
         warehouse = hook.get_warehouse(self.warehouse_id)
         summary["segment_warehouse_enabled"] = bool(warehouse.get("enabled"))
         if not warehouse.get("enabled"):
-            ours = ChangeLog(self.change_log_key).last("segment.warehouse", self.warehouse_id, "enabled")
+            ours = ChangeLog(self.change_log_key).last(ChangeTarget.SEGMENT_WAREHOUSE, self.warehouse_id, "enabled")
             if ours is not None and ours.after is False:
                 self.log.info("Segment warehouse %s was disabled by this migration at %s", self.warehouse_id, ours.at)
             else:
@@ -163,7 +164,7 @@ class PreflightOperator(BaseOperator):
         missing = [t for t in self.required_tables if t not in tables]
         if missing:
             problems.append(f"required Segment tables missing from schema {self.namespace!r}: {missing}")
-        present = [t for t in ("tracks", "pages", "screens", "identifies", "groups", "aliases") if t in tables]
+        present = [t for t in EVENT_TABLES if t in tables]
         differences = dialect.compare_columns(expected_columns(present), dialect.list_columns(self.namespace, present))
         rows = [
             (d.table, d.column or "", d.kind, d.expected_type or "", d.actual_type or "") for d in differences

@@ -9,10 +9,9 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from segment_rudderstack import conditions
 from segment_rudderstack.links import RudderStackDestinationLink, SegmentWarehouseLink
 from segment_rudderstack.operators.base import MigrationOperator
-from segment_rudderstack.rendered import as_list
+from segment_rudderstack.vocabulary import ChangeTarget
 
 
 def _same_namespace(a: str | None, b: str | None) -> bool:
@@ -123,7 +122,7 @@ class EnsureRudderStackDestinationOperator(_RudderStackOperator):
             config = {**warehouse_credentials(self.credentials_conn_id), **config}
         created = self.create_missing(
             context,
-            target="rudderstack.destination",
+            target=ChangeTarget.RUDDERSTACK_DESTINATION,
             target_id=self.destination_name,
             make=lambda: hook.create_destination(
                 name=self.destination_name, type=self.destination_type, config=config, enabled=True
@@ -176,12 +175,12 @@ class EnsureRudderStackSegmentSourceOperator(_RudderStackOperator):
         if source is None:
             source = self.create_missing(
                 context,
-                target="rudderstack.source",
+                target=ChangeTarget.RUDDERSTACK_SOURCE,
                 target_id=self.source_name,
                 make=lambda: hook.create_source(name=self.source_name, type="Segment"),
             )
         source_id = source.get("id") if source else None
-        if not self.destination_id:
+        if not self.require_upstream(self.destination_id, "destination_id"):
             self.log.info("DRY RUN: no destination yet; connections would be made after it is created")
             return source_id
         connected = {
@@ -202,7 +201,7 @@ class EnsureRudderStackSegmentSourceOperator(_RudderStackOperator):
             before = bool(existing and existing.get("enabled", True))
             self.apply_change(
                 context,
-                target="rudderstack.connection",
+                target=ChangeTarget.RUDDERSTACK_CONNECTION,
                 target_id=f"{sid}->{self.destination_id}",
                 field="enabled",
                 before=before if existing else None,
@@ -231,7 +230,7 @@ class HoldRudderStackSyncOperator(_RudderStackOperator):
         self.destination_id = destination_id
 
     def execute(self, context: Any) -> bool:
-        if not self.destination_id:
+        if not self.require_upstream(self.destination_id, "destination_id"):
             self.log.info("DRY RUN: the destination does not exist yet; it would be created with sync held")
             return True
         hook = self.rudderstack()
@@ -278,20 +277,19 @@ class ReleaseRudderStackSyncOperator(_RudderStackOperator):
         from segment_rudderstack.hooks.rudderstack import RudderStackDataPlaneHook
         from segment_rudderstack.watches import SyncGateWatch
 
-        if not self.destination_id:
+        if not self.require_upstream(self.destination_id, "destination_id"):
             self.log.info("DRY RUN: no destination yet; its sync would be released after Segment's final load")
             return {"released": False}
         # The gate sensor's own watch and decision, checked again right before the change.
-        watch = SyncGateWatch(
+        watch = SyncGateWatch.final_load(
             segment_conn_id=self.segment_conn_id,
             warehouse_id=self.warehouse_id,
-            started_after=conditions.as_utc(self.started_after).isoformat(),
-            source_ids=as_list(self.source_ids),
+            started_after=self.started_after,
+            source_ids=self.source_ids,
             allow_partial=self.allow_partial,
         )
-        observation = watch.observe()
-        gate, _ = watch.decide(observation, [])
-        reports = observation[1]
+        check = watch.check()
+        gate = check.decision
         if not gate.done and self.is_dry_run:
             self.log.info("DRY RUN: would release RudderStack's sync once this holds: %s", gate.reason)
             return {"released": False, "dry_run": True, "gate": gate.reason}
@@ -300,9 +298,8 @@ class ReleaseRudderStackSyncOperator(_RudderStackOperator):
                 f"refusing to release RudderStack's sync: {gate.reason}. Expected Segment's final load to be "
                 "finished and no Segment load running; re-run this task once that holds."
             )
-        ends = [r.end for r in reports if r.end is not None]
         now = datetime.now(UTC)
-        start_at = sync_start_at(max(ends) if ends else None, timedelta(minutes=float(self.margin_minutes)), now)
+        start_at = sync_start_at(check.observation.last_load_end, timedelta(minutes=float(self.margin_minutes)), now)
         hook = self.rudderstack()
         destination = hook.get_destination(self.destination_id)
         config = destination.get("config") or {}
@@ -325,7 +322,7 @@ class ReleaseRudderStackSyncOperator(_RudderStackOperator):
         released_at = now.isoformat()
         if not changed:
             # Released earlier: report that instant (sensors downstream wait for loads after it).
-            earlier = self.change_log.last("rudderstack.destination", self.destination_id, "config.manualSync")
+            earlier = self.change_log.last(ChangeTarget.RUDDERSTACK_DESTINATION, self.destination_id, "config.manualSync")
             if earlier is not None and earlier.after is False:
                 released_at = earlier.at
         return {"released": changed or not held, "sync_start_at": start_at, "upload_triggered": triggered,

@@ -10,14 +10,12 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from segment_rudderstack import conditions
-from segment_rudderstack.conditions import as_utc
+from segment_rudderstack.conditions import Decision, as_utc
 from segment_rudderstack.links import SegmentDestinationsLink, SegmentWarehouseLink
 from segment_rudderstack.operators.base import MigrationOperator
 from segment_rudderstack.rendered import as_list
-from segment_rudderstack.watches import AdoptionWatch, SyncGateWatch
-
-WEBHOOKS_METADATA_ID = "54521fdc25e721e32a72ef04"  # Segment's classic Webhooks destination
+from segment_rudderstack.vocabulary import WEBHOOKS_METADATA_ID, ChangeTarget
+from segment_rudderstack.watches import AdoptionWatch, SegmentLoadWatch
 
 
 def hook_urls(destination: dict[str, Any]) -> list[str]:
@@ -74,8 +72,8 @@ class _WebhookOperator(_SegmentOperator):
         """The RudderStack webhook URL (it carries the source's write key: masked, never returned)."""
         from segment_rudderstack.hooks.rudderstack import RudderStackDataPlaneHook, RudderStackHook
 
-        if not self.rudderstack_source_id:
-            return None
+        if not self.require_upstream(self.rudderstack_source_id, "rudderstack_source_id"):
+            return None  # dry run: the source would be created upstream
         source = RudderStackHook(rudderstack_conn_id=self.rudderstack_conn_id).get_source(self.rudderstack_source_id)
         write_key = source.get("writeKey")
         if not write_key:
@@ -122,7 +120,7 @@ class EnsureSegmentWebhookOperator(_WebhookOperator):
             if not matches:
                 created = self.create_missing(
                     context,
-                    target="segment.destination",
+                    target=ChangeTarget.SEGMENT_DESTINATION,
                     target_id=f"{source_id}:{self.destination_name}",
                     make=lambda source_id=source_id: hook.create_destination(
                         source_id=source_id,
@@ -144,7 +142,7 @@ class EnsureSegmentWebhookOperator(_WebhookOperator):
             before = bool(destination.get("enabled"))
             self.apply_change(
                 context,
-                target="segment.destination",
+                target=ChangeTarget.SEGMENT_DESTINATION,
                 target_id=destination_id,
                 field="enabled",
                 before=before,
@@ -161,15 +159,12 @@ class EnsureSegmentWebhookOperator(_WebhookOperator):
         return {"destinations": destinations, "cutover_at": cutover.isoformat()}
 
     def _record_enabled(self, context: Any, destination_id: str, before: Any, after: bool) -> None:
-        from segment_rudderstack.changelog import Change
-
-        self.change_log.record(
-            Change(target="segment.destination", target_id=destination_id, field="enabled", before=before,
-                   after=after, task_id=self.task_id, run_id=getattr(context.get("ti"), "run_id", None))
-        )
+        # A webhook created enabled also logs its "enabled" state, so the rollback finds and disables it.
+        self.record_change(context, target=ChangeTarget.SEGMENT_DESTINATION, target_id=destination_id,
+                           field="enabled", before=before, after=after)
 
     def _enabled_since(self, destination_id: str) -> datetime:
-        change = self.change_log.last("segment.destination", destination_id, "enabled")
+        change = self.change_log.last(ChangeTarget.SEGMENT_DESTINATION, destination_id, "enabled")
         if change is not None and change.after is True:
             return as_utc(change.at)
         # Enabled outside this migration: we cannot know since when, so take now (the safe, later instant).
@@ -202,12 +197,12 @@ class DisableSegmentWebhookOperator(_WebhookOperator):
             webhook_source_id=self.rudderstack_source_id,
             window_seconds=float(guard["window_seconds"]),
             threshold=float(guard["threshold"]),
-            consecutive=1,
+            consecutive_checks=1,
             min_events=guard.get("min_events"),
             library_names=guard.get("library_names") or [],
             tables=None,
         )
-        decision, _ = watch.decide(watch.observe(), [])
+        decision = watch.check().decision
         return None if decision.done else decision.reason
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -227,7 +222,7 @@ class DisableSegmentWebhookOperator(_WebhookOperator):
             for destination in matches:
                 if self.apply_change(
                     context,
-                    target="segment.destination",
+                    target=ChangeTarget.SEGMENT_DESTINATION,
                     target_id=destination["id"],
                     field="enabled",
                     before=bool(destination.get("enabled")),
@@ -236,6 +231,11 @@ class DisableSegmentWebhookOperator(_WebhookOperator):
                 ):
                     disabled.append(destination["id"])
         return {"disabled": disabled, "at": datetime.now(UTC).isoformat()}
+
+
+def _load_running(decision: Decision) -> bool:
+    """A final-load decision that waits because a Segment load is running (rather than for one to start)."""
+    return decision.waiting and bool(decision.details.get("running"))
 
 
 class DisableSegmentWarehouseOperator(_SegmentOperator):
@@ -272,34 +272,30 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
         self.running_load_wait_seconds = running_load_wait_seconds
         self.check_interval = 60.0 / float(sync_list_requests_per_minute)
 
-    def _check(self, watch: SyncGateWatch) -> tuple[bool, conditions.Decision, bool]:
-        warehouse, reports = watch.observe()  # the same observation the gate sensor makes
-        decision = conditions.segment_load_decision(
-            reports,
-            started_after=as_utc(self.started_after),
-            source_ids=watch.source_ids,
-            allow_partial=self.allow_partial,
-        )
-        return bool(warehouse.get("enabled")), decision, bool(decision.details.get("running"))
+    def _check(self, hook, watch: SegmentLoadWatch) -> tuple[bool, Decision]:
+        """Whether Segment's warehouse is enabled, and the final-load sensor's decision, observed now."""
+        enabled = bool(hook.get_warehouse(self.warehouse_id).get("enabled"))
+        return enabled, watch.check().decision
 
     def execute(self, context: Any) -> dict[str, Any]:
         hook = self.segment()
-        watch = SyncGateWatch(
+        # The final-load sensor's own watch and decision, checked again right before the change.
+        watch = SegmentLoadWatch.final_load(
             segment_conn_id=self.segment_conn_id,
             warehouse_id=self.warehouse_id,
-            started_after=as_utc(self.started_after).isoformat(),
-            source_ids=as_list(self.source_ids),
+            started_after=self.started_after,
+            source_ids=self.source_ids,
             allow_partial=self.allow_partial,
         )
-        enabled, decision, running = self._check(watch)
+        enabled, decision = self._check(hook, watch)
         # A new scheduled load may have started since the sensor saw the final one finish: wait for it to end
         # (bounded) rather than fail; any other reason to refuse ends the task below.
         deadline = time.monotonic() + float(self.running_load_wait_seconds)
-        while running and enabled and not self.is_dry_run and time.monotonic() < deadline:
+        while _load_running(decision) and enabled and not self.is_dry_run and time.monotonic() < deadline:
             self.log.info("%s; checking again in %.0f s before switching Segment's warehouse off",
                           decision.reason, self.check_interval)
             time.sleep(self.check_interval)
-            enabled, decision, running = self._check(watch)
+            enabled, decision = self._check(hook, watch)
         if self.final_step == "disable_warehouse" and not enabled:
             self.log.info("unchanged: Segment warehouse %s is already disabled", self.warehouse_id)
             return {"disabled": False, "already": True, "last_check": decision.reason}
@@ -316,7 +312,7 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
         if self.final_step == "disable_warehouse":
             changed = self.apply_change(
                 context,
-                target="segment.warehouse",
+                target=ChangeTarget.SEGMENT_WAREHOUSE,
                 target_id=self.warehouse_id,
                 field="enabled",
                 before=True,
@@ -328,7 +324,7 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
             for source_id in watch.source_ids or []:
                 changed |= self.apply_change(
                     context,
-                    target="segment.warehouse.source",
+                    target=ChangeTarget.SEGMENT_WAREHOUSE_SOURCE,
                     target_id=f"{self.warehouse_id}:{source_id}",
                     field="connected",
                     before=is_connected(hook, self.warehouse_id, source_id),

@@ -6,10 +6,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from segment_rudderstack.changelog import Change
 from segment_rudderstack.operators.base import MigrationOperator, as_bool
-
-EVENT_TABLES = ("tracks", "pages", "screens", "identifies", "groups", "aliases")
+from segment_rudderstack.vocabulary import ChangeTarget
 
 
 class DuplicateCheckOperator(MigrationOperator):
@@ -50,16 +48,13 @@ class DuplicateCheckOperator(MigrationOperator):
         removed: dict[str, int] = {}
         if found and as_bool(self.repair):
             if self.is_dry_run:
-                removed = dialect.repair_duplicates(self.namespace, list(found), since=since, dry_run=True)
+                removed = dict(found)  # the repair keeps one row per id: it removes exactly the extra rows
                 self.log.info("DRY RUN: repair would remove %s", removed)
             else:
                 removed = dialect.repair_duplicates(self.namespace, list(found), since=since)
                 self.log.info("repair removed %s", removed)
-                ti = context.get("ti") if context else None
-                self.change_log.record(
-                    Change(target="warehouse.rows", target_id=self.namespace, field="duplicates_removed",
-                           before=found, after=removed, task_id=self.task_id, run_id=getattr(ti, "run_id", None))
-                )
+            self.record_change(context, target=ChangeTarget.WAREHOUSE_ROWS, target_id=self.namespace,
+                               field="duplicates_removed", before=found, after=removed)
         elif found:
             self.log.warning(
                 "found duplicate rows %s; set repair_duplicates to keep one row per id", found

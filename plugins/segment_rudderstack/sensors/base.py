@@ -24,12 +24,17 @@ from segment_rudderstack.transient import (
 from segment_rudderstack.triggers.condition import ConditionTrigger
 from segment_rudderstack.watches import Watch
 
-_UNOBSERVED = object()
-
 
 class ConditionSensor(BaseSensorOperator):
-    """Base class: subclasses implement :meth:`build_watch`; the rest is shared.
+    """Base class of the migration's sensors: subclasses implement :meth:`build_watch`; the rest is shared.
 
+    The first check is the first :meth:`poke` (the same error rules as every later poke and as the
+    trigger); when the condition does not hold yet the sensor defers to :class:`ConditionTrigger` (or, with
+    ``deferrable=False``, keeps poking in the worker).
+
+    :param deferrable: wait in the triggerer (no worker slot held) rather than poking in a worker.
+    :param dry_run: check once and report; never wait (a dry run changes nothing upstream, so the awaited
+        state may never come). Also accepts a rendered template (``"True"``/``"False"``).
     :param transient_budget_seconds: how long observation errors that may pass (database connection refused
         or reset, a truncated 2xx body, 5xx after the hooks' own retries) are ridden out in a row before the
         task fails; permanent errors (401, 403, 404, a missing connection) fail at once, without retries.
@@ -56,9 +61,21 @@ class ConditionSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.dry_run = dry_run
         self._memory: list[Any] = []
+        self._watch: Watch | None = None
+        self._last_decision: Decision | None = None
+        self._budget = TransientBudget(self.transient_budget_seconds, self.transient_max_errors)
+        # True between the first check (made by execute) and the poke loop's first call: that call is skipped
+        # so the loop starts with a wait (two back-to-back requests would break a 2-per-minute rate limit).
+        self._first_check_made = False
 
     def build_watch(self, context) -> Watch:
         raise NotImplementedError
+
+    def watch(self, context) -> Watch:
+        """The watch of this task run, built once."""
+        if self._watch is None:
+            self._watch = self.build_watch(context)
+        return self._watch
 
     def _interval(self) -> float:
         return max(float(self.poke_interval), float(self.min_poke_interval))
@@ -67,55 +84,43 @@ class ConditionSensor(BaseSensorOperator):
         self.log.info("%s: %s", decision.outcome.value, decision.reason)
 
     def _finish(self, decision: Decision) -> dict[str, Any]:
+        """The task's result for a decision that ends the wait; anything but DONE fails the task."""
         if decision.failed:
             raise AirflowFailException(decision.reason)
+        if not decision.done:  # fail closed: only a DONE decision may reach the success path
+            raise AirflowFailException(
+                f"{self.task_id}: the wait ended without the condition holding ({decision.outcome.value}: "
+                f"{decision.reason}); re-run this task"
+            )
         result = {"reason": decision.reason, **decision.details}
         if self._memory:
             result["history"] = self._memory
         return result
 
     def execute(self, context) -> Any:
-        watch = self.build_watch(context)
-        self._watch = watch
-        # One check first: when the condition already holds there is nothing to wait for.
         dry_run = as_bool(self.dry_run)
         self._budget = TransientBudget(self.transient_budget_seconds, self.transient_max_errors)
         try:
-            observation = watch.observe()
-        except (ValueError, LookupError) as exc:
-            if not dry_run and not watch.is_transient(exc):
-                raise AirflowFailException(permanent_message(exc)) from exc
-            if not dry_run:
-                observation = self._transient(exc)
-            else:
-                # In a dry run what this sensor watches may not exist yet (it would have been created upstream).
-                self.log.info("DRY RUN: cannot check yet (%s); the real run would wait here", exc)
-                return {"reason": f"not checked: {exc}", "dry_run": True}
-        except Exception as exc:
-            if not watch.is_transient(exc):
-                raise AirflowFailException(permanent_message(exc)) from exc
-            observation = self._transient(exc)
-        if observation is not _UNOBSERVED:
-            decision, self._memory = watch.decide(observation, self._memory)
-            self._log_decision(decision)
-            if decision.outcome.value != "wait":
-                return self._finish(decision)
-        else:
-            decision = None
+            first = self.poke(context)  # the first check is the first poke: one check path
+        except (ValueError, LookupError) as exc:  # only a dry run lets these through poke
+            # In a dry run what this sensor watches may not exist yet (it would have been created upstream).
+            self.log.info("DRY RUN: cannot check yet (%s); the real run would wait here", exc)
+            return {"reason": f"not checked: {exc}", "dry_run": True}
+        if first.is_done:
+            return first.xcom_value
         if dry_run:
             # A dry run changes nothing upstream, so the awaited state may never come: report and move on.
+            decision = self._last_decision
             self.log.info("DRY RUN: would wait here: %s", decision.reason if decision else "state not observed")
             return {"reason": decision.reason if decision else "not observed", "dry_run": True,
                     **(decision.details if decision else {})}
         if not self.deferrable:
             self.poke_interval = self._interval()
-            # The check above was the first poke: the poke loop starts with the wait, not with a second request
-            # right away (two back-to-back calls would break a 2-requests-per-minute limit at the floor).
-            self._checked_already = True
+            self._first_check_made = True
             return super().execute(context)
         self.defer(
             trigger=ConditionTrigger(
-                watch=watch.spec(),
+                watch=self.watch(context).spec(),
                 poke_interval=self._interval(),
                 deadline=time.time() + float(self.timeout),
                 memory=self._memory,
@@ -125,37 +130,34 @@ class ConditionSensor(BaseSensorOperator):
             method_name="execute_complete",
         )
 
-    def _get_budget(self) -> TransientBudget:
-        if getattr(self, "_budget", None) is None:
-            self._budget = TransientBudget(self.transient_budget_seconds, self.transient_max_errors)
-        return self._budget
-
-    def _transient(self, exc: BaseException) -> object:
+    def _transient(self, exc: BaseException) -> None:
         """Count a transient observation error; fail clearly once the budget is spent."""
-        budget = self._get_budget()
-        budget.failed()
-        if budget.spent():
-            raise AirflowException(f"{self.task_id}: {budget.failure_message(exc)}") from exc
-        budget.log_failure(self.log, exc, self.task_id)
-        return _UNOBSERVED
+        self._budget.failed()
+        if self._budget.spent():
+            raise AirflowException(f"{self.task_id}: {self._budget.failure_message(exc)}") from exc
+        self._budget.log_failure(self.log, exc, self.task_id)
 
     def poke(self, context) -> PokeReturnValue:
-        if getattr(self, "_checked_already", False):
-            self._checked_already = False
+        if self._first_check_made:
+            self._first_check_made = False  # execute made this check already
             return PokeReturnValue(is_done=False)
-        watch = getattr(self, "_watch", None) or self.build_watch(context)
+        watch = self.watch(context)
         try:
-            observation = watch.observe()
+            check = watch.check(self._memory)
         except Exception as exc:
-            # The same rule as the trigger's: an error worth another check waits for the next poke.
-            if not watch.is_transient(exc):
-                raise AirflowFailException(permanent_message(exc)) from exc
-            self._transient(exc)
-            return PokeReturnValue(is_done=False)
-        self._get_budget().ok()
-        decision, self._memory = watch.decide(observation, self._memory)
+            # The same rule as the trigger's: an error worth another check waits for the next poke (within the
+            # budget); any other error fails at once, except what a dry run reports instead (see execute).
+            if watch.is_transient(exc):
+                self._transient(exc)
+                return PokeReturnValue(is_done=False)
+            if as_bool(self.dry_run) and isinstance(exc, (ValueError, LookupError)):
+                raise
+            raise AirflowFailException(permanent_message(exc)) from exc
+        self._budget.ok()
+        self._memory = check.memory
+        self._last_decision = decision = check.decision
         self._log_decision(decision)
-        if decision.outcome.value == "wait":
+        if decision.waiting:
             return PokeReturnValue(is_done=False)
         return PokeReturnValue(is_done=True, xcom_value=self._finish(decision))
 
@@ -171,6 +173,13 @@ class ConditionSensor(BaseSensorOperator):
                 raise AirflowFailException(f"{self.task_id}: could not observe state: {event.get('message')}")
             # transient errors outlasted their budget: a clear failure, which Airflow's retries may still take up
             raise AirflowException(f"{self.task_id}: {event.get('message')}")
+        if status != "decided" or not isinstance(event.get("decision"), dict):
+            # Fail closed: an event this sensor does not model must not reach the success path.
+            raise AirflowFailException(
+                f"{self.task_id}: the trigger sent an event this sensor does not know (status {status!r}); "
+                "expected 'decided', 'timeout' or 'error'. Nothing was decided: re-run this task, and check that "
+                "the triggerer runs the same library version as the workers."
+            )
         self._memory = list(event.get("memory") or [])
         decision = Decision.from_dict(event["decision"])
         self._log_decision(decision)

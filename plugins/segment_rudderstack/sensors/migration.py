@@ -65,11 +65,11 @@ class SegmentWarehouseLoadSensor(_SegmentSyncListSensor):
     watch_class = SegmentLoadWatch
 
     def build_watch(self, context):
-        return self.watch_class(
+        return self.watch_class.final_load(
             segment_conn_id=self.segment_conn_id,
             warehouse_id=self.warehouse_id,
-            started_after=_iso(self.started_after),
-            source_ids=as_list(self.source_ids),
+            started_after=self.started_after,
+            source_ids=self.source_ids,
             allow_partial=self.allow_partial,
         )
 
@@ -121,7 +121,7 @@ class SegmentSourceDrainedSensor(_SegmentSyncListSensor):
             warehouse_id=self.warehouse_id,
             source_id=self.source_id,
             started_after=_iso(self.started_after),
-            consecutive=self.consecutive_loads,
+            consecutive_loads=int(self.consecutive_loads),
         )
 
 
@@ -159,14 +159,14 @@ class RudderStackUploadSensor(ConditionSensor):
 
     def build_watch(self, context):
         return UploadWatch(
-            data_plane_conn_id=self.rudderstack_data_plane_conn_id,
+            rudderstack_data_plane_conn_id=self.rudderstack_data_plane_conn_id,
             source_ids=[s for s in as_list(self.source_ids) or [] if s and s != "None"],
             task_run_id=self.task_run_id,
             warehouse_conn_id=self.warehouse_conn_id,
             namespace=self.namespace,
             destination_id=self.destination_id or None,
             loaded_after=_iso(self.loaded_after) if self.loaded_after else None,
-            lookback_seconds=self.lookback_seconds,
+            lookback_seconds=float(self.lookback_seconds),
         )
 
 
@@ -216,7 +216,7 @@ class ClientAdoptionSensor(ConditionSensor):
             webhook_source_id=self.webhook_source_id,
             window_seconds=float(self.window_seconds),
             threshold=float(self.threshold),
-            consecutive=int(self.consecutive_checks),
+            consecutive_checks=int(self.consecutive_checks),
             min_events=int(self.min_events),
             library_names=self.library_names,
             tables=self.tables,

@@ -20,6 +20,23 @@ from segment_rudderstack.watches import Watch, load_watch
 
 
 class ConditionTrigger(BaseTrigger):
+    """Poll a watch until its condition is decided or the deadline passes; fire one event.
+
+    The event is ``{"status": "decided", "decision": ..., "memory": ...}``, ``{"status": "timeout"}`` or
+    ``{"status": "error", "permanent": ..., "message": ...}`` (an observation error that another check would not
+    fix, or transient errors that outlasted their budget).
+
+    :param watch: the watch's :meth:`~segment_rudderstack.watches.Watch.spec` (class path and fields).
+    :param poke_interval: seconds between checks.
+    :param deadline: epoch seconds after which the wait ends with a timeout event; ``None``: no deadline.
+    :param memory: what the condition carried from earlier checks (the adoption streak).
+    :param first_check_at: epoch seconds of the first check (the sensor has just checked before deferring);
+        ``None``: check at once.
+    :param transient_budget: how long transient observation errors in a row are ridden out
+        (:class:`~segment_rudderstack.transient.TransientBudget` as a dict); then an error event
+        with ``permanent: False``.
+    """
+
     def __init__(
         self,
         watch: dict[str, Any],
@@ -66,7 +83,7 @@ class ConditionTrigger(BaseTrigger):
                 return
             checks += 1
             try:
-                observation = await watch.aobserve()
+                check = await watch.acheck(memory)
             except Exception as exc:  # an observation that cannot be made: ride it out or end the wait
                 if not watch.is_transient(exc):
                     yield TriggerEvent(
@@ -83,9 +100,9 @@ class ConditionTrigger(BaseTrigger):
                 budget.log_failure(self.log, exc, f"check {checks}")
             else:
                 budget.ok()
-                decision, memory = watch.decide(observation, memory)
+                decision, memory = check.decision, check.memory
                 self.log.info("check %d: %s: %s", checks, decision.outcome.value, decision.reason)
-                if decision.outcome.value != "wait":
+                if not decision.waiting:
                     yield TriggerEvent(
                         {"status": "decided", "decision": decision.to_dict(), "checks": checks, "memory": memory}
                     )

@@ -1,0 +1,38 @@
+"""Names the whole library shares, each written once: Segment's event tables, the id of Segment's Webhooks
+destination type, and what a change is made to.
+
+Nothing here does I/O or imports anything heavy: DAG files, hooks, operators and conditions all import it.
+"""
+
+from __future__ import annotations
+
+import enum
+
+#: The tables Segment (and RudderStack, writing the same schema) fill with one row per call, one table per
+#: call type of the Segment Spec. Track calls also get one table per event name (not listed: they vary).
+EVENT_TABLES: tuple[str, ...] = ("tracks", "pages", "screens", "identifies", "groups", "aliases")
+
+#: The call types client apps send all the time, read by the adoption share and the duplicate count by default
+#: (group and alias calls are rare: a window of them proves nothing about adoption).
+CLIENT_EVENT_TABLES: tuple[str, ...] = EVENT_TABLES[:4]
+
+#: Segment's catalog id of the classic Webhooks destination (``metadataId`` when creating one; ``metadata.id``
+#: of a destination). Source: Segment Public API catalog, destination "Webhooks".
+WEBHOOKS_METADATA_ID = "54521fdc25e721e32a72ef04"
+
+
+class ChangeTarget(enum.StrEnum):
+    """What an outside change is made to: the ``target`` of every change-log entry.
+
+    The operators record changes under these names and the rollback dispatches on them, so a new kind of
+    change is one new member here, one operator that records it and one undo step in the rollback.
+    """
+
+    SEGMENT_WAREHOUSE = "segment.warehouse"  # field "enabled"
+    SEGMENT_WAREHOUSE_SOURCE = "segment.warehouse.source"  # field "connected"; id "<warehouse>:<source>"
+    SEGMENT_DESTINATION = "segment.destination"  # fields "exists", "enabled"
+    RUDDERSTACK_DESTINATION = "rudderstack.destination"  # fields "exists", "config.<key>"
+    RUDDERSTACK_SOURCE = "rudderstack.source"  # field "exists"
+    RUDDERSTACK_CONNECTION = "rudderstack.connection"  # field "enabled"; id "<source>-><destination>"
+    WAREHOUSE_ROWS = "warehouse.rows"  # field "duplicates_removed" (not undone: removed copies were duplicates)
+    MIGRATION = "migration"  # field "status" of a plan's migration (complete, partial, rolled back)
