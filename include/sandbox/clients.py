@@ -52,6 +52,9 @@ SERVER_EVENTS = {
 PAGES = ["Home", "Search", "Product", "Cart", "Checkout"]
 PLANS = ["free", "pro", "business"]
 OLD_APP_VERSION = "1.9.4"
+# Installs not yet on the new version run one of these (context.app.version: what Segment's Delivery Overview
+# groups ingress by, so the report can say which app versions still send to Segment).
+OLD_APP_VERSIONS = ("1.8.2", OLD_APP_VERSION)
 MAX_CHUNK = 200
 NEW_APP_VERSION = "2.0.0"
 
@@ -159,6 +162,12 @@ def plan_event(config: ClientsConfig, k: int) -> PlannedEvent:
                             name=view, properties={"path": f"/{view.lower()}"} if etype == "page" else {})
     return PlannedEvent(k, message_id, "app", f"install-{install:05d}", platform, "identify", user, anon,
                         traits={"plan": rng.choice(PLANS), "email": f"{user}@example.com"})
+
+
+def old_app_version(sender: str) -> str:
+    """The old app version an install runs before it upgrades (fixed per install: ``install-00012``)."""
+    digits = "".join(ch for ch in sender if ch.isdigit())
+    return OLD_APP_VERSIONS[int(digits or 0) % len(OLD_APP_VERSIONS)]
 
 
 class ClientFleet:
@@ -273,7 +282,7 @@ class ClientFleet:
     def _hand_to_sdk(self, event: PlannedEvent, sdk: str, write_key: str) -> None:
         client = self._client(sdk, write_key)
         if event.kind == "app":
-            version = NEW_APP_VERSION if sdk == "rudderstack" else OLD_APP_VERSION
+            version = NEW_APP_VERSION if sdk == "rudderstack" else old_app_version(event.sender)
             context = {"app": {"name": "Shop", "version": version},
                        "device": {"id": f"dev-{event.sender}", "type": event.platform}}
         else:

@@ -261,10 +261,16 @@ def install_delivery_overview(
     source_exists: Callable[[str], bool],
     destination_source: Callable[[str], str | None],
     now: Callable[[], datetime] = utcnow,
+    faults: Any = None,
 ) -> None:
-    """Add the six ``GET /delivery-overview/...`` routes to the Segment emulator's app."""
+    """Add the six ``GET /delivery-overview/...`` routes to the Segment emulator's app.
+
+    Fault ``delivery_overview_unavailable`` (armed on the emulator's injector) answers 403, as for a workspace
+    whose plan or beta access does not include the Delivery Overview API."""
 
     def serve(step: str, request: Request) -> dict[str, Any]:
+        if faults is not None and faults.take("delivery_overview_unavailable", request.url.path):
+            raise ApiError(403, "forbidden", "The Delivery Overview API is not available for this workspace")
         accept = request.headers.get("accept", "")
         if BETA_ACCEPT not in accept:
             raise ApiError(406, "not-acceptable", f"This endpoint is in beta: send 'Accept: {BETA_ACCEPT}'")

@@ -782,7 +782,7 @@ class SegmentEmulator:
         install_delivery_overview(
             app, self.delivery_overview, dependencies=[auth, limited],
             source_exists=lambda sid: sid in self._sources,
-            destination_source=lambda did: self._destinations.get(did, {}).get("sourceId"),
+            destination_source=lambda did: self._destinations.get(did, {}).get("sourceId"), faults=self.faults,
         )
 
         # -- workspace ("Get Workspace": what a connection test reads) -------------------------------

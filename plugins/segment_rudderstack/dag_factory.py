@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from airflow.sdk import DAG, Param, TaskGroup
+from airflow.sdk import DAG, Param, TaskGroup, chain
 from airflow.sdk.definitions.param import ParamsDict
 
 from segment_rudderstack.operators.approval import MigrationApprovalOperator
@@ -23,6 +23,7 @@ from segment_rudderstack.operators.lifecycle import (
     RollbackOperator,
 )
 from segment_rudderstack.operators.preflight import PreflightOperator
+from segment_rudderstack.operators.proof import SegmentAdoptionSensor, VerifyWebhookPathOperator
 from segment_rudderstack.operators.rudderstack import (
     EnsureRudderStackDestinationOperator,
     EnsureRudderStackSegmentSourceOperator,
@@ -61,6 +62,7 @@ class Span(NamedTuple):
 
     first: Any
     last: Any
+    proof: Any = None  # client_adoption: the webhook path verification (its result goes to the report)
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,7 @@ def _preflight(w: _Wiring) -> PreflightOperator:
         change_log_key=plan.change_log_key,
         selected_source_ids=SELECTED_SOURCES,
         final_step=plan.segment.final_step,
+        delivery_overview_granularity=plan.proof.granularity if plan.proof.enabled else None,
         **w.segment,
     )
 
@@ -342,13 +345,16 @@ def _duplicate_check(w: _Wiring) -> DuplicateCheckOperator:
     )
 
 
-def _client_adoption(w: _Wiring, segment_source: Any) -> Span:
+def _client_adoption(w: _Wiring, segment_source: Any, webhooks: Any = None) -> Span:
     """Runbook step 6: wait until (nearly) all clients moved, then switch Segment's webhook off."""
     plan, rs = w.plan, w.plan.rudderstack
     threshold = "{{ params.adoption_threshold }}"
     window = "{{ params.adoption_window_seconds }}"
+    # plan proof.adoption_signal: the warehouse share (default), Segment's ingress, or both must hold
+    by_segment = plan.proof.enabled and plan.proof.adoption_signal != "warehouse" and webhooks is not None
     with TaskGroup("client_adoption", tooltip="Runbook step 6: wait for clients, then Segment's webhook off"):
-        adoption = ClientAdoptionSensor(
+        adoption = (SegmentAdoptionSensor if by_segment else ClientAdoptionSensor)(
+            **(_segment_adoption_args(w, webhooks) if by_segment else {}),
             task_id="wait_client_adoption",
             warehouse_conn_id=plan.warehouse.conn_id,
             namespace=plan.warehouse.namespace,
@@ -365,7 +371,7 @@ def _client_adoption(w: _Wiring, segment_source: Any) -> Span:
         )
         disable_webhook = DisableSegmentWebhookOperator(
             task_id="disable_segment_webhook",
-            adoption_guard={
+            adoption_guard=None if by_segment and plan.proof.adoption_signal == "segment_metrics" else {
                 "warehouse_conn_id": plan.warehouse.conn_id,
                 "namespace": plan.warehouse.namespace,
                 "threshold": threshold,
@@ -380,8 +386,53 @@ def _client_adoption(w: _Wiring, segment_source: Any) -> Span:
             **w.segment,
             **w.common,
         )
-        adoption >> disable_webhook
-    return Span(adoption, disable_webhook)
+        verify, before_switch_off = _verify_webhook_path(w, segment_source, webhooks) if webhooks is not None \
+            else (None, None)
+        chain(*(t for t in (adoption, verify, before_switch_off, disable_webhook) if t is not None))
+    return Span(adoption, disable_webhook, verify)
+
+
+def _segment_adoption_args(w: _Wiring, webhooks: Any) -> dict[str, Any]:
+    return {"segment_conn_id": w.plan.segment.conn_id, "source_ids": _selected([s.id for s in w.plan.client_sources]),
+            "cutover_at": webhooks["cutover_at"], "granularity": w.plan.proof.granularity,
+            "signal": w.plan.proof.adoption_signal}
+
+
+def _verify_webhook_path(w: _Wiring, segment_source: Any, webhooks: Any) -> tuple[Any, Any]:
+    """Before the webhook is switched off: the proof from Segment's Delivery Overview metrics; a gap stops the
+    run (``proof.on_gap: fail``) or asks a person (``approve``). Returns (the check, the last task before the
+    switch-off)."""
+    plan = w.plan
+    if not plan.proof.enabled:
+        return None, None
+    verify = VerifyWebhookPathOperator(
+        task_id="verify_webhook_path",
+        segment_conn_id=plan.segment.conn_id,
+        warehouse_conn_id=plan.warehouse.conn_id,
+        namespace=plan.warehouse.namespace,
+        webhooks=webhooks,
+        rudderstack_source_id=segment_source.output,
+        source_ids=_selected([s.id for s in plan.client_sources]),
+        continuity_source_ids=[s.id for s in plan.sources],
+        granularity=plan.proof.granularity,
+        settle_seconds=plan.proof.settle_seconds,
+        tolerance_events=plan.proof.tolerance_events,
+        tolerance_share=plan.proof.tolerance_share,
+        tolerance_failed=plan.proof.tolerance_failed_deliveries,
+        adoption_window_seconds="{{ params.adoption_window_seconds }}",
+        continuity_buckets_before=plan.proof.continuity_buckets_before,
+        on_gap=plan.proof.on_gap,
+        **w.common,
+    )
+    if plan.proof.on_gap != "approve":
+        return verify, None
+    gate = MigrationApprovalOperator(
+        task_id="approve_webhook_path_gap",
+        subject="Segment's metrics and the warehouse differ: switch Segment's webhook off anyway?",
+        body="The webhook path check found buckets that differ (see the task log of verify_webhook_path).",
+        required="{{ (ti.xcom_pull(task_ids='client_adoption.verify_webhook_path') or {}).get('gap', False) }}",
+    )
+    return verify, gate
 
 
 def _report(w: _Wiring, reports_dir: str | pathlib.Path, steps: dict[str, Any]) -> MigrationReportOperator:
@@ -428,7 +479,7 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
         final_load = _segment_final_load(w, cutover)
         release = _release_rudderstack(w, setup, cutover)
         duplicates = _duplicate_check(w)
-        adoption = _client_adoption(w, setup.segment_source)
+        adoption = _client_adoption(w, setup.segment_source, webhooks.output)
         report = _report(w, reports_dir, {
             "preflight": preflight,
             "destination": setup.destination,
@@ -441,6 +492,7 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
             "duplicates": duplicates,
             "adoption": adoption.first,
             "webhook_disabled": adoption.last,
+            **({"proof": adoption.proof} if adoption.proof is not None else {}),
         })
         status >> preflight >> setup.destination
         if server_side is not None:

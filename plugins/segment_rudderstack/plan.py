@@ -133,6 +133,20 @@ class DuplicateSettings(_Model):
     lookback_hours: float = Field(default=72, gt=0)
 
 
+class ProofSettings(_Model):
+    """Proof from Segment's Delivery Overview metrics (Public API, beta; docs/real-services.md)."""
+
+    enabled: bool = True
+    granularity: Literal["MINUTE", "HOUR", "DAY"] = "HOUR"
+    adoption_signal: Literal["warehouse", "segment_metrics", "both"] = "warehouse"
+    settle_seconds: int = Field(default=300, ge=0)
+    tolerance_events: int = Field(default=10, ge=0)
+    tolerance_share: float = Field(default=0.001, ge=0, le=1)
+    tolerance_failed_deliveries: int = Field(default=0, ge=0)
+    on_gap: Literal["fail", "approve"] = "fail"
+    continuity_buckets_before: int = Field(default=6, ge=0, le=1000)
+
+
 class Plan(_Model):
     name: str
     description: str = ""
@@ -146,6 +160,7 @@ class Plan(_Model):
     adoption: AdoptionSettings = Field(default_factory=AdoptionSettings)
     waits: WaitSettings = Field(default_factory=WaitSettings)
     duplicates: DuplicateSettings = Field(default_factory=DuplicateSettings)
+    proof: ProofSettings = Field(default_factory=ProofSettings)
 
     @field_validator("name")
     @classmethod

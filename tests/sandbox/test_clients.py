@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 import requests
 
-from sandbox.clients import AdoptionCurve, ClientFleet, ClientsConfig, plan_event
+from sandbox.clients import (
+    OLD_APP_VERSIONS,
+    AdoptionCurve,
+    ClientFleet,
+    ClientsConfig,
+    old_app_version,
+    plan_event,
+)
 from sandbox.ledger import Ledger
 
 AUTH = {"Authorization": "Bearer sandbox-rudderstack-token"}
@@ -64,6 +73,13 @@ def test_fleet_records_every_event_then_delivers_it_through_the_real_sdks(
     rudder_rows = [r for r in sent if r["sdk"] == "rudderstack"]
     assert {r["message_id"] for r in rudder_rows} == set(staged)
     assert all(staged[r["message_id"]]["context"]["app"]["version"] == "2.0.0" for r in rudder_rows)
+    # what Segment received from the app carries an old app version (Delivery Overview groups ingress by it)
+    now = datetime.now(UTC)
+    at_segment = segment.delivery_overview.query("successfully-received", "src_web_app", None,
+                                                 now - timedelta(hours=1), now + timedelta(minutes=1), "HOUR",
+                                                 ["appVersion"], {})
+    assert {d.get("appVersion") for d in at_segment} <= set(OLD_APP_VERSIONS)
+    assert {old_app_version(f"install-{i:05d}") for i in range(4)} == set(OLD_APP_VERSIONS)
     # the ramp moved app installs to RudderStack; server-side services were never switched
     assert by_sdk == {"segment": {"src_web_app", "src_backend"}, "rudderstack": {"rs_src_app"}}
 

@@ -223,6 +223,10 @@ class MigrationReportOperator(MigrationOperator):
             lines.append(f"### {name}\n\n```json\n{json.dumps(value, indent=2, default=str)[:4000]}\n```\n")
         if has_chart:
             lines += ["## Client adoption", "", f"![adoption share]({chart.name})", ""]
+        if "proof" in self.task_ids:
+            from segment_rudderstack.proof import proof_section
+
+            lines += proof_section(results.get("proof"))
         path = folder / f"{stem}.md"
         path.write_text("\n".join(lines), encoding="utf-8")
         self.log.info(

@@ -78,9 +78,12 @@ class PreflightOperator(BaseOperator):
         change_log_key: str | None = None,
         selected_source_ids: Sequence[str] | str | None = None,
         final_step: str = "disable_warehouse",
+        delivery_overview_granularity: str | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        # Segment's Delivery Overview (beta) is asked once whether it answers (None: not asked).
+        self.delivery_overview_granularity = delivery_overview_granularity
         self.selected_source_ids = selected_source_ids
         self.final_step = final_step
         self.segment_conn_id = segment_conn_id
@@ -126,6 +129,19 @@ class PreflightOperator(BaseOperator):
                     f"{newest.status!r}, expected Success: fix Segment's loads before migrating"
                 )
         summary["segment_recent_loads"] = healthy
+
+    def _check_delivery_overview(self) -> dict[str, Any]:
+        """Not a problem when missing: the proof from Segment's metrics is skipped and said so, once, here."""
+        from segment_rudderstack.hooks.segment_delivery import SegmentMetricsHook
+
+        hook = SegmentMetricsHook(self.segment_conn_id)
+        available, why = hook.delivery_overview_available(self.source_ids[0],
+                                                          granularity=self.delivery_overview_granularity)
+        if available:
+            self.log.info("Segment's Delivery Overview metrics answer: the run will prove itself against them")
+        else:
+            self.log.warning("%s", why)
+        return {"available": available, "reason": why}
 
     def _check_rudderstack(self, problems: list[str], summary: dict[str, Any]) -> None:
         from segment_rudderstack.hooks.rudderstack import RudderStackHook
@@ -196,6 +212,8 @@ class PreflightOperator(BaseOperator):
         self._check_segment(problems, summary)
         self._check_rudderstack(problems, summary)
         self._check_warehouse(problems, summary)
+        if self.delivery_overview_granularity:
+            summary["delivery_overview"] = self._check_delivery_overview()
         if problems:
             raise AirflowFailException(
                 "preflight found problems; nothing was changed:\n" + "\n".join(f"  - {p}" for p in problems)
