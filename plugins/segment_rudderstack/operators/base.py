@@ -15,7 +15,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from segment_rudderstack.changelog import Change, ChangeLog
+from segment_rudderstack.changelog import DONE, NOT_APPLIED, Change, ChangeLog
 from segment_rudderstack.rendered import as_bool
 from segment_rudderstack.vocabulary import ChangeTarget
 
@@ -94,20 +94,64 @@ class MigrationOperator(BaseOperator):
         before: Any,
         after: Any,
         apply: Callable[[], Any],
+        outcome: Callable[[], dict[str, Any]] | None = None,
     ) -> bool:
         """Change ``field`` of ``target`` from ``before`` to ``after`` unless it already is ``after``.
 
-        Returns True when a change was made (or, in dry-run mode, would be made)."""
+        The change log gets an intent before ``apply`` and the outcome after it (``outcome()`` adds fields to
+        it, e.g. the id of a created object). Returns True when a change was made (or, in dry-run mode, would
+        be made)."""
+        if not self.is_dry_run:
+            self.settle_intents(target, target_id, field, current=before)
         if before == after:
             self.log.info("unchanged: %s %s: %s is already %r", target, target_id, field, after)
             return False
         if self.is_dry_run:
             self.log.info("DRY RUN: would change %s %s: %s %r -> %r", target, target_id, field, before, after)
-        else:
-            self.log.info("changing %s %s: %s %r -> %r", target, target_id, field, before, after)
+            self.record_change(context, target=target, target_id=target_id, field=field, before=before,
+                               after=after)
+            return True
+        self.log.info("changing %s %s: %s %r -> %r", target, target_id, field, before, after)
+        ti = context.get("ti") if context else None
+        log = self.change_log
+        # Write-ahead: the intent is in the log before the outside call, so a task killed mid-call leaves a
+        # trace that the retry or the rollback resolves from the real state.
+        seq = log.begin(
+            Change(target=str(target), target_id=target_id, field=field, before=before, after=after,
+                   task_id=self.task_id, run_id=getattr(ti, "run_id", None))
+        )
+        try:
             apply()
-        self.record_change(context, target=target, target_id=target_id, field=field, before=before, after=after)
+        except Exception as exc:
+            if getattr(exc, "request_sent", True) is False:
+                log.resolve(seq, NOT_APPLIED)  # never reached the service: certainly not applied
+            # otherwise the outcome is unknown (e.g. a timeout): the intent stays open for the retry/rollback
+            raise
+        log.resolve(seq, DONE, **(outcome() if outcome else {}))
         return True
+
+    def settle_intents(
+        self, target: str, target_id: str, field: str, *, current: Any, object_id: str | None = None
+    ) -> list[Any]:
+        """Resolve open intents on (target, target_id, field) left by an attempt that died mid-change, from
+        ``current`` (the real state just read): done when it is what the intent wanted, else not applied."""
+        settled = []
+        for intent in self.change_log.open_intents(str(target), target_id, field):
+            status = DONE if current == intent.after else NOT_APPLIED
+            self.log.warning(
+                "an earlier attempt (task %s, run %s) died while changing %s; the real state shows it %s",
+                intent.task_id, intent.run_id, intent.describe(),
+                "went through: recorded now" if status == DONE else "did not happen",
+            )
+            extra = {"object_id": object_id} if object_id else {}
+            settled.append(self.change_log.resolve(intent.seq, status, resolved_by="retry", **extra))
+        return settled
+
+    def adopt_existing(self, target: str, target_id: str, object_id: str | None) -> None:
+        """An object with this plan's deterministic name exists: if an earlier attempt died while creating it,
+        its open intent is resolved now (the object is this plan's, and the rollback will undo it)."""
+        if not self.is_dry_run:
+            self.settle_intents(str(target), target_id, "exists", current=True, object_id=object_id)
 
     def create_missing(
         self, context: Any, *, target: ChangeTarget, target_id: str, make: Callable[[], dict[str, Any]]
@@ -117,7 +161,7 @@ class MigrationOperator(BaseOperator):
         created: dict[str, Any] = {}
         self.apply_change(
             context, target=target, target_id=target_id, field="exists", before=False, after=True,
-            apply=lambda: created.update(make()),
+            apply=lambda: created.update(make()), outcome=lambda: {"object_id": created.get("id")},
         )
         return created or None
 

@@ -10,7 +10,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
-from segment_rudderstack.changelog import Change, ChangeLog
+from segment_rudderstack.changelog import DONE, INTENT, NOT_APPLIED, Change, ChangeLog
 from segment_rudderstack.operators.base import MigrationOperator
 from segment_rudderstack.rendered import as_list
 from segment_rudderstack.trigger_conf import check_trigger_conf, dag_param_names
@@ -81,7 +81,7 @@ class RollbackOperator(MigrationOperator):
         returning what was done (``None``: already undone). ``field`` ``None`` matches every field."""
         from segment_rudderstack.operators.segment import is_connected
 
-        def warehouse_enabled(context, target_id, field):
+        def warehouse_enabled(context, target_id, field, change=None):
             current = bool(segment.get_warehouse(target_id).get("enabled"))
             if self.apply_change(context, target=ChangeTarget.SEGMENT_WAREHOUSE, target_id=target_id, field=field,
                                  before=current, after=True,
@@ -89,7 +89,7 @@ class RollbackOperator(MigrationOperator):
                 return f"re-enabled Segment warehouse {target_id}"
             return None
 
-        def source_connected(context, target_id, field):
+        def source_connected(context, target_id, field, change=None):
             warehouse_id, _, source_id = target_id.partition(":")
             if self.apply_change(
                 context, target=ChangeTarget.SEGMENT_WAREHOUSE_SOURCE, target_id=target_id, field=field,
@@ -99,7 +99,7 @@ class RollbackOperator(MigrationOperator):
                 return f"reconnected Segment source {source_id} to warehouse {warehouse_id}"
             return None
 
-        def webhook_enabled(context, target_id, field):
+        def webhook_enabled(context, target_id, field, change=None):
             current = bool(segment.get_destination(target_id).get("enabled"))
             if self.apply_change(context, target=ChangeTarget.SEGMENT_DESTINATION, target_id=target_id,
                                  field=field, before=current, after=False,
@@ -107,14 +107,31 @@ class RollbackOperator(MigrationOperator):
                 return f"disabled Segment webhook destination {target_id}"
             return None
 
-        def sync_held(context, target_id, field):
+        def sync_held(context, target_id, field, change=None):
             config = rudderstack.get_destination(target_id).get("config") or {}
             before = bool(config.get("manualSync", False))
             if self.set_destination_config(context, rudderstack, target_id, "manualSync", before, True):
                 return f"held RudderStack sync on destination {target_id}"
             return None
 
+        def webhook_created(context, target_id, field, change):
+            # Created by this plan (perhaps by an attempt that died before writing the outcome): find it by its
+            # deterministic name (<source id>:<destination name>) and make sure it no longer forwards events.
+            source_id, _, name = target_id.partition(":")
+            found = [d for d in segment.list_connected_destinations(source_id)
+                     if d.get("id") == change.object_id or d.get("name") == name]
+            self._settle_by_rollback(change, found[0].get("id") if found else None)
+            return [text for d in found if (text := webhook_enabled(context, d["id"], "enabled"))]
+
+        def destination_created(context, target_id, field, change):
+            matches = [d for d in rudderstack.list_destinations()
+                       if d.get("id") == change.object_id or d.get("name") == target_id]
+            self._settle_by_rollback(change, matches[0].get("id") if matches else None)
+            return sync_held(context, matches[0]["id"], "config.manualSync") if matches else None
+
         return {
+            (ChangeTarget.SEGMENT_DESTINATION, "exists"): webhook_created,
+            (ChangeTarget.RUDDERSTACK_DESTINATION, "exists"): destination_created,
             (ChangeTarget.SEGMENT_WAREHOUSE, "enabled"): warehouse_enabled,
             (ChangeTarget.SEGMENT_WAREHOUSE_SOURCE, "connected"): source_connected,
             (ChangeTarget.SEGMENT_DESTINATION, "enabled"): webhook_enabled,
@@ -125,22 +142,39 @@ class RollbackOperator(MigrationOperator):
         check_trigger_conf(context, dag_param_names(self))
         segment, rudderstack = self._hooks()
         steps = self._undo_steps(segment, rudderstack)
-        entries = self.change_log.entries()
-        if not entries:
+        log = self.change_log
+        # The latest change of every object this plan touched, plus the intents a task left open when it died
+        # mid-change: what they aimed at is read from the real state (objects carry deterministic names).
+        recorded = log.latest()
+        open_intents = log.open_intents()
+        if not recorded and not open_intents:
             self.log.info("the change log %s is empty: this plan changed nothing, so there is nothing to undo",
                           self.change_log_key)
         done: list[str] = []
-        for target, target_id, field in sorted({(c.target, c.target_id, c.field) for c in entries}):
+        by_target: dict[tuple[str, str, str], Change] = {}
+        for change in [*recorded, *open_intents]:
+            by_target.setdefault((change.target, change.target_id, change.field), change)
+        for (target, target_id, field), change in sorted(by_target.items()):
             key = "config." if field.startswith("config.") else field
             step = steps.get((target, key))
-            if step is not None and (outcome := step(context, target_id, field)):
-                done.append(outcome)
+            if step is not None and (outcome := step(context, target_id, field, change)):
+                done += [outcome] if isinstance(outcome, str) else outcome
         status = migration_status(self.change_log, self.plan_name)
         if status is not None and status.after != ROLLED_BACK:
             self.apply_change(context, target=MIGRATION, target_id=self.plan_name, field=STATUS,
                               before=status.after, after=ROLLED_BACK, apply=lambda: None)
         self.log.info("rollback: %s", done or "nothing to undo (already rolled back)")
         return {"undone": done, "dry_run": self.is_dry_run}
+
+    def _settle_by_rollback(self, change: Change, object_id: str | None) -> None:
+        """An intent left open by a task that died mid-creation: settled from what the rollback found."""
+        if self.is_dry_run or change.status != INTENT:
+            return
+        found = object_id is not None
+        self.log.warning("open intent #%s (task %s died mid-change: %s): %s", change.seq, change.task_id,
+                         change.describe(), "it went through; undone now" if found else "settled as not applied")
+        self.change_log.resolve(change.seq, DONE if found else NOT_APPLIED, resolved_by="rollback",
+                                **({"object_id": object_id} if object_id else {}))
 
 
 def _adoption_chart(history: list[dict[str, Any]], path: pathlib.Path, threshold: float | None) -> bool:

@@ -111,6 +111,8 @@ class EnsureRudderStackDestinationOperator(_RudderStackOperator):
                     "the right destination, or fix the destination's namespace in RudderStack."
                 )
             self.log.info("RudderStack destination %s exists with namespace %r", existing.get("id"), found)
+            if self.destination_name:
+                self.adopt_existing("rudderstack.destination", self.destination_name, existing.get("id"))
             return existing.get("id")
         config = {
             **self.config,
@@ -172,7 +174,9 @@ class EnsureRudderStackSegmentSourceOperator(_RudderStackOperator):
                 "workspace; create them or fix the plan"
             )
         source = matches[0] if matches else None
-        if source is None:
+        if source is not None:
+            self.adopt_existing("rudderstack.source", self.source_name, source.get("id"))
+        else:
             source = self.create_missing(
                 context,
                 target=ChangeTarget.RUDDERSTACK_SOURCE,
