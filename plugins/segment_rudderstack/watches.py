@@ -42,6 +42,14 @@ class Watch:
         kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "kwargs": kwargs}
 
+    def _cached(self, key: str, build: Any) -> Any:
+        """``build()`` once per watch: a trigger (or a sensor's poke loop) keeps its hook, so the connection is
+        read once and the hook's session is reused, instead of once per check."""
+        cache = self.__dict__.setdefault("_cache", {})
+        if key not in cache:
+            cache[key] = build()
+        return cache[key]
+
     def observe(self) -> Any:
         raise NotImplementedError
 
@@ -94,7 +102,7 @@ class _SegmentSyncsWatch(Watch):
     def _hook(self):
         from segment_rudderstack.hooks.segment import SegmentHook
 
-        return SegmentHook(segment_conn_id=self.segment_conn_id)
+        return self._cached("hook", lambda: SegmentHook(segment_conn_id=self.segment_conn_id))
 
     def _syncs(self, hook, source_id: str | None = None):
         return hook.list_warehouse_syncs(self.warehouse_id, source_id=source_id, count=SYNC_REPORTS_PER_CHECK)
@@ -251,7 +259,10 @@ class UploadWatch(Watch):
     def _hook(self):
         from segment_rudderstack.hooks.rudderstack import RudderStackDataPlaneHook
 
-        return RudderStackDataPlaneHook(rudderstack_data_plane_conn_id=self.rudderstack_data_plane_conn_id)
+        return self._cached(
+            "hook",
+            lambda: RudderStackDataPlaneHook(rudderstack_data_plane_conn_id=self.rudderstack_data_plane_conn_id),
+        )
 
     @staticmethod
     def _sum(answers: list[dict[str, Any]]) -> dict[str, int]:
