@@ -49,7 +49,7 @@ def sync_page(reports: int) -> bytes:
         start = now - timedelta(minutes=10 * (n + 1))
         items.append({
             "sourceId": f"src_{n % 40:03d}", "start": start.isoformat(), "end": (start + timedelta(seconds=90)).isoformat(),
-            "status": "SUCCESS", "duration": "90", "humanDuration": "1m30s", "count": 1000 + n, "notices": [],
+            "status": "SUCCESS", "duration": 90.0, "humanDuration": "1m30s", "count": 1000 + n, "notices": [],
         })
     return json.dumps({"data": {"reports": items, "pagination": {"current": "MA==", "totalEntries": reports}}}).encode()
 
@@ -140,6 +140,10 @@ def run_mode(mode: str, url: str, triggers: int, interval: float, seconds: float
             raise RuntimeError(f"trigger {n} fired unexpectedly: {event.payload}")
 
     async def main() -> dict:
+        # Warm-up: one trigger makes its first checks, so imports and the shared client are not counted per trigger.
+        warm = asyncio.create_task(one(triggers, time.monotonic(), time.monotonic() + seconds + interval * 3))
+        while not checks:
+            await asyncio.sleep(0.05)
         start = time.monotonic()
         stop = start + seconds
         rss_before = rss_kb()
@@ -151,15 +155,17 @@ def run_mode(mode: str, url: str, triggers: int, interval: float, seconds: float
         await asyncio.sleep(max(0.0, stop - time.monotonic()))
         cpu1, window1 = time.process_time(), time.monotonic()
         rss_after = rss_kb()
-        for t in tasks:
+        for t in (*tasks, warm):
             t.cancel()
-        await asyncio.gather(*tasks, tick, return_exceptions=True)
+        await asyncio.gather(*tasks, warm, tick, return_exceptions=True)
         errors = [t.exception() for t in tasks if not t.cancelled() and t.exception()]
         if errors:
             raise errors[0]
         made = on_time = due = 0
         durations = []
-        for spans in checks.values():
+        for key, spans in checks.items():
+            if key.endswith(f"{triggers:04d}") or key.endswith(f"{triggers:04d}/syncs"):
+                continue  # the warm-up trigger
             for (_, prev_end), (began, end) in zip(spans, spans[1:], strict=False):
                 if window0 <= began < window1:
                     made += 1

@@ -17,8 +17,8 @@ import email.utils
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC
 from http import HTTPStatus
 from typing import Any
@@ -49,6 +49,9 @@ class RequestSpec:
     json: Any = None
     idempotent: bool | None = None  # None: decided by the method
     headers: Mapping[str, str] | None = None  # per-call headers (e.g. a beta Accept), over the session's
+    # Decodes a 2xx body (bytes) into the call's result; None: JSON. A ValueError means "not JSON" unless it is
+    # a ResponseFormatError, which passes through (e.g. a typed decoder for large pages, see hooks/segment.py).
+    decode: Callable[[bytes], Any] | None = field(default=None, compare=False)
 
     @property
     def endpoint(self) -> str:
@@ -275,7 +278,9 @@ def parse_response(
         if not body.strip():
             return None
         try:
-            return json.loads(body)
+            return (spec.decode or json.loads)(body)
+        except ResponseFormatError:
+            raise
         except ValueError:
             content_type = response.headers.get("Content-Type", "unknown content type")
             snippet = scrub(body[:80].decode("utf-8", errors="replace"), secrets)

@@ -18,6 +18,8 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from segment_rudderstack.transient import TransientBudget, permanent_message
 from segment_rudderstack.watches import Watch, load_watch
 
+LOG_EVERY = 20
+
 
 class ConditionTrigger(BaseTrigger):
     """Poll a watch until its condition is decided or the deadline passes; fire one event.
@@ -74,6 +76,7 @@ class ConditionTrigger(BaseTrigger):
         memory = list(self.memory)
         budget = TransientBudget(**self.transient_budget)
         checks = 0
+        last_reason = None
         if self.first_check_at is not None:
             until = self.first_check_at if self.deadline is None else min(self.first_check_at, self.deadline)
             await asyncio.sleep(max(0.0, until - time.time()))
@@ -101,7 +104,12 @@ class ConditionTrigger(BaseTrigger):
             else:
                 budget.ok()
                 decision, memory = check.decision, check.memory
-                self.log.info("check %d: %s: %s", checks, decision.outcome.value, decision.reason)
+                del check  # holds a page of up to 1000 reports: not kept alive while the trigger sleeps
+                # One line when the answer changes (and every LOG_EVERY checks while it does not): hundreds of
+                # triggers polling every few seconds would otherwise flood the triggerer log with repeats.
+                if decision.reason != last_reason or checks % LOG_EVERY == 1:
+                    self.log.info("check %d: %s: %s", checks, decision.outcome.value, decision.reason)
+                    last_reason = decision.reason
                 if not decision.waiting:
                     yield TriggerEvent(
                         {"status": "decided", "decision": decision.to_dict(), "checks": checks, "memory": memory}
