@@ -107,8 +107,8 @@ class _SegmentSyncsWatch(Watch):
     def _syncs(self, hook, source_id: str | None = None):
         return hook.list_warehouse_syncs(self.warehouse_id, source_id=source_id, count=SYNC_REPORTS_PER_CHECK)
 
-    async def _async_syncs(self, hook, source_id: str | None = None):
-        return await hook.async_list_warehouse_syncs(
+    async def _asyncs(self, hook, source_id: str | None = None):
+        return await hook.alist_warehouse_syncs(
             self.warehouse_id, source_id=source_id, count=SYNC_REPORTS_PER_CHECK
         )
 
@@ -149,7 +149,7 @@ class SegmentLoadWatch(_SegmentSyncsWatch):
         return self._syncs(self._hook())
 
     async def aobserve(self):
-        return await self._async_syncs(self._hook())
+        return await self._asyncs(self._hook())
 
     def decide(self, observation, memory):
         return (
@@ -187,8 +187,8 @@ class SyncGateWatch(SegmentLoadWatch):
 
     async def aobserve(self) -> GateState:
         hook = self._hook()
-        warehouse = await hook.async_get_warehouse(self.warehouse_id)
-        return GateState(bool(warehouse.get("enabled")), await self._async_syncs(hook))
+        warehouse = await hook.aget_warehouse(self.warehouse_id)
+        return GateState(bool(warehouse.get("enabled")), await self._asyncs(hook))
 
     def decide(self, observation: GateState, memory):
         return (
@@ -215,7 +215,7 @@ class SourceDrainedWatch(_SegmentSyncsWatch):
         return self._syncs(self._hook(), self.source_id)
 
     async def aobserve(self):
-        return await self._async_syncs(self._hook(), self.source_id)
+        return await self._asyncs(self._hook(), self.source_id)
 
     def decide(self, observation, memory):
         return (
@@ -276,7 +276,7 @@ class UploadWatch(Watch):
 
     async def aobserve(self):
         hook = self._hook()
-        answers = [await hook.async_pending_events(s, task_run_id=self.task_run_id) for s in self.source_ids]
+        answers = [await hook.apending_events(s, task_run_id=self.task_run_id) for s in self.source_ids]
         loaded = await asyncio.to_thread(self._loaded_rows)
         return self._sum(answers), loaded
 

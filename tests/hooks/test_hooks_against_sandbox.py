@@ -115,7 +115,7 @@ def test_rudderstack_hooks_drive_the_rudderstack_emulator(rudderstack):
             "pending_uploads",
             "aborted_events",
         }
-        assert asyncio.run(data_plane.async_pending_events(source["id"])) == pending
+        assert asyncio.run(data_plane.apending_events(source["id"])) == pending
         assert data_plane.trigger_upload(destination_id=destination["id"]) == {}
     assert data_plane.webhook_url(source["writeKey"]).endswith(f"/v1/webhook?writeKey={source['writeKey']}")
 

@@ -37,7 +37,7 @@ CASES = [
         "segment",
         make=lambda conn, **kw: SegmentHook(conn, **kw),
         call=lambda hook: hook.get_warehouse("wh_1"),
-        acall=lambda hook: hook.async_get_warehouse("wh_1"),
+        acall=lambda hook: hook.aget_warehouse("wh_1"),
         method="GET",
         path="/warehouses/wh_1",
         ok={"data": {"warehouse": {"id": "wh_1", "enabled": True}}},
@@ -61,7 +61,7 @@ CASES = [
         "data_plane",
         make=lambda conn, **kw: RudderStackDataPlaneHook(conn, **kw),
         call=lambda hook: hook.pending_events("src_1"),
-        acall=lambda hook: hook.async_pending_events("src_1"),
+        acall=lambda hook: hook.apending_events("src_1"),
         method="POST",
         path="/v1/warehouse/pending-events",
         ok=PENDING,
@@ -436,7 +436,7 @@ def test_async_429_honours_retry_after(connect, httpserver, fast):
     httpserver.expect_request(path).respond_with_json({"data": {"reports": []}})
 
     started = time.monotonic()
-    result = asyncio.run(SegmentHook(connect("api_test"), **fast).async_list_warehouse_syncs("wh_1"))
+    result = asyncio.run(SegmentHook(connect("api_test"), **fast).alist_warehouse_syncs("wh_1"))
 
     assert result == [] and time.monotonic() - started >= 0.95
 

@@ -145,7 +145,7 @@ def test_pending_events_uses_the_configured_prefix(prefix, connect, httpserver, 
 
     assert RudderStackDataPlaneHook(conn_id, **fast).pending_events("src_1", task_run_id="run-7") == answer
     assert (
-        asyncio.run(RudderStackDataPlaneHook(conn_id, **fast).async_pending_events("src_1", "run-7"))
+        asyncio.run(RudderStackDataPlaneHook(conn_id, **fast).apending_events("src_1", "run-7"))
         == answer
     )
     assert [entry[0].get_json() for entry in httpserver.log] == [

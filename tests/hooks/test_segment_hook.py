@@ -139,7 +139,7 @@ def test_async_sync_reports_equal_sync_ones(connect, httpserver, fast):
     conn_id = connect("segment_test")
 
     sync_reports = SegmentHook(conn_id, **fast).list_warehouse_syncs("wh_1")
-    async_reports = asyncio.run(SegmentHook(conn_id, **fast).async_list_warehouse_syncs("wh_1"))
+    async_reports = asyncio.run(SegmentHook(conn_id, **fast).alist_warehouse_syncs("wh_1"))
 
     assert async_reports == sync_reports and len(async_reports) == len(REPORTS)
 

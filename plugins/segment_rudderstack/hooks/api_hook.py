@@ -7,8 +7,11 @@ Subclasses say which service they speak (name, default host, how they authentica
   ``url_from_endpoint``), under a ``tenacity.Retrying`` loop;
 - async (for deferrable triggers) through ``httpx.AsyncClient`` under ``tenacity.AsyncRetrying``.
 
-Both paths use the same request spec, retry policy and :func:`parse_response`, so they raise the same
-errors and return the same parsed data. Secrets from the connection are registered with Airflow's secrets
+Both paths use the same request spec, retry policy, :func:`parse_response` and :func:`transport_failure`
+(one mapping of connection errors, timeouts and redirect loops for requests and httpx; redirects are
+followed alike, per the connection's ``allow_redirects`` / ``max_redirects`` extras), so they raise the
+same errors and return the same parsed data. An async twin is named like its sync method with an ``a``
+prefix (``call``/``acall``, ``get_warehouse``/``aget_warehouse``), as Airflow names its own. Secrets from the connection are registered with Airflow's secrets
 masker as soon as the connection is read, and scrubbed from every error message.
 """
 
@@ -54,19 +57,56 @@ _PROVIDER_OPTIONS = frozenset(
 )
 
 
-def _refused(error: BaseException) -> bool:
-    """Whether the connection was refused (nothing listens): the request was certainly not sent."""
+def _chain(error: BaseException):
+    """The error and its causes/contexts (each once)."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, (ConnectionRefusedError, NewConnectionError)):
-            return True
+        yield current
         reason = getattr(current.args[0], "reason", None) if current.args else None
-        if isinstance(reason, NewConnectionError):
-            return True
+        if isinstance(reason, BaseException):  # urllib3's MaxRetryError carries the cause as .reason
+            yield reason
         current = current.__cause__ or current.__context__
-    return False
+
+
+def _refused(error: BaseException) -> bool:
+    """Whether the connection was refused (nothing listens)."""
+    return any(isinstance(e, ConnectionRefusedError) for e in _chain(error))
+
+
+def _never_connected(error: BaseException) -> bool:
+    """Whether no connection was made (refused, unresolvable host): the request was certainly not sent."""
+    if isinstance(error, httpx.ConnectError):
+        return True
+    return any(isinstance(e, (ConnectionRefusedError, NewConnectionError)) for e in _chain(error))
+
+
+#: what the sync (requests) and the async (httpx) transports raise, by what it means for the request
+_CONNECT_TIMEOUTS = (requests.exceptions.ConnectTimeout, httpx.ConnectTimeout)
+_TIMEOUTS = (requests.exceptions.Timeout, httpx.TimeoutException)
+_REDIRECT_LOOPS = (requests.exceptions.TooManyRedirects, httpx.TooManyRedirects)
+_CONNECTION_ERRORS = (requests.exceptions.ConnectionError, httpx.TransportError)
+TRANSPORT_ERRORS = (*_TIMEOUTS, *_REDIRECT_LOOPS, *_CONNECTION_ERRORS)
+
+
+def transport_failure(error: BaseException, timeout: float) -> tuple[str, str, bool]:
+    """``(kind, detail, request_sent)`` of a failure of either transport (one of :data:`TRANSPORT_ERRORS`).
+
+    One mapping for both, so the same failure reads and retries the same in a worker and in the triggerer:
+    a connect timeout or no connection at all (refused, unresolvable host) was not sent (safe to repeat);
+    a read timeout or a connection dropped after connecting may have reached the service (repeated only
+    when the call is idempotent); a redirect loop (more than ``max_redirects``) is not repeated.
+    """
+    if isinstance(error, _CONNECT_TIMEOUTS):
+        return "timeout", f"connect timeout after {timeout} s", False
+    if isinstance(error, _TIMEOUTS):
+        return "timeout", f"read timeout after {timeout} s", True
+    if isinstance(error, _REDIRECT_LOOPS):
+        return "redirect", "too many redirects", True
+    if _refused(error):
+        return "connect", "connection refused", False
+    return "connect", type(error).__name__, not _never_connected(error)
 
 
 def _mask(secret: str) -> None:
@@ -94,18 +134,20 @@ ASYNC_POOL_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=6
 
 
 def _build_async_client(settings: tuple[Any, ...]) -> httpx.AsyncClient:
-    _conn_id, headers, timeout, verify = settings
+    _conn_id, headers, timeout, verify, follow_redirects, max_redirects = settings
     return httpx.AsyncClient(
         headers=dict(headers),
         timeout=httpx.Timeout(timeout),
         verify=verify,
-        follow_redirects=True,
+        follow_redirects=follow_redirects,
+        max_redirects=max_redirects,
         limits=ASYNC_POOL_LIMITS,
     )
 
 
 async def shared_async_client(settings: tuple[Any, ...]) -> httpx.AsyncClient:
-    """The client for ``settings`` (connection id, headers, timeout, verify) on the running loop; built once."""
+    """The client for ``settings`` (connection id, headers, timeout, verify, redirects) on the running loop;
+    built once."""
     loop = asyncio.get_running_loop()
     clients = _ASYNC_CLIENTS.setdefault(loop, {})
     client = clients.get(settings)
@@ -256,10 +298,19 @@ class ApiHook(HttpHook):
                 del session.headers[key]
         return session
 
+    def _redirects(self) -> tuple[bool, int]:
+        """Whether to follow redirects and how many at most: the same for both transports (connection extras
+        ``allow_redirects``, default true, and ``max_redirects``, default requests' 30)."""
+        follow = self._extras.get("allow_redirects", True)
+        if isinstance(follow, str):
+            follow = follow.strip().lower() not in ("false", "0", "no")
+        return bool(follow), int(self._extras.get("max_redirects", requests.models.DEFAULT_REDIRECT_LIMIT))
+
     def _requests_session(self) -> requests.Session:
         if self._session is None:
             self.load_connection()
             self._session = self.get_conn(headers={"Accept": "application/json", **self._auth})
+            self._session.max_redirects = self._redirects()[1]
         return self._session
 
     def _send(self, spec: RequestSpec) -> Any:
@@ -280,25 +331,11 @@ class ApiHook(HttpHook):
             verify=session.verify,
             cert=session.cert,
         )
-        allow_redirects = self.merged_extra.get("allow_redirects", True)
+        follow, _ = self._redirects()
         try:
-            return session.send(
-                prepared, timeout=self.policy.timeout, allow_redirects=allow_redirects, **settings
-            )
-        except requests.exceptions.ConnectTimeout:
-            failure = self._transport(
-                spec, "timeout", f"connect timeout after {self.policy.timeout} s", False
-            )
-        except requests.exceptions.Timeout:
-            failure = self._transport(spec, "timeout", f"read timeout after {self.policy.timeout} s", True)
-        except requests.exceptions.ConnectionError as error:
-            refused = _refused(error)
-            failure = self._transport(
-                spec,
-                "connect",
-                "connection refused" if refused else type(error).__name__,
-                not refused,
-            )
+            return session.send(prepared, timeout=self.policy.timeout, allow_redirects=follow, **settings)
+        except TRANSPORT_ERRORS as error:
+            failure = self._transport(spec, *transport_failure(error, self.policy.timeout))
         raise failure from None
 
     def _transport(self, spec: RequestSpec, kind: str, detail: str, sent: bool) -> ApiError:
@@ -347,17 +384,8 @@ class ApiHook(HttpHook):
                 json=spec.json,
                 headers=dict(spec.headers) if spec.headers else None,
             )
-        except httpx.ConnectTimeout:
-            failure = self._transport(
-                spec, "timeout", f"connect timeout after {self.policy.timeout} s", False
-            )
-        except httpx.TimeoutException:
-            failure = self._transport(spec, "timeout", f"read timeout after {self.policy.timeout} s", True)
-        except httpx.ConnectError as error:
-            detail = "connection refused" if _refused(error) else f"{type(error).__name__}: {error}"
-            failure = self._transport(spec, "connect", detail, False)
-        except httpx.TransportError as error:
-            failure = self._transport(spec, "connect", type(error).__name__, True)
+        except TRANSPORT_ERRORS as error:
+            failure = self._transport(spec, *transport_failure(error, self.policy.timeout))
         raise failure from None
 
     def _async_client_settings(self) -> tuple[Any, ...]:
@@ -368,6 +396,7 @@ class ApiHook(HttpHook):
             tuple(sorted(headers.items())),
             float(self.policy.timeout),
             verify if isinstance(verify, (bool, str)) else True,
+            *self._redirects(),
         )
 
     async def _async_client(self) -> httpx.AsyncClient:

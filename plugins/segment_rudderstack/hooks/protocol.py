@@ -323,16 +323,24 @@ def transport_error(
     conn_id: str,
     secrets: Iterable[str] = (),
 ) -> ApiError:
-    """A retryable error for a request that got no response (``kind``: ``connect`` or ``timeout``)."""
+    """An error for a request that got no usable response (``kind``: ``connect``, ``timeout`` or ``redirect``).
+
+    Retryable when the request was not sent or is safe to repeat; a redirect loop never is."""
     where = scrub(base_url, secrets)
     if kind == "connect":
         message = f"could not connect to {where} ({scrub(detail, secrets)})"
         hint = f"Check the host of connection {conn_id!r} and that the service is reachable"
+    elif kind == "redirect":
+        message = f"{where} redirected in a loop ({scrub(detail, secrets)})"
+        hint = (
+            f"Set the host of connection {conn_id!r} to the API's base URL (not a page that redirects), or "
+            "raise its extra 'max_redirects'"
+        )
     else:
         message = f"no response from {where} in time ({scrub(detail, secrets)})"
         hint = f"The service is slow; raise the timeout (extra 'timeout' of connection {conn_id!r}) or retry later"
-    retryable = (not sent) or spec.safe_to_repeat
-    if not retryable:
+    retryable = kind != "redirect" and ((not sent) or spec.safe_to_repeat)
+    if not retryable and kind != "redirect":
         hint = _NOT_REPEATED.format(endpoint=spec.endpoint)
     return ApiError(
         status=None,

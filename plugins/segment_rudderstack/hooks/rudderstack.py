@@ -346,7 +346,7 @@ class RudderStackDataPlaneHook(ApiHook):
         spec = self._warehouse_spec("pending-events", self._pending_body(source_id, task_run_id))
         return parse_pending_events(self.call(spec), spec)
 
-    async def async_pending_events(self, source_id: str, task_run_id: str | None = None) -> dict[str, Any]:
+    async def apending_events(self, source_id: str, task_run_id: str | None = None) -> dict[str, Any]:
         await self.aload_connection()
         spec = self._warehouse_spec("pending-events", self._pending_body(source_id, task_run_id))
         return parse_pending_events(await self.acall(spec), spec)

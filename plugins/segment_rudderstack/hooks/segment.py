@@ -261,7 +261,7 @@ class SegmentHook(ApiHook):
         """``data.warehouse``: id, enabled, settings, metadata, ..."""
         return self._data(self._warehouse_spec(warehouse_id), "warehouse")
 
-    async def async_get_warehouse(self, warehouse_id: str) -> dict[str, Any]:
+    async def aget_warehouse(self, warehouse_id: str) -> dict[str, Any]:
         spec = self._warehouse_spec(warehouse_id)
         return unwrap(await self.acall(spec), ("data", "warehouse"), spec=spec, service=self.service_name)
 
@@ -290,7 +290,7 @@ class SegmentHook(ApiHook):
         """The latest ``count`` sync reports (one request: this endpoint allows 2 requests a minute), newest first."""
         return self.call(self._syncs_spec(warehouse_id, source_id, count))
 
-    async def async_list_warehouse_syncs(
+    async def alist_warehouse_syncs(
         self, warehouse_id: str, source_id: str | None = None, count: int = 20
     ) -> list[SyncReport]:
         return await self.acall(self._syncs_spec(warehouse_id, source_id, count))
