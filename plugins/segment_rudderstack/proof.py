@@ -38,9 +38,10 @@ from segment_rudderstack.hooks.segment_delivery import (
     floor_time,
     iso_z,
 )
+from segment_rudderstack.vocabulary import EVENT_TABLES
 
-# Tables one event lands in exactly once (a track also lands in its own per-event table: not counted twice).
-EVENT_TABLES = ("tracks", "pages", "screens", "identifies", "groups", "aliases")
+# EVENT_TABLES: the tables one event lands in exactly once (a track also lands in its own per-event table:
+# not counted twice).
 SECTION_TITLE = "Proof from Segment's metrics"
 
 

@@ -8,6 +8,7 @@ for the Delivery Overview endpoints (Segment Public API, beta).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -154,6 +155,7 @@ class VerifyWebhookPathOperator(MigrationOperator):
 
 
 # ------------------------------------------------------------------------------------ adoption signal
+@dataclass(frozen=True)
 class SegmentAdoptionWatch(AdoptionWatch):
     """Adoption from Segment's side: events still arriving at Segment over the trailing window (Delivery
     Overview ingress of the client sources) against the same sources' ingress over as long a window before the
@@ -161,7 +163,11 @@ class SegmentAdoptionWatch(AdoptionWatch):
     and keeps the higher one (both must be at or below the threshold); where the beta API is unavailable the
     warehouse share is used."""
 
-    fields = (*AdoptionWatch.fields, "segment_conn_id", "source_ids", "granularity", "baseline", "signal")
+    segment_conn_id: str = "segment_default"
+    source_ids: list[str] | None = None
+    granularity: str = "HOUR"
+    baseline: dict[str, int] | None = None
+    signal: str = "segment_metrics"
 
     def observe(self) -> AdoptionSample:
         from segment_rudderstack.hooks.segment_delivery import DeliveryOverviewUnavailable, SegmentMetricsHook
@@ -234,7 +240,7 @@ class SegmentAdoptionSensor(ConditionSensor):
         return SegmentAdoptionWatch(
             warehouse_conn_id=self.warehouse_conn_id, namespace=self.namespace,
             webhook_source_id=self.webhook_source_id, window_seconds=float(self.window_seconds),
-            threshold=float(self.threshold), consecutive=int(self.consecutive_checks),
+            threshold=float(self.threshold), consecutive_checks=int(self.consecutive_checks),
             min_events=int(self.min_events), library_names=self.library_names, tables=None,
             segment_conn_id=self.segment_conn_id, source_ids=sources, granularity=self.granularity,
             baseline=baseline, signal=self.signal,
