@@ -137,7 +137,7 @@ def test_segment_adoption_signal_counts_what_still_arrives_at_segment(world):
     send(world, {"1.9.4": 4})
     watch = SegmentAdoptionWatch(
         warehouse_conn_id=WAREHOUSE_CONN, namespace=world.schema, webhook_source_id=rs_source, window_seconds=60,
-        threshold=0.5, consecutive=1, min_events=1, library_names=[], tables=None, segment_conn_id="segment_default",
+        threshold=0.5, consecutive_checks=1, min_events=1, library_names=[], tables=None, segment_conn_id="segment_default",
         source_ids=[WEB], granularity="MINUTE", baseline={WEB: 8}, signal="segment_metrics",
     )
     sample = watch.observe()
