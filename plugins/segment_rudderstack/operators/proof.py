@@ -176,7 +176,7 @@ class SegmentAdoptionWatch(AdoptionWatch):
         since = until - timedelta(seconds=float(self.window_seconds))
         base = sum(int(v) for v in (self.baseline or {}).values())
         try:
-            hook = SegmentMetricsHook(self.segment_conn_id)
+            hook = self._cached("segment_metrics", lambda: SegmentMetricsHook(self.segment_conn_id))
             trailing = sum(
                 hook.delivery_metrics("successfully-received", source_id=s, start=since, end=until,
                                       granularity=self.granularity).total
@@ -184,7 +184,7 @@ class SegmentAdoptionWatch(AdoptionWatch):
             )
         except DeliveryOverviewUnavailable:
             return super().observe()
-        segment_sample = AdoptionSample(at=until, total=max(base, trailing), via_segment=trailing)
+        segment_sample = AdoptionSample(at=until, total=max(base, trailing), via_segment=trailing, since=since)
         if self.signal != "both":
             return segment_sample
         warehouse_sample = super().observe()
