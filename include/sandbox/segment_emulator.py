@@ -1,6 +1,6 @@
 """A local Segment: Public API subset, Tracking API, scheduled warehouse loads and classic Webhooks.
 
-Speaks the contracts in DESIGN.md section 3 over real HTTP (FastAPI; run it with `ServerThread`):
+Speaks the contracts in docs/design.md section 3 over real HTTP (FastAPI; run it with `ServerThread`):
 
 Public API (Bearer token; `{"data": ...}`; errors `{"errors": [{"type", "message", "field"?, "data"?}]}` (SDK model
 RequestErrorEnvelope), invalid input 422 and unknown ids 404 (the status codes the SDK's *_api.py response maps

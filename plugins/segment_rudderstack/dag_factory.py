@@ -1,6 +1,6 @@
 """Builds the migration DAG and the rollback DAG of a plan: wiring only, no I/O.
 
-Task groups follow the runbook (DESIGN.md section 1): preflight → set up RudderStack → route Segment to
+Task groups follow the runbook (docs/design.md section 1): preflight → set up RudderStack → route Segment to
 RudderStack → server-side drain → Segment's final load and its warehouse switched off → release
 RudderStack's sync and wait for its upload → duplicate check → client adoption → Segment's webhook off →
 report. Run-time choices come from the trigger form (params), validated by JSON schema at trigger time.

@@ -1,4 +1,4 @@
-"""The safety invariants of DESIGN.md section 2, each attacked: the tests try to make the library take the
+"""The safety invariants of docs/design.md section 2, each attacked: the tests try to make the library take the
 unsafe step and show that it refuses, and that nothing changed outside when it did."""
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ Query: ``sourceId``, ``destinationConfigId`` (egress), ``startTime`` (inclusive)
 ``granularity`` (``MINUTE``: at most 4 h per request, start at most 48 h back; ``HOUR``: 14 days, 30 days
 back; ``DAY``: 30 days, 30 days back), ``groupBy`` (one dimension here), ``filter`` (a JSON object, the way
 the SDK's ``ApiClient.parameters_to_url_query`` sends a model), ``pagination.count`` / ``pagination.cursor``
-(the library's convention for every Segment list; DESIGN.md section 3).
+(the library's convention for every Segment list; docs/design.md section 3).
 
 :meth:`DeliveryOverviewMixin.delivery_metrics` splits a long window into requests the granularity allows,
 follows ``pagination.next`` to the end and merges the pages; rate limits (429 + ``Retry-After``) are honoured

@@ -64,12 +64,12 @@ class MigrationOperator(BaseOperator):
             f"{upstream}). Did that task run in dry-run mode, or was it skipped? Re-run it for real first."
         )
 
-    def record_change(
+    def change(
         self, context: Any, *, target: ChangeTarget | str, target_id: str, field: str, before: Any, after: Any
     ) -> Change:
-        """Record one outside change in the plan's change log (the rollback reads it); every change goes here."""
+        """The change-log entry for one change made by this task in this run (the one place entries are built)."""
         ti = context.get("ti") if context else None
-        change = Change(
+        return Change(
             target=str(target),
             target_id=target_id,
             field=field,
@@ -78,6 +78,13 @@ class MigrationOperator(BaseOperator):
             task_id=self.task_id,
             run_id=getattr(ti, "run_id", None),
         )
+
+    def record_change(
+        self, context: Any, *, target: ChangeTarget | str, target_id: str, field: str, before: Any, after: Any
+    ) -> Change:
+        """Record a change made outside :meth:`apply_change` (bookkeeping, a repair); in a dry run, keep it in
+        ``would_change`` instead."""
+        change = self.change(context, target=target, target_id=target_id, field=field, before=before, after=after)
         if self.is_dry_run:
             self.would_change.append(change)
         else:
@@ -112,13 +119,11 @@ class MigrationOperator(BaseOperator):
                                after=after)
             return True
         self.log.info("changing %s %s: %s %r -> %r", target, target_id, field, before, after)
-        ti = context.get("ti") if context else None
         log = self.change_log
         # Write-ahead: the intent is in the log before the outside call, so a task killed mid-call leaves a
         # trace that the retry or the rollback resolves from the real state.
         seq = log.begin(
-            Change(target=str(target), target_id=target_id, field=field, before=before, after=after,
-                   task_id=self.task_id, run_id=getattr(ti, "run_id", None))
+            self.change(context, target=target, target_id=target_id, field=field, before=before, after=after)
         )
         try:
             apply()
