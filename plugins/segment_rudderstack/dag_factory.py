@@ -445,6 +445,7 @@ def _report(w: _Wiring, reports_dir: str | pathlib.Path, steps: dict[str, Any]) 
         source_ids=[s.id for s in w.plan.sources],
         selected_source_ids=SELECTED_SOURCES,
         task_ids={name: task.task_id for name, task in steps.items()},
+        trigger_rule="all_done",  # a failed run gets a report too (verdict: failed at ..., what to do)
         **w.common,
     )
 

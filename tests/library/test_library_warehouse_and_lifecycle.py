@@ -59,7 +59,7 @@ def test_status_skips_a_completed_migration_and_the_report_marks_completion_only
                                        dry_run=dry_run)
 
     path = pathlib.Path(report(True).execute(context()))
-    assert "dry run: nothing was changed" in path.read_text()
+    assert "DRY RUN: nothing was changed" in path.read_text()
     assert status.execute(context())["status"] == "not started"
 
     report(False).execute(context())

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import pathlib
-from datetime import UTC, datetime
+from dataclasses import asdict
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from segment_rudderstack.changelog import DONE, INTENT, NOT_APPLIED, Change, ChangeLog
 from segment_rudderstack.operators.base import MigrationOperator
@@ -177,32 +176,11 @@ class RollbackOperator(MigrationOperator):
                                 **({"object_id": object_id} if object_id else {}))
 
 
-def _adoption_chart(history: list[dict[str, Any]], path: pathlib.Path, threshold: float | None) -> bool:
-    points = [(datetime.fromisoformat(h["at"]), h["via_segment"] / h["total"]) for h in history if h.get("total")]
-    if not points:
-        return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
-    ax.plot([p[0] for p in points], [100 * p[1] for p in points], marker="o", label="share via Segment webhook")
-    if threshold is not None:
-        ax.axhline(100 * threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:.2%}")
-    ax.set_ylabel("% of events")
-    ax.set_title("Client adoption: events still arriving through Segment")
-    ax.legend(loc="upper right")
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return True
-
-
 class MigrationReportOperator(MigrationOperator):
-    """Write a Markdown report (and a PNG chart of the adoption share) of this run, log a summary, and mark
-    the migration complete in the change log (unless it is a dry run)."""
+    """Write the run's report (:mod:`segment_rudderstack.report`: verdict first, timeline, key figures, chart;
+    Markdown, HTML and a sidecar JSON of the raw results), log the verdict, and mark the migration complete
+    in the change log (unless it is a dry run). Runs also after a failed step (trigger rule ``all_done``):
+    the report then says where it failed and what to do, and the task fails too, so the run stays failed."""
 
     def __init__(
         self,
@@ -226,53 +204,70 @@ class MigrationReportOperator(MigrationOperator):
     template_fields = (*MigrationOperator.template_fields, "adoption_threshold", "selected_source_ids")
 
     def execute(self, context: Any) -> str:
-        ti = context["ti"]
-        results = {name: ti.xcom_pull(task_ids=task_id) for name, task_id in self.task_ids.items()}
-        run_id = getattr(ti, "run_id", "run")
-        folder = pathlib.Path(self.reports_dir) / self.plan_name
-        folder.mkdir(parents=True, exist_ok=True)
-        stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in run_id)
-        changes = [c for c in self.change_log.entries() if c.run_id == run_id]
-        threshold = float(self.adoption_threshold) if self.adoption_threshold not in (None, "") else None
-        adoption = results.get("adoption") or {}
-        chart = folder / f"{stem}-adoption.png"
-        has_chart = _adoption_chart(adoption.get("history") or [], chart, threshold)
-        lines = [
-            f"# Segment → RudderStack migration report: `{self.plan_name}`",
-            "",
-            f"- run: `{run_id}`{' (dry run: nothing was changed)' if self.is_dry_run else ''}",
-            f"- written: {datetime.now(UTC).isoformat()}",
-            "",
-            "## Outside changes, in order",
-            "",
-            "| when (UTC) | what | before | after | task |",
-            "|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {c.at} | {c.target} `{c.target_id}` {c.field} | {c.before!r} | {c.after!r} | {c.task_id} |"
-            for c in changes
-        ] or ["| - | no change in this run | | | |"]
-        lines += ["", "## Steps", ""]
-        for name, value in results.items():
-            lines.append(f"### {name}\n\n```json\n{json.dumps(value, indent=2, default=str)[:4000]}\n```\n")
-        if has_chart:
-            lines += ["## Client adoption", "", f"![adoption share]({chart.name})", ""]
-        if "proof" in self.task_ids:
-            from segment_rudderstack.proof import proof_section
+        from segment_rudderstack.report import ReportFacts, verdict, write_report
 
-            lines += proof_section(results.get("proof"))
-        path = folder / f"{stem}.md"
-        path.write_text("\n".join(lines), encoding="utf-8")
-        self.log.info(
-            "report written to %s; %d outside change(s) in this run; duplicates: %s; final adoption share: %s",
-            path, len(changes), (results.get("duplicates") or {}).get("duplicates"), adoption.get("share"),
-        )
-        # Complete only when every source of the plan was migrated; a run over a subset leaves the rest to a
-        # later run (which must not be skipped as "already complete").
+        ti = context["ti"]
+        run_id = getattr(ti, "run_id", "run")
+        tasks = _task_facts(ti)
+        if tasks.get("migration_status") is not None and tasks["migration_status"].state == "skipped":
+            raise AirflowSkipException("the migration was already complete: this run changed nothing, no report")
+        results = {name: ti.xcom_pull(task_ids=task_id) for name, task_id in self.task_ids.items()}
+        params = context.get("params") or {}
         selected = as_list(self.selected_source_ids)
         left_out = sorted(set(self.source_ids or []) - set(selected)) if selected is not None else []
-        outcome = COMPLETE if not left_out else f"partial (not migrated yet: {', '.join(left_out)})"
-        status = migration_status(self.change_log, self.plan_name)
-        self.apply_change(context, target=MIGRATION, target_id=self.plan_name, field=STATUS,
-                          before=status.after if status else None, after=outcome, apply=lambda: None)
-        return str(path)
+        dag_run = context.get("dag_run")
+        facts = ReportFacts(
+            plan_name=self.plan_name,
+            run_id=run_id,
+            results=results,
+            changes=[asdict(c) for c in self.change_log.entries() if c.run_id == run_id],
+            tasks=tasks,
+            dry_run=self.is_dry_run,
+            threshold=float(self.adoption_threshold) if self.adoption_threshold not in (None, "") else None,
+            window_seconds=_number(params.get("adoption_window_seconds")),
+            consecutive_checks=_number(params.get("adoption_consecutive_checks")),
+            left_out_sources=left_out,
+            run_started_at=getattr(dag_run, "start_date", None),
+        )
+        stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in run_id)
+        paths = write_report(facts, pathlib.Path(self.reports_dir) / self.plan_name, stem)
+        result = verdict(facts)
+        self.log.info("%s %s", result.text, result.todo)
+        self.log.info("report: %s (HTML: %s, raw results: %s)", paths["markdown"], paths["html"], paths["json"])
+        if result.kind == "failed":
+            raise AirflowFailException(f"{result.text} {result.todo} Report: {paths['markdown']}")
+        if result.kind in ("complete", "partial"):
+            # Complete only when every source of the plan was migrated; a run over a subset leaves the rest to
+            # a later run (which must not be skipped as "already complete").
+            outcome = COMPLETE if not left_out else f"partial (not migrated yet: {', '.join(left_out)})"
+            status = migration_status(self.change_log, self.plan_name)
+            self.apply_change(context, target=MIGRATION, target_id=self.plan_name, field=STATUS,
+                              before=status.after if status else None, after=outcome, apply=lambda: None)
+        return str(paths["markdown"])
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _task_facts(ti: Any) -> dict[str, Any]:
+    """States (and durations of finished tasks) of every task of this run, from the Task SDK; empty when
+    they cannot be read (outside a running task)."""
+    from segment_rudderstack.report import TaskFact
+
+    try:
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+    except Exception:
+        return {}
+    facts = {task_id: TaskFact(state=str(state) if state else None) for task_id, state in states.items()}
+    try:
+        for crumb in ti.get_task_breadcrumbs(dag_id=ti.dag_id, run_id=ti.run_id):
+            fact = facts.get(crumb.get("task_id"))
+            if fact is not None and crumb.get("duration") is not None:
+                fact.duration = float(crumb["duration"])
+    except Exception:  # durations are a nicety; the states are what the verdict needs
+        pass
+    return facts

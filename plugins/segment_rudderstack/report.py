@@ -1,0 +1,608 @@
+"""The migration report, at a glance: the verdict first, then a timeline of the phases, key figures as
+tables, the adoption chart (UTC, with the cutover, warehouse-off and webhook-off markers, the threshold and
+the window), and the outside changes. Raw step results go to a sidecar JSON file, not into the report.
+
+The report is a list of sections, each built by its own function from :class:`ReportFacts`; Markdown and
+HTML are rendered from the same sections, so both say the same. Add a section with
+:func:`register_section` (e.g. a per-lane table, or Segment's own delivery metrics): it receives the facts
+and returns a :class:`Section` or ``None`` when it has nothing to say.
+
+Facts come from the report task (its run's task states, step results and change log) or from the metadata
+database (the migration view in the UI, with the tasks' real start and end times).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import pathlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+# ---------------------------------------------------------------------------------------------- facts
+
+
+@dataclass
+class TaskFact:
+    state: str | None
+    start: datetime | None = None
+    end: datetime | None = None
+    duration: float | None = None  # seconds (known for finished tasks)
+
+
+@dataclass(frozen=True)
+class Phase:
+    key: str
+    label: str
+    prefixes: tuple[str, ...]  # task ids (or task group prefixes ending in ".") of the phase
+    waiting_for: str  # what a run waits for while this phase is running
+    on_failure: str  # what to do when it failed
+
+
+PHASES: tuple[Phase, ...] = (
+    Phase("preflight", "Preflight", ("migration_status", "preflight"),
+          "the preflight checks",
+          "read the preflight task's log: it lists every missing connection, privilege, table or id. Nothing was "
+          "changed yet; fix them and trigger again"),
+    Phase("setup", "Set up RudderStack (destination, sync held, Segment source)", ("setup_rudderstack.",),
+          "RudderStack's destination and Segment-type source",
+          "read the failed task's log (connection, token permissions, destination config); fix and clear the task "
+          "(every step is idempotent)"),
+    Phase("cutover", "Cutover: Segment's webhook to RudderStack", ("route_segment_to_rudderstack.",),
+          "the Webhooks destinations on Segment's client sources",
+          "read the task's log; Segment may refuse the webhook settings or the token may lack Source Admin. "
+          "Fix and clear the task"),
+    Phase("server_side", "Server-side services switched, Segment drained", ("server_side.",),
+          "the server-side services to send to RudderStack (deploy) and Segment's loads to drain",
+          "deploy the server-side services onto RudderStack, then clear the drain sensor"),
+    Phase("final_load", "Segment's final load, warehouse off", ("segment_final_load.",),
+          "a Segment load that started after the cutover to finish (then Segment's warehouse goes off)",
+          "Segment's final load failed or did not come: check the warehouse's syncs in Segment, then clear the "
+          "task. Nothing is switched off while a load is running"),
+    Phase("release", "RudderStack's sync released, first upload", ("release_rudderstack.",),
+          "RudderStack's first upload after the release",
+          "check the destination's uploads in RudderStack (aborted events, credentials), then clear the task"),
+    Phase("duplicates", "Duplicate check in the overlap window", ("duplicate_check",),
+          "the duplicate check",
+          "read the duplicate check's log (warehouse connection or privileges); fix and clear it"),
+    Phase("adoption", "Client adoption, Segment's webhook off", ("client_adoption.",),
+          "clients to move to the new app version (share through Segment at or below the threshold)",
+          "the adoption did not reach the threshold in time: keep waiting (clear the sensor) or lower the "
+          "threshold deliberately in the trigger form"),
+    Phase("report", "Report", ("report",), "the report", "read the report task's log"),
+)
+
+ACTIVE_STATES = {"running", "deferred", "up_for_reschedule", "up_for_retry", "queued", "scheduled",
+                 "awaiting_input", "restarting"}
+FAILED_STATES = {"failed"}
+DONE_STATES = {"success", "skipped"}
+
+
+def phase_of(task_id: str) -> Phase | None:
+    for phase in PHASES:
+        if any(task_id == p or (p.endswith(".") and task_id.startswith(p)) for p in phase.prefixes):
+            return phase
+    return None
+
+
+@dataclass
+class ReportFacts:
+    plan_name: str
+    run_id: str
+    results: dict[str, Any] = field(default_factory=dict)  # step name (webhooks, adoption, ...) -> result
+    changes: list[dict[str, Any]] = field(default_factory=list)  # this run's change log entries
+    tasks: dict[str, TaskFact] = field(default_factory=dict)  # task id -> state (and times when known)
+    dry_run: bool = False
+    threshold: float | None = None
+    window_seconds: float | None = None
+    consecutive_checks: int | None = None
+    left_out_sources: list[str] = field(default_factory=list)
+    run_started_at: datetime | None = None
+    generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    chart_file: str | None = None  # file name of the adoption chart, next to the report
+    extra: dict[str, Any] = field(default_factory=dict)  # for added sections (lanes, Segment metrics, ...)
+
+    def result(self, name: str) -> dict[str, Any]:
+        value = self.results.get(name)
+        return value if isinstance(value, dict) else {}
+
+
+# ---------------------------------------------------------------------------------------------- sections
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[Any]]
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[Any] = field(default_factory=list)  # str (paragraph), Table, Image, list[str] (bullets)
+    key: str = ""
+
+
+@dataclass
+class Image:
+    file: str
+    alt: str
+
+
+SectionBuilder = Callable[[ReportFacts], Section | None]
+_SECTIONS: list[tuple[str, SectionBuilder]] = []
+
+
+def register_section(key: str, builder: SectionBuilder, *, after: str | None = None) -> None:
+    """Add (or replace) a section; ``after`` puts it after the section with that key (default: before the
+    appendix)."""
+    global _SECTIONS
+    _SECTIONS = [(k, b) for k, b in _SECTIONS if k != key]
+    keys = [k for k, _ in _SECTIONS]
+    if after in keys:
+        index = keys.index(after) + 1
+    elif "appendix" in keys:
+        index = keys.index("appendix")
+    else:
+        index = len(_SECTIONS)
+    _SECTIONS.insert(index, (key, builder))
+
+
+def section_keys() -> list[str]:
+    return [k for k, _ in _SECTIONS]
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def utc(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def milestones(facts: ReportFacts) -> dict[str, datetime | None]:
+    """When the migration crossed its three points of no easy return."""
+    warehouse = facts.result("segment_warehouse")
+    webhook = facts.result("webhook_disabled")
+    return {
+        "cutover": _parse_time(facts.result("webhooks").get("cutover_at")),
+        "warehouse_off": _parse_time(warehouse.get("at")) if warehouse.get("disabled") else None,
+        "webhook_off": _parse_time(webhook.get("at")) if webhook.get("disabled") else None,
+        "released": _parse_time(facts.result("release").get("released_at")),
+    }
+
+
+@dataclass
+class PhaseRow:
+    phase: Phase
+    state: str  # done / running / failed / skipped / not started
+    started: datetime | None
+    ended: datetime | None
+    task_ids: list[str]
+    failed_task: str | None = None
+    active_task: str | None = None
+    busy_seconds: float | None = None  # sum of the tasks' own durations, when the times are not known
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started and self.ended:
+            return (self.ended - self.started).total_seconds()
+        return self.busy_seconds
+
+
+def _change_times(facts: ReportFacts, phase: Phase) -> list[datetime]:
+    times = []
+    for change in facts.changes:
+        task_id = change.get("task_id") or ""
+        if phase_of(task_id) is phase:
+            moment = _parse_time(change.get("at"))
+            if moment:
+                times.append(moment)
+    return times
+
+
+def phase_rows(facts: ReportFacts) -> list[PhaseRow]:
+    """One row per phase that has tasks in this run, in runbook order. Times are the tasks' own when known
+    (migration view); otherwise the phase ends at its last recorded change or milestone and starts where the
+    previous one ended."""
+    marks = milestones(facts)
+    milestone_of = {"cutover": marks["cutover"], "final_load": marks["warehouse_off"],
+                    "release": marks["released"], "adoption": marks["webhook_off"]}
+    rows: list[PhaseRow] = []
+    previous_end = facts.run_started_at
+    for phase in PHASES:
+        ids = sorted(t for t in facts.tasks if phase_of(t) is phase)
+        if not ids or (phase.key == "report" and not any(facts.tasks[t].state in FAILED_STATES for t in ids)):
+            continue  # the report's own phase only matters when it failed
+        states = {t: (facts.tasks[t].state or "none") for t in ids}
+        failed = next((t for t in ids if states[t] in FAILED_STATES), None)
+        active = next((t for t in ids if states[t] in ACTIVE_STATES), None)
+        if failed:
+            state = "failed"
+        elif active:
+            state = "running"
+        elif ids and all(s == "skipped" for s in states.values()):
+            state = "skipped"
+        elif ids and all(s in DONE_STATES for s in states.values()):
+            state = "done"
+        elif any(s == "upstream_failed" for s in states.values()):
+            state = "not reached"
+        else:
+            state = "not started"
+        starts = [facts.tasks[t].start for t in ids if facts.tasks[t].start]
+        ends = [facts.tasks[t].end for t in ids if facts.tasks[t].end]
+        started = min(starts) if starts else (previous_end if state in ("done", "running", "failed") else None)
+        if state == "done":
+            candidates = ends or [*_change_times(facts, phase), *([milestone_of[phase.key]]
+                                                                  if milestone_of.get(phase.key) else [])]
+            ended = max(candidates) if candidates else None
+            if ended is None and phase.key == "report":
+                ended = facts.generated_at
+        else:
+            ended = max(ends) if (ends and state == "failed") else None
+        durations = [facts.tasks[t].duration for t in ids if facts.tasks[t].duration is not None]
+        busy = sum(durations) if durations else None
+        if not starts and ended and busy is not None and state == "done":
+            started = max(started, ended - timedelta(seconds=busy)) if started else ended - timedelta(seconds=busy)
+        rows.append(PhaseRow(phase, state, started, ended, ids, failed, active, busy))
+        if ended:
+            previous_end = ended
+    return rows
+
+
+@dataclass
+class Verdict:
+    kind: str  # complete / dry_run / partial / waiting / failed / running
+    text: str
+    todo: str = ""
+
+
+def verdict(facts: ReportFacts) -> Verdict:
+    rows = phase_rows(facts)
+    failed = next((r for r in rows if r.state == "failed"), None)
+    if failed:
+        return Verdict("failed", f"FAILED at {failed.phase.label} (task `{failed.failed_task}`)"
+                                 f"{' at ' + utc(failed.ended) if failed.ended else ''}.",
+                       f"What to do: {failed.phase.on_failure}. To undo the changes made so far, trigger the "
+                       "rollback DAG.")
+    waiting = next((r for r in rows if r.state == "running" and r.phase.key != "report"), None)
+    if waiting:
+        detail = ""
+        if waiting.phase.key == "adoption":
+            share = facts.result("adoption").get("share")
+            samples = _adoption_points(facts)
+            if samples:
+                share = samples[-1][1]
+            if share is not None and facts.threshold is not None:
+                detail = f" (now {share:.2%} through Segment; threshold {facts.threshold:.2%})"
+        return Verdict("waiting", f"WAITING for {waiting.phase.waiting_for}{detail} since {utc(waiting.started)}.",
+                       f"Task `{waiting.active_task}` is waiting; nothing needs doing unless it stays there longer "
+                       "than expected.")
+    pending = [r for r in rows if r.state in ("not started", "not reached") and r.phase.key != "report"]
+    if pending:
+        return Verdict("running", f"IN PROGRESS: next phase {pending[0].phase.label}.")
+    if facts.dry_run:
+        return Verdict("dry_run", "DRY RUN: nothing was changed. Every step read the current state and logged "
+                                  "what it would change.",
+                       "Read each task's log for the changes a real run would make, then trigger without dry run.")
+    if facts.left_out_sources:
+        return Verdict("partial", f"PARTIAL: this run migrated its sources; not migrated yet: "
+                                  f"{', '.join(facts.left_out_sources)}.",
+                       "Trigger again selecting the remaining sources.")
+    marks = milestones(facts)
+    duplicates = facts.result("duplicates")
+    parts = [f"Segment's warehouse off since {utc(marks['warehouse_off'])}" if marks["warehouse_off"] else
+             "Segment's warehouse was already off",
+             f"RudderStack loading since {utc(marks['released'])}" if marks["released"] else
+             "RudderStack's sync was already released",
+             f"Segment's webhook off since {utc(marks['webhook_off'])}" if marks["webhook_off"] else
+             "Segment's webhook was already off"]
+    if duplicates:
+        parts.append(f"duplicate rows found {count_text(duplicates.get('duplicates'))}, "
+                     f"removed {count_text(duplicates.get('removed'))}")
+    return Verdict("complete", "COMPLETE: " + "; ".join(parts) + ".",
+                   "Nothing to do. Later runs of this DAG are no-ops; the rollback DAG undoes the changes.")
+
+
+def section_verdict(facts: ReportFacts) -> Section:
+    result = verdict(facts)
+    blocks: list[Any] = [f"**{result.text}**"]
+    if result.todo:
+        blocks.append(result.todo)
+    blocks.append(f"Plan `{facts.plan_name}`, run `{facts.run_id}`, written {utc(facts.generated_at)}.")
+    return Section("Verdict", blocks, key="verdict")
+
+
+def section_timeline(facts: ReportFacts) -> Section:
+    rows = phase_rows(facts)
+    table = Table(["phase", "state", "started (UTC)", "ended (UTC)", "took"],
+                  [[r.phase.label, r.state, utc(r.started), utc(r.ended), duration(r.seconds)] for r in rows])
+    marks = milestones(facts)
+    points = Table(["moment", "when (UTC)"], [
+        ["cutover (Segment's webhook to RudderStack on)", utc(marks["cutover"])],
+        ["Segment's warehouse off", utc(marks["warehouse_off"])],
+        ["RudderStack's sync released", utc(marks["released"])],
+        ["Segment's webhook off", utc(marks["webhook_off"])],
+    ])
+    return Section("Timeline", [table, points], key="timeline")
+
+
+def _adoption_points(facts: ReportFacts) -> list[tuple[datetime, float, int, int]]:
+    history = facts.result("adoption").get("history") or []
+    points = []
+    for sample in history:
+        if not isinstance(sample, dict) or not sample.get("total"):
+            continue
+        moment = _parse_time(sample.get("at"))
+        if moment:
+            points.append((moment, sample["via_segment"] / sample["total"], sample["total"], sample["via_segment"]))
+    return points
+
+
+def section_key_figures(facts: ReportFacts) -> Section:
+    duplicates = facts.result("duplicates")
+    points = _adoption_points(facts)
+    marks = milestones(facts)
+    rows: list[list[Any]] = []
+    if points:
+        first, last = points[0], points[-1]
+        rows += [
+            ["adoption share through Segment, first check", f"{first[1]:.2%} ({first[3]} of {first[2]} events)"],
+            ["adoption share through Segment, last check", f"{last[1]:.2%} ({last[3]} of {last[2]} events)"],
+            ["adoption checks", str(len(points))],
+        ]
+        overlap = sum(p[3] for p in points)
+        rows.append(["overlap events seen by the adoption checks (through Segment's webhook, summed over the "
+                     "checks' windows, which may overlap)", str(overlap)])
+    elif facts.result("adoption"):
+        share = facts.result("adoption").get("share")
+        rows.append(["adoption share through Segment", "—" if share is None else f"{share:.2%}"])
+    if facts.threshold is not None:
+        window = f", window {duration(facts.window_seconds)}" if facts.window_seconds else ""
+        checks = f", {facts.consecutive_checks} consecutive checks" if facts.consecutive_checks else ""
+        rows.append(["adoption threshold", f"{facts.threshold:.2%}{window}{checks}"])
+    if duplicates:
+        rows += [
+            ["duplicate rows found (overlap window)", count_text(duplicates.get("duplicates"))],
+            ["duplicate rows removed", count_text(duplicates.get("removed"))],
+            ["duplicate check looked back to", utc(_parse_time(duplicates.get("since")))],
+        ]
+    if marks["cutover"] and marks["webhook_off"]:
+        rows.append(["overlap (cutover → webhook off)",
+                     duration((marks["webhook_off"] - marks["cutover"]).total_seconds())])
+    rows.append(["outside changes in this run", str(len(facts.changes))])
+    phases = [[r.phase.label, duration(r.seconds)] for r in phase_rows(facts) if r.seconds is not None]
+    blocks: list[Any] = [Table(["figure", "value"], rows)]
+    if phases:
+        blocks.append(Table(["phase", "time"], phases))
+    return Section("Key figures", blocks, key="key_figures")
+
+
+def section_chart(facts: ReportFacts) -> Section | None:
+    if not facts.chart_file:
+        return None
+    text = ("Share of events still arriving through Segment's webhook at each adoption check (each point counts "
+            "the trailing window). Times in UTC; dashed vertical lines mark the cutover, Segment's warehouse off "
+            "and Segment's webhook off; the red line is the threshold.")
+    return Section("Client adoption", [text, Image(facts.chart_file, "adoption share over time (UTC)")],
+                   key="chart")
+
+
+def section_changes(facts: ReportFacts) -> Section:
+    rows = [[utc(_parse_time(c.get("at"))), f"{c.get('target')} `{c.get('target_id')}` {c.get('field')}",
+             _short(c.get("before")), _short(c.get("after")), c.get("task_id") or ""] for c in facts.changes]
+    if not rows:
+        return Section("Outside changes, in order", ["No outside change in this run."], key="changes")
+    return Section("Outside changes, in order",
+                   [Table(["when (UTC)", "what", "before", "after", "task"], rows)], key="changes")
+
+
+def section_appendix(facts: ReportFacts) -> Section:
+    sidecar = facts.extra.get("sidecar_file")
+    blocks: list[Any] = ["Each step's raw result (what the tasks returned) is in the sidecar JSON file"
+                         + (f" `{sidecar}`." if sidecar else ".")]
+    states = [[t, f.state or "—"] for t, f in sorted(facts.tasks.items())]
+    if states:
+        blocks.append(Table(["task", "state"], states))
+    return Section("Appendix: task states", blocks, key="appendix")
+
+
+def count_text(value: Any) -> str:
+    """A count, or a per-table dict of counts as ``4 (tracks 3, pages 1)``."""
+    if isinstance(value, dict):
+        total = sum(int(v) for v in value.values() if isinstance(v, int | float))
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(value.items()))
+        return f"{total} ({detail})" if detail else "0"
+    return str(value or 0)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+for _key, _builder in (("verdict", section_verdict), ("timeline", section_timeline),
+                       ("key_figures", section_key_figures), ("chart", section_chart),
+                       ("changes", section_changes), ("appendix", section_appendix)):
+    register_section(_key, _builder)
+
+
+def sections(facts: ReportFacts) -> list[Section]:
+    built = []
+    for key, builder in _SECTIONS:
+        section = builder(facts)
+        if section is not None:
+            section.key = section.key or key
+            built.append(section)
+    return built
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+
+
+def _md_cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(facts: ReportFacts) -> str:
+    lines = [f"# Segment → RudderStack migration: `{facts.plan_name}`", ""]
+    for section in sections(facts):
+        lines += [f"## {section.title}", ""]
+        for block in section.blocks:
+            if isinstance(block, Table):
+                lines.append("| " + " | ".join(_md_cell(h) for h in block.headers) + " |")
+                lines.append("|" + "---|" * len(block.headers))
+                lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
+            elif isinstance(block, Image):
+                lines.append(f"![{block.alt}]({block.file})")
+            elif isinstance(block, list):
+                lines += [f"- {item}" for item in block]
+            else:
+                lines.append(str(block))
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _inline_html(text: str) -> str:
+    """Escape, then the two Markdown marks the sections use: **bold** and `code`."""
+    escaped = html.escape(text)
+    parts = escaped.split("**")
+    escaped = "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
+    parts = escaped.split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;color:#222}
+table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}
+th{background:#f3f3f3}.verdict{font-size:1.2rem;padding:.75rem;border-left:.4rem solid #888;background:#fafafa}
+.v-complete{border-color:#2e7d32}.v-failed{border-color:#c62828}.v-waiting,.v-running{border-color:#f9a825}
+.v-dry_run,.v-partial{border-color:#1565c0}img{max-width:100%}"""
+
+
+def to_html(facts: ReportFacts) -> str:
+    kind = verdict(facts).kind
+    out = ["<!doctype html><html><head><meta charset='utf-8'>",
+           f"<title>Migration {html.escape(facts.plan_name)}</title><style>{_CSS}</style></head><body>",
+           f"<h1>Segment → RudderStack migration: <code>{html.escape(facts.plan_name)}</code></h1>"]
+    for section in sections(facts):
+        out.append(f"<section id='{html.escape(section.key)}'><h2>{html.escape(section.title)}</h2>")
+        for index, block in enumerate(section.blocks):
+            if isinstance(block, Table):
+                out.append("<table><thead><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in block.headers)
+                           + "</tr></thead><tbody>")
+                out += ["<tr>" + "".join(f"<td>{_inline_html(str(c))}</td>" for c in row) + "</tr>"
+                        for row in block.rows]
+                out.append("</tbody></table>")
+            elif isinstance(block, Image):
+                out.append(f"<img src='{html.escape(block.file)}' alt='{html.escape(block.alt)}'>")
+            elif isinstance(block, list):
+                out.append("<ul>" + "".join(f"<li>{_inline_html(str(i))}</li>" for i in block) + "</ul>")
+            elif section.key == "verdict" and index == 0:
+                out.append(f"<p class='verdict v-{kind}'>{_inline_html(str(block))}</p>")
+            else:
+                out.append(f"<p>{_inline_html(str(block))}</p>")
+        out.append("</section>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------- chart
+
+
+def adoption_chart(facts: ReportFacts, path: pathlib.Path) -> bool:
+    """PNG of the adoption share over time, in UTC, with the milestones, the threshold and the window."""
+    fig = adoption_figure(facts)
+    if fig is None:
+        return False
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def adoption_figure(facts: ReportFacts) -> Any:
+    points = _adoption_points(facts)
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.6), dpi=100)
+    times = [p[0] for p in points]
+    ax.plot(times, [100 * p[1] for p in points], marker="o", label="share through Segment's webhook")
+    if facts.threshold is not None:
+        ax.axhline(100 * facts.threshold, color="tab:red", linestyle="-", linewidth=1,
+                   label=f"threshold {facts.threshold:.2%}")
+    if facts.window_seconds:
+        end = times[-1]
+        ax.axvspan(end - timedelta(seconds=float(facts.window_seconds)), end, color="tab:gray", alpha=0.12,
+                   label=f"window of the last check ({duration(facts.window_seconds)})")
+    marks = milestones(facts)
+    for key, label, colour in (("cutover", "cutover", "tab:green"), ("warehouse_off", "Segment warehouse off",
+                                                                        "tab:purple"),
+                               ("webhook_off", "Segment webhook off", "tab:orange")):
+        if marks[key]:
+            ax.axvline(marks[key], color=colour, linestyle="--", linewidth=1, label=label)
+    ax.set_ylabel("% of events")
+    day = times[0].astimezone(UTC).strftime("%Y-%m-%d")
+    ax.set_xlabel(f"time (UTC), {day}")
+    ax.set_title(f"Client adoption, plan {facts.plan_name}: events still arriving through Segment")
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=UTC))
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper right", fontsize="small")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+def write_report(facts: ReportFacts, folder: pathlib.Path, stem: str) -> dict[str, pathlib.Path]:
+    """``<stem>.md``, ``<stem>.html``, ``<stem>.json`` (raw results, changes, task states) and, when there were
+    adoption checks, ``<stem>-adoption.png``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    chart = folder / f"{stem}-adoption.png"
+    if adoption_chart(facts, chart):
+        facts.chart_file = chart.name
+    sidecar = folder / f"{stem}.json"
+    facts.extra.setdefault("sidecar_file", sidecar.name)
+    raw = {
+        "plan": facts.plan_name, "run_id": facts.run_id, "verdict": verdict(facts).__dict__,
+        "generated_at": facts.generated_at.isoformat(), "dry_run": facts.dry_run,
+        "results": facts.results, "changes": facts.changes,
+        "tasks": {t: {"state": f.state, "start": f.start.isoformat() if f.start else None,
+                      "end": f.end.isoformat() if f.end else None} for t, f in facts.tasks.items()},
+    }
+    sidecar.write_text(json.dumps(raw, indent=2, default=str), encoding="utf-8")
+    paths = {"markdown": folder / f"{stem}.md", "html": folder / f"{stem}.html", "json": sidecar}
+    paths["markdown"].write_text(to_markdown(facts), encoding="utf-8")
+    paths["html"].write_text(to_html(facts), encoding="utf-8")
+    if facts.chart_file:
+        paths["chart"] = chart
+    return paths
