@@ -201,7 +201,8 @@ class MigrationReportOperator(MigrationOperator):
         self.task_ids = task_ids
         self.adoption_threshold = adoption_threshold
 
-    template_fields = (*MigrationOperator.template_fields, "adoption_threshold", "selected_source_ids")
+    # task_ids is a template field so that it is kept in the serialized DAG (the migration view reads it).
+    template_fields = (*MigrationOperator.template_fields, "adoption_threshold", "selected_source_ids", "task_ids")
 
     def execute(self, context: Any) -> str:
         from segment_rudderstack.report import ReportFacts, verdict, write_report

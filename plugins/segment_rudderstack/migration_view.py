@@ -1,0 +1,356 @@
+"""The migration view in the Airflow UI (an Airflow 3 plugin page, see segment_rudderstack_plugin.py).
+
+Served by Airflow's API server as a FastAPI sub-application under ``/segment-rudderstack`` and shown in the
+UI as "Migrations" (Browse menu) and as a "Migration" tab on each migration DAG. For every plan: the verdict,
+the runbook steps with state and times, the cutover point, the adoption share over time with the
+threshold, the change log, the last duplicate check and links to the runs. It reads Airflow's metadata
+database (DAG runs, task instances, XComs, the change-log Variable, a deferred adoption sensor's trigger)
+and needs the viewer to be logged in to Airflow with read access to the DAG.
+
+The page is built from the same facts and sections as the run report (:mod:`segment_rudderstack.report`).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from segment_rudderstack import report
+from segment_rudderstack.report import ReportFacts, TaskFact
+
+URL_PREFIX = "/segment-rudderstack"
+DAG_PREFIX = "segment_to_rudderstack__"
+INVALID_TAG = "invalid-plan"
+RUNS_SHOWN = 10
+# Which task's result is which step, when the report task does not say (its task_ids field).
+DEFAULT_ROLES = {
+    "preflight": "preflight",
+    "webhooks": "route_segment_to_rudderstack.ensure_webhooks",
+    "final_load": "segment_final_load.wait_final_load",
+    "segment_warehouse": "segment_final_load.disable_segment_warehouse",
+    "release": "release_rudderstack.release_sync",
+    "upload": "release_rudderstack.wait_upload",
+    "duplicates": "duplicate_check",
+    "adoption": "client_adoption.wait_client_adoption",
+    "webhook_disabled": "client_adoption.disable_segment_webhook",
+}
+
+
+# ------------------------------------------------------------------------------------------ reading Airflow
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def migration_dag_ids(session: Any) -> list[str]:
+    from airflow.models.dag import DagModel
+    from sqlalchemy import select
+
+    rows = session.scalars(
+        select(DagModel.dag_id).where(DagModel.dag_id.startswith(DAG_PREFIX), DagModel.is_stale.is_(False))
+    ).all()
+    return sorted(rows)
+
+
+def _roles(dag_id: str, session: Any) -> tuple[dict[str, str], dict[str, Any]]:
+    """Step role -> task id (from the report task of the serialized DAG) and the DAG's param defaults."""
+    roles, params = dict(DEFAULT_ROLES), {}
+    try:
+        from airflow.models.serialized_dag import SerializedDagModel
+
+        dag = SerializedDagModel.get_dag(dag_id, session=session)
+    except Exception:
+        dag = None
+    if dag is None:
+        return roles, params
+    if "report" in dag.task_dict:
+        declared = getattr(dag.task_dict["report"], "task_ids", None)
+        if isinstance(declared, dict):
+            roles.update({k: v for k, v in declared.items() if isinstance(v, str)})
+    try:
+        params = {k: dag.params[k] for k in dag.params}
+    except Exception:
+        params = {}
+    return roles, params
+
+
+def plan_facts(dag_id: str, session: Any, run_id: str | None = None) -> tuple[ReportFacts, dict[str, Any]]:
+    """The latest run's (or ``run_id``'s) facts, and what only the view shows (runs, full change log, ...)."""
+    from airflow.models.dag import DagModel
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import select
+
+    plan_name = dag_id.removeprefix(DAG_PREFIX)
+    dag_model = session.get(DagModel, dag_id)
+    runs = session.scalars(
+        select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(RUNS_SHOWN)
+    ).all()
+    run = next((r for r in runs if r.run_id == run_id), None) if run_id else (runs[0] if runs else None)
+    roles, params = _roles(dag_id, session)
+    conf = (run.conf or {}) if run else {}
+    value = {**params, **{k: v for k, v in conf.items() if k in params}}
+    facts = ReportFacts(plan_name=plan_name, run_id=run.run_id if run else "—",
+                        dry_run=bool(value.get("dry_run", False)),
+                        threshold=_float(value.get("adoption_threshold")),
+                        window_seconds=_float(value.get("adoption_window_seconds")),
+                        consecutive_checks=_int(value.get("adoption_consecutive_checks")),
+                        run_started_at=_aware(run.start_date) if run else None)
+    extra: dict[str, Any] = {"runs": runs, "dag_model": dag_model, "changes_all": [], "adoption_live": False}
+    if run is not None:
+        tis = session.scalars(select(TaskInstance).where(
+            TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id)).all()
+        for ti in tis:
+            facts.tasks[ti.task_id] = TaskFact(state=str(ti.state.value if hasattr(ti.state, "value") else ti.state)
+                                               if ti.state else None,
+                                               start=_aware(ti.start_date), end=_aware(ti.end_date),
+                                               duration=ti.duration)
+        xcoms = session.scalars(select(XComModel).where(
+            XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value")).all()
+        by_task = {x.task_id: XComModel.deserialize_value(x) for x in xcoms}
+        facts.results = {role: by_task.get(task_id) for role, task_id in roles.items()}
+        adoption_task = roles.get("adoption")
+        live = _live_adoption(tis, adoption_task)
+        if live and not facts.results.get("adoption"):
+            facts.results["adoption"] = {"history": live}
+            extra["adoption_live"] = True
+    changes = _change_log(plan_name)
+    extra["changes_all"] = changes
+    facts.changes = [c for c in changes if run is not None and c.get("run_id") == run.run_id]
+    return facts, extra
+
+
+def _live_adoption(tis: list[Any], task_id: str | None) -> list[dict[str, Any]] | None:
+    """A deferred adoption sensor keeps its checks in its trigger's arguments: the share as it falls."""
+    for ti in tis:
+        if ti.task_id != task_id or ti.trigger_id is None:
+            continue
+        try:
+            memory = ti.trigger.kwargs.get("memory")
+        except Exception:
+            return None
+        return [m for m in memory or [] if isinstance(m, dict)]
+    return None
+
+
+def _change_log(plan_name: str) -> list[dict[str, Any]]:
+    from airflow.models.variable import Variable
+
+    try:
+        raw = Variable.get(f"{DAG_PREFIX}{plan_name}__changes", default_var=None, deserialize_json=True)
+    except Exception:
+        return []
+    return [c for c in raw or [] if isinstance(c, dict)]
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _int(value: Any) -> int | None:
+    number = _float(value)
+    return int(number) if number is not None else None
+
+
+# ------------------------------------------------------------------------------------------ rendering
+
+_CSS = report._CSS + """
+body{max-width:none;margin:1rem}.plan{border:1px solid #ddd;border-radius:6px;padding:0 1rem 1rem;margin-bottom:1.5rem}
+.state-success,.state-done{color:#2e7d32}.state-failed{color:#c62828;font-weight:bold}
+.state-running,.state-deferred,.state-up_for_reschedule,.state-queued{color:#e65100;font-weight:bold}
+.muted{color:#777}nav a{margin-right:1rem}"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _chart_img(facts: ReportFacts) -> str:
+    fig = report.adoption_figure(facts)
+    if fig is None:
+        return "<p class='muted'>No adoption check yet.</p>"
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    data = base64.b64encode(buffer.getvalue()).decode()
+    return f"<img id='adoption-chart' alt='adoption share over time (UTC)' src='data:image/png;base64,{data}'>"
+
+
+def _run_link(dag_id: str, run_id: str) -> str:
+    return f"/dags/{_e(dag_id)}/runs/{_e(run_id)}"
+
+
+def render_plan(dag_id: str, facts: ReportFacts, extra: dict[str, Any]) -> str:
+    verdict = report.verdict(facts) if extra["runs"] else report.Verdict("running", "NOT STARTED: no run yet.")
+    dag_model = extra.get("dag_model")
+    paused = bool(getattr(dag_model, "is_paused", False))
+    out = [f"<section class='plan' data-dag-id='{_e(dag_id)}'><h2>Plan <code>{_e(facts.plan_name)}</code> "
+           f"<small class='muted'><a href='/dags/{_e(dag_id)}' target='_top'>{_e(dag_id)}</a>"
+           f"{' (paused: unpause it to let its schedule run)' if paused else ''}</small></h2>",
+           f"<p class='verdict v-{_e(verdict.kind)}' id='verdict'>{report._inline_html(verdict.text)}</p>"]
+    if verdict.todo:
+        out.append(f"<p>{report._inline_html(verdict.todo)}</p>")
+
+    marks = report.milestones(facts)
+    out.append("<h3>Cutover point</h3>")
+    out.append(f"<p id='cutover'>{'Segment started sending to RudderStack at <strong>' + _e(report.utc(marks['cutover'])) + '</strong>' if marks['cutover'] else 'not reached yet'}"
+               f"{'; Segment warehouse off at ' + _e(report.utc(marks['warehouse_off'])) if marks['warehouse_off'] else ''}"
+               f"{'; Segment webhook off at ' + _e(report.utc(marks['webhook_off'])) if marks['webhook_off'] else ''}.</p>")
+
+    out.append(f"<h3>Runbook steps (run <a href='{_run_link(dag_id, facts.run_id)}' target='_top'>"
+               f"{_e(facts.run_id)}</a>)</h3>")
+    rows = report.phase_rows(facts)
+    out.append("<table id='steps'><thead><tr><th>step</th><th>state</th><th>started (UTC)</th><th>ended (UTC)</th>"
+               "<th>took</th><th>tasks</th></tr></thead><tbody>")
+    for row in rows:
+        tasks = ", ".join(f"<span class='state-{_e(facts.tasks[t].state or 'none')}'>{_e(t.split('.')[-1])}: "
+                          f"{_e(facts.tasks[t].state or 'not started')}</span>" for t in row.task_ids)
+        out.append(f"<tr><td>{_e(row.phase.label)}</td><td class='state-{_e(row.state.replace(' ', '_'))}'>"
+                   f"{_e(row.state)}</td><td>{_e(report.utc(row.started))}</td><td>{_e(report.utc(row.ended))}</td>"
+                   f"<td>{_e(report.duration(row.seconds))}</td><td>{tasks}</td></tr>")
+    out.append("</tbody></table>")
+
+    live = " (live: the sensor is still checking)" if extra.get("adoption_live") else ""
+    threshold = f"; threshold {facts.threshold:.2%}" if facts.threshold is not None else ""
+    out.append(f"<h3>Adoption share over time{_e(live)}{_e(threshold)}</h3>")
+    out.append(_chart_img(facts))
+
+    duplicates = facts.result("duplicates")
+    out.append("<h3>Last duplicate check</h3>")
+    if duplicates:
+        task = facts.tasks.get(next((t for t in facts.tasks if report.phase_of(t) and
+                                     report.phase_of(t).key == "duplicates"), ""), None)
+        when = report.utc(task.end) if task else "—"
+        out.append(f"<p id='duplicates'>at {_e(when)}: found {_e(report.count_text(duplicates.get('duplicates')))}, "
+                   f"removed {_e(report.count_text(duplicates.get('removed')))} (looked back to "
+                   f"{_e(report.utc(report._parse_time(duplicates.get('since'))))}).</p>")
+    else:
+        out.append("<p id='duplicates' class='muted'>not run yet in this run.</p>")
+
+    changes = extra.get("changes_all") or []
+    out.append(f"<h3>Change log ({len(changes)} outside change(s), all runs; the rollback DAG undoes them)</h3>")
+    if changes:
+        out.append("<table id='changes'><thead><tr><th>when (UTC)</th><th>what</th><th>before</th><th>after</th>"
+                   "<th>task</th><th>run</th></tr></thead><tbody>")
+        for c in changes:
+            out.append(f"<tr><td>{_e(report.utc(report._parse_time(c.get('at'))))}</td><td>{_e(c.get('target'))} "
+                       f"<code>{_e(c.get('target_id'))}</code> {_e(c.get('field'))}</td>"
+                       f"<td>{_e(report._short(c.get('before')))}</td><td>{_e(report._short(c.get('after')))}</td>"
+                       f"<td>{_e(c.get('task_id') or '')}</td><td>{_e(c.get('run_id') or '')}</td></tr>")
+        out.append("</tbody></table>")
+    else:
+        out.append("<p id='changes' class='muted'>No outside change recorded.</p>")
+
+    out.append("<h3>Runs</h3><ul id='runs'>")
+    for run in extra["runs"]:
+        state = run.state.value if hasattr(run.state, "value") else run.state
+        out.append(f"<li><a href='{_run_link(dag_id, run.run_id)}' target='_top'>{_e(run.run_id)}</a> "
+                   f"<span class='state-{_e(state)}'>{_e(state)}</span> started {_e(report.utc(_aware(run.start_date)))}</li>")
+    if not extra["runs"]:
+        out.append("<li class='muted'>no run yet</li>")
+    out.append("</ul></section>")
+    return "\n".join(out)
+
+
+def page(title: str, body: str) -> str:
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title><style>{_CSS}</style>"
+            f"</head><body><h1>{_e(title)}</h1>{body}<p class='muted'>Times in UTC. Generated "
+            f"{_e(report.utc(datetime.now(UTC)))}.</p></body></html>")
+
+
+# ------------------------------------------------------------------------------------------ the app
+
+
+async def current_user(request: Request) -> Any:
+    """The logged-in Airflow user: a bearer token, else the UI's JWT cookie (as Airflow's own routes read
+    them). 401 without one, 403 for an invalid one."""
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+    from airflow.api_fastapi.core_api.security import resolve_user_from_token
+
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(COOKIE_NAME_JWT_TOKEN)
+    return await resolve_user_from_token(token)
+
+
+def _can_read(user: Any, dag_id: str) -> bool:
+    try:
+        from airflow.api_fastapi.app import get_auth_manager
+        from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+
+        return bool(get_auth_manager().is_authorized_dag(method="GET", details=DagDetails(id=dag_id), user=user))
+    except Exception:
+        return False
+
+
+CurrentUser = Annotated[Any, Depends(current_user)]
+
+
+def create_app() -> FastAPI:
+    """Cheap to build (every process that loads plugins builds it); Airflow's API modules load per request."""
+    app = FastAPI(title="Segment → RudderStack migrations", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def session_scope():
+        from airflow.utils.session import create_session
+
+        return create_session()
+
+    @app.get("/", response_class=HTMLResponse)
+    def all_plans(user: CurrentUser) -> str:
+        with session_scope() as session:
+            dag_ids = [d for d in migration_dag_ids(session) if _can_read(user, d)]
+            parts = []
+            for dag_id in dag_ids:
+                facts, extra = plan_facts(dag_id, session)
+                dag_model = extra.get("dag_model")
+                if dag_model is not None and INVALID_TAG in {t.name for t in getattr(dag_model, "tags", [])}:
+                    parts.append(f"<section class='plan' data-dag-id='{_e(dag_id)}'><h2>{_e(dag_id)}</h2>"
+                                 f"<p class='verdict v-failed'>{_e(dag_model.description or 'INVALID PLAN')}</p>"
+                                 "</section>")
+                    continue
+                parts.append(render_plan(dag_id, facts, extra))
+        body = "\n".join(parts) or "<p>No migration DAG found (plans live in include/plans/).</p>"
+        return page("Segment → RudderStack migrations", body)
+
+    @app.get("/dags/{dag_id}", response_class=HTMLResponse)
+    def one_plan(dag_id: str, user: CurrentUser, run_id: str | None = None) -> str:
+        if not dag_id.startswith(DAG_PREFIX):
+            return page("Migration", f"<p><code>{_e(dag_id)}</code> is not a Segment → RudderStack migration DAG."
+                                     "</p>")
+        if not _can_read(user, dag_id):
+            raise HTTPException(status_code=403, detail=f"no read access to DAG {dag_id}")
+        with session_scope() as session:
+            facts, extra = plan_facts(dag_id, session, run_id)
+            return page(f"Migration {facts.plan_name}", render_plan(dag_id, facts, extra))
+
+    @app.get("/api/dags/{dag_id}", response_class=JSONResponse)
+    def plan_json(dag_id: str, user: CurrentUser, run_id: str | None = None) -> Any:
+        if not dag_id.startswith(DAG_PREFIX) or not _can_read(user, dag_id):
+            raise HTTPException(status_code=404, detail=f"no migration DAG {dag_id} readable by you")
+        with session_scope() as session:
+            facts, extra = plan_facts(dag_id, session, run_id)
+            verdict = report.verdict(facts)
+            return json.loads(json.dumps({
+                "plan": facts.plan_name, "run_id": facts.run_id, "verdict": verdict.__dict__,
+                "milestones": {k: v.isoformat() if v else None for k, v in report.milestones(facts).items()},
+                "steps": [{"phase": r.phase.key, "state": r.state, "started": r.started, "ended": r.ended}
+                          for r in report.phase_rows(facts)],
+                "changes": extra["changes_all"], "runs": [r.run_id for r in extra["runs"]],
+            }, default=str))
+
+    return app
