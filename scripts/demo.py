@@ -21,13 +21,81 @@ from segment_rudderstack.plan import load_plan
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
+COLUMNS = {
+    "sent": "distinct events the simulated clients sent (the ledger), per table",
+    "loaded": "of those, how many are in the warehouse table (by message id)",
+    "missing": "sent, not in the warehouse, and not dropped on purpose: LOST (must be 0)",
+    "duplicated": "message ids with more than one row in the table (must be 0)",
+    "dropped_after_close": "sent by a client while no path to the warehouse was open (e.g. an old client after "
+                           "Segment's webhook was switched off); expected, counted apart from losses",
+    "unexpected": "rows whose id the ledger does not know (history loaded before the rehearsal)",
+}
+
+
+class Progress:
+    """One line every few seconds while the DAG runs: elapsed time, the phase it is in, and the adoption share
+    (events still arriving through Segment's webhook) as it falls. Read from Airflow's metadata database
+    (the run's task instances, as the migration view does) and from the warehouse (the sensor's own query)."""
+
+    def __init__(self, plan):
+        self.plan = plan
+
+    def __call__(self, sandbox, env: dict[str, str], elapsed: float) -> None:
+        import os
+
+        from airflow.utils.session import create_session
+
+        from segment_rudderstack.migration_view import plan_facts
+        from segment_rudderstack.report import duration, phase_rows
+
+        os.environ.update({k: v for k, v in env.items() if k.startswith("AIRFLOW_CONN_")})
+        with create_session() as session:
+            facts, _ = plan_facts(self.plan.dag_id, session)
+        rows = phase_rows(facts)
+        current = next((r for r in rows if r.state in ("running", "failed")), None)
+        if current is None:
+            done = [r for r in rows if r.state == "done"]
+            phase = f"{done[-1].phase.label}: done" if done else "starting"
+        else:
+            since = f", {duration((facts.generated_at - current.started).total_seconds())} in it" if current.started else ""
+            phase = f"{current.phase.label} ({current.state}{since})"
+        print(f"[demo] {duration(elapsed):>12} | {phase} | adoption: {self._share(facts)}", flush=True)
+
+    def _share(self, facts) -> str:
+        from datetime import UTC, datetime, timedelta
+
+        from segment_rudderstack.dialects import dialect_for_conn_id
+
+        source_id = facts.results.get("segment_source")
+        if not isinstance(source_id, str) or not facts.result("webhooks").get("cutover_at"):
+            return "not measured before the cutover"
+        now = datetime.now(UTC)
+        adoption = self.plan.adoption
+        sample = dialect_for_conn_id(self.plan.warehouse.conn_id).adoption_share(
+            self.plan.warehouse.namespace, webhook_source_id=source_id,
+            since=now - timedelta(seconds=adoption.window_seconds), until=now,
+            library_names=adoption.library_names or None)
+        if sample.share is None:
+            return f"no event in the last {adoption.window_seconds} s yet"
+        return (f"{sample.share:.1%} still through Segment ({sample.via_segment} of {sample.total} events in the "
+                f"last {adoption.window_seconds} s; threshold {adoption.threshold:.1%})")
+
+
+def explain_columns() -> None:
+    print("[demo] reconciliation columns:")
+    for name, meaning in COLUMNS.items():
+        print(f"  {name:<20} {meaning}")
+
+
 def main() -> int:
     plan = load_plan(REPO / "include" / "plans" / "sandbox.yaml")
     # Server-side services "deploy" onto RudderStack as soon as its warehouse destination is connected.
     config = load_config(clients={"server_side_switch": "auto"})
     print(f"[demo] starting the sandbox in {config.home} and running {plan.dag_id} ...", flush=True)
     began = time.monotonic()
-    result = rehearse(config, dag_id=plan.dag_id, change_log_key=plan.change_log_key)
+    print("[demo] progress every 10 s: elapsed | phase | adoption share (events still arriving through Segment)",
+          flush=True)
+    result = rehearse(config, dag_id=plan.dag_id, change_log_key=plan.change_log_key, progress=Progress(plan))
     run = result.runs[0]
     print(f"[demo] migration DAG {'succeeded' if run.ok else 'FAILED'} in {run.seconds:.0f} s "
           f"(airflow log: {run.log_path})")
@@ -38,6 +106,8 @@ def main() -> int:
         print(f"[demo] {label} at: {', '.join(m.isoformat() for m in moments) or 'never'}")
     print()
     print(result.report.format() if result.report else "[demo] no reconciliation (the run did not get that far)")
+    if result.report:
+        explain_columns()
     print()
     if result.violations:
         print("[demo] SAFETY INVARIANT VIOLATIONS:")
@@ -47,7 +117,10 @@ def main() -> int:
         print("[demo] safety invariants held (checked from the emulators' own request logs)")
     reports = sorted((REPO / "reports" / plan.name).glob("*.md"), key=lambda p: p.stat().st_mtime)
     if reports:
-        print(f"[demo] migration report: {reports[-1]}")
+        verdict = next((line.strip("*") for line in reports[-1].read_text().splitlines()
+                        if line.startswith("**")), "")
+        print(f"[demo] report verdict: {verdict}")
+        print(f"[demo] migration report: {reports[-1]} (HTML: {reports[-1].with_suffix('.html')})")
     print(f"[demo] total wall time {time.monotonic() - began:.0f} s")
     ok = run.ok and result.report is not None and result.report.ok and not result.violations
     print("[demo] OK: nothing lost, nothing duplicated" if ok else "[demo] FAILED (see above)")

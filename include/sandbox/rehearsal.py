@@ -11,6 +11,7 @@ import pathlib
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,7 +79,10 @@ def reset_change_log(key: str, env: dict[str, str]) -> None:
 
 
 def run_dag(dag_id: str, *, env: dict[str, str], conf: dict[str, Any] | None, log_dir: pathlib.Path,
-            timeout_s: float) -> DagRunResult:
+            timeout_s: float, progress: Callable[[float], None] | None = None,
+            progress_interval_s: float = 10.0) -> DagRunResult:
+    """``airflow dags test`` in a subprocess; ``progress(elapsed_s)`` is called every ``progress_interval_s``
+    while it runs (e.g. `make demo`'s progress line)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{dag_id}-{int(time.time())}.log"
     command = [airflow_bin(), "dags", "test", dag_id]
@@ -86,12 +90,23 @@ def run_dag(dag_id: str, *, env: dict[str, str], conf: dict[str, Any] | None, lo
         command += ["--conf", json.dumps(conf)]
     began = time.monotonic()
     with log_path.open("w") as out:
-        try:
-            proc = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s)
-            code = proc.returncode
-        except subprocess.TimeoutExpired:
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        next_progress = began + progress_interval_s
+        while proc.poll() is None and time.monotonic() - began < timeout_s:
+            time.sleep(min(0.5, max(0.05, timeout_s - (time.monotonic() - began))))
+            if progress is not None and time.monotonic() >= next_progress and proc.poll() is None:
+                next_progress += progress_interval_s
+                try:
+                    progress(time.monotonic() - began)
+                except Exception as exc:  # a progress line must never break the rehearsal
+                    print(f"[rehearsal] progress not available: {type(exc).__name__}: {exc}", flush=True)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
             out.write(f"\n[rehearsal] airflow dags test did not finish within {timeout_s:.0f} s\n")
             code = -1
+        else:
+            code = proc.returncode
     text = log_path.read_text(errors="replace")
     # `airflow dags test` exits 0 even when a task failed: read the run's final state from its log.
     if code == 0 and "state=success" not in text.rsplit("DagRun Finished", 1)[-1]:
@@ -148,6 +163,7 @@ def rehearse(
     rerun: bool = False,
     before_run=None,
     after_run=None,
+    progress=None,
 ) -> RehearsalResult:
     """Run one rehearsal; the sandbox is stopped before this returns (even on failure)."""
     log_dir = log_dir or (pathlib.Path(config.home) / "logs")
@@ -166,7 +182,9 @@ def rehearse(
             return (len(invariants.mutating_calls(sandbox.segment.log.entries())),
                     len(invariants.mutating_calls(sandbox.rudderstack.log.entries())))
 
-        result.runs.append(run_dag(dag_id, env=env, conf=conf, log_dir=log_dir, timeout_s=timeout_s))
+        report_progress = (lambda elapsed: progress(sandbox, env, elapsed)) if progress is not None else None
+        result.runs.append(run_dag(dag_id, env=env, conf=conf, log_dir=log_dir, timeout_s=timeout_s,
+                                   progress=report_progress))
         result.changes_after_run.append(changes())
         result.timings["migration_s"] = result.runs[-1].seconds
         if rerun and result.runs[-1].ok:
