@@ -552,7 +552,7 @@ def adoption_figure(facts: ReportFacts) -> Any:
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 3.6), dpi=100)
+    fig, ax = plt.subplots(figsize=(10, 3.8), dpi=100)
     times = [p[0] for p in points]
     ax.plot(times, [100 * p[1] for p in points], marker="o", label="share through Segment's webhook")
     if facts.threshold is not None:
@@ -574,7 +574,7 @@ def adoption_figure(facts: ReportFacts) -> Any:
     ax.set_title(f"Client adoption, plan {facts.plan_name}: events still arriving through Segment")
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=UTC))
     ax.set_ylim(bottom=0)
-    ax.legend(loc="upper right", fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     fig.autofmt_xdate()
     fig.tight_layout()
     return fig

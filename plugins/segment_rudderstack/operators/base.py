@@ -16,6 +16,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from segment_rudderstack.changelog import DONE, NOT_APPLIED, Change, ChangeLog
+from segment_rudderstack.failfast import fail_fast
 from segment_rudderstack.rendered import as_bool
 from segment_rudderstack.vocabulary import ChangeTarget
 
@@ -32,6 +33,11 @@ class MigrationOperator(BaseOperator):
 
     ui_color = "#fbe7c6"
     template_fields: tuple[str, ...] = ("dry_run",)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "execute" in cls.__dict__:  # configuration errors fail at once, outages keep Airflow's retries
+            cls.execute = fail_fast(cls.__dict__["execute"])
 
     def __init__(self, *, dry_run: bool | str = False, change_log_key: str | None = None, **kwargs: Any):
         super().__init__(**kwargs)

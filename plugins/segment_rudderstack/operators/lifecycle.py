@@ -226,7 +226,7 @@ class MigrationReportOperator(MigrationOperator):
             dry_run=self.is_dry_run,
             threshold=float(self.adoption_threshold) if self.adoption_threshold not in (None, "") else None,
             window_seconds=_number(params.get("adoption_window_seconds")),
-            consecutive_checks=_number(params.get("adoption_consecutive_checks")),
+            consecutive_checks=int(_number(params.get("adoption_consecutive_checks")) or 0) or None,
             left_out_sources=left_out,
             run_started_at=getattr(dag_run, "start_date", None),
         )

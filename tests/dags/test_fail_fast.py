@@ -1,0 +1,71 @@
+"""Configuration errors (missing connection, 401, 404) fail a task at once instead of waiting for Airflow's
+retry, so `airflow dags test` ends with the message instead of ~30 "No tasks to run" warnings (Airflow's
+dag.test() logs one per second while a task waits for its retry_delay)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from segment_rudderstack.failfast import is_permanent
+from segment_rudderstack.hooks.errors import ApiError
+from segment_rudderstack.operators.rudderstack import HoldRudderStackSyncOperator
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+AIRFLOW = pathlib.Path(sys.executable).with_name("airflow")
+
+DAG_FILE = """
+from datetime import datetime, timedelta
+from airflow.sdk import DAG
+from segment_rudderstack.operators.rudderstack import HoldRudderStackSyncOperator
+
+with DAG("failfast_probe", schedule=None, start_date=datetime(2026, 1, 1), catchup=False,
+         default_args={"retries": 1, "retry_delay": timedelta(seconds=30)}):
+    HoldRudderStackSyncOperator(task_id="hold_sync", rudderstack_conn_id="failfast_not_defined",
+                                destination_id="dst_1")
+"""
+
+
+def test_airflow_dags_test_with_a_missing_connection_fails_at_once_without_a_warning_flood(tmp_path):
+    (tmp_path / "failfast_probe.py").write_text(DAG_FILE)
+    env = dict(os.environ, AIRFLOW__CORE__DAGS_FOLDER=str(tmp_path), AIRFLOW__CORE__LOAD_EXAMPLES="False",
+               PYTHONPATH=os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "include")]))
+    done = subprocess.run([str(AIRFLOW), "dags", "test", "failfast_probe"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    output = done.stdout + done.stderr
+    assert "Connection 'failfast_not_defined' for RudderStack API could not be read" in output, output[-3000:]
+    assert "This is a configuration error" in output
+    assert "up_for_retry" not in output.lower()  # before: one retry after 30 s
+    assert "No tasks to run" not in output  # before: ~30 of these while waiting for the retry
+    assert "state=failed" in output.rsplit("DagRun Finished", 1)[-1]
+
+
+@pytest.mark.parametrize("status", [401, 404])
+def test_an_auth_or_not_found_answer_fails_the_task_without_retry(status, httpserver, monkeypatch):
+    httpserver.expect_request("/v2/destinations/dst_1").respond_with_json({"message": "no"}, status=status)
+    monkeypatch.setenv("AIRFLOW_CONN_FAILFAST_API", json.dumps(
+        {"conn_type": "rudderstack", "host": httpserver.url_for("/").rstrip("/"), "password": "tok-SECRET-1",
+         "extra": {"max_attempts": 3}}))
+    task = HoldRudderStackSyncOperator(task_id="hold_sync", rudderstack_conn_id="failfast_api",
+                                       destination_id="dst_1")
+    with pytest.raises(AirflowFailException) as err:  # AirflowFailException: Airflow does not retry it
+        task.execute({})
+    assert f"HTTP {status}" in str(err.value) and "configuration error" in str(err.value)
+    assert "tok-SECRET-1" not in str(err.value)
+    assert len(httpserver.log) == 1  # and the hook did not retry it either
+
+
+def test_outages_keep_their_retries_and_configuration_errors_do_not():
+    outage = ApiError(status=503, endpoint="GET /v2/destinations", message="unavailable", retryable=True,
+                      service="RudderStack API")
+    denied = ApiError(status=403, endpoint="GET /v2/destinations", message="forbidden", retryable=False,
+                      service="RudderStack API")
+    assert not is_permanent(outage) and is_permanent(denied)
+    assert is_permanent(ValueError("Connection 'x' could not be read"))
+    assert not is_permanent(ConnectionResetError("reset by peer"))
