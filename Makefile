@@ -14,7 +14,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/include$(if $(PYTHONPATH),:$(PYTHONPATH),)
 
-.PHONY: install demo test lint sandbox-start sandbox-stop airflow-db clean
+.PHONY: install demo test lint sandbox-start sandbox-stop airflow-db airflow clean
 
 install: $(STAMP)
 
@@ -41,6 +41,11 @@ test: $(STAMP) airflow-db
 
 demo: $(STAMP) airflow-db
 	$(PY) -m scripts.demo
+
+# The Airflow CLI against this project (AIRFLOW_HOME, dags and plugins folders set above), e.g.
+#   make airflow ARGS="dags list"        make airflow ARGS="dags unpause segment_to_rudderstack__prod"
+airflow: $(STAMP) airflow-db
+	$(VENV)/bin/airflow $(ARGS)
 
 sandbox-start: $(STAMP)
 	$(PY) -m sandbox start

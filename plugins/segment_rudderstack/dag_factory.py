@@ -522,7 +522,7 @@ def build_rollback_dag(plan: Plan) -> DAG:
         },
         render_template_as_native_obj=True,
     ) as dag:
-        RollbackOperator(
+        rollback = RollbackOperator(
             task_id="rollback",
             plan_name=plan.name,
             segment_conn_id=plan.segment.conn_id,
@@ -530,6 +530,14 @@ def build_rollback_dag(plan: Plan) -> DAG:
             change_log_key=plan.change_log_key,
             dry_run="{{ params.dry_run }}",
         )
+        if plan.require_approvals:  # undoing a migration re-enables Segment's loads: as deliberate as doing it
+            MigrationApprovalOperator(
+                task_id="approve_rollback",
+                subject=f"Roll back migration {plan.name}?",
+                body="Approve to undo the migration's outside changes from its change log (Segment's warehouse "
+                "back on, the webhooks off, RudderStack's sync held). A dry run needs no approval.",
+                required="{{ not params.dry_run }}",
+            ) >> rollback
     return tasks_read_params_from_dag(dag)
 
 

@@ -145,13 +145,15 @@ def _live_adoption(tis: list[Any], task_id: str | None) -> list[dict[str, Any]] 
 
 
 def _change_log(plan_name: str) -> list[dict[str, Any]]:
-    from airflow.models.variable import Variable
+    """The plan's whole change log, read from Airflow Variables as the rollback reads it."""
+    from dataclasses import asdict
+
+    from segment_rudderstack.changelog import ChangeLog
 
     try:
-        raw = Variable.get(f"{DAG_PREFIX}{plan_name}__changes", default_var=None, deserialize_json=True)
+        return [asdict(c) for c in ChangeLog(f"{DAG_PREFIX}{plan_name}__changes").entries()]
     except Exception:
         return []
-    return [c for c in raw or [] if isinstance(c, dict)]
 
 
 def _float(value: Any) -> float | None:

@@ -131,6 +131,14 @@ class Image:
     alt: str
 
 
+@dataclass
+class Markdown:
+    """Lines of Markdown written by another module (headings ###, pipe tables, bullets, **bold**, `code`):
+    kept as they are in the Markdown report and converted for the HTML one."""
+
+    lines: list[str]
+
+
 SectionBuilder = Callable[[ReportFacts], Section | None]
 _SECTIONS: list[tuple[str, SectionBuilder]] = []
 
@@ -391,7 +399,8 @@ def section_key_figures(facts: ReportFacts) -> Section:
     if marks["cutover"] and marks["webhook_off"]:
         rows.append(["overlap (cutover → webhook off)",
                      duration((marks["webhook_off"] - marks["cutover"]).total_seconds())])
-    rows.append(["outside changes in this run", str(len(facts.changes))])
+    rows.append(["outside changes in this run",
+                 str(sum(1 for c in facts.changes if c.get("status", "done") == "done"))])
     phases = [[r.phase.label, duration(r.seconds)] for r in phase_rows(facts) if r.seconds is not None]
     blocks: list[Any] = [Table(["figure", "value"], rows)]
     if phases:
@@ -410,12 +419,28 @@ def section_chart(facts: ReportFacts) -> Section | None:
 
 
 def section_changes(facts: ReportFacts) -> Section:
+    done = [c for c in facts.changes if c.get("status", "done") == "done"]
+    open_intents = [c for c in facts.changes if c.get("status") == "intent"]
     rows = [[utc(_parse_time(c.get("at"))), f"{c.get('target')} `{c.get('target_id')}` {c.get('field')}",
-             _short(c.get("before")), _short(c.get("after")), c.get("task_id") or ""] for c in facts.changes]
+             _short(c.get("before")), _short(c.get("after")), c.get("task_id") or ""] for c in done]
+    notes = [f"{len(open_intents)} change(s) were started but their outcome is not recorded (a task died "
+             "mid-call); a retry or the rollback settles them."] if open_intents else []
     if not rows:
-        return Section("Outside changes, in order", ["No outside change in this run."], key="changes")
+        return Section("Outside changes, in order", ["No outside change in this run.", *notes], key="changes")
     return Section("Outside changes, in order",
-                   [Table(["when (UTC)", "what", "before", "after", "task"], rows)], key="changes")
+                   [Table(["when (UTC)", "what", "before", "after", "task"], rows), *notes], key="changes")
+
+
+def section_proof(facts: ReportFacts) -> Section | None:
+    """Proof from Segment's metrics (segment_rudderstack.proof), when the plan's DAG verifies it."""
+    if "proof" not in facts.results:
+        return None
+    from segment_rudderstack.proof import SECTION_TITLE, proof_section
+
+    lines = proof_section(facts.results.get("proof"))
+    if lines and lines[0].startswith("## "):
+        lines = lines[1:]
+    return Section(SECTION_TITLE, [Markdown(lines)], key="proof")
 
 
 def section_appendix(facts: ReportFacts) -> Section:
@@ -444,7 +469,7 @@ def _short(value: Any, limit: int = 60) -> str:
 
 for _key, _builder in (("verdict", section_verdict), ("timeline", section_timeline),
                        ("key_figures", section_key_figures), ("chart", section_chart),
-                       ("changes", section_changes), ("appendix", section_appendix)):
+                       ("changes", section_changes), ("proof", section_proof), ("appendix", section_appendix)):
     register_section(_key, _builder)
 
 
@@ -476,6 +501,8 @@ def to_markdown(facts: ReportFacts) -> str:
                 lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
             elif isinstance(block, Image):
                 lines.append(f"![{block.alt}]({block.file})")
+            elif isinstance(block, Markdown):
+                lines += block.lines
             elif isinstance(block, list):
                 lines += [f"- {item}" for item in block]
             else:
@@ -491,6 +518,43 @@ def _inline_html(text: str) -> str:
     escaped = "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
     parts = escaped.split("`")
     return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def markdown_to_html(lines: list[str]) -> str:
+    """The Markdown subset sections use: ### headings, pipe tables, - bullets, paragraphs."""
+    out: list[str] = []
+    table: list[list[str]] = []
+    bullets: list[str] = []
+
+    def flush() -> None:
+        if table:
+            head, *body = table
+            out.append("<table><thead><tr>" + "".join(f"<th>{_inline_html(c)}</th>" for c in head) + "</tr></thead>"
+                       "<tbody>" + "".join("<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>"
+                                           for row in body) + "</tbody></table>")
+            table.clear()
+        if bullets:
+            out.append("<ul>" + "".join(f"<li>{_inline_html(b)}</li>" for b in bullets) + "</ul>")
+            bullets.clear()
+
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("|"):
+            cells = [c.strip() for c in stripped.strip("|").split("|")]
+            if not all(set(c) <= set("-: ") for c in cells):  # skip the |---| separator row
+                table.append(cells)
+            continue
+        if stripped.startswith("- "):
+            bullets.append(stripped[2:])
+            continue
+        flush()
+        if stripped.startswith("#"):
+            level = min(6, len(stripped) - len(stripped.lstrip("#")))
+            out.append(f"<h{level}>{_inline_html(stripped.lstrip('#').strip())}</h{level}>")
+        elif stripped:
+            out.append(f"<p>{_inline_html(stripped)}</p>")
+    flush()
+    return "\n".join(out)
 
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;color:#222}
@@ -516,6 +580,8 @@ def to_html(facts: ReportFacts) -> str:
                 out.append("</tbody></table>")
             elif isinstance(block, Image):
                 out.append(f"<img src='{html.escape(block.file)}' alt='{html.escape(block.alt)}'>")
+            elif isinstance(block, Markdown):
+                out.append(markdown_to_html(block.lines))
             elif isinstance(block, list):
                 out.append("<ul>" + "".join(f"<li>{_inline_html(str(i))}</li>" for i in block) + "</ul>")
             elif section.key == "verdict" and index == 0:

@@ -146,9 +146,7 @@ class RollbackOperator(MigrationOperator):
         # mid-change: what they aimed at is read from the real state (objects carry deterministic names).
         recorded = log.latest()
         open_intents = log.open_intents()
-        if not recorded and not open_intents:
-            self.log.info("the change log %s is empty: this plan changed nothing, so there is nothing to undo",
-                          self.change_log_key)
+        empty = not recorded and not open_intents
         done: list[str] = []
         by_target: dict[tuple[str, str, str], Change] = {}
         for change in [*recorded, *open_intents]:
@@ -162,7 +160,8 @@ class RollbackOperator(MigrationOperator):
         if status is not None and status.after != ROLLED_BACK:
             self.apply_change(context, target=MIGRATION, target_id=self.plan_name, field=STATUS,
                               before=status.after, after=ROLLED_BACK, apply=lambda: None)
-        self.log.info("rollback: %s", done or "nothing to undo (already rolled back)")
+        self.log.info("rollback: %s", rollback_summary(done, empty=empty, dry_run=self.is_dry_run,
+                                                       change_log_key=self.change_log_key))
         return {"undone": done, "dry_run": self.is_dry_run}
 
     def _settle_by_rollback(self, change: Change, object_id: str | None) -> None:
@@ -174,6 +173,16 @@ class RollbackOperator(MigrationOperator):
                          change.describe(), "it went through; undone now" if found else "settled as not applied")
         self.change_log.resolve(change.seq, DONE if found else NOT_APPLIED, resolved_by="rollback",
                                 **({"object_id": object_id} if object_id else {}))
+
+
+def rollback_summary(done: list[str], *, empty: bool, dry_run: bool, change_log_key: str | None) -> str:
+    """One closing line that agrees with itself: an empty log, what was (or would be) undone, or that every
+    recorded change was already undone."""
+    if empty:
+        return f"the change log {change_log_key} is empty: this plan changed nothing, so there is nothing to undo"
+    if done:
+        return f"{'would undo' if dry_run else 'undid'} {len(done)} change(s): " + "; ".join(done)
+    return "every recorded change is already undone (an earlier rollback, or someone undid them by hand)"
 
 
 class MigrationReportOperator(MigrationOperator):
