@@ -92,6 +92,14 @@ def running_loads(reports: Iterable[SyncLike]) -> list[SyncLike]:
     return [r for r in reports if r.end is None]
 
 
+def _newest_by_source(reports: Iterable[SyncLike]) -> dict[str | None, SyncLike]:
+    """The newest report of each source."""
+    newest: dict[str | None, SyncLike] = {}
+    for report in sorted(reports, key=lambda r: r.start):
+        newest[report.source_id] = report
+    return newest
+
+
 def segment_load_decision(
     reports: Sequence[SyncLike],
     *,
@@ -116,10 +124,7 @@ def segment_load_decision(
             f"a Segment load is running (source {newest.source_id}, started {_iso(newest.start)})",
             running=len(running),
         )
-    after = [r for r in relevant if r.start >= started_after]
-    by_source: dict[str | None, SyncLike] = {}
-    for report in sorted(after, key=lambda r: r.start):
-        by_source[report.source_id] = report  # newest wins
+    by_source = _newest_by_source(r for r in relevant if r.start >= started_after)
     expected = watched if watched is not None else list(by_source) or [None]
     confirmed: dict[str, str] = {}
     for source in expected:

@@ -235,6 +235,26 @@ class WebhookPathProof:
                 f"({self.tolerance_events} events + {self.tolerance_share:.2%}): {listed}")
 
 
+def _comparison_window(
+    dialect: WarehouseDialect, namespace: str, rudderstack_source_id: str, *, start: datetime,
+    end: datetime | None, granularity: str, settle_seconds: float, now: datetime,
+) -> tuple[datetime, datetime, list[str]]:
+    """``(start, end, notes)`` of the webhook-path comparison (see :func:`reconcile_webhook_path`)."""
+    notes: list[str] = []
+    start, note = clamp_start(start, granularity, now)
+    if note:
+        notes.append(note)
+    end = end or now - timedelta(seconds=settle_seconds)
+    last_loaded = warehouse_last_received(dialect, namespace, source_id=rudderstack_source_id, since=start)
+    # Segment counts a delivery when RudderStack has answered, a little after RudderStack's received_at: a
+    # second past the latest loaded event keeps the last delivery inside the comparison.
+    if last_loaded is not None and last_loaded + timedelta(seconds=1) < end:
+        end = last_loaded + timedelta(seconds=1)
+        notes.append(f"compared up to {iso_z(end)}: the latest event RudderStack has loaded from the webhook "
+                     "source (later events are not uploaded yet)")
+    return start, end, notes
+
+
 def reconcile_webhook_path(
     segment: Any,
     dialect: WarehouseDialect,
@@ -258,18 +278,8 @@ def reconcile_webhook_path(
     ``received_at`` RudderStack has loaded from the source (rows not uploaded yet are not a loss); nothing
     loaded at all keeps the full window, so a webhook whose events never arrived shows every bucket."""
     now = now or datetime.now(UTC)
-    notes: list[str] = []
-    start, note = clamp_start(start, granularity, now)
-    if note:
-        notes.append(note)
-    end = end or now - timedelta(seconds=settle_seconds)
-    last_loaded = warehouse_last_received(dialect, namespace, source_id=rudderstack_source_id, since=start)
-    # Segment counts a delivery when RudderStack has answered, a little after RudderStack's received_at: a
-    # second past the latest loaded event keeps the last delivery inside the comparison.
-    if last_loaded is not None and last_loaded + timedelta(seconds=1) < end:
-        end = last_loaded + timedelta(seconds=1)
-        notes.append(f"compared up to {iso_z(end)}: the latest event RudderStack has loaded from the webhook "
-                     "source (later events are not uploaded yet)")
+    start, end, notes = _comparison_window(dialect, namespace, rudderstack_source_id, start=start, end=end,
+                                           granularity=granularity, settle_seconds=settle_seconds, now=now)
     if end <= start:
         return WebhookPathProof(iso_z(start), iso_z(max(start, end)), granularity, [], {}, [], 0,
                                 tolerance_events, tolerance_share, [*notes, "nothing to compare yet"])

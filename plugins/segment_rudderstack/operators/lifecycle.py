@@ -75,9 +75,12 @@ class RollbackOperator(MigrationOperator):
             rudderstack_conn_id=self.rudderstack_conn_id
         )
 
-    def _undo_steps(self, segment, rudderstack) -> dict[tuple[ChangeTarget, str | None], Any]:
-        """How each kind of recorded change is undone: ``(target, field)`` -> step(context, target_id, field)
-        returning what was done (``None``: already undone). ``field`` ``None`` matches every field."""
+    def _undo_steps(self, segment, rudderstack) -> dict[tuple[ChangeTarget, str], Any]:
+        """How each kind of recorded change is undone: ``(target, field)`` -> step(context, target_id, field,
+        change) returning what was done (``None``: already undone). Field ``"config."`` matches every config key."""
+        return {**self._segment_undo_steps(segment), **self._rudderstack_undo_steps(rudderstack)}
+
+    def _segment_undo_steps(self, segment) -> dict[tuple[ChangeTarget, str], Any]:
         from segment_rudderstack.operators.segment import is_connected
 
         def warehouse_enabled(context, target_id, field, change=None):
@@ -106,13 +109,6 @@ class RollbackOperator(MigrationOperator):
                 return f"disabled Segment webhook destination {target_id}"
             return None
 
-        def sync_held(context, target_id, field, change=None):
-            config = rudderstack.get_destination(target_id).get("config") or {}
-            before = bool(config.get("manualSync", False))
-            if self.set_destination_config(context, rudderstack, target_id, "manualSync", before, True):
-                return f"held RudderStack sync on destination {target_id}"
-            return None
-
         def webhook_created(context, target_id, field, change):
             # Created by this plan (perhaps by an attempt that died before writing the outcome): find it by its
             # deterministic name (<source id>:<destination name>) and make sure it no longer forwards events.
@@ -122,6 +118,21 @@ class RollbackOperator(MigrationOperator):
             self._settle_by_rollback(change, found[0].get("id") if found else None)
             return [text for d in found if (text := webhook_enabled(context, d["id"], "enabled"))]
 
+        return {
+            (ChangeTarget.SEGMENT_DESTINATION, "exists"): webhook_created,
+            (ChangeTarget.SEGMENT_WAREHOUSE, "enabled"): warehouse_enabled,
+            (ChangeTarget.SEGMENT_WAREHOUSE_SOURCE, "connected"): source_connected,
+            (ChangeTarget.SEGMENT_DESTINATION, "enabled"): webhook_enabled,
+        }
+
+    def _rudderstack_undo_steps(self, rudderstack) -> dict[tuple[ChangeTarget, str], Any]:
+        def sync_held(context, target_id, field, change=None):
+            config = rudderstack.get_destination(target_id).get("config") or {}
+            before = bool(config.get("manualSync", False))
+            if self.set_destination_config(context, rudderstack, target_id, "manualSync", before, True):
+                return f"held RudderStack sync on destination {target_id}"
+            return None
+
         def destination_created(context, target_id, field, change):
             matches = [d for d in rudderstack.list_destinations()
                        if d.get("id") == change.object_id or d.get("name") == target_id]
@@ -129,11 +140,7 @@ class RollbackOperator(MigrationOperator):
             return sync_held(context, matches[0]["id"], "config.manualSync") if matches else None
 
         return {
-            (ChangeTarget.SEGMENT_DESTINATION, "exists"): webhook_created,
             (ChangeTarget.RUDDERSTACK_DESTINATION, "exists"): destination_created,
-            (ChangeTarget.SEGMENT_WAREHOUSE, "enabled"): warehouse_enabled,
-            (ChangeTarget.SEGMENT_WAREHOUSE_SOURCE, "connected"): source_connected,
-            (ChangeTarget.SEGMENT_DESTINATION, "enabled"): webhook_enabled,
             (ChangeTarget.RUDDERSTACK_DESTINATION, "config."): sync_held,  # any config key: hold the sync
         }
 
