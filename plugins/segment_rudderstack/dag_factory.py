@@ -519,6 +519,9 @@ def build_rollback_dag(plan: Plan) -> DAG:
         params={
             "dry_run": Param(False, type="boolean", title="Dry run",
                              description="Read the change log and the current state; change nothing."),
+            "force": Param(False, type="boolean", title="Force while a migration runs",
+                           description="Roll back even while a migration run is active; that run then stops "
+                           "before its next change. Without it the rollback refuses and changes nothing."),
         },
         render_template_as_native_obj=True,
     ) as dag:
@@ -529,6 +532,8 @@ def build_rollback_dag(plan: Plan) -> DAG:
             rudderstack_conn_id=plan.rudderstack.conn_id,
             change_log_key=plan.change_log_key,
             dry_run="{{ params.dry_run }}",
+            migration_dag_id=plan.dag_id,
+            force="{{ params.force }}",
         )
         if plan.require_approvals:  # undoing a migration re-enables Segment's loads: as deliberate as doing it
             MigrationApprovalOperator(

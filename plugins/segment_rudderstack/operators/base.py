@@ -124,6 +124,9 @@ class MigrationOperator(BaseOperator):
             self.record_change(context, target=target, target_id=target_id, field=field, before=before,
                                after=after)
             return True
+        # One writer per plan: this run must hold the plan's lease, and no rollback may have started since this
+        # migration run began (then it stops here, before the change).
+        self.ensure_writer(context)
         self.log.info("changing %s %s: %s %r -> %r", target, target_id, field, before, after)
         log = self.change_log
         # Write-ahead: the intent is in the log before the outside call, so a task killed mid-call leaves a
@@ -140,6 +143,38 @@ class MigrationOperator(BaseOperator):
             raise
         log.resolve(seq, DONE, **(outcome() if outcome else {}))
         return True
+
+    #: which kind of run this operator's changes belong to (the rollback overrides it)
+    writer_kind = "migration"
+
+    def ensure_writer(self, context: Any) -> None:
+        """Take or renew the plan's writer lease for this run (see :mod:`segment_rudderstack.writer`)."""
+        if not self.change_log_key:
+            return
+        from segment_rudderstack.writer import PlanWriter
+
+        PlanWriter(self.change_log_key).acquire(context, self.writer_kind)
+
+    def exclusive_resources(self, context: Any, resources: list[str], *, release: bool = False) -> None:
+        """Hold (or, with ``release``, give back) the leases on outside resources this plan may share with
+        other plans (a Segment warehouse, a warehouse schema) around its irreversible steps."""
+        if not self.change_log_key or self.is_dry_run or not resources:
+            return
+        from segment_rudderstack.writer import SharedResources
+
+        shared = SharedResources(self.change_log_key)
+        if release:
+            shared.release(resources)
+        else:
+            shared.acquire(context, resources)
+
+    def segment_warehouse_resource(self, segment_conn_id: str, warehouse_id: str) -> str:
+        """The name several plans' leases share for one Segment warehouse (the API's host + the warehouse id)."""
+        from segment_rudderstack.hooks.segment import SegmentHook
+
+        hook = SegmentHook(segment_conn_id=segment_conn_id)
+        hook.load_connection()
+        return f"segment.warehouse:{hook.base_url}/{warehouse_id}"
 
     def settle_intents(
         self, target: str, target_id: str, field: str, *, current: Any, object_id: str | None = None

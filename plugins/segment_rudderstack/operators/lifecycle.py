@@ -10,7 +10,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from segment_rudderstack.changelog import DONE, INTENT, NOT_APPLIED, Change, ChangeLog
-from segment_rudderstack.operators.base import MigrationOperator
+from segment_rudderstack.operators.base import MigrationOperator, as_bool
 from segment_rudderstack.rendered import as_list
 from segment_rudderstack.trigger_conf import check_trigger_conf, dag_param_names
 from segment_rudderstack.vocabulary import ChangeTarget
@@ -60,12 +60,19 @@ class RollbackOperator(MigrationOperator):
         plan_name: str,
         segment_conn_id: str,
         rudderstack_conn_id: str,
+        migration_dag_id: str | None = None,
+        force: bool | str = False,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.plan_name = plan_name
         self.segment_conn_id = segment_conn_id
         self.rudderstack_conn_id = rudderstack_conn_id
+        self.migration_dag_id = migration_dag_id
+        self.force = force
+
+    writer_kind = "rollback"
+    template_fields = (*MigrationOperator.template_fields, "force")
 
     def _hooks(self):
         from segment_rudderstack.hooks.rudderstack import RudderStackHook
@@ -146,6 +153,13 @@ class RollbackOperator(MigrationOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         check_trigger_conf(context, dag_param_names(self))
+        if not self.is_dry_run and self.change_log_key:
+            # Refuse while a migration run is active (unless forced: then that run stops before its next change).
+            from segment_rudderstack.writer import PlanWriter
+
+            PlanWriter(self.change_log_key).start_rollback(
+                context, migration_dag_id=self.migration_dag_id, force=as_bool(self.force)
+            )
         segment, rudderstack = self._hooks()
         steps = self._undo_steps(segment, rudderstack)
         log = self.change_log
@@ -169,6 +183,10 @@ class RollbackOperator(MigrationOperator):
                               before=status.after, after=ROLLED_BACK, apply=lambda: None)
         self.log.info("rollback: %s", rollback_summary(done, empty=empty, dry_run=self.is_dry_run,
                                                        change_log_key=self.change_log_key))
+        if not self.is_dry_run and self.change_log_key:
+            from segment_rudderstack.writer import PlanWriter
+
+            PlanWriter(self.change_log_key).release(context)
         return {"undone": done, "dry_run": self.is_dry_run}
 
     def _settle_by_rollback(self, change: Change, object_id: str | None) -> None:

@@ -302,6 +302,8 @@ class ReleaseRudderStackSyncOperator(_RudderStackOperator):
                 f"refusing to release RudderStack's sync: {gate.reason}. Expected Segment's final load to be "
                 "finished and no Segment load running; re-run this task once that holds."
             )
+        resources = [self.segment_warehouse_resource(self.segment_conn_id, self.warehouse_id)]
+        self.exclusive_resources(context, resources)  # the switch-off took it; renewed (or taken) here
         now = datetime.now(UTC)
         start_at = sync_start_at(check.observation.last_load_end, timedelta(minutes=float(self.margin_minutes)), now)
         hook = self.rudderstack()
@@ -323,6 +325,7 @@ class ReleaseRudderStackSyncOperator(_RudderStackOperator):
             self.log.info("triggered a RudderStack upload for destination %s", self.destination_id)
         elif self.trigger_upload and changed:
             self.log.info("DRY RUN: would trigger a RudderStack upload for destination %s", self.destination_id)
+        self.exclusive_resources(context, resources, release=True)  # this plan's irreversible steps are over
         released_at = now.isoformat()
         if not changed:
             # Released earlier: report that instant (sensors downstream wait for loads after it).

@@ -310,6 +310,8 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
                 f"Segment load that started after {as_utc(self.started_after).isoformat()} to have finished "
                 "successfully and no load running; re-run this task once that holds."
             )
+        # From here until RudderStack's sync is released, no other plan may switch this warehouse's loads.
+        self.exclusive_resources(context, [self.segment_warehouse_resource(self.segment_conn_id, self.warehouse_id)])
         if self.final_step == "disable_warehouse":
             changed = self.apply_change(
                 context,
