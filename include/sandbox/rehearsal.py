@@ -124,14 +124,15 @@ def drain_rudderstack(sandbox: Sandbox, timeout_s: float = 60.0) -> bool:
         destinations = [d["id"] for d in state.get("destinations", []) if d.get("enabled", True)]
         if not destinations:
             return False  # nothing can load (e.g. after a dry run): no point waiting
-        for destination_id in destinations:
-            client.post("/v1/warehouse/trigger-upload", json={"destination_id": destination_id})
+        connected = [(c["sourceId"], c["destinationId"]) for c in state.get("connections", [])
+                     if c.get("enabled", True) and c["destinationId"] in destinations]
+        for source_id, destination_id in connected:
+            client.post("/internal/v1/warehouse/trigger-upload",
+                        json={"source_id": source_id, "destination_id": destination_id})
         sources = [s["id"] for s in state.get("sources", [])]
         while time.monotonic() < deadline:
-            pending = [
-                client.post("/v1/warehouse/pending-events", json={"source_id": s, "task_run_id": ""}).json()
-                for s in sources
-            ]
+            # The emulator's own view (the real pending-events only counts uploads of one source task run).
+            pending = [client.get("/sandbox/pending", params={"source_id": s}).json() for s in sources]
             busy = sum(int(p.get(k) or 0) for p in pending
                        for k in ("pending_events", "pending_staging_files", "pending_uploads"))
             if busy == 0:

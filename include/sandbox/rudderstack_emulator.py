@@ -16,10 +16,17 @@ Data plane (write key as the basic-auth user name, gzip bodies accepted, answers
   POST /v1/batch, /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias
   POST /v1/webhook?writeKey=...  (sources of type "Segment": the raw Segment event is staged unchanged,
                                   messageId kept; only receivedAt is set to the time RudderStack received it)
-  POST {/v1,/internal/v1}/warehouse/pending-events {source_id, task_run_id}
+  POST /internal/v1/warehouse/pending-events {source_id, task_run_id}
        -> {pending_events, pending_staging_files, pending_uploads, aborted_events}
-  POST {/v1,/internal/v1}/warehouse/trigger-upload {source_id | destination_id} -> 200
+  POST /internal/v1/warehouse/trigger-upload {source_id, destination_id?} -> 200, empty body
+       Both as rudder-server's warehouse/api/http.go (pendingEventsHandler, triggerUploadHandler), routed by the
+       gateway only under /internal/v1/warehouse and only when internal endpoints are enabled
+       (gateway/handle_lifecycle.go StartWebHandler; warehouse/api/http.go addMasterEndpoints). Errors are
+       plain text like Go's http.Error. `warehouse_api` = "internal" (default: current servers), "legacy" (also
+       /v1/warehouse/..., the routes old servers had) or "disabled" (neither: a data plane that does not expose
+       them, e.g. hosted, answers 404).
 Sandbox control (no auth): POST /sandbox/faults, GET /sandbox/log, GET /sandbox/state, GET /sandbox/uploads,
+  GET /sandbox/pending?source_id= (the emulator's own view of what a source still has to load),
   POST /sandbox/deploy-server-side (stands in for deploying server-side services onto RudderStack).
 
 Staging and uploads: every accepted data-plane request becomes one staging file of its source. A warehouse
@@ -103,6 +110,7 @@ class RudderStackSettings:
     warehouse_dsn: str | None = None  # informational; the emulator writes through the Warehouse it is given
     workspace_id: str = "ws_sandbox"
     list_page_size: int = 2  # control-plane list pages (small on purpose: pagination is always exercised)
+    warehouse_api: str = "internal"  # "internal" | "legacy" (also /v1/warehouse) | "disabled" (neither)
 
 
 @dataclass
@@ -111,6 +119,9 @@ class StagingFile:
     source_id: str
     events: list[dict[str, Any]]
     created_at: str
+    # rudder-server gateway/handle.go takes `context.sources.task_run_id` of a request's events into the job's
+    # `source_task_run_id`; event-stream SDKs and Segment's webhook never set it, so it is None for them.
+    task_run_id: str | None = None
     claimed_by: set[str] = field(default_factory=set)  # destination ids whose upload took this file
     loaded_into: set[str] = field(default_factory=set)
     aborted_for: set[str] = field(default_factory=set)
@@ -137,6 +148,8 @@ class Upload:
     finished_at: str | None = None
     rows_by_table: dict[str, int] = field(default_factory=dict)
     created_dt: datetime | None = None
+    # warehouse/router/router.go: an upload's SourceTaskRunID is "populated by staging files".
+    source_task_run_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -158,6 +171,7 @@ class Upload:
             "finishedAt": self.finished_at,
             "rowsByTable": dict(self.rows_by_table),
             "config": copy.deepcopy(self.config),
+            "sourceTaskRunId": self.source_task_run_id,
         }
 
 
@@ -205,6 +219,10 @@ class RudderStackEmulator:
     """The emulator: `.app` (FastAPI), `.start_background()` / `.stop_background()`, `.faults`, `.log`."""
 
     def __init__(self, settings: RudderStackSettings, warehouse: Any):
+        if settings.warehouse_api not in ("internal", "legacy", "disabled"):
+            raise ValueError(
+                f"warehouse_api must be 'internal', 'legacy' or 'disabled', got {settings.warehouse_api!r}"
+            )
         self.settings = settings
         self.warehouse = warehouse
         self.faults = FaultInjector()
@@ -376,8 +394,12 @@ class RudderStackEmulator:
             staged.setdefault("messageId", _new_id())
             staged["receivedAt"] = received_at
             prepared.append(staged)
+        run_ids = {((e.get("context") or {}).get("sources") or {}).get("task_run_id") for e in prepared
+                   if isinstance(e.get("context"), dict)}
+        task_run_id = next(iter(run_ids)) if len(run_ids) == 1 else None
         with self._lock:
-            staging = StagingFile(next(self._staging_seq), source_id, prepared, received_at)
+            staging = StagingFile(next(self._staging_seq), source_id, prepared, received_at,
+                                  task_run_id=task_run_id if isinstance(task_run_id, str) and task_run_id else None)
             self._staging.append(staging)
             self._received[source_id] = self._received.get(source_id, 0) + len(prepared)
         self.log.append(
@@ -424,17 +446,26 @@ class RudderStackEmulator:
             return PlainTextResponse(exc.message, status_code=exc.status)
         return PlainTextResponse("OK")
 
-    def pending_events(self, source_id: str) -> dict[str, Any]:
+    def pending_events(self, source_id: str, task_run_id: str | None = None) -> dict[str, Any]:
+        """What ``source_id`` still has to load, as rudder-server's pendingEventsHandler counts it:
+        staging files of the source not yet in an upload (all of them, whatever their task run), and uploads
+        of the source that are not exported/aborted — only those whose ``source_task_run_id`` is ``task_run_id``.
+
+        ``task_run_id=None`` is the sandbox's own view (every upload of the source counts) for the sandbox's
+        tools and tests; the HTTP endpoint always passes one, as the real server requires."""
         with self._lock:
             if source_id not in self._sources:
-                raise ApiError(400, "validation_error", f"source_id {source_id!r} does not name an existing source")
+                raise _DataPlaneError(400, "workspace from source not found")
             dests = self._connected_warehouse_destinations(source_id)
             files = [f for f in self._staging if f.source_id == source_id]
             if dests:
                 pending_files = [f for f in files if any(d["id"] not in f.claimed_by for d in dests)]
             else:
                 pending_files = files
-            uploads = [u for u in self._uploads if source_id in u.source_ids]
+            uploads = [
+                u for u in self._uploads
+                if source_id in u.source_ids and (task_run_id is None or u.source_task_run_id == task_run_id)
+            ]
             pending_uploads = [u for u in uploads if u.status not in TERMINAL_STATUSES]
             aborted = any(u.status == "aborted" for u in uploads)
             return {
@@ -445,20 +476,25 @@ class RudderStackEmulator:
             }
 
     def trigger_upload(self, *, source_id: str | None, destination_id: str | None) -> list[str]:
+        """Mark warehouse destinations for an upload now (sandbox callers may name only a destination; the
+        HTTP endpoint requires ``source_id`` like rudder-server's triggerUploadHandler)."""
         with self._lock:
+            if source_id is not None and source_id not in self._sources:
+                raise _DataPlaneError(400, "workspace from source not found")
             if destination_id:
                 dest = self._destinations.get(destination_id)
-                if dest is None or not is_warehouse(dest["type"]):
-                    raise ApiError(
-                        400, "validation_error", f"destination_id {destination_id!r} is not a warehouse destination"
-                    )
-                targets = [destination_id]
+                # WarehousesByDestID: the destination's (enabled) warehouse connections.
+                has_warehouse = (
+                    dest is not None and dest["enabled"] and is_warehouse(dest["type"])
+                    and bool(self._connected_sources(destination_id))
+                )
+                targets = [destination_id] if has_warehouse else []
             elif source_id:
-                if source_id not in self._sources:
-                    raise ApiError(400, "validation_error", f"source_id {source_id!r} does not name an existing source")
                 targets = [d["id"] for d in self._connected_warehouse_destinations(source_id)]
             else:
-                raise ApiError(400, "validation_error", "Body must name source_id or destination_id")
+                raise _DataPlaneError(400, "workspace from source not found")
+            if not targets:
+                raise _DataPlaneError(400, "no warehouse found")
             self._triggered.update(targets)
         self.log.append("trigger", source_id=source_id, destination_id=destination_id, destinations=targets)
         return targets
@@ -518,6 +554,8 @@ class RudderStackEmulator:
                     updated_at=stamp,
                     created_dt=now,
                 )
+                run_ids = {f.task_run_id for f in files}
+                upload.source_task_run_id = files[0].task_run_id if len(run_ids) == 1 else None
                 self._triggered.discard(dest["id"])
                 self._uploads.append(upload)
                 worker = threading.Thread(
@@ -874,22 +912,61 @@ class RudderStackEmulator:
         async def webhook(request: Request) -> Response:
             return await self._webhook(request)
 
+        def warehouse_api_served(request: Request) -> None:
+            # Current rudder-server routes these only under /internal/v1/warehouse and only with internal
+            # endpoints enabled (gateway/handle_lifecycle.go); the /v1/warehouse routes of old servers are gone.
+            # Unrouted paths answer 404 like chi's router does.
+            mode = self.settings.warehouse_api
+            internal = request.url.path.startswith("/internal/")
+            if mode == "disabled" or (not internal and mode != "legacy"):
+                raise _DataPlaneError(404, "404 page not found")
+
+        async def warehouse_body(request: Request) -> dict[str, Any]:
+            try:
+                body = json.loads(await request.body() or b"null")
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                # warehouse/internal/errors: ErrInvalidJSONRequestBody
+                raise _DataPlaneError(400, "invalid JSON in request body")
+            return body
+
         for prefix in ("/v1/warehouse", "/internal/v1/warehouse"):
 
             @router.post(f"{prefix}/pending-events")
-            def pending_events(request: Request, body: JsonBody = None) -> dict[str, Any]:
-                if not isinstance(body, dict) or not body.get("source_id"):
-                    raise ApiError(400, "validation_error", "Body must be {source_id, task_run_id}; source_id missing")
-                result = self.pending_events(str(body["source_id"]))
-                if request.query_params.get("triggerUpload", "").lower() == "true" and result["pending_events"]:
-                    self.trigger_upload(source_id=str(body["source_id"]), destination_id=None)
-                return result
+            async def pending_events(request: Request) -> Response:
+                # warehouse/api/http.go pendingEventsHandler
+                try:
+                    warehouse_api_served(request)
+                    body = await warehouse_body(request)
+                    source_id, task_run_id = body.get("source_id"), body.get("task_run_id")
+                    if not (isinstance(source_id, str) and source_id and isinstance(task_run_id, str) and task_run_id):
+                        raise _DataPlaneError(400, "empty source or task run id")
+                    result = self.pending_events(source_id, task_run_id)
+                    trigger = request.query_params.get("triggerUpload", "").lower() in ("true", "1", "t")
+                    if trigger and result["pending_events"]:
+                        self.trigger_upload(source_id=source_id, destination_id=None)
+                except _DataPlaneError as exc:
+                    return PlainTextResponse(exc.message + "\n", status_code=exc.status)
+                self.log.append("pending_events", source_id=source_id, task_run_id=task_run_id, result=result)
+                return JSONResponse(result)
 
             @router.post(f"{prefix}/trigger-upload")
-            def trigger(body: JsonBody = None) -> Response:
-                if not isinstance(body, dict):
-                    raise ApiError(400, "validation_error", "Body must be {source_id} or {destination_id}")
-                self.trigger_upload(source_id=body.get("source_id"), destination_id=body.get("destination_id"))
+            async def trigger(request: Request) -> Response:
+                # warehouse/api/http.go triggerUploadHandler: the workspace comes from source_id (400
+                # "workspace from source not found" without a valid one); destination_id narrows to that
+                # destination's warehouses; 400 "no warehouse found" when there is none; 200 with an empty body.
+                try:
+                    warehouse_api_served(request)
+                    body = await warehouse_body(request)
+                    source_id, destination_id = body.get("source_id"), body.get("destination_id")
+                    if not isinstance(source_id, str) or not source_id:
+                        raise _DataPlaneError(400, "workspace from source not found")
+                    if destination_id is not None and not isinstance(destination_id, str):
+                        raise _DataPlaneError(400, "invalid JSON in request body")
+                    self.trigger_upload(source_id=source_id, destination_id=destination_id or None)
+                except _DataPlaneError as exc:
+                    return PlainTextResponse(exc.message + "\n", status_code=exc.status)
                 return Response(status_code=200)
 
         return router
@@ -919,6 +996,13 @@ class RudderStackEmulator:
         @router.get("/uploads")
         def uploads(destination_id: str | None = None, source_id: str | None = None) -> dict[str, Any]:
             return {"uploads": self.uploads(destination_id=destination_id, source_id=source_id)}
+
+        @router.get("/pending")
+        def pending(source_id: str) -> dict[str, Any]:
+            try:
+                return self.pending_events(source_id)
+            except _DataPlaneError as exc:
+                raise ApiError(exc.status, "validation_error", exc.message) from exc
 
         @router.post("/deploy-server-side")
         def deploy() -> dict[str, Any]:

@@ -219,28 +219,51 @@ def source_drained_decision(
     return done(f"the last {consecutive} Segment loads for {source_id} loaded no events", counts=counts)
 
 
-def upload_decision(pending: dict[str, Any], loaded_rows: int | None = None) -> Decision:
-    """RudderStack has loaded what was pending (data plane ``pending-events`` answer), or, under continuous
-    traffic where something is always pending, the warehouse shows rows this destination loaded after the
-    release (``loaded_rows``, when that check is configured)."""
-    aborted = int(pending.get("aborted_events") or 0)
-    if aborted:
+def upload_decision(
+    rows_by_source: dict[str, int],
+    *,
+    destination_id: str,
+    loaded_after: str,
+    pending: dict[str, Any] | None = None,
+) -> Decision:
+    """RudderStack's upload after the release is observed in the warehouse: every source the plan connects
+    (``rows_by_source``'s keys) has rows that ``destination_id`` loaded at or after ``loaded_after``.
+
+    ``pending`` is the optional extra signal of the data plane's ``pending-events`` for one source *task run*
+    (summed over the sources; ``None`` when not asked or not served): aborted uploads of that task run fail
+    the wait, and its pending uploads keep it waiting. It says nothing about event-stream sources, which carry
+    no task run id."""
+    pending = pending or {}
+    if pending.get("aborted_events"):
         return failed(
-            f"RudderStack aborted {aborted} event(s) while uploading to the warehouse; expected none. "
-            "See the destination's sync log in RudderStack, fix the cause and trigger a new upload.",
+            "RudderStack aborted an upload of the watched task run while loading into the warehouse; expected "
+            "none. See the destination's sync log in RudderStack, fix the cause and trigger a new upload.",
+            rows_by_source=rows_by_source,
             **pending,
         )
-    busy = {k: int(pending.get(k) or 0) for k in ("pending_events", "pending_staging_files", "pending_uploads")}
-    if loaded_rows:
-        return done(f"RudderStack loaded {loaded_rows} row(s) into the warehouse after the release",
-                    loaded_rows=loaded_rows, **busy)
-    if any(busy.values()):
+    missing = sorted(s for s, count in rows_by_source.items() if not count)
+    total = sum(rows_by_source.values())
+    if missing:
         return wait(
-            "RudderStack still has "
-            + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in busy.items() if v),
-            **busy,
+            f"no rows loaded by RudderStack destination {destination_id} since {loaded_after} yet for source(s) "
+            f"{missing} (rows so far: {rows_by_source}); a source that sends nothing never shows rows, so "
+            "leave it out of the plan's RudderStack sources or expect this wait to time out",
+            rows_by_source=rows_by_source,
+            missing_sources=missing,
         )
-    return done("RudderStack has nothing pending for the warehouse", **busy)
+    if int(pending.get("pending_uploads") or 0):
+        return wait(
+            f"rows are loaded for every source, but RudderStack still has {pending['pending_uploads']} upload(s) "
+            "of the watched task run",
+            rows_by_source=rows_by_source,
+            **pending,
+        )
+    return done(
+        f"RudderStack destination {destination_id} loaded {total} row(s) since {loaded_after} for every source: "
+        f"{rows_by_source}",
+        rows_by_source=rows_by_source,
+        loaded_rows=total,
+    )
 
 
 @dataclass(frozen=True)

@@ -314,6 +314,7 @@ def _release_rudderstack(w: _Wiring, setup: SetupTasks, cutover: Any) -> Release
             rudderstack_conn_id=rs.conn_id,
             rudderstack_data_plane_conn_id=rs.data_plane_conn_id,
             destination_id=setup.destination.output,
+            trigger_source_ids=[setup.segment_source.output, *_rudderstack_source_ids(w.plan)],
             **w.final_load_args(cutover),
             margin_minutes=dest.sync_start_margin_minutes,
             multiple_outputs=True,

@@ -34,5 +34,8 @@ class ChangeTarget(enum.StrEnum):
     RUDDERSTACK_DESTINATION = "rudderstack.destination"  # fields "exists", "config.<key>"
     RUDDERSTACK_SOURCE = "rudderstack.source"  # field "exists"
     RUDDERSTACK_CONNECTION = "rudderstack.connection"  # field "enabled"; id "<source>-><destination>"
+    # field "triggered"; id "<source>-><destination>". Not undone (an upload cannot be taken back): recorded so a
+    # retried release knows which sources it already triggered after the release.
+    RUDDERSTACK_UPLOAD_TRIGGER = "rudderstack.upload_trigger"
     WAREHOUSE_ROWS = "warehouse.rows"  # field "duplicates_removed" (not undone: removed copies were duplicates)
     MIGRATION = "migration"  # field "status" of a plan's migration (complete, partial, rolled back)

@@ -231,8 +231,13 @@ class SourceDrainedWatch(_SegmentSyncsWatch):
 
 @dataclass(frozen=True)
 class UploadWatch(Watch):
-    """RudderStack has uploaded to the warehouse everything pending for the given sources, or (when a
-    warehouse is given) the warehouse shows rows the destination loaded after ``loaded_after``."""
+    """RudderStack's upload after the release, observed in the warehouse: rows destination ``destination_id``
+    loaded (``uuid_ts``) at or after ``loaded_after`` for each of ``source_ids`` (``context_source_id``).
+
+    With a ``task_run_id``, the data plane's ``pending-events`` of each source is asked too (an extra signal for
+    sources that run tasks, e.g. cloud/rETL sources): where the data plane does not serve it (404/403/405/501)
+    it is left out. Without a ``task_run_id`` it is never sent: rudder-server answers 400 "empty source or task
+    run id" (``warehouse/api/http.go``)."""
 
     rudderstack_data_plane_conn_id: str
     source_ids: list[str]
@@ -243,15 +248,28 @@ class UploadWatch(Watch):
     loaded_after: str | None = None
     lookback_seconds: float = 86400
 
-    def _loaded_rows(self) -> int | None:
-        if not (self.warehouse_conn_id and self.destination_id and self.loaded_after):
-            return None
+    def _check_arguments(self) -> None:
+        # Checked when observing (not when built), so a dry run before the destination exists says so and goes on.
+        names = ("warehouse_conn_id", "namespace", "destination_id", "loaded_after")
+        missing = [n for n in names if not getattr(self, n) or getattr(self, n) == "None"]
+        if missing:
+            raise ValueError(
+                f"UploadWatch needs {missing}: RudderStack's upload is observed in the warehouse (rows the "
+                "destination loaded after the release), so name the warehouse connection, the namespace, the "
+                "destination id and the release time"
+            )
+        if not self.source_ids:
+            raise ValueError("UploadWatch needs source_ids: the RudderStack sources connected to the destination")
+
+    def _rows(self) -> dict[str, int]:
         from segment_rudderstack.dialects import dialect_for_conn_id
 
+        self._check_arguments()
         loaded_after = as_utc(self.loaded_after)
-        return dialect_for_conn_id(self.warehouse_conn_id).rows_loaded_by_destination(
+        return dialect_for_conn_id(self.warehouse_conn_id).rows_loaded_per_source(
             self.namespace,
             destination_id=self.destination_id,
+            source_ids=list(self.source_ids),
             loaded_after=loaded_after,
             received_after=loaded_after - timedelta(seconds=float(self.lookback_seconds or 86400)),
         )
@@ -265,24 +283,53 @@ class UploadWatch(Watch):
         )
 
     @staticmethod
-    def _sum(answers: list[dict[str, Any]]) -> dict[str, int]:
-        keys = ("pending_events", "pending_staging_files", "pending_uploads", "aborted_events")
-        return {k: sum(int(a.get(k) or 0) for a in answers) for k in keys}
+    def _sum(answers: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "pending_events": any(a["pending_events"] for a in answers),
+            "pending_staging_files": sum(int(a["pending_staging_files"]) for a in answers),
+            "pending_uploads": sum(int(a["pending_uploads"]) for a in answers),
+            "aborted_events": any(a["aborted_events"] for a in answers),
+        }
+
+    def _pending(self) -> dict[str, Any] | None:
+        if not self.task_run_id:
+            return None
+        from segment_rudderstack.hooks.rudderstack import warehouse_api_unavailable
+
+        hook = self._hook()
+        try:
+            return self._sum([hook.pending_events(s, self.task_run_id) for s in self.source_ids])
+        except Exception as error:
+            if warehouse_api_unavailable(error):
+                return None  # not served here: the warehouse rows decide alone
+            raise
+
+    async def _apending(self) -> dict[str, Any] | None:
+        if not self.task_run_id:
+            return None
+        from segment_rudderstack.hooks.rudderstack import warehouse_api_unavailable
+
+        hook = self._hook()
+        try:
+            return self._sum([await hook.apending_events(s, self.task_run_id) for s in self.source_ids])
+        except Exception as error:
+            if warehouse_api_unavailable(error):
+                return None
+            raise
 
     def observe(self):
-        hook = self._hook()
-        pending = self._sum([hook.pending_events(s, task_run_id=self.task_run_id) for s in self.source_ids])
-        return pending, self._loaded_rows()
+        return self._rows(), self._pending()
 
     async def aobserve(self):
-        hook = self._hook()
-        answers = [await hook.apending_events(s, task_run_id=self.task_run_id) for s in self.source_ids]
-        loaded = await asyncio.to_thread(self._loaded_rows)
-        return self._sum(answers), loaded
+        rows = await asyncio.to_thread(self._rows)
+        return rows, await self._apending()
 
     def decide(self, observation, memory):
-        pending, loaded_rows = observation
-        return conditions.upload_decision(pending, loaded_rows), memory
+        rows, pending = observation
+        decision = conditions.upload_decision(
+            rows, destination_id=self.destination_id, loaded_after=str(self.loaded_after), pending=pending
+        )
+        return decision, memory
 
 
 MAX_ADOPTION_HISTORY = 500

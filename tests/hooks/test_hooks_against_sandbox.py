@@ -106,17 +106,11 @@ def test_rudderstack_hooks_drive_the_rudderstack_emulator(rudderstack):
     assert connection["id"] in [c["id"] for c in control.list_connections()]
 
     assert RudderStackDataPlaneHook("rudderstack_dp_sandbox").test_connection()[0]
-    for prefix in ("/v1/warehouse", "/internal/v1/warehouse"):
-        data_plane = RudderStackDataPlaneHook("rudderstack_dp_sandbox", warehouse_path_prefix=prefix)
-        pending = data_plane.pending_events(source["id"])
-        assert set(pending) == {
-            "pending_events",
-            "pending_staging_files",
-            "pending_uploads",
-            "aborted_events",
-        }
-        assert asyncio.run(data_plane.apending_events(source["id"])) == pending
-        assert data_plane.trigger_upload(destination_id=destination["id"]) == {}
+    data_plane = RudderStackDataPlaneHook("rudderstack_dp_sandbox")
+    pending = data_plane.pending_events(source["id"], "run-1")
+    assert set(pending) == {"pending_events", "pending_staging_files", "pending_uploads", "aborted_events"}
+    assert asyncio.run(data_plane.apending_events(source["id"], "run-1")) == pending
+    assert data_plane.trigger_upload(source["id"], destination["id"]) is None
     assert data_plane.webhook_url(source["writeKey"]).endswith(f"/v1/webhook?writeKey={source['writeKey']}")
 
 
@@ -143,3 +137,34 @@ def test_control_plane_lists_are_read_across_the_emulators_pages(rudderstack):
     assert pages["destinations"] == [1, 2, 3]
     assert pages["connections"] == [1, 2, 3]
     assert pages["sources"][-3:] == [1, 2, 3]
+
+
+def test_the_emulator_refuses_what_current_rudder_server_refuses(rudderstack):
+    """The requests the library used to send, and the answers a current data plane gives them."""
+    import requests
+
+    emulator, url = rudderstack
+    control = RudderStackHook("rudderstack_sandbox", max_attempts=1)
+    destination = control.create_destination("wh", "POSTGRES", {"namespace": "strict", "syncFrequency": "30"})
+    control.create_connection("rs_src_app", destination["id"])
+    internal = f"{url}/internal/v1/warehouse"
+
+    no_source = requests.post(f"{internal}/trigger-upload", json={"destination_id": destination["id"]}, timeout=5)
+    assert (no_source.status_code, no_source.text.strip()) == (400, "workspace from source not found")
+    no_run = requests.post(f"{internal}/pending-events", json={"source_id": "rs_src_app"}, timeout=5)
+    assert (no_run.status_code, no_run.text.strip()) == (400, "empty source or task run id")
+    legacy = requests.post(f"{url}/v1/warehouse/trigger-upload", json={"source_id": "rs_src_app"}, timeout=5)
+    assert legacy.status_code == 404
+    ok = requests.post(f"{internal}/trigger-upload", json={"source_id": "rs_src_app",
+                                                           "destination_id": destination["id"]}, timeout=5)
+    assert (ok.status_code, ok.content) == (200, b"")
+    not_connected = requests.post(f"{internal}/trigger-upload", json={"source_id": "rs_src_backend"}, timeout=5)
+    assert (not_connected.status_code, not_connected.text.strip()) == (400, "no warehouse found")
+
+    emulator.settings.warehouse_api = "legacy"
+    assert requests.post(f"{url}/v1/warehouse/trigger-upload", json={"source_id": "rs_src_app"},
+                         timeout=5).status_code == 200
+    legacy_hook = RudderStackDataPlaneHook("rudderstack_dp_sandbox", warehouse_path_prefix="/v1/warehouse")
+    assert legacy_hook.pending_events("rs_src_app", "run-1")["pending_uploads"] == 0
+    emulator.settings.warehouse_api = "disabled"
+    assert requests.post(f"{internal}/trigger-upload", json={"source_id": "rs_src_app"}, timeout=5).status_code == 404

@@ -60,10 +60,10 @@ CASES = [
     Case(
         "data_plane",
         make=lambda conn, **kw: RudderStackDataPlaneHook(conn, **kw),
-        call=lambda hook: hook.pending_events("src_1"),
-        acall=lambda hook: hook.apending_events("src_1"),
+        call=lambda hook: hook.pending_events("src_1", "run-1"),
+        acall=lambda hook: hook.apending_events("src_1", "run-1"),
         method="POST",
-        path="/v1/warehouse/pending-events",
+        path="/internal/v1/warehouse/pending-events",
         ok=PENDING,
         expected=PENDING,
         error_body="invalid source id src_1",

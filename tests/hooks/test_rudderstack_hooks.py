@@ -154,36 +154,83 @@ def test_pending_events_uses_the_configured_prefix(prefix, connect, httpserver, 
     assert "warehouse_path_prefix" not in {k.lower() for k in httpserver.log[0][0].headers.keys()}
 
 
+def test_the_default_prefix_is_the_internal_one_current_servers_serve(connect, httpserver, fast):
+    # rudder-server gateway/handle_lifecycle.go routes the warehouse endpoints only under /internal/v1/warehouse.
+    httpserver.expect_request("/internal/v1/warehouse/trigger-upload", method="POST").respond_with_data("")
+    RudderStackDataPlaneHook(connect("rs_dp_test"), **fast).trigger_upload("src_1", "dst_1")
+    assert [entry[0].path for entry in httpserver.log] == ["/internal/v1/warehouse/trigger-upload"]
+
+
 def test_the_prefix_argument_wins_over_the_connection(connect, httpserver, fast):
     httpserver.expect_request("/internal/v1/warehouse/trigger-upload", method="POST").respond_with_data("")
     conn_id = connect("rs_dp_test", extra={"warehouse_path_prefix": "/v1/warehouse"})
 
     hook = RudderStackDataPlaneHook(conn_id, warehouse_path_prefix="internal/v1/warehouse/", **fast)
 
-    assert hook.trigger_upload(destination_id="dst_1") == {}
-    assert httpserver.log[0][0].get_json() == {"destination_id": "dst_1"}
+    assert hook.trigger_upload("src_1", destination_id="dst_1") is None  # 200 with an empty body
+    assert httpserver.log[0][0].get_json() == {"source_id": "src_1", "destination_id": "dst_1"}
 
 
-def test_trigger_upload_needs_exactly_one_target(connect, httpserver, fast):
+def test_trigger_upload_always_names_the_source(connect, httpserver, fast):
+    # rudder-server warehouse/api/http.go triggerUploadHandler looks the workspace up from source_id:
+    # 400 "workspace from source not found" without it. The hook refuses to send such a request.
     hook = RudderStackDataPlaneHook(connect("rs_dp_test"), **fast)
-    for kwargs in ({}, {"source_id": "s", "destination_id": "d"}):
-        with pytest.raises(ValueError, match="exactly one"):
-            hook.trigger_upload(**kwargs)
+    for source_id in (None, "", "  "):
+        with pytest.raises(ValueError, match="source_id"):
+            hook.trigger_upload(source_id, destination_id="dst_1")
+    with pytest.raises(TypeError):
+        hook.trigger_upload(destination_id="dst_1")
     assert httpserver.log == []
 
 
-def test_trigger_upload_for_a_source(connect, httpserver, fast):
-    httpserver.expect_request("/v1/warehouse/trigger-upload", method="POST").respond_with_json({})
-    RudderStackDataPlaneHook(connect("rs_dp_test"), **fast).trigger_upload(source_id="src_1")
+def test_trigger_upload_for_a_source_alone(connect, httpserver, fast):
+    httpserver.expect_request("/internal/v1/warehouse/trigger-upload", method="POST").respond_with_data("")
+    RudderStackDataPlaneHook(connect("rs_dp_test"), **fast).trigger_upload("src_1")
     assert httpserver.log[0][0].get_json() == {"source_id": "src_1"}
 
 
+def test_pending_events_always_sends_a_task_run_id(connect, httpserver, fast):
+    # warehouse/api/http.go pendingEventsHandler: 400 "empty source or task run id" unless both are given.
+    hook = RudderStackDataPlaneHook(connect("rs_dp_test"), **fast)
+    for args in (("src_1", None), ("src_1", ""), ("", "run-1")):
+        with pytest.raises(ValueError, match="source_id|task_run_id"):
+            hook.pending_events(*args)
+        with pytest.raises(ValueError, match="source_id|task_run_id"):
+            asyncio.run(hook.apending_events(*args))
+    with pytest.raises(TypeError):
+        hook.pending_events("src_1")
+    assert httpserver.log == []
+
+
+@pytest.mark.parametrize("status", [403, 404, 405, 501])
+def test_an_unserved_warehouse_endpoint_is_recognisable(status, connect, httpserver, fast):
+    from segment_rudderstack.hooks.rudderstack import warehouse_api_unavailable
+
+    httpserver.expect_request("/internal/v1/warehouse/trigger-upload").respond_with_data(
+        "404 page not found", status=status
+    )
+    with pytest.raises(ApiError) as caught:
+        RudderStackDataPlaneHook(connect("rs_dp_test"), **fast).trigger_upload("src_1", "dst_1")
+    assert warehouse_api_unavailable(caught.value)
+
+
+def test_a_refused_trigger_is_not_mistaken_for_an_unserved_endpoint(connect, httpserver, fast):
+    from segment_rudderstack.hooks.rudderstack import warehouse_api_unavailable
+
+    httpserver.expect_request("/internal/v1/warehouse/trigger-upload").respond_with_data(
+        "no warehouse found\n", status=400
+    )
+    with pytest.raises(ApiError, match="no warehouse found") as caught:
+        RudderStackDataPlaneHook(connect("rs_dp_test"), **fast).trigger_upload("src_1", "dst_1")
+    assert not warehouse_api_unavailable(caught.value)
+
+
 def test_pending_events_with_wrong_types_is_a_format_error(connect, httpserver, fast):
-    httpserver.expect_request("/v1/warehouse/pending-events").respond_with_json(
+    httpserver.expect_request("/internal/v1/warehouse/pending-events").respond_with_json(
         {"pending_events": "yes", "pending_staging_files": 0, "pending_uploads": 0, "aborted_events": False}
     )
     with pytest.raises(ResponseFormatError, match="pending_events to be a bool"):
-        RudderStackDataPlaneHook(connect("rs_dp_test"), **fast).pending_events("src_1")
+        RudderStackDataPlaneHook(connect("rs_dp_test"), **fast).pending_events("src_1", "run-1")
 
 
 def test_webhook_url_carries_the_write_key_and_is_masked(connect, httpserver, fast):
@@ -198,19 +245,19 @@ def test_webhook_url_carries_the_write_key_and_is_masked(connect, httpserver, fa
 def test_write_key_echoed_in_an_error_is_scrubbed(connect, httpserver, fast):
     hook = RudderStackDataPlaneHook(connect("rs_dp_test", password=None), **fast)
     url = hook.webhook_url("wk-SECRET-abc")
-    httpserver.expect_request("/v1/warehouse/pending-events").respond_with_data(
+    httpserver.expect_request("/internal/v1/warehouse/pending-events").respond_with_data(
         f"source for writeKey wk-SECRET-abc unknown ({url})", status=400
     )
 
     with pytest.raises(ApiError) as caught:
-        hook.pending_events("src_1")
+        hook.pending_events("src_1", "run-1")
 
     assert "wk-SECRET-abc" not in str(caught.value) and "unknown" in str(caught.value)
     assert httpserver.log[0][0].headers.get("Authorization") is None  # no credentials configured: none sent
 
 
 def test_basic_auth_with_login_and_password(connect, httpserver, fast):
-    httpserver.expect_request("/v1/warehouse/trigger-upload").respond_with_json({})
+    httpserver.expect_request("/internal/v1/warehouse/trigger-upload").respond_with_data("")
     conn_id = connect("rs_dp_test", login="admin", password="pw-SECRET-dp")
 
     RudderStackDataPlaneHook(conn_id, **fast).trigger_upload(source_id="s")
@@ -223,4 +270,4 @@ def test_basic_auth_with_login_and_password(connect, httpserver, fast):
 def test_a_data_plane_connection_without_host_says_what_to_set(monkeypatch, fast):
     monkeypatch.setenv("AIRFLOW_CONN_RS_DP_EMPTY", json.dumps({"conn_type": "http"}))
     with pytest.raises(ValueError, match="data plane URL"):
-        RudderStackDataPlaneHook("rs_dp_empty", **fast).pending_events("src_1")
+        RudderStackDataPlaneHook("rs_dp_empty", **fast).pending_events("src_1", "run-1")

@@ -8,6 +8,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from segment_rudderstack.changelog import ChangeLog
+from segment_rudderstack.hooks import ApiError
 from segment_rudderstack.operators.rudderstack import (
     EnsureRudderStackDestinationOperator,
     EnsureRudderStackSegmentSourceOperator,
@@ -148,13 +149,20 @@ def release(world, destination_id, cutover, **kwargs):
     )
 
 
+def connected_destination(world, **config):
+    destination_id = world.make_rs_destination(**config)
+    with world.rs_api() as api:
+        api.post("/connections", json={"sourceId": RS_APP, "destinationId": destination_id}).raise_for_status()
+    return destination_id
+
+
 def test_release_sync_after_segments_final_load_sets_start_turns_manual_off_and_triggers_once(world):
-    destination_id = world.make_rs_destination(manualSync=True)
+    destination_id = connected_destination(world, manualSync=True)
     cutover = world.cutover()
     [report] = [r for r in world.load() if r["sourceId"] == WEB]
 
     mark = world.mark()
-    result = release(world, destination_id, cutover).execute(context())
+    result = release(world, destination_id, cutover, trigger_source_ids=[RS_APP, None]).execute(context())
     config = world.rs_destination(destination_id)["config"]
     assert config["manualSync"] is False
     assert config["syncStartAt"] == result["sync_start_at"]
@@ -165,11 +173,61 @@ def test_release_sync_after_segments_final_load_sets_start_turns_manual_off_and_
     assert 5 <= after_end <= 6
     changes = world.rudderstack_changes(mark)
     assert [c["kind"] for c in changes] == ["api", "api", "trigger"]
-    assert changes[-1]["destinations"] == [destination_id]
+    # The trigger names the source (rudder-server looks the workspace up from it) and the destination.
+    assert (changes[-1]["source_id"], changes[-1]["destination_id"]) == (RS_APP, destination_id)
+    assert result["triggered_sources"] == [RS_APP] and result["upload_triggered"] is True
 
     again = world.mark()
-    release(world, destination_id, cutover).execute(context())
+    release(world, destination_id, cutover, trigger_source_ids=[RS_APP]).execute(context())
     assert world.rudderstack_changes(again) == []  # no second update, no second upload trigger
+
+
+def test_a_release_that_died_before_its_trigger_triggers_on_the_retry(world):
+    destination_id = connected_destination(world, manualSync=True)
+    cutover = world.cutover()
+    world.load()
+    # The trigger fails on every attempt of the first try (after manualSync was switched off).
+    world.rudderstack.faults.arm(
+        {"server_error": {"count": 2, "status": 503}, "path_prefix": "/internal/v1/warehouse/trigger-upload"}
+    )
+    with pytest.raises(ApiError):
+        release(world, destination_id, cutover, trigger_source_ids=[RS_APP]).execute(context())
+    assert world.rs_destination(destination_id)["config"]["manualSync"] is False
+    assert world.rudderstack.log.entries("trigger") == []
+
+    mark = world.mark()
+    result = release(world, destination_id, cutover, trigger_source_ids=[RS_APP]).execute(context())
+    assert [c["kind"] for c in world.rudderstack_changes(mark)] == ["trigger"]  # only the missing trigger
+    assert result["triggered_sources"] == [RS_APP]
+    again = world.mark()
+    release(world, destination_id, cutover, trigger_source_ids=[RS_APP]).execute(context())
+    assert world.rudderstack_changes(again) == []
+
+
+def test_release_succeeds_on_rudderstacks_schedule_where_the_warehouse_api_is_not_served(world, capfd):
+    destination_id = connected_destination(world, manualSync=True, syncFrequency="60")
+    world.rudderstack.settings.warehouse_api = "disabled"  # e.g. a hosted data plane: 404
+    cutover = world.cutover()
+    world.load()
+    mark = world.mark()
+    result = release(world, destination_id, cutover, trigger_source_ids=[RS_APP]).execute(context())
+    assert world.rs_destination(destination_id)["config"]["manualSync"] is False
+    assert [c["kind"] for c in world.rudderstack_changes(mark)] == ["api", "api"]  # no trigger happened
+    assert result["upload_triggered"] is False and "404" in result["trigger_unavailable"]
+    slot = datetime.fromisoformat(result["next_upload_slot"])
+    assert slot.strftime("%H:%M") in {f"{(int(result['sync_start_at'][:2]) + k) % 24:02d}{result['sync_start_at'][2:]}"
+                                      for k in range(24)}
+    logged = capfd.readouterr().out
+    assert "own schedule" in logged and result["next_upload_slot"][:16].replace("T", " ") in logged
+    assert result["next_upload_slot"][:16].replace("T", " ") in result["schedule"]
+
+
+def test_a_source_not_connected_to_the_destination_fails_the_release_clearly(world):
+    destination_id = world.make_rs_destination(manualSync=True)  # RS_APP is not connected
+    cutover = world.cutover()
+    world.load()
+    with pytest.raises(AirflowFailException, match="no warehouse found.*connected"):
+        release(world, destination_id, cutover, trigger_source_ids=[RS_APP]).execute(context())
 
 
 def test_release_sync_dry_run_changes_nothing(world):

@@ -8,6 +8,7 @@ import importlib
 import json
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -25,6 +26,7 @@ from segment_rudderstack.triggers.condition import ConditionTrigger
 from tests.library.world import (
     BACKEND,
     RS_APP,
+    RS_BACKEND,
     WAREHOUSE_CONN,
     WAREHOUSE_ID,
     WEB,
@@ -242,56 +244,94 @@ def test_source_drained_fails_on_a_failed_load(world):
 # ------------------------------------------------------------------------------------------ RudderStack upload
 
 
-def upload_sensor(**kwargs):
-    return RudderStackUploadSensor(task_id="upload", source_ids=[RS_APP], **{**FAST, **kwargs})
+def upload_sensor(destination, released, sources=(RS_APP,), **kwargs):
+    return RudderStackUploadSensor(
+        task_id="upload", source_ids=list(sources), destination_id=destination, loaded_after=released.isoformat(),
+        warehouse_conn_id=WAREHOUSE_CONN, namespace=kwargs.pop("namespace"), **{**FAST, **kwargs},
+    )
 
 
-def test_upload_sensor_poke_waits_until_the_upload_loaded_everything(world):
+def connected(world, *sources):
     destination = world.make_rs_destination(manualSync=True)
     with world.rs_api() as api:
-        api.post("/connections", json={"sourceId": RS_APP, "destinationId": destination}).raise_for_status()
-    rudderstack_event(world)
+        for source in sources:
+            api.post("/connections", json={"sourceId": source, "destinationId": destination}).raise_for_status()
+    return destination
+
+
+def upload_now(world, destination):
     world.rudderstack.trigger_upload(source_id=None, destination_id=destination)
-    uploads = in_background(lambda: wait_until(world.rudderstack.schedule_once, what="an upload"))
-    result = upload_sensor(deferrable=False).execute(context())
-    uploads.join(10)
-    assert result["pending_staging_files"] == 0 and result["pending_uploads"] == 0
-    assert [u["status"] for u in world.rudderstack.uploads(destination_id=destination)] == ["exported_data"]
+    world.rudderstack.schedule_once()
+    wait_until(lambda: world.rudderstack.uploads(destination_id=destination)[-1]["status"]
+               in ("exported_data", "aborted"), what="the upload to end")
+
+
+def test_upload_sensor_poke_waits_until_the_warehouse_shows_every_sources_rows(world):
+    destination = connected(world, RS_APP, RS_BACKEND)
+    released = datetime.now(UTC)
+    rudderstack_event(world)  # only the app sent something so far
+    upload_now(world, destination)
+    sensor = upload_sensor(destination, released, sources=[RS_APP, RS_BACKEND], namespace=world.schema,
+                           deferrable=False)
+    assert not sensor.poke(context()).is_done  # the backend has no rows yet
+    rudderstack_event(world, write_key="wk_rs_backend")
+    upload_now(world, destination)
+    result = sensor.execute(context())
+    assert result["rows_by_source"] == {RS_APP: 1, RS_BACKEND: 1}
+    # The event-stream upload is observed in the warehouse: no pending-events request was sent at all.
+    assert world.rudderstack.log.entries("pending_events") == []
 
 
 def test_upload_sensor_deferred_decides_like_poke(world):
-    destination = world.make_rs_destination(manualSync=True)
-    with world.rs_api() as api:
-        api.post("/connections", json={"sourceId": RS_APP, "destinationId": destination}).raise_for_status()
+    destination = connected(world, RS_APP)
+    released = datetime.now(UTC)
     rudderstack_event(world)
-    sensor = upload_sensor()
+    sensor = upload_sensor(destination, released, namespace=world.schema)
     trigger = defer(sensor)
-    world.rudderstack.trigger_upload(source_id=None, destination_id=destination)
-    world.rudderstack.schedule_once()
-    wait_until(lambda: world.rudderstack.uploads(destination_id=destination)[0]["status"] == "exported_data",
-               what="the upload to finish")
-    assert "nothing pending" in assert_deferred_matches_poke(sensor, trigger)["reason"]
+    upload_now(world, destination)
+    assert "for every source" in assert_deferred_matches_poke(sensor, trigger)["reason"]
+
+
+def test_rows_loaded_before_the_release_or_by_another_destination_do_not_count(world):
+    destination = connected(world, RS_APP)
+    rudderstack_event(world)
+    upload_now(world, destination)  # loaded before the release
+    released = datetime.now(UTC)
+    load_rudderstack_rows(world, RS_APP, 3)  # rows without this destination's id
+    assert_times_out(lambda **kw: upload_sensor(destination, released, namespace=world.schema, **kw))
 
 
 def test_upload_sensor_times_out_in_both_modes(world):
-    world.make_rs_destination(manualSync=True)
+    destination = connected(world, RS_APP)
+    released = datetime.now(UTC)
     rudderstack_event(world)  # staged, never uploaded (sync held, no trigger)
-    assert_times_out(upload_sensor)
+    assert_times_out(lambda **kw: upload_sensor(destination, released, namespace=world.schema, **kw))
 
 
-def test_upload_sensor_fails_when_rudderstack_aborted_the_upload(world):
-    destination = world.make_rs_destination(manualSync=True)
-    with world.rs_api() as api:
-        api.post("/connections", json={"sourceId": RS_APP, "destinationId": destination}).raise_for_status()
-    rudderstack_event(world)
+def test_pending_events_of_a_task_run_fails_the_wait_when_rudderstack_aborted_its_upload(world):
+    destination = connected(world, RS_APP)
+    released = datetime.now(UTC)
+    rudderstack_event(world, context={"sources": {"task_run_id": "run-42", "job_id": "job-1"}})
     world.rudderstack.faults.arm({"upload_failure": {"count": 1, "abort": True}})
-    sensor = upload_sensor()
+    sensor = upload_sensor(destination, released, namespace=world.schema, task_run_id="run-42")
     trigger = defer(sensor)
-    world.rudderstack.trigger_upload(source_id=None, destination_id=destination)
-    world.rudderstack.schedule_once()
+    upload_now(world, destination)
     event = first_event(trigger)
     with pytest.raises(AirflowFailException, match="aborted"):
         sensor.execute_complete(context(), event)
+    asked = world.rudderstack.log.entries("pending_events")
+    assert asked and {(e["source_id"], e["task_run_id"]) for e in asked} == {(RS_APP, "run-42")}
+
+
+def test_where_pending_events_is_not_served_the_warehouse_rows_decide_alone(world):
+    destination = connected(world, RS_APP)
+    released = datetime.now(UTC)
+    world.rudderstack.settings.warehouse_api = "disabled"
+    rudderstack_event(world)
+    upload_now(world, destination)
+    result = upload_sensor(destination, released, namespace=world.schema, task_run_id="run-1",
+                           deferrable=False).execute(context())
+    assert result["rows_by_source"] == {RS_APP: 1}
 
 
 # ------------------------------------------------------------------------------------------ client adoption

@@ -196,7 +196,8 @@ def load_rudderstack_rows(world: World, source_id: str, count: int) -> None:
                          extra_columns={"context_source_id": source_id, "context_source_type": "test"})
 
 
-def rudderstack_event(world: World, write_key: str = "wk_rs_app") -> None:
+def rudderstack_event(world: World, write_key: str = "wk_rs_app", context: dict[str, Any] | None = None) -> None:
     """One event sent to RudderStack's data plane HTTP API (staged until an upload takes it)."""
-    batch = [{"type": "track", "event": "Signed Up", "userId": "u1", "messageId": f"rs-{uuid.uuid4()}"}]
+    batch = [{"type": "track", "event": "Signed Up", "userId": "u1", "messageId": f"rs-{uuid.uuid4()}",
+              **({"context": context} if context else {})}]
     httpx.post(world.rudderstack_url + "/v1/batch", json={"batch": batch}, auth=(write_key, "")).raise_for_status()

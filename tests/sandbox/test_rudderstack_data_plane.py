@@ -118,9 +118,9 @@ def test_webhook_source_passes_segment_events_through_unchanged(make_rudderstack
     assert not_webhook.status_code == 400 and "Segment" in not_webhook.text
 
 
-@pytest.mark.parametrize("prefix", ["/v1/warehouse", "/internal/v1/warehouse"])
-def test_pending_events_and_trigger_upload_under_both_prefixes(make_rudderstack, namespace, prefix):
-    emulator, url = make_rudderstack()
+@pytest.mark.parametrize(("mode", "prefix"), [("internal", "/internal/v1/warehouse"), ("legacy", "/v1/warehouse")])
+def test_pending_events_and_trigger_upload(make_rudderstack, namespace, mode, prefix):
+    emulator, url = make_rudderstack(warehouse_api=mode)
     requests.post(
         f"{url}/v1/track", json={"event": "x", "userId": "u", "messageId": f"{namespace}-p"},
         auth=("wk_rs_backend", ""), timeout=5,
@@ -129,17 +129,60 @@ def test_pending_events_and_trigger_upload_under_both_prefixes(make_rudderstack,
     query = {"source_id": "rs_src_backend", "task_run_id": "run-1"}
 
     pending = requests.post(f"{url}{prefix}/pending-events", json=query, timeout=5).json()
+    # Staging files count for the source whatever their task run (CountPendingForSource).
     assert pending == {"pending_events": True, "pending_staging_files": 1, "pending_uploads": 0,
                        "aborted_events": False}
     assert emulator.schedule_once() == []  # manualSync holds it
 
-    assert requests.post(f"{url}{prefix}/trigger-upload", json={"source_id": "rs_src_backend"},
-                         timeout=5).status_code == 200
+    trigger = requests.post(f"{url}{prefix}/trigger-upload",
+                            json={"source_id": "rs_src_backend", "destination_id": dest["id"]}, timeout=5)
+    assert (trigger.status_code, trigger.content) == (200, b"")
     assert len(emulator.schedule_once()) == 1
+    # The running upload has no task run id (an event stream): pending-events for a task run never counts it.
+    running = requests.post(f"{url}{prefix}/pending-events", json=query, timeout=5).json()
+    assert running["pending_uploads"] == 0
     _wait_upload_done(emulator, dest["id"])
     after = requests.post(f"{url}{prefix}/pending-events", json=query, timeout=5).json()
     assert after == {"pending_events": False, "pending_staging_files": 0, "pending_uploads": 0,
                      "aborted_events": False}
 
-    missing = requests.post(f"{url}{prefix}/pending-events", json={"task_run_id": "r"}, timeout=5)
-    assert missing.status_code == 400 and "source_id" in missing.json()["error"]
+    for body in ({"task_run_id": "r"}, {"source_id": "rs_src_backend"}, {"source_id": "", "task_run_id": ""}):
+        missing = requests.post(f"{url}{prefix}/pending-events", json=body, timeout=5)
+        assert (missing.status_code, missing.text) == (400, "empty source or task run id\n")
+    unknown = requests.post(f"{url}{prefix}/pending-events", json={"source_id": "nope", "task_run_id": "r"},
+                            timeout=5)
+    assert (unknown.status_code, unknown.text.strip()) == (400, "workspace from source not found")
+    for body in ({"destination_id": dest["id"]}, {"source_id": "nope"}):
+        refused = requests.post(f"{url}{prefix}/trigger-upload", json=body, timeout=5)
+        assert (refused.status_code, refused.text.strip()) == (400, "workspace from source not found")
+    assert requests.post(f"{url}{prefix}/trigger-upload", data=b"{", timeout=5).text.strip() == (
+        "invalid JSON in request body"
+    )
+
+
+def test_old_warehouse_routes_answer_404_unless_legacy(make_rudderstack):
+    _, url = make_rudderstack()
+    for action in ("pending-events", "trigger-upload"):
+        assert requests.post(f"{url}/v1/warehouse/{action}", json={"source_id": "rs_src_app", "task_run_id": "r"},
+                             timeout=5).status_code == 404
+    _, disabled = make_rudderstack(warehouse_api="disabled")
+    assert requests.post(f"{disabled}/internal/v1/warehouse/trigger-upload", json={"source_id": "rs_src_app"},
+                         timeout=5).status_code == 404
+
+
+def test_pending_events_counts_only_uploads_of_the_task_run(make_rudderstack, namespace):
+    """An upload is tagged with the task run of its staging files (gateway/handle.go: context.sources.task_run_id)."""
+    emulator, url = make_rudderstack()
+    event = {"event": "x", "userId": "u", "messageId": f"{namespace}-t",
+             "context": {"sources": {"task_run_id": "run-42", "job_id": "job-1"}}}
+    requests.post(f"{url}/v1/track", json=event, auth=("wk_rs_backend", ""), timeout=5).raise_for_status()
+    dest = _connect_warehouse(url, namespace, "rs_src_backend", manualSync=True)
+    emulator.trigger_upload(source_id="rs_src_backend", destination_id=dest["id"])
+    emulator.settings.upload_duration_s = 2.0
+    assert len(emulator.schedule_once()) == 1
+    ours = requests.post(f"{url}/internal/v1/warehouse/pending-events",
+                         json={"source_id": "rs_src_backend", "task_run_id": "run-42"}, timeout=5).json()
+    other = requests.post(f"{url}/internal/v1/warehouse/pending-events",
+                          json={"source_id": "rs_src_backend", "task_run_id": "run-7"}, timeout=5).json()
+    assert ours["pending_uploads"] == 1 and other["pending_uploads"] == 0
+    _wait_upload_done(emulator, dest["id"])

@@ -102,7 +102,8 @@ def test_exclude_window_blocks_scheduled_uploads(make_rudderstack, warehouse, na
     dest = _destination(url, namespace, excludeWindow=window)
     _send(url, f"{namespace}-1")
     assert emulator.schedule_once() == []
-    assert requests.post(f"{url}/v1/warehouse/pending-events", json={"source_id": "rs_src_backend"},
+    assert requests.post(f"{url}/internal/v1/warehouse/pending-events",
+                         json={"source_id": "rs_src_backend", "task_run_id": "run-1"},
                          timeout=5).json()["pending_staging_files"] == 1
 
     config = {k: v for k, v in dest["config"].items() if k != "excludeWindow"}

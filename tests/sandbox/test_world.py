@@ -81,8 +81,8 @@ def test_world_on_a_given_dsn_delivers_every_event_exactly_once(tmp_path, pg_dsn
         assert world.clients.wait_done(30)
         world.clients.stop(flush=True)
         requests.post(f"{info.segment_url}/sandbox/loads/run", timeout=30).raise_for_status()
-        requests.post(f"{info.rudderstack_url}/v1/warehouse/trigger-upload", timeout=5,
-                      json={"destination_id": dest["destination"]["id"]}).raise_for_status()
+        requests.post(f"{info.rudderstack_url}/internal/v1/warehouse/trigger-upload", timeout=5,
+                      json={"source_id": "rs_src_app", "destination_id": dest["destination"]["id"]}).raise_for_status()
         wait_until(lambda: not world.rudderstack.pending_events("rs_src_app")["pending_events"]
                    and not world.rudderstack.pending_events("rs_src_backend")["pending_events"],
                    what="RudderStack uploads to finish")

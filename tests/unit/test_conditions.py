@@ -104,11 +104,28 @@ def test_drain_needs_consecutive_empty_loads():
     assert source_drained_decision(reports, source_id="backend", started_after=T0).outcome is Outcome.DONE
 
 
-def test_upload_waits_on_anything_pending_and_fails_on_aborted():
-    assert upload_decision({"pending_events": 3}).outcome is Outcome.WAIT
-    assert upload_decision({"pending_uploads": 1}).outcome is Outcome.WAIT
-    assert upload_decision({"pending_events": 0, "aborted_events": 2}).outcome is Outcome.FAILED
-    assert upload_decision({"pending_events": 0, "pending_staging_files": 0}).outcome is Outcome.DONE
+def upload(rows, pending=None):
+    return upload_decision(rows, destination_id="dst", loaded_after="2026-11-29T12:00:00+00:00", pending=pending)
+
+
+def test_upload_waits_until_every_connected_source_shows_rows_loaded_after_the_release():
+    waiting = upload({"src_webhook": 12, "src_app": 0})
+    assert waiting.outcome is Outcome.WAIT and waiting.details["missing_sources"] == ["src_app"]
+    assert "src_app" in waiting.reason
+    decision = upload({"src_webhook": 12, "src_app": 3})
+    assert decision.outcome is Outcome.DONE and decision.details["loaded_rows"] == 15
+
+
+def test_pending_events_of_a_task_run_is_only_an_extra_signal():
+    # Nothing pending for the task run proves nothing about event-stream sources: rows still decide.
+    nothing_pending = {"pending_events": False, "pending_staging_files": 0, "pending_uploads": 0,
+                       "aborted_events": False}
+    assert upload({"src_app": 0}, nothing_pending).outcome is Outcome.WAIT
+    # Staging files are always there under continuous traffic; they do not hold the decision.
+    busy = {**nothing_pending, "pending_events": True, "pending_staging_files": 4}
+    assert upload({"src_app": 2}, busy).outcome is Outcome.DONE
+    assert upload({"src_app": 2}, {**busy, "pending_uploads": 1}).outcome is Outcome.WAIT
+    assert upload({"src_app": 2}, {**busy, "aborted_events": True}).outcome is Outcome.FAILED
 
 
 def sample(minutes: float, total: int, via: int) -> AdoptionSample:
@@ -133,15 +150,6 @@ def test_an_empty_window_is_no_evidence():
     decision = adoption_decision(history, threshold=0.01, consecutive=2, min_events=10)
     assert decision.outcome is Outcome.WAIT
     assert adoption_decision(history[:1], threshold=0.01, consecutive=1).outcome is Outcome.DONE
-
-
-def test_upload_is_done_once_the_warehouse_shows_rows_loaded_after_the_release():
-    # Under continuous traffic something is always pending; rows loaded after the release prove the upload ran.
-    busy = {"pending_events": 12, "pending_staging_files": 3}
-    assert upload_decision(busy, loaded_rows=0).outcome is Outcome.WAIT
-    decision = upload_decision(busy, loaded_rows=40)
-    assert decision.outcome is Outcome.DONE and decision.details["loaded_rows"] == 40
-    assert upload_decision({"aborted_events": 1}, loaded_rows=40).outcome is Outcome.FAILED
 
 
 def test_a_running_load_of_another_source_also_blocks():

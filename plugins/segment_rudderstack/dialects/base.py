@@ -509,6 +509,51 @@ class WarehouseDialect:
                 total += int(s.fetchall(sql, [received_after, loaded_after, destination_id])[0][0] or 0)
         return total
 
+    def rows_loaded_per_source(
+        self,
+        schema: str,
+        *,
+        destination_id: str,
+        source_ids: Sequence[str],
+        loaded_after: datetime,
+        received_after: datetime,
+        tables: Sequence[str] = SEGMENT_EVENT_TABLES,
+    ) -> dict[str, int]:
+        """Rows each of ``source_ids`` got loaded by RudderStack destination ``destination_id`` at or after
+        ``loaded_after``: RudderStack's own columns ``context_destination_id``, ``context_source_id`` and
+        ``uuid_ts`` (the load time), with ``received_at >= received_after`` bounding the scan. Every source id is
+        in the answer (0 when none). Tables without those columns count zero."""
+        _require_aware("loaded_after", loaded_after)
+        _require_aware("received_after", received_after)
+        wanted = [s for s in dict.fromkeys(source_ids) if isinstance(s, str) and s]
+        counts = dict.fromkeys(wanted, 0)
+        if not wanted:
+            return counts
+        with self.session() as s:
+            actual_schema = self._resolve_schema(s, schema)
+            loaded = self._load_tables(s, actual_schema, tables) if actual_schema else {}
+            for table in loaded.values():
+                names = ("context_source_id", "context_destination_id", "uuid_ts", "received_at")
+                columns = [table.column(c) for c in names]
+                if not all(columns):
+                    continue
+                src, dest, uuid_ts, received = (self.quote_identifier(c) for c in columns)
+                placeholders = join_sql(", ", [SqlText("%s")] * len(wanted))
+                sql = compose(
+                    "SELECT {src}, COUNT(*) FROM {t} WHERE {r} >= %s AND {u} >= %s AND {d} = %s "
+                    "AND {src} IN ({ids}) GROUP BY {src}",
+                    src=src,
+                    t=self.qualified(actual_schema, table.actual),
+                    r=received,
+                    u=uuid_ts,
+                    d=dest,
+                    ids=placeholders,
+                )
+                for source_id, count in s.fetchall(sql, [received_after, loaded_after, destination_id, *wanted]):
+                    if source_id in counts:
+                        counts[source_id] += int(count or 0)
+        return counts
+
     # ---------------------------------------------------------------------------------- duplicates
     def _window(self, table: _Table, since: datetime | None) -> tuple[SqlText, list[Any]]:
         """`` AND received_at >= %s`` when a window start is given (empty otherwise)."""

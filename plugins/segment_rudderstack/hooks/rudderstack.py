@@ -10,7 +10,8 @@ client does (rudderlabs/rudder-iac ``api/client/common.go`` ``Paging{Total, Next
 
 ``RudderStackDataPlaneHook`` connection: host = data plane URL; optional login/password for basic auth
 (a password alone is sent as the user name, RudderStack's write-key convention); extra
-``warehouse_path_prefix`` = ``/v1/warehouse`` (default) or ``/internal/v1/warehouse`` on newer servers.
+``warehouse_path_prefix`` = ``/internal/v1/warehouse`` (default, current rudder-server) or ``/v1/warehouse``
+(old self-hosted servers).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from segment_rudderstack.hooks.api_hook import ApiHook
-from segment_rudderstack.hooks.errors import ResponseFormatError
+from segment_rudderstack.hooks.errors import ApiError, ResponseFormatError
 from segment_rudderstack.hooks.protocol import POLICY_EXTRAS, RequestSpec, quoted_id, unwrap
 
 # A workspace with more pages than this is far outside what a migration plan touches; stop instead of looping.
@@ -273,11 +274,34 @@ def parse_pending_events(payload: Any, spec: RequestSpec) -> dict[str, Any]:
     return result
 
 
+# HTTP statuses that mean "this data plane does not serve the warehouse endpoints here": the route is not
+# registered (rudder-server registers /internal/v1/warehouse/* only when internal endpoints are enabled:
+# gateway/handle_lifecycle.go StartWebHandler, warehouse/api/http.go addMasterEndpoints), or a proxy in front
+# of a hosted data plane refuses it.
+WAREHOUSE_API_UNAVAILABLE_STATUSES = frozenset({403, 404, 405, 501})
+
+
+def warehouse_api_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the data plane does not offer the warehouse endpoints (not a bad request)."""
+    return isinstance(error, ApiError) and error.status in WAREHOUSE_API_UNAVAILABLE_STATUSES
+
+
+def _required_id(value: Any, what: str, why: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{what} must be a non-empty string ({why}), got {value!r}")
+    return value
+
+
 class RudderStackDataPlaneHook(ApiHook):
     """RudderStack data plane: warehouse pending-events / trigger-upload, and the Segment-source webhook URL.
 
+    The warehouse endpoints are rudder-server's ``warehouse/api/http.go`` handlers, routed by the gateway
+    (``gateway/handle_lifecycle.go``) only under ``/internal/v1/warehouse/...`` and only when internal endpoints
+    are enabled; the old ``/v1/warehouse/...`` routes are gone from current servers. A hosted data plane may not
+    expose them at all: callers treat :func:`warehouse_api_unavailable` errors as "not offered here".
+
     :param warehouse_path_prefix: overrides the connection extra of the same name
-        (default ``/v1/warehouse``; newer servers: ``/internal/v1/warehouse``).
+        (default ``/internal/v1/warehouse``; ``/v1/warehouse`` for old self-hosted servers).
     """
 
     conn_name_attr = "rudderstack_data_plane_conn_id"
@@ -287,7 +311,7 @@ class RudderStackDataPlaneHook(ApiHook):
     service_name = "RudderStack data plane"
     default_host = ""
     hook_extras = (*POLICY_EXTRAS, "warehouse_path_prefix")
-    default_warehouse_path_prefix = "/v1/warehouse"
+    default_warehouse_path_prefix = "/internal/v1/warehouse"
 
     def __init__(
         self,
@@ -331,39 +355,54 @@ class RudderStackDataPlaneHook(ApiHook):
         return RequestSpec("POST", f"{self.warehouse_path_prefix}/{action}", json=body, idempotent=True)
 
     @staticmethod
-    def _pending_body(source_id: str, task_run_id: str | None) -> dict[str, Any]:
-        if not isinstance(source_id, str) or not source_id:
-            raise ValueError(f"source_id must be a non-empty string, got {source_id!r}")
-        body: dict[str, Any] = {"source_id": source_id}
-        if task_run_id is not None:
-            body["task_run_id"] = task_run_id
-        return body
+    def _pending_body(source_id: str, task_run_id: str) -> dict[str, Any]:
+        # rudder-server warehouse/api/http.go pendingEventsHandler: 400 "empty source or task run id" unless both.
+        return {
+            "source_id": _required_id(source_id, "source_id", "the RudderStack source to ask about"),
+            "task_run_id": _required_id(
+                task_run_id,
+                "task_run_id",
+                "RudderStack answers 400 without it; it counts only uploads of that source task run, which "
+                "event-stream sources never have, so observe event-stream uploads in the warehouse instead",
+            ),
+        }
 
-    def pending_events(self, source_id: str, task_run_id: str | None = None) -> dict[str, Any]:
-        """Whether events of the source still wait to be loaded: pending_events, pending_staging_files,
-        pending_uploads, aborted_events."""
+    def pending_events(self, source_id: str, task_run_id: str) -> dict[str, Any]:
+        """What of one source *task run* still waits to be loaded: pending_events, pending_staging_files,
+        pending_uploads, aborted_events.
+
+        ``pending_staging_files`` counts every staging file of the source not yet in an upload; pending and
+        aborted uploads count only uploads whose metadata ``source_task_run_id`` is ``task_run_id`` (rudder-server
+        ``warehouse/api/http.go`` pendingEventsHandler). Event-stream sources (and a Segment-type webhook
+        source) carry no task run id, so "nothing pending" does not prove their events were loaded.
+        """
         self.load_connection()
         spec = self._warehouse_spec("pending-events", self._pending_body(source_id, task_run_id))
         return parse_pending_events(self.call(spec), spec)
 
-    async def apending_events(self, source_id: str, task_run_id: str | None = None) -> dict[str, Any]:
+    async def apending_events(self, source_id: str, task_run_id: str) -> dict[str, Any]:
         await self.aload_connection()
         spec = self._warehouse_spec("pending-events", self._pending_body(source_id, task_run_id))
         return parse_pending_events(await self.acall(spec), spec)
 
-    def trigger_upload(
-        self, source_id: str | None = None, destination_id: str | None = None
-    ) -> dict[str, Any]:
-        """Ask the data plane to upload now, for one source or one destination (exactly one)."""
-        if (source_id is None) == (destination_id is None):
-            raise ValueError(
-                "trigger_upload needs exactly one of source_id or destination_id, got "
-                f"source_id={source_id!r}, destination_id={destination_id!r}"
+    def trigger_upload(self, source_id: str, destination_id: str | None = None) -> None:
+        """Ask the data plane to upload now the warehouse(s) of ``source_id`` (narrowed to ``destination_id``).
+
+        rudder-server ``warehouse/api/http.go`` triggerUploadHandler: the workspace is looked up from
+        ``source_id`` (400 "workspace from source not found" without a valid one); with ``destination_id`` the
+        destination's warehouses are triggered, else every warehouse of the source (400 "no warehouse found" when
+        there is none); success is 200 with an empty body. Raises :class:`ApiError`; see
+        :func:`warehouse_api_unavailable` for "this data plane does not serve the endpoint".
+        """
+        body: dict[str, Any] = {
+            "source_id": _required_id(
+                source_id, "source_id", "RudderStack looks the workspace up from it; 400 without a valid one"
             )
+        }
+        if destination_id is not None:
+            body["destination_id"] = _required_id(destination_id, "destination_id", "the warehouse destination")
         self.load_connection()
-        body = {"source_id": source_id} if source_id is not None else {"destination_id": destination_id}
-        result = self.call(self._warehouse_spec("trigger-upload", body))
-        return result if isinstance(result, dict) else {}
+        self.call(self._warehouse_spec("trigger-upload", body))
 
     def webhook_url(self, write_key: str) -> str:
         """``<data plane>/v1/webhook?writeKey=<key>``, the URL a Segment-type RudderStack source receives on.
@@ -390,5 +429,5 @@ class RudderStackDataPlaneHook(ApiHook):
                 "login": "User (optional)",
                 "password": "Password / write key",
             },
-            "placeholders": {"extra": '{"warehouse_path_prefix": "/v1/warehouse"}'},
+            "placeholders": {"extra": '{"warehouse_path_prefix": "/internal/v1/warehouse"}'},
         }

@@ -244,13 +244,33 @@ class HoldRudderStackSyncOperator(_RudderStackOperator):
         return True
 
 
+UPLOAD_TRIGGER = ChangeTarget.RUDDERSTACK_UPLOAD_TRIGGER
+
+
+def trigger_target(source_id: str, destination_id: str) -> str:
+    return f"{source_id}->{destination_id}"
+
+
 class ReleaseRudderStackSyncOperator(_RudderStackOperator):
     """Release RudderStack's sync once Segment's final load is over: ``syncStartAt`` = Segment's last load end
-    plus a margin, ``manualSync`` off, then trigger an upload. Refuses while a Segment load is running."""
+    plus a margin, ``manualSync`` off, then ``trigger-upload`` for every source the plan connects to the
+    destination (``{source_id, destination_id}``, as rudder-server requires). Refuses while a Segment load is
+    running.
+
+    It cannot half-happen: each trigger is recorded in the change log, and a re-run (or retry) triggers every
+    source not triggered since the latest release, even when ``manualSync`` was already switched off. Where the
+    data plane does not serve the warehouse endpoints (404/403/405/501: internal endpoints disabled, a hosted
+    data plane), the release still succeeds: RudderStack uploads on its own schedule, and the task logs when.
+
+    :param trigger_source_ids: RudderStack source ids to trigger (the Segment-type source and the plan's
+        RudderStack sources); ``None``/empty entries are skipped (e.g. a dry run before the source exists).
+    """
 
     operator_extra_links = (RudderStackDestinationLink(), SegmentWarehouseLink())
 
-    template_fields = (*MigrationOperator.template_fields, "destination_id", "started_after", "source_ids")
+    template_fields = (
+        *MigrationOperator.template_fields, "destination_id", "started_after", "source_ids", "trigger_source_ids"
+    )
 
     def __init__(
         self,
@@ -260,6 +280,7 @@ class ReleaseRudderStackSyncOperator(_RudderStackOperator):
         warehouse_id: str,
         started_after: str | datetime,
         source_ids: Sequence[str] | None = None,
+        trigger_source_ids: Sequence[str] | str | None = None,
         allow_partial: bool = False,
         margin_minutes: float = 30,
         rudderstack_data_plane_conn_id: str = "rudderstack_data_plane_default",
@@ -272,13 +293,91 @@ class ReleaseRudderStackSyncOperator(_RudderStackOperator):
         self.warehouse_id = warehouse_id
         self.started_after = started_after
         self.source_ids = source_ids
+        self.trigger_source_ids = trigger_source_ids
         self.allow_partial = allow_partial
         self.margin_minutes = margin_minutes
         self.rudderstack_data_plane_conn_id = rudderstack_data_plane_conn_id
         self.trigger_upload = trigger_upload
 
+    def _sources_to_trigger(self) -> list[str]:
+        wanted: list[str] = []
+        for source_id in as_list(self.trigger_source_ids) or []:
+            if source_id and source_id != "None" and source_id not in wanted:
+                wanted.append(source_id)
+        return wanted
+
+    def _triggered_since(self, sources: list[str], released_at: datetime) -> set[str]:
+        """Sources whose trigger into this destination is recorded (done) at or after the release."""
+        from segment_rudderstack.changelog import DONE
+
+        done: set[str] = set()
+        for source_id in sources:
+            change = self.change_log.last(UPLOAD_TRIGGER, trigger_target(source_id, self.destination_id), "triggered")
+            if (change is not None and change.status == DONE and change.after is True
+                    and conditions.as_utc(change.at) >= released_at):
+                done.add(source_id)
+        return done
+
+    def _trigger(self, context: Any, sources: list[str], released_at: datetime, config: dict[str, Any],
+                 now: datetime) -> dict[str, Any]:
+        from segment_rudderstack.hooks.errors import ApiError
+        from segment_rudderstack.hooks.rudderstack import RudderStackDataPlaneHook, warehouse_api_unavailable
+        from segment_rudderstack.rudderstack_schedule import upload_schedule
+
+        already = self._triggered_since(sources, released_at) if not self.is_dry_run else set()
+        todo = [s for s in sources if s not in already]
+        if already:
+            self.log.info("already triggered after the release at %s for sources %s", released_at.isoformat(),
+                          sorted(already))
+        result: dict[str, Any] = {"triggered_sources": sorted(already), "upload_triggered": bool(already)}
+        if not todo:
+            return result
+        if self.is_dry_run:
+            self.log.info("DRY RUN: would trigger uploads of sources %s into destination %s", todo,
+                          self.destination_id)
+            return {**result, "would_trigger": todo}
+        data_plane = RudderStackDataPlaneHook(rudderstack_data_plane_conn_id=self.rudderstack_data_plane_conn_id)
+        for source_id in todo:
+            try:
+                self.apply_change(
+                    context,
+                    target=UPLOAD_TRIGGER,
+                    target_id=trigger_target(source_id, self.destination_id),
+                    field="triggered",
+                    before=False,
+                    after=True,
+                    apply=lambda s=source_id: data_plane.trigger_upload(s, self.destination_id),
+                )
+            except ApiError as error:
+                if not warehouse_api_unavailable(error):
+                    if error.retryable:
+                        raise
+                    raise AirflowFailException(
+                        f"RudderStack refused to trigger an upload of source {source_id} into destination "
+                        f"{self.destination_id}: {error}. Expected the source to be connected (enabled) to that "
+                        "warehouse destination; fix the connection or the plan's source ids and re-run this task "
+                        "(the sync is already released, so the upload also runs on RudderStack's schedule)."
+                    ) from error
+                schedule = upload_schedule(config, now)
+                self.log.warning(
+                    "the RudderStack data plane does not serve the warehouse trigger endpoint (%s); the sync is "
+                    "released and RudderStack uploads on its own schedule: %s. To trigger uploads, enable the "
+                    "internal endpoints or set warehouse_path_prefix on connection %r.",
+                    error.message, schedule.explanation, self.rudderstack_data_plane_conn_id,
+                )
+                result.update(
+                    trigger_unavailable=f"HTTP {error.status}: {error.message}",
+                    next_upload_slot=schedule.next_slot.isoformat() if schedule.next_slot else None,
+                    latest_upload_slot=schedule.latest_slot.isoformat() if schedule.latest_slot else None,
+                    schedule=schedule.explanation,
+                )
+                return result
+            result["triggered_sources"] = sorted({*result["triggered_sources"], source_id})
+            result["upload_triggered"] = True
+            self.log.info("triggered an upload of source %s into destination %s", source_id, self.destination_id)
+        return result
+
     def execute(self, context: Any) -> dict[str, Any]:
-        from segment_rudderstack.hooks.rudderstack import RudderStackDataPlaneHook
         from segment_rudderstack.watches import SyncGateWatch
 
         if not self.require_upstream(self.destination_id, "destination_id"):
@@ -308,29 +407,29 @@ class ReleaseRudderStackSyncOperator(_RudderStackOperator):
         start_at = sync_start_at(check.observation.last_load_end, timedelta(minutes=float(self.margin_minutes)), now)
         hook = self.rudderstack()
         destination = hook.get_destination(self.destination_id)
-        config = destination.get("config") or {}
+        config = dict(destination.get("config") or {})
         held = bool(config.get("manualSync", False))
         if held:
             self.set_destination_config(
                 context, hook, self.destination_id, "syncStartAt", config.get("syncStartAt"), start_at
             )
+            config["syncStartAt"] = start_at
         changed = self.set_destination_config(context, hook, self.destination_id, "manualSync", held, False)
-        triggered = False
-        # Trigger only when this run released the sync: a re-run after the release changes nothing.
-        if self.trigger_upload and changed and not self.is_dry_run:
-            RudderStackDataPlaneHook(
-                rudderstack_data_plane_conn_id=self.rudderstack_data_plane_conn_id
-            ).trigger_upload(destination_id=self.destination_id)
-            triggered = True
-            self.log.info("triggered a RudderStack upload for destination %s", self.destination_id)
-        elif self.trigger_upload and changed:
-            self.log.info("DRY RUN: would trigger a RudderStack upload for destination %s", self.destination_id)
-        self.exclusive_resources(context, resources, release=True)  # this plan's irreversible steps are over
-        released_at = now.isoformat()
+        config["manualSync"] = False
+        released_at = now
         if not changed:
-            # Released earlier: report that instant (sensors downstream wait for loads after it).
-            earlier = self.change_log.last(ChangeTarget.RUDDERSTACK_DESTINATION, self.destination_id, "config.manualSync")
+            # Released earlier: that instant counts (sensors downstream wait for loads after it; triggers
+            # recorded after it are not repeated).
+            earlier = self.change_log.last(ChangeTarget.RUDDERSTACK_DESTINATION, self.destination_id,
+                                           "config.manualSync")
             if earlier is not None and earlier.after is False:
-                released_at = earlier.at
-        return {"released": changed or not held, "sync_start_at": start_at, "upload_triggered": triggered,
-                "gate": gate.reason, "released_at": released_at}
+                released_at = conditions.as_utc(earlier.at)
+        outcome: dict[str, Any] = {"triggered_sources": [], "upload_triggered": False}
+        sources = self._sources_to_trigger()
+        if self.trigger_upload and sources:
+            outcome = self._trigger(context, sources, released_at, config, now)
+        elif self.trigger_upload:
+            self.log.warning("no RudderStack source ids to trigger; RudderStack uploads on its own schedule")
+        self.exclusive_resources(context, resources, release=True)  # this plan's irreversible steps are over
+        return {"released": changed or not held, "sync_start_at": start_at, "gate": gate.reason,
+                "released_at": released_at.isoformat(), **outcome}

@@ -126,10 +126,20 @@ class SegmentSourceDrainedSensor(_SegmentSyncListSensor):
 
 
 class RudderStackUploadSensor(ConditionSensor):
-    """Done when RudderStack's data plane reports nothing pending for the warehouse for ``source_ids``
-    (``pending-events``), or, when ``warehouse_conn_id`` and ``destination_id`` are given, as soon as the
-    warehouse shows rows that destination loaded after ``loaded_after`` (under continuous traffic something
-    is always pending). Fails when events were aborted."""
+    """Done when the warehouse shows, for every one of ``source_ids`` (the Segment-type source and the plan's
+    RudderStack sources), rows that RudderStack destination ``destination_id`` loaded at or after
+    ``loaded_after`` (the release): RudderStack's columns ``context_source_id``, ``context_destination_id``,
+    ``uuid_ts`` (load time), ``received_at`` (bounds the scan to ``lookback_seconds``).
+
+    ``task_run_id`` (optional) adds the data plane's ``pending-events`` for that source task run: aborted uploads
+    fail the wait, pending ones keep it waiting. It is sent only with a task run id and ignored where the data
+    plane does not serve it; it cannot prove anything about event-stream sources (they have no task run id).
+
+    :param warehouse_conn_id: the warehouse connection (PostgreSQL or Snowflake); required.
+    :param namespace: the schema RudderStack loads into; required.
+    :param destination_id: the RudderStack warehouse destination; required.
+    :param loaded_after: the release instant (ISO text or datetime); required.
+    """
 
     template_fields = (*ConditionSensor.template_fields, "source_ids", "destination_id", "loaded_after")
     operator_extra_links = (RudderStackDestinationLink(),)
