@@ -517,7 +517,7 @@ class WarehouseDialect:
         source_ids: Sequence[str],
         loaded_after: datetime,
         received_after: datetime,
-        tables: Sequence[str] = SEGMENT_EVENT_TABLES,
+        tables: Sequence[str] = CLIENT_EVENT_TABLES,
     ) -> dict[str, int]:
         """Rows each of ``source_ids`` got loaded by RudderStack destination ``destination_id`` at or after
         ``loaded_after``: RudderStack's own columns ``context_destination_id``, ``context_source_id`` and

@@ -9,8 +9,10 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from segment_rudderstack.conditions import as_utc
 from segment_rudderstack.links import RudderStackDestinationLink, SegmentWarehouseLink
 from segment_rudderstack.operators.base import MigrationOperator
+from segment_rudderstack.rendered import as_list
 from segment_rudderstack.vocabulary import ChangeTarget
 
 
@@ -314,7 +316,7 @@ class ReleaseRudderStackSyncOperator(_RudderStackOperator):
         for source_id in sources:
             change = self.change_log.last(UPLOAD_TRIGGER, trigger_target(source_id, self.destination_id), "triggered")
             if (change is not None and change.status == DONE and change.after is True
-                    and conditions.as_utc(change.at) >= released_at):
+                    and as_utc(change.at) >= released_at):
                 done.add(source_id)
         return done
 
@@ -423,7 +425,7 @@ class ReleaseRudderStackSyncOperator(_RudderStackOperator):
             earlier = self.change_log.last(ChangeTarget.RUDDERSTACK_DESTINATION, self.destination_id,
                                            "config.manualSync")
             if earlier is not None and earlier.after is False:
-                released_at = conditions.as_utc(earlier.at)
+                released_at = as_utc(earlier.at)
         outcome: dict[str, Any] = {"triggered_sources": [], "upload_triggered": False}
         sources = self._sources_to_trigger()
         if self.trigger_upload and sources:
