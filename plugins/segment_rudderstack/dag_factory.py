@@ -168,6 +168,7 @@ def _preflight(w: _Wiring) -> PreflightOperator:
         namespace=plan.warehouse.namespace,
         required_tables=plan.warehouse.required_tables,
         change_log_key=plan.change_log_key,
+        rudderstack_data_plane_conn_id=plan.rudderstack.data_plane_conn_id,
         selected_source_ids=SELECTED_SOURCES,
         final_step=plan.segment.final_step,
         delivery_overview_granularity=plan.proof.granularity if plan.proof.enabled else None,
@@ -267,7 +268,7 @@ def _server_side(w: _Wiring, cutover: Any) -> Span | None:
     return Span(gate or drains, drains)
 
 
-def _segment_final_load(w: _Wiring, cutover: Any) -> Span:
+def _segment_final_load(w: _Wiring, cutover: Any, setup: Any = None) -> Span:
     """Runbook step 5 (warehouse-wide): Segment's final load, (an approval,) then its warehouse switched off."""
     with TaskGroup("segment_final_load", tooltip="Runbook step 5: Segment's final load, then its warehouse off"):
         final_load = SegmentWarehouseLoadSensor(
@@ -288,11 +289,27 @@ def _segment_final_load(w: _Wiring, cutover: Any) -> Span:
             **w.sync_list_limit,
             running_load_wait_seconds=min(w.plan.waits.timeout_seconds, MAX_RUNNING_LOAD_WAIT_SECONDS),
             final_step=w.plan.segment.final_step,
+            **_replacement_path(w, setup),
             **w.segment,
             **w.common,
         )
         upstream >> disable_warehouse
     return Span(final_load, disable_warehouse)
+
+
+def _replacement_path(w: _Wiring, setup: Any) -> dict[str, Any]:
+    """What the switch-off re-checks right before it: the client sources' webhooks to a reachable data plane."""
+    if setup is None:
+        return {}
+    rs = w.plan.rudderstack
+    return {
+        "client_source_ids": _selected([s.id for s in w.plan.client_sources]),
+        "rudderstack_source_id": setup.segment_source.output,
+        "rudderstack_conn_id": rs.conn_id,
+        "rudderstack_data_plane_conn_id": rs.data_plane_conn_id,
+        "destination_id": setup.destination.output,
+        "namespace": w.plan.warehouse.namespace,
+    }
 
 
 class ReleaseTasks(NamedTuple):
@@ -478,7 +495,7 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
         webhooks = _route_segment(w, setup.segment_source)
         cutover = webhooks.output["cutover_at"]
         server_side = _server_side(w, cutover)
-        final_load = _segment_final_load(w, cutover)
+        final_load = _segment_final_load(w, cutover, setup)
         release = _release_rudderstack(w, setup, cutover)
         duplicates = _duplicate_check(w)
         adoption = _client_adoption(w, setup.segment_source, webhooks.output)

@@ -79,9 +79,11 @@ class PreflightOperator(BaseOperator):
         selected_source_ids: Sequence[str] | str | None = None,
         final_step: str = "disable_warehouse",
         delivery_overview_granularity: str | None = None,
+        rudderstack_data_plane_conn_id: str | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        self.rudderstack_data_plane_conn_id = rudderstack_data_plane_conn_id
         # Segment's Delivery Overview (beta) is asked once whether it answers (None: not asked).
         self.delivery_overview_granularity = delivery_overview_granularity
         self.selected_source_ids = selected_source_ids
@@ -209,9 +211,30 @@ class PreflightOperator(BaseOperator):
         problems: list[str] = []
         summary: dict[str, Any] = {"namespace": self.namespace}
         self._check_selection(problems)
+        # Every connection answers, every Segment source id exists and loads into the warehouse, and the
+        # warehouse user may work in the schema: all before the first change (preflight_checks.py).
+        from segment_rudderstack.hooks.segment import SegmentHook
+        from segment_rudderstack.preflight_checks import (
+            connection_problems,
+            segment_source_problems,
+            warehouse_privilege_problems,
+        )
+
+        unreachable = connection_problems(self.segment_conn_id, self.rudderstack_conn_id,
+                                          self.rudderstack_data_plane_conn_id)
+        if unreachable:
+            raise AirflowFailException(
+                "preflight found problems; nothing was changed:\n" + "\n".join(f"  - {p}" for p in unreachable)
+            )
+        problems += segment_source_problems(SegmentHook(segment_conn_id=self.segment_conn_id), self.warehouse_id,
+                                            self.source_ids)
+        exists, privileges = warehouse_privilege_problems(self.warehouse_conn_id, self.namespace,
+                                                          self.required_tables)
+        problems += privileges
         self._check_segment(problems, summary)
         self._check_rudderstack(problems, summary)
-        self._check_warehouse(problems, summary)
+        if not (exists and privileges):  # without privileges the schema only looks missing: said once above
+            self._check_warehouse(problems, summary)
         if self.delivery_overview_granularity:
             summary["delivery_overview"] = self._check_delivery_overview()
         if problems:

@@ -248,7 +248,8 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
 
     operator_extra_links = (SegmentWarehouseLink(),)
 
-    template_fields = (*MigrationOperator.template_fields, "warehouse_id", "started_after", "source_ids")
+    template_fields = (*MigrationOperator.template_fields, "warehouse_id", "started_after", "source_ids",
+                       "client_source_ids", "rudderstack_source_id", "destination_id")
 
     def __init__(
         self,
@@ -260,9 +261,22 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
         final_step: str = "disable_warehouse",
         running_load_wait_seconds: float = 3600,
         sync_list_requests_per_minute: float = 2.0,
+        client_source_ids: Sequence[str] | str | None = None,
+        rudderstack_source_id: str | None = None,
+        rudderstack_conn_id: str | None = None,
+        rudderstack_data_plane_conn_id: str | None = None,
+        destination_id: str | None = None,
+        namespace: str | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        # The replacement path proven right before the switch-off (preflight_checks.replacement_path_problems).
+        self.client_source_ids = client_source_ids
+        self.rudderstack_source_id = rudderstack_source_id
+        self.rudderstack_conn_id = rudderstack_conn_id
+        self.rudderstack_data_plane_conn_id = rudderstack_data_plane_conn_id
+        self.destination_id = destination_id
+        self.namespace = namespace
         if final_step not in ("disable_warehouse", "disconnect_sources"):
             raise ValueError(f"final_step must be disable_warehouse or disconnect_sources, not {final_step!r}")
         self.warehouse_id = warehouse_id
@@ -310,6 +324,7 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
                 f"Segment load that started after {as_utc(self.started_after).isoformat()} to have finished "
                 "successfully and no load running; re-run this task once that holds."
             )
+        self._prove_replacement_path()
         # From here until RudderStack's sync is released, no other plan may switch this warehouse's loads.
         self.exclusive_resources(context, [self.segment_warehouse_resource(self.segment_conn_id, self.warehouse_id)])
         if self.final_step == "disable_warehouse":
@@ -335,3 +350,32 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
                     apply=lambda s=source_id: hook.disconnect_warehouse_source(self.warehouse_id, s),
                 )
         return {"disabled": changed, "at": datetime.now(UTC).isoformat(), "last_check": decision.reason}
+
+    def _prove_replacement_path(self) -> None:
+        """Refuse the switch-off unless the webhook path that replaces Segment's warehouse works now."""
+        clients = as_list(self.client_source_ids) or []
+        if self.is_dry_run or not clients or not self.rudderstack_conn_id:
+            return
+        from segment_rudderstack.preflight_checks import replacement_path_problems
+
+        url = None
+        if self.rudderstack_source_id:
+            from segment_rudderstack.hooks.rudderstack import RudderStackDataPlaneHook, RudderStackHook
+
+            write_key = RudderStackHook(rudderstack_conn_id=self.rudderstack_conn_id).get_source(
+                self.rudderstack_source_id).get("writeKey")
+            if write_key and self.rudderstack_data_plane_conn_id:
+                url = RudderStackDataPlaneHook(
+                    rudderstack_data_plane_conn_id=self.rudderstack_data_plane_conn_id).webhook_url(write_key)
+        problems = replacement_path_problems(
+            segment_conn_id=self.segment_conn_id, client_source_ids=clients, webhook_url=url,
+            data_plane_conn_id=self.rudderstack_data_plane_conn_id, rudderstack_conn_id=self.rudderstack_conn_id,
+            destination_id=self.destination_id or None, namespace=self.namespace,
+            since=as_utc(self.started_after), delivery_check=None,
+        )
+        if problems:
+            raise AirflowFailException(
+                f"refusing to switch Segment's warehouse {self.warehouse_id} off: the path that replaces it is not "
+                "proven; nothing was changed:\n" + "\n".join(f"  - {p}" for p in problems)
+            )
+        self.log.info("replacement path proven for %s: webhooks enabled to a reachable data plane", clients)
