@@ -198,6 +198,33 @@ def _run_link(dag_id: str, run_id: str) -> str:
     return f"/dags/{_e(dag_id)}/runs/{_e(run_id)}"
 
 
+def _changes_html(changes: list[dict[str, Any]]) -> list[str]:
+    out = [f"<h3>Change log ({len(changes)} outside change(s), all runs; the rollback DAG undoes them)</h3>"]
+    if changes:
+        out.append("<table id='changes'><thead><tr><th>when (UTC)</th><th>what</th><th>before</th><th>after</th>"
+                   "<th>task</th><th>run</th></tr></thead><tbody>")
+        for c in changes:
+            out.append(f"<tr><td>{_e(report.utc(report._parse_time(c.get('at'))))}</td><td>{_e(c.get('target'))} "
+                       f"<code>{_e(c.get('target_id'))}</code> {_e(c.get('field'))}</td>"
+                       f"<td>{_e(report._short(c.get('before')))}</td><td>{_e(report._short(c.get('after')))}</td>"
+                       f"<td>{_e(c.get('task_id') or '')}</td><td>{_e(c.get('run_id') or '')}</td></tr>")
+        out.append("</tbody></table>")
+    else:
+        out.append("<p id='changes' class='muted'>No outside change recorded.</p>")
+    return out
+
+
+def _runs_html(dag_id: str, runs: list[Any]) -> list[str]:
+    out = ["<h3>Runs</h3><ul id='runs'>"]
+    for run in runs:
+        state = run.state.value if hasattr(run.state, "value") else run.state
+        out.append(f"<li><a href='{_run_link(dag_id, run.run_id)}' target='_top'>{_e(run.run_id)}</a> "
+                   f"<span class='state-{_e(state)}'>{_e(state)}</span> started {_e(report.utc(_aware(run.start_date)))}</li>")
+    if not runs:
+        out.append("<li class='muted'>no run yet</li>")
+    return out
+
+
 def render_plan(dag_id: str, facts: ReportFacts, extra: dict[str, Any]) -> str:
     verdict = report.verdict(facts) if extra["runs"] else report.Verdict("running", "NOT STARTED: no run yet.")
     dag_model = extra.get("dag_model")
@@ -245,27 +272,8 @@ def render_plan(dag_id: str, facts: ReportFacts, extra: dict[str, Any]) -> str:
     else:
         out.append("<p id='duplicates' class='muted'>not run yet in this run.</p>")
 
-    changes = extra.get("changes_all") or []
-    out.append(f"<h3>Change log ({len(changes)} outside change(s), all runs; the rollback DAG undoes them)</h3>")
-    if changes:
-        out.append("<table id='changes'><thead><tr><th>when (UTC)</th><th>what</th><th>before</th><th>after</th>"
-                   "<th>task</th><th>run</th></tr></thead><tbody>")
-        for c in changes:
-            out.append(f"<tr><td>{_e(report.utc(report._parse_time(c.get('at'))))}</td><td>{_e(c.get('target'))} "
-                       f"<code>{_e(c.get('target_id'))}</code> {_e(c.get('field'))}</td>"
-                       f"<td>{_e(report._short(c.get('before')))}</td><td>{_e(report._short(c.get('after')))}</td>"
-                       f"<td>{_e(c.get('task_id') or '')}</td><td>{_e(c.get('run_id') or '')}</td></tr>")
-        out.append("</tbody></table>")
-    else:
-        out.append("<p id='changes' class='muted'>No outside change recorded.</p>")
-
-    out.append("<h3>Runs</h3><ul id='runs'>")
-    for run in extra["runs"]:
-        state = run.state.value if hasattr(run.state, "value") else run.state
-        out.append(f"<li><a href='{_run_link(dag_id, run.run_id)}' target='_top'>{_e(run.run_id)}</a> "
-                   f"<span class='state-{_e(state)}'>{_e(state)}</span> started {_e(report.utc(_aware(run.start_date)))}</li>")
-    if not extra["runs"]:
-        out.append("<li class='muted'>no run yet</li>")
+    out += _changes_html(extra.get("changes_all") or [])
+    out += _runs_html(dag_id, extra["runs"])
     out.append("</ul></section>")
     return "\n".join(out)
 

@@ -31,7 +31,12 @@ _SECRET_KEY_PARTS = ("password", "secret", "privatekey", "private_key", "token",
 
 
 class RudderStackHook(ApiHook):
-    """RudderStack control plane API (``/v2``). Retry settings as :class:`ApiHook`."""
+    """RudderStack control plane API (``/v2``). Retry settings as :class:`ApiHook`.
+
+    :param rudderstack_conn_id: the Airflow connection of RudderStack's control plane (host:
+        https://api.rudderstack.com; password: a service access token). Other keyword arguments: retry settings,
+        see :class:`ApiHook`.
+    """
 
     conn_name_attr = "rudderstack_conn_id"
     default_conn_name = "rudderstack_default"
@@ -302,6 +307,9 @@ class RudderStackDataPlaneHook(ApiHook):
 
     :param warehouse_path_prefix: overrides the connection extra of the same name
         (default ``/internal/v1/warehouse``; ``/v1/warehouse`` for old self-hosted servers).
+    :param rudderstack_data_plane_conn_id: the Airflow connection of the data plane (host: the data plane URL;
+        login/password: basic auth of the warehouse endpoints). Other keyword arguments: retry settings, see
+        :class:`ApiHook`.
     """
 
     conn_name_attr = "rudderstack_data_plane_conn_id"

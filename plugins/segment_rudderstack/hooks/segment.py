@@ -236,7 +236,12 @@ def _mask_destination(hook: ApiHook, destination: Any) -> Any:
 
 
 class SegmentHook(ApiHook):
-    """Segment Public API. See the module docstring for the connection; retry settings as :class:`ApiHook`."""
+    """Segment Public API. See the module docstring for the connection; retry settings as :class:`ApiHook`.
+
+    :param segment_conn_id: the Airflow connection of Segment's Public API (host: base URL, default
+        https://api.segmentapis.com, EU https://eu1.api.segmentapis.com; password: the token). Other keyword
+        arguments: retry settings, see :class:`ApiHook`.
+    """
 
     conn_name_attr = "segment_conn_id"
     default_conn_name = "segment_default"

@@ -403,7 +403,11 @@ class DeliveryOverviewMixin:
 
 
 class SegmentMetricsHook(DeliveryOverviewMixin, SegmentHook):
-    """:class:`SegmentHook` plus Segment's Delivery Overview metrics (same connection, same retry policy)."""
+    """:class:`SegmentHook` plus Segment's Delivery Overview metrics (same connection, same retry policy).
+
+    :param segment_conn_id: the Segment Public API connection (as :class:`SegmentHook`); ``delivery_page_size``
+        (class attribute) sets how many dataset rows each Delivery Overview page asks for.
+    """
 
     def __init__(self, segment_conn_id: str = SegmentHook.default_conn_name, *, delivery_page_size: int = 200,
                  **kwargs: Any) -> None:

@@ -11,6 +11,13 @@ from segment_rudderstack.operators.base import as_bool
 
 
 class MigrationApprovalOperator(ApprovalOperator):
+    """Airflow's approval gate (human in the loop) before a step that cannot be taken back lightly; a
+    rejection fails the run. Other arguments as Airflow's ``ApprovalOperator`` (``subject``, ``body``, ...).
+
+    :param required: ask a person (``True``) or pass at once (``False``, also a rendered template): lets a plan
+        or a param switch the gate off.
+    """
+
     template_fields = (*ApprovalOperator.template_fields, "required")
 
     def __init__(self, *, required: bool | str = True, **kwargs: Any):

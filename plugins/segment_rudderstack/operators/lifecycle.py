@@ -27,7 +27,11 @@ def migration_status(log: ChangeLog, plan_name: str) -> Change | None:
 
 class MigrationStatusOperator(BaseOperator):
     """First task of a migration run: when the plan's migration is already complete (and not rolled back
-    since), say so and skip every other task, so a scheduled run after completion is a no-op."""
+    since), say so and skip every other task, so a scheduled run after completion is a no-op.
+
+    :param plan_name: the plan's name (the change log's migration status entry is keyed by it).
+    :param change_log_key: the Airflow Variable holding the plan's change log.
+    """
 
     ui_color = "#eeeeee"
 
@@ -52,7 +56,14 @@ class MigrationStatusOperator(BaseOperator):
 
 class RollbackOperator(MigrationOperator):
     """Undo the migration's outside changes using its change log: re-enable Segment's warehouse (or reconnect
-    its sources), disable the Webhooks destinations, and hold RudderStack's sync. Idempotent and dry-runnable."""
+    its sources), disable the Webhooks destinations, and hold RudderStack's sync. Idempotent and dry-runnable.
+
+    :param plan_name: the plan's name (its migration status becomes ``rolled_back``).
+    :param segment_conn_id: the Segment Public API connection.
+    :param rudderstack_conn_id: the RudderStack control plane connection.
+    :param migration_dag_id: the plan's migration DAG: the rollback refuses while a run of it is active.
+    :param force: roll back even while a migration run is active (that run stops before its next change).
+    """
 
     def __init__(
         self,
@@ -214,7 +225,16 @@ class MigrationReportOperator(MigrationOperator):
     """Write the run's report (:mod:`segment_rudderstack.report`: verdict first, timeline, key figures, chart;
     Markdown, HTML and a sidecar JSON of the raw results), log the verdict, and mark the migration complete
     in the change log (unless it is a dry run). Runs also after a failed step (trigger rule ``all_done``):
-    the report then says where it failed and what to do, and the task fails too, so the run stays failed."""
+    the report then says where it failed and what to do, and the task fails too, so the run stays failed.
+
+    :param plan_name: the plan's name (the report's title and folder).
+    :param reports_dir: where reports are written (``<reports_dir>/<plan>/<run>.md`` and the adoption chart).
+    :param task_ids: ``{section name: task id}`` of the steps whose results the report shows.
+    :param adoption_threshold: the plan's adoption threshold, drawn on the chart.
+    :param source_ids: every Segment source of the plan.
+    :param selected_source_ids: the sources this run migrates (``params.sources``); the migration is complete
+        only when all were.
+    """
 
     def __init__(
         self,

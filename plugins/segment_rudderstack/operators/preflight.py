@@ -57,7 +57,26 @@ def format_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
 
 
 class PreflightOperator(BaseOperator):
-    """Fails before any change when the migration is unsafe; returns a summary of what it found."""
+    """Fails before any change when the migration is unsafe; returns a summary of what it found.
+
+    :param segment_conn_id: the Segment Public API connection.
+    :param warehouse_id: Segment's warehouse id.
+    :param source_ids: the plan's Segment sources.
+    :param rudderstack_conn_id: the RudderStack control plane connection.
+    :param destination_id: the RudderStack destination's id when the plan names one; else it is looked up by
+        name and type.
+    :param destination_name: the RudderStack destination's name.
+    :param destination_type: its type (``POSTGRES``, ``SNOWFLAKE``).
+    :param warehouse_conn_id: the warehouse connection (a DbApiHook's: PostgreSQL, Snowflake).
+    :param namespace: the schema Segment writes to (the destination's namespace).
+    :param required_tables: tables that must exist in it.
+    :param change_log_key: the plan's change log (a warehouse this migration disabled is not a problem).
+    :param selected_source_ids: the sources this run migrates.
+    :param final_step: ``disable_warehouse`` or ``disconnect_sources`` (a subset of sources needs the latter).
+    :param delivery_overview_granularity: when set, ask Segment's Delivery Overview (beta) once whether it
+        answers.
+    :param rudderstack_data_plane_conn_id: the data plane connection (it must answer before anything changes).
+    """
 
     ui_color = "#d5f5e3"
     template_fields = ("namespace", "destination_id", "selected_source_ids")

@@ -48,6 +48,14 @@ class VerifyWebhookPathOperator(MigrationOperator):
     :param tolerance_share: ... plus this share of the running count.
     :param tolerance_failed: failed deliveries accepted per bucket (default 0: each one is a lost event).
     :param continuity_source_ids: the plan's Segment sources writing this schema (continuity check).
+    :param segment_conn_id: the Segment Public API connection.
+    :param warehouse_conn_id: the warehouse connection.
+    :param namespace: the schema RudderStack writes to.
+    :param rudderstack_source_id: RudderStack's Segment-type source (its rows are the webhook path's).
+    :param source_ids: the client sources whose webhook is verified.
+    :param adoption_window_seconds: the trailing window of the adoption-by-app-version breakdown.
+    :param continuity_buckets_before: buckets before the cutover compared for continuity.
+    :param on_gap: ``fail`` (stop the run) or ``approve`` (mark the gap and let an approval gate ask a person).
     """
 
     template_fields = (*MigrationOperator.template_fields, "webhooks", "rudderstack_source_id", "source_ids",
@@ -194,7 +202,23 @@ class SegmentAdoptionWatch(AdoptionWatch):
 
 class SegmentAdoptionSensor(ConditionSensor):
     """Waits for adoption measured from Segment's side (see :class:`SegmentAdoptionWatch`); same decision as
-    :class:`~segment_rudderstack.sensors.migration.ClientAdoptionSensor` (threshold, consecutive checks)."""
+    :class:`~segment_rudderstack.sensors.migration.ClientAdoptionSensor` (threshold, consecutive checks).
+
+    :param segment_conn_id: the Segment Public API connection.
+    :param source_ids: the client sources whose ingress is counted.
+    :param cutover_at: when the webhook was enabled (the baseline window ends there).
+    :param warehouse_conn_id: the warehouse connection (the warehouse share, for ``signal=both`` or when the
+        beta API is unavailable).
+    :param namespace: the schema RudderStack writes to.
+    :param webhook_source_id: RudderStack's Segment-type source.
+    :param threshold: the share still arriving through Segment at or below which a check counts.
+    :param window_seconds: the trailing window of each check.
+    :param consecutive_checks: checks in a row the share must hold.
+    :param min_events: fewer events in a window prove nothing (the streak resets).
+    :param library_names: client library names counted as still on Segment (warehouse share).
+    :param granularity: Segment's metrics bucket (``MINUTE``/``HOUR``/``DAY``).
+    :param signal: ``segment_metrics`` or ``both`` (the higher of Segment's and the warehouse's share).
+    """
 
     template_fields = (*ConditionSensor.template_fields, "webhook_source_id", "threshold", "window_seconds",
                        "consecutive_checks", "source_ids", "cutover_at")

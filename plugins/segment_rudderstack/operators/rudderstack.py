@@ -60,7 +60,17 @@ class EnsureRudderStackDestinationOperator(_RudderStackOperator):
     existing one. A new destination is created with ``manualSync`` on, so nothing loads before Segment's
     final load. An existing destination whose namespace differs is never changed: the task fails.
 
-    Returns the destination id (``None`` in a dry run that would create it)."""
+    Returns the destination id (``None`` in a dry run that would create it).
+
+    :param namespace: the schema Segment writes to: the destination's namespace.
+    :param destination_type: RudderStack's destination type (``POSTGRES``, ``SNOWFLAKE``).
+    :param destination_name: the destination's name (how an existing one is found).
+    :param destination_id: an existing destination to verify instead of looking it up by name.
+    :param config: further destination config (never the namespace nor credentials).
+    :param sync_frequency_minutes: RudderStack's ``syncFrequency`` (30, 60, 180, 360, 720 or 1440).
+    :param credentials_conn_id: an Airflow warehouse connection whose host, port, database, user and password
+        fill the config.
+    """
 
     template_fields = (*MigrationOperator.template_fields, "destination_id", "namespace")
 
@@ -141,7 +151,13 @@ class EnsureRudderStackDestinationOperator(_RudderStackOperator):
 class EnsureRudderStackSegmentSourceOperator(_RudderStackOperator):
     """Ensure a source of type Segment (a webhook source) exists and that it, and the RudderStack sources the
     new clients send to, are connected to the warehouse destination. Returns the Segment-type source id;
-    its webhook URL carries the write key and is never returned or logged."""
+    its webhook URL carries the write key and is never returned or logged.
+
+    :param destination_id: the warehouse destination (from the upstream task; empty only in a dry run).
+    :param source_name: the Segment-type source's name (how an existing one is found).
+    :param connect_source_ids: RudderStack sources the new clients send to, connected to the destination as
+        well.
+    """
 
     template_fields = (*MigrationOperator.template_fields, "destination_id")
 
@@ -227,7 +243,10 @@ def sync_start_at(last_segment_load_end: datetime | None, margin: timedelta, now
 
 
 class HoldRudderStackSyncOperator(_RudderStackOperator):
-    """Hold RudderStack's warehouse sync: ``manualSync`` on (automatic uploads stop)."""
+    """Hold RudderStack's warehouse sync: ``manualSync`` on (automatic uploads stop).
+
+    :param destination_id: the warehouse destination (from the upstream task; empty only in a dry run).
+    """
 
     template_fields = (*MigrationOperator.template_fields, "destination_id")
 
@@ -266,6 +285,15 @@ class ReleaseRudderStackSyncOperator(_RudderStackOperator):
 
     :param trigger_source_ids: RudderStack source ids to trigger (the Segment-type source and the plan's
         RudderStack sources); ``None``/empty entries are skipped (e.g. a dry run before the source exists).
+    :param destination_id: the warehouse destination (from the upstream task; empty only in a dry run).
+    :param segment_conn_id: the Segment Public API connection (the gate is re-checked).
+    :param warehouse_id: Segment's warehouse id.
+    :param started_after: the cutover point: Segment's final load is one that started after it.
+    :param source_ids: the Segment sources whose final load is awaited.
+    :param allow_partial: accept a final load that ended Partial.
+    :param margin_minutes: ``syncStartAt`` is Segment's last load end plus this margin.
+    :param rudderstack_data_plane_conn_id: the data plane connection (upload trigger).
+    :param trigger_upload: trigger an upload right after the release.
     """
 
     operator_extra_links = (RudderStackDestinationLink(), SegmentWarehouseLink())

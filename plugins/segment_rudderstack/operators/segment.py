@@ -99,7 +99,12 @@ class EnsureSegmentWebhookOperator(_WebhookOperator):
 
     Returns ``{"destinations": {source_id: destination_id}, "cutover_at": iso}``; ``cutover_at`` is when the
     webhook was (last) enabled on all sources, the instant after which a Segment load must start and finish
-    before Segment's warehouse may be disabled."""
+    before Segment's warehouse may be disabled.
+
+    :param enabled: the state the Webhooks destinations must have. Other arguments: ``source_ids`` (the client
+        sources), ``rudderstack_source_id`` (RudderStack's Segment-type source; empty only in a dry run),
+        ``rudderstack_conn_id``, ``rudderstack_data_plane_conn_id``, ``destination_name``, ``segment_conn_id``.
+    """
 
     def __init__(self, *, enabled: bool = True, **kwargs: Any):
         super().__init__(**kwargs)
@@ -180,7 +185,12 @@ class DisableSegmentWebhookOperator(_WebhookOperator):
     With ``adoption_guard`` (``warehouse_conn_id``, ``namespace``, ``threshold``, ``window_seconds``, optional
     ``min_events`` and ``library_names``) it first measures the share of events still arriving through the
     webhook over the trailing window itself and refuses while it is above the threshold (the sustained streak
-    is the ClientAdoptionSensor's job; this re-check guards against running the step out of order)."""
+    is the ClientAdoptionSensor's job; this re-check guards against running the step out of order).
+
+    :param adoption_guard: ``{warehouse_conn_id, namespace, threshold, window_seconds, min_events?,
+        library_names?}``: re-measure the adoption share before switching off. Other arguments as
+        :class:`EnsureSegmentWebhookOperator`.
+    """
 
     template_fields = (*_WebhookOperator.template_fields, "adoption_guard")
 
@@ -244,7 +254,24 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
 
     Re-checks Segment's syncs itself and refuses while a Segment load is running or before a load that started
     after ``started_after`` (the cutover point) finished successfully. ``final_step="disconnect_sources"``
-    disconnects only the plan's sources instead (disabling the warehouse stops loads for every source)."""
+    disconnects only the plan's sources instead (disabling the warehouse stops loads for every source).
+
+    :param warehouse_id: Segment's warehouse id.
+    :param started_after: the cutover point: the final load is one that started after it.
+    :param source_ids: the sources whose final load is awaited (and, with ``disconnect_sources``, disconnected).
+    :param allow_partial: accept a final load that ended Partial.
+    :param final_step: ``disable_warehouse`` (stops loads for every source) or ``disconnect_sources``.
+    :param running_load_wait_seconds: how long to wait for a load that started after the sensor saw the final
+        one.
+    :param sync_list_requests_per_minute: Segment's rate limit of the sync list (checks are spaced by it).
+    :param client_source_ids: the client sources whose webhook must be enabled and delivering before the switch-
+        off.
+    :param rudderstack_source_id: RudderStack's Segment-type source the webhooks deliver to.
+    :param rudderstack_conn_id: the RudderStack control plane connection (the replacement path is re-checked).
+    :param rudderstack_data_plane_conn_id: the data plane connection (it must answer).
+    :param destination_id: RudderStack's warehouse destination.
+    :param namespace: the schema it writes to.
+    """
 
     operator_extra_links = (SegmentWarehouseLink(),)
 

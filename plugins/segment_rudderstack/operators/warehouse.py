@@ -13,7 +13,14 @@ from segment_rudderstack.vocabulary import ChangeTarget
 class DuplicateCheckOperator(MigrationOperator):
     """Count message ids present more than once per table among rows received in the last
     ``lookback_hours`` (the overlap window); with ``repair`` keep exactly one row per id and report what was
-    removed. Per-event tables (one per track event name) are included when ``tables`` is not given."""
+    removed. Per-event tables (one per track event name) are included when ``tables`` is not given.
+
+    :param warehouse_conn_id: the warehouse connection.
+    :param namespace: the schema to check.
+    :param tables: the tables to check (default: every table but RudderStack's own).
+    :param lookback_hours: the overlap window: rows received in the last hours.
+    :param repair: keep one row per id (a dry run only counts what it would remove).
+    """
 
     template_fields = (*MigrationOperator.template_fields, "repair", "lookback_hours")
 

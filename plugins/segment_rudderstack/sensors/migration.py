@@ -41,7 +41,15 @@ class _SegmentSyncListSensor(ConditionSensor):
 class SegmentWarehouseLoadSensor(_SegmentSyncListSensor):
     """Done when a Segment warehouse load that started after ``started_after`` (the cutover point) finished
     successfully for every source in ``source_ids`` and no load is running. Fails on a failed load (and on a
-    partial one unless ``allow_partial``). Polls no faster than Segment's sync-list rate limit allows."""
+    partial one unless ``allow_partial``). Polls no faster than Segment's sync-list rate limit allows.
+
+    :param warehouse_id: Segment's warehouse id.
+    :param started_after: the cutover point (ISO string or datetime; templated).
+    :param source_ids: the sources whose load is awaited (default: any).
+    :param allow_partial: accept a load that ended Partial.
+    :param segment_conn_id: the Segment Public API connection. Also ``sync_list_requests_per_minute`` (default
+        2): the poke interval never goes below Segment's rate limit.
+    """
 
     template_fields = (*ConditionSensor.template_fields, "warehouse_id", "started_after", "source_ids")
 
@@ -83,7 +91,15 @@ class RudderStackSyncGateSensor(SegmentWarehouseLoadSensor):
 
 class SegmentSourceDrainedSensor(_SegmentSyncListSensor):
     """A server-side source has stopped sending to Segment: its newest ``consecutive_loads`` successful loads
-    after ``started_after`` loaded no events."""
+    after ``started_after`` loaded no events.
+
+    :param warehouse_id: Segment's warehouse id.
+    :param source_id: the server-side source.
+    :param started_after: only loads that started after this count.
+    :param consecutive_loads: successful empty loads in a row that prove it drained.
+    :param segment_conn_id: the Segment Public API connection.
+    :param selected_source_ids: the sources this run migrates; another source passes at once.
+    """
 
     template_fields = (
         *ConditionSensor.template_fields, "warehouse_id", "source_id", "started_after", "selected_source_ids"
@@ -139,6 +155,10 @@ class RudderStackUploadSensor(ConditionSensor):
     :param namespace: the schema RudderStack loads into; required.
     :param destination_id: the RudderStack warehouse destination; required.
     :param loaded_after: the release instant (ISO text or datetime); required.
+    :param source_ids: RudderStack sources whose pending events are counted.
+    :param task_run_id: narrows ``pending-events`` to one task run.
+    :param rudderstack_data_plane_conn_id: the data plane connection.
+    :param lookback_seconds: how far back ``received_at`` is scanned for those rows.
     """
 
     template_fields = (*ConditionSensor.template_fields, "source_ids", "destination_id", "loaded_after")
@@ -183,7 +203,18 @@ class RudderStackUploadSensor(ConditionSensor):
 class ClientAdoptionSensor(ConditionSensor):
     """Done when the share of events still arriving through Segment's webhook (rows whose
     ``context_source_id`` is the RudderStack Segment-type source) over a trailing window is at or below
-    ``threshold`` for ``consecutive_checks`` checks in a row. Each check queries only the trailing window."""
+    ``threshold`` for ``consecutive_checks`` checks in a row. Each check queries only the trailing window.
+
+    :param warehouse_conn_id: the warehouse connection.
+    :param namespace: the schema RudderStack writes to.
+    :param webhook_source_id: RudderStack's Segment-type source (rows through Segment's webhook carry it).
+    :param threshold: the share at or below which a check counts.
+    :param window_seconds: the trailing window of each check.
+    :param consecutive_checks: checks in a row the share must hold.
+    :param min_events: fewer events in a window prove nothing (the streak resets).
+    :param library_names: client library names (e.g. the old SDK's) counted as still on Segment.
+    :param tables: the tables counted (default: tracks, pages, screens, identifies).
+    """
 
     template_fields = (
         *ConditionSensor.template_fields,
