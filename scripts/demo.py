@@ -46,20 +46,11 @@ class Progress:
         from airflow.utils.session import create_session
 
         from segment_rudderstack.migration_view import plan_facts
-        from segment_rudderstack.report import duration, phase_rows
 
         os.environ.update({k: v for k, v in env.items() if k.startswith("AIRFLOW_CONN_")})
         with create_session() as session:
             facts, _ = plan_facts(self.plan.dag_id, session)
-        rows = phase_rows(facts)
-        current = next((r for r in rows if r.state in ("running", "failed")), None)
-        if current is None:
-            done = [r for r in rows if r.state == "done"]
-            phase = f"{done[-1].phase.label}: done" if done else "starting"
-        else:
-            since = f", {duration((facts.generated_at - current.started).total_seconds())} in it" if current.started else ""
-            phase = f"{current.phase.label} ({current.state}{since})"
-        print(f"[demo] {duration(elapsed):>12} | {phase} | adoption: {self._share(facts)}", flush=True)
+        print(progress_line(facts, elapsed, self._share(facts)), flush=True)
 
     def _share(self, facts) -> str:
         from datetime import UTC, datetime, timedelta
@@ -79,6 +70,22 @@ class Progress:
             return f"no event in the last {adoption.window_seconds} s yet"
         return (f"{sample.share:.1%} still through Segment ({sample.via_segment} of {sample.total} events in the "
                 f"last {adoption.window_seconds} s; threshold {adoption.threshold:.1%})")
+
+
+def progress_line(facts, elapsed: float, adoption: str) -> str:
+    """``[demo]   1 min 05 s | <phase> (<state>, <time> in it) | adoption: <share>``."""
+    from segment_rudderstack.report import duration, phase_rows
+
+    rows = phase_rows(facts)
+    current = next((r for r in rows if r.state in ("running", "failed")), None)
+    if current is None:
+        done = [r for r in rows if r.state == "done"]
+        phase = f"{done[-1].phase.label}: done" if done else "starting"
+    else:
+        since = (f", {duration((facts.generated_at - current.started).total_seconds())} in it"
+                 if current.started else "")
+        phase = f"{current.phase.label} ({current.state}{since})"
+    return f"[demo] {duration(elapsed):>12} | {phase} | adoption: {adoption}"
 
 
 def explain_columns() -> None:
