@@ -124,7 +124,7 @@ class EnsureRudderStackDestinationOperator(_RudderStackOperator):
                 )
             self.log.info("RudderStack destination %s exists with namespace %r", existing.get("id"), found)
             if self.destination_name:
-                self.adopt_existing("rudderstack.destination", self.destination_name, existing.get("id"))
+                self.adopt_existing(ChangeTarget.RUDDERSTACK_DESTINATION, self.destination_name, existing.get("id"))
             return existing.get("id")
         config = {
             **self.config,
@@ -193,7 +193,7 @@ class EnsureRudderStackSegmentSourceOperator(_RudderStackOperator):
             )
         source = matches[0] if matches else None
         if source is not None:
-            self.adopt_existing("rudderstack.source", self.source_name, source.get("id"))
+            self.adopt_existing(ChangeTarget.RUDDERSTACK_SOURCE, self.source_name, source.get("id"))
         else:
             source = self.create_missing(
                 context,

@@ -144,7 +144,7 @@ class EnsureSegmentWebhookOperator(_WebhookOperator):
             destination = matches[0]
             destination_id = destination["id"]
             destinations[source_id] = destination_id
-            self.adopt_existing("segment.destination", f"{source_id}:{self.destination_name}", destination_id)
+            self.adopt_existing(ChangeTarget.SEGMENT_DESTINATION, f"{source_id}:{self.destination_name}", destination_id)
             before = bool(destination.get("enabled"))
             self.apply_change(
                 context,
