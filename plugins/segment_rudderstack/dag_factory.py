@@ -29,6 +29,7 @@ from segment_rudderstack.operators.rudderstack import (
     EnsureRudderStackSegmentSourceOperator,
     HoldRudderStackSyncOperator,
     ReleaseRudderStackSyncOperator,
+    RestoreAppendModeOperator,
 )
 from segment_rudderstack.operators.segment import (
     DisableSegmentWarehouseOperator,
@@ -172,6 +173,8 @@ def _preflight(w: _Wiring) -> PreflightOperator:
         selected_source_ids=SELECTED_SOURCES,
         final_step=plan.segment.final_step,
         delivery_overview_granularity=plan.proof.granularity if plan.proof.enabled else None,
+        allow_merge_mode_change=dest.allow_merge_mode_change,
+        destination_config=dest.config,
         **w.segment,
     )
 
@@ -200,7 +203,8 @@ def _setup_rudderstack(w: _Wiring) -> SetupTasks:
             **w.common,
         )
         hold = HoldRudderStackSyncOperator(
-            task_id="hold_sync", rudderstack_conn_id=rs.conn_id, destination_id=destination.output, **w.common
+            task_id="hold_sync", rudderstack_conn_id=rs.conn_id, destination_id=destination.output,
+            allow_merge_mode_change=dest.allow_merge_mode_change, **w.common
         )
         segment_source = EnsureRudderStackSegmentSourceOperator(
             task_id="ensure_segment_source",
@@ -334,6 +338,7 @@ def _release_rudderstack(w: _Wiring, setup: SetupTasks, cutover: Any) -> Release
             trigger_source_ids=[setup.segment_source.output, *_rudderstack_source_ids(w.plan)],
             **w.final_load_args(cutover),
             margin_minutes=dest.sync_start_margin_minutes,
+            allow_merge_mode_change=dest.allow_merge_mode_change,
             multiple_outputs=True,
             **w.segment,
             **w.common,
@@ -360,6 +365,14 @@ def _duplicate_check(w: _Wiring) -> DuplicateCheckOperator:
         lookback_hours="{{ params.duplicate_lookback_hours }}",
         repair="{{ params.repair_duplicates }}",
         **w.common,
+    )
+
+
+def _restore_append_mode(w: _Wiring, setup: SetupTasks) -> RestoreAppendModeOperator:
+    """Plan option: give the destination back its append mode once the overlap passed the duplicate check."""
+    return RestoreAppendModeOperator(
+        task_id="restore_append_mode", rudderstack_conn_id=w.plan.rudderstack.conn_id,
+        destination_id=setup.destination.output, **w.common,
     )
 
 
@@ -521,6 +534,8 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
             webhooks >> final_load.first
         final_load.last >> release.gate
         release.upload >> duplicates >> adoption.first
+        if plan.rudderstack.destination.restore_append_after_duplicate_check:
+            duplicates >> _restore_append_mode(w, setup) >> adoption.first
         adoption.last >> report
     return tasks_read_params_from_dag(dag)
 

@@ -59,6 +59,15 @@ class DestinationSettings(_Model):
     credentials_from_warehouse_connection: bool = True
     sync_frequency_minutes: int = 30
     sync_start_margin_minutes: int = Field(default=30, ge=0, le=1440)
+    allow_merge_mode_change: bool = Field(
+        default=True,
+        description="may the migration switch the destination's preferAppend off so the overlap is deduplicated "
+        "(merge mode); false: a destination in append mode stops the migration at the preflight",
+    )
+    restore_append_after_duplicate_check: bool = Field(
+        default=False,
+        description="switch preferAppend back on after the duplicate check, if the migration switched it off",
+    )
 
     @field_validator("sync_frequency_minutes")
     @classmethod

@@ -141,3 +141,15 @@ def test_drain_sensor_of_a_source_left_out_of_the_run_does_not_wait():
         selected_source_ids=["src_web_app"], segment_conn_id="not_configured",
     )
     assert sensor.execute({}) == {"reason": "source not selected in this run"}
+
+
+def test_append_mode_is_restored_only_when_the_plan_asks_and_only_after_the_duplicate_check(dag, tmp_path):
+    assert "restore_append_mode" not in dag.task_ids
+    plan = (PLANS / "sandbox.yaml").read_text().replace(
+        "    sync_start_margin_minutes: 0", "    sync_start_margin_minutes: 0\n    restore_append_after_duplicate_check: true"
+    )
+    assert "restore_append_after_duplicate_check: true" in plan
+    (tmp_path / "restore.yaml").write_text(plan.replace("name: sandbox", "name: restore"))
+    restoring = build_all(tmp_path, reports_dir=tmp_path)["segment_to_rudderstack__restore"]
+    assert "duplicate_check" in upstream_closure(restoring, "restore_append_mode")
+    assert "restore_append_mode" in upstream_closure(restoring, "client_adoption.wait_client_adoption")

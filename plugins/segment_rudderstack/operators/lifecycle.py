@@ -157,9 +157,21 @@ class RollbackOperator(MigrationOperator):
             self._settle_by_rollback(change, matches[0].get("id") if matches else None)
             return sync_held(context, matches[0]["id"], "config.manualSync") if matches else None
 
+        def append_mode_restored(context, target_id, field, change):
+            # This plan switched preferAppend off for the overlap (merge mode): give back what it was. A latest
+            # change that already restored it (restore_append_after_duplicate_check) leaves nothing to undo.
+            done = [text for text in [sync_held(context, target_id, "config.manualSync")] if text]
+            if change is None or change.after is not False:
+                return done
+            current = (rudderstack.get_destination(target_id).get("config") or {}).get("preferAppend")
+            if self.set_destination_config(context, rudderstack, target_id, "preferAppend", current, change.before):
+                done.append(f"restored preferAppend={change.before!r} on RudderStack destination {target_id}")
+            return done
+
         return {
             (ChangeTarget.RUDDERSTACK_DESTINATION, "exists"): destination_created,
-            (ChangeTarget.RUDDERSTACK_DESTINATION, "config."): sync_held,  # any config key: hold the sync
+            (ChangeTarget.RUDDERSTACK_DESTINATION, "config.preferAppend"): append_mode_restored,
+            (ChangeTarget.RUDDERSTACK_DESTINATION, "config."): sync_held,  # any other config key: hold the sync
         }
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -185,7 +197,7 @@ class RollbackOperator(MigrationOperator):
             by_target.setdefault((change.target, change.target_id, change.field), change)
         for (target, target_id, field), change in sorted(by_target.items()):
             key = "config." if field.startswith("config.") else field
-            step = steps.get((target, key))
+            step = steps.get((target, field)) or steps.get((target, key))
             if step is not None and (outcome := step(context, target_id, field, change)):
                 done += [outcome] if isinstance(outcome, str) else outcome
         status = migration_status(self.change_log, self.plan_name)

@@ -99,10 +99,16 @@ class PreflightOperator(BaseOperator):
         final_step: str = "disable_warehouse",
         delivery_overview_granularity: str | None = None,
         rudderstack_data_plane_conn_id: str | None = None,
+        allow_merge_mode_change: bool = True,
+        destination_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.rudderstack_data_plane_conn_id = rudderstack_data_plane_conn_id
+        # preferAppend / skipUsersTable (segment_rudderstack.merge_mode): of the existing destination, or of the
+        # plan's config for one the migration will create.
+        self.allow_merge_mode_change = allow_merge_mode_change
+        self.destination_config = dict(destination_config or {})
         # Segment's Delivery Overview (beta) is asked once whether it answers (None: not asked).
         self.delivery_overview_granularity = delivery_overview_granularity
         self.selected_source_ids = selected_source_ids
@@ -178,6 +184,7 @@ class PreflightOperator(BaseOperator):
                 and str(d.get("type", "")).upper() == self.destination_type.upper()
             ]
         summary["rudderstack_destination"] = candidates[0].get("id") if candidates else None
+        self._check_merge_mode(candidates, problems, summary)
         for destination in candidates:
             found = (destination.get("config") or {}).get("namespace")
             if not _same_namespace(found, self.namespace):
@@ -185,6 +192,18 @@ class PreflightOperator(BaseOperator):
                     f"RudderStack destination {destination.get('id')} has namespace {found!r}, but Segment writes "
                     f"to schema {self.namespace!r}: they must be the same so RudderStack writes the same tables"
                 )
+
+    def _check_merge_mode(self, candidates: list[dict[str, Any]], problems: list[str], summary: dict[str, Any]) -> None:
+        from segment_rudderstack.merge_mode import merge_mode_findings
+
+        found = [(d.get("id"), d.get("config") or {}) for d in candidates] or [(None, self.destination_config)]
+        for destination_id, config in found:
+            findings = merge_mode_findings(destination_id, config, allow_change=self.allow_merge_mode_change)
+            problems.extend(findings.problems)
+            for warning in findings.warnings:
+                self.log.warning("%s", warning)
+            summary["prefer_append"] = findings.prefer_append
+            summary["skip_users_table"] = findings.skip_users_table
 
     def _check_warehouse(self, problems: list[str], summary: dict[str, Any]) -> None:
         from segment_rudderstack.dialects import dialect_for_conn_id

@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from segment_rudderstack.conditions import as_utc
 from segment_rudderstack.links import RudderStackDestinationLink, SegmentWarehouseLink
 from segment_rudderstack.operators.base import MigrationOperator
-from segment_rudderstack.rendered import as_list
+from segment_rudderstack.rendered import as_bool, as_list
 from segment_rudderstack.vocabulary import ChangeTarget
 
 
@@ -242,17 +242,43 @@ def sync_start_at(last_segment_load_end: datetime | None, margin: timedelta, now
     return start.astimezone(UTC).strftime("%H:%M")
 
 
-class HoldRudderStackSyncOperator(_RudderStackOperator):
-    """Hold RudderStack's warehouse sync: ``manualSync`` on (automatic uploads stop).
+class _MergeModeMixin:
+    """The overlap runs in merge mode (:mod:`segment_rudderstack.merge_mode`): ``preferAppend`` off, or a refusal."""
 
+    allow_merge_mode_change: bool | str
+
+    def ensure_merge_mode(self, context: Any, hook: Any, destination_id: str, config: dict[str, Any]) -> bool:
+        """Switch ``preferAppend`` off (recorded) when it is on and the plan allows it; refuse otherwise.
+        Returns whether the destination loads in merge mode now (or would, in a dry run)."""
+        from segment_rudderstack.merge_mode import PREFER_APPEND, merge_mode_findings
+
+        findings = merge_mode_findings(destination_id, config, allow_change=as_bool(self.allow_merge_mode_change))
+        for warning in findings.warnings:
+            self.log.warning("%s", warning)
+        if findings.problems:
+            raise AirflowFailException(" ".join(findings.problems) + ". Nothing was changed by this task.")
+        if findings.prefer_append:
+            self.set_destination_config(context, hook, destination_id, PREFER_APPEND,
+                                        config.get(PREFER_APPEND), False)
+        return True
+
+
+class HoldRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
+    """Hold RudderStack's warehouse sync: ``manualSync`` on (automatic uploads stop), and make its loads
+    deduplicate: ``preferAppend`` off (merge mode) before anything loads, or refuse when the plan forbids it.
+
+    :param allow_merge_mode_change: whether this plan may switch ``preferAppend`` off (plan field
+        ``rudderstack.destination.allow_merge_mode_change``); when not, a destination in append mode fails the
+        task before any change.
     :param destination_id: the warehouse destination (from the upstream task; empty only in a dry run).
     """
 
     template_fields = (*MigrationOperator.template_fields, "destination_id")
 
-    def __init__(self, *, destination_id: str | None, **kwargs: Any):
+    def __init__(self, *, destination_id: str | None, allow_merge_mode_change: bool | str = True, **kwargs: Any):
         super().__init__(**kwargs)
         self.destination_id = destination_id
+        self.allow_merge_mode_change = allow_merge_mode_change
 
     def execute(self, context: Any) -> bool:
         if not self.require_upstream(self.destination_id, "destination_id"):
@@ -260,9 +286,48 @@ class HoldRudderStackSyncOperator(_RudderStackOperator):
             return True
         hook = self.rudderstack()
         destination = hook.get_destination(self.destination_id)
-        before = bool((destination.get("config") or {}).get("manualSync", False))
+        config = destination.get("config") or {}
+        from segment_rudderstack.merge_mode import merge_mode_findings
+
+        if merge_mode_findings(self.destination_id, config, allow_change=as_bool(self.allow_merge_mode_change)).problems:
+            self.ensure_merge_mode(context, hook, self.destination_id, config)  # refuses before holding
+        before = bool(config.get("manualSync", False))
         self.set_destination_config(context, hook, self.destination_id, "manualSync", before, True)
+        self.ensure_merge_mode(context, hook, self.destination_id, config)
         return True
+
+
+class RestoreAppendModeOperator(_RudderStackOperator):
+    """After the overlap was loaded and checked for duplicates, give the destination back the append mode
+    (``preferAppend`` on) this migration switched off. Does nothing when the migration did not switch it
+    (plan option ``rudderstack.destination.restore_append_after_duplicate_check``)."""
+
+    template_fields = (*MigrationOperator.template_fields, "destination_id")
+
+    def __init__(self, *, destination_id: str | None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.destination_id = destination_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from segment_rudderstack.changelog import DONE
+        from segment_rudderstack.merge_mode import PREFER_APPEND
+
+        if not self.require_upstream(self.destination_id, "destination_id"):
+            return {"restored": False}
+        switched = [
+            c for c in self.change_log.entries()
+            if c.target == ChangeTarget.RUDDERSTACK_DESTINATION and c.target_id == self.destination_id
+            and c.field == f"config.{PREFER_APPEND}" and c.status == DONE and c.after is False
+        ]
+        if not switched:
+            self.log.info("this migration did not switch preferAppend off on %s: nothing to restore",
+                          self.destination_id)
+            return {"restored": False}
+        original = switched[0].before
+        hook = self.rudderstack()
+        current = (hook.get_destination(self.destination_id).get("config") or {}).get(PREFER_APPEND)
+        changed = self.set_destination_config(context, hook, self.destination_id, PREFER_APPEND, current, original)
+        return {"restored": changed, PREFER_APPEND: original}
 
 
 UPLOAD_TRIGGER = ChangeTarget.RUDDERSTACK_UPLOAD_TRIGGER
@@ -272,7 +337,7 @@ def trigger_target(source_id: str, destination_id: str) -> str:
     return f"{source_id}->{destination_id}"
 
 
-class ReleaseRudderStackSyncOperator(_RudderStackOperator):
+class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
     """Release RudderStack's sync once Segment's final load is over: ``syncStartAt`` = Segment's last load end
     plus a margin, ``manualSync`` off, then ``trigger-upload`` for every source the plan connects to the
     destination (``{source_id, destination_id}``, as rudder-server requires). Refuses while a Segment load is
@@ -315,9 +380,11 @@ class ReleaseRudderStackSyncOperator(_RudderStackOperator):
         margin_minutes: float = 30,
         rudderstack_data_plane_conn_id: str = "rudderstack_data_plane_default",
         trigger_upload: bool = True,
+        allow_merge_mode_change: bool | str = True,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        self.allow_merge_mode_change = allow_merge_mode_change
         self.destination_id = destination_id
         self.segment_conn_id = segment_conn_id
         self.warehouse_id = warehouse_id
@@ -438,6 +505,9 @@ class ReleaseRudderStackSyncOperator(_RudderStackOperator):
         hook = self.rudderstack()
         destination = hook.get_destination(self.destination_id)
         config = dict(destination.get("config") or {})
+        # The overlap is loaded by the first uploads after the release: they must deduplicate (checked again
+        # here, in case preferAppend was switched back on since the hold).
+        self.ensure_merge_mode(context, hook, self.destination_id, config)
         held = bool(config.get("manualSync", False))
         if held:
             self.set_destination_config(
