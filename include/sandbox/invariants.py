@@ -105,9 +105,12 @@ def check(segment_log: list[dict[str, Any]], rudderstack_log: list[dict[str, Any
 
 
 def webhook_disabled_at(segment_log: list[dict[str, Any]]) -> list[datetime]:
+    """When a webhook destination was switched off. A Webhooks (Actions) route is switched off at its
+    destination (which stops every mapping at once); its mapping switched off after it is not a second switch-off."""
     return [
         _t(e["at"]) for e in _changes(segment_log)
-        if e.get("destinationId") and _enabled(e.get("before")) is True and _enabled(e.get("after")) is False
+        if e.get("destinationId") and not e.get("subscriptionId")
+        and _enabled(e.get("before")) is True and _enabled(e.get("after")) is False
     ]
 
 

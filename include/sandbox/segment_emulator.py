@@ -1,4 +1,4 @@
-"""A local Segment: Public API subset, Tracking API, scheduled warehouse loads and classic Webhooks.
+"""A local Segment: Public API subset, Tracking API, scheduled warehouse loads, Webhooks (Actions) and classic Webhooks.
 
 Speaks the contracts in docs/design.md section 3 over real HTTP (FastAPI; run it with `ServerThread`):
 
@@ -10,7 +10,9 @@ models (segmentio/public-api-sdk-python, segment_public_api/models/*.py; tests/c
   GET/PATCH /warehouses/{id}, GET /warehouses/{id}/syncs, GET /warehouses/{id}/connected-sources/{sid}/syncs
   (limited to `sync_list_per_minute`, 429 + Retry-After), GET /warehouses/{id}/advanced-sync-schedule,
   POST/DELETE /warehouses/{id}/connected-sources/{sid}, GET /sources/{id}, /sources/{id}/connected-destinations,
-  /sources/{id}/connected-warehouses, POST /destinations, GET/PATCH/DELETE /destinations/{id}.
+  /sources/{id}/connected-warehouses, POST /destinations, GET/PATCH/DELETE /destinations/{id},
+  POST/GET /destinations/{id}/subscriptions, GET/PATCH/DELETE /destinations/{id}/subscriptions/{sid} (mappings;
+  writes limited to `subscription_writes_per_minute`, 5 as Segment's DestinationsApi docs say).
 Tracking API (write key as basic-auth user name, or `writeKey` in the body):
   POST /v1/batch, /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias.
 Control (no auth, 127.0.0.1 only): POST/DELETE /sandbox/faults, GET /sandbox/log, GET /sandbox/state,
@@ -27,9 +29,14 @@ Behaviour:
   "load_partial" (half written, the rest waits for the next load) apply to the next load.
 - Disabling the warehouse (or disconnecting a source) stops loads; events still queued for it are not
   loaded by Segment. A load already running finishes.
-- Webhook deliveries: one event per POST, body = event JSON, `X-Signature` = hex HMAC-SHA1(sharedSecret,
+- Webhooks destinations: Webhooks (Actions) (settings: only sharedSecret) sends one request per event for
+  each enabled mapping whose FQL trigger selects the event's type: method and URL from the mapping, body =
+  its `data` resolved against the event (`{"@path": "$."}`: the whole event; a JSON array when
+  `enable_batching` is on). Classic Webhooks (refused unless `classic_webhooks_available`: it is maintenance
+  and private in Segment's catalog) POSTs the event to each hook. `X-Signature` = hex HMAC-SHA1(sharedSecret,
   body); 5xx / 429 / connection errors retried with exponential backoff up to `webhook_max_attempts`.
-  Disabling a destination stops delivery of events received afterwards; queued ones are still delivered.
+  Disabling a destination or mapping stops delivery of events received afterwards; queued ones are still
+  delivered.
 - `.log` records every mutating API call (with before/after), every load start/end, warehouse queue
   discards and webhook give-ups, so tests can check the order of switches from the emulator's own record.
 """
@@ -46,6 +53,7 @@ import hmac
 import itertools
 import json
 import math
+import re
 import threading
 import time
 import uuid
@@ -79,6 +87,8 @@ from sandbox.segment_delivery_overview import (
 from sandbox.warehouse import TABLE_BY_TYPE, Warehouse, WarehouseError
 
 __all__ = [
+    "SEND_ACTION_ID",
+    "WEBHOOKS_ACTIONS_METADATA_ID",
     "WEBHOOKS_METADATA_ID",
     "SegmentEmulator",
     "SegmentSettings",
@@ -87,7 +97,10 @@ __all__ = [
     "sign_webhook_body",
 ]
 
-WEBHOOKS_METADATA_ID = "54521fdc25e721e32a72ef04"
+WEBHOOKS_METADATA_ID = "54521fdc25e721e32a72ef04"  # classic Webhooks (segment-docs catalog/webhooks/index.md)
+WEBHOOKS_ACTIONS_METADATA_ID = "614a3c7d791c91c41bae7599"  # Webhooks (Actions) (segment-docs destinations.yml)
+SEND_ACTION_ID = "nFPnRozhz1mh4Gbx4MLvT5"  # its "Send" action (same catalog entry)
+MAX_MAPPINGS = 5  # "You can create up to 5 mappings" (segment-docs catalog/actions-webhook/index.md)
 MAX_HOOKS = 5
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
@@ -123,6 +136,96 @@ CLASSIC_WEBHOOKS_METADATA = _metadata_v1(
     options=[{"name": "hooks", "type": "array", "required": False, "label": "Webhooks",
               "description": "Up to 5 webhook URLs with headers"}, _SHARED_SECRET_OPTION],
 )
+
+
+def _action_field(field_id: str, order: int, key: str, label: str, kind: str, description: str, *,
+                  required: bool = False, default: Any = None, choices: Any = None) -> dict[str, Any]:
+    """A `DestinationMetadataActionFieldV1` (SDK model destination_metadata_action_field_v1.py)."""
+    return {"id": field_id, "sortOrder": order, "fieldKey": key, "label": label, "type": kind,
+            "description": description, "placeholder": "", "defaultValue": default, "required": required,
+            "multiple": False, "choices": choices, "dynamic": False, "allowNull": False, "hidden": False}
+
+
+# Webhooks (Actions) as segment-docs src/_data/catalog/destinations.yml lists it (id 614a3c7d791c91c41bae7599):
+# settings only sharedSecret; one action "Send" with fields url, method, batch_size, headers, data, enable_batching.
+SEND_FIELDS = [
+    _action_field("chABtpe8R3Fuff394fGrRE", 0, "url", "URL", "STRING", "URL to deliver data to.", required=True),
+    _action_field("qWdhkvZC25kbeusBhUsQqD", 1, "method", "Method", "STRING", "HTTP method to use.", required=True,
+                  default="POST", choices=[{"label": m, "value": m} for m in ("POST", "PUT", "PATCH")]),
+    _action_field("xmwgA3k9zNsGzr9GETqqrJ", 2, "batch_size", "Batch Size", "NUMBER",
+                  "Maximum number of events to include in each batch. Actual batch sizes may be lower.", default=0),
+    _action_field("p1hvcNQBwuGqeUKzUnTPWi", 3, "headers", "Headers", "OBJECT",
+                  "HTTP headers to send with each request. Only ASCII characters are supported."),
+    _action_field("aR2f2X4hcT2nedjMJt3j3e", 4, "data", "Data", "OBJECT",
+                  "Payload to deliver to webhook URL (JSON-encoded).", default={"@path": "$."}),
+    _action_field("hguDY3MfapSaUior43bzE3", 6, "enable_batching", "Enable Batching?", "BOOLEAN",
+                  "When enabled, Segment will send events in batches.", default=False),
+]
+WEBHOOKS_ACTIONS_METADATA = _metadata_v1(
+    WEBHOOKS_ACTIONS_METADATA_ID, "actions-webhook", "Webhooks (Actions)",
+    description="Send events to your own HTTP endpoints through mappings.", categories=["Raw Data"],
+    previous_names=["Webhook", "Webhooks (Actions)"], options=[_SHARED_SECRET_OPTION],
+    actions=[{"id": SEND_ACTION_ID, "slug": "send", "name": "Send", "description": "Send an HTTP request.",
+              "platform": "CLOUD", "hidden": False, "defaultTrigger": None, "fields": SEND_FIELDS}],
+)
+_FQL_TYPE_TERM = re.compile(r"""^\(?\s*type\s*=\s*(?:"([a-z]+)"|'([a-z]+)')\s*\)?$""")
+
+
+def trigger_event_types(trigger: Any) -> frozenset[str]:
+    """The event types an FQL trigger selects. The sandbox understands only `type = "<type>"` terms joined by
+    `or` (segment-docs src/api/public-api/fql.md); any other FQL is refused (stricter than Segment, noted)."""
+    if not isinstance(trigger, str) or not trigger.strip():
+        raise ApiError(422, "validation", "trigger must be a non-empty FQL string", field="trigger")
+    kinds = set()
+    for term in re.split(r"\s+or\s+", trigger.strip().removeprefix("(").removesuffix(")")):
+        match = _FQL_TYPE_TERM.match(term.strip())
+        kind = (match.group(1) or match.group(2)) if match else None
+        if kind not in TABLE_BY_TYPE:
+            raise ApiError(422, "validation", f"trigger {trigger!r}: the sandbox understands only FQL like "
+                           '`type = "track" or type = "identify"` with Segment event types', field="trigger")
+        kinds.add(kind)
+    return frozenset(kinds)
+
+
+def _resolve_mapping(value: Any, event: dict[str, Any]) -> Any:
+    """Segment's mapping directives, the subset the sandbox speaks: `{"@path": "$.a.b"}` (`"$."`: the whole
+    event); objects and lists resolved member by member; anything else is a literal."""
+    if isinstance(value, dict) and set(value) == {"@path"}:
+        current: Any = event
+        for part in [p for p in str(value["@path"]).removeprefix("$").split(".") if p]:
+            current = current.get(part) if isinstance(current, dict) else None
+        return current
+    if isinstance(value, dict):
+        return {k: _resolve_mapping(v, event) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_mapping(v, event) for v in value]
+    return value
+
+
+def _check_directives(value: Any, where: str) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key.startswith("@") and key != "@path":
+                raise ApiError(422, "validation", f"{where}: the sandbox supports only the @path directive, "
+                               f"not {key}", field="settings")
+            _check_directives(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            _check_directives(item, f"{where}[{n}]")
+
+
+_URL_KEY = re.compile(r"((?:writeKey|write_key|key|token)=)[^&\s\"']+", re.IGNORECASE)
+
+
+def _mask_url_keys(value: Any) -> Any:
+    """A copy with credentials in URL query strings (`?writeKey=...`) replaced by `***` (for the emulator's log)."""
+    if isinstance(value, str):
+        return _URL_KEY.sub(r"\1***", value)
+    if isinstance(value, dict):
+        return {k: _mask_url_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_url_keys(v) for v in value]
+    return value
 
 
 def sign_webhook_body(shared_secret: str, body: bytes) -> str:
@@ -172,6 +275,12 @@ class SegmentSettings:
     webhook_timeout_s: float = 5.0
     webhook_workers: int = 2
     advanced_sync_schedule: dict[str, Any] | None = None
+    # Classic Webhooks is "maintenance" and "private" in Segment's catalog: new workspaces may not be able to
+    # create it. False (the stricter default) refuses it like a workspace without it; Webhooks (Actions) works.
+    classic_webhooks_available: bool = False
+    # Destination subscription create/update/remove: "The rate limit for this endpoint is 5 requests per minute"
+    # (segmentio/public-api-sdk-python docs/DestinationsApi.md).
+    subscription_writes_per_minute: int = 5
 
 
 @dataclass(order=True)
@@ -184,6 +293,7 @@ class _Delivery:
     body: bytes = field(compare=False)
     message_id: str = field(compare=False)
     attempt: int = field(compare=False, default=0)
+    method: str = field(compare=False, default="POST")
 
 
 def _human_duration(seconds: float) -> str:
@@ -243,6 +353,7 @@ class SegmentEmulator:
         self._warehouses: dict[str, dict[str, Any]] = {}
         self._connections: dict[str, set[str]] = {}
         self._destinations: dict[str, dict[str, Any]] = {}
+        self._subscriptions: dict[str, dict[str, dict[str, Any]]] = {}  # destination id -> mapping id -> mapping
         self._pending: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         self._reports: dict[str, list[dict[str, Any]]] = {}
         self._running: dict[str, dict[str, Any]] = {}
@@ -307,8 +418,43 @@ class SegmentEmulator:
                 if source_id in srcs and self._warehouses[wid]["enabled"]]
 
     def _enabled_webhooks(self, source_id: str) -> list[dict[str, Any]]:
+        kinds = (WEBHOOKS_METADATA_ID, WEBHOOKS_ACTIONS_METADATA_ID)
         return [d for d in self._destinations.values()
-                if d["sourceId"] == source_id and d["enabled"] and d["metadata"]["id"] == WEBHOOKS_METADATA_ID]
+                if d["sourceId"] == source_id and d["enabled"] and d["metadata"]["id"] in kinds]
+
+    def _webhook_requests(self, destination: dict[str, Any], event: dict[str, Any], body: bytes
+                          ) -> list[tuple[str, str, dict[str, str], bytes]]:
+        """(method, url, headers, body) of each request an enabled Webhooks destination sends for one event.
+
+        Classic: one POST of the event to each hook. Webhooks (Actions): one request per enabled mapping whose
+        trigger selects the event's type, its body the mapping's `data` resolved against the event (a JSON array
+        when `enable_batching` is on); with a sharedSecret, `X-Signature` = hex HMAC-SHA1 of the body
+        (segment-docs catalog/actions-webhook/index.md)."""
+        settings = destination["settings"]
+        secret = settings.get("sharedSecret")
+        requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        if destination["metadata"]["id"] == WEBHOOKS_METADATA_ID:
+            for hook in settings.get("hooks", []):
+                headers = {"Content-Type": "application/json", "User-Agent": "Segment.io/1.0"}
+                headers.update({h["key"]: h["value"] for h in hook.get("headers") or []})
+                if secret:
+                    headers["X-Signature"] = sign_webhook_body(secret, body)
+                requests.append(("POST", hook["hook"], headers, body))
+            return requests
+        for mapping in self._subscriptions.get(destination["id"], {}).values():
+            if not mapping["enabled"] or event.get("type") not in trigger_event_types(mapping["trigger"]):
+                continue
+            ms = mapping["settings"]
+            payload = _resolve_mapping(ms.get("data", {"@path": "$."}), event)
+            if ms.get("enable_batching"):
+                payload = [payload]
+            content = json.dumps(payload, separators=(",", ":")).encode()
+            headers = {"Content-Type": "application/json", "User-Agent": "Segment (Actions)"}
+            headers.update({str(k): str(v) for k, v in (ms.get("headers") or {}).items()})
+            if secret:
+                headers["X-Signature"] = sign_webhook_body(secret, content)
+            requests.append((ms.get("method", "POST"), ms["url"], headers, content))
+        return requests
 
     def _add_path(self, message_id: str, path: str) -> None:
         self._paths.setdefault(message_id, []).append(path)
@@ -328,7 +474,10 @@ class SegmentEmulator:
                 ],
                 "sources": [{"id": s["id"], "slug": s["slug"], "schema": s["schema"],
                              "pending": len(self._pending[s["id"]])} for s in self._sources.values()],
-                "destinations": [redact(d) for d in self._destinations.values()],
+                "destinations": [
+                    {**redact(d), "subscriptions": [dict(m) for m in self._subscriptions.get(d["id"], {}).values()]}
+                    for d in self._destinations.values()
+                ],
                 "counters": dict(self._counters),
                 "webhookQueue": len(self._deliveries) + self._in_flight,
                 "faults": self.faults.state(),
@@ -495,22 +644,22 @@ class SegmentEmulator:
                     self._pending[source_id].append((next(self._ids), event))
                     self._add_path(mid, "queued_for_warehouse")
                 body = json.dumps(event, separators=(",", ":")).encode()
+                queued = 0
                 for dest in hooks:
-                    settings = dest["settings"]
-                    for hook in settings.get("hooks", []):
-                        headers = {"Content-Type": "application/json", "User-Agent": "Segment.io/1.0"}
-                        headers.update({h["key"]: h["value"] for h in hook.get("headers") or []})
-                        if settings.get("sharedSecret"):
-                            headers["X-Signature"] = sign_webhook_body(settings["sharedSecret"], body)
-                        deliveries.append(_Delivery(time.monotonic(), next(self._ids), dest["id"], hook["hook"],
-                                                    headers, body, mid))
-                    self._add_path(mid, f"queued_for_webhook:{dest['id']}")
-                if not open_warehouses and not hooks:
+                    requests = self._webhook_requests(dest, event, body)
+                    for method, url, headers, content in requests:
+                        deliveries.append(_Delivery(time.monotonic(), next(self._ids), dest["id"], url,
+                                                    headers, content, mid, method=method))
+                    if requests:
+                        queued += len(requests)
+                        self._add_path(mid, f"queued_for_webhook:{dest['id']}")
+                if not open_warehouses and not queued:
                     self._counters["dropped"] += 1
                     self._add_path(mid, "dropped")
                     dropped.append({
                         "message_id": mid, "at": received_at,
-                        "reason": f"source {source_id} reaches no enabled warehouse and has no enabled webhook",
+                        "reason": f"source {source_id} reaches no enabled warehouse and no enabled webhook "
+                                  "(mapping) selects it",
                     })
         if deliveries:
             with self._delivery_cv:
@@ -620,7 +769,8 @@ class SegmentEmulator:
             problem = "injected delivery failure"
         else:
             try:
-                response = client.post(delivery.hook_url, content=delivery.body, headers=delivery.headers)
+                response = client.request(delivery.method, delivery.hook_url, content=delivery.body,
+                                          headers=delivery.headers)
             except httpx.HTTPError as exc:
                 problem = f"{type(exc).__name__}"
             else:
@@ -746,6 +896,78 @@ class SegmentEmulator:
     def _public_source(source: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in source.items() if k != "schema"}
 
+    def _webhooks_metadata(self, metadata_id: str) -> dict[str, Any]:
+        """The catalog entry for a destination the sandbox can create: Webhooks (Actions), or classic Webhooks
+        when the workspace has it (`classic_webhooks_available`)."""
+        if metadata_id == WEBHOOKS_ACTIONS_METADATA_ID:
+            return WEBHOOKS_ACTIONS_METADATA
+        if metadata_id == WEBHOOKS_METADATA_ID and self.settings.classic_webhooks_available:
+            return CLASSIC_WEBHOOKS_METADATA
+        if metadata_id == WEBHOOKS_METADATA_ID:
+            # Classic Webhooks is maintenance + private in Segment's catalog. The exact error Segment answers
+            # for a workspace without it is not documented: a 422 validation error on metadataId (noted).
+            raise ApiError(422, "validation", f"Destination Webhooks ({WEBHOOKS_METADATA_ID}) is not available in "
+                           f"this workspace; use Webhooks (Actions) ({WEBHOOKS_ACTIONS_METADATA_ID})",
+                           field="metadataId")
+        raise ApiError(422, "validation", f"metadataId {metadata_id!r} is not supported by the sandbox; only "
+                       f"Webhooks (Actions) ({WEBHOOKS_ACTIONS_METADATA_ID}) and classic Webhooks "
+                       f"({WEBHOOKS_METADATA_ID})", field="metadataId")
+
+    def _validate_destination_settings(self, metadata_id: str, settings: Any) -> dict[str, Any]:
+        if metadata_id == WEBHOOKS_METADATA_ID:
+            return self._validate_webhook_settings(settings)
+        # Webhooks (Actions): the catalog lists one setting, sharedSecret; URL/method/payload belong to mappings.
+        if not isinstance(settings, dict):
+            raise ApiError(422, "validation", "settings must be an object like {'sharedSecret': ...}", field="settings")
+        unknown = sorted(set(settings) - {"sharedSecret"})
+        if unknown:
+            raise ApiError(422, "validation", f"settings.{unknown[0]} is not a setting of Webhooks (Actions) (it "
+                           "has only sharedSecret; URL, method and payload belong to a mapping)", field="settings")
+        if not isinstance(settings.get("sharedSecret", ""), str):
+            raise ApiError(422, "validation", "settings.sharedSecret must be a string", field="settings")
+        return dict(settings)
+
+    @staticmethod
+    def _action(destination: dict[str, Any], action_id: str) -> dict[str, Any]:
+        for action in destination["metadata"].get("actions") or []:
+            if action["id"] == action_id:
+                return action
+        raise ApiError(422, "validation", f"actionId {action_id!r} is not an action of {destination['metadata']['name']}"
+                       f" (its actions: {[a['id'] for a in destination['metadata'].get('actions') or []]})",
+                       field="actionId")
+
+    @staticmethod
+    def _validate_send_settings(settings: Any) -> dict[str, Any]:
+        """Settings of a "Send" mapping checked against the action's fields (catalog types; unknown keys refused)."""
+        if not isinstance(settings, dict):
+            raise ApiError(422, "validation", "settings must be an object", field="settings")
+        fields = {f["fieldKey"]: f for f in SEND_FIELDS}
+        unknown = sorted(set(settings) - set(fields))
+        if unknown:
+            raise ApiError(422, "validation", f"settings.{unknown[0]} is not a field of the Send action "
+                           f"(fields: {sorted(fields)})", field="settings")
+        missing = [k for k, f in fields.items() if f["required"] and k not in settings]
+        if missing:
+            raise ApiError(422, "validation", f"settings.{missing[0]} is required", field="settings")
+        url = settings["url"]
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ApiError(422, "validation", "settings.url must be an http(s) URL", field="settings")
+        if settings["method"] not in ("POST", "PUT", "PATCH"):
+            raise ApiError(422, "validation", "settings.method must be POST, PUT or PATCH", field="settings")
+        for key, kind in (("headers", dict), ("data", dict), ("enable_batching", bool), ("batch_size", (int, float))):
+            if key in settings and not isinstance(settings[key], kind):
+                raise ApiError(422, "validation", f"settings.{key} has the wrong type", field="settings")
+        _check_directives(settings.get("data"), "settings.data")
+        return dict(settings)
+
+    def _get_subscription(self, destination_id: str, subscription_id: str) -> dict[str, Any]:
+        self._get_destination(destination_id)
+        mapping = self._subscriptions.get(destination_id, {}).get(subscription_id)
+        if mapping is None:
+            raise ApiError(404, "not-found", f"Subscription {subscription_id!r} not found on destination "
+                           f"{destination_id!r}")
+        return mapping
+
     @staticmethod
     def _validate_webhook_settings(settings: Any) -> dict[str, Any]:
         if not isinstance(settings, dict):
@@ -764,7 +986,7 @@ class SegmentEmulator:
 
     def _record_change(self, request: Request, body: Any, status: int, **fields: Any) -> None:
         self.log.append("api", method=request.method, path=request.url.path, status=status,
-                        body=redact(body), **fields)
+                        body=_mask_url_keys(redact(body)), **fields)
 
     # ============================================================================== app
 
@@ -897,25 +1119,27 @@ class SegmentEmulator:
         # -- destinations -------------------------------------------------------------------------
         @app.post("/destinations", dependencies=[auth, limited])
         async def create_destination(request: Request):
+            # DestinationsApi.create_destination (SDK): body CreateDestinationV1Input {sourceId, metadataId,
+            # enabled?, name?, settings}; answer 200 CreateDestination200Response {"data": {"destination"}}.
             body = json_body_or_none(await request.body())
             if not isinstance(body, dict):
                 raise ApiError(422, "validation", "Expected a JSON object {sourceId, metadataId, name, enabled, settings}")
             for name in ("sourceId", "metadataId"):
                 if not isinstance(body.get(name), str):
-                    raise ApiError(422, "validation", f"{name} is required")
-            if body["metadataId"] != WEBHOOKS_METADATA_ID:
-                raise ApiError(422, "validation", f"metadataId {body['metadataId']!r} is not supported by the "
-                               f"sandbox; only classic Webhooks ({WEBHOOKS_METADATA_ID})")
-            settings = self._validate_webhook_settings(body.get("settings", {}))
+                    raise ApiError(422, "validation", f"{name} is required", field=name)
+            if not isinstance(body.get("settings"), dict):
+                raise ApiError(422, "validation", "settings is required (an object)", field="settings")
+            metadata = self._webhooks_metadata(body["metadataId"])
+            settings = self._validate_destination_settings(metadata["id"], body["settings"])
             with self._lock:
                 self._get_source(body["sourceId"])
                 destination = {
-                    "id": self._next_id("dst"), "name": body.get("name") or "Webhooks",
-                    "enabled": bool(body.get("enabled", False)), "sourceId": body["sourceId"],
-                    "metadata": {"id": WEBHOOKS_METADATA_ID, "slug": "webhooks", "name": "Webhooks"},
-                    "settings": settings,
+                    "id": self._next_id("dst"), "name": body.get("name") or metadata["name"],
+                    "enabled": bool(body.get("enabled", False)), "metadata": metadata,
+                    "sourceId": body["sourceId"], "settings": settings,
                 }
                 self._destinations[destination["id"]] = destination
+                self._subscriptions[destination["id"]] = {}
                 self._record_change(request, body, 200, destinationId=destination["id"],
                                     before=None, after={"enabled": destination["enabled"]})
                 return {"data": {"destination": redact(destination)}}
@@ -927,14 +1151,16 @@ class SegmentEmulator:
 
         @app.patch("/destinations/{destination_id}", dependencies=[auth, limited])
         async def patch_destination(destination_id: str, request: Request):
+            # DestinationsApi.update_destination: UpdateDestinationV1Input {name?, enabled?, settings?}.
             body = json_body_or_none(await request.body())
             if not isinstance(body, dict):
                 raise ApiError(422, "validation", "Expected a JSON object like {'enabled': false}")
             if "enabled" in body and not isinstance(body["enabled"], bool):
-                raise ApiError(422, "validation", "enabled must be true or false")
-            settings = self._validate_webhook_settings(body["settings"]) if "settings" in body else None
+                raise ApiError(422, "validation", "enabled must be true or false", field="enabled")
             with self._lock:
                 destination = self._get_destination(destination_id)
+                settings = (self._validate_destination_settings(destination["metadata"]["id"], body["settings"])
+                            if "settings" in body else None)
                 before = destination["enabled"]
                 if "enabled" in body:
                     destination["enabled"] = body["enabled"]
@@ -951,8 +1177,108 @@ class SegmentEmulator:
             with self._lock:
                 destination = self._get_destination(destination_id)
                 del self._destinations[destination_id]
+                self._subscriptions.pop(destination_id, None)
                 self._record_change(request, None, 200, destinationId=destination_id,
                                     before={"enabled": destination["enabled"]}, after=None)
+            return {"data": {"status": "SUCCESS"}}
+
+        # -- destination subscriptions (Webhooks (Actions) mappings) -------------------------------
+        # DestinationsApi (SDK docs/DestinationsApi.md): create/list/get/update/remove subscription; alpha;
+        # create, update and remove limited to 5 requests a minute (`subscription_writes_per_minute`).
+        def subscription_writes(key: str):
+            def limit(response: Response) -> None:
+                self._rate_limit(response, f"subscriptions:{key}", s.subscription_writes_per_minute)
+
+            return Depends(limit)
+
+        @app.post("/destinations/{destination_id}/subscriptions",
+                  dependencies=[auth, subscription_writes("create")])
+        async def create_subscription(destination_id: str, request: Request):
+            # CreateDestinationSubscriptionAlphaInput {name, actionId, trigger, enabled, settings?, modelId?};
+            # answer CreateDestinationSubscription200Response {"data": {"destinationSubscription"}}.
+            body = json_body_or_none(await request.body())
+            if not isinstance(body, dict):
+                raise ApiError(422, "validation", "Expected a JSON object {name, actionId, trigger, enabled, settings}")
+            unknown = sorted(set(body) - {"name", "actionId", "trigger", "enabled", "settings", "modelId"})
+            if unknown:
+                raise ApiError(422, "validation", f"unknown fields {unknown}", field=unknown[0])
+            for name, kind in (("name", str), ("actionId", str), ("trigger", str), ("enabled", bool)):
+                if not isinstance(body.get(name), kind):
+                    raise ApiError(422, "validation", f"{name} is required ({kind.__name__})", field=name)
+            trigger_event_types(body["trigger"])
+            with self._lock:
+                destination = self._get_destination(destination_id)
+                action = self._action(destination, body["actionId"])
+                settings = self._validate_send_settings(body.get("settings") or {})
+                mappings = self._subscriptions[destination_id]
+                if len(mappings) >= MAX_MAPPINGS:
+                    raise ApiError(422, "validation", f"a Webhooks (Actions) destination holds at most "
+                                   f"{MAX_MAPPINGS} mappings; {destination_id} has {len(mappings)}")
+                mapping = {
+                    "id": self._next_id("sub"), "name": body["name"], "actionId": action["id"],
+                    "actionSlug": action["slug"], "destinationId": destination_id, "enabled": body["enabled"],
+                    "settings": settings, "trigger": body["trigger"],
+                }
+                mappings[mapping["id"]] = mapping
+                self._record_change(request, body, 200, destinationId=destination_id, subscriptionId=mapping["id"],
+                                    before=None, after={"enabled": mapping["enabled"]})
+                return {"data": {"destinationSubscription": dict(mapping)}}
+
+        @app.get("/destinations/{destination_id}/subscriptions", dependencies=[auth, limited])
+        def list_subscriptions(destination_id: str, request: Request):
+            # ListSubscriptionsFromDestinationAlphaOutput {subscriptions, pagination}.
+            with self._lock:
+                self._get_destination(destination_id)
+                items = [dict(m) for m in self._subscriptions.get(destination_id, {}).values()]
+            page, pagination = self._page(request, items)
+            return {"data": {"subscriptions": page, "pagination": pagination}}
+
+        @app.get("/destinations/{destination_id}/subscriptions/{subscription_id}", dependencies=[auth, limited])
+        def get_subscription(destination_id: str, subscription_id: str):
+            # GetSubscriptionFromDestinationAlphaOutput {subscription}.
+            with self._lock:
+                return {"data": {"subscription": dict(self._get_subscription(destination_id, subscription_id))}}
+
+        @app.patch("/destinations/{destination_id}/subscriptions/{subscription_id}",
+                   dependencies=[auth, subscription_writes("update")])
+        async def update_subscription(destination_id: str, subscription_id: str, request: Request):
+            # UpdateSubscriptionForDestinationAlphaInput {"input": DestinationSubscriptionUpdateInput {name?,
+            # trigger?, enabled?, settings?, ...}}; answer UpdateSubscriptionForDestinationAlphaOutput {subscription}.
+            body = json_body_or_none(await request.body())
+            update = body.get("input") if isinstance(body, dict) else None
+            if not isinstance(update, dict) or set(body) != {"input"}:
+                raise ApiError(422, "validation", "Expected {'input': {...}} (UpdateSubscriptionForDestinationAlphaInput)",
+                               field="input")
+            unknown = sorted(set(update) - {"name", "trigger", "enabled", "settings"})
+            if unknown:
+                raise ApiError(422, "validation", f"unknown fields input.{unknown[0]}", field=f"input.{unknown[0]}")
+            if "enabled" in update and not isinstance(update["enabled"], bool):
+                raise ApiError(422, "validation", "input.enabled must be true or false", field="input.enabled")
+            if "trigger" in update:
+                trigger_event_types(update["trigger"])
+            settings = self._validate_send_settings(update["settings"]) if "settings" in update else None
+            with self._lock:
+                mapping = self._get_subscription(destination_id, subscription_id)
+                before = mapping["enabled"]
+                for key in ("name", "trigger", "enabled"):
+                    if key in update:
+                        mapping[key] = update[key]
+                if settings is not None:
+                    mapping["settings"] = settings
+                self._record_change(request, body, 200, destinationId=destination_id,
+                                    subscriptionId=subscription_id, before={"enabled": before},
+                                    after={"enabled": mapping["enabled"]})
+                return {"data": {"subscription": dict(mapping)}}
+
+        @app.delete("/destinations/{destination_id}/subscriptions/{subscription_id}",
+                    dependencies=[auth, subscription_writes("remove")])
+        def remove_subscription(destination_id: str, subscription_id: str, request: Request):
+            # RemoveSubscriptionFromDestinationAlphaOutput {status: SUCCESS}.
+            with self._lock:
+                mapping = self._get_subscription(destination_id, subscription_id)
+                del self._subscriptions[destination_id][subscription_id]
+                self._record_change(request, None, 200, destinationId=destination_id,
+                                    subscriptionId=subscription_id, before={"enabled": mapping["enabled"]}, after=None)
             return {"data": {"status": "SUCCESS"}}
 
         # -- tracking API -------------------------------------------------------------------------

@@ -233,6 +233,7 @@ def _route_segment(w: _Wiring, segment_source: Any) -> EnsureSegmentWebhookOpera
             rudderstack_source_id=segment_source.output,
             rudderstack_conn_id=rs.conn_id,
             rudderstack_data_plane_conn_id=rs.data_plane_conn_id,
+            webhook_kind=w.plan.segment.webhook_kind,
             enabled=True,
             multiple_outputs=True,
             **w.segment,
@@ -414,6 +415,7 @@ def _client_adoption(w: _Wiring, segment_source: Any, webhooks: Any = None) -> S
             rudderstack_source_id=segment_source.output,
             rudderstack_conn_id=rs.conn_id,
             rudderstack_data_plane_conn_id=rs.data_plane_conn_id,
+            webhook_kind=plan.segment.webhook_kind,
             **w.segment,
             **w.common,
         )

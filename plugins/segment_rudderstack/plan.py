@@ -40,6 +40,11 @@ class SegmentSettings(_Model):
     allow_partial_loads: bool = False
     sync_list_requests_per_minute: float = Field(default=2, gt=0, le=600)
     final_step: Literal["disable_warehouse", "disconnect_sources"] = "disable_warehouse"
+    webhook_kind: Literal["actions", "classic"] = Field(
+        default="actions",
+        description="Segment destination that forwards events to RudderStack: Webhooks (Actions) with a Send "
+        "mapping (default), or the classic Webhooks (maintenance in Segment's catalog; new workspaces may lack it)",
+    )
 
 
 class SourceSettings(_Model):

@@ -20,6 +20,30 @@ CLIENT_EVENT_TABLES: tuple[str, ...] = EVENT_TABLES[:4]
 #: of a destination). Source: Segment Public API catalog, destination "Webhooks".
 WEBHOOKS_METADATA_ID = "54521fdc25e721e32a72ef04"
 
+#: Segment's catalog id of Webhooks (Actions): the destination's settings hold only ``sharedSecret``; URL,
+#: method and payload live in its mappings (destination subscriptions). Source: segmentio/segment-docs
+#: ``src/_data/catalog/destinations.yml`` (classic Webhooks is "maintenance" and "private" there:
+#: ``src/connections/destinations/catalog/webhooks/index.md``; new workspaces may not be able to create it).
+WEBHOOKS_ACTIONS_METADATA_ID = "614a3c7d791c91c41bae7599"
+
+#: The "Send" action (slug ``send``) of Webhooks (Actions), same catalog entry: fields url, method, batch_size,
+#: headers, data, enable_batching.
+WEBHOOKS_ACTIONS_SEND_ACTION_ID = "nFPnRozhz1mh4Gbx4MLvT5"
+
+#: ``segment.webhook_kind`` of a plan: which Segment destination forwards events to RudderStack.
+WEBHOOK_KINDS: tuple[str, ...] = ("actions", "classic")
+
+#: An FQL trigger (segment-docs ``src/api/public-api/fql.md``) that selects every Segment call type.
+ALL_EVENT_TYPES_TRIGGER = " or ".join(
+    f'type = "{kind}"' for kind in ("track", "identify", "page", "screen", "group", "alias")
+)
+
+
+def send_mapping_settings(url: str) -> dict:
+    """Settings of the "Send" mapping that forwards each event unchanged to ``url``: one POST per event
+    (batching off: RudderStack's Segment-type source expects one event per request), the whole event as body."""
+    return {"url": url, "method": "POST", "headers": {}, "data": {"@path": "$."}, "enable_batching": False}
+
 
 class ChangeTarget(enum.StrEnum):
     """What an outside change is made to: the ``target`` of every change-log entry.
@@ -31,6 +55,8 @@ class ChangeTarget(enum.StrEnum):
     SEGMENT_WAREHOUSE = "segment.warehouse"  # field "enabled"
     SEGMENT_WAREHOUSE_SOURCE = "segment.warehouse.source"  # field "connected"; id "<warehouse>:<source>"
     SEGMENT_DESTINATION = "segment.destination"  # fields "exists", "enabled"
+    # a Webhooks (Actions) mapping: fields "exists", "enabled"; id "<destination>/<mapping>"
+    SEGMENT_DESTINATION_SUBSCRIPTION = "segment.destination.subscription"
     RUDDERSTACK_DESTINATION = "rudderstack.destination"  # fields "exists", "config.<key>"
     RUDDERSTACK_SOURCE = "rudderstack.source"  # field "exists"
     RUDDERSTACK_CONNECTION = "rudderstack.connection"  # field "enabled"; id "<source>-><destination>"

@@ -13,12 +13,17 @@ import time
 import pytest
 
 from segment_rudderstack.hooks import (
+    ALL_EVENT_TYPES_TRIGGER,
+    WEBHOOKS_ACTIONS_METADATA_ID,
+    WEBHOOKS_ACTIONS_SEND_ACTION_ID,
     WEBHOOKS_METADATA_ID,
+    ApiError,
     RudderStackDataPlaneHook,
     RudderStackHook,
     SegmentHook,
     SyncState,
 )
+from segment_rudderstack.vocabulary import send_mapping_settings
 
 
 @pytest.fixture
@@ -85,8 +90,21 @@ def test_segment_hook_drives_the_segment_emulator(segment):
             break
     assert reports and {r.state for r in reports} == {SyncState.SUCCESS}
 
-    settings = {"hooks": [{"hook": "http://127.0.0.1:9/v1/webhook?writeKey=wk-sandbox-1", "headers": []}]}
-    created = hook.create_destination(source_id, WEBHOOKS_METADATA_ID, "to RudderStack", False, settings)
+    # Classic Webhooks is refused like a workspace without it; Webhooks (Actions) + a Send mapping is the way.
+    classic = {"hooks": [{"hook": "http://127.0.0.1:9/v1/webhook?writeKey=wk-sandbox-1", "headers": []}]}
+    with pytest.raises(ApiError) as refused:
+        hook.create_destination(source_id, WEBHOOKS_METADATA_ID, "to RudderStack", False, classic)
+    assert refused.value.status == 422 and "not available in this workspace" in str(refused.value)
+
+    created = hook.create_destination(source_id, WEBHOOKS_ACTIONS_METADATA_ID, "to RudderStack", False, {})
+    mapping = hook.create_destination_subscription(
+        created["id"], name="to RudderStack: Send", action_id=WEBHOOKS_ACTIONS_SEND_ACTION_ID,
+        trigger=ALL_EVENT_TYPES_TRIGGER, enabled=False,
+        settings=send_mapping_settings("http://127.0.0.1:9/v1/webhook?writeKey=wk-sandbox-1"),
+    )
+    assert hook.set_destination_subscription_enabled(created["id"], mapping["id"], True)["enabled"] is True
+    assert [m["id"] for m in hook.list_destination_subscriptions(created["id"])] == [mapping["id"]]
+    assert hook.get_destination_subscription(created["id"], mapping["id"])["actionSlug"] == "send"
     assert hook.set_destination_enabled(created["id"], True)["enabled"] is True
     assert created["id"] in [d["id"] for d in hook.list_connected_destinations(source_id)]
     assert hook.set_warehouse_enabled(warehouse_id, False)["enabled"] is False

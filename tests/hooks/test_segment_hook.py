@@ -309,3 +309,31 @@ def test_sync_reports_in_the_old_emulator_shape_are_refused_naming_the_field(hoo
         hook.list_warehouse_syncs("wh_1")
 
     assert repr(field) in str(caught.value)
+
+
+def test_webhook_mapping_calls_use_the_sdk_paths_and_bodies(hook, httpserver):
+    """DestinationsApi of Segment's Public API SDK: create (CreateDestinationSubscriptionAlphaInput), update
+    (UpdateSubscriptionForDestinationAlphaInput: the change inside "input"), list (paged), get."""
+    base = "/destinations/d1/subscriptions"
+    created = {"id": "m1", "enabled": False, "settings": {}}
+    httpserver.expect_request(base, method="POST").respond_with_json({"data": {"destinationSubscription": created}})
+    httpserver.expect_request(f"{base}/m1", method="PATCH").respond_with_json(
+        {"data": {"subscription": {**created, "enabled": True}}})
+    httpserver.expect_oneshot_request(base, method="GET", query_string="pagination.count=200").respond_with_json(
+        {"data": {"subscriptions": [created], "pagination": {"current": "c0", "next": "c1"}}})
+    httpserver.expect_oneshot_request(base, method="GET").respond_with_json(
+        {"data": {"subscriptions": [{**created, "id": "m2"}], "pagination": {"current": "c1"}}})
+
+    settings = {"url": "http://rs/v1/webhook", "method": "POST", "headers": {}, "data": {"@path": "$."},
+                "enable_batching": False}
+    assert hook.create_destination_subscription(
+        "d1", name="RudderStack: Send", action_id="nFPnRozhz1mh4Gbx4MLvT5", trigger='type = "track"', enabled=False,
+        settings=settings) == created
+    assert hook.set_destination_subscription_enabled("d1", "m1", True)["enabled"] is True
+    assert [m["id"] for m in hook.list_destination_subscriptions("d1")] == ["m1", "m2"]
+
+    bodies = [(r.method, r.path, r.get_json(silent=True)) for r, _ in httpserver.log]
+    assert bodies[0] == ("POST", base, {"name": "RudderStack: Send", "actionId": "nFPnRozhz1mh4Gbx4MLvT5",
+                                        "trigger": 'type = "track"', "enabled": False, "settings": settings})
+    assert bodies[1] == ("PATCH", f"{base}/m1", {"input": {"enabled": True}})  # not a flat {"enabled": true}
+    assert httpserver.log[3][0].args.get("pagination.cursor") == "c1"

@@ -43,6 +43,7 @@ def world(pg_dsn: str, monkeypatch) -> Iterator[World]:
             load_interval_s=None,
             load_duration_s=0.05,
             sync_list_per_minute=10_000,  # the 2/minute limit has tests of its own (bench, sensor floor)
+            subscription_writes_per_minute=10_000,  # the 5/minute mapping limit: tests/sandbox
             webhook_initial_backoff_s=0.05,
         ),
         warehouse,

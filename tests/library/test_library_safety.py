@@ -286,7 +286,8 @@ def test_every_change_is_logged_with_before_and_after_and_rollback_undoes_them_i
     # One entry per mutating API request (the upload trigger changes no setting, so it has nothing to undo);
     # a webhook created enabled also logs its "enabled" state so the rollback can find and disable it.
     requests = [c for c in world.changes() if c["kind"] == "api"]
-    bookkeeping = [c for c in entries if (c.target, c.field, c.before) == ("segment.destination", "enabled", None)]
+    bookkeeping = [c for c in entries if c.target.startswith("segment.destination")
+                   and (c.field, c.before) == ("enabled", None)]
     assert len(requests) == len(entries) - len(bookkeeping)
 
     rollback = RollbackOperator(task_id="rollback", plan_name="p", segment_conn_id=SEGMENT_CONN,
@@ -301,7 +302,9 @@ def test_every_change_is_logged_with_before_and_after_and_rollback_undoes_them_i
     assert world.segment_warehouse()["enabled"] is True
     assert not any(h["enabled"] for h in world.webhooks())
     assert world.rs_destination(destination_id)["config"]["manualSync"] is True
-    assert len(undone) == 4  # warehouse, two webhooks, RudderStack sync
+    # warehouse, two webhook destinations and their two Send mappings, RudderStack sync
+    assert len(undone) == 6 and sum("mapping" in u for u in undone) == 2
+    assert not any(m["enabled"] for h in world.webhooks() for m in h["mappings"])
 
     again = world.mark()
     assert rollback.execute(context())["undone"] == []

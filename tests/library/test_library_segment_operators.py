@@ -11,6 +11,12 @@ from segment_rudderstack.operators.segment import (
     DisableSegmentWebhookOperator,
     EnsureSegmentWebhookOperator,
 )
+from segment_rudderstack.vocabulary import (
+    ALL_EVENT_TYPES_TRIGGER,
+    WEBHOOKS_ACTIONS_METADATA_ID,
+    WEBHOOKS_ACTIONS_SEND_ACTION_ID,
+    WEBHOOKS_METADATA_ID,
+)
 from tests.library.world import BACKEND, WAREHOUSE_ID, WEB, context, wait_until
 
 
@@ -30,7 +36,22 @@ def test_ensure_webhook_creates_one_enabled_webhook_per_source_that_forwards_eve
     assert sorted(h["sourceId"] for h in hooks) == [BACKEND, WEB]
     assert all(h["enabled"] for h in hooks)
     assert set(result["destinations"]) == {WEB, BACKEND}
-    assert [c["method"] for c in world.segment_changes(mark)] == ["POST", "POST"]
+    # Webhooks (Actions) by default: per source the destination (created off, settings without any URL), its
+    # "Send" mapping to RudderStack, then the destination switched on, nothing sent before the mapping exists.
+    calls = [(c["method"], c["path"]) for c in world.segment_changes(mark)]
+    for destination_id in result["destinations"].values():
+        assert ("POST", f"/destinations/{destination_id}/subscriptions") in calls
+        assert calls.index(("POST", f"/destinations/{destination_id}/subscriptions")) < calls.index(
+            ("PATCH", f"/destinations/{destination_id}"))
+    assert sorted(m for m, _ in calls) == ["PATCH", "PATCH", "POST", "POST", "POST", "POST"]
+    for hook in hooks:
+        assert hook["metadata"]["id"] == WEBHOOKS_ACTIONS_METADATA_ID and hook["settings"] == {}
+        [mapping] = hook["mappings"]
+        assert mapping["enabled"] and mapping["actionId"] == WEBHOOKS_ACTIONS_SEND_ACTION_ID
+        assert mapping["trigger"] == ALL_EVENT_TYPES_TRIGGER
+        assert mapping["settings"] == {"url": hook["urls"][0], "method": "POST", "headers": {},
+                                       "data": {"@path": "$."}, "enable_batching": False}
+        assert "/v1/webhook?writeKey=" in hook["urls"][0]
     # The URL is RudderStack's webhook for that source: an event sent to Segment arrives there unchanged.
     [message_id] = world.track(count=1)
     wait_until(lambda: any(e.get("messageId") == message_id for e in world.rudderstack.staged_events(rs_source)),
@@ -62,7 +83,50 @@ def test_ensure_webhook_created_disabled_then_enabled_on_a_later_run(world):
     mark = world.mark()
     ensure_webhook(world, rs_source, enabled=True).execute(context())
     assert [h["enabled"] for h in world.webhooks()] == [True, True]
-    assert [c["method"] for c in world.segment_changes(mark)] == ["PATCH", "PATCH"]
+    # Switching on: the mapping, then the destination, for each source.
+    calls = [(c["method"], c["path"].count("/subscriptions/")) for c in world.segment_changes(mark)]
+    assert calls == [("PATCH", 1), ("PATCH", 0)] * 2
+    assert all(m["enabled"] for h in world.webhooks() for m in h["mappings"])
+
+
+def test_ensure_webhook_classic_kind_creates_a_classic_webhook_where_the_workspace_has_it(world):
+    world.segment.settings.classic_webhooks_available = True
+    rs_source = world.make_rs_segment_source()
+    ensure_webhook(world, rs_source, webhook_kind="classic").execute(context())
+
+    hooks = world.webhooks()
+    assert {h["metadata"]["id"] for h in hooks} == {WEBHOOKS_METADATA_ID}
+    assert all(h["enabled"] and len(h["urls"]) == 1 and h["mappings"] == [] for h in hooks)
+
+
+def test_ensure_webhook_classic_kind_fails_clearly_where_the_workspace_lacks_it(world):
+    rs_source = world.make_rs_segment_source()
+    with pytest.raises(AirflowFailException, match="not available in this workspace.*use Webhooks \\(Actions\\)"):
+        ensure_webhook(world, rs_source, webhook_kind="classic").execute(context())
+    assert world.webhooks() == []
+
+
+def test_webhooks_this_plan_did_not_create_are_never_touched(world):
+    rs_source = world.make_rs_segment_source()
+    ensure_webhook(world, rs_source).execute(context())
+    url = world.webhooks()[0]["urls"][0]
+    # Someone else's Webhooks (Actions) destination posting to the same URL, under another name.
+    theirs = world.segment_api().post("/destinations", json={
+        "sourceId": WEB, "metadataId": WEBHOOKS_ACTIONS_METADATA_ID, "name": "Team webhook", "enabled": True,
+        "settings": {}}).json()["data"]["destination"]
+    world.segment_api().post(f"/destinations/{theirs['id']}/subscriptions", json={
+        "name": "Team mapping", "actionId": WEBHOOKS_ACTIONS_SEND_ACTION_ID, "trigger": ALL_EVENT_TYPES_TRIGGER,
+        "enabled": True, "settings": {"url": url, "method": "POST"}}).raise_for_status()
+    mark = world.mark()
+    ensure_webhook(world, rs_source).execute(context())
+    assert world.segment_changes(mark) == []  # theirs is neither adopted nor changed
+
+    disable_webhook(world, rs_source).execute(context())
+
+    changed = {c["path"] for c in world.segment_changes(mark)}
+    assert changed and not any(theirs["id"] in path for path in changed)
+    theirs_now = next(h for h in world.webhooks() if h["id"] == theirs["id"])
+    assert theirs_now["enabled"] and all(m["enabled"] for m in theirs_now["mappings"])
 
 
 def disable_webhook(world, rs_source, **kwargs):

@@ -89,6 +89,11 @@ class World:
     def segment_destinations(self) -> list[dict[str, Any]]:
         return self.segment.state()["destinations"]
 
+    def segment_api(self) -> httpx.Client:
+        """Segment's Public API, for set-up done outside the library (e.g. someone else's webhook)."""
+        return httpx.Client(base_url=self.segment_url, headers={"Authorization": f"Bearer {SEGMENT_TOKEN}"},
+                            timeout=10)
+
     def rs_api(self) -> httpx.Client:
         return httpx.Client(base_url=self.rudderstack_url + "/v2",
                             headers={"Authorization": f"Bearer {RUDDERSTACK_TOKEN}"}, timeout=10)
@@ -138,8 +143,14 @@ class World:
         return source_id
 
     def webhooks(self) -> list[dict[str, Any]]:
-        """Segment's destinations (all are Webhooks in the sandbox) with the URL each one posts to."""
-        return [{**d, "urls": [h["hook"] for h in d["settings"].get("hooks", [])]} for d in self.segment_destinations()]
+        """Segment's destinations (all are Webhooks in the sandbox) with the URLs each one posts to: classic hooks,
+        or the URLs of its enabled Webhooks (Actions) mappings (``mappings``: all of them)."""
+        return [
+            {**d, "mappings": d.get("subscriptions", []),
+             "urls": [h["hook"] for h in d["settings"].get("hooks", [])]
+             + [m["settings"]["url"] for m in d.get("subscriptions", []) if m["enabled"]]}
+            for d in self.segment_destinations()
+        ]
 
     # ---------------------------------------------------------------- Segment loads
     def track(self, source_write_key: str = "wk_seg_web_app", count: int = 3) -> list[str]:

@@ -58,6 +58,7 @@ def world(pg_dsn, monkeypatch):
     settings = SegmentSettings(
         sources=[SourceSeed("src_web_app", "web_app", "Web App", "wk_seg_web_app", f"do_test_{tag}")],
         warehouses=[], load_interval_s=None, webhook_initial_backoff_s=0.05, webhook_max_backoff_s=0.2,
+        classic_webhooks_available=True,
     )
     ledger = Ledger(pg_dsn, schema=f"ledger_do_{tag}")
     emulator = SegmentEmulator(settings, Warehouse(pg_dsn), ledger)

@@ -25,7 +25,8 @@ _n = itertools.count(1)
 def segment(pg_dsn: str):
     """A started Segment emulator (no load schedule) and an authenticated client."""
     tag = f"{int(time.time() * 1000) % 10_000_000}_{next(_n)}"
-    settings = SegmentSettings(load_interval_s=None, load_duration_s=0.2, sync_list_per_minute=3)
+    settings = SegmentSettings(load_interval_s=None, load_duration_s=0.2, sync_list_per_minute=3,
+                               classic_webhooks_available=True)
     emulator = SegmentEmulator(settings, Warehouse(pg_dsn), Ledger(pg_dsn, schema=f"ledger_api_{tag}"))
     server = ServerThread(emulator.app).start()
     client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)

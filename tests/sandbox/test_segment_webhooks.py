@@ -60,7 +60,7 @@ def setup(pg_dsn: str):
         tag = f"{int(time.time() * 1000) % 10_000_000}_{next(_n)}"
         settings = SegmentSettings(
             sources=[SourceSeed("src_web_app", "web_app", "Web App", "wk_seg_web_app", f"hook_test_{tag}")],
-            warehouses=[], load_interval_s=None,
+            warehouses=[], load_interval_s=None, classic_webhooks_available=True,
             **{"webhook_initial_backoff_s": 0.05, "webhook_max_backoff_s": 0.2, **overrides},
         )
         ledger = Ledger(pg_dsn, schema=f"ledger_hook_{tag}")

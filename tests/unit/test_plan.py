@@ -22,6 +22,7 @@ def test_sandbox_plan_loads():
     assert plan.dag_id == "segment_to_rudderstack__sandbox"
     assert [s.id for s in plan.client_sources] == ["src_web_app"]
     assert [s.id for s in plan.server_sources] == ["src_backend"]
+    assert plan.segment.webhook_kind == "actions"  # Webhooks (Actions) unless the plan asks for classic
 
 
 def _set(data: dict, path: str, value):
@@ -58,6 +59,7 @@ BAD = [
     ("rudderstack.destination.config", {"host": "db", "password": "hunter2"}, "look like credentials"),
     ("name", "Sandbox Plan", "name: must be lower-case letters"),
     ("segment.final_step", "delete_everything", "segment.final_step"),
+    ("segment.webhook_kind", "webhooks", "segment.webhook_kind: Input should be 'actions' or 'classic'"),
     ("waits.deferable", True, "waits.deferable: unknown field"),
     ("segment.conn_id", "bad id with spaces", "segment.conn_id"),
 ]

@@ -8,6 +8,9 @@ from segment_rudderstack.hooks.errors import ApiError, ResponseFormatError
 from segment_rudderstack.hooks.protocol import RetryPolicy
 from segment_rudderstack.hooks.rudderstack import RudderStackDataPlaneHook, RudderStackHook
 from segment_rudderstack.hooks.segment import (
+    ALL_EVENT_TYPES_TRIGGER,
+    WEBHOOKS_ACTIONS_METADATA_ID,
+    WEBHOOKS_ACTIONS_SEND_ACTION_ID,
     WEBHOOKS_METADATA_ID,
     SegmentHook,
     SyncReport,
@@ -16,6 +19,9 @@ from segment_rudderstack.hooks.segment import (
 )
 
 __all__ = [
+    "ALL_EVENT_TYPES_TRIGGER",
+    "WEBHOOKS_ACTIONS_METADATA_ID",
+    "WEBHOOKS_ACTIONS_SEND_ACTION_ID",
     "WEBHOOKS_METADATA_ID",
     "ApiError",
     "ResponseFormatError",

@@ -22,7 +22,12 @@ from segment_rudderstack.hooks.api_hook import ApiHook
 from segment_rudderstack.hooks.errors import ResponseFormatError
 from segment_rudderstack.hooks.protocol import RequestSpec, quoted_id, unwrap
 from segment_rudderstack.sync_status import SyncState, classify
-from segment_rudderstack.vocabulary import WEBHOOKS_METADATA_ID  # noqa: F401 (the hooks' public API re-exports it)
+from segment_rudderstack.vocabulary import (  # noqa: F401 - re-exported: the hooks' public names
+    ALL_EVENT_TYPES_TRIGGER,
+    WEBHOOKS_ACTIONS_METADATA_ID,
+    WEBHOOKS_ACTIONS_SEND_ACTION_ID,
+    WEBHOOKS_METADATA_ID,
+)
 
 _MAX_PAGES = 10_000
 
@@ -228,6 +233,20 @@ def _mask_destination_settings(hook: ApiHook, settings: Any) -> None:
                 hook.add_secret(header["value"])
 
 
+def _mask_subscription(hook: ApiHook, subscription: Any) -> Any:
+    """``subscription`` (a Webhooks (Actions) mapping) unchanged, after its secrets are registered with the
+    masker: the ``url`` when it carries credentials (the RudderStack write key) and non-plain header values."""
+    settings = subscription.get("settings") if isinstance(subscription, dict) else None
+    if isinstance(settings, dict):
+        if isinstance(settings.get("url"), str):
+            _mask_hook_url(hook, settings["url"])
+        headers = settings.get("headers")
+        for key, value in headers.items() if isinstance(headers, dict) else ():
+            if isinstance(value, str) and str(key).strip().lower() not in _PLAIN_HEADERS:
+                hook.add_secret(value)
+    return subscription
+
+
 def _mask_destination(hook: ApiHook, destination: Any) -> Any:
     """``destination`` unchanged, after its settings' secrets are registered with the masker."""
     if isinstance(destination, dict):
@@ -412,6 +431,62 @@ class SegmentHook(ApiHook):
         path = f"/destinations/{quoted_id(destination_id, 'destination_id')}"
         spec = RequestSpec("PATCH", path, json={"enabled": bool(enabled)})
         return _mask_destination(self, self._data(spec, "destination"))
+
+    # ------------------------------------------------------------------ destination subscriptions (mappings)
+    # DestinationsApi of segmentio/public-api-sdk-python (docs/DestinationsApi.md): alpha endpoints, "the
+    # specified Workspace needs to have the Destination Subscriptions feature enabled"; create, update and
+    # remove are limited to 5 requests a minute.
+    @staticmethod
+    def _subscriptions_path(destination_id: str, subscription_id: str | None = None) -> str:
+        path = f"/destinations/{quoted_id(destination_id, 'destination_id')}/subscriptions"
+        return f"{path}/{quoted_id(subscription_id, 'subscription_id')}" if subscription_id is not None else path
+
+    def list_destination_subscriptions(self, destination_id: str, page_size: int = 200) -> list[dict[str, Any]]:
+        """GET ``/destinations/{id}/subscriptions`` (``list_subscriptions_from_destination``): every mapping
+        (``DestinationSubscription``: id, name, actionId, actionSlug, destinationId, enabled, settings, trigger),
+        all pages; URLs with keys and header values are masked in logs."""
+        items = self._paginated(self._subscriptions_path(destination_id), "subscriptions", page_size)
+        return [_mask_subscription(self, item) for item in items]
+
+    def create_destination_subscription(
+        self,
+        destination_id: str,
+        *,
+        name: str,
+        action_id: str,
+        trigger: str,
+        enabled: bool,
+        settings: dict[str, Any],
+    ) -> dict[str, Any]:
+        """POST ``/destinations/{id}/subscriptions`` (``create_destination_subscription``, body
+        ``CreateDestinationSubscriptionAlphaInput``); returns ``data.destinationSubscription``. Not retried
+        after it may have taken effect."""
+        _mask_subscription(self, {"settings": settings})
+        spec = RequestSpec(
+            "POST",
+            self._subscriptions_path(destination_id),
+            json={"name": name, "actionId": action_id, "trigger": trigger, "enabled": bool(enabled),
+                  "settings": settings},
+            idempotent=False,
+        )
+        return _mask_subscription(self, self._data(spec, "destinationSubscription"))
+
+    def set_destination_subscription_enabled(
+        self, destination_id: str, subscription_id: str, enabled: bool
+    ) -> dict[str, Any]:
+        """PATCH ``/destinations/{id}/subscriptions/{subscriptionId}`` (``update_subscription_for_destination``,
+        body ``UpdateSubscriptionForDestinationAlphaInput`` = ``{"input": {"enabled": x}}``); returns
+        ``data.subscription``."""
+        spec = RequestSpec(
+            "PATCH", self._subscriptions_path(destination_id, subscription_id), json={"input": {"enabled": bool(enabled)}}
+        )
+        return _mask_subscription(self, self._data(spec, "subscription"))
+
+    def get_destination_subscription(self, destination_id: str, subscription_id: str) -> dict[str, Any]:
+        """GET ``/destinations/{id}/subscriptions/{subscriptionId}`` (``get_subscription_from_destination``):
+        ``data.subscription``."""
+        spec = RequestSpec("GET", self._subscriptions_path(destination_id, subscription_id))
+        return _mask_subscription(self, self._data(spec, "subscription"))
 
     def _test_spec(self) -> RequestSpec:
         return RequestSpec("GET", "/")  # Segment's "Get Workspace"

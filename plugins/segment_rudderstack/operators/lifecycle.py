@@ -96,7 +96,8 @@ class RollbackOperator(MigrationOperator):
     def _undo_steps(self, segment, rudderstack) -> dict[tuple[ChangeTarget, str], Any]:
         """How each kind of recorded change is undone: ``(target, field)`` -> step(context, target_id, field,
         change) returning what was done (``None``: already undone). Field ``"config."`` matches every config key."""
-        return {**self._segment_undo_steps(segment), **self._rudderstack_undo_steps(rudderstack)}
+        return {**self._segment_undo_steps(segment), **self._mapping_undo_steps(segment),
+                **self._rudderstack_undo_steps(rudderstack)}
 
     def _segment_undo_steps(self, segment) -> dict[tuple[ChangeTarget, str], Any]:
         from segment_rudderstack.operators.segment import is_connected
@@ -141,6 +142,35 @@ class RollbackOperator(MigrationOperator):
             (ChangeTarget.SEGMENT_WAREHOUSE, "enabled"): warehouse_enabled,
             (ChangeTarget.SEGMENT_WAREHOUSE_SOURCE, "connected"): source_connected,
             (ChangeTarget.SEGMENT_DESTINATION, "enabled"): webhook_enabled,
+        }
+
+    def _mapping_undo_steps(self, segment) -> dict[tuple[ChangeTarget, str], Any]:
+        """Webhooks (Actions) mappings (id ``<destination>/<mapping>``): switched off, never deleted."""
+
+        def mapping_enabled(context, target_id, field, change=None):
+            destination_id, _, mapping_id = target_id.partition("/")
+            current = bool(segment.get_destination_subscription(destination_id, mapping_id).get("enabled"))
+            if self.apply_change(
+                context, target=ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION, target_id=target_id, field=field,
+                before=current, after=False,
+                apply=lambda: segment.set_destination_subscription_enabled(destination_id, mapping_id, False),
+            ):
+                return f"disabled Segment webhook mapping {target_id}"
+            return None
+
+        def mapping_created(context, target_id, field, change):
+            # Created by this plan (perhaps by an attempt that died before writing the outcome): found by its
+            # deterministic name (<destination id>/<mapping name>) and switched off.
+            destination_id, _, name = target_id.partition("/")
+            found = [m for m in segment.list_destination_subscriptions(destination_id)
+                     if m.get("id") == change.object_id or m.get("name") == name]
+            self._settle_by_rollback(change, found[0].get("id") if found else None)
+            return [text for m in found
+                    if (text := mapping_enabled(context, f"{destination_id}/{m['id']}", "enabled"))]
+
+        return {
+            (ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION, "exists"): mapping_created,
+            (ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION, "enabled"): mapping_enabled,
         }
 
     def _rudderstack_undo_steps(self, rudderstack) -> dict[tuple[ChangeTarget, str], Any]:

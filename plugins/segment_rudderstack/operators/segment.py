@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +15,15 @@ from segment_rudderstack.conditions import Decision, as_utc
 from segment_rudderstack.links import SegmentDestinationsLink, SegmentWarehouseLink
 from segment_rudderstack.operators.base import MigrationOperator
 from segment_rudderstack.rendered import as_list
-from segment_rudderstack.vocabulary import WEBHOOKS_METADATA_ID, ChangeTarget
+from segment_rudderstack.vocabulary import (
+    ALL_EVENT_TYPES_TRIGGER,
+    WEBHOOK_KINDS,
+    WEBHOOKS_ACTIONS_METADATA_ID,
+    WEBHOOKS_ACTIONS_SEND_ACTION_ID,
+    WEBHOOKS_METADATA_ID,
+    ChangeTarget,
+    send_mapping_settings,
+)
 from segment_rudderstack.watches import AdoptionWatch, SegmentLoadWatch
 
 
@@ -24,6 +33,7 @@ def hook_urls(destination: dict[str, Any]) -> list[str]:
 
 
 def is_webhook_to(destination: dict[str, Any], url: str) -> bool:
+    """A classic Webhooks destination posting to ``url``."""
     metadata = destination.get("metadata") or {}
     return metadata.get("id") == WEBHOOKS_METADATA_ID and url in hook_urls(destination)
 
@@ -31,6 +41,24 @@ def is_webhook_to(destination: dict[str, Any], url: str) -> bool:
 def is_connected(hook, warehouse_id: str, source_id: str) -> bool:
     """Whether Segment's warehouse loads the source (read from the source's connected warehouses)."""
     return warehouse_id in {w.get("id") for w in hook.list_connected_warehouses(source_id)}
+
+
+def subscription_target_id(destination_id: str, subscription_id: str) -> str:
+    return f"{destination_id}/{subscription_id}"
+
+
+@dataclass(frozen=True)
+class WebhookRoute:
+    """One path from a Segment source to RudderStack: a Webhooks destination and, for Webhooks (Actions), its
+    "Send" mapping (``None``: classic, or an Actions destination whose mapping is still missing)."""
+
+    source_id: str
+    destination: dict[str, Any]
+    mapping: dict[str, Any] | None = None
+
+    @property
+    def destination_id(self) -> str:
+        return self.destination["id"]
 
 
 class _SegmentOperator(MigrationOperator):
@@ -45,11 +73,17 @@ class _SegmentOperator(MigrationOperator):
 
 
 class _WebhookOperator(_SegmentOperator):
-    """Finds, per Segment source, the Webhooks destination that points at the RudderStack Segment-type source."""
+    """Finds, per Segment source, the Webhooks destination (and, for Webhooks (Actions), its "Send" mapping)
+    that this plan created to forward events to RudderStack's Segment-type source.
 
-    operator_extra_links = (SegmentDestinationsLink(),)
+    :param webhook_kind: ``actions`` (Webhooks (Actions): a destination named ``destination_name`` with a "Send"
+        mapping named ``<destination_name>: Send`` posting to the RudderStack webhook URL; the default) or
+        ``classic`` (a classic Webhooks destination whose hook is that URL). Destinations and mappings without
+        this plan's name (or, classic, without its URL) are never touched.
+    """
 
     template_fields = (*MigrationOperator.template_fields, "rudderstack_source_id", "source_ids")
+    operator_extra_links = (SegmentDestinationsLink(),)
 
     def __init__(
         self,
@@ -59,14 +93,22 @@ class _WebhookOperator(_SegmentOperator):
         rudderstack_conn_id: str = "rudderstack_default",
         rudderstack_data_plane_conn_id: str = "rudderstack_data_plane_default",
         destination_name: str = "RudderStack (migration)",
+        webhook_kind: str = "actions",
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        if webhook_kind not in WEBHOOK_KINDS:
+            raise ValueError(f"webhook_kind must be one of {list(WEBHOOK_KINDS)}, not {webhook_kind!r}")
         self.source_ids = source_ids
         self.rudderstack_source_id = rudderstack_source_id
         self.rudderstack_conn_id = rudderstack_conn_id
         self.rudderstack_data_plane_conn_id = rudderstack_data_plane_conn_id
         self.destination_name = destination_name
+        self.webhook_kind = webhook_kind
+
+    @property
+    def mapping_name(self) -> str:
+        return f"{self.destination_name}: Send"
 
     def webhook_url(self) -> str | None:
         """The RudderStack webhook URL (it carries the source's write key: masked, never returned)."""
@@ -85,17 +127,33 @@ class _WebhookOperator(_SegmentOperator):
             rudderstack_data_plane_conn_id=self.rudderstack_data_plane_conn_id
         ).webhook_url(write_key)
 
-    def find_webhooks(self, hook, url: str | None) -> dict[str, list[dict[str, Any]]]:
-        found: dict[str, list[dict[str, Any]]] = {}
+    def is_our_mapping(self, mapping: dict[str, Any], url: str) -> bool:
+        settings = mapping.get("settings") or {}
+        return (mapping.get("name") == self.mapping_name and mapping.get("actionId") == WEBHOOKS_ACTIONS_SEND_ACTION_ID
+                and settings.get("url") == url)
+
+    def find_webhooks(self, hook, url: str | None) -> dict[str, list[WebhookRoute]]:
+        found: dict[str, list[WebhookRoute]] = {}
         for source_id in as_list(self.source_ids) or []:
-            destinations = hook.list_connected_destinations(source_id)
-            found[source_id] = [d for d in destinations if url and is_webhook_to(d, url)]
+            routes: list[WebhookRoute] = []
+            for destination in hook.list_connected_destinations(source_id) if url else []:
+                metadata_id = (destination.get("metadata") or {}).get("id")
+                if self.webhook_kind == "classic":
+                    if is_webhook_to(destination, url):
+                        routes.append(WebhookRoute(source_id, destination))
+                elif metadata_id == WEBHOOKS_ACTIONS_METADATA_ID and destination.get("name") == self.destination_name:
+                    mappings = [m for m in hook.list_destination_subscriptions(destination["id"])
+                                if self.is_our_mapping(m, url)]
+                    routes.append(WebhookRoute(source_id, destination, mappings[0] if mappings else None))
+            # An Actions destination that already has our mapping is the one to use.
+            found[source_id] = sorted(routes, key=lambda r: r.mapping is None)
         return found
 
 
 class EnsureSegmentWebhookOperator(_WebhookOperator):
-    """Ensure each given Segment source has exactly one Webhooks destination pointing at RudderStack's
-    Segment-type source, enabled (or disabled) as asked. No duplicate destination on re-run.
+    """Ensure each given Segment source has exactly one Webhooks destination forwarding to RudderStack's
+    Segment-type source (Webhooks (Actions): with its "Send" mapping), enabled (or disabled) as asked. No
+    duplicate destination or mapping on re-run.
 
     Returns ``{"destinations": {source_id: destination_id}, "cutover_at": iso}``; ``cutover_at`` is when the
     webhook was (last) enabled on all sources, the instant after which a Segment load must start and finish
@@ -116,71 +174,138 @@ class EnsureSegmentWebhookOperator(_WebhookOperator):
         found = self.find_webhooks(hook, url)
         destinations: dict[str, str | None] = {}
         enabled_at: list[datetime] = []
-        for source_id, matches in found.items():
-            if len(matches) > 1:
+        for source_id, routes in found.items():
+            if len(routes) > 1:
                 self.log.warning(
-                    "Segment source %s has %d Webhooks destinations pointing at RudderStack (%s); using the first",
-                    source_id, len(matches), [m.get("id") for m in matches],
+                    "Segment source %s has %d Webhooks destinations forwarding to RudderStack (%s); using the first",
+                    source_id, len(routes), [r.destination_id for r in routes],
                 )
-            if not matches:
-                created = self.create_missing(
-                    context,
-                    target=ChangeTarget.SEGMENT_DESTINATION,
-                    target_id=f"{source_id}:{self.destination_name}",
-                    make=lambda source_id=source_id: hook.create_destination(
-                        source_id=source_id,
-                        metadata_id=WEBHOOKS_METADATA_ID,
-                        name=self.destination_name,
-                        enabled=self.enabled,
-                        settings={"hooks": [{"hook": url, "headers": []}]},
-                    ),
-                ) or {}
-                destinations[source_id] = created.get("id")
-                if created.get("id"):
-                    self._record_enabled(context, created["id"], None, self.enabled)
-                if self.enabled:
-                    enabled_at.append(self._enabled_since(created["id"]) if created.get("id") else datetime.now(UTC))
-                continue
-            destination = matches[0]
-            destination_id = destination["id"]
+            if self.webhook_kind == "actions":
+                destination_id, since = self._ensure_actions(context, hook, url, source_id, routes)
+            else:
+                destination_id, since = self._ensure_classic(context, hook, url, source_id, routes)
             destinations[source_id] = destination_id
-            self.adopt_existing(ChangeTarget.SEGMENT_DESTINATION, f"{source_id}:{self.destination_name}", destination_id)
-            before = bool(destination.get("enabled"))
-            self.apply_change(
-                context,
-                target=ChangeTarget.SEGMENT_DESTINATION,
-                target_id=destination_id,
-                field="enabled",
-                before=before,
-                after=self.enabled,
-                apply=lambda destination_id=destination_id: hook.set_destination_enabled(
-                    destination_id, self.enabled
-                ),
-            )
-            if self.enabled:
-                # The instant the change log holds, so a re-run reports the same cutover point as this run.
-                enabled_at.append(self._enabled_since(destination_id))
+            enabled_at += since
         cutover = max(enabled_at) if enabled_at else datetime.now(UTC)
         self.log.info("cutover point (webhook enabled on all sources): %s", cutover.isoformat())
         return {"destinations": destinations, "cutover_at": cutover.isoformat()}
 
-    def _record_enabled(self, context: Any, destination_id: str, before: Any, after: bool) -> None:
-        # A webhook created enabled also logs its "enabled" state, so the rollback finds and disables it.
-        self.record_change(context, target=ChangeTarget.SEGMENT_DESTINATION, target_id=destination_id,
-                           field="enabled", before=before, after=after)
+    def _ensure_classic(self, context, hook, url, source_id, routes) -> tuple[str | None, list[datetime]]:
+        if not routes:
+            created = self.create_missing(
+                context,
+                target=ChangeTarget.SEGMENT_DESTINATION,
+                target_id=f"{source_id}:{self.destination_name}",
+                make=lambda: hook.create_destination(
+                    source_id=source_id,
+                    metadata_id=WEBHOOKS_METADATA_ID,
+                    name=self.destination_name,
+                    enabled=self.enabled,
+                    settings={"hooks": [{"hook": url, "headers": []}]},
+                ),
+            ) or {}
+            if created.get("id"):
+                self._record_enabled(context, ChangeTarget.SEGMENT_DESTINATION, created["id"], self.enabled)
+            if not self.enabled:
+                return created.get("id"), []
+            return created.get("id"), [self._enabled_since(ChangeTarget.SEGMENT_DESTINATION, created["id"])
+                                       if created.get("id") else datetime.now(UTC)]
+        destination_id = routes[0].destination_id
+        self.adopt_existing(ChangeTarget.SEGMENT_DESTINATION, f"{source_id}:{self.destination_name}", destination_id)
+        self._set_destination(context, hook, routes[0].destination)
+        return destination_id, [self._enabled_since(ChangeTarget.SEGMENT_DESTINATION, destination_id)] if self.enabled else []
 
-    def _enabled_since(self, destination_id: str) -> datetime:
-        change = self.change_log.last(ChangeTarget.SEGMENT_DESTINATION, destination_id, "enabled")
+    def _ensure_actions(self, context, hook, url, source_id, routes) -> tuple[str | None, list[datetime]]:
+        """Webhooks (Actions): the destination (created disabled, settings without a sharedSecret: RudderStack's
+        Segment source does not verify signatures), then its "Send" mapping, then the destination's switch —
+        so nothing is sent before the mapping is in place."""
+        if routes:
+            destination = routes[0].destination
+            self.adopt_existing(ChangeTarget.SEGMENT_DESTINATION, f"{source_id}:{self.destination_name}",
+                                destination["id"])
+        else:
+            destination = self.create_missing(
+                context,
+                target=ChangeTarget.SEGMENT_DESTINATION,
+                target_id=f"{source_id}:{self.destination_name}",
+                make=lambda: hook.create_destination(
+                    source_id=source_id,
+                    metadata_id=WEBHOOKS_ACTIONS_METADATA_ID,
+                    name=self.destination_name,
+                    enabled=False,
+                    settings={},
+                ),
+            )
+            if destination is None:  # dry run
+                self.log.info("DRY RUN: would then add its Send mapping to RudderStack and enable both")
+                return None, []
+        destination_id = destination["id"]
+        mapping = routes[0].mapping if routes else None
+        if mapping is None:
+            mapping = self.create_missing(
+                context,
+                target=ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION,
+                target_id=f"{destination_id}/{self.mapping_name}",
+                make=lambda: hook.create_destination_subscription(
+                    destination_id,
+                    name=self.mapping_name,
+                    action_id=WEBHOOKS_ACTIONS_SEND_ACTION_ID,
+                    trigger=ALL_EVENT_TYPES_TRIGGER,
+                    enabled=self.enabled,
+                    settings=send_mapping_settings(url),
+                ),
+            )
+            if mapping is not None and mapping.get("id"):
+                self._record_enabled(context, ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION,
+                                     subscription_target_id(destination_id, mapping["id"]), self.enabled)
+        else:
+            self.adopt_existing(ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION,
+                                f"{destination_id}/{self.mapping_name}", mapping["id"])
+        if routes and routes[0].mapping is not None and self.enabled:
+            self._set_mapping(context, hook, destination_id, mapping)  # switching on: the mapping first
+        self._set_destination(context, hook, destination)
+        if mapping is not None and mapping.get("id") and not self.enabled:  # switching off: the destination first
+            self._set_mapping(context, hook, destination_id, mapping)
+        if not self.enabled:
+            return destination_id, []
+        since = [self._enabled_since(ChangeTarget.SEGMENT_DESTINATION, destination_id)]
+        if mapping is not None and mapping.get("id"):
+            mapping_target = subscription_target_id(destination_id, mapping["id"])
+            since.append(self._enabled_since(ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION, mapping_target))
+        return destination_id, since
+
+    def _set_destination(self, context, hook, destination: dict[str, Any]) -> None:
+        destination_id = destination["id"]
+        self.apply_change(
+            context, target=ChangeTarget.SEGMENT_DESTINATION, target_id=destination_id, field="enabled",
+            before=bool(destination.get("enabled")), after=self.enabled,
+            apply=lambda: hook.set_destination_enabled(destination_id, self.enabled),
+        )
+
+    def _set_mapping(self, context, hook, destination_id: str, mapping: dict[str, Any]) -> None:
+        self.apply_change(
+            context, target=ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION,
+            target_id=subscription_target_id(destination_id, mapping["id"]), field="enabled", before=bool(mapping.get("enabled")), after=self.enabled,
+            apply=lambda: hook.set_destination_subscription_enabled(destination_id, mapping["id"], self.enabled),
+        )
+
+    def _record_enabled(self, context: Any, target: ChangeTarget, target_id: str, after: bool) -> None:
+        """Something created enabled: its "enabled" state is logged too, so the rollback finds and disables it."""
+        self.record_change(context, target=target, target_id=target_id, field="enabled", before=None, after=after)
+
+    def _enabled_since(self, target: ChangeTarget, target_id: str) -> datetime:
+        change = self.change_log.last(target, target_id, "enabled")
         if change is not None and change.after is True:
             return as_utc(change.at)
         # Enabled outside this migration: we cannot know since when, so take now (the safe, later instant).
-        self.log.info("webhook %s was enabled outside this plan's change log; cutover counted from now",
-                      destination_id)
+        self.log.info("%s %s was enabled outside this plan's change log; cutover counted from now",
+                      target, target_id)
         return datetime.now(UTC)
 
 
 class DisableSegmentWebhookOperator(_WebhookOperator):
-    """Disable the Webhooks destinations that forward Segment events to RudderStack (the last runbook step).
+    """Disable the Webhooks destinations (and, for Webhooks (Actions), their "Send" mappings) that forward
+    Segment events to RudderStack (the last runbook step).
 
     With ``adoption_guard`` (``warehouse_conn_id``, ``namespace``, ``threshold``, ``window_seconds``, optional
     ``min_events`` and ``library_names``) it first measures the share of events still arriving through the
@@ -229,18 +354,32 @@ class DisableSegmentWebhookOperator(_WebhookOperator):
             )
         found = self.find_webhooks(hook, self.webhook_url())
         disabled: list[str] = []
-        for matches in found.values():
-            for destination in matches:
+        for routes in found.values():
+            for route in routes:
+                # The destination first: it stops every mapping at once.
                 if self.apply_change(
                     context,
                     target=ChangeTarget.SEGMENT_DESTINATION,
-                    target_id=destination["id"],
+                    target_id=route.destination_id,
                     field="enabled",
-                    before=bool(destination.get("enabled")),
+                    before=bool(route.destination.get("enabled")),
                     after=False,
-                    apply=lambda d=destination["id"]: hook.set_destination_enabled(d, False),
+                    apply=lambda d=route.destination_id: hook.set_destination_enabled(d, False),
                 ):
-                    disabled.append(destination["id"])
+                    disabled.append(route.destination_id)
+                if route.mapping is not None:
+                    mapping_id = route.mapping["id"]
+                    self.apply_change(
+                        context,
+                        target=ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION,
+                        target_id=subscription_target_id(route.destination_id, mapping_id),
+                        field="enabled",
+                        before=bool(route.mapping.get("enabled")),
+                        after=False,
+                        apply=lambda d=route.destination_id, m=mapping_id: hook.set_destination_subscription_enabled(
+                            d, m, False
+                        ),
+                    )
         return {"disabled": disabled, "at": datetime.now(UTC).isoformat()}
 
 
