@@ -149,7 +149,7 @@ def replacement_path_problems(
     ``delivery_check(destination_id, since)`` returns the number of events Segment delivered through a webhook
     destination since ``since``, or ``None`` when Segment's metrics do not answer."""
     from segment_rudderstack.hooks.segment import SegmentHook
-    from segment_rudderstack.operators.segment import is_webhook_to
+    from segment_rudderstack.operators.segment import webhooks_forwarding_to
 
     problems: list[str] = []
     if not client_source_ids:
@@ -163,8 +163,9 @@ def replacement_path_problems(
         problems += connection_problems(None, None, data_plane_conn_id)
     hook = SegmentHook(segment_conn_id=segment_conn_id)
     for source_id in client_source_ids:
-        webhooks = [d for d in hook.list_connected_destinations(source_id) if is_webhook_to(d, webhook_url)]
-        enabled = [d for d in webhooks if d.get("enabled")]
+        forwarding = webhooks_forwarding_to(hook, source_id, webhook_url)  # classic or Webhooks (Actions)
+        webhooks = [d for d, _ in forwarding]
+        enabled = [d for d, on in forwarding if on]
         if not enabled:
             problems.append(
                 f"client source {source_id!r} has no enabled Segment webhook to RudderStack's data plane "

@@ -59,8 +59,10 @@ def test_rollback_during_a_running_migration_loses_nothing(world):
 
     # 2. Forced: it undoes the webhook and fences the running migration run.
     roll = run_context("manual__rb2", datetime.now(UTC), dag_id="segment_to_rudderstack_rollback__p", running=running)
+    [webhook] = world.webhooks()  # Webhooks (Actions): the destination and its Send mapping are both switched off
     assert rollback(world, force=True).execute(roll)["undone"] == [
-        f"disabled Segment webhook destination {world.webhooks()[0]['id']}"
+        f"disabled Segment webhook destination {webhook['id']}",
+        f"disabled Segment webhook mapping {webhook['id']}/{webhook['mappings'][0]['id']}",
     ]
     # 3. The migration goes on (Segment's final load finished): its next change is refused, before any call.
     world.load()

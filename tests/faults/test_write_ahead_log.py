@@ -16,8 +16,10 @@ from tests.library.world import RUDDERSTACK_CONN, SEGMENT_CONN, WEB, context
 
 
 def webhook_operator(world, rs_source):
+    # The classic Webhooks destination is created enabled in one call: the sharpest case for a death mid-creation
+    # (Webhooks (Actions) mappings killed mid-creation: tests/library/test_library_segment_operators.py).
     return EnsureSegmentWebhookOperator(task_id="ensure_webhooks", source_ids=[WEB], rudderstack_source_id=rs_source,
-                                        change_log_key=world.change_log_key)
+                                        change_log_key=world.change_log_key, webhook_kind="classic")
 
 
 def rollback(world):
@@ -26,6 +28,7 @@ def rollback(world):
 
 
 def kill_while_creating_webhook(world):
+    world.segment.settings.classic_webhooks_available = True
     rs_source = world.make_rs_segment_source(world.make_rs_destination())
     code = run_killed_after_call(lambda: webhook_operator(world, rs_source).execute(context()),
                                  target="segment.destination", field="exists")

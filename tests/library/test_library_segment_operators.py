@@ -235,3 +235,47 @@ def test_disable_webhook_refuses_while_old_clients_still_send_through_it(world):
     load_rudderstack_rows(world, "rs_src_app", 4000)  # the old versions are gone: 20 of 4100 < 5 %
     assert disable_webhook(world, rs_source, adoption_guard=guard).execute(context())["disabled"]
     assert not any(h["enabled"] for h in world.webhooks())
+
+
+def test_segment_warehouse_stays_on_while_the_send_mapping_is_off_even_if_its_destination_is_on(world):
+    from tests.faults.test_preflight_and_switch_off import switch_off
+
+    rs_source = world.make_rs_segment_source(world.make_rs_destination())
+    cutover = EnsureSegmentWebhookOperator(task_id="ensure_webhooks", source_ids=[WEB], rudderstack_source_id=rs_source,
+                                           change_log_key=world.change_log_key).execute(context())["cutover_at"]
+    [hook] = world.webhooks()
+    with world.segment_api() as api:  # someone switches the mapping off in Segment's app
+        api.patch(f"/destinations/{hook['id']}/subscriptions/{hook['mappings'][0]['id']}",
+                  json={"input": {"enabled": False}}).raise_for_status()
+    world.load()
+    with pytest.raises(AirflowFailException, match="no enabled Segment webhook to RudderStack"):
+        switch_off(world, cutover, rs_source).execute(context())
+    assert world.segment_warehouse()["enabled"] is True
+
+
+def test_a_send_mapping_created_by_a_task_that_died_before_recording_it_is_switched_off_by_the_rollback(world):
+    import signal
+
+    from segment_rudderstack.changelog import ChangeLog
+    from segment_rudderstack.operators.lifecycle import RollbackOperator
+    from tests.faults.killed import run_killed_after_call
+    from tests.library.world import RUDDERSTACK_CONN, SEGMENT_CONN
+
+    rs_source = world.make_rs_segment_source(world.make_rs_destination())
+    operator = EnsureSegmentWebhookOperator(task_id="ensure_webhooks", source_ids=[WEB], rudderstack_source_id=rs_source,
+                                            change_log_key=world.change_log_key)
+    code = run_killed_after_call(lambda: operator.execute(context()), target="segment.destination.subscription",
+                                 field="exists")
+    assert code == -signal.SIGKILL
+    [webhook] = world.webhooks()
+    assert webhook["enabled"] is False and webhook["mappings"][0]["enabled"] is True  # died before the switch-on
+    [intent] = ChangeLog(world.change_log_key).open_intents()
+    assert intent.target_id == f"{webhook['id']}/RudderStack (migration): Send"
+
+    undone = RollbackOperator(task_id="rollback", plan_name="p", segment_conn_id=SEGMENT_CONN,
+                              rudderstack_conn_id=RUDDERSTACK_CONN,
+                              change_log_key=world.change_log_key).execute(context())["undone"]
+
+    assert undone == [f"disabled Segment webhook mapping {webhook['id']}/{webhook['mappings'][0]['id']}"]
+    assert not any(m["enabled"] for m in world.webhooks()[0]["mappings"])
+    assert ChangeLog(world.change_log_key).open_intents() == []

@@ -38,6 +38,25 @@ def is_webhook_to(destination: dict[str, Any], url: str) -> bool:
     return metadata.get("id") == WEBHOOKS_METADATA_ID and url in hook_urls(destination)
 
 
+def webhooks_forwarding_to(hook, source_id: str, url: str) -> list[tuple[dict[str, Any], bool]]:
+    """Every Webhooks destination of ``source_id`` that would send events to ``url``, with whether it does now:
+    classic (enabled, ``url`` among its hooks) or Webhooks (Actions) (enabled, with an enabled "Send" mapping to
+    ``url``). Any name: this reads, it never changes them."""
+    found: list[tuple[dict[str, Any], bool]] = []
+    for destination in hook.list_connected_destinations(source_id):
+        metadata_id = (destination.get("metadata") or {}).get("id")
+        if is_webhook_to(destination, url):
+            found.append((destination, bool(destination.get("enabled"))))
+        elif metadata_id == WEBHOOKS_ACTIONS_METADATA_ID:
+            mappings = [m for m in hook.list_destination_subscriptions(destination["id"])
+                        if m.get("actionId") == WEBHOOKS_ACTIONS_SEND_ACTION_ID
+                        and (m.get("settings") or {}).get("url") == url]
+            if mappings:
+                on = bool(destination.get("enabled")) and any(m.get("enabled") for m in mappings)
+                found.append((destination, on))
+    return found
+
+
 def is_connected(hook, warehouse_id: str, source_id: str) -> bool:
     """Whether Segment's warehouse loads the source (read from the source's connected warehouses)."""
     return warehouse_id in {w.get("id") for w in hook.list_connected_warehouses(source_id)}
