@@ -340,6 +340,7 @@ def _release_rudderstack(w: _Wiring, setup: SetupTasks, cutover: Any) -> Release
             **w.final_load_args(cutover),
             margin_minutes=dest.sync_start_margin_minutes,
             allow_merge_mode_change=dest.allow_merge_mode_change,
+            retry_budget_minutes=w.plan.waits.release_retry_minutes,
             multiple_outputs=True,
             **w.segment,
             **w.common,

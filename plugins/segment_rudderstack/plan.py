@@ -140,6 +140,8 @@ class WaitSettings(_Model):
     timeout_seconds: int = Field(default=6 * 3600, ge=1)
     deferrable: bool = True
     drain_consecutive_loads: int = Field(default=2, ge=1, le=50)
+    # The release follows the point of no return (Segment's warehouse off): it retries with backoff this long.
+    release_retry_minutes: float = Field(default=45, ge=30)
 
 
 class DuplicateSettings(_Model):
