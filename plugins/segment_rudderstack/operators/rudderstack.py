@@ -375,6 +375,8 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
     :param margin_minutes: ``syncStartAt`` is Segment's last load end plus this margin.
     :param rudderstack_data_plane_conn_id: the data plane connection (upload trigger).
     :param trigger_upload: trigger an upload right after the release.
+    :param retry_budget_minutes: how long Airflow retries this task with exponential backoff (it follows the point
+        of no return, so an outage must not end the run; each failed attempt logs the world's state).
     """
 
     operator_extra_links = (RudderStackDestinationLink(), SegmentWarehouseLink())
