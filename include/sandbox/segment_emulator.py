@@ -1041,7 +1041,14 @@ class SegmentEmulator:
                 return {"data": {"warehouse": redact(warehouse)}}
 
         def list_syncs(request: Request, response: Response, warehouse_id: str, source_id: str | None, key: str):
-            self._rate_limit(response, key, s.sync_list_per_minute)
+            # Every sync-list request is logged with whether the rate limit admitted it, so a run can be checked
+            # afterwards for 429s and calls per minute (log kind "sync_list").
+            try:
+                self._rate_limit(response, key, s.sync_list_per_minute)
+            except ApiError:
+                self.log.append("sync_list", path=request.url.path, limit=key, status=429)
+                raise
+            self.log.append("sync_list", path=request.url.path, limit=key, status=200)
             with self._lock:
                 self._get_warehouse(warehouse_id)
                 if source_id is not None:

@@ -59,6 +59,7 @@ class SandboxInfo:
     rudderstack_token: str
     rudderstack_sources: dict[str, str]
     airflow_connections: dict[str, str] = field(default_factory=dict)
+    segment_sync_list_per_minute: float = 2.0  # the Segment emulator's sync-list limit
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,8 +78,12 @@ def airflow_connections(info: SandboxInfo) -> dict[str, str]:
         "schema": params.get("dbname") or "postgres",
     }
     conns = {
+        # Every sensor of every plan using this token shares one sync-list budget, kept in the warehouse's
+        # PostgreSQL (segment_rudderstack.rate_budget; docs/scaling.md).
         "AIRFLOW_CONN_SEGMENT_SANDBOX": {"conn_type": "http", "host": info.segment_url,
-                                         "password": info.segment_token},
+                                         "password": info.segment_token,
+                                         "extra": {"sync_list_budget_conn_id": "warehouse_sandbox",
+                                                   "sync_list_requests_per_minute": info.segment_sync_list_per_minute}},
         "AIRFLOW_CONN_RUDDERSTACK_SANDBOX": {"conn_type": "http", "host": info.rudderstack_api_url,
                                              "password": info.rudderstack_token},
         "AIRFLOW_CONN_RUDDERSTACK_DATA_PLANE_SANDBOX": {"conn_type": "http", "host": info.rudderstack_url},
@@ -181,6 +186,7 @@ class Sandbox:
             rudderstack_api_url=f"{rudderstack_url}/v2",
             rudderstack_token=config.rudderstack.token,
             rudderstack_sources={s["id"]: s.get("writeKey", "") for s in config.rudderstack.sources},
+            segment_sync_list_per_minute=config.segment.sync_list_per_minute,
         )
         self.info.airflow_connections = airflow_connections(self.info)
         self.write_state()

@@ -21,6 +21,7 @@ import msgspec
 from segment_rudderstack.hooks.api_hook import ApiHook
 from segment_rudderstack.hooks.errors import ResponseFormatError
 from segment_rudderstack.hooks.protocol import RequestSpec, quoted_id, unwrap
+from segment_rudderstack.rate_budget import DEFAULT_REQUESTS_PER_MINUTE, SyncListBudget, budget_key
 from segment_rudderstack.sync_status import SyncState, classify
 from segment_rudderstack.vocabulary import (  # noqa: F401 - re-exported: the hooks' public names
     ALL_EVENT_TYPES_TRIGGER,
@@ -269,9 +270,25 @@ class SegmentHook(ApiHook):
     service_name = "Segment API"
     default_host = "https://api.segmentapis.com"
 
+    # Connection extras of the deployment-wide sync-list budget (segment_rudderstack.rate_budget).
+    hook_extras = (*ApiHook.hook_extras, "sync_list_budget_conn_id", "sync_list_requests_per_minute")
+
     def __init__(self, segment_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(segment_conn_id, **kwargs)
         self.segment_conn_id = segment_conn_id
+        self._budget: SyncListBudget | None = None
+
+    @property
+    def sync_list_budget(self) -> SyncListBudget:
+        """The workspace's sync-list budget, shared by every user of this token (after the connection is read)."""
+        if self._budget is None:
+            extras = self._extras
+            self._budget = SyncListBudget(
+                budget_key(self.base_url, self._auth.get("Authorization", "")),
+                float(extras.get("sync_list_requests_per_minute") or DEFAULT_REQUESTS_PER_MINUTE),
+                extras.get("sync_list_budget_conn_id") or None,
+            )
+        return self._budget
 
     def _data(self, spec: RequestSpec, *keys: str, expect: type = dict) -> Any:
         return unwrap(self.call(spec), ("data", *keys), spec=spec, service=self.service_name, expect=expect)
@@ -311,13 +328,20 @@ class SegmentHook(ApiHook):
     def list_warehouse_syncs(
         self, warehouse_id: str, source_id: str | None = None, count: int = 20
     ) -> list[SyncReport]:
-        """The latest ``count`` sync reports (one request: this endpoint allows 2 requests a minute), newest first."""
-        return self.call(self._syncs_spec(warehouse_id, source_id, count))
+        """The latest ``count`` sync reports (one request: this endpoint allows 2 requests a minute), newest first.
+        Waits for its turn in the workspace's sync-list budget first (see :attr:`sync_list_budget`)."""
+        spec = self._syncs_spec(warehouse_id, source_id, count)
+        self.load_connection()
+        self.sync_list_budget.wait()
+        return self.call(spec)
 
     async def alist_warehouse_syncs(
         self, warehouse_id: str, source_id: str | None = None, count: int = 20
     ) -> list[SyncReport]:
-        return await self.acall(self._syncs_spec(warehouse_id, source_id, count))
+        spec = self._syncs_spec(warehouse_id, source_id, count)
+        await self.aload_connection()
+        await self.sync_list_budget.await_turn()
+        return await self.acall(spec)
 
     def get_advanced_sync_schedule(self, warehouse_id: str) -> dict[str, Any]:
         """``data``: ``{enabled, schedule?: {times: [{hourOfDay, enabled}], timezone}}``."""

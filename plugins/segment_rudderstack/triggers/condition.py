@@ -21,6 +21,10 @@ from segment_rudderstack.watches import Watch, load_watch
 LOG_EVERY = 20
 
 
+class _DeadlinePassed(Exception):
+    """The sensor's timeout came while a check was still waiting (for its turn or for an answer)."""
+
+
 class ConditionTrigger(BaseTrigger):
     """Poll a watch until its condition is decided or the deadline passes; fire one event.
 
@@ -71,6 +75,16 @@ class ConditionTrigger(BaseTrigger):
             },
         )
 
+    async def _check_before_deadline(self, watch: Watch, memory: list[Any]):
+        if self.deadline is None:
+            return await watch.acheck(memory)
+        try:
+            return await asyncio.wait_for(watch.acheck(memory), max(0.001, self.deadline - time.time()))
+        except TimeoutError:
+            if time.time() >= self.deadline:
+                raise _DeadlinePassed from None
+            raise
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         watch: Watch = load_watch(self.watch_spec)
         memory = list(self.memory)
@@ -86,7 +100,11 @@ class ConditionTrigger(BaseTrigger):
                 return
             checks += 1
             try:
-                check = await watch.acheck(memory)
+                check = await self._check_before_deadline(watch, memory)
+            except _DeadlinePassed:
+                # e.g. queued behind other sensors for Segment's sync-list budget until the sensor's timeout
+                yield TriggerEvent({"status": "timeout", "checks": checks - 1, "memory": memory})
+                return
             except Exception as exc:  # an observation that cannot be made: ride it out or end the wait
                 if not watch.is_transient(exc):
                     yield TriggerEvent(
