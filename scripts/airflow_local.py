@@ -2,7 +2,8 @@
 
 One `LocalAirflow` is: a PostgreSQL metadata database (an embedded server in a temporary folder unless a
 DSN is given), `airflow db migrate`, then `scheduler`, `dag-processor`, `triggerer` and `api-server` as
-separate process groups with the LocalExecutor, the simple auth manager with a known admin user, free
+separate process groups with the LocalExecutor (or, with ``executor="CeleryExecutor"``, a Redis broker and
+Celery workers next to them), the simple auth manager with a known admin user, free
 ports on 127.0.0.1 and every process logging to a file under the deployment's home. A background
 sampler records the peak memory of all Airflow processes (and their children: executor workers, task
 supervisors, parsing processes).
@@ -78,6 +79,12 @@ class DeploymentSpec:
     keep_home: bool = False
     save_logs_to: pathlib.Path | None = None  # copy process and task logs here on stop (e.g. CI artifacts)
     airflow_bin: pathlib.Path = pathlib.Path(sys.executable).with_name("airflow")
+    # "LocalExecutor", or "CeleryExecutor": then a Redis broker (Debian's redis-server) and `celery_workers`
+    # `airflow celery worker` processes (each `worker_concurrency` slots) run next to the other components.
+    executor: str = "LocalExecutor"
+    celery_workers: int = 2
+    worker_concurrency: int = 2
+    redis_server_bin: str = "redis-server"
     startup_timeout: float = 120.0
 
 
@@ -341,6 +348,7 @@ class LocalAirflow:
         self.ready_after_s = 0.0
         self.wall_s = 0.0
         self.env: dict[str, str] = {}
+        self.redis_port = 0
 
     # ---------- lifecycle ----------
     def __enter__(self) -> LocalAirflow:
@@ -361,6 +369,8 @@ class LocalAirflow:
         self.home.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
         dsn = self.spec.metadata_dsn or self._start_embedded_postgres()
+        if self.celery:
+            self._start_redis()
         self.env = self._build_env(dsn)
         self._write_passwords_file()
         self._migrate()
@@ -368,7 +378,11 @@ class LocalAirflow:
         self._sampler.start()
         for component in COMPONENTS:
             self._spawn(component)
+        for number in range(1, self.spec.celery_workers + 1 if self.celery else 1):
+            self._spawn_celery_worker(number)
         self._wait_healthy()
+        if self.celery:
+            self._wait_celery_workers()
         self.ready_after_s = time.monotonic() - self.started_at
 
     def stop(self) -> None:
@@ -418,6 +432,14 @@ class LocalAirflow:
     def running(self) -> dict[str, bool]:
         return {name: proc.poll() is None for name, proc in self.processes.items()}
 
+    @property
+    def celery(self) -> bool:
+        return self.spec.executor == "CeleryExecutor"
+
+    @property
+    def celery_worker_names(self) -> list[str]:
+        return [name for name in self.processes if name.startswith("celery-worker-")]
+
     # ---------- API ----------
     def token(self) -> str:
         """Log in as the UI's login form does: POST /auth/token with the admin's user name and password."""
@@ -451,7 +473,7 @@ class LocalAirflow:
             "AIRFLOW_HOME": str(self.home),
             "PYTHONPATH": os.pathsep.join(str(p) for p in self.spec.python_path),
             "PYTHONUNBUFFERED": "1",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": self.spec.executor,
             "AIRFLOW__CORE__PARALLELISM": str(self.spec.parallelism),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.spec.dags_folder),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.spec.plugins_folder),
@@ -478,6 +500,11 @@ class LocalAirflow:
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
         })
+        if self.celery:
+            # Broker: the Redis started above; results: the metadata database (Airflow's default, db+ scheme).
+            env["AIRFLOW__CELERY__BROKER_URL"] = f"redis://127.0.0.1:{self.redis_port}/0"
+            env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(self.spec.worker_concurrency)
+            env["AIRFLOW__CELERY__OPERATION_TIMEOUT"] = "10"
         if self.spec.extra_dag_bundles:
             local = "airflow.dag_processing.bundles.local.LocalDagBundle"
             bundles = [{"name": "dags-folder", "classpath": local, "kwargs": {}}]
@@ -513,6 +540,56 @@ class LocalAirflow:
             [str(self.spec.airflow_bin), component], env=self.env, cwd=self.home,
             stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
+
+    def _start_redis(self) -> None:
+        """A Redis broker for Celery on a free port, no persistence, logging to process-logs/redis.log."""
+        binary = shutil.which(self.spec.redis_server_bin)
+        if binary is None:
+            raise DeploymentError(
+                f"CeleryExecutor needs a Redis broker, but {self.spec.redis_server_bin!r} is not on PATH. Install "
+                "Debian's redis-server (`apt-get install redis-server`; .ci/run does) or point redis_server_bin at one."
+            )
+        self.redis_port = free_port()
+        handle = self.log_path("redis").open("w")
+        self._log_files.append(handle)
+        self.processes["redis"] = subprocess.Popen(
+            [binary, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.home), "--daemonize", "no"],
+            stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+
+        def pong() -> bool:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.redis_port), 1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+            return False
+
+        wait_until(f"redis-server to answer PING on port {self.redis_port}", pong, 20, 0.2,
+                   lambda: f"Last lines of {self.log_path('redis')}:\n{self.log_tail('redis')}")
+
+    def _spawn_celery_worker(self, number: int) -> None:
+        name = f"celery-worker-{number}"
+        handle = self.log_path(name).open("w")
+        self._log_files.append(handle)
+        # Each worker serves its task logs on its own port (two workers on one machine).
+        env = {**self.env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())}
+        self.processes[name] = subprocess.Popen(
+            [str(self.spec.airflow_bin), "celery", "worker", "--celery-hostname", f"worker{number}@%h",
+             "--concurrency", str(self.spec.worker_concurrency), "--without-mingle", "--without-gossip"],
+            env=env, cwd=self.home, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def _wait_celery_workers(self) -> None:
+        def ready() -> bool:
+            for name in self.celery_worker_names:
+                if self.processes[name].poll() is not None:
+                    raise DeploymentError(f"{name} exited with {self.processes[name].returncode}; last lines of "
+                                          f"{self.log_path(name)}:\n{self.log_tail(name)}")
+            return all(" ready." in self.log_tail(name, 20000) for name in self.celery_worker_names)
+
+        wait_until("every Celery worker to log that it is ready", ready, self.spec.startup_timeout, 0.5,
+                   lambda: "\n".join(f"{n}: {self.log_tail(n, 800)}" for n in self.celery_worker_names))
 
     def _save_logs(self, destination: pathlib.Path) -> None:
         shutil.rmtree(destination, ignore_errors=True)
@@ -576,13 +653,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="extra environment, e.g. AIRFLOW_CONN_SEGMENT_DEFAULT=...")
     parser.add_argument("--env-file", type=pathlib.Path, action="append", default=[],
                         help="KEY=VALUE file, e.g. .sandbox/airflow-connections.env")
+    parser.add_argument("--executor", choices=["LocalExecutor", "CeleryExecutor"], default="LocalExecutor",
+                        help="CeleryExecutor also starts redis-server and --celery-workers workers")
+    parser.add_argument("--celery-workers", type=int, default=2)
     args = parser.parse_args(argv)
     extra: dict[str, str] = {}
     for env_file in args.env_file:
         extra.update(read_env_file(env_file))
     extra.update(item.split("=", 1) for item in args.env)
     spec = DeploymentSpec(dags_folder=args.dags.resolve(), plugins_folder=args.plugins.resolve(),
-                          extra_env=extra, home=args.home)
+                          extra_env=extra, home=args.home, executor=args.executor, celery_workers=args.celery_workers)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background

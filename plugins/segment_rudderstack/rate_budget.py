@@ -15,8 +15,8 @@ fairly: with N sensors waiting on one workspace, each gets one call every N slot
 
 The budget is configured on the Segment connection (the limit belongs to its token), in its extras:
 ``sync_list_budget_conn_id`` (a PostgreSQL connection, e.g. the warehouse's or Airflow's metadata database)
-and ``sync_list_requests_per_minute`` (default 2). Without ``sync_list_budget_conn_id`` each process keeps its
-own budget (the limit then holds per process only; the preflight says so).
+and ``sync_list_requests_per_minute`` (default 2). With only the limit given, each process keeps its own
+budget (the limit then holds per process only); with neither, only each sensor's poke interval paces it.
 """
 
 from __future__ import annotations

@@ -279,10 +279,14 @@ class SegmentHook(ApiHook):
         self._budget: SyncListBudget | None = None
 
     @property
-    def sync_list_budget(self) -> SyncListBudget:
-        """The workspace's sync-list budget, shared by every user of this token (after the connection is read)."""
+    def sync_list_budget(self) -> SyncListBudget | None:
+        """The workspace's sync-list budget, shared by every user of this token (after the connection is read);
+        None when the connection configures none (extras ``sync_list_budget_conn_id``,
+        ``sync_list_requests_per_minute``): then only each sensor's own poke interval paces it."""
+        extras = self._extras
+        if not (extras.get("sync_list_budget_conn_id") or extras.get("sync_list_requests_per_minute")):
+            return None
         if self._budget is None:
-            extras = self._extras
             self._budget = SyncListBudget(
                 budget_key(self.base_url, self._auth.get("Authorization", "")),
                 float(extras.get("sync_list_requests_per_minute") or DEFAULT_REQUESTS_PER_MINUTE),
@@ -332,7 +336,8 @@ class SegmentHook(ApiHook):
         Waits for its turn in the workspace's sync-list budget first (see :attr:`sync_list_budget`)."""
         spec = self._syncs_spec(warehouse_id, source_id, count)
         self.load_connection()
-        self.sync_list_budget.wait()
+        if self.sync_list_budget is not None:
+            self.sync_list_budget.wait()
         return self.call(spec)
 
     async def alist_warehouse_syncs(
@@ -340,7 +345,8 @@ class SegmentHook(ApiHook):
     ) -> list[SyncReport]:
         spec = self._syncs_spec(warehouse_id, source_id, count)
         await self.aload_connection()
-        await self.sync_list_budget.await_turn()
+        if self.sync_list_budget is not None:
+            await self.sync_list_budget.await_turn()
         return await self.acall(spec)
 
     def get_advanced_sync_schedule(self, warehouse_id: str) -> dict[str, Any]:
