@@ -778,7 +778,9 @@ class RudderStackEmulator:
                 store[item["id"]] = item
                 created = copy.deepcopy(item)
             self._audit(request, f"create_{kind}", None, created)
-            return JSONResponse({kind: created}, status_code=201)
+            # 200, as RudderStack's API client tests record a create (rudder-iac api/client/destinations_test.go,
+            # sources_test.go: ResponseStatus 200); its client accepts any 2xx (api/client/client.go Do).
+            return JSONResponse({kind: created}, status_code=200)
 
         @router.get(f"/{plural}/{{item_id}}")
         def get_one(item_id: str) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """RudderStack's warehouse upload scheduling rules, as pure functions.
 
-These follow rudder-server's warehouse router (`canCreateUpload`):
+These follow rudder-server's warehouse router (`warehouse/router/scheduling.go`, `canCreateUpload`; the library's
+own, uncompressed copy for logging the next slot is `segment_rudderstack/rudderstack_schedule.py`):
 
 1. an explicitly triggered upload is always allowed;
 2. otherwise nothing is uploaded while the current UTC time of day is inside the destination's
@@ -86,6 +87,8 @@ def in_exclude_window(config: Mapping[str, Any], now: dt.datetime) -> bool:
     start_t = _parse_hhmm(start, "excludeWindow.excludeWindowStartTime")
     end_t = _parse_hhmm(end, "excludeWindow.excludeWindowEndTime")
     current = now.astimezone(dt.UTC).time().replace(second=0, microsecond=0)
+    # rudder-server's checkCurrentTimeExistsInExcludeWindow has strict bounds; including the start minute here
+    # blocks a little more (stricter, never looser).
     if start_t <= end_t:
         return start_t <= current < end_t
     return current >= start_t or current < end_t
