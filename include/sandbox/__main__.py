@@ -1,6 +1,6 @@
 """`python -m sandbox start|stop|status|env|reconcile|control` (run from the repo, include/ on PYTHONPATH).
 
-  start [--config FILE] [--host HOST] [--foreground]
+  start [--config FILE] [--host HOST] [--world default|multi] [--foreground]
                             start the world in the background and print its connection settings; with
                             --foreground run it in this process until SIGTERM/Ctrl-C (e.g. in a container).
                             --host (or $SANDBOX_HOST): interface the emulators listen on, default 127.0.0.1;
@@ -27,7 +27,7 @@ from typing import Any
 
 import requests
 
-from sandbox.config import default_home
+from sandbox.config import WORLDS, default_home
 from sandbox.supervisor import SupervisorError, read_state, run_foreground, running_state, spawn, stop
 from sandbox.world import CONNECTIONS_FILE
 
@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     start_p = sub.add_parser("start", help="start the sandbox in the background (or --foreground)")
     start_p.add_argument("--config", help="YAML/JSON settings file (see sandbox/config.py)")
     start_p.add_argument("--host", help="interface the emulators listen on (default $SANDBOX_HOST or 127.0.0.1)")
+    start_p.add_argument("--world", choices=WORLDS,
+                         help="default: one schema (include/plans/sandbox.yaml); multi: 3 client sources in 2 "
+                         "schemas plus a backend (include/plans/sandbox_multi.yaml). Also $SANDBOX_WORLD")
     start_p.add_argument("--foreground", action="store_true",
                          help="run in this process until SIGTERM/SIGINT, then stop cleanly")
     sub.add_parser("stop", help="stop the background sandbox")
@@ -125,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     if args.command == "start":
+        if args.world:
+            os.environ["SANDBOX_WORLD"] = args.world  # read by load_config, here or in the spawned process
         try:
             if args.foreground:
                 return run_foreground(home, config_path=args.config, host=args.host, on_running=_print_settings)

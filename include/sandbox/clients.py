@@ -85,6 +85,19 @@ class AdoptionCurve:
 
 
 @dataclass
+class AppSource:
+    """One client source of a world with several: the installs of `platforms` send to it, old versions to
+    Segment's `segment_source`, new ones to RudderStack's `rudderstack_source`; Segment loads it into `schema`."""
+
+    segment_source: str
+    segment_write_key: str
+    rudderstack_source: str
+    rudderstack_write_key: str
+    schema: str
+    platforms: tuple[str, ...] = ("web", "ios", "android")
+
+
+@dataclass
 class ClientsConfig:
     seed: int = 7
     events_per_second: float = 4.0
@@ -106,6 +119,10 @@ class ClientsConfig:
     rudderstack_sources: dict[str, str] = field(
         default_factory=lambda: {"app": "rs_src_app", "server": "rs_src_backend"}
     )
+    # Several client sources (each with its schema), chosen by the install's platform; empty: the one app
+    # source above. `server_schema`: the server-side source's schema (None: `schema`).
+    app_sources: tuple[AppSource, ...] = ()
+    server_schema: str | None = None
     sdk_upload_interval_s: float = 0.25
     sdk_max_retries: int = 4
     flush_timeout_s: float = 30.0
@@ -205,6 +222,20 @@ class ClientFleet:
             elapsed_s = 0.0 if self._started_at is None else time.monotonic() - self._started_at
         return self.config.adoption.share(elapsed_s)
 
+    def app_source(self, event: PlannedEvent) -> AppSource | None:
+        """The client source an app event belongs to (by the install's platform), in a world with several."""
+        for source in self.config.app_sources:
+            if event.platform in source.platforms:
+                return source
+        return self.config.app_sources[0] if self.config.app_sources else None
+
+    def schema_of(self, event: PlannedEvent) -> str:
+        """The schema `event` must land in: its source's."""
+        if event.kind == "server":
+            return self.config.server_schema or self.config.schema
+        source = self.app_source(event)
+        return source.schema if source else self.config.schema
+
     def route(self, event: PlannedEvent) -> tuple[str, str, str]:
         """(sdk, source id, write key) for `event` at its planned time."""
         config = self.config
@@ -214,6 +245,11 @@ class ClientFleet:
             install = int(event.sender.rsplit("-", 1)[1])
             planned_s = event.index / config.events_per_second
             on_rudderstack = self.adoption_share(planned_s) > self._thresholds[install]
+            source = self.app_source(event)
+            if source is not None:
+                if on_rudderstack:
+                    return "rudderstack", source.rudderstack_source, source.rudderstack_write_key
+                return "segment", source.segment_source, source.segment_write_key
         if on_rudderstack:
             return "rudderstack", config.rudderstack_sources[event.kind], config.rudderstack_write_keys[event.kind]
         return "segment", config.segment_sources[event.kind], config.segment_write_keys[event.kind]
@@ -270,7 +306,7 @@ class ClientFleet:
         sent_at = utcnow()
         self.ledger.record_sent_many(
             {"message_id": e.message_id, "event_type": e.event_type, "sdk": sdk, "sender": e.sender,
-             "source": source, "sent_at": sent_at, "schema": self.config.schema}
+             "source": source, "sent_at": sent_at, "schema": self.schema_of(e)}
             for e, (sdk, source, _) in zip(events, routes, strict=True)
         )
         for event, (sdk, source, write_key) in zip(events, routes, strict=True):

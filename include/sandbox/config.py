@@ -18,6 +18,7 @@ File format (every key optional), e.g. `python -m sandbox start --config my-worl
     rudderstack: {time_compression: 60, upload_duration_s: 1}
     clients: {seed: 7, events_per_second: 4, server_side_switch: auto, adoption: {kind: logistic, ramp_s: 90}}
     clients_enabled: true
+    world: multi               # or default: the multi-schema world (3 client sources in 2 schemas + backend)
     host: 127.0.0.1            # or 0.0.0.0 (also $SANDBOX_HOST); public_host: the name others use ($SANDBOX_PUBLIC_HOST)
 """
 
@@ -30,9 +31,9 @@ import pathlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.clients import AdoptionCurve, ClientsConfig
-from sandbox.rudderstack_emulator import RudderStackSettings
-from sandbox.segment_emulator import SegmentSettings
+from sandbox.clients import AdoptionCurve, AppSource, ClientsConfig
+from sandbox.rudderstack_emulator import RudderStackSettings, default_sources
+from sandbox.segment_emulator import SegmentSettings, SourceSeed, WarehouseSeed
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -84,6 +85,38 @@ class SandboxConfig:
         return self.public_host or self.local_host
 
 
+# The multi-schema world (``world="multi"``): three client sources in two schemas plus one server-side source,
+# all on one Segment warehouse, as include/plans/sandbox_multi.yaml migrates them. Web installs send to the web
+# app source (schema app_events, like the backend), iOS and Android installs to their own sources (schema
+# mobile_events). Segment loads each source into its schema (the emulator's SourceSeed.schema).
+MULTI_APP_SOURCES = (
+    AppSource("src_web_app", "wk_seg_web_app", "rs_src_app", "wk_rs_app", "app_events", ("web",)),
+    AppSource("src_ios_app", "wk_seg_ios_app", "rs_src_ios", "wk_rs_ios", "mobile_events", ("ios",)),
+    AppSource("src_android_app", "wk_seg_android_app", "rs_src_android", "wk_rs_android", "mobile_events",
+              ("android",)),
+)
+WORLDS = ("default", "multi")
+
+
+def _multi_schema(config: SandboxConfig) -> None:
+    config.segment.sources = [
+        SourceSeed("src_web_app", "web_app", "Web App", "wk_seg_web_app", "app_events"),
+        SourceSeed("src_backend", "backend", "Backend", "wk_seg_backend", "app_events"),
+        SourceSeed("src_ios_app", "ios_app", "iOS App", "wk_seg_ios_app", "mobile_events"),
+        SourceSeed("src_android_app", "android_app", "Android App", "wk_seg_android_app", "mobile_events"),
+    ]
+    config.segment.warehouses = [
+        WarehouseSeed(connected_sources=[s.id for s in config.segment.sources])
+    ]
+    config.rudderstack.sources = [
+        *default_sources(),
+        {"id": "rs_src_ios", "name": "iOS App (new version)", "type": "iOS", "writeKey": "wk_rs_ios"},
+        {"id": "rs_src_android", "name": "Android App (new version)", "type": "Android", "writeKey": "wk_rs_android"},
+    ]
+    config.clients.app_sources = MULTI_APP_SOURCES
+    config.clients.server_schema = "app_events"
+
+
 def _apply(target: Any, values: dict[str, Any], where: str) -> None:
     known = {f.name: f for f in dataclasses.fields(target)}
     for key, value in values.items():
@@ -98,9 +131,16 @@ def _apply(target: Any, values: dict[str, Any], where: str) -> None:
             setattr(target, key, value)
 
 
-def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> SandboxConfig:
-    """The demo defaults, updated from a YAML/JSON file (when given), then from keyword `overrides`."""
+def load_config(path: str | os.PathLike | None = None, *, world: str | None = None, **overrides: Any) -> SandboxConfig:
+    """The demo defaults (of the ``default`` one-schema world, or the ``multi`` world of several schemas;
+    default: $SANDBOX_WORLD, else ``default``), updated from a YAML/JSON file (when given), then from keyword
+    `overrides`."""
+    world = world or os.environ.get("SANDBOX_WORLD") or "default"
+    if world not in WORLDS:
+        raise ValueError(f"unknown sandbox world {world!r}; expected one of {', '.join(WORLDS)}")
     config = SandboxConfig()
+    if world == "multi":
+        _multi_schema(config)
     values: dict[str, Any] = {}
     if path:
         text = pathlib.Path(path).read_text()
@@ -113,6 +153,9 @@ def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> Sand
         if not isinstance(values, dict):
             raise ValueError(f"{path}: expected a mapping of settings at the top level, got {type(values).__name__}")
     values.update(overrides)
+    if values.get("world", world) != world:
+        return load_config(path, world=values.pop("world"), **overrides)
+    values.pop("world", None)
     if "home" in values:
         values["home"] = pathlib.Path(values["home"]).resolve()
     _apply(config, values, str(path or "config"))

@@ -3,11 +3,14 @@
 Per table: `sent` (distinct message ids the clients sent), `loaded` (of those, how many are in the table),
 `missing` (sent, not in the table, not dropped), `duplicated` (ids with more than one row),
 `dropped_after_close` (sent while no path to the warehouse was open, and not in the table) and
-`unexpected` (rows whose id the ledger does not know, e.g. history loaded before the run).
-`Report.ok` is true when nothing is missing and nothing is duplicated.
+`misplaced` (rows whose id the ledger recorded for another schema: an event that landed in the wrong
+schema) and `unexpected` (rows whose id the ledger does not know, e.g. history loaded before the run).
+`Report.ok` is true when nothing is missing, duplicated or misplaced. `reconcile_schemas` reconciles every
+schema of a world with several (one per lane) and is ok only when each of them is.
 
-CLI (wired as `python -m sandbox reconcile`): ``python -m sandbox.reconcile --dsn ... --schema app_events``.
-Exit code 0 when ok, 1 when any event is missing or duplicated, 2 when it cannot run.
+CLI (wired as `python -m sandbox reconcile`): ``python -m sandbox.reconcile --dsn ... --schema app_events``
+(``--schema`` may be repeated; default: every schema of the running sandbox). Exit code 0 when ok, 1 when any
+event is missing, duplicated or misplaced, 2 when it cannot run.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from sandbox.ledger import DEFAULT_LEDGER_SCHEMA, Ledger
 from sandbox.warehouse import EVENT_TABLES, Warehouse
 
-__all__ = ["Report", "TableReport", "main", "reconcile"]
+__all__ = ["Report", "SchemasReport", "TableReport", "main", "reconcile", "reconcile_schemas"]
 
 SAMPLE_IDS = 10
 DEFAULT_SCHEMA = "app_events"
@@ -37,9 +40,14 @@ class TableReport:
     missing: int = 0
     duplicated: int = 0
     dropped_after_close: int = 0
+    misplaced: int = 0
     unexpected: int = 0
     missing_ids: list[str] = field(default_factory=list)
     duplicated_ids: list[str] = field(default_factory=list)
+    misplaced_ids: list[str] = field(default_factory=list)
+
+
+COLUMNS = ("sent", "loaded", "missing", "duplicated", "dropped_after_close", "misplaced", "unexpected")
 
 
 @dataclass
@@ -56,8 +64,12 @@ class Report:
         return sum(t.duplicated for t in self.tables)
 
     @property
+    def misplaced(self) -> int:
+        return sum(t.misplaced for t in self.tables)
+
+    @property
     def ok(self) -> bool:
-        return self.missing == 0 and self.duplicated == 0
+        return self.missing == 0 and self.duplicated == 0 and self.misplaced == 0
 
     def table(self, name: str) -> TableReport:
         for report in self.tables:
@@ -68,7 +80,7 @@ class Report:
     def totals(self) -> TableReport:
         total = TableReport(table="TOTAL")
         for t in self.tables:
-            for name in ("sent", "loaded", "missing", "duplicated", "dropped_after_close", "unexpected"):
+            for name in COLUMNS:
                 setattr(total, name, getattr(total, name) + getattr(t, name))
         return total
 
@@ -77,7 +89,7 @@ class Report:
                 "totals": asdict(self.totals())}
 
     def format(self) -> str:
-        columns = ("sent", "loaded", "missing", "duplicated", "dropped_after_close", "unexpected")
+        columns = COLUMNS
         width = max([len("table"), *(len(t.table) for t in self.tables), len("TOTAL")])
         lines = [f"Reconciliation of schema {self.schema!r}: " + ("OK" if self.ok else "FAILED"),
                  "  ".join(["table".ljust(width), *(c.rjust(len(c)) for c in columns)])]
@@ -88,22 +100,72 @@ class Report:
                 lines.append(f"{t.table}: missing e.g. {', '.join(t.missing_ids)}")
             if t.duplicated_ids:
                 lines.append(f"{t.table}: duplicated e.g. {', '.join(t.duplicated_ids)}")
+            if t.misplaced_ids:
+                lines.append(f"{t.table}: misplaced (sent for another schema) e.g. {', '.join(t.misplaced_ids)}")
         if not self.ok:
-            lines.append("Missing events were sent but never loaded; duplicated ids have more than one row. "
-                         "Check the emulators' logs (/sandbox/log) for the order of loads and switches.")
+            lines.append("Missing events were sent but never loaded; duplicated ids have more than one row; "
+                         "misplaced ids belong to a source of another schema. Check the emulators' logs "
+                         "(/sandbox/log) for the order of loads and switches.")
         return "\n".join(lines)
+
+
+@dataclass
+class SchemasReport:
+    """The reconciliation of every schema of a world (one per lane): ok only when each schema is."""
+
+    reports: list[Report]
+
+    @property
+    def schema(self) -> str:
+        return ", ".join(r.schema for r in self.reports)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.reports)
+
+    @property
+    def missing(self) -> int:
+        return sum(r.missing for r in self.reports)
+
+    @property
+    def duplicated(self) -> int:
+        return sum(r.duplicated for r in self.reports)
+
+    @property
+    def misplaced(self) -> int:
+        return sum(r.misplaced for r in self.reports)
+
+    def by_schema(self) -> dict[str, Report]:
+        return {r.schema: r for r in self.reports}
+
+    def totals(self) -> TableReport:
+        total = TableReport(table="TOTAL")
+        for report in self.reports:
+            part = report.totals()
+            for name in COLUMNS:
+                setattr(total, name, getattr(total, name) + getattr(part, name))
+        return total
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "schemas": [r.to_dict() for r in self.reports], "totals": asdict(self.totals())}
+
+    def format(self) -> str:
+        return "\n\n".join(r.format() for r in self.reports)
 
 
 def reconcile(
     dsn: str, schema: str, *, ledger_schema: str = DEFAULT_LEDGER_SCHEMA, source: str | None = None
 ) -> Report:
-    """Compare the ledger (events recorded for `schema` or for no schema) with the tables in `schema`."""
+    """Compare the ledger (events recorded for `schema` or for no schema) with the tables in `schema`; rows
+    of events the ledger recorded for another schema are counted as misplaced."""
     ledger = Ledger(dsn, schema=ledger_schema)
     try:
-        sent_rows = ledger.sent(schema=schema, source=source)
+        every_row = ledger.sent(source=source)
         dropped_ids = {row["message_id"] for row in ledger.dropped()}
     finally:
         ledger.close()
+    sent_rows = [row for row in every_row if row.get("schema") in (None, schema)]
+    elsewhere = {row["message_id"] for row in every_row if row.get("schema") not in (None, schema)}
     sent_by_table: dict[str, set[str]] = {}
     for row in sent_rows:
         sent_by_table.setdefault(row["table"], set()).add(row["message_id"])
@@ -124,18 +186,34 @@ def reconcile(
         report.dropped_after_close = len(absent) - len(missing)
         duplicated = sorted(i for i, n in rows.items() if n > 1)
         report.duplicated = len(duplicated)
-        report.unexpected = sum(1 for i in rows if i not in all_sent)
+        misplaced = sorted(i for i in rows if i not in all_sent and i in elsewhere)
+        report.misplaced = len(misplaced)
+        report.unexpected = sum(1 for i in rows if i not in all_sent and i not in elsewhere)
         report.missing_ids = missing[:SAMPLE_IDS]
         report.duplicated_ids = duplicated[:SAMPLE_IDS]
+        report.misplaced_ids = misplaced[:SAMPLE_IDS]
         reports.append(report)
     return Report(schema=schema, tables=reports)
 
 
-def _dsn_from_state() -> str | None:
+def reconcile_schemas(
+    dsn: str, schemas: list[str], *, ledger_schema: str = DEFAULT_LEDGER_SCHEMA
+) -> SchemasReport:
+    """Reconcile each schema on its own (every event must be in its source's schema exactly once)."""
+    return SchemasReport([reconcile(dsn, schema, ledger_schema=ledger_schema) for schema in schemas])
+
+
+def _state() -> dict:
     home = pathlib.Path(os.environ.get("SANDBOX_HOME", ".sandbox"))
     try:
-        state = json.loads((home / "state.json").read_text())
+        return json.loads((home / "state.json").read_text())
     except (OSError, ValueError):
+        return {}
+
+
+def _dsn_from_state() -> str | None:
+    state = _state()
+    if not state:
         return None
     warehouse = state.get("warehouse")
     return state.get("dsn") or state.get("warehouse_dsn") or (
@@ -149,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Compare the sandbox ledger with the warehouse: sent, loaded, missing, duplicated, dropped.",
     )
     parser.add_argument("--dsn", help="warehouse DSN (default: $SANDBOX_WAREHOUSE_DSN, else the running sandbox)")
-    parser.add_argument("--schema", default=DEFAULT_SCHEMA, help=f"warehouse schema (default {DEFAULT_SCHEMA})")
+    parser.add_argument("--schema", action="append",
+                        help="warehouse schema, repeatable (default: every schema of the running sandbox, "
+                        f"else {DEFAULT_SCHEMA})")
     parser.add_argument("--ledger-schema", default=DEFAULT_LEDGER_SCHEMA)
     parser.add_argument("--source", help="only events sent to this source id")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -159,10 +239,15 @@ def main(argv: list[str] | None = None) -> int:
         print("No warehouse DSN: pass --dsn, set SANDBOX_WAREHOUSE_DSN, or start the sandbox "
               "(python -m sandbox start) so .sandbox/state.json holds it.", file=sys.stderr)
         return 2
+    schemas = args.schema or _state().get("schemas") or [DEFAULT_SCHEMA]
     try:
-        report = reconcile(dsn, args.schema, ledger_schema=args.ledger_schema, source=args.source)
+        report: Report | SchemasReport = (
+            reconcile(dsn, schemas[0], ledger_schema=args.ledger_schema, source=args.source) if len(schemas) == 1
+            else SchemasReport([reconcile(dsn, s, ledger_schema=args.ledger_schema, source=args.source)
+                                for s in schemas])
+        )
     except Exception as exc:  # noqa: BLE001 - a CLI reports any failure as text and exit 2
-        print(f"Reconciliation could not run against schema {args.schema!r}: {type(exc).__name__}: {exc}",
+        print(f"Reconciliation could not run against schemas {schemas}: {type(exc).__name__}: {exc}",
               file=sys.stderr)
         return 2
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())

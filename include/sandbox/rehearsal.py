@@ -19,7 +19,7 @@ import httpx
 
 from sandbox import invariants
 from sandbox.config import SandboxConfig
-from sandbox.reconcile import Report, reconcile
+from sandbox.reconcile import Report, SchemasReport, reconcile, reconcile_schemas
 from sandbox.world import Sandbox, SandboxInfo
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -41,7 +41,8 @@ class DagRunResult:
 class RehearsalResult:
     info: SandboxInfo
     runs: list[DagRunResult] = field(default_factory=list)
-    report: Report | None = None
+    #: one schema: its Report; several (a multi-schema world): a SchemasReport with one Report per schema
+    report: Report | SchemasReport | None = None
     violations: list[str] = field(default_factory=list)
     segment_log: list[dict[str, Any]] = field(default_factory=list)
     rudderstack_log: list[dict[str, Any]] = field(default_factory=list)
@@ -147,10 +148,13 @@ def wait_for_first_loads(sandbox: Sandbox, tables: tuple[str, ...] = ("tracks", 
     the tables a plan's preflight requires."""
     assert sandbox.warehouse is not None and sandbox.info is not None
     deadline = time.monotonic() + timeout_s
-    while not set(tables) <= set(sandbox.warehouse.tables(sandbox.info.schema)):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"Segment's emulator created no {tables} tables within {timeout_s:.0f} s")
-        time.sleep(0.25)
+    for schema in sandbox.info.schemas or [sandbox.info.schema]:
+        while not set(tables) <= set(sandbox.warehouse.tables(schema)):
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"Segment's emulator created no {tables} tables in schema {schema!r} within {timeout_s:.0f} s"
+                )
+            time.sleep(0.25)
 
 
 def rehearse(
@@ -205,7 +209,10 @@ def rehearse(
             sandbox.segment.wait_webhooks_idle(timeout_s=30)
         drain_rudderstack(sandbox)
         result.timings["settle_s"] = time.monotonic() - settle
-        result.report = reconcile(info.warehouse_dsn, info.schema, ledger_schema=info.ledger_schema)
+        if len(info.schemas) > 1:
+            result.report = reconcile_schemas(info.warehouse_dsn, info.schemas, ledger_schema=info.ledger_schema)
+        else:
+            result.report = reconcile(info.warehouse_dsn, info.schema, ledger_schema=info.ledger_schema)
         result.segment_counters = dict(sandbox.segment.state()["counters"]) if sandbox.segment else {}
         result.segment_log = sandbox.segment.log.entries() if sandbox.segment else []
         result.rudderstack_log = sandbox.rudderstack.log.entries() if sandbox.rudderstack else []

@@ -60,6 +60,8 @@ class SandboxInfo:
     rudderstack_sources: dict[str, str]
     airflow_connections: dict[str, str] = field(default_factory=dict)
     segment_sync_list_per_minute: float = 2.0  # the Segment emulator's sync-list limit
+    #: every schema Segment loads into (one per lane of a plan); `schema` is the first of them
+    schemas: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -187,6 +189,7 @@ class Sandbox:
             rudderstack_token=config.rudderstack.token,
             rudderstack_sources={s["id"]: s.get("writeKey", "") for s in config.rudderstack.sources},
             segment_sync_list_per_minute=config.segment.sync_list_per_minute,
+            schemas=schemas,
         )
         self.info.airflow_connections = airflow_connections(self.info)
         self.write_state()

@@ -9,14 +9,21 @@ report. Run-time choices come from the trigger form (params), validated by JSON 
 from __future__ import annotations
 
 import pathlib
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, NamedTuple
 
-from airflow.sdk import DAG, Param, TaskGroup, chain
+from airflow.sdk import DAG, Param, TaskGroup, TriggerRule, chain
 from airflow.sdk.definitions.param import ParamsDict
 
 from segment_rudderstack.operators.approval import MigrationApprovalOperator
+from segment_rudderstack.operators.lanes import (
+    CutoverPointOperator,
+    LaneSelectedOperator,
+    selected_source_ids,
+)
 from segment_rudderstack.operators.lifecycle import (
     MigrationReportOperator,
     MigrationStatusOperator,
@@ -37,7 +44,7 @@ from segment_rudderstack.operators.segment import (
     EnsureSegmentWebhookOperator,
 )
 from segment_rudderstack.operators.warehouse import DuplicateCheckOperator
-from segment_rudderstack.plan import Plan
+from segment_rudderstack.plan import Lane, Plan
 from segment_rudderstack.sensors.migration import (
     ClientAdoptionSensor,
     RudderStackSyncGateSensor,
@@ -50,12 +57,13 @@ TAGS = ["segment", "rudderstack", "migration"]
 # The switch-off waits in a worker slot for a load that started after the final one: one load's length at most.
 MAX_RUNNING_LOAD_WAIT_SECONDS = 3600
 START = datetime(2026, 1, 1)
-SELECTED_SOURCES = "{{ params.sources }}"
+# The sources this run migrates: selected in the trigger form, in a selected lane (operators/lanes.py).
+SELECTED_SOURCES = "{{ selected_sources(params) }}"
 
 
 def _selected(ids: list[str]) -> str:
-    """Template: the plan's ids of one kind that the trigger form selected (params.sources)."""
-    return "{{ params.sources | select('in', " + repr(ids) + ") | list }}"
+    """Template: those of ``ids`` that this run migrates."""
+    return "{{ selected_sources(params) | select('in', " + repr(ids) + ") | list }}"
 
 
 class Span(NamedTuple):
@@ -89,12 +97,21 @@ class _Wiring:
             sync_list_limit={"sync_list_requests_per_minute": plan.segment.sync_list_requests_per_minute},
         )
 
-    def final_load_args(self, cutover: Any) -> dict[str, Any]:
+    @property
+    def lanes(self) -> list[Lane]:
+        return self.plan.lanes
+
+    @property
+    def multi(self) -> bool:
+        """Several lanes: each phase holds one task group per lane."""
+        return len(self.plan.lanes) > 1
+
+    def final_load_args(self, cutover: Any, source_ids: str = SELECTED_SOURCES) -> dict[str, Any]:
         """Segment's final load, as every task that waits for it or re-checks it sees it."""
         return {
             "warehouse_id": self.plan.segment.warehouse_id,
             "started_after": cutover,
-            "source_ids": SELECTED_SOURCES,
+            "source_ids": source_ids,
             "allow_partial": self.plan.segment.allow_partial_loads,
         }
 
@@ -106,6 +123,7 @@ class _Wiring:
 
 def migration_params(plan: Plan) -> dict[str, Param]:
     source_ids = [s.id for s in plan.sources]
+    lane_names = [lane.name for lane in plan.lanes]
     return {
         "dry_run": Param(
             plan.dry_run, type="boolean", title="Dry run",
@@ -115,6 +133,12 @@ def migration_params(plan: Plan) -> dict[str, Param]:
             source_ids, type="array", title="Segment sources",
             items={"type": "string", "enum": source_ids}, minItems=1, uniqueItems=True,
             description="Which of the plan's Segment sources this run migrates (default: all of them).",
+        ),
+        "lanes": Param(
+            lane_names, type="array", title="Lanes (warehouse schemas)",
+            items={"type": "string", "enum": lane_names}, minItems=1, uniqueItems=True,
+            description="Which schemas this run migrates (default: all); a source is migrated when it and its "
+            "lane are selected. " + "; ".join(f"{lane.name}: {', '.join(lane.source_ids)}" for lane in plan.lanes),
         ),
         "adoption_threshold": Param(
             plan.adoption.threshold, type="number", minimum=0, maximum=1, title="Adoption threshold",
@@ -155,47 +179,72 @@ def tasks_read_params_from_dag(dag: DAG) -> DAG:
     return dag
 
 
-def _preflight(w: _Wiring) -> PreflightOperator:
+def _lane_group(w: _Wiring, lane: Lane) -> Any:
+    """A lane's own task group inside a phase group; none in a one-lane plan (its task ids stay as they were)."""
+    if not w.multi:
+        return nullcontext()
+    return TaskGroup(lane.name, tooltip=f"schema {lane.schema}: sources {', '.join(lane.source_ids)}")
+
+
+def _preflight(w: _Wiring) -> Span:
+    """Nothing changes before the preflight passed: per lane, its schema, its destination and its sources."""
     plan, dest = w.plan, w.plan.rudderstack.destination
-    return PreflightOperator(
-        task_id="preflight",
-        warehouse_id=plan.segment.warehouse_id,
-        source_ids=[s.id for s in plan.sources],
-        rudderstack_conn_id=plan.rudderstack.conn_id,
-        destination_id=dest.id,
-        destination_name=dest.name,
-        destination_type=dest.type,
-        warehouse_conn_id=plan.warehouse.conn_id,
-        namespace=plan.warehouse.namespace,
-        required_tables=plan.warehouse.required_tables,
-        change_log_key=plan.change_log_key,
-        rudderstack_data_plane_conn_id=plan.rudderstack.data_plane_conn_id,
-        selected_source_ids=SELECTED_SOURCES,
-        final_step=plan.segment.final_step,
-        delivery_overview_granularity=plan.proof.granularity if plan.proof.enabled else None,
-        allow_merge_mode_change=dest.allow_merge_mode_change,
-        destination_config=dest.config,
-        **w.segment,
-    )
+
+    def check(task_id: str, lane: Lane) -> PreflightOperator:
+        return PreflightOperator(
+            task_id=task_id,
+            warehouse_id=plan.segment.warehouse_id,
+            source_ids=lane.source_ids,
+            rudderstack_conn_id=plan.rudderstack.conn_id,
+            destination_id=dest.id,
+            destination_name=lane.destination_name,
+            destination_type=dest.type,
+            warehouse_conn_id=plan.warehouse.conn_id,
+            namespace=lane.schema,
+            required_tables=plan.warehouse.required_tables,
+            change_log_key=plan.change_log_key,
+            rudderstack_data_plane_conn_id=plan.rudderstack.data_plane_conn_id,
+            selected_source_ids=SELECTED_SOURCES,
+            final_step=plan.segment.final_step,
+            delivery_overview_granularity=plan.proof.granularity if plan.proof.enabled else None,
+            allow_merge_mode_change=dest.allow_merge_mode_change,
+            destination_config=dest.config,
+            **w.segment,
+        )
+
+    if not w.multi:
+        only = check("preflight", w.lanes[0])
+        return Span(only, only)
+    with TaskGroup("preflight", tooltip="Per lane: its schema, destination, sources and their Segment loads"):
+        checks = [check(lane.name, lane) for lane in w.lanes]
+    return Span(checks, checks)
 
 
 class SetupTasks(NamedTuple):
+    first: Any
     destination: EnsureRudderStackDestinationOperator
     hold: HoldRudderStackSyncOperator
     segment_source: EnsureRudderStackSegmentSourceOperator
 
 
-def _setup_rudderstack(w: _Wiring) -> SetupTasks:
-    """Runbook steps 1-2: the warehouse destination, its sync held, then the Segment-type source and the
-    connections of the plan's RudderStack sources (held before any source can feed the destination)."""
+def _setup_lane(w: _Wiring, lane: Lane) -> SetupTasks:
+    """Runbook steps 1-2 for one lane: its warehouse destination (namespace = the lane's schema), its sync held,
+    then its Segment-type source and the connections of its RudderStack sources (held before any source can
+    feed the destination)."""
     rs, dest = w.plan.rudderstack, w.plan.rudderstack.destination
-    with TaskGroup("setup_rudderstack", tooltip="Runbook step 1-2: destination, Segment source, hold sync"):
+    with _lane_group(w, lane):
+        gate = None
+        if w.multi:
+            gate = LaneSelectedOperator(
+                task_id="lane_selected", lane=lane.name, schema=lane.schema, source_ids=lane.source_ids,
+                selected_source_ids=SELECTED_SOURCES,
+            )
         destination = EnsureRudderStackDestinationOperator(
             task_id="ensure_destination",
             rudderstack_conn_id=rs.conn_id,
-            namespace=w.plan.warehouse.namespace,
+            namespace=lane.namespace_for(dest.type),
             destination_type=dest.type,
-            destination_name=dest.name,
+            destination_name=lane.destination_name,
             destination_id=dest.id,
             config=dest.config,
             sync_frequency_minutes=dest.sync_frequency_minutes,
@@ -210,39 +259,61 @@ def _setup_rudderstack(w: _Wiring) -> SetupTasks:
             task_id="ensure_segment_source",
             rudderstack_conn_id=rs.conn_id,
             destination_id=destination.output,
-            source_name=rs.segment_source_name,
-            connect_source_ids=_rudderstack_source_ids(w.plan),
+            source_name=lane.segment_source_name,
+            connect_source_ids=lane.rudderstack_source_ids,
             **w.common,
         )
+        if gate is not None:
+            gate >> destination
         destination >> hold >> segment_source
-    return SetupTasks(destination, hold, segment_source)
+    return SetupTasks(gate or destination, destination, hold, segment_source)
 
 
-def _rudderstack_source_ids(plan: Plan) -> list[str]:
-    return sorted({s.rudderstack_source_id for s in plan.sources if s.rudderstack_source_id})
+def _setup_rudderstack(w: _Wiring) -> dict[str, SetupTasks]:
+    with TaskGroup("setup_rudderstack", tooltip="Runbook step 1-2: destination, Segment source, hold sync"):
+        return {lane.name: _setup_lane(w, lane) for lane in w.lanes}
 
 
-def _route_segment(w: _Wiring, segment_source: Any) -> EnsureSegmentWebhookOperator:
-    """Runbook step 3: a Webhooks destination on every selected client source, to the Segment-type source.
-    Its ``cutover_at`` output is the cutover point."""
+class RouteTasks(NamedTuple):
+    webhooks: dict[str, EnsureSegmentWebhookOperator]
+    cutover: Any  # the cutover point (an XComArg)
+    last: Any
+
+
+def _route_segment(w: _Wiring, setup: dict[str, SetupTasks]) -> RouteTasks:
+    """Runbook step 3: per lane, a Webhooks destination on each selected client source, to the lane's
+    Segment-type source. The cutover point is when the last of them was enabled."""
     rs = w.plan.rudderstack
     with TaskGroup("route_segment_to_rudderstack", tooltip="Runbook step 3: Segment webhook to RudderStack"):
-        return EnsureSegmentWebhookOperator(
-            task_id="ensure_webhooks",
-            source_ids=_selected([s.id for s in w.plan.client_sources]),
-            rudderstack_source_id=segment_source.output,
-            rudderstack_conn_id=rs.conn_id,
-            rudderstack_data_plane_conn_id=rs.data_plane_conn_id,
-            webhook_kind=w.plan.segment.webhook_kind,
-            enabled=True,
-            multiple_outputs=True,
-            **w.segment,
-            **w.common,
+        webhooks = {}
+        for lane in w.lanes:
+            with _lane_group(w, lane):
+                webhooks[lane.name] = EnsureSegmentWebhookOperator(
+                    task_id="ensure_webhooks",
+                    source_ids=_selected(lane.client_ids),
+                    rudderstack_source_id=setup[lane.name].segment_source.output,
+                    rudderstack_conn_id=rs.conn_id,
+                    rudderstack_data_plane_conn_id=rs.data_plane_conn_id,
+                    webhook_kind=w.plan.segment.webhook_kind,
+                    enabled=True,
+                    multiple_outputs=True,
+                    **w.segment,
+                    **w.common,
+                )
+        if not w.multi:
+            only = next(iter(webhooks.values()))
+            return RouteTasks(webhooks, only.output["cutover_at"], only)
+        point = CutoverPointOperator(
+            task_id="cutover_point",
+            cutovers=[task.output["cutover_at"] for task in webhooks.values()],
+            trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
         )
+    return RouteTasks(webhooks, point.output, point)
 
 
 def _server_side(w: _Wiring, cutover: Any) -> Span | None:
-    """Server-side sources: (approval that the deploy is done, then) wait until Segment drained each one."""
+    """Server-side sources (warehouse-wide): (approval that the deploy is done, then) wait until Segment
+    drained each one."""
     server_ids = [s.id for s in w.plan.server_sources]
     if not server_ids:
         return None
@@ -273,8 +344,9 @@ def _server_side(w: _Wiring, cutover: Any) -> Span | None:
     return Span(gate or drains, drains)
 
 
-def _segment_final_load(w: _Wiring, cutover: Any, setup: Any = None) -> Span:
-    """Runbook step 5 (warehouse-wide): Segment's final load, (an approval,) then its warehouse switched off."""
+def _segment_final_load(w: _Wiring, cutover: Any, setup: dict[str, SetupTasks]) -> Span:
+    """Runbook step 5 (warehouse-wide): Segment's final load, (an approval,) then its warehouse switched off
+    (or, with ``disconnect_sources``, the plan's sources disconnected from it)."""
     with TaskGroup("segment_final_load", tooltip="Runbook step 5: Segment's final load, then its warehouse off"):
         final_load = SegmentWarehouseLoadSensor(
             task_id="wait_final_load",
@@ -302,19 +374,21 @@ def _segment_final_load(w: _Wiring, cutover: Any, setup: Any = None) -> Span:
     return Span(final_load, disable_warehouse)
 
 
-def _replacement_path(w: _Wiring, setup: Any) -> dict[str, Any]:
-    """What the switch-off re-checks right before it: the client sources' webhooks to a reachable data plane."""
-    if setup is None:
-        return {}
+def _replacement_path(w: _Wiring, setup: dict[str, SetupTasks]) -> dict[str, Any]:
+    """What the switch-off re-checks right before it: each lane's client sources' webhooks to a reachable data
+    plane, the lane's destination still writing to the lane's schema."""
     rs = w.plan.rudderstack
-    return {
-        "client_source_ids": _selected([s.id for s in w.plan.client_sources]),
-        "rudderstack_source_id": setup.segment_source.output,
-        "rudderstack_conn_id": rs.conn_id,
-        "rudderstack_data_plane_conn_id": rs.data_plane_conn_id,
-        "destination_id": setup.destination.output,
-        "namespace": w.plan.warehouse.namespace,
-    }
+    paths = [
+        {
+            "client_source_ids": _selected(lane.client_ids),
+            "rudderstack_source_id": setup[lane.name].segment_source.output,
+            "destination_id": setup[lane.name].destination.output,
+            "namespace": lane.schema,
+        }
+        for lane in w.lanes
+    ]
+    shared = {"rudderstack_conn_id": rs.conn_id, "rudderstack_data_plane_conn_id": rs.data_plane_conn_id}
+    return {**shared, **paths[0]} if not w.multi else {**shared, "replacement_paths": paths}
 
 
 class ReleaseTasks(NamedTuple):
@@ -323,21 +397,22 @@ class ReleaseTasks(NamedTuple):
     upload: RudderStackUploadSensor
 
 
-def _release_rudderstack(w: _Wiring, setup: SetupTasks, cutover: Any) -> ReleaseTasks:
-    """Runbook step 4: when no Segment load runs, release the destination's sync and wait for its upload."""
+def _release_lane(w: _Wiring, lane: Lane, setup: SetupTasks, cutover: Any) -> ReleaseTasks:
+    """Runbook step 4 for one lane: when no Segment load runs, release the lane destination's sync and wait
+    until the warehouse shows its upload."""
     rs, dest = w.plan.rudderstack, w.plan.rudderstack.destination
-    with TaskGroup("release_rudderstack", tooltip="Runbook step 4: release RudderStack's sync after Segment"):
+    lane_load = w.final_load_args(cutover, source_ids=_selected(lane.source_ids))
+    with _lane_group(w, lane):
         gate = RudderStackSyncGateSensor(
-            task_id="wait_sync_gate",
-            **w.final_load_args(cutover), **w.sync_list_limit, **w.segment, **w.sensor_common,
+            task_id="wait_sync_gate", **lane_load, **w.sync_list_limit, **w.segment, **w.sensor_common,
         )
         release = ReleaseRudderStackSyncOperator(
             task_id="release_sync",
             rudderstack_conn_id=rs.conn_id,
             rudderstack_data_plane_conn_id=rs.data_plane_conn_id,
             destination_id=setup.destination.output,
-            trigger_source_ids=[setup.segment_source.output, *_rudderstack_source_ids(w.plan)],
-            **w.final_load_args(cutover),
+            trigger_source_ids=[setup.segment_source.output, *lane.rudderstack_source_ids],
+            **lane_load,
             margin_minutes=dest.sync_start_margin_minutes,
             allow_merge_mode_change=dest.allow_merge_mode_change,
             retry_budget_minutes=w.plan.waits.release_retry_minutes,
@@ -347,10 +422,10 @@ def _release_rudderstack(w: _Wiring, setup: SetupTasks, cutover: Any) -> Release
         )
         upload = RudderStackUploadSensor(
             task_id="wait_upload",
-            source_ids=[setup.segment_source.output, *_rudderstack_source_ids(w.plan)],
+            source_ids=[setup.segment_source.output, *lane.rudderstack_source_ids],
             rudderstack_data_plane_conn_id=rs.data_plane_conn_id,
             warehouse_conn_id=w.plan.warehouse.conn_id,
-            namespace=w.plan.warehouse.namespace,
+            namespace=lane.schema,
             destination_id=setup.destination.output,
             loaded_after=release.output["released_at"],
             **w.sensor_common,
@@ -359,38 +434,60 @@ def _release_rudderstack(w: _Wiring, setup: SetupTasks, cutover: Any) -> Release
     return ReleaseTasks(gate, release, upload)
 
 
-def _duplicate_check(w: _Wiring) -> DuplicateCheckOperator:
-    return DuplicateCheckOperator(
-        task_id="duplicate_check",
-        warehouse_conn_id=w.plan.warehouse.conn_id,
-        namespace=w.plan.warehouse.namespace,
-        lookback_hours="{{ params.duplicate_lookback_hours }}",
-        repair="{{ params.repair_duplicates }}",
-        **w.common,
-    )
+def _release_rudderstack(w: _Wiring, setup: dict[str, SetupTasks], cutover: Any) -> dict[str, ReleaseTasks]:
+    with TaskGroup("release_rudderstack", tooltip="Runbook step 4: release RudderStack's sync after Segment"):
+        return {lane.name: _release_lane(w, lane, setup[lane.name], cutover) for lane in w.lanes}
 
 
-def _restore_append_mode(w: _Wiring, setup: SetupTasks) -> RestoreAppendModeOperator:
-    """Plan option: give the destination back its append mode once the overlap passed the duplicate check."""
-    return RestoreAppendModeOperator(
-        task_id="restore_append_mode", rudderstack_conn_id=w.plan.rudderstack.conn_id,
-        destination_id=setup.destination.output, **w.common,
-    )
+def _duplicate_checks(w: _Wiring) -> dict[str, DuplicateCheckOperator]:
+    """One duplicate check per lane's schema (a task named ``duplicate_check`` in a one-lane plan)."""
+
+    def check(task_id: str, lane: Lane) -> DuplicateCheckOperator:
+        return DuplicateCheckOperator(
+            task_id=task_id,
+            warehouse_conn_id=w.plan.warehouse.conn_id,
+            namespace=lane.schema,
+            lookback_hours="{{ params.duplicate_lookback_hours }}",
+            repair="{{ params.repair_duplicates }}",
+            **w.common,
+        )
+
+    if not w.multi:
+        return {w.lanes[0].name: check("duplicate_check", w.lanes[0])}
+    with TaskGroup("duplicate_check", tooltip="Per lane: duplicate message ids in the overlap window"):
+        return {lane.name: check(lane.name, lane) for lane in w.lanes}
 
 
-def _client_adoption(w: _Wiring, segment_source: Any, webhooks: Any = None) -> Span:
-    """Runbook step 6: wait until (nearly) all clients moved, then switch Segment's webhook off."""
+def _restore_append_modes(w: _Wiring, setup: dict[str, SetupTasks]) -> dict[str, RestoreAppendModeOperator]:
+    """Plan option: give each lane's destination back its append mode once its overlap passed the duplicate
+    check (a task named ``restore_append_mode`` in a one-lane plan)."""
+
+    def restore(task_id: str, lane: Lane) -> RestoreAppendModeOperator:
+        return RestoreAppendModeOperator(
+            task_id=task_id, rudderstack_conn_id=w.plan.rudderstack.conn_id,
+            destination_id=setup[lane.name].destination.output, **w.common,
+        )
+
+    if not w.multi:
+        return {w.lanes[0].name: restore("restore_append_mode", w.lanes[0])}
+    with TaskGroup("restore_append_mode", tooltip="Per lane: the destination's append mode back"):
+        return {lane.name: restore(lane.name, lane) for lane in w.lanes}
+
+
+def _adoption_lane(w: _Wiring, lane: Lane, segment_source: Any, webhooks: Any) -> Span:
+    """Runbook step 6 for one lane: wait until (nearly) all of its clients moved, (prove the webhook path from
+    Segment's metrics,) then switch the lane's Segment webhooks off."""
     plan, rs = w.plan, w.plan.rudderstack
     threshold = "{{ params.adoption_threshold }}"
     window = "{{ params.adoption_window_seconds }}"
     # plan proof.adoption_signal: the warehouse share (default), Segment's ingress, or both must hold
-    by_segment = plan.proof.enabled and plan.proof.adoption_signal != "warehouse" and webhooks is not None
-    with TaskGroup("client_adoption", tooltip="Runbook step 6: wait for clients, then Segment's webhook off"):
+    by_segment = plan.proof.enabled and plan.proof.adoption_signal != "warehouse"
+    with _lane_group(w, lane):
         adoption = (SegmentAdoptionSensor if by_segment else ClientAdoptionSensor)(
-            **(_segment_adoption_args(w, webhooks) if by_segment else {}),
+            **(_segment_adoption_args(w, lane, webhooks) if by_segment else {}),
             task_id="wait_client_adoption",
             warehouse_conn_id=plan.warehouse.conn_id,
-            namespace=plan.warehouse.namespace,
+            namespace=lane.schema,
             webhook_source_id=segment_source.output,
             threshold=threshold,
             window_seconds=window,
@@ -406,13 +503,13 @@ def _client_adoption(w: _Wiring, segment_source: Any, webhooks: Any = None) -> S
             task_id="disable_segment_webhook",
             adoption_guard=None if by_segment and plan.proof.adoption_signal == "segment_metrics" else {
                 "warehouse_conn_id": plan.warehouse.conn_id,
-                "namespace": plan.warehouse.namespace,
+                "namespace": lane.schema,
                 "threshold": threshold,
                 "window_seconds": window,
                 "min_events": plan.adoption.min_events,
                 "library_names": plan.adoption.library_names,
             },
-            source_ids=_selected([s.id for s in plan.client_sources]),
+            source_ids=_selected(lane.client_ids),
             rudderstack_source_id=segment_source.output,
             rudderstack_conn_id=rs.conn_id,
             rudderstack_data_plane_conn_id=rs.data_plane_conn_id,
@@ -420,19 +517,18 @@ def _client_adoption(w: _Wiring, segment_source: Any, webhooks: Any = None) -> S
             **w.segment,
             **w.common,
         )
-        verify, before_switch_off = _verify_webhook_path(w, segment_source, webhooks) if webhooks is not None \
-            else (None, None)
+        verify, before_switch_off = _verify_webhook_path(w, lane, segment_source, webhooks)
         chain(*(t for t in (adoption, verify, before_switch_off, disable_webhook) if t is not None))
     return Span(adoption, disable_webhook, verify)
 
 
-def _segment_adoption_args(w: _Wiring, webhooks: Any) -> dict[str, Any]:
-    return {"segment_conn_id": w.plan.segment.conn_id, "source_ids": _selected([s.id for s in w.plan.client_sources]),
+def _segment_adoption_args(w: _Wiring, lane: Lane, webhooks: Any) -> dict[str, Any]:
+    return {"segment_conn_id": w.plan.segment.conn_id, "source_ids": _selected(lane.client_ids),
             "cutover_at": webhooks["cutover_at"], "granularity": w.plan.proof.granularity,
             "signal": w.plan.proof.adoption_signal}
 
 
-def _verify_webhook_path(w: _Wiring, segment_source: Any, webhooks: Any) -> tuple[Any, Any]:
+def _verify_webhook_path(w: _Wiring, lane: Lane, segment_source: Any, webhooks: Any) -> tuple[Any, Any]:
     """Before the webhook is switched off: the proof from Segment's Delivery Overview metrics; a gap stops the
     run (``proof.on_gap: fail``) or asks a person (``approve``). Returns (the check, the last task before the
     switch-off)."""
@@ -443,11 +539,11 @@ def _verify_webhook_path(w: _Wiring, segment_source: Any, webhooks: Any) -> tupl
         task_id="verify_webhook_path",
         segment_conn_id=plan.segment.conn_id,
         warehouse_conn_id=plan.warehouse.conn_id,
-        namespace=plan.warehouse.namespace,
+        namespace=lane.schema,
         webhooks=webhooks,
         rudderstack_source_id=segment_source.output,
-        source_ids=_selected([s.id for s in plan.client_sources]),
-        continuity_source_ids=[s.id for s in plan.sources],
+        source_ids=_selected(lane.client_ids),
+        continuity_source_ids=lane.source_ids,
         granularity=plan.proof.granularity,
         settle_seconds=plan.proof.settle_seconds,
         tolerance_events=plan.proof.tolerance_events,
@@ -464,13 +560,58 @@ def _verify_webhook_path(w: _Wiring, segment_source: Any, webhooks: Any) -> tupl
         task_id="approve_webhook_path_gap",
         subject="Segment's metrics and the warehouse differ: switch Segment's webhook off anyway?",
         body="The webhook path check found buckets that differ (see the task log of verify_webhook_path).",
-        required="{{ (ti.xcom_pull(task_ids='client_adoption.verify_webhook_path') or {}).get('gap', False) }}",
+        required="{{ (ti.xcom_pull(task_ids='" + verify.task_id + "') or {}).get('gap', False) }}",
     )
     return verify, gate
 
 
-def _report(w: _Wiring, reports_dir: str | pathlib.Path, steps: dict[str, Any]) -> MigrationReportOperator:
-    """The report reads each step's result from the task objects it is given (their ids are never retyped)."""
+def _client_adoption(w: _Wiring, setup: dict[str, SetupTasks], route: RouteTasks) -> dict[str, Span]:
+    with TaskGroup("client_adoption", tooltip="Runbook step 6: wait for clients, then Segment's webhook off"):
+        return {
+            lane.name: _adoption_lane(w, lane, setup[lane.name].segment_source, route.webhooks[lane.name].output)
+            for lane in w.lanes
+        }
+
+
+class LaneSteps(NamedTuple):
+    setup: SetupTasks
+    webhooks: Any
+    release: ReleaseTasks
+    duplicates: Any
+    adoption: Span
+
+    def report_steps(self) -> dict[str, Any]:
+        return {
+            "destination": self.setup.destination,
+            "segment_source": self.setup.segment_source,
+            "webhooks": self.webhooks,
+            "release": self.release.release,
+            "upload": self.release.upload,
+            "duplicates": self.duplicates,
+            "adoption": self.adoption.first,
+            "webhook_disabled": self.adoption.last,
+            **({"proof": self.adoption.proof} if self.adoption.proof is not None else {}),
+        }
+
+
+def _report(w: _Wiring, reports_dir: str | pathlib.Path, preflight: Span, final_load: Span,
+            lanes: dict[str, LaneSteps]) -> MigrationReportOperator:
+    """The report reads each step's result from the task objects it is given (their ids are never retyped).
+    A one-lane plan's steps keep their names; with several lanes each lane's steps are also shown side by side."""
+    warehouse_wide = {"final_load": final_load.first, "segment_warehouse": final_load.last}
+    if not w.multi:
+        steps = lanes[w.lanes[0].name].report_steps()
+        tasks = {"preflight": preflight.first, "destination": steps.pop("destination"),
+                 "segment_source": steps.pop("segment_source"), "webhooks": steps.pop("webhooks"),
+                 **warehouse_wide, **steps}
+        lane_task_ids = None
+    else:
+        tasks = {f"preflight {t.task_id.split('.')[-1]}": t for t in preflight.first} | warehouse_wide
+        for name, lane in lanes.items():
+            tasks |= {f"{step} {name}": task for step, task in lane.report_steps().items()}
+        lane_task_ids = {
+            name: {step: task.task_id for step, task in lane.report_steps().items()} for name, lane in lanes.items()
+        }
     return MigrationReportOperator(
         task_id="report",
         plan_name=w.plan.name,
@@ -478,13 +619,15 @@ def _report(w: _Wiring, reports_dir: str | pathlib.Path, steps: dict[str, Any]) 
         adoption_threshold="{{ params.adoption_threshold }}",
         source_ids=[s.id for s in w.plan.sources],
         selected_source_ids=SELECTED_SOURCES,
-        task_ids={name: task.task_id for name, task in steps.items()},
-        trigger_rule="all_done",  # a failed run gets a report too (verdict: failed at ..., what to do)
+        task_ids={name: task.task_id for name, task in tasks.items()},
+        lane_task_ids=lane_task_ids,
+        trigger_rule=TriggerRule.ALL_DONE,  # a failed run gets a report too (verdict: failed at ..., what to do)
         **w.common,
     )
 
 
 def _migration_dag(plan: Plan) -> DAG:
+    lane_sources = {lane.name: lane.source_ids for lane in plan.lanes}
     return DAG(
         dag_id=plan.dag_id,
         description=plan.description or f"Move warehouse loads of plan {plan.name} from Segment to RudderStack",
@@ -495,6 +638,7 @@ def _migration_dag(plan: Plan) -> DAG:
         tags=[*TAGS, plan.name],
         params=migration_params(plan),
         render_template_as_native_obj=True,
+        user_defined_macros={"selected_sources": partial(selected_source_ids, lane_sources)},
         default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
         doc_md=__doc__,
     )
@@ -508,38 +652,34 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
         )
         preflight = _preflight(w)
         setup = _setup_rudderstack(w)
-        webhooks = _route_segment(w, setup.segment_source)
-        cutover = webhooks.output["cutover_at"]
-        server_side = _server_side(w, cutover)
-        final_load = _segment_final_load(w, cutover, setup)
-        release = _release_rudderstack(w, setup, cutover)
-        duplicates = _duplicate_check(w)
-        adoption = _client_adoption(w, setup.segment_source, webhooks.output)
-        report = _report(w, reports_dir, {
-            "preflight": preflight,
-            "destination": setup.destination,
-            "segment_source": setup.segment_source,
-            "webhooks": webhooks,
-            "final_load": final_load.first,
-            "segment_warehouse": final_load.last,
-            "release": release.release,
-            "upload": release.upload,
-            "duplicates": duplicates,
-            "adoption": adoption.first,
-            "webhook_disabled": adoption.last,
-            **({"proof": adoption.proof} if adoption.proof is not None else {}),
-        })
-        status >> preflight >> setup.destination
+        route = _route_segment(w, setup)
+        server_side = _server_side(w, route.cutover)
+        final_load = _segment_final_load(w, route.cutover, setup)
+        release = _release_rudderstack(w, setup, route.cutover)
+        duplicates = _duplicate_checks(w)
+        adoption = _client_adoption(w, setup, route)
+        lanes = {
+            lane.name: LaneSteps(setup[lane.name], route.webhooks[lane.name], release[lane.name],
+                                 duplicates[lane.name], adoption[lane.name])
+            for lane in w.lanes
+        }
+        report = _report(w, reports_dir, preflight, final_load, lanes)
+
+        status >> preflight.first
+        for steps in lanes.values():
+            preflight.last >> steps.setup.first
+            steps.setup.segment_source >> steps.webhooks
+            final_load.last >> steps.release.gate
+            steps.release.upload >> steps.duplicates >> steps.adoption.first
+            steps.adoption.last >> report
+        if plan.rudderstack.destination.restore_append_after_duplicate_check:
+            for name, restore in _restore_append_modes(w, setup).items():
+                lanes[name].duplicates >> restore >> lanes[name].adoption.first
         if server_side is not None:
-            webhooks >> server_side.first
+            route.last >> server_side.first
             server_side.last >> final_load.first
         else:
-            webhooks >> final_load.first
-        final_load.last >> release.gate
-        release.upload >> duplicates >> adoption.first
-        if plan.rudderstack.destination.restore_append_after_duplicate_check:
-            duplicates >> _restore_append_mode(w, setup) >> adoption.first
-        adoption.last >> report
+            route.last >> final_load.first
     return tasks_read_params_from_dag(dag)
 
 

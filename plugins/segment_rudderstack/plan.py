@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pathlib
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -19,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,126}$")
 _PLAN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _CONN_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
+# RudderStack destination types whose identifiers are upper case (rudder-server warehouse/utils ToProviderCase).
+UPPER_CASE_DESTINATIONS = frozenset({"SNOWFLAKE", "SNOWPIPE_STREAMING"})
 SYNC_FREQUENCIES_MINUTES = (30, 60, 180, 360, 720, 1440)
 _SECRET_KEY = re.compile(r"password|secret|token|private_?key|credentials", re.IGNORECASE)
 
@@ -47,13 +50,31 @@ class SegmentSettings(_Model):
     )
 
 
+def _schema_name(value: str) -> str:
+    if not _IDENTIFIER.match(value):
+        raise ValueError(
+            f"{value!r} is not a plain schema name (letters, digits, _ and $; starting with a letter or _)"
+        )
+    return value
+
+
 class SourceSettings(_Model):
     id: str = Field(min_length=1, description="Segment source id")
     kind: Literal["client", "server"]
+    schema_: str | None = Field(
+        default=None,
+        alias="schema",
+        description="warehouse schema Segment loads this source into (default: warehouse.namespace)",
+    )
     rudderstack_source_id: str | None = Field(
         default=None,
         description="RudderStack source the new clients (or migrated servers) send to; it is connected to the destination",
     )
+
+    @field_validator("schema_")
+    @classmethod
+    def _plain_schema(cls, value: str | None) -> str | None:
+        return None if value is None else _schema_name(value)
 
 
 class DestinationSettings(_Model):
@@ -85,7 +106,9 @@ class DestinationSettings(_Model):
     @classmethod
     def _no_namespace_no_secrets(cls, value: dict[str, Any]) -> dict[str, Any]:
         if "namespace" in value:
-            raise ValueError("set the namespace under warehouse.namespace, not in the destination config")
+            raise ValueError(
+                "set the namespace under warehouse.namespace (or sources[].schema), not in the destination config"
+            )
         secret = sorted(k for k in value if _SECRET_KEY.search(k))
         if secret:
             raise ValueError(
@@ -104,17 +127,15 @@ class RudderStackSettings(_Model):
 
 class WarehouseSettings(_Model):
     conn_id: ConnId
-    namespace: str
+    namespace: str | None = Field(
+        default=None, description="the schema of every source that names none (a one-schema plan sets only this)"
+    )
     required_tables: list[str] = Field(default_factory=lambda: ["tracks"])
 
     @field_validator("namespace")
     @classmethod
-    def _plain_identifier(cls, value: str) -> str:
-        if not _IDENTIFIER.match(value):
-            raise ValueError(
-                f"{value!r} is not a plain schema name (letters, digits, _ and $; starting with a letter or _)"
-            )
-        return value
+    def _plain_identifier(cls, value: str | None) -> str | None:
+        return None if value is None else _schema_name(value)
 
     @field_validator("required_tables")
     @classmethod
@@ -162,6 +183,47 @@ class ProofSettings(_Model):
     on_gap: Literal["fail", "approve"] = "fail"
     continuity_buckets_before: int = Field(default=6, ge=0, le=1000)
 
+@dataclass(frozen=True)
+class Lane:
+    """The sources of one warehouse schema and what the migration builds for them: one RudderStack warehouse
+    destination (namespace = ``schema``), one Segment-type RudderStack source fed by the webhooks of the lane's
+    client sources, and the lane's own hold, release, upload, duplicate and adoption checks.
+
+    ``name`` is the schema in lower case with every character other than a-z, 0-9 and _ replaced by _ (it is
+    part of task group ids and of the trigger form's ``lanes`` param)."""
+
+    name: str
+    schema: str
+    sources: tuple[SourceSettings, ...]
+    destination_name: str
+    segment_source_name: str
+
+    @property
+    def source_ids(self) -> list[str]:
+        return [s.id for s in self.sources]
+
+    @property
+    def client_ids(self) -> list[str]:
+        return [s.id for s in self.sources if s.kind == "client"]
+
+    @property
+    def server_ids(self) -> list[str]:
+        return [s.id for s in self.sources if s.kind == "server"]
+
+    @property
+    def rudderstack_source_ids(self) -> list[str]:
+        return sorted({s.rudderstack_source_id for s in self.sources if s.rudderstack_source_id})
+
+    def namespace_for(self, destination_type: str) -> str:
+        """The namespace the lane's RudderStack destination is given: the schema as the warehouse stores it.
+        On Snowflake RudderStack names schemas in upper case (rudder-server ``ToProviderCase``), as Snowflake
+        stores Segment's unquoted schema names."""
+        return self.schema.upper() if destination_type.upper() in UPPER_CASE_DESTINATIONS else self.schema
+
+
+def lane_name(schema: str) -> str:
+    return re.sub(r"[^a-z0-9_]", "_", schema.lower())
+
 
 class Plan(_Model):
     name: str
@@ -200,6 +262,54 @@ class Plan(_Model):
         if dupes:
             raise ValueError(f"sources: source ids listed twice: {dupes}")
         return self
+
+    @model_validator(mode="after")
+    def _every_source_has_a_schema(self) -> Plan:
+        if self.warehouse.namespace is None:
+            unnamed = [s.id for s in self.sources if s.schema_ is None]
+            if unnamed:
+                raise ValueError(
+                    f"sources {unnamed} name no schema and warehouse.namespace is not set: give each source its "
+                    "schema (sources[].schema, the schema Segment loads it into) or set warehouse.namespace"
+                )
+        names: dict[str, set[str]] = {}
+        for schema in self.schemas:
+            names.setdefault(lane_name(schema), set()).add(schema)
+        clash = sorted(sorted(v) for v in names.values() if len(v) > 1)
+        if clash:
+            raise ValueError(f"schemas {clash} differ only in case or punctuation: use one spelling per schema")
+        if len(self.schemas) > 1 and self.rudderstack.destination.id:
+            raise ValueError(
+                f"rudderstack.destination.id names one destination, but the plan's sources load into "
+                f"{len(self.schemas)} schemas {self.schemas}, and a RudderStack destination writes into one: "
+                "omit the id so the migration creates (or finds by name) one destination per schema"
+            )
+        return self
+
+    def schema_of(self, source: SourceSettings) -> str:
+        return source.schema_ or self.warehouse.namespace or ""
+
+    @property
+    def schemas(self) -> list[str]:
+        """The plan's schemas in the order their first source is listed."""
+        return list(dict.fromkeys(self.schema_of(s) for s in self.sources))
+
+    @property
+    def lanes(self) -> list[Lane]:
+        """One lane per schema. With one schema the destination and Segment-type source keep the plan's
+        names; with several, each name ends with `` [<schema>]``."""
+        several = len(self.schemas) > 1
+        rs = self.rudderstack
+        return [
+            Lane(
+                name=lane_name(schema),
+                schema=schema,
+                sources=tuple(s for s in self.sources if self.schema_of(s) == schema),
+                destination_name=f"{rs.destination.name} [{schema}]" if several else rs.destination.name,
+                segment_source_name=f"{rs.segment_source_name} [{schema}]" if several else rs.segment_source_name,
+            )
+            for schema in self.schemas
+        ]
 
     @property
     def client_sources(self) -> list[SourceSettings]:

@@ -276,6 +276,7 @@ class MigrationReportOperator(MigrationOperator):
     :param source_ids: every Segment source of the plan.
     :param selected_source_ids: the sources this run migrates (``params.sources``); the migration is complete
         only when all were.
+    :param lane_task_ids: with several schemas, ``{lane: {step: task id}}``: the lanes side by side.
     """
 
     def __init__(
@@ -287,9 +288,11 @@ class MigrationReportOperator(MigrationOperator):
         adoption_threshold: float | str | None = None,
         source_ids: list[str] | None = None,
         selected_source_ids: list[str] | str | None = None,
+        lane_task_ids: dict[str, dict[str, str]] | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        self.lane_task_ids = lane_task_ids
         self.source_ids = source_ids
         self.selected_source_ids = selected_source_ids
         self.plan_name = plan_name
@@ -326,6 +329,13 @@ class MigrationReportOperator(MigrationOperator):
             left_out_sources=left_out,
             run_started_at=getattr(dag_run, "start_date", None),
         )
+        if self.lane_task_ids:  # several schemas: each lane's figures side by side (lane_report.py)
+            from segment_rudderstack.lane_report import LANES_KEY
+
+            facts.extra[LANES_KEY] = {
+                lane: {step: ti.xcom_pull(task_ids=task_id) for step, task_id in steps.items()}
+                for lane, steps in self.lane_task_ids.items()
+            }
         stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in run_id)
         paths = write_report(facts, pathlib.Path(self.reports_dir) / self.plan_name, stem)
         result = verdict(facts)

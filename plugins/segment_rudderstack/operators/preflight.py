@@ -170,6 +170,27 @@ class PreflightOperator(BaseOperator):
             self.log.warning("%s", why)
         return {"available": available, "reason": why}
 
+    def _check_source_schemas(self, summary: dict[str, Any]) -> None:
+        """Say when a source's slug (the schema Segment names for it by default) differs from the plan's schema.
+        Segment's Public API exposes no source's warehouse schema name (SourceV1 has ``slug``, no schema; the
+        "Schema Name" set in a source's warehouse settings is not in the API), so a difference is a warning to
+        confirm in Segment, not a failure; the warehouse check below proves the schema holds Segment's tables."""
+        from segment_rudderstack.hooks.segment import SegmentHook
+
+        hook = SegmentHook(segment_conn_id=self.segment_conn_id)
+        notes = []
+        for source_id in self.source_ids:
+            slug = str(hook.get_source(source_id).get("slug") or "")
+            if slug and slug.replace("-", "_").lower() != self.namespace.lower():
+                notes.append(
+                    f"source {source_id}: the plan says schema {self.namespace!r}, Segment's default for it is its "
+                    f"slug {slug!r}; Segment's Public API does not show a schema name changed in the source's "
+                    "warehouse settings: confirm it there (Source > Settings > SQL Settings)"
+                )
+        for note in notes:
+            self.log.warning("%s", note)
+        summary["schema_notes"] = notes
+
     def _check_rudderstack(self, problems: list[str], summary: dict[str, Any]) -> None:
         from segment_rudderstack.hooks.rudderstack import RudderStackHook
 
@@ -270,6 +291,7 @@ class PreflightOperator(BaseOperator):
                                                           self.required_tables)
         problems += privileges
         self._check_segment(problems, summary)
+        self._check_source_schemas(summary)
         self._check_rudderstack(problems, summary)
         if not (exists and privileges):  # without privileges the schema only looks missing: said once above
             self._check_warehouse(problems, summary)

@@ -26,6 +26,8 @@ def warehouse_credentials(conn_id: str) -> dict[str, Any]:
     from airflow.sdk import BaseHook
 
     conn = BaseHook.get_connection(conn_id)
+    if conn.conn_type == "snowflake":
+        return _snowflake_credentials(conn)
     config = {
         "host": conn.host,
         "port": str(conn.port) if conn.port else None,
@@ -40,6 +42,22 @@ def warehouse_credentials(conn_id: str) -> dict[str, Any]:
     if extra.get("database"):
         config["database"] = extra["database"]
     return {k: v for k, v in config.items() if v not in (None, "")}
+
+
+def _snowflake_credentials(conn: Any) -> dict[str, Any]:
+    """Password or key pair, as RudderStack's Snowflake destination reads them (snowflake_credentials.py)."""
+    from airflow.sdk.log import mask_secret
+
+    from segment_rudderstack.snowflake_credentials import CredentialsError, snowflake_destination_config
+
+    try:
+        config = snowflake_destination_config(conn)
+    except CredentialsError as exc:
+        raise AirflowFailException(f"{exc}. Nothing was changed.") from None
+    for key in ("password", "privateKey", "privateKeyPassphrase"):
+        if config.get(key):
+            mask_secret(config[key])
+    return config
 
 
 class _RudderStackOperator(MigrationOperator):

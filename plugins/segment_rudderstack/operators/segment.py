@@ -4,7 +4,7 @@ Segment's warehouse and webhook off at the right moments."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -429,12 +429,15 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
     :param rudderstack_data_plane_conn_id: the data plane connection (it must answer).
     :param destination_id: RudderStack's warehouse destination.
     :param namespace: the schema it writes to.
+    :param replacement_paths: with several lanes (schemas), one path per lane instead of the four arguments
+        above: ``[{client_source_ids, rudderstack_source_id, destination_id, namespace}, ...]``; every lane's
+        path must hold.
     """
 
     operator_extra_links = (SegmentWarehouseLink(),)
 
     template_fields = (*MigrationOperator.template_fields, "warehouse_id", "started_after", "source_ids",
-                       "client_source_ids", "rudderstack_source_id", "destination_id")
+                       "client_source_ids", "rudderstack_source_id", "destination_id", "replacement_paths")
 
     def __init__(
         self,
@@ -452,10 +455,12 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
         rudderstack_data_plane_conn_id: str | None = None,
         destination_id: str | None = None,
         namespace: str | None = None,
+        replacement_paths: Sequence[Mapping[str, Any]] | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         # The replacement path proven right before the switch-off (preflight_checks.replacement_path_problems).
+        self.replacement_paths = replacement_paths
         self.client_source_ids = client_source_ids
         self.rudderstack_source_id = rudderstack_source_id
         self.rudderstack_conn_id = rudderstack_conn_id
@@ -537,30 +542,44 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
         return {"disabled": changed, "at": datetime.now(UTC).isoformat(), "last_check": decision.reason}
 
     def _prove_replacement_path(self) -> None:
-        """Refuse the switch-off unless the webhook path that replaces Segment's warehouse works now."""
-        clients = as_list(self.client_source_ids) or []
-        if self.is_dry_run or not clients or not self.rudderstack_conn_id:
+        """Refuse the switch-off unless the webhook path that replaces Segment's warehouse works now (every
+        lane's, with several schemas)."""
+        paths = list(self.replacement_paths or []) or [{
+            "client_source_ids": self.client_source_ids, "rudderstack_source_id": self.rudderstack_source_id,
+            "destination_id": self.destination_id, "namespace": self.namespace,
+        }]
+        if self.is_dry_run or not self.rudderstack_conn_id:
             return
-        from segment_rudderstack.preflight_checks import replacement_path_problems
-
-        url = None
-        if self.rudderstack_source_id:
-            from segment_rudderstack.hooks.rudderstack import RudderStackDataPlaneHook, RudderStackHook
-
-            write_key = RudderStackHook(rudderstack_conn_id=self.rudderstack_conn_id).get_source(
-                self.rudderstack_source_id).get("writeKey")
-            if write_key and self.rudderstack_data_plane_conn_id:
-                url = RudderStackDataPlaneHook(
-                    rudderstack_data_plane_conn_id=self.rudderstack_data_plane_conn_id).webhook_url(write_key)
-        problems = replacement_path_problems(
-            segment_conn_id=self.segment_conn_id, client_source_ids=clients, webhook_url=url,
-            data_plane_conn_id=self.rudderstack_data_plane_conn_id, rudderstack_conn_id=self.rudderstack_conn_id,
-            destination_id=self.destination_id or None, namespace=self.namespace,
-            since=as_utc(self.started_after), delivery_check=None,
-        )
+        problems: list[str] = []
+        clients: list[str] = []
+        for path in paths:
+            lane_clients = as_list(path.get("client_source_ids")) or []
+            if lane_clients:  # a lane this run does not migrate has none selected
+                clients += lane_clients
+                problems += self._replacement_problems(lane_clients, path)
         if problems:
             raise AirflowFailException(
                 f"refusing to switch Segment's warehouse {self.warehouse_id} off: the path that replaces it is not "
                 "proven; nothing was changed:\n" + "\n".join(f"  - {p}" for p in problems)
             )
-        self.log.info("replacement path proven for %s: webhooks enabled to a reachable data plane", clients)
+        if clients:
+            self.log.info("replacement path proven for %s: webhooks enabled to a reachable data plane", clients)
+
+    def _replacement_problems(self, clients: list[str], path: Mapping[str, Any]) -> list[str]:
+        from segment_rudderstack.preflight_checks import replacement_path_problems
+
+        url = None
+        if path.get("rudderstack_source_id"):
+            from segment_rudderstack.hooks.rudderstack import RudderStackDataPlaneHook, RudderStackHook
+
+            write_key = RudderStackHook(rudderstack_conn_id=self.rudderstack_conn_id).get_source(
+                path["rudderstack_source_id"]).get("writeKey")
+            if write_key and self.rudderstack_data_plane_conn_id:
+                url = RudderStackDataPlaneHook(
+                    rudderstack_data_plane_conn_id=self.rudderstack_data_plane_conn_id).webhook_url(write_key)
+        return replacement_path_problems(
+            segment_conn_id=self.segment_conn_id, client_source_ids=clients, webhook_url=url,
+            data_plane_conn_id=self.rudderstack_data_plane_conn_id, rudderstack_conn_id=self.rudderstack_conn_id,
+            destination_id=path.get("destination_id") or None, namespace=path.get("namespace"),
+            since=as_utc(self.started_after), delivery_check=None,
+        )

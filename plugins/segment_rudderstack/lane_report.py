@@ -1,0 +1,71 @@
+"""The report's per-lane table: each lane's (schema's) figures side by side, one column per lane."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from segment_rudderstack.report import Markdown, ReportFacts, Section, register_section
+
+LANES_KEY = "lanes"  # ReportFacts.extra[LANES_KEY]: {lane: {step: result}}
+
+
+def _get(result: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(result, Mapping):
+            return None
+        result = result.get(key)
+    return result
+
+
+def _share(adoption: Any) -> str:
+    share = _get(adoption, "share")
+    return "-" if share is None else f"{float(share):.2%}"
+
+
+def _count(value: Any) -> str:
+    if isinstance(value, (list, tuple, dict)):
+        return str(len(value))
+    return "-" if value is None else str(value)
+
+
+# (row label, how to read it from the lane's step results)
+ROWS: tuple[tuple[str, Callable[[Mapping[str, Any]], str]], ...] = (
+    ("RudderStack destination", lambda r: _count(r.get("destination"))),
+    ("Segment-type source", lambda r: _count(r.get("segment_source"))),
+    ("webhooks enabled", lambda r: _count(_get(r.get("webhooks"), "destinations"))),
+    ("cutover point", lambda r: _count(_get(r.get("webhooks"), "cutover_at"))),
+    ("sync released at", lambda r: _count(_get(r.get("release"), "released_at"))),
+    ("upload seen", lambda r: _count(_get(r.get("upload"), "reason"))),
+    ("duplicate ids", lambda r: _count(_get(r.get("duplicates"), "duplicates"))),
+    ("final adoption share", lambda r: _share(r.get("adoption"))),
+    ("webhooks disabled", lambda r: _count(_get(r.get("webhook_disabled"), "disabled"))),
+)
+
+
+def lane_table(results: Mapping[str, Mapping[str, Any]], schemas: Mapping[str, str] | None = None) -> list[str]:
+    """Markdown lines: a table with one column per lane and one row per figure. ``results`` maps a lane's
+    name to its step results (``destination``, ``webhooks``, ``release``, ``upload``, ``duplicates``,
+    ``adoption``, ``webhook_disabled``), as the tasks returned them (``None`` for a skipped step)."""
+    if not results:
+        return []
+    names = list(results)
+    header = [f"{n} (`{schemas[n]}`)" if schemas and n in schemas else n for n in names]
+    lines = [
+        "| | " + " | ".join(header) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for label, read in ROWS:
+        lines.append(f"| {label} | " + " | ".join(read(results[n] or {}).replace("|", "/") for n in names) + " |")
+    return lines
+
+
+def section_lanes(facts: ReportFacts) -> Section | None:
+    """The report's section for a plan of several schemas (after the key figures)."""
+    lanes = facts.extra.get(LANES_KEY)
+    if not lanes:
+        return None
+    return Section("Lanes side by side", [Markdown(lane_table(lanes))], key=LANES_KEY)
+
+
+register_section(LANES_KEY, section_lanes, after="key_figures")
