@@ -1,5 +1,6 @@
 # Two commands do all set-up on a fresh machine (Python 3.11 + pip):
 #   make demo   run the migration DAG against the local sandbox and print the reconciliation
+#               (make demo PLAN=sandbox_multi: the multi-schema world, one lane per schema)
 #   make test   lint + the whole test suite
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -40,7 +41,7 @@ test: $(STAMP) airflow-db
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP) airflow-db
-	$(PY) -m scripts.demo
+	$(PY) -m scripts.demo $(if $(PLAN),--plan $(PLAN))
 
 # The Airflow CLI against this project (AIRFLOW_HOME, dags and plugins folders set above), e.g.
 #   make airflow ARGS="dags list"        make airflow ARGS="dags unpause segment_to_rudderstack__prod"

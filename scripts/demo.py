@@ -9,6 +9,7 @@ any of that fails.
 
 from __future__ import annotations
 
+import argparse
 import pathlib
 import sys
 import time
@@ -28,6 +29,7 @@ COLUMNS = {
     "duplicated": "message ids with more than one row in the table (must be 0)",
     "dropped_after_close": "sent by a client while no path to the warehouse was open (e.g. an old client after "
                            "Segment's webhook was switched off); expected, counted apart from losses",
+    "misplaced": "rows whose id the ledger recorded for another schema: an event in the wrong lane (must be 0)",
     "unexpected": "rows whose id the ledger does not know (history loaded before the rehearsal)",
 }
 
@@ -53,17 +55,24 @@ class Progress:
         print(progress_line(facts, elapsed, self._share(facts)), flush=True)
 
     def _share(self, facts) -> str:
+        lanes = self.plan.lanes
+        if len(lanes) == 1:
+            return self._lane_share(facts, lanes[0].schema, "")
+        return "; ".join(f"{lane.name}: {self._lane_share(facts, lane.schema, ' ' + lane.name)}" for lane in lanes)
+
+    def _lane_share(self, facts, schema: str, suffix: str) -> str:
+        """The share in one lane's schema (``suffix``: how the report names that lane's steps)."""
         from datetime import UTC, datetime, timedelta
 
         from segment_rudderstack.dialects import dialect_for_conn_id
 
-        source_id = facts.results.get("segment_source")
-        if not isinstance(source_id, str) or not facts.result("webhooks").get("cutover_at"):
+        source_id = facts.results.get("segment_source" + suffix)
+        if not isinstance(source_id, str) or not facts.result("webhooks" + suffix).get("cutover_at"):
             return "not measured before the cutover"
         now = datetime.now(UTC)
         adoption = self.plan.adoption
         sample = dialect_for_conn_id(self.plan.warehouse.conn_id).adoption_share(
-            self.plan.warehouse.namespace, webhook_source_id=source_id,
+            schema, webhook_source_id=source_id,
             since=now - timedelta(seconds=adoption.window_seconds), until=now,
             library_names=adoption.library_names or None)
         if sample.share is None:
@@ -94,10 +103,16 @@ def explain_columns() -> None:
         print(f"  {name:<20} {meaning}")
 
 
-def main() -> int:
-    plan = load_plan(REPO / "include" / "plans" / "sandbox.yaml")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--plan", default="sandbox",
+                        help="plan in include/plans/ (sandbox_multi: the multi-schema world, one lane per schema)")
+    args = parser.parse_args(argv)
+    plan = load_plan(REPO / "include" / "plans" / f"{args.plan}.yaml")
+    # A plan of several schemas runs against the multi-schema world (3 client sources in 2 schemas + backend).
+    world = "multi" if len(plan.lanes) > 1 else "default"
     # Server-side services "deploy" onto RudderStack as soon as its warehouse destination is connected.
-    config = load_config(clients={"server_side_switch": "auto"})
+    config = load_config(world=world, clients={"server_side_switch": "auto"})
     print(f"[demo] starting the sandbox in {config.home} and running {plan.dag_id} ...", flush=True)
     began = time.monotonic()
     print("[demo] progress every 10 s: elapsed | phase | adoption share (events still arriving through Segment)",

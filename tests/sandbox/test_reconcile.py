@@ -109,3 +109,34 @@ def test_cli_exit_codes(pg_dsn, loaded, capsys):
     completed = subprocess.run([sys.executable, "-m", "sandbox.reconcile", *args, "--json"],
                                capture_output=True, text=True, timeout=60, cwd=INCLUDE)
     assert completed.returncode == 1 and '"missing": 1' in completed.stdout
+
+
+def test_an_event_in_the_schema_of_another_source_is_misplaced_and_fails_both_schemas(pg_dsn, names):
+    """Two schemas (two lanes): a web event that landed in the mobile schema is misplaced there and missing
+    from its own schema; the per-schema reconciliation fails even though every id is in the warehouse once."""
+    from sandbox.reconcile import reconcile_schemas
+
+    web, ledger_schema = names
+    mobile = web + "_m"
+    ledger = Ledger(pg_dsn, schema=ledger_schema)
+    try:
+        def sent(mid: str, schema: str) -> dict:
+            ledger.record_sent(mid, event_type="track", sdk="segment", sender="app-1", source="s", sent_at=AT,
+                               schema=schema)
+            return {"messageId": mid, "type": "track", "event": "Signed In", "userId": "u1", "receivedAt": AT}
+
+        wh = Warehouse(pg_dsn)
+        wh.load(web, [sent("w1", web), sent("w2", web)], merge=False)
+        wh.load(mobile, [sent("m1", mobile), sent("w3", web)], merge=False)  # w3 belongs to the web schema
+        both = reconcile_schemas(pg_dsn, [web, mobile], ledger_schema=ledger_schema)
+        by_schema = both.by_schema()
+        assert (by_schema[mobile].misplaced, by_schema[mobile].totals().unexpected) == (1, 0)
+        assert by_schema[mobile].table("tracks").misplaced_ids == ["w3"]
+        assert by_schema[web].missing == 1 and by_schema[web].misplaced == 0
+        assert not both.ok and both.misplaced == 1
+        assert "misplaced (sent for another schema) e.g. w3" in both.format()
+        wh.load(web, [{"messageId": "w3", "type": "track", "event": "Signed In", "userId": "u1", "receivedAt": AT}],
+                merge=False)
+        assert not reconcile_schemas(pg_dsn, [web, mobile], ledger_schema=ledger_schema).ok  # still misplaced
+    finally:
+        ledger.close()
