@@ -345,9 +345,15 @@ def segment_adoption(
                                             start=clamp_start(since, granularity, now)[0], end=until,
                                             granularity=granularity, group_by="appVersion", now=now)
         versions = {v: n for v, n in trailing.by_group().items() if n}
+        # Who still sent to Segment at all after the cutover (the webhook's whole life), by app version.
+        after_start, _ = clamp_start(cutover, granularity, now)
+        after = segment.delivery_metrics("successfully-received", source_id=source_id, start=after_start,
+                                         end=until, granularity=granularity, group_by="appVersion",
+                                         now=now).by_group() if after_start < until else {}
         sources[source_id] = {
             "before_cutover": before, "trailing": trailing.total,
             "share": (trailing.total / before) if before else None, "app_versions": versions,
+            "app_versions_since_cutover": {v: n for v, n in after.items() if n},
         }
         base_total += before
         now_total += trailing.total
@@ -449,11 +455,16 @@ def proof_section(proof: Mapping[str, Any] | None) -> list[str]:
             f"Events still arriving at Segment over {adoption.get('since')} to {adoption.get('until')}: "
             f"**{adoption.get('trailing')}**, against {adoption.get('before_cutover')} in the same length of time "
             f"before the cutover: share **{'n/a' if share is None else f'{share:.2%}'}**.", "",
-            "| source | app version still sending to Segment | events |", "|---|---|---:|",
+            "| source | app version still sending to Segment | events since the cutover | in the last window |",
+            "|---|---|---:|---:|",
         ]
-        rows = [f"| {sid} | {version} | {count} |" for sid, s in (adoption.get("sources") or {}).items()
-                for version, count in (s.get("app_versions") or {}).items()]
-        lines += rows or ["| - | none | 0 |"]
+        rows = []
+        for sid, s in (adoption.get("sources") or {}).items():
+            recent = s.get("app_versions") or {}
+            since = s.get("app_versions_since_cutover") or {}
+            for version in sorted(set(since) | set(recent), key=lambda v: (-since.get(v, 0), v)):
+                rows.append(f"| {sid} | {version} | {since.get(version, 0)} | {recent.get(version, 0)} |")
+        lines += rows or ["| - | none | 0 | 0 |"]
         lines.append("")
     flow = proof.get("continuity") or {}
     if flow:

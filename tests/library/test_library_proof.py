@@ -77,7 +77,7 @@ def test_a_clean_webhook_path_matches_bucket_by_bucket_and_shows_app_versions(wo
     assert result["adoption"]["sources"][WEB]["app_versions"] == {"1.9.4": 6, "1.8.2": 3}
     report = "\n".join(proof_section(result))
     assert SECTION_TITLE in report and "Webhook path: matches" in report
-    assert "| src_web_app | 1.9.4 | 6 |" in report and "| src_web_app | 1.8.2 | 3 |" in report
+    assert "| src_web_app | 1.9.4 | 6 | 6 |" in report and "| src_web_app | 1.8.2 | 3 | 3 |" in report
 
 
 def test_deliveries_segment_gave_up_on_stop_the_run_naming_the_bucket(world):
