@@ -27,8 +27,10 @@ COLUMNS = {
     "loaded": "of those, how many are in the warehouse table (by message id)",
     "missing": "sent, not in the warehouse, and not dropped on purpose: LOST (must be 0)",
     "duplicated": "message ids with more than one row in the table (must be 0)",
-    "dropped_after_close": "sent by a client while no path to the warehouse was open (e.g. an old client after "
-                           "Segment's webhook was switched off); expected, counted apart from losses",
+    "dropped_after_close": "dropped by Segment after the migration's own webhook switch-off (old clients past "
+                           "the adoption threshold): the accepted tail, counted apart from losses",
+    "lost_after_close": "dropped by Segment while no path to the warehouse was open BEFORE the migration's own "
+                        "switch-off (e.g. a rollback or a step out of order): LOST by a migration step (must be 0)",
     "misplaced": "rows whose id the ledger recorded for another schema: an event in the wrong lane (must be 0)",
     "unexpected": "rows whose id the ledger does not know (history loaded before the rehearsal)",
 }
@@ -128,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[demo] {label} at: {', '.join(m.isoformat() for m in moments) or 'never'}")
     print()
     print(result.report.format() if result.report else "[demo] no reconciliation (the run did not get that far)")
+    if result.report:
+        print(f"[demo] events dropped after close and counted lost (not after the migration's own webhook "
+              f"switch-off at {', '.join(m.isoformat() for m in result.webhook_switch_offs) or 'never'}): "
+              f"{result.report.lost_after_close}")
     if result.report:
         explain_columns()
     print()

@@ -57,8 +57,72 @@ def _manual_sync(value: Any) -> bool | None:
     return None
 
 
-def check(segment_log: list[dict[str, Any]], rudderstack_log: list[dict[str, Any]]) -> list[str]:
+def _routes_over_time(segment_log: list[dict[str, Any]]) -> list[tuple[datetime, str, str, bool]]:
+    """(at, source id, destination id, route enabled) after every change to a webhook route (destination or its
+    mapping), in order. A route delivers when its destination is enabled and (when it has mappings) one is."""
+    source_of: dict[str, str] = {}
+    destination_on: dict[str, bool] = {}
+    mappings_on: dict[str, dict[str, bool]] = {}
+    out: list[tuple[datetime, str, str, bool]] = []
+    for e in _changes(segment_log):
+        destination_id = e.get("destinationId")
+        if not destination_id:
+            continue
+        body = e.get("body") if isinstance(e.get("body"), dict) else {}
+        if e.get("method") == "POST" and body.get("sourceId") and not e.get("subscriptionId"):
+            source_of[destination_id] = body["sourceId"]
+        after = _enabled(e.get("after"))
+        if e.get("subscriptionId"):
+            mappings_on.setdefault(destination_id, {})[e["subscriptionId"]] = bool(after)
+        else:
+            destination_on[destination_id] = bool(after)
+        if destination_id in source_of:
+            maps = mappings_on.get(destination_id) or {}
+            on = destination_on.get(destination_id, False) and (not maps or any(maps.values()))
+            out.append((_t(e["at"]), source_of[destination_id], destination_id, on))
+    return out
+
+
+def check_webhook_path(
+    segment_log: list[dict[str, Any]],
+    *,
+    migration_webhook_off: list[datetime] | None = None,
+    adoption_held_at: datetime | None = None,
+    tolerance_s: float = 10.0,
+) -> list[str]:
+    """Segment's warehouse is disabled only while every migrated client source's webhook route is enabled; and
+    (when the caller says when the migration's own switch-off happened and when adoption held) the webhook is
+    disabled only by the migration, after the adoption condition held."""
     violations: list[str] = []
+    timeline = _routes_over_time(segment_log)
+    for at in warehouse_disabled_at(segment_log):
+        state: dict[str, dict[str, bool]] = {}
+        for moment, source_id, destination_id, on in timeline:
+            if moment <= at:
+                state.setdefault(source_id, {})[destination_id] = on
+        off = sorted(source for source, routes in state.items() if not any(routes.values()))
+        if off:
+            violations.append(
+                f"Segment warehouse disabled at {at.isoformat()} while the webhook of migrated client source(s) "
+                f"{', '.join(off)} was disabled: their events had no path to the warehouse"
+            )
+    if migration_webhook_off is not None:
+        for at in webhook_disabled_at(segment_log):
+            ours = any(0 <= (m - at).total_seconds() <= tolerance_s for m in migration_webhook_off)
+            if not ours:
+                violations.append(f"Segment webhook disabled at {at.isoformat()}, not by the migration's own switch-off")
+            elif adoption_held_at is not None and at < adoption_held_at:
+                violations.append(
+                    f"Segment webhook disabled at {at.isoformat()} before the adoption condition held "
+                    f"({adoption_held_at.isoformat()})"
+                )
+    return violations
+
+
+def check(segment_log: list[dict[str, Any]], rudderstack_log: list[dict[str, Any]], **webhook: Any) -> list[str]:
+    """Every invariant; ``webhook`` goes to :func:`check_webhook_path` (the migration's switch-off instants and
+    when adoption held, when the caller knows them)."""
+    violations: list[str] = check_webhook_path(segment_log, **webhook)
     loads = segment_loads(segment_log)
     segment_changes = _changes(segment_log)
     webhook_enables = [

@@ -2,10 +2,12 @@
 
 Per table: `sent` (distinct message ids the clients sent), `loaded` (of those, how many are in the table),
 `missing` (sent, not in the table, not dropped), `duplicated` (ids with more than one row),
-`dropped_after_close` (sent while no path to the warehouse was open, and not in the table) and
+`dropped_after_close` (sent while no path to the warehouse was open, not in the table, and dropped after the
+migration's own webhook switch-off: the adoption threshold's accepted tail), `lost_after_close` (dropped while no
+path was open *before* that switch-off, or with no switch-off by the migration at all: lost by a migration step),
 `misplaced` (rows whose id the ledger recorded for another schema: an event that landed in the wrong
 schema) and `unexpected` (rows whose id the ledger does not know, e.g. history loaded before the run).
-`Report.ok` is true when nothing is missing, duplicated or misplaced. `reconcile_schemas` reconciles every
+`Report.ok` is true when nothing is missing, duplicated, lost after close or misplaced. `reconcile_schemas` reconciles every
 schema of a world with several (one per lane) and is ok only when each of them is.
 
 CLI (wired as `python -m sandbox reconcile`): ``python -m sandbox.reconcile --dsn ... --schema app_events``
@@ -22,6 +24,8 @@ import pathlib
 import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from sandbox.ledger import DEFAULT_LEDGER_SCHEMA, Ledger
 from sandbox.warehouse import EVENT_TABLES, Warehouse
@@ -40,6 +44,7 @@ class TableReport:
     missing: int = 0
     duplicated: int = 0
     dropped_after_close: int = 0
+    lost_after_close: int = 0
     misplaced: int = 0
     unexpected: int = 0
     missing_ids: list[str] = field(default_factory=list)
@@ -47,7 +52,8 @@ class TableReport:
     misplaced_ids: list[str] = field(default_factory=list)
 
 
-COLUMNS = ("sent", "loaded", "missing", "duplicated", "dropped_after_close", "misplaced", "unexpected")
+COLUMNS = ("sent", "loaded", "missing", "duplicated", "dropped_after_close", "lost_after_close", "misplaced",
+           "unexpected")
 
 
 @dataclass
@@ -68,8 +74,12 @@ class Report:
         return sum(t.misplaced for t in self.tables)
 
     @property
+    def lost_after_close(self) -> int:
+        return sum(t.lost_after_close for t in self.tables)
+
+    @property
     def ok(self) -> bool:
-        return self.missing == 0 and self.duplicated == 0 and self.misplaced == 0
+        return self.missing == 0 and self.duplicated == 0 and self.misplaced == 0 and self.lost_after_close == 0
 
     def table(self, name: str) -> TableReport:
         for report in self.tables:
@@ -135,6 +145,10 @@ class SchemasReport:
     def misplaced(self) -> int:
         return sum(r.misplaced for r in self.reports)
 
+    @property
+    def lost_after_close(self) -> int:
+        return sum(r.lost_after_close for r in self.reports)
+
     def by_schema(self) -> dict[str, Report]:
         return {r.schema: r for r in self.reports}
 
@@ -154,14 +168,23 @@ class SchemasReport:
 
 
 def reconcile(
-    dsn: str, schema: str, *, ledger_schema: str = DEFAULT_LEDGER_SCHEMA, source: str | None = None
+    dsn: str, schema: str, *, ledger_schema: str = DEFAULT_LEDGER_SCHEMA, source: str | None = None,
+    accepted_after: datetime | None = None,
 ) -> Report:
     """Compare the ledger (events recorded for `schema` or for no schema) with the tables in `schema`; rows
-    of events the ledger recorded for another schema are counted as misplaced."""
+    of events the ledger recorded for another schema are counted as misplaced.
+
+    ``accepted_after``: when the migration itself switched Segment's webhook off (after adoption held); events
+    Segment dropped after it are the accepted tail, any other drop is counted lost (``lost_after_close``)."""
     ledger = Ledger(dsn, schema=ledger_schema)
     try:
         every_row = ledger.sent(source=source)
-        dropped_ids = {row["message_id"] for row in ledger.dropped()}
+        dropped_rows = ledger.dropped()
+        dropped_ids = {row["message_id"] for row in dropped_rows}
+        accepted_ids = {
+            row["message_id"] for row in dropped_rows
+            if accepted_after is not None and _as_utc(row["at"]) >= accepted_after
+        }
     finally:
         ledger.close()
     sent_rows = [row for row in every_row if row.get("schema") in (None, schema)]
@@ -183,7 +206,9 @@ def reconcile(
         report.loaded = len(sent) - len(absent)
         missing = [i for i in absent if i not in dropped_ids]
         report.missing = len(missing)
-        report.dropped_after_close = len(absent) - len(missing)
+        dropped = [i for i in absent if i in dropped_ids]
+        report.dropped_after_close = sum(1 for i in dropped if i in accepted_ids)
+        report.lost_after_close = len(dropped) - report.dropped_after_close
         duplicated = sorted(i for i, n in rows.items() if n > 1)
         report.duplicated = len(duplicated)
         misplaced = sorted(i for i in rows if i not in all_sent and i in elsewhere)
@@ -196,11 +221,18 @@ def reconcile(
     return Report(schema=schema, tables=reports)
 
 
+def _as_utc(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def reconcile_schemas(
-    dsn: str, schemas: list[str], *, ledger_schema: str = DEFAULT_LEDGER_SCHEMA
+    dsn: str, schemas: list[str], *, ledger_schema: str = DEFAULT_LEDGER_SCHEMA, accepted_after: datetime | None = None
 ) -> SchemasReport:
     """Reconcile each schema on its own (every event must be in its source's schema exactly once)."""
-    return SchemasReport([reconcile(dsn, schema, ledger_schema=ledger_schema) for schema in schemas])
+    return SchemasReport([reconcile(dsn, schema, ledger_schema=ledger_schema, accepted_after=accepted_after)
+                          for schema in schemas])
 
 
 def _state() -> dict:

@@ -10,9 +10,11 @@ import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -52,6 +54,8 @@ class RehearsalResult:
     segment_counters: dict[str, Any] = field(default_factory=dict)
     #: after each DAG run: (changes Segment's emulator had accepted, changes RudderStack's had accepted)
     changes_after_run: list[tuple[int, int]] = field(default_factory=list)
+    #: when the migration's own switch-off task disabled Segment's webhook (from the change log)
+    webhook_switch_offs: list[datetime] = field(default_factory=list)
 
 
 def airflow_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -76,6 +80,39 @@ def reset_change_log(key: str, env: dict[str, str]) -> None:
     """A fresh sandbox has none of the changes an earlier rehearsal logged: forget them."""
     subprocess.run(
         [airflow_bin(), "variables", "delete", key], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def migration_webhook_switch_offs(change_log_key: str, env: dict[str, str]) -> list[datetime]:
+    """When the migration's own switch-off task disabled Segment's webhook, from the plan's change log (read with
+    ``airflow variables export``, so it is the deployment's metadata DB, whatever this process imported)."""
+    with tempfile.TemporaryDirectory() as folder:
+        target = pathlib.Path(folder) / "variables.json"
+        subprocess.run([airflow_bin(), "variables", "export", str(target)], env=env, capture_output=True,
+                       text=True, timeout=120)
+        try:
+            variables = json.loads(target.read_text())
+        except (OSError, ValueError):
+            return []
+
+    def value(key: str) -> Any:
+        raw = variables.get(key)
+        try:
+            return json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            return None
+
+    head = value(change_log_key)
+    entries = []
+    if isinstance(head, dict):
+        entries = [value(f"{change_log_key}__{seq:06d}") for seq in range(1, int(head.get("next", 1)))]
+    elif isinstance(head, list):
+        entries = head
+    return sorted(
+        datetime.fromisoformat(e["at"]) for e in entries
+        if isinstance(e, dict) and e.get("target") == "segment.destination" and e.get("field") == "enabled"
+        and e.get("after") is False and e.get("status", "done") == "done"
+        and str(e.get("task_id") or "").endswith("disable_segment_webhook")
     )
 
 
@@ -198,7 +235,10 @@ def rehearse(
             result.timings["rerun_s"] = result.runs[-1].seconds
         # The invariants are about the migration: judge the logs as they stand when its runs are over,
         # before anything the rehearsal does afterwards (a rollback, the final drain's explicit upload).
-        result.violations = invariants.check(sandbox.segment.log.entries(), sandbox.rudderstack.log.entries())
+        switch_offs = migration_webhook_switch_offs(change_log_key, env)
+        result.webhook_switch_offs = switch_offs
+        result.violations = invariants.check(sandbox.segment.log.entries(), sandbox.rudderstack.log.entries(),
+                                             migration_webhook_off=switch_offs)
         if after_run is not None:
             after_run(sandbox, env, result)
         settle = time.monotonic()
@@ -210,9 +250,11 @@ def rehearse(
         drain_rudderstack(sandbox)
         result.timings["settle_s"] = time.monotonic() - settle
         if len(info.schemas) > 1:
-            result.report = reconcile_schemas(info.warehouse_dsn, info.schemas, ledger_schema=info.ledger_schema)
+            result.report = reconcile_schemas(info.warehouse_dsn, info.schemas, ledger_schema=info.ledger_schema,
+                                              accepted_after=min(switch_offs) if switch_offs else None)
         else:
-            result.report = reconcile(info.warehouse_dsn, info.schema, ledger_schema=info.ledger_schema)
+            result.report = reconcile(info.warehouse_dsn, info.schema, ledger_schema=info.ledger_schema,
+                                      accepted_after=min(switch_offs) if switch_offs else None)
         result.segment_counters = dict(sandbox.segment.state()["counters"]) if sandbox.segment else {}
         result.segment_log = sandbox.segment.log.entries() if sandbox.segment else []
         result.rudderstack_log = sandbox.rudderstack.log.entries() if sandbox.rudderstack else []

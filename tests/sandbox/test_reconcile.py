@@ -7,6 +7,7 @@ import pathlib
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -78,16 +79,36 @@ def test_a_deleted_row_is_missing_and_a_repeated_load_is_duplicated(pg_dsn, load
     assert "FAILED" in text and "t3" in text and "p0" in text
 
 
-def test_events_dropped_after_a_path_closed_are_counted_apart_from_missing(pg_dsn, loaded):
+def test_events_dropped_after_the_migrations_own_switch_off_are_the_accepted_tail(pg_dsn, loaded):
     wh, ledger, schema, ledger_schema, _ = loaded
     send(ledger, "late-1")
     ledger.record_dropped("late-1", reason="warehouse disabled, webhook disabled", at=AT)
 
-    report = reconcile(pg_dsn, schema, ledger_schema=ledger_schema)
+    report = reconcile(pg_dsn, schema, ledger_schema=ledger_schema, accepted_after=_at() - timedelta(seconds=1))
 
     assert report.ok
     tracks = report.table("tracks")
-    assert (tracks.sent, tracks.loaded, tracks.missing, tracks.dropped_after_close) == (6, 5, 0, 1)
+    assert (tracks.sent, tracks.loaded, tracks.missing, tracks.dropped_after_close, tracks.lost_after_close) == (
+        6, 5, 0, 1, 0)
+
+
+def test_events_dropped_before_the_migrations_switch_off_or_without_one_are_lost(pg_dsn, loaded):
+    """Issue 10, finding 1: a rollback switched the webhook off, the migration then switched Segment's warehouse
+    off; Segment dropped old clients' events. They were counted apart and the reconciliation said OK."""
+    wh, ledger, schema, ledger_schema, _ = loaded
+    send(ledger, "late-1")
+    ledger.record_dropped("late-1", reason="warehouse disabled, webhook disabled", at=AT)
+
+    for accepted_after in (None, _at() + timedelta(seconds=1)):
+        report = reconcile(pg_dsn, schema, ledger_schema=ledger_schema, accepted_after=accepted_after)
+        assert not report.ok
+        tracks = report.table("tracks")
+        assert (tracks.dropped_after_close, tracks.lost_after_close) == (0, 1)
+        assert "lost_after_close" in report.format()
+
+
+def _at():
+    return datetime.fromisoformat(AT.replace("Z", "+00:00"))
 
 
 def test_a_merge_load_over_segment_rows_reconciles_clean(pg_dsn, loaded):
