@@ -287,6 +287,10 @@ class PreflightOperator(BaseOperator):
             )
         problems += segment_source_problems(SegmentHook(segment_conn_id=self.segment_conn_id), self.warehouse_id,
                                             self.source_ids)
+        if problems:  # the checks below read every source: a wrong id would only repeat itself as a crash
+            raise AirflowFailException(
+                "preflight found problems; nothing was changed:\n" + "\n".join(f"  - {p}" for p in problems)
+            )
         exists, privileges = warehouse_privilege_problems(self.warehouse_conn_id, self.namespace,
                                                           self.required_tables)
         problems += privileges
