@@ -98,10 +98,14 @@ def compare_buckets(
 _BUCKET_SECONDS = {"MINUTE": 60, "HOUR": 3600, "DAY": 86400}
 
 
-def _epoch(dialect: WarehouseDialect, column: SqlText) -> SqlText:
-    """Seconds since the epoch (UTC) of a timestamp column, per warehouse."""
+_TRUNC_UNIT = {"MINUTE": SqlText("MINUTE"), "HOUR": SqlText("HOUR"), "DAY": SqlText("DAY")}
+
+
+def _epoch(dialect: WarehouseDialect, column: SqlText, granularity: str) -> SqlText:
+    """Seconds since the epoch (UTC) of a timestamp column, per warehouse. Snowflake truncates to the bucket
+    first (``EPOCH_SECOND`` of a fractional second must not round into the next bucket)."""
     if dialect.name == "snowflake":
-        return compose("DATE_PART(EPOCH_SECOND, {c})", c=column)
+        return compose("DATE_PART(EPOCH_SECOND, DATE_TRUNC('{u}', {c}))", u=_TRUNC_UNIT[granularity], c=column)
     return compose("EXTRACT(EPOCH FROM {c})", c=column)
 
 
@@ -137,7 +141,7 @@ def warehouse_rows_by_bucket(
                 part.append(source_id)
             selects.append(compose(
                 "SELECT FLOOR({e} / %s) AS b, COUNT(*) AS n FROM {t} WHERE {w} GROUP BY 1",
-                e=_epoch(dialect, r), t=dialect.qualified(actual, table.actual), w=where,
+                e=_epoch(dialect, r, granularity), t=dialect.qualified(actual, table.actual), w=where,
             ))
             params += [seconds, *part]
         if selects:
