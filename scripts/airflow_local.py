@@ -57,6 +57,15 @@ COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
 TERMINAL_RUN_STATES = {"success", "failed"}
 
 
+#: Scheduler settings that make a task killed with its worker (no more heartbeats) fail and retry within about
+#: two minutes: heartbeat timeout 60 s, checked every 10 s; orphaned tasks (their executor is gone) every 60 s.
+TASK_FAILURE_DETECTION = {
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "10",
+    "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "60",
+}
+
+
 class DeploymentError(RuntimeError):
     """The local deployment did not reach the expected state; the message names the log to read."""
 
@@ -499,6 +508,9 @@ class LocalAirflow:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+            # A task killed with its worker is found within ~70 s and retried (retry_delay 30 s): ~2 minutes,
+            # not Airflow's default 5+ (docs/deployment.md, "Killed workers").
+            **TASK_FAILURE_DETECTION,
         })
         if self.celery:
             # Broker: the Redis started above; results: the metadata database (Airflow's default, db+ scheme).
