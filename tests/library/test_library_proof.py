@@ -167,3 +167,24 @@ def test_preflight_says_once_whether_segments_metrics_answer(world):
     summary = preflight(world, delivery_overview_granularity="HOUR").execute(context())
     assert summary["delivery_overview"]["available"] is False  # a note, not a problem: preflight passed
     assert "warehouse signals alone" in summary["delivery_overview"]["reason"]
+
+
+def test_a_rudderstack_outage_shows_as_failed_deliveries_with_segments_discard_reason(world):
+    destination, rs_source, webhooks = routed(world)
+    world.segment.settings.webhook_max_attempts = 2
+    world.rudderstack.faults.arm({"server_error": {"count": -1, "status": 503, "path_prefix": "/v1/webhook"}})
+    send(world, {"1.9.4": 3})  # RudderStack is down: Segment retries, then gives up
+    assert world.segment.wait_webhooks_idle(10)
+    world.rudderstack.faults.clear()
+    send(world, {"1.9.4": 4})
+    assert world.segment.wait_webhooks_idle(10)
+    upload(world, destination)
+
+    result = verify(world, rs_source, webhooks, on_gap="approve").execute(context())
+
+    path = result["webhook_path"]
+    assert result["gap"] and path["differing_buckets"], path
+    assert path["failed"] == [{"sourceId": WEB, "destinationId": webhooks["destinations"][WEB],
+                               "discardReason": "503", "count": 3}]
+    assert path["delivered"] == path["loaded"] == 4
+    assert "| 503 | 3 |" in "\n".join(proof_section(result))
