@@ -37,15 +37,18 @@ class Check:
 class Watch:
     """Base class; subclasses declare their fields (as the sensors name them) and implement observe/decide."""
 
+    #: what :meth:`_cached` built (hooks), kept for this watch's life; not part of its spec or its identity
+    _cache: dict[str, Any] = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
+
     def spec(self) -> dict[str, Any]:
         """What a trigger needs to rebuild this watch in the triggerer (see :func:`load_watch`)."""
-        kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
         return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "kwargs": kwargs}
 
     def _cached(self, key: str, build: Any) -> Any:
         """``build()`` once per watch: a trigger (or a sensor's poke loop) keeps its hook, so the connection is
         read once and the hook's session is reused, instead of once per check."""
-        cache = self.__dict__.setdefault("_cache", {})
+        cache = self._cache
         if key not in cache:
             cache[key] = build()
         return cache[key]
