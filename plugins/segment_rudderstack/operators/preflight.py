@@ -76,6 +76,9 @@ class PreflightOperator(BaseOperator):
     :param delivery_overview_granularity: when set, ask Segment's Delivery Overview (beta) once whether it
         answers.
     :param rudderstack_data_plane_conn_id: the data plane connection (it must answer before anything changes).
+    :param allow_merge_mode_change: whether the plan lets the migration switch ``preferAppend`` off; when not, a
+        destination in append mode is a problem.
+    :param destination_config: the config a new destination would get (checked when none exists yet).
     """
 
     ui_color = "#d5f5e3"

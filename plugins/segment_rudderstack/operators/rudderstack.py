@@ -334,7 +334,10 @@ class HoldRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
 class RestoreAppendModeOperator(_RudderStackOperator):
     """After the overlap was loaded and checked for duplicates, give the destination back the append mode
     (``preferAppend`` on) this migration switched off. Does nothing when the migration did not switch it
-    (plan option ``rudderstack.destination.restore_append_after_duplicate_check``)."""
+    (plan option ``rudderstack.destination.restore_append_after_duplicate_check``).
+
+    :param destination_id: the warehouse destination (from the upstream task; empty only in a dry run).
+    """
 
     template_fields = (*MigrationOperator.template_fields, "destination_id")
 
@@ -395,6 +398,8 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
     :param trigger_upload: trigger an upload right after the release.
     :param retry_budget_minutes: how long Airflow retries this task with exponential backoff (it follows the point
         of no return, so an outage must not end the run; each failed attempt logs the world's state).
+    :param allow_merge_mode_change: whether ``preferAppend`` may be switched off before the release (merge mode
+        deduplicates the overlap).
     """
 
     operator_extra_links = (RudderStackDestinationLink(), SegmentWarehouseLink())
