@@ -553,6 +553,26 @@ class LocalAirflow:
             stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
 
+    def kill(self, component: str) -> int:
+        """SIGKILL a component and everything in its process group (a scheduler's LocalExecutor workers and
+        their tasks die with it), as a crashed machine would; returns how many processes died."""
+        proc = self.processes[component]
+        members = [proc.pid]
+        try:
+            members += [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+        except psutil.Error:
+            pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+        return len(members)
+
+    def restart(self, component: str) -> None:
+        """Start a killed component again (a supervisor such as systemd or docker's restart policy would)."""
+        self._spawn(component)
+
     def _start_redis(self) -> None:
         """A Redis broker for Celery on a free port, no persistence, logging to process-logs/redis.log."""
         binary = shutil.which(self.spec.redis_server_bin)

@@ -265,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ledger-schema", default=DEFAULT_LEDGER_SCHEMA)
     parser.add_argument("--source", help="only events sent to this source id")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--accepted-after", type=_as_utc, default=None,
+                        help="ISO instant of the migration's own webhook switch-off: events Segment dropped after it "
+                        "are the accepted tail; any other drop counts as lost_after_close")
     args = parser.parse_args(argv)
     dsn = args.dsn or os.environ.get("SANDBOX_WAREHOUSE_DSN") or _dsn_from_state()
     if not dsn:
@@ -274,8 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     schemas = args.schema or _state().get("schemas") or [DEFAULT_SCHEMA]
     try:
         report: Report | SchemasReport = (
-            reconcile(dsn, schemas[0], ledger_schema=args.ledger_schema, source=args.source) if len(schemas) == 1
-            else SchemasReport([reconcile(dsn, s, ledger_schema=args.ledger_schema, source=args.source)
+            reconcile(dsn, schemas[0], ledger_schema=args.ledger_schema, source=args.source,
+                      accepted_after=args.accepted_after) if len(schemas) == 1
+            else SchemasReport([reconcile(dsn, s, ledger_schema=args.ledger_schema, source=args.source,
+                                          accepted_after=args.accepted_after)
                                 for s in schemas])
         )
     except Exception as exc:  # noqa: BLE001 - a CLI reports any failure as text and exit 2

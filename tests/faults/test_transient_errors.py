@@ -171,3 +171,31 @@ def test_permanent_segment_answers_fail_at_once_without_retry(world, segment_via
         load_sensor(world.cutover()).execute(context())
     assert len(segment_via.log) == 1  # one request: no retry by the hook, no second check
     assert warnings_of(capfd) == []
+
+
+def test_a_connection_reset_mid_session_is_transient_and_a_missing_privilege_is_not(world, pg_dsn):
+    import psycopg2
+    from psycopg2 import sql
+
+    from segment_rudderstack.transient import is_transient
+
+    gate = Gate(postgres_socket(pg_dsn)).open()
+    connection = psycopg2.connect(tcp_dsn(pg_dsn, gate.port))
+    try:
+        gate.close()  # the server side of the session goes away (a restart, a proxy reset)
+        with pytest.raises(psycopg2.Error) as reset:
+            connection.cursor().execute("SELECT 1")
+        assert is_transient(reset.value), reset.value
+    finally:
+        connection.close()
+    world.warehouse.ensure_schema(world.schema)
+    with psycopg2.connect(pg_dsn) as admin, admin.cursor() as cur:
+        cur.execute("CREATE ROLE transient_probe_nopriv LOGIN")
+    try:
+        with pytest.raises(psycopg2.Error) as denied, psycopg2.connect(
+                pg_dsn.replace("postgres:@", "transient_probe_nopriv:@")) as c, c.cursor() as cur:
+            cur.execute(sql.SQL("SELECT * FROM {}.nothing").format(sql.Identifier(world.schema)))
+        assert "permission denied" in str(denied.value) and not is_transient(denied.value), denied.value
+    finally:
+        with psycopg2.connect(pg_dsn) as admin, admin.cursor() as cur:
+            cur.execute("DROP ROLE transient_probe_nopriv")
