@@ -33,7 +33,7 @@ SDK_SOURCE = "2benchHttpSource"
 CONN_ID = "srm_bench_warehouse"
 
 
-def build_table(dialect, schema: str, rows: int, seconds_apart: float, newest: datetime) -> float:
+def build_table(dialect, schema: str, rows: int, seconds_apart: float, newest: datetime, index: bool = True) -> float:
     from segment_rudderstack.dialects.base import SqlText, compose
 
     q = dialect.quote_identifier
@@ -63,7 +63,8 @@ def build_table(dialect, schema: str, rows: int, seconds_apart: float, newest: d
             ),
             [newest, seconds_apart, newest, seconds_apart, WEBHOOK_SOURCE, SDK_SOURCE, rows],
         )
-        s.execute(compose("CREATE INDEX ON {t} (received_at)", t=table))
+        if index:
+            s.execute(compose("CREATE INDEX ON {t} (received_at)", t=table))
     with dialect.session() as s:
         s.execute(compose("ANALYZE {t}", t=table))
         size = s.fetchall(SqlText("SELECT pg_size_pretty(pg_total_relation_size(%s::regclass))"), [table])[0][
@@ -138,6 +139,65 @@ def explain_summary(dialect, schema: str, since: datetime, until: datetime) -> l
     return lines + ([f"(top node) {buffers}"] if buffers else [])
 
 
+def time_window_queries(dialect, schema: str, since: datetime, until: datetime, runs: int) -> dict[str, float]:
+    """Median times of the duplicate check's and the adoption check's statements, and of the bare windowed
+    count they are compared with (the least any window query must read)."""
+    from segment_rudderstack.dialects.base import compose
+
+    with dialect.session() as s:
+        table = dialect._load_tables(s, schema, ["tracks"])["tracks"]
+    statements = {
+        "bare windowed count": (
+            compose("SELECT COUNT(*) FROM {t} WHERE {r} >= %s AND {r} < %s", t=dialect.qualified(schema, "tracks"),
+                    r=dialect.quote_identifier("received_at")),
+            [since, until],
+        ),
+        "adoption": dialect._adoption_select(schema, table, WEBHOOK_SOURCE, ["analytics-python"], since, until),
+        "duplicates": dialect._count_sql(schema, table, since),
+    }
+    times = {}
+    with dialect.session() as s:
+        for name, (sql, params) in statements.items():
+            s.fetchall(sql, list(params))
+            samples = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                s.fetchall(sql, list(params))
+                samples.append(time.perf_counter() - started)
+            times[name] = statistics.median(samples)
+    return times
+
+
+def window_comparison(dialect, args, seconds_apart: float, newest: datetime, since, until) -> None:
+    """The window queries without and with an index on received_at, at both sizes, with the preflight's verdict."""
+    from segment_rudderstack.dialects.base import compose
+    from segment_rudderstack.window_plans import received_at_index_sql, window_query_plans
+
+    results: dict[tuple[str, str], dict[str, float]] = {}
+    for label, rows in (("small", args.small), ("large", args.large)):
+        schema = f"bench_window_{label}"
+        build_table(dialect, schema, rows, seconds_apart, newest, index=False)
+        for state in ("no index", "index"):
+            if state == "index":
+                with dialect.session() as s:
+                    s.conn.autocommit = True  # CREATE INDEX CONCURRENTLY runs outside a transaction
+                    s.execute(received_at_index_sql(dialect, schema, "tracks"))
+                    s.execute(compose("ANALYZE {t}", t=dialect.qualified(schema, "tracks")))
+            for plan in window_query_plans(dialect, schema, ["tracks"], window=until - since):
+                print(f"  {label}, {state}: preflight says {plan.describe()}")
+            results[(label, state)] = time_window_queries(dialect, schema, since, until, args.runs)
+    print()
+    print(f"window queries, {args.small:,} -> {args.large:,} rows (ratio large/small; and vs the bare windowed count):")
+    for state in ("no index", "index"):
+        small, large = results[("small", state)], results[("large", state)]
+        for name in ("bare windowed count", "adoption", "duplicates"):
+            growth = large[name] / small[name]
+            vs_bare = large[name] / large["bare windowed count"]
+            print(f"  {state:8} {name:20} {small[name] * 1000:8.2f} ms -> {large[name] * 1000:8.2f} ms  "
+                  f"x{growth:5.2f}   at {args.large:,} rows {vs_bare:4.2f}x the bare windowed count")
+    print("  goal: with the index, each window query at most 1.5x its bare windowed count's growth")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -203,6 +263,9 @@ def main() -> int:
             f"({large_stmt * 1000:.2f} ms / {small_stmt * 1000:.2f} ms)"
         )
         print(f"full-scan ratio        {large_full / small_full:.2f}x   (contrast: grows with the table)")
+        print()
+        print("window queries and the preflight's EXPLAIN verdict, without then with an index on received_at:")
+        window_comparison(dialect, args, seconds_apart, newest, since, until)
     finally:
         if server is not None:
             server.cleanup()

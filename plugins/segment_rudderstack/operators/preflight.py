@@ -308,5 +308,17 @@ class PreflightOperator(BaseOperator):
             raise AirflowFailException(
                 "preflight found problems; nothing was changed:\n" + "\n".join(f"  - {p}" for p in problems)
             )
+        summary["window_queries"] = self._report_window_queries()
         self.log.info("preflight passed: %s", summary)
         return summary
+
+    def _report_window_queries(self) -> list[dict[str, Any]]:
+        """Informational (never fails the preflight): are the adoption and duplicate window queries index-backed
+        (EXPLAIN), and how many rows one check reads (segment_rudderstack.window_plans, docs/scaling.md)."""
+        from segment_rudderstack.window_plans import window_query_report
+
+        try:
+            return window_query_report(self.warehouse_conn_id, self.namespace, EVENT_TABLES, self.log)
+        except Exception as error:
+            self.log.warning("could not EXPLAIN the window queries (%s); checks still work", error)
+            return []
