@@ -4,6 +4,7 @@ verification step compares Segment's Delivery Overview counts with the warehouse
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -144,6 +145,9 @@ def test_segment_adoption_signal_counts_what_still_arrives_at_segment(world):
     assert (sample.total, sample.via_segment) == (8, 4)
     decision, _ = watch.decide(sample, [])
     assert decision.outcome.value == "done"  # 50 % still arriving, at the threshold
+    # Without traffic before the cutover Segment's ingress is a share of nothing: the warehouse share decides.
+    no_baseline = dataclasses.replace(watch, baseline={WEB: 0}).observe()
+    assert no_baseline.via_segment == 0 and no_baseline.total == 0  # no rows in the warehouse window here
 
 
 def test_a_bucket_boundary_shift_is_not_a_loss_but_a_missing_event_is():

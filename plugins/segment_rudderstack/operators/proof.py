@@ -192,6 +192,10 @@ class SegmentAdoptionWatch(AdoptionWatch):
             )
         except DeliveryOverviewUnavailable:
             return super().observe()
+        if base <= 0:
+            # No traffic reached Segment before the cutover (or it is older than Segment keeps): Segment's ingress
+            # has nothing to be a share of, so the warehouse share decides.
+            return super().observe()
         segment_sample = AdoptionSample(at=until, total=max(base, trailing), via_segment=trailing, since=since)
         if self.signal != "both":
             return segment_sample
