@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -193,3 +193,45 @@ def replacement_path_problems(
                 f"expected {namespace!r} as the plan set: someone changed it since the setup"
             )
     return problems
+
+
+#: the replacement path counts as broken when Segment received at least this many events from a client source
+#: over the window and delivered none of them through its webhook
+MIN_RECEIVED_FOR_DELIVERY_PROOF = 5
+
+
+def segment_delivery_check(segment_conn_id: str, *, max_window: timedelta = timedelta(hours=4)):
+    """A ``delivery_check`` for :func:`replacement_path_problems` from Segment's Delivery Overview: over the
+    last ``max_window`` (at most since the cutover), 0 when Segment received events from the source
+    (at least :data:`MIN_RECEIVED_FOR_DELIVERY_PROOF`) but delivered none through the webhook destination;
+    ``None`` (no proof either way) when the beta API does not answer or too few events came in."""
+    from segment_rudderstack.hooks.segment_delivery import (
+        BUCKET,
+        DeliveryOverviewUnavailable,
+        SegmentMetricsHook,
+        floor_time,
+    )
+
+    def check(source_id: str, destination_id: str | None, since: datetime) -> int | None:
+        if not destination_id:
+            return None
+        now = datetime.now(UTC)
+        start = floor_time(max(since, now - max_window), "MINUTE")
+        end = floor_time(now, "MINUTE") + BUCKET["MINUTE"]
+        hook = SegmentMetricsHook(segment_conn_id)
+        try:
+            received = hook.delivery_metrics("successfully-received", source_id=source_id, start=start, end=end,
+                                             granularity="MINUTE", now=end).total
+            if received < MIN_RECEIVED_FOR_DELIVERY_PROOF:
+                return None
+            return hook.delivery_metrics("successful-delivery", source_id=source_id,
+                                         destination_config_id=destination_id, start=start, end=end,
+                                         granularity="MINUTE", now=end).total
+        except DeliveryOverviewUnavailable:
+            return None
+        except Exception as exc:  # noqa: BLE001 - the metrics are extra proof; their outage must not block
+            log.warning("Segment's Delivery Overview could not be read (%s); webhook deliveries not proven", exc)
+            return None
+
+    return check
+

@@ -88,3 +88,22 @@ def test_segment_warehouse_is_not_switched_off_while_a_client_sources_webhook_is
     webhook.execute(context())
     world.load()
     assert switch_off(world, cutover, rs_source).execute(context())["disabled"] is True
+
+
+def test_segment_warehouse_is_not_switched_off_while_segment_delivers_nothing_through_the_webhook(world):
+    """Old clients send, Segment receives, but RudderStack's data plane refuses the webhook's requests: the
+    replacement path is not working now, so Segment's warehouse stays on until deliveries go through."""
+    rs_source = world.make_rs_segment_source(world.make_rs_destination())
+    cutover = EnsureSegmentWebhookOperator(task_id="ensure_webhooks", source_ids=[WEB], rudderstack_source_id=rs_source,
+                                           change_log_key=world.change_log_key).execute(context())["cutover_at"]
+    world.rudderstack.faults.arm({"server_error": {"count": -1, "status": 503}, "path_prefix": "/v1/webhook"})
+    world.track(count=6)
+    world.load()
+    mark = world.mark()
+    with pytest.raises(AirflowFailException, match="no event delivered through the webhook of source"):
+        switch_off(world, cutover, rs_source).execute(context())
+    assert world.segment_changes(mark) == [] and world.segment_warehouse()["enabled"] is True
+    world.rudderstack.faults.clear()  # the data plane accepts again; Segment's retries deliver
+    world.segment.wait_webhooks_idle(timeout_s=30)
+    world.load()
+    assert switch_off(world, cutover, rs_source).execute(context())["disabled"] is True

@@ -566,7 +566,7 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
             self.log.info("replacement path proven for %s: webhooks enabled to a reachable data plane", clients)
 
     def _replacement_problems(self, clients: list[str], path: Mapping[str, Any]) -> list[str]:
-        from segment_rudderstack.preflight_checks import replacement_path_problems
+        from segment_rudderstack.preflight_checks import replacement_path_problems, segment_delivery_check
 
         url = None
         if path.get("rudderstack_source_id"):
@@ -581,5 +581,5 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
             segment_conn_id=self.segment_conn_id, client_source_ids=clients, webhook_url=url,
             data_plane_conn_id=self.rudderstack_data_plane_conn_id, rudderstack_conn_id=self.rudderstack_conn_id,
             destination_id=path.get("destination_id") or None, namespace=path.get("namespace"),
-            since=as_utc(self.started_after), delivery_check=None,
+            since=as_utc(self.started_after), delivery_check=segment_delivery_check(self.segment_conn_id),
         )
