@@ -19,6 +19,8 @@ What is counted (the recorder is fed by the emulator itself):
 - failed-delivery: every delivery the emulator gave up on, at the time it gave up, with the discard reason;
 - failed-on-ingest, filtered-at-source, filtered-at-destination: the sandbox rejects invalid batches whole (the
   SDK sees the 400) and has no Protocols or destination filters, so these steps are validated and always empty.
+  (Not emulated: an event no enabled Webhooks (Actions) mapping selects, which Segment counts as filtered at
+  destination; the migration's mapping selects every event type.)
 
 Validation (stricter where the sources are silent, noted): missing required parameters -> 400; values the
 API documents limits for (granularity and its range/age limits, groupBy / filter keys offered by the step,
