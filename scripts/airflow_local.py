@@ -566,6 +566,9 @@ class LocalAirflow:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        for pid in members[1:]:  # descendants that left the group (a task runner in a session of its own)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         proc.wait(timeout=30)
         return len(members)
 
