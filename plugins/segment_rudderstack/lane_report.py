@@ -60,6 +60,40 @@ def lane_table(results: Mapping[str, Mapping[str, Any]], schemas: Mapping[str, s
     return lines
 
 
+def _latest(values: list[Any]) -> str | None:
+    from datetime import UTC, datetime
+
+    moments = []
+    for value in values:
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        moments.append((moment if moment.tzinfo else moment.replace(tzinfo=UTC), str(value)))
+    return max(moments)[1] if moments else None
+
+
+def run_wide_results(lanes: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The run-wide steps the report's verdict and timeline read (``webhooks``, ``release``,
+    ``webhook_disabled``), made from the lanes': the latest lane's cutover and release, and the webhooks
+    switched off once every lane's were (all of them listed)."""
+    results = [lane or {} for lane in lanes.values()]
+    step = {name: [r.get(name) for r in results if isinstance(r.get(name), Mapping)] for name in
+            ("webhooks", "release", "webhook_disabled")}
+    combined: dict[str, Any] = {}
+    if step["webhooks"]:
+        combined["webhooks"] = {"cutover_at": _latest([w.get("cutover_at") for w in step["webhooks"]])}
+    if step["release"]:
+        combined["release"] = {"released_at": _latest([r.get("released_at") for r in step["release"]])}
+    disabled = [d for d in step["webhook_disabled"] if d.get("disabled")]
+    if disabled:
+        combined["webhook_disabled"] = {
+            "disabled": [i for d in disabled for i in (d["disabled"] if isinstance(d["disabled"], list) else [])],
+            "at": _latest([d.get("at") for d in disabled]),
+        }
+    return combined
+
+
 def section_lanes(facts: ReportFacts) -> Section | None:
     """The report's section for a plan of several schemas (after the key figures)."""
     lanes = facts.extra.get(LANES_KEY)

@@ -330,12 +330,14 @@ class MigrationReportOperator(MigrationOperator):
             run_started_at=getattr(dag_run, "start_date", None),
         )
         if self.lane_task_ids:  # several schemas: each lane's figures side by side (lane_report.py)
-            from segment_rudderstack.lane_report import LANES_KEY
+            from segment_rudderstack.lane_report import LANES_KEY, run_wide_results
 
             facts.extra[LANES_KEY] = {
                 lane: {step: ti.xcom_pull(task_ids=task_id) for step, task_id in steps.items()}
                 for lane, steps in self.lane_task_ids.items()
             }
+            for name, value in run_wide_results(facts.extra[LANES_KEY]).items():
+                facts.results.setdefault(name, value)
         stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in run_id)
         paths = write_report(facts, pathlib.Path(self.reports_dir) / self.plan_name, stem)
         result = verdict(facts)

@@ -492,6 +492,10 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
             source_ids=self.source_ids,
             allow_partial=self.allow_partial,
         )
+        if not self.is_dry_run and bool(hook.get_warehouse(self.warehouse_id).get("enabled")):
+            # The slow proof (several calls per lane) first: the load check below must stay the last look before
+            # the change, or a load that starts meanwhile is running when the warehouse is switched off.
+            self._prove_replacement_path()
         enabled, decision = self._check(hook, watch)
         # A new scheduled load may have started since the sensor saw the final one finish: wait for it to end
         # (bounded) rather than fail; any other reason to refuse ends the task below.
@@ -514,7 +518,6 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
                 f"Segment load that started after {as_utc(self.started_after).isoformat()} to have finished "
                 "successfully and no load running; re-run this task once that holds."
             )
-        self._prove_replacement_path()
         # From here until RudderStack's sync is released, no other plan may switch this warehouse's loads.
         self.exclusive_resources(context, [self.segment_warehouse_resource(self.segment_conn_id, self.warehouse_id)])
         if self.final_step == "disable_warehouse":
