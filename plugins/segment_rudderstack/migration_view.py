@@ -17,6 +17,7 @@ import html
 import io
 import json
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -107,7 +108,13 @@ def plan_facts(dag_id: str, session: Any, run_id: str | None = None) -> tuple[Re
                         window_seconds=_float(value.get("adoption_window_seconds")),
                         consecutive_checks=_int(value.get("adoption_consecutive_checks")),
                         run_started_at=_aware(run.start_date) if run else None)
-    extra: dict[str, Any] = {"runs": runs, "dag_model": dag_model, "changes_all": [], "adoption_live": False}
+    # Plain snapshots: reading the change log (Variables) may end this session's transaction.
+    model = SimpleNamespace(is_paused=bool(getattr(dag_model, "is_paused", False)),
+                            description=getattr(dag_model, "description", None),
+                            tags=[t.name for t in getattr(dag_model, "tags", None) or []]) if dag_model else None
+    run_rows = [SimpleNamespace(run_id=r.run_id, state=r.state.value if hasattr(r.state, "value") else r.state,
+                                start_date=r.start_date) for r in runs]
+    extra: dict[str, Any] = {"runs": run_rows, "dag_model": model, "changes_all": [], "adoption_live": False}
     if run is not None:
         tis = session.scalars(select(TaskInstance).where(
             TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id)).all()
@@ -231,7 +238,7 @@ def render_plan(dag_id: str, facts: ReportFacts, extra: dict[str, Any]) -> str:
     paused = bool(getattr(dag_model, "is_paused", False))
     out = [f"<section class='plan' data-dag-id='{_e(dag_id)}'><h2>Plan <code>{_e(facts.plan_name)}</code> "
            f"<small class='muted'><a href='/dags/{_e(dag_id)}' target='_top'>{_e(dag_id)}</a>"
-           f"{' (paused: unpause it to let its schedule run)' if paused else ''}</small></h2>",
+           f"{' (paused: scheduled runs start only once it is unpaused)' if paused else ''}</small></h2>",
            f"<p class='verdict v-{_e(verdict.kind)}' id='verdict'>{report._inline_html(verdict.text)}</p>"]
     if verdict.todo:
         out.append(f"<p>{report._inline_html(verdict.todo)}</p>")
@@ -326,9 +333,15 @@ def create_app() -> FastAPI:
             dag_ids = [d for d in migration_dag_ids(session) if _can_read(user, d)]
             parts = []
             for dag_id in dag_ids:
-                facts, extra = plan_facts(dag_id, session)
+                try:
+                    facts, extra = plan_facts(dag_id, session)
+                except Exception as exc:  # one unreadable plan must not hide the others
+                    parts.append(f"<section class='plan' data-dag-id='{_e(dag_id)}'><h2>{_e(dag_id)}</h2><p "
+                                 f"class='verdict v-failed'>cannot show this plan: {_e(type(exc).__name__)}: "
+                                 f"{_e(exc)}</p></section>")
+                    continue
                 dag_model = extra.get("dag_model")
-                if dag_model is not None and INVALID_TAG in {t.name for t in getattr(dag_model, "tags", [])}:
+                if dag_model is not None and INVALID_TAG in dag_model.tags:
                     parts.append(f"<section class='plan' data-dag-id='{_e(dag_id)}'><h2>{_e(dag_id)}</h2>"
                                  f"<p class='verdict v-failed'>{_e(dag_model.description or 'INVALID PLAN')}</p>"
                                  "</section>")

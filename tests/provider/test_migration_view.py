@@ -29,7 +29,7 @@ def test_a_plan_shows_steps_cutover_adoption_changes_duplicates_and_runs():
              "changes_all": f.changes}
     page = migration_view.render_plan("segment_to_rudderstack__prod", f, extra)
     assert "WAITING for clients to move to the new app version" in page
-    assert "(paused: unpause it to let its schedule run)" in page
+    assert "(paused: scheduled runs start only once it is unpaused)" in page
     assert "Segment started sending to RudderStack at <strong>2026-11-29 06:02:00 UTC</strong>" in page
     assert "<td>Client adoption, Segment&#x27;s webhook off</td><td class='state-running'>running</td>" in page
     assert "id='adoption-chart'" in page and "data:image/png;base64," in page
