@@ -82,7 +82,8 @@ DONE_STATES = {"success", "skipped"}
 
 def phase_of(task_id: str) -> Phase | None:
     for phase in PHASES:
-        if any(task_id == p or (p.endswith(".") and task_id.startswith(p)) for p in phase.prefixes):
+        # "preflight" is a task, or with several schemas (lanes) a group of them: preflight.<lane>
+        if any(task_id == p or task_id.startswith(p if p.endswith(".") else p + ".") for p in phase.prefixes):
             return phase
     return None
 

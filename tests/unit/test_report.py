@@ -116,3 +116,14 @@ def test_other_engineers_add_sections_before_the_appendix(tmp_path):
         assert "<h2>Per lane</h2>" in paths["html"].read_text()
     finally:
         report._SECTIONS[:] = [(k, b) for k, b in report._SECTIONS if k != "per_lane"]
+
+
+def test_every_task_of_a_multi_schema_plan_belongs_to_a_phase():
+    import pathlib
+
+    from segment_rudderstack.dag_factory import build_all
+
+    plans = pathlib.Path(__file__).resolve().parents[2] / "include" / "plans"
+    for dag_id, dag in build_all(plans, reports_dir="/tmp").items():
+        if "rollback" not in dag_id:
+            assert [t for t in dag.task_ids if report.phase_of(t) is None] == [], dag_id
