@@ -109,7 +109,7 @@ def test_plans_in_two_processes_share_the_sync_list_limit(segment, pg_dsn):
     crowded = [(a, b) for a, b in zip(admitted, admitted[LIMIT:], strict=False) if b - a < WINDOW_S - 0.002]
     assert crowded == [], f"{len(crowded)} windows with more than {LIMIT} calls"
     # The budget was used, not just left idle: calls came at about its pace from both processes.
-    assert len(admitted) >= RUN_S / 2
+    assert len(admitted) >= RUN_S / 3
     assert mine["checks"] >= 1 and theirs["checks"] >= 1 and poked
     assert mine["errors"] == [] and theirs["errors"] == []
 
