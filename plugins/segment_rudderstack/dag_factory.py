@@ -214,10 +214,29 @@ def _preflight(w: _Wiring) -> Span:
 
     if not w.multi:
         only = check("preflight", w.lanes[0])
-        return Span(only, only)
+        return Span(only, _received_at_indexes(w, only))
     with TaskGroup("preflight", tooltip="Per lane: its schema, destination, sources and their Segment loads"):
         checks = [check(lane.name, lane) for lane in w.lanes]
-    return Span(checks, checks)
+    return Span(checks, _received_at_indexes(w, checks))
+
+
+def _received_at_indexes(w: _Wiring, after: Any) -> Any:
+    """With ``warehouse.create_received_at_index``: one task after the preflight creating the window queries'
+    index where missing (PostgreSQL; recorded, undone by the rollback). Otherwise the preflight is the last."""
+    if not w.plan.warehouse.create_received_at_index:
+        return after
+    from segment_rudderstack.operators.indexes import EnsureReceivedAtIndexOperator
+
+    schemas = sorted({lane.schema for lane in w.lanes})
+    tasks = [
+        EnsureReceivedAtIndexOperator(
+            task_id="create_received_at_index" + ("" if len(schemas) == 1 else f"__{schema}"),
+            warehouse_conn_id=w.plan.warehouse.conn_id, namespace=schema, **w.common,
+        )
+        for schema in schemas
+    ]
+    after >> tasks
+    return tasks[0] if len(tasks) == 1 else tasks
 
 
 class SetupTasks(NamedTuple):

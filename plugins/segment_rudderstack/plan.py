@@ -131,6 +131,11 @@ class WarehouseSettings(_Model):
         default=None, description="the schema of every source that names none (a one-schema plan sets only this)"
     )
     required_tables: list[str] = Field(default_factory=lambda: ["tracks"])
+    create_received_at_index: bool = Field(
+        default=False,
+        description="PostgreSQL: after the preflight, create the received_at index on event tables whose window "
+        "queries are not index-backed (recorded; the rollback drops it). See docs/scaling.md",
+    )
 
     @field_validator("namespace")
     @classmethod

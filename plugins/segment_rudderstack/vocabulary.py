@@ -63,5 +63,7 @@ class ChangeTarget(enum.StrEnum):
     # field "triggered"; id "<source>-><destination>". Not undone (an upload cannot be taken back): recorded so a
     # retried release knows which sources it already triggered after the release.
     RUDDERSTACK_UPLOAD_TRIGGER = "rudderstack.upload_trigger"
+    # field "exists"; id "<warehouse conn id>|<schema>|<table>": the received_at index (operators/indexes.py)
+    WAREHOUSE_INDEX = "warehouse.index"
     WAREHOUSE_ROWS = "warehouse.rows"  # field "duplicates_removed" (not undone: removed copies were duplicates)
     MIGRATION = "migration"  # field "status" of a plan's migration (complete, partial, rolled back)

@@ -96,8 +96,10 @@ class RollbackOperator(MigrationOperator):
     def _undo_steps(self, segment, rudderstack) -> dict[tuple[ChangeTarget, str], Any]:
         """How each kind of recorded change is undone: ``(target, field)`` -> step(context, target_id, field,
         change) returning what was done (``None``: already undone). Field ``"config."`` matches every config key."""
+        from segment_rudderstack.operators.indexes import received_at_index_undo_steps
+
         return {**self._segment_undo_steps(segment), **self._mapping_undo_steps(segment),
-                **self._rudderstack_undo_steps(rudderstack)}
+                **self._rudderstack_undo_steps(rudderstack), **received_at_index_undo_steps(self)}
 
     def _segment_undo_steps(self, segment) -> dict[tuple[ChangeTarget, str], Any]:
         from segment_rudderstack.operators.segment import is_connected

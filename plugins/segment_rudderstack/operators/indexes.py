@@ -1,0 +1,112 @@
+"""PostgreSQL: the ``received_at`` index that keeps the window queries' cost following the window, created as a
+recorded change (the rollback drops it). Used when the plan sets ``warehouse.create_received_at_index``.
+
+The adoption sensor and the duplicate check read only a trailing window of each event table; without an index
+on ``received_at`` every check reads the whole table (docs/scaling.md). The preflight reports it
+(``window_plans``); this step creates ``srm_<table>_received_at`` with ``CREATE INDEX CONCURRENTLY`` (loads keep
+writing) on every event table that has no index starting with ``received_at``. Other warehouses: nothing to do
+(Snowflake prunes micro-partitions; see the preflight's report).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from segment_rudderstack.operators.base import MigrationOperator
+from segment_rudderstack.vocabulary import EVENT_TABLES, ChangeTarget
+
+SEPARATOR = "|"
+
+
+def index_target_id(conn_id: str, schema: str, table: str) -> str:
+    """``<warehouse conn id>|<schema>|<table>``: what the rollback needs to find and drop the index."""
+    return SEPARATOR.join((conn_id, schema, table))
+
+
+def _index_name(table: str) -> str:
+    return f"srm_{table}_received_at"[:63]
+
+
+def _run_outside_transaction(dialect, sql) -> None:
+    with dialect.session() as s:
+        s.conn.autocommit = True  # CREATE/DROP INDEX CONCURRENTLY cannot run inside a transaction
+        s.execute(sql)
+
+
+class EnsureReceivedAtIndexOperator(MigrationOperator):
+    """Create the ``received_at`` index on each event table that has no index starting with ``received_at``
+    (PostgreSQL; recorded, undone by the rollback).
+
+    :param warehouse_conn_id: the warehouse connection.
+    :param namespace: the schema.
+    :param tables: tables to cover (default: the event tables).
+    """
+
+    template_fields = (*MigrationOperator.template_fields,)
+
+    def __init__(self, *, warehouse_conn_id: str, namespace: str, tables: Sequence[str] | None = None,
+                 **kwargs: Any):
+        super().__init__(**kwargs)
+        self.warehouse_conn_id = warehouse_conn_id
+        self.namespace = namespace
+        self.tables = list(tables) if tables else list(EVENT_TABLES)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from segment_rudderstack.dialects import dialect_for_conn_id
+        from segment_rudderstack.window_plans import received_at_index_sql
+
+        dialect = dialect_for_conn_id(self.warehouse_conn_id)
+        if dialect.name != "postgres":
+            self.log.info("%s warehouse: no index to create (window queries rely on pruning)", dialect.name)
+            return {"created": [], "reason": f"{dialect.name}: not applicable"}
+        with dialect.session() as s:
+            schema = dialect._resolve_schema(s, self.namespace)
+            loaded = dialect._load_tables(s, schema, self.tables) if schema else {}
+            tables = {name: t.actual for name, t in loaded.items() if t.column("received_at")}
+            backed = {name for name, actual in tables.items() if _has_received_at_index(s, schema, actual)}
+        created = []
+        for name, actual in sorted(tables.items()):
+            if self.apply_change(
+                context, target=ChangeTarget.WAREHOUSE_INDEX,
+                target_id=index_target_id(self.warehouse_conn_id, schema, actual),
+                field="exists", before=name in backed, after=True,
+                apply=lambda t=actual: _run_outside_transaction(dialect, received_at_index_sql(dialect, schema, t)),
+                outcome=lambda t=actual: {"object_id": _index_name(t)},
+            ):
+                created.append(f"{schema}.{_index_name(actual)}")
+        return {"created": created, "already_indexed": sorted(backed)}
+
+
+def _has_received_at_index(session, schema: str, table: str) -> bool:
+    """Whether an index of ``table`` starts with ``received_at`` (any name: Segment's, RudderStack's, ours)."""
+    from segment_rudderstack.dialects.base import compose
+
+    return bool(session.fetchall(compose(
+        "SELECT 1 FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid "
+        "JOIN pg_namespace n ON n.oid = t.relnamespace "
+        "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = i.indkey[0] "
+        "WHERE n.nspname = %s AND t.relname = %s AND a.attname = 'received_at'"), [schema, table]))
+
+
+def received_at_index_undo_steps(rollback: MigrationOperator) -> dict[tuple[ChangeTarget, str], Any]:
+    """The rollback's step for :class:`EnsureReceivedAtIndexOperator`: drop the index it created."""
+
+    def index_created(context, target_id, field, change=None):
+        from segment_rudderstack.dialects import dialect_for_conn_id
+        from segment_rudderstack.dialects.base import compose
+
+        conn_id, schema, table = target_id.split(SEPARATOR)
+        dialect = dialect_for_conn_id(conn_id)
+        name = _index_name(table)
+        with dialect.session() as s:
+            exists = bool(s.fetchall(compose("SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = %s"),
+                                     [schema, name]))
+        drop = compose("DROP INDEX CONCURRENTLY IF EXISTS {s}.{i}", s=dialect.quote_identifier(schema),
+                       i=dialect.quote_identifier(name))
+        if rollback.apply_change(context, target=ChangeTarget.WAREHOUSE_INDEX, target_id=target_id, field=field,
+                                 before=exists, after=False, apply=lambda: _run_outside_transaction(dialect, drop)):
+            return f"dropped index {schema}.{name}"
+        return None
+
+    return {(ChangeTarget.WAREHOUSE_INDEX, "exists"): index_created}
