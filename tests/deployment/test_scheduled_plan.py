@@ -69,6 +69,8 @@ def scheduled_world(api, target, plan_bundle_folder: pathlib.Path | None, tmp_pa
                          clients={"adoption": {"kind": "linear", "ramp_s": 30.0}}) as sandbox:
         for conn_id, setting in CONNECTIONS.items():
             fields = json.loads(sandbox.info.airflow_connections[setting])
+            if isinstance(fields.get("extra"), dict):  # the REST API takes extra as a JSON string
+                fields["extra"] = json.dumps(fields["extra"])
             response = api.http.post("/api/v2/connections", json={"connection_id": conn_id, **fields})
             assert response.status_code == 201, response.text
         plans = tmp_path / "plans"
