@@ -162,9 +162,11 @@ def drain_rudderstack(sandbox: Sandbox, timeout_s: float = 60.0) -> bool:
         destinations = [d["id"] for d in state.get("destinations", []) if d.get("enabled", True)]
         if not destinations:
             return False  # nothing can load (e.g. after a dry run): no point waiting
-        connected = [(c["sourceId"], c["destinationId"]) for c in state.get("connections", [])
-                     if c.get("enabled", True) and c["destinationId"] in destinations]
-        for source_id, destination_id in connected:
+        # One trigger per destination (rudder-server triggers every warehouse of the destination when
+        # destination_id is given); the source id is required to find the workspace.
+        source_of = {c["destinationId"]: c["sourceId"] for c in state.get("connections", [])
+                     if c.get("enabled", True) and c["destinationId"] in destinations}
+        for destination_id, source_id in source_of.items():
             client.post("/internal/v1/warehouse/trigger-upload",
                         json={"source_id": source_id, "destination_id": destination_id})
         sources = [s["id"] for s in state.get("sources", [])]
