@@ -92,7 +92,7 @@ def test_segments_own_metrics_prove_the_webhook_path_and_show_app_versions_in_th
     result, _ = migration
     log = result.runs[0].log_path.read_text()
     assert re.search(r"webhook path matches: Segment delivered [1-9]", log), log[-3000:]
-    written = re.search(r"report written to (\S+\.md)", log)
+    written = re.search(r"report(?: written to|:) (\S+\.md)", log)
     assert written, log[-3000:]
     report = pathlib.Path(written.group(1)).read_text()
     assert "## Proof from Segment's metrics" in report and "### Webhook path: matches" in report
