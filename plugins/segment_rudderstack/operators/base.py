@@ -108,12 +108,15 @@ class MigrationOperator(BaseOperator):
         after: Any,
         apply: Callable[[], Any],
         outcome: Callable[[], dict[str, Any]] | None = None,
+        last_look: Callable[[], None] | None = None,
     ) -> bool:
         """Change ``field`` of ``target`` from ``before`` to ``after`` unless it already is ``after``.
 
         The change log gets an intent before ``apply`` and the outcome after it (``outcome()`` adds fields to
-        it, e.g. the id of a created object). Returns True when a change was made (or, in dry-run mode, would
-        be made)."""
+        it, e.g. the id of a created object). ``last_look`` runs after the intent is recorded and right before
+        ``apply``: a guard that raises to refuse leaves the intent resolved as not applied (the bookkeeping
+        before a change then never widens the window between the guard's observation and the change).
+        Returns True when a change was made (or, in dry-run mode, would be made)."""
         if not self.is_dry_run:
             self.settle_intents(target, target_id, field, current=before)
         if before == after:
@@ -134,6 +137,12 @@ class MigrationOperator(BaseOperator):
         seq = log.begin(
             self.change(context, target=target, target_id=target_id, field=field, before=before, after=after)
         )
+        if last_look is not None:
+            try:
+                last_look()
+            except BaseException:
+                log.resolve(seq, NOT_APPLIED)
+                raise
         try:
             apply()
         except Exception as exc:

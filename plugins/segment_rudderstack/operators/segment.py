@@ -402,6 +402,10 @@ class DisableSegmentWebhookOperator(_WebhookOperator):
         return {"disabled": disabled, "at": datetime.now(UTC).isoformat()}
 
 
+class _LoadStartedMeanwhile(Exception):
+    """The last look before the switch-off found a Segment load running (or no final load any more)."""
+
+
 def _load_running(decision: Decision) -> bool:
     """A final-load decision that waits because a Segment load is running (rather than for one to start)."""
     return decision.waiting and bool(decision.details.get("running"))
@@ -493,35 +497,60 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
             allow_partial=self.allow_partial,
         )
         if not self.is_dry_run and bool(hook.get_warehouse(self.warehouse_id).get("enabled")):
-            # The slow proof (several calls per lane) first: the load check below must stay the last look before
-            # the change, or a load that starts meanwhile is running when the warehouse is switched off.
+            # The slow proof (several calls per lane) first, so that it never stands between the last look at
+            # Segment's loads and the change.
             self._prove_replacement_path()
-        enabled, decision = self._check(hook, watch)
         # A new scheduled load may have started since the sensor saw the final one finish: wait for it to end
         # (bounded) rather than fail; any other reason to refuse ends the task below.
         deadline = time.monotonic() + float(self.running_load_wait_seconds)
+        while True:
+            enabled, decision = self._wait_while_loading(hook, watch, deadline)
+            if self.final_step == "disable_warehouse" and not enabled:
+                self.log.info("unchanged: Segment warehouse %s is already disabled", self.warehouse_id)
+                return {"disabled": False, "already": True, "last_check": decision.reason}
+            if not decision.done and self.is_dry_run:
+                self.log.info("DRY RUN: would switch Segment's warehouse %s off once this holds: %s",
+                              self.warehouse_id, decision.reason)
+                return {"disabled": False, "dry_run": True, "last_check": decision.reason}
+            if not decision.done:
+                raise AirflowFailException(
+                    f"refusing to switch Segment's warehouse {self.warehouse_id} off: {decision.reason}. Expected "
+                    f"a Segment load that started after {as_utc(self.started_after).isoformat()} to have "
+                    "finished successfully and no load running; re-run this task once that holds."
+                )
+            # From here until RudderStack's sync is released, no other plan may switch this warehouse's loads.
+            self.exclusive_resources(
+                context, [self.segment_warehouse_resource(self.segment_conn_id, self.warehouse_id)]
+            )
+            try:
+                changed = self._switch_off(context, hook, watch)
+            except _LoadStartedMeanwhile as started:
+                self.log.info("%s at the last look before the switch-off; waiting for it to end", started)
+                continue
+            return {"disabled": changed, "at": datetime.now(UTC).isoformat(), "last_check": decision.reason}
+
+    def _wait_while_loading(self, hook, watch: SegmentLoadWatch, deadline: float) -> tuple[bool, Decision]:
+        """Observe until no Segment load is running (or the deadline passed, or the warehouse is off)."""
+        enabled, decision = self._check(hook, watch)
         while _load_running(decision) and enabled and not self.is_dry_run and time.monotonic() < deadline:
             self.log.info("%s; checking again in %.0f s before switching Segment's warehouse off",
                           decision.reason, self.check_interval)
             time.sleep(self.check_interval)
             enabled, decision = self._check(hook, watch)
-        if self.final_step == "disable_warehouse" and not enabled:
-            self.log.info("unchanged: Segment warehouse %s is already disabled", self.warehouse_id)
-            return {"disabled": False, "already": True, "last_check": decision.reason}
-        if not decision.done and self.is_dry_run:
-            self.log.info("DRY RUN: would switch Segment's warehouse %s off once this holds: %s",
-                          self.warehouse_id, decision.reason)
-            return {"disabled": False, "dry_run": True, "last_check": decision.reason}
+        return enabled, decision
+
+    def _last_look(self, hook, watch: SegmentLoadWatch) -> None:
+        """The final-load decision observed once more after the change's intent is recorded, right before the
+        call: the bookkeeping before a change (leases, write-ahead log) must not leave a window in which a
+        load that starts meanwhile is running when the warehouse is switched off."""
+        _, decision = self._check(hook, watch)
         if not decision.done:
-            raise AirflowFailException(
-                f"refusing to switch Segment's warehouse {self.warehouse_id} off: {decision.reason}. Expected a "
-                f"Segment load that started after {as_utc(self.started_after).isoformat()} to have finished "
-                "successfully and no load running; re-run this task once that holds."
-            )
-        # From here until RudderStack's sync is released, no other plan may switch this warehouse's loads.
-        self.exclusive_resources(context, [self.segment_warehouse_resource(self.segment_conn_id, self.warehouse_id)])
+            raise _LoadStartedMeanwhile(decision.reason)
+
+    def _switch_off(self, context: Any, hook, watch: SegmentLoadWatch) -> bool:
+        last_look = None if self.is_dry_run else (lambda: self._last_look(hook, watch))
         if self.final_step == "disable_warehouse":
-            changed = self.apply_change(
+            return self.apply_change(
                 context,
                 target=ChangeTarget.SEGMENT_WAREHOUSE,
                 target_id=self.warehouse_id,
@@ -529,20 +558,21 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
                 before=True,
                 after=False,
                 apply=lambda: hook.set_warehouse_enabled(self.warehouse_id, False),
+                last_look=last_look,
             )
-        else:
-            changed = False
-            for source_id in watch.source_ids or []:
-                changed |= self.apply_change(
-                    context,
-                    target=ChangeTarget.SEGMENT_WAREHOUSE_SOURCE,
-                    target_id=f"{self.warehouse_id}:{source_id}",
-                    field="connected",
-                    before=is_connected(hook, self.warehouse_id, source_id),
-                    after=False,
-                    apply=lambda s=source_id: hook.disconnect_warehouse_source(self.warehouse_id, s),
-                )
-        return {"disabled": changed, "at": datetime.now(UTC).isoformat(), "last_check": decision.reason}
+        changed = False
+        for source_id in watch.source_ids or []:
+            changed |= self.apply_change(
+                context,
+                target=ChangeTarget.SEGMENT_WAREHOUSE_SOURCE,
+                target_id=f"{self.warehouse_id}:{source_id}",
+                field="connected",
+                before=is_connected(hook, self.warehouse_id, source_id),
+                after=False,
+                apply=lambda s=source_id: hook.disconnect_warehouse_source(self.warehouse_id, s),
+                last_look=last_look,
+            )
+        return changed
 
     def _prove_replacement_path(self) -> None:
         """Refuse the switch-off unless the webhook path that replaces Segment's warehouse works now (every
