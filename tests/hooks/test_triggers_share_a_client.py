@@ -90,7 +90,9 @@ def test_triggers_in_one_loop_reuse_one_client_and_read_their_connection_once(se
 
     assert [e["status"] for e in events] == ["timeout"] * TRIGGERS  # no load after the instant: they waited
     checks = sum(e["checks"] for e in events)
-    assert checks >= CHECKS * TRIGGERS and len(segment.ports) == checks  # one request per check
+    # One request per check; a check the deadline cut off mid-request has sent it but is not counted (at most
+    # one per trigger).
+    assert checks >= CHECKS * TRIGGERS and checks <= len(segment.ports) <= checks + TRIGGERS
     # One shared client keeps a few connections open for everyone, instead of one new connection per check.
     assert len(set(segment.ports)) <= TRIGGERS < checks
     assert reads.count("segment_shared") == 1 + TRIGGERS  # once per trigger (and the warm-up), not per check
