@@ -14,10 +14,21 @@ from segment_rudderstack.migration_view import URL_PREFIX, create_app
 
 class SegmentRudderStackPlugin(AirflowPlugin):
     name = "segment_rudderstack"
-    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Segment to RudderStack migrations"}]
+    fastapi_apps = [
+        {"app": create_app(), "url_prefix": URL_PREFIX, "name": "Segment to RudderStack migrations"}
+    ]
     external_views = [
-        {"name": "Migrations", "href": f"{URL_PREFIX}/", "destination": "nav", "category": "browse",
-         "url_route": "segment-rudderstack-migrations"},
-        {"name": "Migration", "href": f"{URL_PREFIX}/dags/{{DAG_ID}}", "destination": "dag",
-         "url_route": "segment-rudderstack-migration"},
+        {
+            "name": "Migrations",
+            "href": f"{URL_PREFIX}/",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "segment-rudderstack-migrations",
+        },
+        {
+            "name": "Migration",
+            "href": f"{URL_PREFIX}/dags/{{DAG_ID}}",
+            "destination": "dag",
+            "url_route": "segment-rudderstack-migration",
+        },
     ]

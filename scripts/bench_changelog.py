@@ -40,8 +40,16 @@ def seed(key: str, count: int) -> None:
     latest = {}
     with create_session() as session:
         for seq in range(1, count + 1):
-            change = Change(target="segment.destination", target_id=f"d{seq % 7}", field="enabled",
-                            before=False, after=True, task_id="seed", run_id="seed", seq=seq)
+            change = Change(
+                target="segment.destination",
+                target_id=f"d{seq % 7}",
+                field="enabled",
+                before=False,
+                after=True,
+                task_id="seed",
+                run_id="seed",
+                seq=seq,
+            )
             session.add(Variable(key=log._entry_key(seq), val=json.dumps(asdict(change))))
             latest[change.key] = seq
     Variable.set(key, {"format": 2, "next": count + 1, "latest": latest, "open": {}}, serialize_json=True)
@@ -52,8 +60,11 @@ def seed_list(key: str, count: int) -> None:
 
     from segment_rudderstack.changelog import Change
 
-    Variable.set(key, [asdict(Change("segment.destination", "d", "enabled", False, True)) for _ in range(count)],
-                 serialize_json=True)
+    Variable.set(
+        key,
+        [asdict(Change("segment.destination", "d", "enabled", False, True)) for _ in range(count)],
+        serialize_json=True,
+    )
 
 
 def record_list(key: str, change) -> None:
@@ -70,7 +81,9 @@ def cleanup() -> None:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        session.query(Variable).filter(Variable.key.like("bench_changelog_%")).delete(synchronize_session=False)
+        session.query(Variable).filter(Variable.key.like("bench_changelog_%")).delete(
+            synchronize_session=False
+        )
 
 
 def time_records(record, records: int) -> float:
@@ -78,8 +91,15 @@ def time_records(record, records: int) -> float:
 
     samples = []
     for n in range(records):
-        change = Change(target="rudderstack.destination", target_id=f"x{n % 5}", field="config.manualSync",
-                        before=True, after=False, task_id="bench", run_id="bench")
+        change = Change(
+            target="rudderstack.destination",
+            target_id=f"x{n % 5}",
+            field="config.manualSync",
+            before=True,
+            after=False,
+            task_id="bench",
+            run_id="bench",
+        )
         began = time.perf_counter()
         record(change)
         samples.append(time.perf_counter() - began)

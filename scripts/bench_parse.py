@@ -56,8 +56,9 @@ def build_twin(spec: dict, with_params: bool):
     from airflow.sdk import DAG, TaskGroup
 
     params = copy.deepcopy(spec["params"]) if with_params else None
-    with DAG(spec["dag_id"] + "__twin", schedule=None, start_date=spec["start_date"], catchup=False,
-             params=params) as dag:
+    with DAG(
+        spec["dag_id"] + "__twin", schedule=None, start_date=spec["start_date"], catchup=False, params=params
+    ) as dag:
         groups: dict[str, TaskGroup] = {}
         ops = {}
         for task_id, group_id in spec["tasks"]:
@@ -104,8 +105,10 @@ def main() -> None:
 
     from segment_rudderstack.dag_factory import build_all
 
-    print(f"{'plans':>5} {'real ms':>9} {'ms/plan':>8} {'twin ms':>9} {'empty twin ms':>14} "
-          f"{'real/twin':>10} {'real/empty':>11} {'tasks':>6}")
+    print(
+        f"{'plans':>5} {'real ms':>9} {'ms/plan':>8} {'twin ms':>9} {'empty twin ms':>14} "
+        f"{'real/twin':>10} {'real/empty':>11} {'tasks':>6}"
+    )
     worst = 0.0
     for count in args.plans:
         with tempfile.TemporaryDirectory() as tmp:
@@ -121,8 +124,10 @@ def main() -> None:
             empty_s = timed(lambda s=specs: twin(s, False), args.runs)
         ratio = real_s / twin_s
         worst = max(worst, ratio)
-        print(f"{count:>5} {real_s * 1000:>9.1f} {real_s * 1000 / count:>8.1f} {twin_s * 1000:>9.1f} "
-              f"{empty_s * 1000:>14.1f} {ratio:>10.2f} {real_s / empty_s:>11.2f} {tasks:>6}")
+        print(
+            f"{count:>5} {real_s * 1000:>9.1f} {real_s * 1000 / count:>8.1f} {twin_s * 1000:>9.1f} "
+            f"{empty_s * 1000:>14.1f} {ratio:>10.2f} {real_s / empty_s:>11.2f} {tasks:>6}"
+        )
     print(f"worst real/twin ratio: {worst:.2f} (goal: at most 1.25)")
 
 

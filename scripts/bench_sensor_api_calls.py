@@ -65,20 +65,46 @@ def derived_table() -> list[tuple[str, float, float, int, float]]:
 
     started = datetime.now(UTC)
     sensors = [
-        (SegmentWarehouseLoadSensor(task_id="a", warehouse_id="w", started_after=started), 1, "Segment sync list"),
-        (RudderStackSyncGateSensor(task_id="b", warehouse_id="w", started_after=started), 2,
-         "Segment warehouse + sync list"),
-        (SegmentSourceDrainedSensor(task_id="c", warehouse_id="w", source_id="s", started_after=started), 1,
-         "Segment sync list"),
-        (RudderStackUploadSensor(task_id="d", source_ids=["s"]), 1, "RudderStack pending-events (per source)"),
-        (ClientAdoptionSensor(task_id="e", warehouse_conn_id="x", namespace="n", webhook_source_id="s"), 1,
-         "warehouse query (not an API)"),
+        (
+            SegmentWarehouseLoadSensor(task_id="a", warehouse_id="w", started_after=started),
+            1,
+            "Segment sync list",
+        ),
+        (
+            RudderStackSyncGateSensor(task_id="b", warehouse_id="w", started_after=started),
+            2,
+            "Segment warehouse + sync list",
+        ),
+        (
+            SegmentSourceDrainedSensor(task_id="c", warehouse_id="w", source_id="s", started_after=started),
+            1,
+            "Segment sync list",
+        ),
+        (
+            RudderStackUploadSensor(task_id="d", source_ids=["s"]),
+            1,
+            "RudderStack pending-events (per source)",
+        ),
+        (
+            ClientAdoptionSensor(task_id="e", warehouse_conn_id="x", namespace="n", webhook_source_id="s"),
+            1,
+            "warehouse query (not an API)",
+        ),
     ]
     rows = []
     for sensor, per_check, what in sensors:
         interval = sensor._interval()
-        rows.append((type(sensor).__name__, float(sensor.poke_interval), interval, per_check, 3600 / interval * per_check,
-                     what, float(sensor.min_poke_interval)))
+        rows.append(
+            (
+                type(sensor).__name__,
+                float(sensor.poke_interval),
+                interval,
+                per_check,
+                3600 / interval * per_check,
+                what,
+                float(sensor.min_poke_interval),
+            )
+        )
     return rows
 
 
@@ -96,20 +122,34 @@ def measure(seconds: float) -> dict[str, dict[str, float]]:
     counting = CountingApp(emulator.app)
     server = ServerThread(counting).start()
     os.environ["AIRFLOW_CONN_SEGMENT_DEFAULT"] = json.dumps(
-        {"conn_type": "http", "host": server.url, "password": TOKEN,
-         "extra": {"max_attempts": 5, "backoff_initial": 0.05, "backoff_max": 0.2}}
+        {
+            "conn_type": "http",
+            "host": server.url,
+            "password": TOKEN,
+            "extra": {"max_attempts": 5, "backoff_initial": 0.05, "backoff_max": 0.2},
+        }
     )
     results: dict[str, dict[str, float]] = {}
     try:
-        for mode, poke_interval in (("poke, default interval", None), ("deferred, default interval", None),
-                                    ("poke, interval below the floor", 1.0)):
-            defaults = SegmentWarehouseLoadSensor(task_id="x", warehouse_id=WAREHOUSE_ID, started_after="2000-01-01")
-            interval = (poke_interval if poke_interval is not None else float(defaults.poke_interval)) / COMPRESSION
+        for mode, poke_interval in (
+            ("poke, default interval", None),
+            ("deferred, default interval", None),
+            ("poke, interval below the floor", 1.0),
+        ):
+            defaults = SegmentWarehouseLoadSensor(
+                task_id="x", warehouse_id=WAREHOUSE_ID, started_after="2000-01-01"
+            )
+            interval = (
+                poke_interval if poke_interval is not None else float(defaults.poke_interval)
+            ) / COMPRESSION
             sensor = SegmentWarehouseLoadSensor(
-                task_id="wait_for_final_load", warehouse_id=WAREHOUSE_ID,
+                task_id="wait_for_final_load",
+                warehouse_id=WAREHOUSE_ID,
                 started_after=datetime.now(UTC).isoformat(),  # no load will start: it waits the whole time
-                poke_interval=interval, timeout=seconds,
-                sync_list_requests_per_minute=2 * COMPRESSION, deferrable=mode.startswith("deferred"),
+                poke_interval=interval,
+                timeout=seconds,
+                sync_list_requests_per_minute=2 * COMPRESSION,
+                deferrable=mode.startswith("deferred"),
             )
             counting.requests.clear()
             counting.statuses.clear()
@@ -119,6 +159,7 @@ def measure(seconds: float) -> dict[str, dict[str, float]]:
             except AirflowSensorTimeout:
                 pass
             except TaskDeferred as deferred:
+
                 async def run(trigger=deferred.trigger):
                     async for event in trigger.run():
                         return event.payload
@@ -149,15 +190,23 @@ def main() -> None:
     args = parser.parse_args()
 
     print("Derived, at the defaults (one check = the requests listed):")
-    print(f"{'sensor':30} {'poke_interval':>13} {'floor':>6} {'effective':>9} {'req/check':>9} {'req/hour':>8}  what")
+    print(
+        f"{'sensor':30} {'poke_interval':>13} {'floor':>6} {'effective':>9} {'req/check':>9} {'req/hour':>8}  what"
+    )
     for name, poke, interval, per_check, per_hour, what, floor in derived_table():
         print(f"{name:30} {poke:13.0f} {floor:6.0f} {interval:9.0f} {per_check:9d} {per_hour:8.0f}  {what}")
-    print("  Segment's sync-list limit is 2/minute = 120/hour; the floor keeps every Segment sensor at or below it.")
-    print(f"\nMeasured against the Segment emulator, clock compressed {COMPRESSION:.0f}x, {args.seconds:.0f} s per run:")
+    print(
+        "  Segment's sync-list limit is 2/minute = 120/hour; the floor keeps every Segment sensor at or below it."
+    )
+    print(
+        f"\nMeasured against the Segment emulator, clock compressed {COMPRESSION:.0f}x, {args.seconds:.0f} s per run:"
+    )
     for mode, r in measure(args.seconds).items():
-        print(f"  {mode:32} effective interval {r['effective_interval_emulated_s']:5.0f} s (emulated): "
-              f"{r['sync_list_requests']:3d} sync-list requests in {r['emulated_minutes']:4.0f} emulated minutes "
-              f"= {r['per_emulated_hour']:5.1f}/hour; measured/derived {r['ratio']:.2f}; 429s {r['http_429']}")
+        print(
+            f"  {mode:32} effective interval {r['effective_interval_emulated_s']:5.0f} s (emulated): "
+            f"{r['sync_list_requests']:3d} sync-list requests in {r['emulated_minutes']:4.0f} emulated minutes "
+            f"= {r['per_emulated_hour']:5.1f}/hour; measured/derived {r['ratio']:.2f}; 429s {r['http_429']}"
+        )
 
 
 if __name__ == "__main__":

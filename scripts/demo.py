@@ -28,9 +28,9 @@ COLUMNS = {
     "missing": "sent, not in the warehouse, and not dropped on purpose: LOST (must be 0)",
     "duplicated": "message ids with more than one row in the table (must be 0)",
     "dropped_after_close": "dropped by Segment after the migration's own webhook switch-off (old clients past "
-                           "the adoption threshold): the accepted tail, counted apart from losses",
+    "the adoption threshold): the accepted tail, counted apart from losses",
     "lost_after_close": "dropped by Segment while no path to the warehouse was open BEFORE the migration's own "
-                        "switch-off (e.g. a rollback or a step out of order): LOST by a migration step (must be 0)",
+    "switch-off (e.g. a rollback or a step out of order): LOST by a migration step (must be 0)",
     "misplaced": "rows whose id the ledger recorded for another schema: an event in the wrong lane (must be 0)",
     "unexpected": "rows whose id the ledger does not know (history loaded before the rehearsal)",
 }
@@ -60,7 +60,9 @@ class Progress:
         lanes = self.plan.lanes
         if len(lanes) == 1:
             return self._lane_share(facts, lanes[0].schema, "")
-        return "; ".join(f"{lane.name}: {self._lane_share(facts, lane.schema, ' ' + lane.name)}" for lane in lanes)
+        return "; ".join(
+            f"{lane.name}: {self._lane_share(facts, lane.schema, ' ' + lane.name)}" for lane in lanes
+        )
 
     def _lane_share(self, facts, schema: str, suffix: str) -> str:
         """The share in one lane's schema (``suffix``: how the report names that lane's steps)."""
@@ -74,13 +76,18 @@ class Progress:
         now = datetime.now(UTC)
         adoption = self.plan.adoption
         sample = dialect_for_conn_id(self.plan.warehouse.conn_id).adoption_share(
-            schema, webhook_source_id=source_id,
-            since=now - timedelta(seconds=adoption.window_seconds), until=now,
-            library_names=adoption.library_names or None)
+            schema,
+            webhook_source_id=source_id,
+            since=now - timedelta(seconds=adoption.window_seconds),
+            until=now,
+            library_names=adoption.library_names or None,
+        )
         if sample.share is None:
             return f"no event in the last {adoption.window_seconds} s yet"
-        return (f"{sample.share:.1%} still through Segment ({sample.via_segment} of {sample.total} events in the "
-                f"last {adoption.window_seconds} s; threshold {adoption.threshold:.1%})")
+        return (
+            f"{sample.share:.1%} still through Segment ({sample.via_segment} of {sample.total} events in the "
+            f"last {adoption.window_seconds} s; threshold {adoption.threshold:.1%})"
+        )
 
 
 def progress_line(facts, elapsed: float, adoption: str) -> str:
@@ -93,8 +100,11 @@ def progress_line(facts, elapsed: float, adoption: str) -> str:
         done = [r for r in rows if r.state == "done"]
         phase = f"{done[-1].phase.label}: done" if done else "starting"
     else:
-        since = (f", {duration((facts.generated_at - current.started).total_seconds())} in it"
-                 if current.started else "")
+        since = (
+            f", {duration((facts.generated_at - current.started).total_seconds())} in it"
+            if current.started
+            else ""
+        )
         phase = f"{current.phase.label} ({current.state}{since})"
     return f"[demo] {duration(elapsed):>12} | {phase} | adoption: {adoption}"
 
@@ -107,8 +117,11 @@ def explain_columns() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--plan", default="sandbox",
-                        help="plan in include/plans/ (sandbox_multi: the multi-schema world, one lane per schema)")
+    parser.add_argument(
+        "--plan",
+        default="sandbox",
+        help="plan in include/plans/ (sandbox_multi: the multi-schema world, one lane per schema)",
+    )
     args = parser.parse_args(argv)
     plan = load_plan(REPO / "include" / "plans" / f"{args.plan}.yaml")
     # A plan of several schemas runs against the multi-schema world (3 client sources in 2 schemas + backend).
@@ -117,23 +130,35 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(world=world, clients={"server_side_switch": "auto"})
     print(f"[demo] starting the sandbox in {config.home} and running {plan.dag_id} ...", flush=True)
     began = time.monotonic()
-    print("[demo] progress every 10 s: elapsed | phase | adoption share (events still arriving through Segment)",
-          flush=True)
+    print(
+        "[demo] progress every 10 s: elapsed | phase | adoption share (events still arriving through Segment)",
+        flush=True,
+    )
     result = rehearse(config, dag_id=plan.dag_id, change_log_key=plan.change_log_key, progress=Progress(plan))
     run = result.runs[0]
-    print(f"[demo] migration DAG {'succeeded' if run.ok else 'FAILED'} in {run.seconds:.0f} s "
-          f"(airflow log: {run.log_path})")
-    print(f"[demo] sandbox start {result.timings['sandbox_start_s']:.1f} s; clients sent "
-          f"{result.client_stats.get('sent')} events ({result.client_stats.get('sent_by_source')})")
-    for label, moments in (("Segment warehouse disabled", warehouse_disabled_at(result.segment_log)),
-                           ("Segment webhook disabled", webhook_disabled_at(result.segment_log))):
+    print(
+        f"[demo] migration DAG {'succeeded' if run.ok else 'FAILED'} in {run.seconds:.0f} s "
+        f"(airflow log: {run.log_path})"
+    )
+    print(
+        f"[demo] sandbox start {result.timings['sandbox_start_s']:.1f} s; clients sent "
+        f"{result.client_stats.get('sent')} events ({result.client_stats.get('sent_by_source')})"
+    )
+    for label, moments in (
+        ("Segment warehouse disabled", warehouse_disabled_at(result.segment_log)),
+        ("Segment webhook disabled", webhook_disabled_at(result.segment_log)),
+    ):
         print(f"[demo] {label} at: {', '.join(m.isoformat() for m in moments) or 'never'}")
     print()
-    print(result.report.format() if result.report else "[demo] no reconciliation (the run did not get that far)")
+    print(
+        result.report.format() if result.report else "[demo] no reconciliation (the run did not get that far)"
+    )
     if result.report:
-        print(f"[demo] events dropped after close and counted lost (not after the migration's own webhook "
-              f"switch-off at {', '.join(m.isoformat() for m in result.webhook_switch_offs) or 'never'}): "
-              f"{result.report.lost_after_close}")
+        print(
+            f"[demo] events dropped after close and counted lost (not after the migration's own webhook "
+            f"switch-off at {', '.join(m.isoformat() for m in result.webhook_switch_offs) or 'never'}): "
+            f"{result.report.lost_after_close}"
+        )
     if result.report:
         explain_columns()
     print()
@@ -145,8 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         print("[demo] safety invariants held (checked from the emulators' own request logs)")
     reports = sorted((REPO / "reports" / plan.name).glob("*.md"), key=lambda p: p.stat().st_mtime)
     if reports:
-        verdict = next((line.strip("*") for line in reports[-1].read_text().splitlines()
-                        if line.startswith("**")), "")
+        verdict = next(
+            (line.strip("*") for line in reports[-1].read_text().splitlines() if line.startswith("**")), ""
+        )
         print(f"[demo] report verdict: {verdict}")
         print(f"[demo] migration report: {reports[-1]} (HTML: {reports[-1].with_suffix('.html')})")
     print(f"[demo] total wall time {time.monotonic() - began:.0f} s")

@@ -63,8 +63,10 @@ def _status(home, as_json: bool) -> int:
     _print_settings(state)
     segment, rudder = summary["segment"].get("data", summary["segment"]), summary["rudderstack"]
     print(f"  Segment counters       : {segment.get('counters')}")
-    print(f"  RudderStack uploads    : {rudder.get('uploads', {}).get('total')} "
-          f"(last: {(rudder.get('uploads', {}).get('last') or {}).get('status')})")
+    print(
+        f"  RudderStack uploads    : {rudder.get('uploads', {}).get('total')} "
+        f"(last: {(rudder.get('uploads', {}).get('last') or {}).get('status')})"
+    )
     print(f"  Clients                : {rudder.get('clients')}")
     return 0
 
@@ -85,7 +87,10 @@ def _control(home, emulator: str, action: str, body: str | None) -> int:
         try:
             payload = json.loads(body) if body else None
         except ValueError:
-            print(f"The body must be JSON, e.g. '{{\"server_error\": {{\"count\": 2}}}}'; got {body!r}", file=sys.stderr)
+            print(
+                f'The body must be JSON, e.g. \'{{"server_error": {{"count": 2}}}}\'; got {body!r}',
+                file=sys.stderr,
+            )
             return 2
         response = requests.post(url, json=payload, timeout=30)
     print(response.text)
@@ -94,17 +99,26 @@ def _control(home, emulator: str, action: str, body: str | None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line (also checked against docker-compose.yaml's `sandbox` command by the tests)."""
-    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m sandbox", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     start_p = sub.add_parser("start", help="start the sandbox in the background (or --foreground)")
     start_p.add_argument("--config", help="YAML/JSON settings file (see sandbox/config.py)")
-    start_p.add_argument("--host", help="interface the emulators listen on (default $SANDBOX_HOST or 127.0.0.1)")
-    start_p.add_argument("--world", choices=WORLDS,
-                         help="default: one schema (include/plans/sandbox.yaml); multi: 3 client sources in 2 "
-                         "schemas plus a backend (include/plans/sandbox_multi.yaml). Also $SANDBOX_WORLD")
-    start_p.add_argument("--foreground", action="store_true",
-                         help="run in this process until SIGTERM/SIGINT, then stop cleanly")
+    start_p.add_argument(
+        "--host", help="interface the emulators listen on (default $SANDBOX_HOST or 127.0.0.1)"
+    )
+    start_p.add_argument(
+        "--world",
+        choices=WORLDS,
+        help="default: one schema (include/plans/sandbox.yaml); multi: 3 client sources in 2 "
+        "schemas plus a backend (include/plans/sandbox_multi.yaml). Also $SANDBOX_WORLD",
+    )
+    start_p.add_argument(
+        "--foreground",
+        action="store_true",
+        help="run in this process until SIGTERM/SIGINT, then stop cleanly",
+    )
     sub.add_parser("stop", help="stop the background sandbox")
     status_p = sub.add_parser("status", help="show whether it runs, and its state")
     status_p.add_argument("--json", action="store_true")
@@ -132,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["SANDBOX_WORLD"] = args.world  # read by load_config, here or in the spawned process
         try:
             if args.foreground:
-                return run_foreground(home, config_path=args.config, host=args.host, on_running=_print_settings)
+                return run_foreground(
+                    home, config_path=args.config, host=args.host, on_running=_print_settings
+                )
             state = spawn(home, config_path=args.config, host=args.host)
         except SupervisorError as exc:
             print(str(exc), file=sys.stderr)

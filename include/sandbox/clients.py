@@ -38,15 +38,21 @@ from sandbox.common import utcnow
 log = logging.getLogger(__name__)
 
 TRACK_EVENTS = {
-    "Order Completed": lambda r: {"order_id": f"o-{r.randrange(10**6)}", "revenue": round(r.uniform(5, 250), 2),
-                                  "currency": "EUR"},
+    "Order Completed": lambda r: {
+        "order_id": f"o-{r.randrange(10**6)}",
+        "revenue": round(r.uniform(5, 250), 2),
+        "currency": "EUR",
+    },
     "Product Viewed": lambda r: {"product_id": f"p-{r.randrange(500)}", "price": round(r.uniform(1, 99), 2)},
     "Cart Viewed": lambda r: {"items": r.randrange(1, 8)},
     "Signed In": lambda r: {"method": r.choice(["password", "google", "apple"])},
 }
 SERVER_EVENTS = {
     "Order Completed": TRACK_EVENTS["Order Completed"],
-    "Payment Captured": lambda r: {"amount": round(r.uniform(5, 250), 2), "provider": r.choice(["stripe", "adyen"])},
+    "Payment Captured": lambda r: {
+        "amount": round(r.uniform(5, 250), 2),
+        "provider": r.choice(["stripe", "adyen"]),
+    },
     "Email Sent": lambda r: {"template": r.choice(["receipt", "welcome", "reminder"])},
 }
 PAGES = ["Home", "Search", "Product", "Cart", "Checkout"]
@@ -112,7 +118,9 @@ class ClientsConfig:
     segment_write_keys: dict[str, str] = field(
         default_factory=lambda: {"app": "wk_seg_web_app", "server": "wk_seg_backend"}
     )
-    segment_sources: dict[str, str] = field(default_factory=lambda: {"app": "src_web_app", "server": "src_backend"})
+    segment_sources: dict[str, str] = field(
+        default_factory=lambda: {"app": "src_web_app", "server": "src_backend"}
+    )
     rudderstack_write_keys: dict[str, str] = field(
         default_factory=lambda: {"app": "wk_rs_app", "server": "wk_rs_backend"}
     )
@@ -159,10 +167,29 @@ def plan_event(config: ClientsConfig, k: int) -> PlannedEvent:
         user = f"user-{rng.randrange(config.app_installs * 2):05d}"
         if rng.random() < 0.8:
             name = rng.choice(sorted(SERVER_EVENTS))
-            return PlannedEvent(k, message_id, "server", service, "server", "track", user, f"anon-{user}",
-                                event=name, properties=SERVER_EVENTS[name](rng))
-        return PlannedEvent(k, message_id, "server", service, "server", "identify", user, f"anon-{user}",
-                            traits={"plan": rng.choice(PLANS), "email": f"{user}@example.com"})
+            return PlannedEvent(
+                k,
+                message_id,
+                "server",
+                service,
+                "server",
+                "track",
+                user,
+                f"anon-{user}",
+                event=name,
+                properties=SERVER_EVENTS[name](rng),
+            )
+        return PlannedEvent(
+            k,
+            message_id,
+            "server",
+            service,
+            "server",
+            "identify",
+            user,
+            f"anon-{user}",
+            traits={"plan": rng.choice(PLANS), "email": f"{user}@example.com"},
+        )
     install = rng.randrange(config.app_installs)
     platform, _ = _install(config.seed, install)
     user = f"user-{install:05d}"
@@ -170,15 +197,44 @@ def plan_event(config: ClientsConfig, k: int) -> PlannedEvent:
     roll = rng.random()
     if roll < 0.5:
         name = rng.choice(sorted(TRACK_EVENTS))
-        return PlannedEvent(k, message_id, "app", f"install-{install:05d}", platform, "track", user, anon,
-                            event=name, properties=TRACK_EVENTS[name](rng))
+        return PlannedEvent(
+            k,
+            message_id,
+            "app",
+            f"install-{install:05d}",
+            platform,
+            "track",
+            user,
+            anon,
+            event=name,
+            properties=TRACK_EVENTS[name](rng),
+        )
     if roll < 0.8:
         view = rng.choice(PAGES)
         etype = "page" if platform == "web" else "screen"
-        return PlannedEvent(k, message_id, "app", f"install-{install:05d}", platform, etype, user, anon,
-                            name=view, properties={"path": f"/{view.lower()}"} if etype == "page" else {})
-    return PlannedEvent(k, message_id, "app", f"install-{install:05d}", platform, "identify", user, anon,
-                        traits={"plan": rng.choice(PLANS), "email": f"{user}@example.com"})
+        return PlannedEvent(
+            k,
+            message_id,
+            "app",
+            f"install-{install:05d}",
+            platform,
+            etype,
+            user,
+            anon,
+            name=view,
+            properties={"path": f"/{view.lower()}"} if etype == "page" else {},
+        )
+    return PlannedEvent(
+        k,
+        message_id,
+        "app",
+        f"install-{install:05d}",
+        platform,
+        "identify",
+        user,
+        anon,
+        traits={"plan": rng.choice(PLANS), "email": f"{user}@example.com"},
+    )
 
 
 def old_app_version(sender: str) -> str:
@@ -251,7 +307,11 @@ class ClientFleet:
                     return "rudderstack", source.rudderstack_source, source.rudderstack_write_key
                 return "segment", source.segment_source, source.segment_write_key
         if on_rudderstack:
-            return "rudderstack", config.rudderstack_sources[event.kind], config.rudderstack_write_keys[event.kind]
+            return (
+                "rudderstack",
+                config.rudderstack_sources[event.kind],
+                config.rudderstack_write_keys[event.kind],
+            )
         return "segment", config.segment_sources[event.kind], config.segment_write_keys[event.kind]
 
     def switch_server_side(self) -> None:
@@ -276,9 +336,13 @@ class ClientFleet:
             # the ledger, so the reconciliation counts it apart from events a migration step lost.
             try:
                 self.ledger.record_dropped_many(
-                    {"message_id": item.get("messageId"), "reason": f"{sdk} SDK gave up: {error}"[:500],
-                     "at": utcnow()}
-                    for item in batch if isinstance(item, dict) and item.get("messageId")
+                    {
+                        "message_id": item.get("messageId"),
+                        "reason": f"{sdk} SDK gave up: {error}"[:500],
+                        "at": utcnow(),
+                    }
+                    for item in batch
+                    if isinstance(item, dict) and item.get("messageId")
                 )
             except Exception as exc:  # the ledger is best effort here; the warning above stands
                 log.warning("could not record %d undelivered events in the ledger: %s", len(batch), exc)
@@ -288,8 +352,12 @@ class ClientFleet:
     def _client(self, sdk: str, write_key: str):
         key = (sdk, write_key)
         if key not in self._sdk:
-            common = {"upload_interval": self.config.sdk_upload_interval_s, "max_retries": self.config.sdk_max_retries,
-                      "on_error": self._on_error(sdk), "timeout": 10}
+            common = {
+                "upload_interval": self.config.sdk_upload_interval_s,
+                "max_retries": self.config.sdk_max_retries,
+                "on_error": self._on_error(sdk),
+                "timeout": 10,
+            }
             if sdk == "segment":
                 self._sdk[key] = SegmentClient(write_key, host=self.segment_url, **common)
             else:
@@ -305,8 +373,15 @@ class ClientFleet:
         routes = [self.route(event) for event in events]
         sent_at = utcnow()
         self.ledger.record_sent_many(
-            {"message_id": e.message_id, "event_type": e.event_type, "sdk": sdk, "sender": e.sender,
-             "source": source, "sent_at": sent_at, "schema": self.schema_of(e)}
+            {
+                "message_id": e.message_id,
+                "event_type": e.event_type,
+                "sdk": sdk,
+                "sender": e.sender,
+                "source": source,
+                "sent_at": sent_at,
+                "schema": self.schema_of(e),
+            }
             for e, (sdk, source, _) in zip(events, routes, strict=True)
         )
         for event, (sdk, source, write_key) in zip(events, routes, strict=True):
@@ -319,12 +394,18 @@ class ClientFleet:
         client = self._client(sdk, write_key)
         if event.kind == "app":
             version = NEW_APP_VERSION if sdk == "rudderstack" else old_app_version(event.sender)
-            context = {"app": {"name": "Shop", "version": version},
-                       "device": {"id": f"dev-{event.sender}", "type": event.platform}}
+            context = {
+                "app": {"name": "Shop", "version": version},
+                "device": {"id": f"dev-{event.sender}", "type": event.platform},
+            }
         else:
             context = {"service": {"name": event.sender}}
-        ids = {"user_id": event.user_id, "anonymous_id": event.anonymous_id, "context": context,
-               "message_id": event.message_id}
+        ids = {
+            "user_id": event.user_id,
+            "anonymous_id": event.anonymous_id,
+            "context": context,
+            "message_id": event.message_id,
+        }
         if event.event_type == "track":
             client.track(event=event.event, properties=dict(event.properties), **ids)
         elif event.event_type in ("page", "screen"):
@@ -333,7 +414,11 @@ class ClientFleet:
             client.identify(traits=dict(event.traits), **ids)
 
     def _maybe_auto_switch(self, last_check: float) -> float:
-        if self.config.server_side_switch != "auto" or self.server_side_on_rudderstack or not self.server_side_ready:
+        if (
+            self.config.server_side_switch != "auto"
+            or self.server_side_on_rudderstack
+            or not self.server_side_ready
+        ):
             return last_check
         now = time.monotonic()
         if now - last_check < self.config.auto_switch_poll_s:

@@ -60,7 +60,8 @@ def redact(value: Any) -> Any:
     """A deep copy of a JSON-like value with secret-looking keys replaced by `***`."""
     if isinstance(value, dict):
         return {
-            k: ("***" if isinstance(k, str) and k.lower() in SECRET_KEYS else redact(v)) for k, v in value.items()
+            k: ("***" if isinstance(k, str) and k.lower() in SECRET_KEYS else redact(v))
+            for k, v in value.items()
         }
     if isinstance(value, list):
         return [redact(v) for v in value]
@@ -169,7 +170,9 @@ class RequestLog:
 
     def entries(self, kind: str | None = None, *, since_seq: int = 0) -> list[dict[str, Any]]:
         with self._lock:
-            chosen = [e for e in self._entries if (kind is None or e["kind"] == kind) and e["seq"] > since_seq]
+            chosen = [
+                e for e in self._entries if (kind is None or e["kind"] == kind) and e["seq"] > since_seq
+            ]
             return copy.deepcopy(chosen)
 
     def __len__(self) -> int:
@@ -201,7 +204,9 @@ class FaultInjector:
 
     def arm(self, spec: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(spec, dict):
-            raise ValueError(f"expected a fault spec object like {{'server_error': {{'count': 2}}}}, got {spec!r}")
+            raise ValueError(
+                f"expected a fault spec object like {{'server_error': {{'count': 2}}}}, got {spec!r}"
+            )
         prefix = spec.get("path_prefix")
         with self._lock:
             for name, params in spec.items():
@@ -334,7 +339,9 @@ def install_api_error_handler(app: FastAPI, error_body: ErrorBody = segment_erro
     async def on_api_error(request: Request, exc: ApiError):
         body = error_body(exc.status_code, exc.error_type, exc.message)
         errors = body.get("errors") if isinstance(body, dict) else None
-        if isinstance(errors, list) and errors and isinstance(errors[0], dict):  # Segment's RequestError extras
+        if (
+            isinstance(errors, list) and errors and isinstance(errors[0], dict)
+        ):  # Segment's RequestError extras
             if exc.field is not None:
                 errors[0]["field"] = exc.field
             if exc.data is not None:
@@ -346,7 +353,9 @@ def install_api_error_handler(app: FastAPI, error_body: ErrorBody = segment_erro
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             parts.append(f"{where}: {err.get('msg')}")
-        return JSONResponse(error_body(400, "validation", "; ".join(parts) or "invalid request"), status_code=400)
+        return JSONResponse(
+            error_body(400, "validation", "; ".join(parts) or "invalid request"), status_code=400
+        )
 
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -92,8 +92,14 @@ class SandboxConfig:
 MULTI_APP_SOURCES = (
     AppSource("src_web_app", "wk_seg_web_app", "rs_src_app", "wk_rs_app", "app_events", ("web",)),
     AppSource("src_ios_app", "wk_seg_ios_app", "rs_src_ios", "wk_rs_ios", "mobile_events", ("ios",)),
-    AppSource("src_android_app", "wk_seg_android_app", "rs_src_android", "wk_rs_android", "mobile_events",
-              ("android",)),
+    AppSource(
+        "src_android_app",
+        "wk_seg_android_app",
+        "rs_src_android",
+        "wk_rs_android",
+        "mobile_events",
+        ("android",),
+    ),
 )
 WORLDS = ("default", "multi")
 
@@ -105,13 +111,16 @@ def _multi_schema(config: SandboxConfig) -> None:
         SourceSeed("src_ios_app", "ios_app", "iOS App", "wk_seg_ios_app", "mobile_events"),
         SourceSeed("src_android_app", "android_app", "Android App", "wk_seg_android_app", "mobile_events"),
     ]
-    config.segment.warehouses = [
-        WarehouseSeed(connected_sources=[s.id for s in config.segment.sources])
-    ]
+    config.segment.warehouses = [WarehouseSeed(connected_sources=[s.id for s in config.segment.sources])]
     config.rudderstack.sources = [
         *default_sources(),
         {"id": "rs_src_ios", "name": "iOS App (new version)", "type": "iOS", "writeKey": "wk_rs_ios"},
-        {"id": "rs_src_android", "name": "Android App (new version)", "type": "Android", "writeKey": "wk_rs_android"},
+        {
+            "id": "rs_src_android",
+            "name": "Android App (new version)",
+            "type": "Android",
+            "writeKey": "wk_rs_android",
+        },
     ]
     config.clients.app_sources = MULTI_APP_SOURCES
     config.clients.server_schema = "app_events"
@@ -131,7 +140,9 @@ def _apply(target: Any, values: dict[str, Any], where: str) -> None:
             setattr(target, key, value)
 
 
-def load_config(path: str | os.PathLike | None = None, *, world: str | None = None, **overrides: Any) -> SandboxConfig:
+def load_config(
+    path: str | os.PathLike | None = None, *, world: str | None = None, **overrides: Any
+) -> SandboxConfig:
     """The demo defaults (of the ``default`` one-schema world, or the ``multi`` world of several schemas;
     default: $SANDBOX_WORLD, else ``default``), updated from a YAML/JSON file (when given), then from keyword
     `overrides`."""
@@ -151,7 +162,9 @@ def load_config(path: str | os.PathLike | None = None, *, world: str | None = No
 
             values = yaml.safe_load(text) or {}
         if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping of settings at the top level, got {type(values).__name__}")
+            raise ValueError(
+                f"{path}: expected a mapping of settings at the top level, got {type(values).__name__}"
+            )
     values.update(overrides)
     if values.get("world", world) != world:
         return load_config(path, world=values.pop("world"), **overrides)

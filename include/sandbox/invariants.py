@@ -110,7 +110,9 @@ def check_webhook_path(
         for at in webhook_disabled_at(segment_log):
             ours = any(0 <= (m - at).total_seconds() <= tolerance_s for m in migration_webhook_off)
             if not ours:
-                violations.append(f"Segment webhook disabled at {at.isoformat()}, not by the migration's own switch-off")
+                violations.append(
+                    f"Segment webhook disabled at {at.isoformat()}, not by the migration's own switch-off"
+                )
             elif adoption_held_at is not None and at < adoption_held_at:
                 violations.append(
                     f"Segment webhook disabled at {at.isoformat()} before the adoption condition held "
@@ -119,15 +121,20 @@ def check_webhook_path(
     return violations
 
 
-def check(segment_log: list[dict[str, Any]], rudderstack_log: list[dict[str, Any]], **webhook: Any) -> list[str]:
+def check(
+    segment_log: list[dict[str, Any]], rudderstack_log: list[dict[str, Any]], **webhook: Any
+) -> list[str]:
     """Every invariant; ``webhook`` goes to :func:`check_webhook_path` (the migration's switch-off instants and
     when adoption held, when the caller knows them)."""
     violations: list[str] = check_webhook_path(segment_log, **webhook)
     loads = segment_loads(segment_log)
     segment_changes = _changes(segment_log)
     webhook_enables = [
-        _t(e["at"]) for e in segment_changes
-        if e.get("destinationId") and _enabled(e.get("after")) is True and _enabled(e.get("before")) is not True
+        _t(e["at"])
+        for e in segment_changes
+        if e.get("destinationId")
+        and _enabled(e.get("after")) is True
+        and _enabled(e.get("before")) is not True
     ]
     # 1. Segment's warehouse is never disabled while a load runs, nor before a load that started after the
     #    webhook was enabled finished successfully.
@@ -142,10 +149,15 @@ def check(segment_log: list[dict[str, Any]], rudderstack_log: list[dict[str, Any
             violations.append(f"Segment warehouse disabled at {e['at']} while a Segment load was running")
         cutover = max((w for w in webhook_enables if w <= at), default=None)
         confirmed = [
-            load for load in loads
-            if load.warehouse_id == e["warehouseId"] and cutover is not None and load.start >= cutover
-            and load.end is not None and load.end <= at
-            and load.statuses and all(s.lower() == "success" for s in load.statuses.values())
+            load
+            for load in loads
+            if load.warehouse_id == e["warehouseId"]
+            and cutover is not None
+            and load.start >= cutover
+            and load.end is not None
+            and load.end <= at
+            and load.statuses
+            and all(s.lower() == "success" for s in load.statuses.values())
         ]
         if not confirmed:
             violations.append(
@@ -155,8 +167,11 @@ def check(segment_log: list[dict[str, Any]], rudderstack_log: list[dict[str, Any
     # 2. RudderStack's sync is never released while a Segment load is running, and no RudderStack upload
     #    into the warehouse starts while a Segment load runs.
     for e in _changes(rudderstack_log):
-        if e.get("action") == "update_destination" and _manual_sync(e.get("before")) is True \
-                and _manual_sync(e.get("after")) is False:
+        if (
+            e.get("action") == "update_destination"
+            and _manual_sync(e.get("before")) is True
+            and _manual_sync(e.get("after")) is False
+        ):
             at = _t(e["at"])
             if any(load.running_at(at) for load in loads):
                 violations.append(f"RudderStack sync released at {e['at']} while a Segment load was running")
@@ -164,7 +179,9 @@ def check(segment_log: list[dict[str, Any]], rudderstack_log: list[dict[str, Any
         if e.get("kind") == "upload" and e.get("event") == "start" and e.get("event_count"):
             at = _t(e["at"])
             if any(load.running_at(at) for load in loads):
-                violations.append(f"RudderStack upload {e.get('upload_id')} started at {e['at']} during a Segment load")
+                violations.append(
+                    f"RudderStack upload {e.get('upload_id')} started at {e['at']} during a Segment load"
+                )
     return violations
 
 
@@ -172,15 +189,19 @@ def webhook_disabled_at(segment_log: list[dict[str, Any]]) -> list[datetime]:
     """When a webhook destination was switched off. A Webhooks (Actions) route is switched off at its
     destination (which stops every mapping at once); its mapping switched off after it is not a second switch-off."""
     return [
-        _t(e["at"]) for e in _changes(segment_log)
-        if e.get("destinationId") and not e.get("subscriptionId")
-        and _enabled(e.get("before")) is True and _enabled(e.get("after")) is False
+        _t(e["at"])
+        for e in _changes(segment_log)
+        if e.get("destinationId")
+        and not e.get("subscriptionId")
+        and _enabled(e.get("before")) is True
+        and _enabled(e.get("after")) is False
     ]
 
 
 def warehouse_disabled_at(segment_log: list[dict[str, Any]]) -> list[datetime]:
     return [
-        _t(e["at"]) for e in _changes(segment_log)
+        _t(e["at"])
+        for e in _changes(segment_log)
         if e.get("warehouseId") and _enabled(e.get("before")) is True and _enabled(e.get("after")) is False
     ]
 

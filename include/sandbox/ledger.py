@@ -86,8 +86,14 @@ class Ledger:
                 )
             rows.append(
                 (
-                    str(item["message_id"]), event_type, table, sdk, item["sender"], item["source"],
-                    item.get("schema"), item["sent_at"],
+                    str(item["message_id"]),
+                    event_type,
+                    table,
+                    sdk,
+                    item["sender"],
+                    item["source"],
+                    item.get("schema"),
+                    item["sent_at"],
                 )
             )
         if rows:
@@ -120,7 +126,7 @@ class Ledger:
             where.append(sql.SQL("source = %s"))
             params.append(source)
         query = sql.SQL(
-            "SELECT message_id, event_type, table_name AS \"table\", sdk, sender, source, schema_name AS schema, "
+            'SELECT message_id, event_type, table_name AS "table", sdk, sender, source, schema_name AS schema, '
             "sent_at FROM {}.sent {} ORDER BY sent_at, seq"
         ).format(
             sql.Identifier(self.schema),
@@ -133,7 +139,8 @@ class Ledger:
 
     def counts(self) -> dict[str, int]:
         rows = self._fetch(
-            "SELECT (SELECT count(*) FROM {0}.sent) AS sent, (SELECT count(*) FROM {0}.dropped) AS dropped", []
+            "SELECT (SELECT count(*) FROM {0}.sent) AS sent, (SELECT count(*) FROM {0}.dropped) AS dropped",
+            [],
         )
         return {"sent": int(rows[0]["sent"]), "dropped": int(rows[0]["dropped"])}
 
@@ -191,7 +198,9 @@ class Ledger:
                 "reason text NOT NULL, at timestamptz NOT NULL, recorded_at timestamptz NOT NULL DEFAULT now())"
             ).format(ident)
         )
-        cur.execute(sql.SQL("CREATE INDEX IF NOT EXISTS sent_message_id ON {}.sent (message_id)").format(ident))
+        cur.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS sent_message_id ON {}.sent (message_id)").format(ident)
+        )
 
     def _execute_values(self, template: str, rows: list[tuple]) -> None:
         def work(cur):

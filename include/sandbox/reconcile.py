@@ -52,8 +52,16 @@ class TableReport:
     misplaced_ids: list[str] = field(default_factory=list)
 
 
-COLUMNS = ("sent", "loaded", "missing", "duplicated", "dropped_after_close", "lost_after_close", "misplaced",
-           "unexpected")
+COLUMNS = (
+    "sent",
+    "loaded",
+    "missing",
+    "duplicated",
+    "dropped_after_close",
+    "lost_after_close",
+    "misplaced",
+    "unexpected",
+)
 
 
 @dataclass
@@ -79,7 +87,9 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return self.missing == 0 and self.duplicated == 0 and self.misplaced == 0 and self.lost_after_close == 0
+        return (
+            self.missing == 0 and self.duplicated == 0 and self.misplaced == 0 and self.lost_after_close == 0
+        )
 
     def table(self, name: str) -> TableReport:
         for report in self.tables:
@@ -95,27 +105,39 @@ class Report:
         return total
 
     def to_dict(self) -> dict:
-        return {"schema": self.schema, "ok": self.ok, "tables": [asdict(t) for t in self.tables],
-                "totals": asdict(self.totals())}
+        return {
+            "schema": self.schema,
+            "ok": self.ok,
+            "tables": [asdict(t) for t in self.tables],
+            "totals": asdict(self.totals()),
+        }
 
     def format(self) -> str:
         columns = COLUMNS
         width = max([len("table"), *(len(t.table) for t in self.tables), len("TOTAL")])
-        lines = [f"Reconciliation of schema {self.schema!r}: " + ("OK" if self.ok else "FAILED"),
-                 "  ".join(["table".ljust(width), *(c.rjust(len(c)) for c in columns)])]
+        lines = [
+            f"Reconciliation of schema {self.schema!r}: " + ("OK" if self.ok else "FAILED"),
+            "  ".join(["table".ljust(width), *(c.rjust(len(c)) for c in columns)]),
+        ]
         for t in [*self.tables, self.totals()]:
-            lines.append("  ".join([t.table.ljust(width), *(str(getattr(t, c)).rjust(len(c)) for c in columns)]))
+            lines.append(
+                "  ".join([t.table.ljust(width), *(str(getattr(t, c)).rjust(len(c)) for c in columns)])
+            )
         for t in self.tables:
             if t.missing_ids:
                 lines.append(f"{t.table}: missing e.g. {', '.join(t.missing_ids)}")
             if t.duplicated_ids:
                 lines.append(f"{t.table}: duplicated e.g. {', '.join(t.duplicated_ids)}")
             if t.misplaced_ids:
-                lines.append(f"{t.table}: misplaced (sent for another schema) e.g. {', '.join(t.misplaced_ids)}")
+                lines.append(
+                    f"{t.table}: misplaced (sent for another schema) e.g. {', '.join(t.misplaced_ids)}"
+                )
         if not self.ok:
-            lines.append("Missing events were sent but never loaded; duplicated ids have more than one row; "
-                         "misplaced ids belong to a source of another schema. Check the emulators' logs "
-                         "(/sandbox/log) for the order of loads and switches.")
+            lines.append(
+                "Missing events were sent but never loaded; duplicated ids have more than one row; "
+                "misplaced ids belong to a source of another schema. Check the emulators' logs "
+                "(/sandbox/log) for the order of loads and switches."
+            )
         return "\n".join(lines)
 
 
@@ -161,14 +183,22 @@ class SchemasReport:
         return total
 
     def to_dict(self) -> dict:
-        return {"ok": self.ok, "schemas": [r.to_dict() for r in self.reports], "totals": asdict(self.totals())}
+        return {
+            "ok": self.ok,
+            "schemas": [r.to_dict() for r in self.reports],
+            "totals": asdict(self.totals()),
+        }
 
     def format(self) -> str:
         return "\n\n".join(r.format() for r in self.reports)
 
 
 def reconcile(
-    dsn: str, schema: str, *, ledger_schema: str = DEFAULT_LEDGER_SCHEMA, source: str | None = None,
+    dsn: str,
+    schema: str,
+    *,
+    ledger_schema: str = DEFAULT_LEDGER_SCHEMA,
+    source: str | None = None,
     accepted_after: datetime | None = None,
 ) -> Report:
     """Compare the ledger (events recorded for `schema` or for no schema) with the tables in `schema`; rows
@@ -182,7 +212,8 @@ def reconcile(
         dropped_rows = ledger.dropped()
         dropped_ids = {row["message_id"] for row in dropped_rows}
         accepted_ids = {
-            row["message_id"] for row in dropped_rows
+            row["message_id"]
+            for row in dropped_rows
             if accepted_after is not None and _as_utc(row["at"]) >= accepted_after
         }
     finally:
@@ -228,11 +259,19 @@ def _as_utc(value: Any) -> datetime:
 
 
 def reconcile_schemas(
-    dsn: str, schemas: list[str], *, ledger_schema: str = DEFAULT_LEDGER_SCHEMA, accepted_after: datetime | None = None
+    dsn: str,
+    schemas: list[str],
+    *,
+    ledger_schema: str = DEFAULT_LEDGER_SCHEMA,
+    accepted_after: datetime | None = None,
 ) -> SchemasReport:
     """Reconcile each schema on its own (every event must be in its source's schema exactly once)."""
-    return SchemasReport([reconcile(dsn, schema, ledger_schema=ledger_schema, accepted_after=accepted_after)
-                          for schema in schemas])
+    return SchemasReport(
+        [
+            reconcile(dsn, schema, ledger_schema=ledger_schema, accepted_after=accepted_after)
+            for schema in schemas
+        ]
+    )
 
 
 def _state() -> dict:
@@ -248,8 +287,10 @@ def _dsn_from_state() -> str | None:
     if not state:
         return None
     warehouse = state.get("warehouse")
-    return state.get("dsn") or state.get("warehouse_dsn") or (
-        warehouse.get("dsn") if isinstance(warehouse, dict) else None
+    return (
+        state.get("dsn")
+        or state.get("warehouse_dsn")
+        or (warehouse.get("dsn") if isinstance(warehouse, dict) else None)
     )
 
 
@@ -258,34 +299,63 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m sandbox reconcile",
         description="Compare the sandbox ledger with the warehouse: sent, loaded, missing, duplicated, dropped.",
     )
-    parser.add_argument("--dsn", help="warehouse DSN (default: $SANDBOX_WAREHOUSE_DSN, else the running sandbox)")
-    parser.add_argument("--schema", action="append",
-                        help="warehouse schema, repeatable (default: every schema of the running sandbox, "
-                        f"else {DEFAULT_SCHEMA})")
+    parser.add_argument(
+        "--dsn", help="warehouse DSN (default: $SANDBOX_WAREHOUSE_DSN, else the running sandbox)"
+    )
+    parser.add_argument(
+        "--schema",
+        action="append",
+        help="warehouse schema, repeatable (default: every schema of the running sandbox, "
+        f"else {DEFAULT_SCHEMA})",
+    )
     parser.add_argument("--ledger-schema", default=DEFAULT_LEDGER_SCHEMA)
     parser.add_argument("--source", help="only events sent to this source id")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--accepted-after", type=_as_utc, default=None,
-                        help="ISO instant of the migration's own webhook switch-off: events Segment dropped after it "
-                        "are the accepted tail; any other drop counts as lost_after_close")
+    parser.add_argument(
+        "--accepted-after",
+        type=_as_utc,
+        default=None,
+        help="ISO instant of the migration's own webhook switch-off: events Segment dropped after it "
+        "are the accepted tail; any other drop counts as lost_after_close",
+    )
     args = parser.parse_args(argv)
     dsn = args.dsn or os.environ.get("SANDBOX_WAREHOUSE_DSN") or _dsn_from_state()
     if not dsn:
-        print("No warehouse DSN: pass --dsn, set SANDBOX_WAREHOUSE_DSN, or start the sandbox "
-              "(python -m sandbox start) so .sandbox/state.json holds it.", file=sys.stderr)
+        print(
+            "No warehouse DSN: pass --dsn, set SANDBOX_WAREHOUSE_DSN, or start the sandbox "
+            "(python -m sandbox start) so .sandbox/state.json holds it.",
+            file=sys.stderr,
+        )
         return 2
     schemas = args.schema or _state().get("schemas") or [DEFAULT_SCHEMA]
     try:
         report: Report | SchemasReport = (
-            reconcile(dsn, schemas[0], ledger_schema=args.ledger_schema, source=args.source,
-                      accepted_after=args.accepted_after) if len(schemas) == 1
-            else SchemasReport([reconcile(dsn, s, ledger_schema=args.ledger_schema, source=args.source,
-                                          accepted_after=args.accepted_after)
-                                for s in schemas])
+            reconcile(
+                dsn,
+                schemas[0],
+                ledger_schema=args.ledger_schema,
+                source=args.source,
+                accepted_after=args.accepted_after,
+            )
+            if len(schemas) == 1
+            else SchemasReport(
+                [
+                    reconcile(
+                        dsn,
+                        s,
+                        ledger_schema=args.ledger_schema,
+                        source=args.source,
+                        accepted_after=args.accepted_after,
+                    )
+                    for s in schemas
+                ]
+            )
         )
     except Exception as exc:  # noqa: BLE001 - a CLI reports any failure as text and exit 2
-        print(f"Reconciliation could not run against schemas {schemas}: {type(exc).__name__}: {exc}",
-              file=sys.stderr)
+        print(
+            f"Reconciliation could not run against schemas {schemas}: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
         return 2
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
     return 0 if report.ok else 1

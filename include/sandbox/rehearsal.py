@@ -88,8 +88,13 @@ def migration_webhook_switch_offs(change_log_key: str, env: dict[str, str]) -> l
     ``airflow variables export``, so it is the deployment's metadata DB, whatever this process imported)."""
     with tempfile.TemporaryDirectory() as folder:
         target = pathlib.Path(folder) / "variables.json"
-        subprocess.run([airflow_bin(), "variables", "export", str(target)], env=env, capture_output=True,
-                       text=True, timeout=120)
+        subprocess.run(
+            [airflow_bin(), "variables", "export", str(target)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         try:
             variables = json.loads(target.read_text())
         except (OSError, ValueError):
@@ -109,16 +114,27 @@ def migration_webhook_switch_offs(change_log_key: str, env: dict[str, str]) -> l
     elif isinstance(head, list):
         entries = head
     return sorted(
-        datetime.fromisoformat(e["at"]) for e in entries
-        if isinstance(e, dict) and e.get("target") == "segment.destination" and e.get("field") == "enabled"
-        and e.get("after") is False and e.get("status", "done") == "done"
+        datetime.fromisoformat(e["at"])
+        for e in entries
+        if isinstance(e, dict)
+        and e.get("target") == "segment.destination"
+        and e.get("field") == "enabled"
+        and e.get("after") is False
+        and e.get("status", "done") == "done"
         and str(e.get("task_id") or "").endswith("disable_segment_webhook")
     )
 
 
-def run_dag(dag_id: str, *, env: dict[str, str], conf: dict[str, Any] | None, log_dir: pathlib.Path,
-            timeout_s: float, progress: Callable[[float], None] | None = None,
-            progress_interval_s: float = 10.0) -> DagRunResult:
+def run_dag(
+    dag_id: str,
+    *,
+    env: dict[str, str],
+    conf: dict[str, Any] | None,
+    log_dir: pathlib.Path,
+    timeout_s: float,
+    progress: Callable[[float], None] | None = None,
+    progress_interval_s: float = 10.0,
+) -> DagRunResult:
     """``airflow dags test`` in a subprocess; ``progress(elapsed_s)`` is called every ``progress_interval_s``
     while it runs (e.g. `make demo`'s progress line)."""
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -164,25 +180,34 @@ def drain_rudderstack(sandbox: Sandbox, timeout_s: float = 60.0) -> bool:
             return False  # nothing can load (e.g. after a dry run): no point waiting
         # One trigger per destination (rudder-server triggers every warehouse of the destination when
         # destination_id is given); the source id is required to find the workspace.
-        source_of = {c["destinationId"]: c["sourceId"] for c in state.get("connections", [])
-                     if c.get("enabled", True) and c["destinationId"] in destinations}
+        source_of = {
+            c["destinationId"]: c["sourceId"]
+            for c in state.get("connections", [])
+            if c.get("enabled", True) and c["destinationId"] in destinations
+        }
         for destination_id, source_id in source_of.items():
-            client.post("/internal/v1/warehouse/trigger-upload",
-                        json={"source_id": source_id, "destination_id": destination_id})
+            client.post(
+                "/internal/v1/warehouse/trigger-upload",
+                json={"source_id": source_id, "destination_id": destination_id},
+            )
         sources = [s["id"] for s in state.get("sources", [])]
         while time.monotonic() < deadline:
             # The emulator's own view (the real pending-events only counts uploads of one source task run).
             pending = [client.get("/sandbox/pending", params={"source_id": s}).json() for s in sources]
-            busy = sum(int(p.get(k) or 0) for p in pending
-                       for k in ("pending_events", "pending_staging_files", "pending_uploads"))
+            busy = sum(
+                int(p.get(k) or 0)
+                for p in pending
+                for k in ("pending_events", "pending_staging_files", "pending_uploads")
+            )
             if busy == 0:
                 return True
             time.sleep(0.5)
     return False
 
 
-def wait_for_first_loads(sandbox: Sandbox, tables: tuple[str, ...] = ("tracks", "identifies"),
-                         timeout_s: float = 60.0) -> None:
+def wait_for_first_loads(
+    sandbox: Sandbox, tables: tuple[str, ...] = ("tracks", "identifies"), timeout_s: float = 60.0
+) -> None:
     """A rehearsal starts from a warehouse Segment already loads into: wait until its first loads created
     the tables a plan's preflight requires."""
     assert sandbox.warehouse is not None and sandbox.info is not None
@@ -222,13 +247,19 @@ def rehearse(
         wait_for_first_loads(sandbox)
         if before_run is not None:
             before_run(sandbox)  # e.g. arm faults for a bad-day rehearsal
+
         def changes() -> tuple[int, int]:
-            return (len(invariants.mutating_calls(sandbox.segment.log.entries())),
-                    len(invariants.mutating_calls(sandbox.rudderstack.log.entries())))
+            return (
+                len(invariants.mutating_calls(sandbox.segment.log.entries())),
+                len(invariants.mutating_calls(sandbox.rudderstack.log.entries())),
+            )
 
         report_progress = (lambda elapsed: progress(sandbox, env, elapsed)) if progress is not None else None
-        result.runs.append(run_dag(dag_id, env=env, conf=conf, log_dir=log_dir, timeout_s=timeout_s,
-                                   progress=report_progress))
+        result.runs.append(
+            run_dag(
+                dag_id, env=env, conf=conf, log_dir=log_dir, timeout_s=timeout_s, progress=report_progress
+            )
+        )
         result.changes_after_run.append(changes())
         result.timings["migration_s"] = result.runs[-1].seconds
         if rerun and result.runs[-1].ok:
@@ -239,8 +270,11 @@ def rehearse(
         # before anything the rehearsal does afterwards (a rollback, the final drain's explicit upload).
         switch_offs = migration_webhook_switch_offs(change_log_key, env)
         result.webhook_switch_offs = switch_offs
-        result.violations = invariants.check(sandbox.segment.log.entries(), sandbox.rudderstack.log.entries(),
-                                             migration_webhook_off=switch_offs)
+        result.violations = invariants.check(
+            sandbox.segment.log.entries(),
+            sandbox.rudderstack.log.entries(),
+            migration_webhook_off=switch_offs,
+        )
         if after_run is not None:
             after_run(sandbox, env, result)
         settle = time.monotonic()
@@ -252,11 +286,19 @@ def rehearse(
         drain_rudderstack(sandbox)
         result.timings["settle_s"] = time.monotonic() - settle
         if len(info.schemas) > 1:
-            result.report = reconcile_schemas(info.warehouse_dsn, info.schemas, ledger_schema=info.ledger_schema,
-                                              accepted_after=min(switch_offs) if switch_offs else None)
+            result.report = reconcile_schemas(
+                info.warehouse_dsn,
+                info.schemas,
+                ledger_schema=info.ledger_schema,
+                accepted_after=min(switch_offs) if switch_offs else None,
+            )
         else:
-            result.report = reconcile(info.warehouse_dsn, info.schema, ledger_schema=info.ledger_schema,
-                                      accepted_after=min(switch_offs) if switch_offs else None)
+            result.report = reconcile(
+                info.warehouse_dsn,
+                info.schema,
+                ledger_schema=info.ledger_schema,
+                accepted_after=min(switch_offs) if switch_offs else None,
+            )
         result.segment_counters = dict(sandbox.segment.state()["counters"]) if sandbox.segment else {}
         result.segment_log = sandbox.segment.log.entries() if sandbox.segment else []
         result.rudderstack_log = sandbox.rudderstack.log.entries() if sandbox.rudderstack else []

@@ -201,7 +201,9 @@ async def _read_json(request: Request) -> Any:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError) as exc:
-            raise _DataPlaneError(400, f"Content-Encoding is gzip but the body is not valid gzip ({exc})") from exc
+            raise _DataPlaneError(
+                400, f"Content-Encoding is gzip but the body is not valid gzip ({exc})"
+            ) from exc
     try:
         return json.loads(raw or b"null")
     except ValueError as exc:
@@ -242,7 +244,9 @@ class RudderStackEmulator:
         self._scheduler: threading.Thread | None = None
         self.server_side_deployed_at: str | None = None
         self._deploy_callbacks: list[Callable[[], None]] = []
-        self.extra_state: dict[str, Callable[[], Any]] = {}  # e.g. {"clients": fleet.stats}, shown in /sandbox/state
+        self.extra_state: dict[
+            str, Callable[[], Any]
+        ] = {}  # e.g. {"clients": fleet.stats}, shown in /sandbox/state
         self._seed()
         self.app = self._build_app()
 
@@ -300,13 +304,19 @@ class RudderStackEmulator:
 
     def _make_connection(self, body: dict[str, Any], now: str) -> dict[str, Any]:
         if not isinstance(body, dict):
-            raise ApiError(400, "validation_error", "Expected a JSON object {sourceId, destinationId, enabled}")
+            raise ApiError(
+                400, "validation_error", "Expected a JSON object {sourceId, destinationId, enabled}"
+            )
         source_id, destination_id = body.get("sourceId"), body.get("destinationId")
         if source_id not in self._sources:
-            raise ApiError(400, "validation_error", f"sourceId {source_id!r} does not name an existing source")
+            raise ApiError(
+                400, "validation_error", f"sourceId {source_id!r} does not name an existing source"
+            )
         if destination_id not in self._destinations:
             raise ApiError(
-                400, "validation_error", f"destinationId {destination_id!r} does not name an existing destination"
+                400,
+                "validation_error",
+                f"destinationId {destination_id!r} does not name an existing destination",
             )
         for other in self._connections.values():
             if other["sourceId"] == source_id and other["destinationId"] == destination_id:
@@ -338,7 +348,11 @@ class RudderStackEmulator:
     def _connected_sources(self, destination_id: str) -> list[dict[str, Any]]:
         out = []
         for conn in self._connections.values():
-            if conn["destinationId"] == destination_id and conn["enabled"] and conn["sourceId"] in self._sources:
+            if (
+                conn["destinationId"] == destination_id
+                and conn["enabled"]
+                and conn["sourceId"] in self._sources
+            ):
                 out.append(self._sources[conn["sourceId"]])
         return out
 
@@ -361,11 +375,15 @@ class RudderStackEmulator:
 
     def _source_for_write_key(self, write_key: str | None) -> dict[str, Any]:
         if not write_key:
-            raise _DataPlaneError(401, "Failed to read writeKey from header; send it as the basic-auth user name")
+            raise _DataPlaneError(
+                401, "Failed to read writeKey from header; send it as the basic-auth user name"
+            )
         for source in self._sources.values():
             if secrets.compare_digest(source["writeKey"], write_key):
                 if not source["enabled"]:
-                    raise _DataPlaneError(404, "Source is disabled; enable it in the control plane to send events")
+                    raise _DataPlaneError(
+                        404, "Source is disabled; enable it in the control plane to send events"
+                    )
                 return source
         raise _DataPlaneError(401, "Invalid write key: no source has this write key")
 
@@ -389,28 +407,45 @@ class RudderStackEmulator:
                 raise _DataPlaneError(400, "Each event must be a JSON object")
             etype = event.get("type")
             if etype not in EVENT_TYPES:
-                raise _DataPlaneError(400, f"Invalid message type {etype!r}; expected one of {', '.join(EVENT_TYPES)}")
+                raise _DataPlaneError(
+                    400, f"Invalid message type {etype!r}; expected one of {', '.join(EVENT_TYPES)}"
+                )
             staged = dict(event)
             staged.setdefault("messageId", _new_id())
             staged["receivedAt"] = received_at
             prepared.append(staged)
-        run_ids = {((e.get("context") or {}).get("sources") or {}).get("task_run_id") for e in prepared
-                   if isinstance(e.get("context"), dict)}
+        run_ids = {
+            ((e.get("context") or {}).get("sources") or {}).get("task_run_id")
+            for e in prepared
+            if isinstance(e.get("context"), dict)
+        }
         task_run_id = next(iter(run_ids)) if len(run_ids) == 1 else None
         with self._lock:
-            staging = StagingFile(next(self._staging_seq), source_id, prepared, received_at,
-                                  task_run_id=task_run_id if isinstance(task_run_id, str) and task_run_id else None)
+            staging = StagingFile(
+                next(self._staging_seq),
+                source_id,
+                prepared,
+                received_at,
+                task_run_id=task_run_id if isinstance(task_run_id, str) and task_run_id else None,
+            )
             self._staging.append(staging)
             self._received[source_id] = self._received.get(source_id, 0) + len(prepared)
         self.log.append(
-            "ingest", path=path, source_id=source_id, count=len(prepared), staging_file_id=staging.id, gzip=gzipped
+            "ingest",
+            path=path,
+            source_id=source_id,
+            count=len(prepared),
+            staging_file_id=staging.id,
+            gzip=gzipped,
         )
         return staging
 
     async def _ingest(self, request: Request, forced_type: str | None) -> Response:
         try:
             body = await _read_json(request)
-            write_key = _basic_auth_user(request) or (body.get("writeKey") if isinstance(body, dict) else None)
+            write_key = _basic_auth_user(request) or (
+                body.get("writeKey") if isinstance(body, dict) else None
+            )
             with self._lock:
                 source = self._source_for_write_key(write_key)
             if forced_type is None:
@@ -463,7 +498,8 @@ class RudderStackEmulator:
             else:
                 pending_files = files
             uploads = [
-                u for u in self._uploads
+                u
+                for u in self._uploads
                 if source_id in u.source_ids and (task_run_id is None or u.source_task_run_id == task_run_id)
             ]
             pending_uploads = [u for u in uploads if u.status not in TERMINAL_STATUSES]
@@ -485,7 +521,9 @@ class RudderStackEmulator:
                 dest = self._destinations.get(destination_id)
                 # WarehousesByDestID: the destination's (enabled) warehouse connections.
                 has_warehouse = (
-                    dest is not None and dest["enabled"] and is_warehouse(dest["type"])
+                    dest is not None
+                    and dest["enabled"]
+                    and is_warehouse(dest["type"])
                     and bool(self._connected_sources(destination_id))
                 )
                 targets = [destination_id] if has_warehouse else []
@@ -521,7 +559,11 @@ class RudderStackEmulator:
         now = utcnow()
         with self._lock:
             for dest in list(self._destinations.values()):
-                if not dest["enabled"] or not is_warehouse(dest["type"]) or dest["id"] in self._running_uploads:
+                if (
+                    not dest["enabled"]
+                    or not is_warehouse(dest["type"])
+                    or dest["id"] in self._running_uploads
+                ):
                     continue
                 pending = self._pending_files_for(dest["id"])
                 if not pending:
@@ -559,7 +601,10 @@ class RudderStackEmulator:
                 self._triggered.discard(dest["id"])
                 self._uploads.append(upload)
                 worker = threading.Thread(
-                    target=self._run_upload, args=(upload, dest, files), name=f"rs-upload-{upload.id}", daemon=True
+                    target=self._run_upload,
+                    args=(upload, dest, files),
+                    name=f"rs-upload-{upload.id}",
+                    daemon=True,
                 )
                 self._running_uploads[dest["id"]] = worker
                 created.append(upload)
@@ -633,7 +678,9 @@ class RudderStackEmulator:
                 except Exception as exc:  # a failed attempt: retried, like rudder-server does
                     message = f"{type(exc).__name__}: {exc}"
                     if upload.attempts >= settings.upload_max_attempts:
-                        self._abort(upload, dest, files, f"gave up after {upload.attempts} attempts; last: {message}")
+                        self._abort(
+                            upload, dest, files, f"gave up after {upload.attempts} attempts; last: {message}"
+                        )
                     else:
                         self._set_status(upload, "exporting_data_failed", message)
                         self.log.append("upload", event="attempt_failed", upload_id=upload.id, error=message)
@@ -662,7 +709,9 @@ class RudderStackEmulator:
                 staging.aborted_for.add(dest["id"])
         self._set_status(upload, "aborted", why)
 
-    def uploads(self, *, destination_id: str | None = None, source_id: str | None = None) -> list[dict[str, Any]]:
+    def uploads(
+        self, *, destination_id: str | None = None, source_id: str | None = None
+    ) -> list[dict[str, Any]]:
         with self._lock:
             return [
                 u.as_dict()
@@ -682,7 +731,9 @@ class RudderStackEmulator:
         if self._scheduler is not None:
             return
         self._stop.clear()
-        self._scheduler = threading.Thread(target=self._scheduler_loop, name="rs-upload-scheduler", daemon=True)
+        self._scheduler = threading.Thread(
+            target=self._scheduler_loop, name="rs-upload-scheduler", daemon=True
+        )
         self._scheduler.start()
 
     def stop_background(self, timeout_s: float = 5.0) -> None:
@@ -760,7 +811,11 @@ class RudderStackEmulator:
             except ValueError:
                 number = 0
             if number < 1:
-                raise ApiError(400, "validation_error", f"Query parameter 'page' must be a positive integer, got {page!r}")
+                raise ApiError(
+                    400,
+                    "validation_error",
+                    f"Query parameter 'page' must be a positive integer, got {page!r}",
+                )
             size = max(1, int(self.settings.list_page_size))
             with self._lock:
                 everything = list(store.values())
@@ -820,11 +875,18 @@ class RudderStackEmulator:
     def _update_destination(self, item: dict[str, Any], body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise ApiError(400, "validation_error", "Expected a JSON object {name, type, enabled, config}")
-        merged = {"name": item["name"], "type": item["type"], "enabled": item["enabled"], "config": item["config"]}
+        merged = {
+            "name": item["name"],
+            "type": item["type"],
+            "enabled": item["enabled"],
+            "config": item["config"],
+        }
         merged.update({k: body[k] for k in ("name", "type", "enabled", "config") if k in body})
         if merged["type"] != item["type"]:
             raise ApiError(
-                400, "validation_error", f"A destination's type cannot change ({item['type']} -> {merged['type']})"
+                400,
+                "validation_error",
+                f"A destination's type cannot change ({item['type']} -> {merged['type']})",
             )
         fresh = self._make_destination(merged, item["createdAt"])
         fresh["id"], fresh["createdAt"] = item["id"], item["createdAt"]
@@ -853,7 +915,9 @@ class RudderStackEmulator:
         if not isinstance(body, dict):
             raise ApiError(400, "validation_error", "Expected a JSON object {name, enabled, config}")
         if "type" in body and body["type"] != item["type"]:
-            raise ApiError(400, "validation_error", f"A source's type cannot change ({item['type']} -> {body['type']})")
+            raise ApiError(
+                400, "validation_error", f"A source's type cannot change ({item['type']} -> {body['type']})"
+            )
         fresh = dict(item)
         for key in ("name", "enabled", "config"):
             if key in body:
@@ -862,11 +926,15 @@ class RudderStackEmulator:
 
     def _update_connection(self, item: dict[str, Any], body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
-            raise ApiError(400, "validation_error", "Expected a JSON object {sourceId, destinationId, enabled}")
+            raise ApiError(
+                400, "validation_error", "Expected a JSON object {sourceId, destinationId, enabled}"
+            )
         for key in ("sourceId", "destinationId"):
             if key in body and body[key] != item[key]:
                 raise ApiError(
-                    400, "validation_error", f"A connection's {key} cannot change; delete it and create a new one"
+                    400,
+                    "validation_error",
+                    f"A connection's {key} cannot change; delete it and create a new one",
                 )
         fresh = dict(item)
         if "enabled" in body:
@@ -942,7 +1010,12 @@ class RudderStackEmulator:
                     warehouse_api_served(request)
                     body = await warehouse_body(request)
                     source_id, task_run_id = body.get("source_id"), body.get("task_run_id")
-                    if not (isinstance(source_id, str) and source_id and isinstance(task_run_id, str) and task_run_id):
+                    if not (
+                        isinstance(source_id, str)
+                        and source_id
+                        and isinstance(task_run_id, str)
+                        and task_run_id
+                    ):
                         raise _DataPlaneError(400, "empty source or task run id")
                     result = self.pending_events(source_id, task_run_id)
                     trigger = request.query_params.get("triggerUpload", "").lower() in ("true", "1", "t")

@@ -53,7 +53,9 @@ def validate_warehouse_config(config: Mapping[str, Any]) -> None:
     """Raise ConfigError when a warehouse destination config breaks RudderStack's rules."""
     namespace = config.get("namespace")
     if not namespace or not isinstance(namespace, str):
-        raise ConfigError("config.namespace is required for a warehouse destination (the schema to load into)")
+        raise ConfigError(
+            "config.namespace is required for a warehouse destination (the schema to load into)"
+        )
     frequency = config.get("syncFrequency", DEFAULT_SYNC_FREQUENCY)
     if str(frequency) not in ALLOWED_SYNC_FREQUENCIES:
         raise ConfigError(
@@ -64,10 +66,14 @@ def validate_warehouse_config(config: Mapping[str, Any]) -> None:
         _parse_hhmm(config["syncStartAt"], "syncStartAt")
     window = config.get("excludeWindow") or {}
     if not isinstance(window, Mapping):
-        raise ConfigError("config.excludeWindow must be an object {excludeWindowStartTime, excludeWindowEndTime}")
+        raise ConfigError(
+            "config.excludeWindow must be an object {excludeWindowStartTime, excludeWindowEndTime}"
+        )
     start, end = window.get("excludeWindowStartTime"), window.get("excludeWindowEndTime")
     if bool(start) != bool(end):
-        raise ConfigError("config.excludeWindow needs both excludeWindowStartTime and excludeWindowEndTime, or neither")
+        raise ConfigError(
+            "config.excludeWindow needs both excludeWindowStartTime and excludeWindowEndTime, or neither"
+        )
     if start:
         _parse_hhmm(start, "excludeWindow.excludeWindowStartTime")
         _parse_hhmm(end, "excludeWindow.excludeWindowEndTime")

@@ -57,8 +57,16 @@ LIMITS = {
     "HOUR": (timedelta(days=14), timedelta(days=30), timedelta(hours=1)),
     "DAY": (timedelta(days=30), timedelta(days=30), timedelta(days=1)),
 }
-_EGRESS_DIMENSIONS = ("eventName", "eventType", "discardReason", "appVersion", "subscriptionId", "activationId",
-                      "audienceId", "spaceId")
+_EGRESS_DIMENSIONS = (
+    "eventName",
+    "eventType",
+    "discardReason",
+    "appVersion",
+    "subscriptionId",
+    "activationId",
+    "audienceId",
+    "spaceId",
+)
 GROUP_BY = {
     "successfully-received": ("eventName", "eventType", "appVersion"),
     "failed-on-ingest": ("eventName", "eventType", "discardReason", "appVersion"),
@@ -81,8 +89,11 @@ def _dimensions(event: dict[str, Any]) -> dict[str, str | None]:
     event_type = str(event.get("type") or "") or None
     name = event.get("event") if event_type == "track" else event.get("name")
     version = app.get("version")
-    return {"eventName": str(name) if name else None, "eventType": event_type,
-            "appVersion": str(version) if version not in (None, "") else None}
+    return {
+        "eventName": str(name) if name else None,
+        "eventType": event_type,
+        "appVersion": str(version) if version not in (None, "") else None,
+    }
 
 
 def _floor(moment: datetime, granularity: str) -> datetime:
@@ -106,12 +117,16 @@ class DeliveryOverviewRecorder:
         with self._lock:
             self._records.append(("successfully-received", at, source_id, None, _dimensions(event), False))
 
-    def delivered(self, source_id: str, destination_id: str, body: bytes, at: datetime, attempts: int) -> None:
+    def delivered(
+        self, source_id: str, destination_id: str, body: bytes, at: datetime, attempts: int
+    ) -> None:
         dims = self._body_dimensions(body)
         with self._lock:
             self._records.append(("successful-delivery", at, source_id, destination_id, dims, attempts > 1))
 
-    def failed(self, source_id: str, destination_id: str, body: bytes, at: datetime, discard_reason: str) -> None:
+    def failed(
+        self, source_id: str, destination_id: str, body: bytes, at: datetime, discard_reason: str
+    ) -> None:
         dims = {**self._body_dimensions(body), "discardReason": discard_reason}
         with self._lock:
             self._records.append(("failed-delivery", at, source_id, destination_id, dims, False))
@@ -127,16 +142,35 @@ class DeliveryOverviewRecorder:
     def count(self, step: str, *, source_id: str | None = None, destination_id: str | None = None) -> int:
         """How many records of a step (for tests and the sandbox state)."""
         with self._lock:
-            return sum(1 for r in self._records if r[0] == step and (source_id is None or r[2] == source_id)
-                       and (destination_id is None or r[3] == destination_id))
+            return sum(
+                1
+                for r in self._records
+                if r[0] == step
+                and (source_id is None or r[2] == source_id)
+                and (destination_id is None or r[3] == destination_id)
+            )
 
-    def query(self, step: str, source_id: str, destination_id: str | None, start: datetime, end: datetime,
-              granularity: str, group_by: list[str], filters: dict[str, list[str]]) -> list[dict[str, Any]]:
+    def query(
+        self,
+        step: str,
+        source_id: str,
+        destination_id: str | None,
+        start: datetime,
+        end: datetime,
+        granularity: str,
+        group_by: list[str],
+        filters: dict[str, list[str]],
+    ) -> list[dict[str, Any]]:
         """Datasets (``DeliveryOverviewMetricsDataset`` shape) of events in ``[start, end)``."""
         with self._lock:
-            records = [r for r in self._records
-                       if r[0] == step and r[2] == source_id and (destination_id is None or r[3] == destination_id)
-                       and start <= r[1] < end]
+            records = [
+                r
+                for r in self._records
+                if r[0] == step
+                and r[2] == source_id
+                and (destination_id is None or r[3] == destination_id)
+                and start <= r[1] < end
+            ]
         buckets: list[datetime] = []
         cursor = _floor(start, granularity)
         step_size = LIMITS[granularity][2]
@@ -148,7 +182,9 @@ class DeliveryOverviewRecorder:
             if any(dims.get(k) not in values for k, values in filters.items()):
                 continue
             key = tuple(dims.get(k) for k in group_by)
-            group = groups.setdefault(key, {"counts": dict.fromkeys(buckets, 0), "retries": dict.fromkeys(buckets, 0)})
+            group = groups.setdefault(
+                key, {"counts": dict.fromkeys(buckets, 0), "retries": dict.fromkeys(buckets, 0)}
+            )
             bucket = _floor(at, granularity)
             group["counts"][bucket] = group["counts"].get(bucket, 0) + 1
             if retried:
@@ -172,7 +208,9 @@ class DeliveryOverviewRecorder:
             if step == "successful-delivery":
                 dataset["totalRetryCount"] = sum(group["retries"].values())
             datasets.append(dataset)
-        datasets.sort(key=lambda d: (-d["total"], json.dumps(d.get("appVersion") or d.get("eventName") or "")))
+        datasets.sort(
+            key=lambda d: (-d["total"], json.dumps(d.get("appVersion") or d.get("eventName") or ""))
+        )
         return datasets
 
 
@@ -202,7 +240,9 @@ def _filters(request: Request, step: str) -> dict[str, list[str]]:
         try:
             parsed = json.loads(raw)
         except ValueError:
-            raise ApiError(422, "validation", "filter must be a JSON object like {\"appVersion\": [\"1.2.0\"]}") from None
+            raise ApiError(
+                422, "validation", 'filter must be a JSON object like {"appVersion": ["1.2.0"]}'
+            ) from None
         if not isinstance(parsed, dict):
             raise ApiError(422, "validation", "filter must be a JSON object of lists of strings")
         for key, values in parsed.items():
@@ -214,8 +254,11 @@ def _filters(request: Request, step: str) -> dict[str, list[str]]:
             filters[name.removeprefix("filter.")] = _list_param(request, name)
     unknown = sorted(set(filters) - set(FILTER_KEYS[step]))
     if unknown:
-        raise ApiError(422, "validation", f"filter keys {unknown} are not valid for {step}; valid: "
-                       f"{list(FILTER_KEYS[step])}")
+        raise ApiError(
+            422,
+            "validation",
+            f"filter keys {unknown} are not valid for {step}; valid: {list(FILTER_KEYS[step])}",
+        )
     return filters
 
 
@@ -227,7 +270,7 @@ def _pagination(request: Request) -> tuple[int, int]:
         try:
             parsed = json.loads(raw)
         except ValueError:
-            raise ApiError(422, "validation", "pagination must be a JSON object like {\"count\": 10}") from None
+            raise ApiError(422, "validation", 'pagination must be a JSON object like {"count": 10}') from None
         if not isinstance(parsed, dict):
             raise ApiError(422, "validation", "pagination must be a JSON object")
         count_raw = parsed.get("count", count_raw)
@@ -247,7 +290,9 @@ def _pagination(request: Request) -> tuple[int, int]:
         except (ValueError, binascii.Error, UnicodeDecodeError):
             offset = -1
         if offset < 0:
-            raise ApiError(422, "validation", f"pagination.cursor {cursor!r} is not a cursor this API returned")
+            raise ApiError(
+                422, "validation", f"pagination.cursor {cursor!r} is not a cursor this API returned"
+            )
     return count, offset
 
 
@@ -294,30 +339,55 @@ def install_delivery_overview(
             raise ApiError(422, "validation", "startTime must be before endTime")
         longest, oldest, _ = LIMITS[granularity]
         if end - start > longest:
-            raise ApiError(422, "validation", f"time range {end - start} is longer than {longest}, the maximum "
-                           f"for granularity {granularity}")
+            raise ApiError(
+                422,
+                "validation",
+                f"time range {end - start} is longer than {longest}, the maximum "
+                f"for granularity {granularity}",
+            )
         if start < now() - oldest:
-            raise ApiError(422, "validation", f"startTime is older than {oldest} in the past, the oldest for "
-                           f"granularity {granularity}")
+            raise ApiError(
+                422,
+                "validation",
+                f"startTime is older than {oldest} in the past, the oldest for granularity {granularity}",
+            )
         group_by = _list_param(request, "groupBy")
         bad = [g for g in group_by if g not in GROUP_BY[step]]
         if bad:
-            raise ApiError(422, "validation", f"groupBy {bad} not valid for {step}; valid: {list(GROUP_BY[step])}")
+            raise ApiError(
+                422, "validation", f"groupBy {bad} not valid for {step}; valid: {list(GROUP_BY[step])}"
+            )
         filters = _filters(request, step)
         count, offset = _pagination(request)
         if not source_exists(source_id):
             raise ApiError(404, "not-found", f"Source {source_id!r} not found")
-        if destination_id is not None and step in EGRESS_STEPS and destination_source(destination_id) != source_id:
-            raise ApiError(404, "not-found", f"Destination {destination_id!r} not found on source {source_id!r}")
-        datasets = recorder.query(step, source_id, destination_id if step in EGRESS_STEPS else None, start, end,
-                                  granularity, group_by, filters)
-        page = datasets[offset: offset + count]
+        if (
+            destination_id is not None
+            and step in EGRESS_STEPS
+            and destination_source(destination_id) != source_id
+        ):
+            raise ApiError(
+                404, "not-found", f"Destination {destination_id!r} not found on source {source_id!r}"
+            )
+        datasets = recorder.query(
+            step,
+            source_id,
+            destination_id if step in EGRESS_STEPS else None,
+            start,
+            end,
+            granularity,
+            group_by,
+            filters,
+        )
+        page = datasets[offset : offset + count]
         pagination: dict[str, Any] = {"current": _cursor(offset), "totalEntries": len(datasets)}
         if offset + count < len(datasets):
             pagination["next"] = _cursor(offset + count)
         if offset > 0:
             pagination["previous"] = _cursor(max(0, offset - count))
-        return {"data": {"total": sum(d["total"] for d in datasets), "dataset": page, "pagination": pagination}}
+        return {
+            "data": {"total": sum(d["total"] for d in datasets), "dataset": page, "pagination": pagination}
+        }
 
     def route(step: str):
         def handler(request: Request, response: Response) -> dict[str, Any]:
@@ -326,8 +396,13 @@ def install_delivery_overview(
         return handler
 
     for step in (*INGRESS_STEPS, *EGRESS_STEPS):
-        app.add_api_route(f"/delivery-overview/{step}", route(step), methods=["GET"], dependencies=dependencies,
-                          name=f"delivery_overview_{step}")
+        app.add_api_route(
+            f"/delivery-overview/{step}",
+            route(step),
+            methods=["GET"],
+            dependencies=dependencies,
+            name=f"delivery_overview_{step}",
+        )
 
 
 def discard_reason(why: str) -> str:

@@ -98,7 +98,9 @@ __all__ = [
 ]
 
 WEBHOOKS_METADATA_ID = "54521fdc25e721e32a72ef04"  # classic Webhooks (segment-docs catalog/webhooks/index.md)
-WEBHOOKS_ACTIONS_METADATA_ID = "614a3c7d791c91c41bae7599"  # Webhooks (Actions) (segment-docs destinations.yml)
+WEBHOOKS_ACTIONS_METADATA_ID = (
+    "614a3c7d791c91c41bae7599"  # Webhooks (Actions) (segment-docs destinations.yml)
+)
 SEND_ACTION_ID = "nFPnRozhz1mh4Gbx4MLvT5"  # its "Send" action (same catalog entry)
 MAX_MAPPINGS = 5  # "You can create up to 5 mappings" (segment-docs catalog/actions-webhook/index.md)
 MAX_HOOKS = 5
@@ -108,65 +110,179 @@ SINGLE_EVENT_PATHS = ("track", "identify", "page", "screen", "group", "alias")
 LOGO = {"default": "https://cdn-devcenter.segment.com/sandbox.svg", "mark": None, "alt": None}  # LogosBeta
 
 
-def _metadata_v1(metadata_id: str, slug: str, name: str, *, description: str, categories: list[str],
-                 options: list[dict[str, Any]], actions: list[dict[str, Any]], status: str = "PUBLIC",
-                 previous_names: list[str] | None = None) -> dict[str, Any]:
+def _metadata_v1(
+    metadata_id: str,
+    slug: str,
+    name: str,
+    *,
+    description: str,
+    categories: list[str],
+    options: list[dict[str, Any]],
+    actions: list[dict[str, Any]],
+    status: str = "PUBLIC",
+    previous_names: list[str] | None = None,
+) -> dict[str, Any]:
     """A complete `DestinationMetadataV1` (SDK model `destination_metadata_v1.py`: every required field present)."""
     return {
-        "id": metadata_id, "name": name, "description": description, "slug": slug, "logos": dict(LOGO),
-        "options": options, "status": status, "previousNames": previous_names or [name],
-        "categories": categories, "website": f"https://segment.com/docs/connections/destinations/catalog/{slug}",
+        "id": metadata_id,
+        "name": name,
+        "description": description,
+        "slug": slug,
+        "logos": dict(LOGO),
+        "options": options,
+        "status": status,
+        "previousNames": previous_names or [name],
+        "categories": categories,
+        "website": f"https://segment.com/docs/connections/destinations/catalog/{slug}",
         "components": [],
-        "supportedFeatures": {"cloudModeInstances": "MULTIPLE", "deviceModeInstances": "NONE", "replay": False,
-                              "browserUnbundling": False, "browserUnbundlingPublic": False},
+        "supportedFeatures": {
+            "cloudModeInstances": "MULTIPLE",
+            "deviceModeInstances": "NONE",
+            "replay": False,
+            "browserUnbundling": False,
+            "browserUnbundlingPublic": False,
+        },
         "supportedMethods": {"pageview": True, "identify": True, "alias": True, "track": True, "group": True},
         "supportedPlatforms": {"browser": True, "server": True, "mobile": False, "warehouse": True},
-        "actions": actions, "presets": [],
+        "actions": actions,
+        "presets": [],
     }
 
 
 _SHARED_SECRET_OPTION = {  # IntegrationOptionBeta; from segment-docs src/_data/catalog/destinations.yml
-    "name": "sharedSecret", "type": "password", "required": False, "defaultValue": "", "label": "Shared Secret",
-    "description": "If set, Segment will sign requests with an HMAC in the \"X-Signature\" request header.",
+    "name": "sharedSecret",
+    "type": "password",
+    "required": False,
+    "defaultValue": "",
+    "label": "Shared Secret",
+    "description": 'If set, Segment will sign requests with an HMAC in the "X-Signature" request header.',
 }
 # Classic Webhooks: segment-docs src/connections/destinations/catalog/webhooks/index.md (maintenance, private).
 CLASSIC_WEBHOOKS_METADATA = _metadata_v1(
-    WEBHOOKS_METADATA_ID, "webhooks", "Webhooks", description="Send events to up to five webhook URLs.",
-    categories=["Raw Data"], status="PUBLIC", actions=[],
-    options=[{"name": "hooks", "type": "array", "required": False, "label": "Webhooks",
-              "description": "Up to 5 webhook URLs with headers"}, _SHARED_SECRET_OPTION],
+    WEBHOOKS_METADATA_ID,
+    "webhooks",
+    "Webhooks",
+    description="Send events to up to five webhook URLs.",
+    categories=["Raw Data"],
+    status="PUBLIC",
+    actions=[],
+    options=[
+        {
+            "name": "hooks",
+            "type": "array",
+            "required": False,
+            "label": "Webhooks",
+            "description": "Up to 5 webhook URLs with headers",
+        },
+        _SHARED_SECRET_OPTION,
+    ],
 )
 
 
-def _action_field(field_id: str, order: int, key: str, label: str, kind: str, description: str, *,
-                  required: bool = False, default: Any = None, choices: Any = None) -> dict[str, Any]:
+def _action_field(
+    field_id: str,
+    order: int,
+    key: str,
+    label: str,
+    kind: str,
+    description: str,
+    *,
+    required: bool = False,
+    default: Any = None,
+    choices: Any = None,
+) -> dict[str, Any]:
     """A `DestinationMetadataActionFieldV1` (SDK model destination_metadata_action_field_v1.py)."""
-    return {"id": field_id, "sortOrder": order, "fieldKey": key, "label": label, "type": kind,
-            "description": description, "placeholder": "", "defaultValue": default, "required": required,
-            "multiple": False, "choices": choices, "dynamic": False, "allowNull": False, "hidden": False}
+    return {
+        "id": field_id,
+        "sortOrder": order,
+        "fieldKey": key,
+        "label": label,
+        "type": kind,
+        "description": description,
+        "placeholder": "",
+        "defaultValue": default,
+        "required": required,
+        "multiple": False,
+        "choices": choices,
+        "dynamic": False,
+        "allowNull": False,
+        "hidden": False,
+    }
 
 
 # Webhooks (Actions) as segment-docs src/_data/catalog/destinations.yml lists it (id 614a3c7d791c91c41bae7599):
 # settings only sharedSecret; one action "Send" with fields url, method, batch_size, headers, data, enable_batching.
 SEND_FIELDS = [
-    _action_field("chABtpe8R3Fuff394fGrRE", 0, "url", "URL", "STRING", "URL to deliver data to.", required=True),
-    _action_field("qWdhkvZC25kbeusBhUsQqD", 1, "method", "Method", "STRING", "HTTP method to use.", required=True,
-                  default="POST", choices=[{"label": m, "value": m} for m in ("POST", "PUT", "PATCH")]),
-    _action_field("xmwgA3k9zNsGzr9GETqqrJ", 2, "batch_size", "Batch Size", "NUMBER",
-                  "Maximum number of events to include in each batch. Actual batch sizes may be lower.", default=0),
-    _action_field("p1hvcNQBwuGqeUKzUnTPWi", 3, "headers", "Headers", "OBJECT",
-                  "HTTP headers to send with each request. Only ASCII characters are supported."),
-    _action_field("aR2f2X4hcT2nedjMJt3j3e", 4, "data", "Data", "OBJECT",
-                  "Payload to deliver to webhook URL (JSON-encoded).", default={"@path": "$."}),
-    _action_field("hguDY3MfapSaUior43bzE3", 6, "enable_batching", "Enable Batching?", "BOOLEAN",
-                  "When enabled, Segment will send events in batches.", default=False),
+    _action_field(
+        "chABtpe8R3Fuff394fGrRE", 0, "url", "URL", "STRING", "URL to deliver data to.", required=True
+    ),
+    _action_field(
+        "qWdhkvZC25kbeusBhUsQqD",
+        1,
+        "method",
+        "Method",
+        "STRING",
+        "HTTP method to use.",
+        required=True,
+        default="POST",
+        choices=[{"label": m, "value": m} for m in ("POST", "PUT", "PATCH")],
+    ),
+    _action_field(
+        "xmwgA3k9zNsGzr9GETqqrJ",
+        2,
+        "batch_size",
+        "Batch Size",
+        "NUMBER",
+        "Maximum number of events to include in each batch. Actual batch sizes may be lower.",
+        default=0,
+    ),
+    _action_field(
+        "p1hvcNQBwuGqeUKzUnTPWi",
+        3,
+        "headers",
+        "Headers",
+        "OBJECT",
+        "HTTP headers to send with each request. Only ASCII characters are supported.",
+    ),
+    _action_field(
+        "aR2f2X4hcT2nedjMJt3j3e",
+        4,
+        "data",
+        "Data",
+        "OBJECT",
+        "Payload to deliver to webhook URL (JSON-encoded).",
+        default={"@path": "$."},
+    ),
+    _action_field(
+        "hguDY3MfapSaUior43bzE3",
+        6,
+        "enable_batching",
+        "Enable Batching?",
+        "BOOLEAN",
+        "When enabled, Segment will send events in batches.",
+        default=False,
+    ),
 ]
 WEBHOOKS_ACTIONS_METADATA = _metadata_v1(
-    WEBHOOKS_ACTIONS_METADATA_ID, "actions-webhook", "Webhooks (Actions)",
-    description="Send events to your own HTTP endpoints through mappings.", categories=["Raw Data"],
-    previous_names=["Webhook", "Webhooks (Actions)"], options=[_SHARED_SECRET_OPTION],
-    actions=[{"id": SEND_ACTION_ID, "slug": "send", "name": "Send", "description": "Send an HTTP request.",
-              "platform": "CLOUD", "hidden": False, "defaultTrigger": None, "fields": SEND_FIELDS}],
+    WEBHOOKS_ACTIONS_METADATA_ID,
+    "actions-webhook",
+    "Webhooks (Actions)",
+    description="Send events to your own HTTP endpoints through mappings.",
+    categories=["Raw Data"],
+    previous_names=["Webhook", "Webhooks (Actions)"],
+    options=[_SHARED_SECRET_OPTION],
+    actions=[
+        {
+            "id": SEND_ACTION_ID,
+            "slug": "send",
+            "name": "Send",
+            "description": "Send an HTTP request.",
+            "platform": "CLOUD",
+            "hidden": False,
+            "defaultTrigger": None,
+            "fields": SEND_FIELDS,
+        }
+    ],
 )
 _FQL_TYPE_TERM = re.compile(r"""^\(?\s*type\s*=\s*(?:"([a-z]+)"|'([a-z]+)')\s*\)?$""")
 
@@ -181,8 +297,13 @@ def trigger_event_types(trigger: Any) -> frozenset[str]:
         match = _FQL_TYPE_TERM.match(term.strip())
         kind = (match.group(1) or match.group(2)) if match else None
         if kind not in TABLE_BY_TYPE:
-            raise ApiError(422, "validation", f"trigger {trigger!r}: the sandbox understands only FQL like "
-                           '`type = "track" or type = "identify"` with Segment event types', field="trigger")
+            raise ApiError(
+                422,
+                "validation",
+                f"trigger {trigger!r}: the sandbox understands only FQL like "
+                '`type = "track" or type = "identify"` with Segment event types',
+                field="trigger",
+            )
         kinds.add(kind)
     return frozenset(kinds)
 
@@ -206,8 +327,12 @@ def _check_directives(value: Any, where: str) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if key.startswith("@") and key != "@path":
-                raise ApiError(422, "validation", f"{where}: the sandbox supports only the @path directive, "
-                               f"not {key}", field="settings")
+                raise ApiError(
+                    422,
+                    "validation",
+                    f"{where}: the sandbox supports only the @path directive, not {key}",
+                    field="settings",
+                )
             _check_directives(item, f"{where}.{key}")
     elif isinstance(value, list):
         for n, item in enumerate(value):
@@ -353,15 +478,26 @@ class SegmentEmulator:
         self._warehouses: dict[str, dict[str, Any]] = {}
         self._connections: dict[str, set[str]] = {}
         self._destinations: dict[str, dict[str, Any]] = {}
-        self._subscriptions: dict[str, dict[str, dict[str, Any]]] = {}  # destination id -> mapping id -> mapping
+        self._subscriptions: dict[
+            str, dict[str, dict[str, Any]]
+        ] = {}  # destination id -> mapping id -> mapping
         self._pending: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         self._reports: dict[str, list[dict[str, Any]]] = {}
         self._running: dict[str, dict[str, Any]] = {}
         self._load_locks: dict[str, threading.Lock] = {}
         self._paths: dict[str, list[str]] = {}
         self._counters: dict[str, int] = dict.fromkeys(
-            ("received", "loaded", "dropped", "not_loaded", "webhook_delivered", "webhook_retried",
-             "webhook_gave_up", "loads"), 0
+            (
+                "received",
+                "loaded",
+                "dropped",
+                "not_loaded",
+                "webhook_delivered",
+                "webhook_retried",
+                "webhook_gave_up",
+                "loads",
+            ),
+            0,
         )
         self._rate: dict[str, deque[float]] = {}
         self._deliveries: list[_Delivery] = []
@@ -380,32 +516,61 @@ class SegmentEmulator:
         s = self.settings
         for seed in s.sources:
             self._sources[seed.id] = {
-                "id": seed.id, "slug": seed.slug, "name": seed.name, "workspaceId": s.workspace_id,
-                "enabled": True, "writeKeys": [seed.write_key], "labels": [],
+                "id": seed.id,
+                "slug": seed.slug,
+                "name": seed.name,
+                "workspaceId": s.workspace_id,
+                "enabled": True,
+                "writeKeys": [seed.write_key],
+                "labels": [],
                 # SourceMetadataV1 (SDK model source_metadata_v1.py): every required field.
-                "metadata": {"id": "IqDTy1TpoU", "slug": "javascript", "name": "Javascript",
-                             "description": "Analytics.js, Segment's JavaScript source", "logos": dict(LOGO),
-                             "options": [], "categories": ["Website"], "isCloudEventSource": False,
-                             "status": "PUBLIC"},
-                "settings": {}, "schema": seed.schema,
+                "metadata": {
+                    "id": "IqDTy1TpoU",
+                    "slug": "javascript",
+                    "name": "Javascript",
+                    "description": "Analytics.js, Segment's JavaScript source",
+                    "logos": dict(LOGO),
+                    "options": [],
+                    "categories": ["Website"],
+                    "isCloudEventSource": False,
+                    "status": "PUBLIC",
+                },
+                "settings": {},
+                "schema": seed.schema,
             }
             self._write_keys[seed.write_key] = seed.id
             self._pending[seed.id] = []
         for seed in s.warehouses:
             self._warehouses[seed.id] = {
-                "id": seed.id, "workspaceId": s.workspace_id, "enabled": seed.enabled,
+                "id": seed.id,
+                "workspaceId": s.workspace_id,
+                "enabled": seed.enabled,
                 # WarehouseMetadataV1 (SDK model warehouse_metadata_v1.py): id, name, slug, description,
                 # logos (LogosBeta: `default` required), options (IntegrationOptionBeta list).
-                "metadata": {"id": "aea3cde9-5e9f-4b2a-8fe6-0ae7cbe1e3b6", "slug": "postgres", "name": "Postgres",
-                             "description": "PostgreSQL warehouse (sandbox)", "logos": dict(LOGO),
-                             "options": [{"name": "hostname", "type": "string", "required": True,
-                                          "description": "Host of the database", "label": "Host"}]},
+                "metadata": {
+                    "id": "aea3cde9-5e9f-4b2a-8fe6-0ae7cbe1e3b6",
+                    "slug": "postgres",
+                    "name": "Postgres",
+                    "description": "PostgreSQL warehouse (sandbox)",
+                    "logos": dict(LOGO),
+                    "options": [
+                        {
+                            "name": "hostname",
+                            "type": "string",
+                            "required": True,
+                            "description": "Host of the database",
+                            "label": "Host",
+                        }
+                    ],
+                },
                 "settings": {"name": seed.name, "database": "postgres"},
             }
             unknown = [sid for sid in seed.connected_sources if sid not in self._sources]
             if unknown:
-                raise ValueError(f"warehouse seed {seed.id!r} connects unknown sources {unknown}; "
-                                 f"known sources are {sorted(self._sources)}")
+                raise ValueError(
+                    f"warehouse seed {seed.id!r} connects unknown sources {unknown}; "
+                    f"known sources are {sorted(self._sources)}"
+                )
             self._connections[seed.id] = set(seed.connected_sources)
             self._reports[seed.id] = []
             self._load_locks[seed.id] = threading.Lock()
@@ -414,16 +579,23 @@ class SegmentEmulator:
         return f"{prefix}_{next(self._ids):04d}{uuid.uuid4().hex[:8]}"
 
     def _open_warehouses(self, source_id: str) -> list[str]:
-        return [wid for wid, srcs in self._connections.items()
-                if source_id in srcs and self._warehouses[wid]["enabled"]]
+        return [
+            wid
+            for wid, srcs in self._connections.items()
+            if source_id in srcs and self._warehouses[wid]["enabled"]
+        ]
 
     def _enabled_webhooks(self, source_id: str) -> list[dict[str, Any]]:
         kinds = (WEBHOOKS_METADATA_ID, WEBHOOKS_ACTIONS_METADATA_ID)
-        return [d for d in self._destinations.values()
-                if d["sourceId"] == source_id and d["enabled"] and d["metadata"]["id"] in kinds]
+        return [
+            d
+            for d in self._destinations.values()
+            if d["sourceId"] == source_id and d["enabled"] and d["metadata"]["id"] in kinds
+        ]
 
-    def _webhook_requests(self, destination: dict[str, Any], event: dict[str, Any], body: bytes
-                          ) -> list[tuple[str, str, dict[str, str], bytes]]:
+    def _webhook_requests(
+        self, destination: dict[str, Any], event: dict[str, Any], body: bytes
+    ) -> list[tuple[str, str, dict[str, str], bytes]]:
         """(method, url, headers, body) of each request an enabled Webhooks destination sends for one event.
 
         Classic: one POST of the event to each hook. Webhooks (Actions): one request per enabled mapping whose
@@ -468,14 +640,27 @@ class SegmentEmulator:
         with self._lock:
             return {
                 "warehouses": [
-                    {**redact(w), "connectedSources": sorted(self._connections[w["id"]]),
-                     "running": self._running.get(w["id"])}
+                    {
+                        **redact(w),
+                        "connectedSources": sorted(self._connections[w["id"]]),
+                        "running": self._running.get(w["id"]),
+                    }
                     for w in self._warehouses.values()
                 ],
-                "sources": [{"id": s["id"], "slug": s["slug"], "schema": s["schema"],
-                             "pending": len(self._pending[s["id"]])} for s in self._sources.values()],
+                "sources": [
+                    {
+                        "id": s["id"],
+                        "slug": s["slug"],
+                        "schema": s["schema"],
+                        "pending": len(self._pending[s["id"]]),
+                    }
+                    for s in self._sources.values()
+                ],
                 "destinations": [
-                    {**redact(d), "subscriptions": [dict(m) for m in self._subscriptions.get(d["id"], {}).values()]}
+                    {
+                        **redact(d),
+                        "subscriptions": [dict(m) for m in self._subscriptions.get(d["id"], {}).values()],
+                    }
                     for d in self._destinations.values()
                 ],
                 "counters": dict(self._counters),
@@ -491,7 +676,9 @@ class SegmentEmulator:
             return
         self._stop.clear()
         if self.settings.load_interval_s:
-            self._threads.append(threading.Thread(target=self._schedule_loads, name="segment-loads", daemon=True))
+            self._threads.append(
+                threading.Thread(target=self._schedule_loads, name="segment-loads", daemon=True)
+            )
         for n in range(max(1, self.settings.webhook_workers)):
             self._threads.append(
                 threading.Thread(target=self._deliver_webhooks, name=f"segment-webhook-{n}", daemon=True)
@@ -531,8 +718,9 @@ class SegmentEmulator:
                 try:
                     self.run_load(warehouse_id)
                 except Exception as exc:  # a broken load must not kill the scheduler
-                    self.log.append("load", phase="error", warehouseId=warehouse_id,
-                                    error=f"{type(exc).__name__}: {exc}")
+                    self.log.append(
+                        "load", phase="error", warehouseId=warehouse_id, error=f"{type(exc).__name__}: {exc}"
+                    )
 
     # ============================================================================== loads
 
@@ -562,16 +750,30 @@ class SegmentEmulator:
                 # the sync runs ("Returns the partial duration if the sync has not finished yet"); rendered live
                 # by `_render_report`. The status enum is not documented: the sandbox says Running / Success /
                 # Partial / Failure (the UI shows Success / Partial / Failure).
-                report = {"sourceId": sid, "start": isoformat_z(started), "end": None, "status": "Running",
-                          "duration": 0, "humanDuration": _human_duration(0), "count": 0, "notices": []}
+                report = {
+                    "sourceId": sid,
+                    "start": isoformat_z(started),
+                    "end": None,
+                    "status": "Running",
+                    "duration": 0,
+                    "humanDuration": _human_duration(0),
+                    "count": 0,
+                    "notices": [],
+                }
                 self._reports[warehouse_id].append(report)
                 reports[sid] = report
             failure = self.faults.take("load_failure")
             partial = self.faults.take("load_partial")
             self._running[warehouse_id] = {"start": isoformat_z(started), "sources": sorted(taken)}
             self._counters["loads"] += 1
-            self.log.append("load", phase="start", warehouseId=warehouse_id, start=isoformat_z(started),
-                            sources=sorted(taken), events=sum(len(v) for v in taken.values()))
+            self.log.append(
+                "load",
+                phase="start",
+                warehouseId=warehouse_id,
+                start=isoformat_z(started),
+                sources=sorted(taken),
+                events=sum(len(v) for v in taken.values()),
+            )
         began = time.monotonic()
         self._stop.wait(self.settings.load_duration_s)  # the load "runs"; ends early only on shutdown
 
@@ -584,14 +786,23 @@ class SegmentEmulator:
             chosen = items[: len(items) // 2] if partial and items else items
             notices = []
             if partial and items:
-                notices.append(_notice("WARNING", f"Partial load: {len(items) - len(chosen)} of {len(items)} "
-                                       "events deferred to the next load (injected fault)"))
+                notices.append(
+                    _notice(
+                        "WARNING",
+                        f"Partial load: {len(items) - len(chosen)} of {len(items)} "
+                        "events deferred to the next load (injected fault)",
+                    )
+                )
             try:
-                result = self.warehouse.load(self._sources[sid]["schema"], [e for _, e in chosen], merge=False)
+                result = self.warehouse.load(
+                    self._sources[sid]["schema"], [e for _, e in chosen], merge=False
+                )
             except WarehouseError as exc:
                 outcome[sid] = ("Failure", 0, [_notice("ERROR", str(exc))], [])
                 continue
-            notices += [_notice("WARNING", f"rejected {r['messageId']}: {r['reason']}") for r in result.rejected]
+            notices += [
+                _notice("WARNING", f"rejected {r['messageId']}: {r['reason']}") for r in result.rejected
+            ]
             status = "Partial" if (partial and items) or result.rejected else "Success"
             outcome[sid] = (status, result.events_loaded, notices, chosen)
 
@@ -605,12 +816,23 @@ class SegmentEmulator:
                     for _, event in chosen:
                         self._add_path(event["messageId"], f"loaded:{warehouse_id}")
                 self._counters["loaded"] += count
-                reports[sid].update(end=isoformat_z(ended), status=status, duration=round(seconds, 3),
-                                    humanDuration=_human_duration(seconds), count=count, notices=notices)
+                reports[sid].update(
+                    end=isoformat_z(ended),
+                    status=status,
+                    duration=round(seconds, 3),
+                    humanDuration=_human_duration(seconds),
+                    count=count,
+                    notices=notices,
+                )
             self._running.pop(warehouse_id, None)
-            self.log.append("load", phase="end", warehouseId=warehouse_id, end=isoformat_z(ended),
-                            statuses={sid: o[0] for sid, o in outcome.items()},
-                            counts={sid: o[1] for sid, o in outcome.items()})
+            self.log.append(
+                "load",
+                phase="end",
+                warehouseId=warehouse_id,
+                end=isoformat_z(ended),
+                statuses={sid: o[0] for sid, o in outcome.items()},
+                counts={sid: o[1] for sid, o in outcome.items()},
+            )
             return [_render_report(r) for r in reports.values()]
 
     def _discard_unreachable_pending(self, reason: str) -> None:
@@ -648,19 +870,32 @@ class SegmentEmulator:
                 for dest in hooks:
                     requests = self._webhook_requests(dest, event, body)
                     for method, url, headers, content in requests:
-                        deliveries.append(_Delivery(time.monotonic(), next(self._ids), dest["id"], url,
-                                                    headers, content, mid, method=method))
+                        deliveries.append(
+                            _Delivery(
+                                time.monotonic(),
+                                next(self._ids),
+                                dest["id"],
+                                url,
+                                headers,
+                                content,
+                                mid,
+                                method=method,
+                            )
+                        )
                     if requests:
                         queued += len(requests)
                         self._add_path(mid, f"queued_for_webhook:{dest['id']}")
                 if not open_warehouses and not queued:
                     self._counters["dropped"] += 1
                     self._add_path(mid, "dropped")
-                    dropped.append({
-                        "message_id": mid, "at": received_at,
-                        "reason": f"source {source_id} reaches no enabled warehouse and no enabled webhook "
-                                  "(mapping) selects it",
-                    })
+                    dropped.append(
+                        {
+                            "message_id": mid,
+                            "at": received_at,
+                            "reason": f"source {source_id} reaches no enabled warehouse and no enabled webhook "
+                            "(mapping) selects it",
+                        }
+                    )
         if deliveries:
             with self._delivery_cv:
                 for delivery in deliveries:
@@ -681,7 +916,9 @@ class SegmentEmulator:
         key = key or body.get("writeKey")
         source_id = self._write_keys.get(key or "")
         if source_id is None:
-            raise _TrackingError(401, "Invalid write key: send the source's write key as the basic-auth user name")
+            raise _TrackingError(
+                401, "Invalid write key: send the source's write key as the basic-auth user name"
+            )
         return source_id
 
     async def _tracking(self, request: Request, kind: str) -> JSONResponse:
@@ -722,7 +959,9 @@ class SegmentEmulator:
         event.pop("writeKey", None)
         event_type = str(event.get("type") or "").lower()
         if event_type not in TABLE_BY_TYPE:
-            raise _TrackingError(400, f"Message type {event.get('type')!r} is not one of {sorted(TABLE_BY_TYPE)}")
+            raise _TrackingError(
+                400, f"Message type {event.get('type')!r} is not one of {sorted(TABLE_BY_TYPE)}"
+            )
         event["type"] = event_type
         if len(json.dumps(event)) > MAX_EVENT_BYTES:
             raise _TrackingError(400, f"A message is larger than {MAX_EVENT_BYTES} bytes")
@@ -769,8 +1008,9 @@ class SegmentEmulator:
             problem = "injected delivery failure"
         else:
             try:
-                response = client.request(delivery.method, delivery.hook_url, content=delivery.body,
-                                          headers=delivery.headers)
+                response = client.request(
+                    delivery.method, delivery.hook_url, content=delivery.body, headers=delivery.headers
+                )
             except httpx.HTTPError as exc:
                 problem = f"{type(exc).__name__}"
             else:
@@ -779,8 +1019,9 @@ class SegmentEmulator:
                         self._counters["webhook_delivered"] += 1
                         self._add_path(delivery.message_id, f"webhook:{delivery.destination_id}")
                         source_id = self._destinations.get(delivery.destination_id, {}).get("sourceId")
-                    self.delivery_overview.delivered(source_id, delivery.destination_id, delivery.body, utcnow(),
-                                                     delivery.attempt)
+                    self.delivery_overview.delivered(
+                        source_id, delivery.destination_id, delivery.body, utcnow(), delivery.attempt
+                    )
                     return
                 if response.status_code != 429 and response.status_code < 500:
                     self._give_up(delivery, f"HTTP {response.status_code} (not retried)")
@@ -809,9 +1050,16 @@ class SegmentEmulator:
             self._counters["webhook_gave_up"] += 1
             self._add_path(delivery.message_id, f"webhook_failed:{delivery.destination_id}")
             source_id = self._destinations.get(delivery.destination_id, {}).get("sourceId")
-        self.delivery_overview.failed(source_id, delivery.destination_id, delivery.body, utcnow(), discard_reason(why))
-        self.log.append("webhook", outcome="gave_up", destinationId=delivery.destination_id,
-                        messageId=delivery.message_id, reason=why)
+        self.delivery_overview.failed(
+            source_id, delivery.destination_id, delivery.body, utcnow(), discard_reason(why)
+        )
+        self.log.append(
+            "webhook",
+            outcome="gave_up",
+            destinationId=delivery.destination_id,
+            messageId=delivery.message_id,
+            reason=why,
+        )
 
     # ============================================================================== public API helpers
 
@@ -844,10 +1092,20 @@ class SegmentEmulator:
         "data": {"remainingPoints", "msBeforeNext", "consumedPoints"}}]}` plus Retry-After and X-RateLimit-*."""
         reset_in = max(0.0, reset_in)
         return ApiError(
-            429, "RequestError", "Too many requests",
-            headers={"Retry-After": str(max(1, math.ceil(reset_in))), "X-RateLimit-Consumed": str(consumed),
-                     "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": _rfc5322(self._reset_moment(reset_in))},
-            data={"remainingPoints": 0, "msBeforeNext": int(math.ceil(reset_in * 1000)), "consumedPoints": consumed},
+            429,
+            "RequestError",
+            "Too many requests",
+            headers={
+                "Retry-After": str(max(1, math.ceil(reset_in))),
+                "X-RateLimit-Consumed": str(consumed),
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": _rfc5322(self._reset_moment(reset_in)),
+            },
+            data={
+                "remainingPoints": 0,
+                "msBeforeNext": int(math.ceil(reset_in * 1000)),
+                "consumedPoints": consumed,
+            },
         )
 
     def _injected_rate_limit(self, retry_after: int) -> JSONResponse:
@@ -863,10 +1121,12 @@ class SegmentEmulator:
         except ValueError:
             count = 0
         if not 1 <= count <= 1000:
-            raise ApiError(422, "validation", f"pagination.count must be an integer 1-1000, got {raw_count!r}")
+            raise ApiError(
+                422, "validation", f"pagination.count must be an integer 1-1000, got {raw_count!r}"
+            )
         cursor = request.query_params.get("pagination.cursor")
         offset = _decode_cursor(cursor) if cursor else 0
-        page = items[offset: offset + count]
+        page = items[offset : offset + count]
         pagination: dict[str, Any] = {"current": _encode_cursor(offset), "totalEntries": len(items)}
         if offset + count < len(items):
             pagination["next"] = _encode_cursor(offset + count)
@@ -906,23 +1166,39 @@ class SegmentEmulator:
         if metadata_id == WEBHOOKS_METADATA_ID:
             # Classic Webhooks is maintenance + private in Segment's catalog. The exact error Segment answers
             # for a workspace without it is not documented: a 422 validation error on metadataId (noted).
-            raise ApiError(422, "validation", f"Destination Webhooks ({WEBHOOKS_METADATA_ID}) is not available in "
-                           f"this workspace; use Webhooks (Actions) ({WEBHOOKS_ACTIONS_METADATA_ID})",
-                           field="metadataId")
-        raise ApiError(422, "validation", f"metadataId {metadata_id!r} is not supported by the sandbox; only "
-                       f"Webhooks (Actions) ({WEBHOOKS_ACTIONS_METADATA_ID}) and classic Webhooks "
-                       f"({WEBHOOKS_METADATA_ID})", field="metadataId")
+            raise ApiError(
+                422,
+                "validation",
+                f"Destination Webhooks ({WEBHOOKS_METADATA_ID}) is not available in "
+                f"this workspace; use Webhooks (Actions) ({WEBHOOKS_ACTIONS_METADATA_ID})",
+                field="metadataId",
+            )
+        raise ApiError(
+            422,
+            "validation",
+            f"metadataId {metadata_id!r} is not supported by the sandbox; only "
+            f"Webhooks (Actions) ({WEBHOOKS_ACTIONS_METADATA_ID}) and classic Webhooks "
+            f"({WEBHOOKS_METADATA_ID})",
+            field="metadataId",
+        )
 
     def _validate_destination_settings(self, metadata_id: str, settings: Any) -> dict[str, Any]:
         if metadata_id == WEBHOOKS_METADATA_ID:
             return self._validate_webhook_settings(settings)
         # Webhooks (Actions): the catalog lists one setting, sharedSecret; URL/method/payload belong to mappings.
         if not isinstance(settings, dict):
-            raise ApiError(422, "validation", "settings must be an object like {'sharedSecret': ...}", field="settings")
+            raise ApiError(
+                422, "validation", "settings must be an object like {'sharedSecret': ...}", field="settings"
+            )
         unknown = sorted(set(settings) - {"sharedSecret"})
         if unknown:
-            raise ApiError(422, "validation", f"settings.{unknown[0]} is not a setting of Webhooks (Actions) (it "
-                           "has only sharedSecret; URL, method and payload belong to a mapping)", field="settings")
+            raise ApiError(
+                422,
+                "validation",
+                f"settings.{unknown[0]} is not a setting of Webhooks (Actions) (it "
+                "has only sharedSecret; URL, method and payload belong to a mapping)",
+                field="settings",
+            )
         if not isinstance(settings.get("sharedSecret", ""), str):
             raise ApiError(422, "validation", "settings.sharedSecret must be a string", field="settings")
         return dict(settings)
@@ -932,9 +1208,13 @@ class SegmentEmulator:
         for action in destination["metadata"].get("actions") or []:
             if action["id"] == action_id:
                 return action
-        raise ApiError(422, "validation", f"actionId {action_id!r} is not an action of {destination['metadata']['name']}"
-                       f" (its actions: {[a['id'] for a in destination['metadata'].get('actions') or []]})",
-                       field="actionId")
+        raise ApiError(
+            422,
+            "validation",
+            f"actionId {action_id!r} is not an action of {destination['metadata']['name']}"
+            f" (its actions: {[a['id'] for a in destination['metadata'].get('actions') or []]})",
+            field="actionId",
+        )
 
     @staticmethod
     def _validate_send_settings(settings: Any) -> dict[str, Any]:
@@ -944,8 +1224,12 @@ class SegmentEmulator:
         fields = {f["fieldKey"]: f for f in SEND_FIELDS}
         unknown = sorted(set(settings) - set(fields))
         if unknown:
-            raise ApiError(422, "validation", f"settings.{unknown[0]} is not a field of the Send action "
-                           f"(fields: {sorted(fields)})", field="settings")
+            raise ApiError(
+                422,
+                "validation",
+                f"settings.{unknown[0]} is not a field of the Send action (fields: {sorted(fields)})",
+                field="settings",
+            )
         missing = [k for k, f in fields.items() if f["required"] and k not in settings]
         if missing:
             raise ApiError(422, "validation", f"settings.{missing[0]} is required", field="settings")
@@ -954,7 +1238,12 @@ class SegmentEmulator:
             raise ApiError(422, "validation", "settings.url must be an http(s) URL", field="settings")
         if settings["method"] not in ("POST", "PUT", "PATCH"):
             raise ApiError(422, "validation", "settings.method must be POST, PUT or PATCH", field="settings")
-        for key, kind in (("headers", dict), ("data", dict), ("enable_batching", bool), ("batch_size", (int, float))):
+        for key, kind in (
+            ("headers", dict),
+            ("data", dict),
+            ("enable_batching", bool),
+            ("batch_size", (int, float)),
+        ):
             if key in settings and not isinstance(settings[key], kind):
                 raise ApiError(422, "validation", f"settings.{key} has the wrong type", field="settings")
         _check_directives(settings.get("data"), "settings.data")
@@ -964,14 +1253,19 @@ class SegmentEmulator:
         self._get_destination(destination_id)
         mapping = self._subscriptions.get(destination_id, {}).get(subscription_id)
         if mapping is None:
-            raise ApiError(404, "not-found", f"Subscription {subscription_id!r} not found on destination "
-                           f"{destination_id!r}")
+            raise ApiError(
+                404,
+                "not-found",
+                f"Subscription {subscription_id!r} not found on destination {destination_id!r}",
+            )
         return mapping
 
     @staticmethod
     def _validate_webhook_settings(settings: Any) -> dict[str, Any]:
         if not isinstance(settings, dict):
-            raise ApiError(422, "validation", "settings must be an object like {'hooks': [...], 'sharedSecret': ...}")
+            raise ApiError(
+                422, "validation", "settings must be an object like {'hooks': [...], 'sharedSecret': ...}"
+            )
         hooks = settings.get("hooks", [])
         if not isinstance(hooks, list) or len(hooks) > MAX_HOOKS:
             raise ApiError(422, "validation", f"settings.hooks must be a list of at most {MAX_HOOKS} hooks")
@@ -981,12 +1275,20 @@ class SegmentEmulator:
                 raise ApiError(422, "validation", f"settings.hooks[{n}].hook must be an http(s) URL")
             for header in hook.get("headers") or []:
                 if not isinstance(header, dict) or not header.get("key"):
-                    raise ApiError(422, "validation", f"settings.hooks[{n}].headers entries need key and value")
+                    raise ApiError(
+                        422, "validation", f"settings.hooks[{n}].headers entries need key and value"
+                    )
         return settings
 
     def _record_change(self, request: Request, body: Any, status: int, **fields: Any) -> None:
-        self.log.append("api", method=request.method, path=request.url.path, status=status,
-                        body=_mask_url_keys(redact(body)), **fields)
+        self.log.append(
+            "api",
+            method=request.method,
+            path=request.url.path,
+            status=status,
+            body=_mask_url_keys(redact(body)),
+            **fields,
+        )
 
     # ============================================================================== app
 
@@ -1002,15 +1304,20 @@ class SegmentEmulator:
 
         limited = Depends(general)
         install_delivery_overview(
-            app, self.delivery_overview, dependencies=[auth, limited],
+            app,
+            self.delivery_overview,
+            dependencies=[auth, limited],
             source_exists=lambda sid: sid in self._sources,
-            destination_source=lambda did: self._destinations.get(did, {}).get("sourceId"), faults=self.faults,
+            destination_source=lambda did: self._destinations.get(did, {}).get("sourceId"),
+            faults=self.faults,
         )
 
         # -- workspace ("Get Workspace": what a connection test reads) -------------------------------
         @app.get("/", dependencies=[auth, limited])
         def get_workspace():
-            return {"data": {"workspace": {"id": "ws_sandbox", "slug": "sandbox", "name": "Sandbox workspace"}}}
+            return {
+                "data": {"workspace": {"id": "ws_sandbox", "slug": "sandbox", "name": "Sandbox workspace"}}
+            }
 
         # -- warehouses ---------------------------------------------------------------------------
         @app.get("/warehouses/{warehouse_id}", dependencies=[auth, limited])
@@ -1022,7 +1329,9 @@ class SegmentEmulator:
         async def patch_warehouse(warehouse_id: str, request: Request):
             body = json_body_or_none(await request.body())
             if not isinstance(body, dict) or not isinstance(body.get("settings"), dict):
-                raise ApiError(422, "validation", "settings is required (an object; {} keeps the current ones)")
+                raise ApiError(
+                    422, "validation", "settings is required (an object; {} keeps the current ones)"
+                )
             if "enabled" in body and not isinstance(body["enabled"], bool):
                 raise ApiError(422, "validation", "enabled must be true or false")
             with self._lock:
@@ -1033,14 +1342,22 @@ class SegmentEmulator:
                 warehouse["settings"].update(body["settings"])
                 if body.get("name"):
                     warehouse["settings"]["name"] = body["name"]
-                self._record_change(request, body, 200, warehouseId=warehouse_id,
-                                    before={"enabled": before}, after={"enabled": warehouse["enabled"]},
-                                    loadRunning=warehouse_id in self._running)
+                self._record_change(
+                    request,
+                    body,
+                    200,
+                    warehouseId=warehouse_id,
+                    before={"enabled": before},
+                    after={"enabled": warehouse["enabled"]},
+                    loadRunning=warehouse_id in self._running,
+                )
                 if before and not warehouse["enabled"]:
                     self._discard_unreachable_pending(f"warehouse {warehouse_id} disabled")
                 return {"data": {"warehouse": redact(warehouse)}}
 
-        def list_syncs(request: Request, response: Response, warehouse_id: str, source_id: str | None, key: str):
+        def list_syncs(
+            request: Request, response: Response, warehouse_id: str, source_id: str | None, key: str
+        ):
             # Every sync-list request is logged with whether the rate limit admitted it, so a run can be checked
             # afterwards for 429s and calls per minute (log kind "sync_list").
             try:
@@ -1053,8 +1370,11 @@ class SegmentEmulator:
                 self._get_warehouse(warehouse_id)
                 if source_id is not None:
                     self._get_source(source_id)
-                reports = [_render_report(r) for r in reversed(self._reports[warehouse_id])
-                           if source_id is None or r["sourceId"] == source_id]
+                reports = [
+                    _render_report(r)
+                    for r in reversed(self._reports[warehouse_id])
+                    if source_id is None or r["sourceId"] == source_id
+                ]
             page, pagination = self._page(request, reports)
             return {"data": {"reports": page, "pagination": pagination}}
 
@@ -1080,8 +1400,15 @@ class SegmentEmulator:
                 self._get_source(source_id)
                 before = source_id in self._connections[warehouse_id]
                 self._connections[warehouse_id].add(source_id)
-                self._record_change(request, None, 201, warehouseId=warehouse_id, sourceId=source_id,
-                                    before={"connected": before}, after={"connected": True})
+                self._record_change(
+                    request,
+                    None,
+                    201,
+                    warehouseId=warehouse_id,
+                    sourceId=source_id,
+                    before={"connected": before},
+                    after={"connected": True},
+                )
             # AddConnectionFromSourceToWarehouseV1Output (SDK): status CONNECTED | NOT_CONNECTED; the SDK's
             # WarehousesApi.add_connection_from_source_to_warehouse maps a 201 answer.
             return JSONResponse({"data": {"status": "CONNECTED"}}, status_code=201)
@@ -1093,9 +1420,16 @@ class SegmentEmulator:
                 self._get_source(source_id)
                 before = source_id in self._connections[warehouse_id]
                 self._connections[warehouse_id].discard(source_id)
-                self._record_change(request, None, 200, warehouseId=warehouse_id, sourceId=source_id,
-                                    before={"connected": before}, after={"connected": False},
-                                    loadRunning=warehouse_id in self._running)
+                self._record_change(
+                    request,
+                    None,
+                    200,
+                    warehouseId=warehouse_id,
+                    sourceId=source_id,
+                    before={"connected": before},
+                    after={"connected": False},
+                    loadRunning=warehouse_id in self._running,
+                )
                 self._discard_unreachable_pending(f"source {source_id} disconnected from {warehouse_id}")
             return {"data": {"status": "SUCCESS"}}
 
@@ -1104,7 +1438,12 @@ class SegmentEmulator:
         def get_source(source_id: str):
             with self._lock:
                 # GetSourceV1Output (SDK): `source` and `trackingPlanId` (required, null without a tracking plan).
-                return {"data": {"source": self._public_source(self._get_source(source_id)), "trackingPlanId": None}}
+                return {
+                    "data": {
+                        "source": self._public_source(self._get_source(source_id)),
+                        "trackingPlanId": None,
+                    }
+                }
 
         @app.get("/sources/{source_id}/connected-destinations", dependencies=[auth, limited])
         def connected_destinations(source_id: str, request: Request):
@@ -1118,8 +1457,11 @@ class SegmentEmulator:
         def connected_warehouses(source_id: str, request: Request):
             with self._lock:
                 self._get_source(source_id)
-                items = [redact(self._warehouses[wid]) for wid, srcs in self._connections.items()
-                         if source_id in srcs]
+                items = [
+                    redact(self._warehouses[wid])
+                    for wid, srcs in self._connections.items()
+                    if source_id in srcs
+                ]
             page, pagination = self._page(request, items)
             return {"data": {"warehouses": page, "pagination": pagination}}
 
@@ -1130,7 +1472,11 @@ class SegmentEmulator:
             # enabled?, name?, settings}; answer 200 CreateDestination200Response {"data": {"destination"}}.
             body = json_body_or_none(await request.body())
             if not isinstance(body, dict):
-                raise ApiError(422, "validation", "Expected a JSON object {sourceId, metadataId, name, enabled, settings}")
+                raise ApiError(
+                    422,
+                    "validation",
+                    "Expected a JSON object {sourceId, metadataId, name, enabled, settings}",
+                )
             for name in ("sourceId", "metadataId"):
                 if not isinstance(body.get(name), str):
                     raise ApiError(422, "validation", f"{name} is required", field=name)
@@ -1141,14 +1487,23 @@ class SegmentEmulator:
             with self._lock:
                 self._get_source(body["sourceId"])
                 destination = {
-                    "id": self._next_id("dst"), "name": body.get("name") or metadata["name"],
-                    "enabled": bool(body.get("enabled", False)), "metadata": metadata,
-                    "sourceId": body["sourceId"], "settings": settings,
+                    "id": self._next_id("dst"),
+                    "name": body.get("name") or metadata["name"],
+                    "enabled": bool(body.get("enabled", False)),
+                    "metadata": metadata,
+                    "sourceId": body["sourceId"],
+                    "settings": settings,
                 }
                 self._destinations[destination["id"]] = destination
                 self._subscriptions[destination["id"]] = {}
-                self._record_change(request, body, 200, destinationId=destination["id"],
-                                    before=None, after={"enabled": destination["enabled"]})
+                self._record_change(
+                    request,
+                    body,
+                    200,
+                    destinationId=destination["id"],
+                    before=None,
+                    after={"enabled": destination["enabled"]},
+                )
                 return {"data": {"destination": redact(destination)}}
 
         @app.get("/destinations/{destination_id}", dependencies=[auth, limited])
@@ -1166,8 +1521,11 @@ class SegmentEmulator:
                 raise ApiError(422, "validation", "enabled must be true or false", field="enabled")
             with self._lock:
                 destination = self._get_destination(destination_id)
-                settings = (self._validate_destination_settings(destination["metadata"]["id"], body["settings"])
-                            if "settings" in body else None)
+                settings = (
+                    self._validate_destination_settings(destination["metadata"]["id"], body["settings"])
+                    if "settings" in body
+                    else None
+                )
                 before = destination["enabled"]
                 if "enabled" in body:
                     destination["enabled"] = body["enabled"]
@@ -1175,8 +1533,14 @@ class SegmentEmulator:
                     destination["name"] = body["name"]
                 if settings is not None:
                     destination["settings"] = settings
-                self._record_change(request, body, 200, destinationId=destination_id,
-                                    before={"enabled": before}, after={"enabled": destination["enabled"]})
+                self._record_change(
+                    request,
+                    body,
+                    200,
+                    destinationId=destination_id,
+                    before={"enabled": before},
+                    after={"enabled": destination["enabled"]},
+                )
                 return {"data": {"destination": redact(destination)}}
 
         @app.delete("/destinations/{destination_id}", dependencies=[auth, limited])
@@ -1185,8 +1549,14 @@ class SegmentEmulator:
                 destination = self._get_destination(destination_id)
                 del self._destinations[destination_id]
                 self._subscriptions.pop(destination_id, None)
-                self._record_change(request, None, 200, destinationId=destination_id,
-                                    before={"enabled": destination["enabled"]}, after=None)
+                self._record_change(
+                    request,
+                    None,
+                    200,
+                    destinationId=destination_id,
+                    before={"enabled": destination["enabled"]},
+                    after=None,
+                )
             return {"data": {"status": "SUCCESS"}}
 
         # -- destination subscriptions (Webhooks (Actions) mappings) -------------------------------
@@ -1198,14 +1568,17 @@ class SegmentEmulator:
 
             return Depends(limit)
 
-        @app.post("/destinations/{destination_id}/subscriptions",
-                  dependencies=[auth, subscription_writes("create")])
+        @app.post(
+            "/destinations/{destination_id}/subscriptions", dependencies=[auth, subscription_writes("create")]
+        )
         async def create_subscription(destination_id: str, request: Request):
             # CreateDestinationSubscriptionAlphaInput {name, actionId, trigger, enabled, settings?, modelId?};
             # answer CreateDestinationSubscription200Response {"data": {"destinationSubscription"}}.
             body = json_body_or_none(await request.body())
             if not isinstance(body, dict):
-                raise ApiError(422, "validation", "Expected a JSON object {name, actionId, trigger, enabled, settings}")
+                raise ApiError(
+                    422, "validation", "Expected a JSON object {name, actionId, trigger, enabled, settings}"
+                )
             unknown = sorted(set(body) - {"name", "actionId", "trigger", "enabled", "settings", "modelId"})
             if unknown:
                 raise ApiError(422, "validation", f"unknown fields {unknown}", field=unknown[0])
@@ -1219,16 +1592,32 @@ class SegmentEmulator:
                 settings = self._validate_send_settings(body.get("settings") or {})
                 mappings = self._subscriptions[destination_id]
                 if len(mappings) >= MAX_MAPPINGS:
-                    raise ApiError(422, "validation", f"a Webhooks (Actions) destination holds at most "
-                                   f"{MAX_MAPPINGS} mappings; {destination_id} has {len(mappings)}")
+                    raise ApiError(
+                        422,
+                        "validation",
+                        f"a Webhooks (Actions) destination holds at most "
+                        f"{MAX_MAPPINGS} mappings; {destination_id} has {len(mappings)}",
+                    )
                 mapping = {
-                    "id": self._next_id("sub"), "name": body["name"], "actionId": action["id"],
-                    "actionSlug": action["slug"], "destinationId": destination_id, "enabled": body["enabled"],
-                    "settings": settings, "trigger": body["trigger"],
+                    "id": self._next_id("sub"),
+                    "name": body["name"],
+                    "actionId": action["id"],
+                    "actionSlug": action["slug"],
+                    "destinationId": destination_id,
+                    "enabled": body["enabled"],
+                    "settings": settings,
+                    "trigger": body["trigger"],
                 }
                 mappings[mapping["id"]] = mapping
-                self._record_change(request, body, 200, destinationId=destination_id, subscriptionId=mapping["id"],
-                                    before=None, after={"enabled": mapping["enabled"]})
+                self._record_change(
+                    request,
+                    body,
+                    200,
+                    destinationId=destination_id,
+                    subscriptionId=mapping["id"],
+                    before=None,
+                    after={"enabled": mapping["enabled"]},
+                )
                 return {"data": {"destinationSubscription": dict(mapping)}}
 
         @app.get("/destinations/{destination_id}/subscriptions", dependencies=[auth, limited])
@@ -1240,27 +1629,41 @@ class SegmentEmulator:
             page, pagination = self._page(request, items)
             return {"data": {"subscriptions": page, "pagination": pagination}}
 
-        @app.get("/destinations/{destination_id}/subscriptions/{subscription_id}", dependencies=[auth, limited])
+        @app.get(
+            "/destinations/{destination_id}/subscriptions/{subscription_id}", dependencies=[auth, limited]
+        )
         def get_subscription(destination_id: str, subscription_id: str):
             # GetSubscriptionFromDestinationAlphaOutput {subscription}.
             with self._lock:
-                return {"data": {"subscription": dict(self._get_subscription(destination_id, subscription_id))}}
+                return {
+                    "data": {"subscription": dict(self._get_subscription(destination_id, subscription_id))}
+                }
 
-        @app.patch("/destinations/{destination_id}/subscriptions/{subscription_id}",
-                   dependencies=[auth, subscription_writes("update")])
+        @app.patch(
+            "/destinations/{destination_id}/subscriptions/{subscription_id}",
+            dependencies=[auth, subscription_writes("update")],
+        )
         async def update_subscription(destination_id: str, subscription_id: str, request: Request):
             # UpdateSubscriptionForDestinationAlphaInput {"input": DestinationSubscriptionUpdateInput {name?,
             # trigger?, enabled?, settings?, ...}}; answer UpdateSubscriptionForDestinationAlphaOutput {subscription}.
             body = json_body_or_none(await request.body())
             update = body.get("input") if isinstance(body, dict) else None
             if not isinstance(update, dict) or set(body) != {"input"}:
-                raise ApiError(422, "validation", "Expected {'input': {...}} (UpdateSubscriptionForDestinationAlphaInput)",
-                               field="input")
+                raise ApiError(
+                    422,
+                    "validation",
+                    "Expected {'input': {...}} (UpdateSubscriptionForDestinationAlphaInput)",
+                    field="input",
+                )
             unknown = sorted(set(update) - {"name", "trigger", "enabled", "settings"})
             if unknown:
-                raise ApiError(422, "validation", f"unknown fields input.{unknown[0]}", field=f"input.{unknown[0]}")
+                raise ApiError(
+                    422, "validation", f"unknown fields input.{unknown[0]}", field=f"input.{unknown[0]}"
+                )
             if "enabled" in update and not isinstance(update["enabled"], bool):
-                raise ApiError(422, "validation", "input.enabled must be true or false", field="input.enabled")
+                raise ApiError(
+                    422, "validation", "input.enabled must be true or false", field="input.enabled"
+                )
             if "trigger" in update:
                 trigger_event_types(update["trigger"])
             settings = self._validate_send_settings(update["settings"]) if "settings" in update else None
@@ -1272,20 +1675,35 @@ class SegmentEmulator:
                         mapping[key] = update[key]
                 if settings is not None:
                     mapping["settings"] = settings
-                self._record_change(request, body, 200, destinationId=destination_id,
-                                    subscriptionId=subscription_id, before={"enabled": before},
-                                    after={"enabled": mapping["enabled"]})
+                self._record_change(
+                    request,
+                    body,
+                    200,
+                    destinationId=destination_id,
+                    subscriptionId=subscription_id,
+                    before={"enabled": before},
+                    after={"enabled": mapping["enabled"]},
+                )
                 return {"data": {"subscription": dict(mapping)}}
 
-        @app.delete("/destinations/{destination_id}/subscriptions/{subscription_id}",
-                    dependencies=[auth, subscription_writes("remove")])
+        @app.delete(
+            "/destinations/{destination_id}/subscriptions/{subscription_id}",
+            dependencies=[auth, subscription_writes("remove")],
+        )
         def remove_subscription(destination_id: str, subscription_id: str, request: Request):
             # RemoveSubscriptionFromDestinationAlphaOutput {status: SUCCESS}.
             with self._lock:
                 mapping = self._get_subscription(destination_id, subscription_id)
                 del self._subscriptions[destination_id][subscription_id]
-                self._record_change(request, None, 200, destinationId=destination_id,
-                                    subscriptionId=subscription_id, before={"enabled": mapping["enabled"]}, after=None)
+                self._record_change(
+                    request,
+                    None,
+                    200,
+                    destinationId=destination_id,
+                    subscriptionId=subscription_id,
+                    before={"enabled": mapping["enabled"]},
+                    after=None,
+                )
             return {"data": {"status": "SUCCESS"}}
 
         # -- tracking API -------------------------------------------------------------------------
@@ -1300,7 +1718,9 @@ class SegmentEmulator:
             return single
 
         for kind in SINGLE_EVENT_PATHS:
-            app.add_api_route(f"/v1/{kind}", single_event_route(kind), methods=["POST"], name=f"tracking_{kind}")
+            app.add_api_route(
+                f"/v1/{kind}", single_event_route(kind), methods=["POST"], name=f"tracking_{kind}"
+            )
 
         # -- sandbox control ----------------------------------------------------------------------
         @app.post("/sandbox/faults")

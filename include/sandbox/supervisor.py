@@ -81,8 +81,9 @@ def _claim_home(home: pathlib.Path) -> None:
     (home / STATE_FILE).unlink(missing_ok=True)
 
 
-def spawn(home: pathlib.Path, *, config_path: str | None = None, host: str | None = None,
-          timeout_s: float = 90.0) -> dict[str, Any]:
+def spawn(
+    home: pathlib.Path, *, config_path: str | None = None, host: str | None = None, timeout_s: float = 90.0
+) -> dict[str, Any]:
     """Start the world in the background; return its state once it runs."""
     _claim_home(home)
     env = dict(os.environ)
@@ -95,8 +96,13 @@ def spawn(home: pathlib.Path, *, config_path: str | None = None, host: str | Non
         command += ["--host", host]
     with open(home / LOG_FILE, "ab") as log:
         child = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            start_new_session=True, cwd=str(home),
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+            cwd=str(home),
         )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -133,14 +139,17 @@ def stop(home: pathlib.Path, *, timeout_s: float = 45.0) -> str:
     return f"Sandbox (pid {pid}) did not stop within {timeout_s}s and was killed."
 
 
-def run_foreground(home: pathlib.Path, *, config_path: str | None = None, host: str | None = None,
-                   on_running: Any = None) -> int:
+def run_foreground(
+    home: pathlib.Path, *, config_path: str | None = None, host: str | None = None, on_running: Any = None
+) -> int:
     """Run the world in this process until SIGTERM/SIGINT (refuses when one already runs in `home`)."""
     _claim_home(home)
     return run(home, config_path, host=host, on_running=on_running)
 
 
-def run(home: pathlib.Path, config_path: str | None, *, host: str | None = None, on_running: Any = None) -> int:
+def run(
+    home: pathlib.Path, config_path: str | None, *, host: str | None = None, on_running: Any = None
+) -> int:
     """The process body: start the world, wait for a stop signal, stop the world. `on_running(state)` is
     called once it runs (e.g. to print the connection settings)."""
     from sandbox.config import load_config
@@ -156,8 +165,11 @@ def run(home: pathlib.Path, config_path: str | None, *, host: str | None = None,
     config = load_config(config_path, home=home, **({"host": host} if host else {}))
     world = Sandbox(config)
     info = world.start()
-    print(f"sandbox running (pid {info.pid}) in {info.start_seconds}s: segment {info.segment_url}, "
-          f"rudderstack {info.rudderstack_url} (listening on {config.host})", flush=True)
+    print(
+        f"sandbox running (pid {info.pid}) in {info.start_seconds}s: segment {info.segment_url}, "
+        f"rudderstack {info.rudderstack_url} (listening on {config.host})",
+        flush=True,
+    )
     if on_running is not None:
         on_running(info.to_dict())
         sys.stdout.flush()

@@ -61,8 +61,12 @@ BASE_COLUMNS: dict[str, str] = {
     "user_id": "text",
     **{c: "timestamptz" for c in TIMESTAMP_COLUMNS},
 }
-USER_BASE_COLUMNS: dict[str, str] = {"id": "text", "received_at": "timestamptz", "uuid_ts": "timestamptz",
-                                     "loaded_at": "timestamptz"}
+USER_BASE_COLUMNS: dict[str, str] = {
+    "id": "text",
+    "received_at": "timestamptz",
+    "uuid_ts": "timestamptz",
+    "loaded_at": "timestamptz",
+}
 PG_TYPE_NAMES = {
     "text": "text",
     "character varying": "text",
@@ -256,13 +260,19 @@ def rows_for_event(
         traits = flatten(event.get("traits"))
         rows.append(("identifies", with_fields(traits)))
         if event.get("userId") is not None:
-            user = {"id": str(event["userId"]), "received_at": received_at, "uuid_ts": loaded_at,
-                    "loaded_at": loaded_at}
+            user = {
+                "id": str(event["userId"]),
+                "received_at": received_at,
+                "uuid_ts": loaded_at,
+                "loaded_at": loaded_at,
+            }
             for key, value in traits.items():
                 user.setdefault(key, value)
             rows.append(("users", user))
     elif event_type == "group":
-        rows.append(("groups", with_fields({"group_id": event.get("groupId"), **flatten(event.get("traits"))})))
+        rows.append(
+            ("groups", with_fields({"group_id": event.get("groupId"), **flatten(event.get("traits"))}))
+        )
     elif event_type == "alias":
         rows.append(("aliases", with_fields({"previous_id": event.get("previousId")})))
     return rows
@@ -299,10 +309,13 @@ class Warehouse:
             conn.close()
 
     def tables(self, schema: str) -> list[str]:
-        return [r[0] for r in self._query(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY table_name",
-            (schema,),
-        )]
+        return [
+            r[0]
+            for r in self._query(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY table_name",
+                (schema,),
+            )
+        ]
 
     def columns(self, schema: str, table: str) -> dict[str, str]:
         rows = self._query(

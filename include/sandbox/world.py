@@ -82,12 +82,20 @@ def airflow_connections(info: SandboxInfo) -> dict[str, str]:
     conns = {
         # Every sensor of every plan using this token shares one sync-list budget, kept in the warehouse's
         # PostgreSQL (segment_rudderstack.rate_budget; docs/scaling.md).
-        "AIRFLOW_CONN_SEGMENT_SANDBOX": {"conn_type": "http", "host": info.segment_url,
-                                         "password": info.segment_token,
-                                         "extra": {"sync_list_budget_conn_id": "warehouse_sandbox",
-                                                   "sync_list_requests_per_minute": info.segment_sync_list_per_minute}},
-        "AIRFLOW_CONN_RUDDERSTACK_SANDBOX": {"conn_type": "http", "host": info.rudderstack_api_url,
-                                             "password": info.rudderstack_token},
+        "AIRFLOW_CONN_SEGMENT_SANDBOX": {
+            "conn_type": "http",
+            "host": info.segment_url,
+            "password": info.segment_token,
+            "extra": {
+                "sync_list_budget_conn_id": "warehouse_sandbox",
+                "sync_list_requests_per_minute": info.segment_sync_list_per_minute,
+            },
+        },
+        "AIRFLOW_CONN_RUDDERSTACK_SANDBOX": {
+            "conn_type": "http",
+            "host": info.rudderstack_api_url,
+            "password": info.rudderstack_token,
+        },
         "AIRFLOW_CONN_RUDDERSTACK_DATA_PLANE_SANDBOX": {"conn_type": "http", "host": info.rudderstack_url},
         "AIRFLOW_CONN_WAREHOUSE_SANDBOX": warehouse,
     }
@@ -142,12 +150,16 @@ class Sandbox:
                 self.warehouse.ensure_schema(schema)
 
             self.segment = SegmentEmulator(config.segment, self.warehouse, self.ledger)
-            segment_server = ServerThread(self.segment.app, host=config.host, port=config.segment_port).start()
+            segment_server = ServerThread(
+                self.segment.app, host=config.host, port=config.segment_port
+            ).start()
             self._servers.append(segment_server)
             self.segment.start_background()
 
             self.rudderstack = RudderStackEmulator(config.rudderstack, self.warehouse)
-            rudder_server = ServerThread(self.rudderstack.app, host=config.host, port=config.rudderstack_port).start()
+            rudder_server = ServerThread(
+                self.rudderstack.app, host=config.host, port=config.rudderstack_port
+            ).start()
             self._servers.append(rudder_server)
             self.rudderstack.start_background()
 

@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 
 INTENT = "intent"  # recorded before the outside call, not resolved yet
 DONE = "done"  # the change is in place
-NOT_APPLIED = "not_applied"  # an intent whose change did not happen (the call failed or never reached the service)
+NOT_APPLIED = (
+    "not_applied"  # an intent whose change did not happen (the call failed or never reached the service)
+)
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,9 @@ class ChangeLog:
         log.info("intent #%d: %s", seq, intent.describe())
         return seq
 
-    def resolve(self, seq: int, status: str = DONE, *, resolved_by: str = "call", **updates: Any) -> Change | None:
+    def resolve(
+        self, seq: int, status: str = DONE, *, resolved_by: str = "call", **updates: Any
+    ) -> Change | None:
         """Settle the intent ``seq``: ``done`` (the change is in place) or ``not_applied``."""
         if not self.key or not seq:
             return None
@@ -201,14 +205,16 @@ class ChangeLog:
         self._save_head(_empty_head())
 
     # ------------------------------------------------------------------ reading
-    def open_intents(self, target: str | None = None, target_id: str | None = None,
-                     field: str | None = None) -> list[Change]:
+    def open_intents(
+        self, target: str | None = None, target_id: str | None = None, field: str | None = None
+    ) -> list[Change]:
         """Intents recorded before an outside call whose outcome was never written (a task died mid-change)."""
         if not self.key:
             return []
         found = [Change.from_dict(raw) for raw in self._head()["open"].values()]
         return [
-            c for c in found
+            c
+            for c in found
             if target in (None, c.target) and target_id in (None, c.target_id) and field in (None, c.field)
         ]
 

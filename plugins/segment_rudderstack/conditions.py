@@ -201,7 +201,9 @@ def source_drained_decision(
     mine = sorted((r for r in reports if r.source_id == source_id), key=lambda r: r.start)
     if any(sync_state(r) == "running" for r in mine):
         return wait(f"a Segment load for {source_id} is running")
-    finished = [r for r in mine if r.start >= started_after and sync_state(r) in {"success", "partial", "failure"}]
+    finished = [
+        r for r in mine if r.start >= started_after and sync_state(r) in {"success", "partial", "failure"}
+    ]
     if finished and sync_state(finished[-1]) == "failure":
         return failed(
             f"Segment's newest load for {source_id} ended {finished[-1].status!r}; events from it may not be "
@@ -331,7 +333,8 @@ def adoption_decision(
     details = {"share": last.share, "total": last.total, "via_segment": last.via_segment, "streak": streak}
     if streak >= consecutive:
         return done(
-            f"share through Segment {share_text} <= {threshold:.2%} for {streak} consecutive checks", **details
+            f"share through Segment {share_text} <= {threshold:.2%} for {streak} consecutive checks",
+            **details,
         )
     if last.total < min_events:
         return wait(f"only {last.total} event(s) in the window (need {min_events}); streak reset", **details)

@@ -91,8 +91,12 @@ class _Wiring:
         return cls(
             plan=plan,
             common={"change_log_key": plan.change_log_key, "dry_run": dry_run},
-            sensor_common={"deferrable": waits.deferrable, "poke_interval": waits.poke_interval_seconds,
-                           "timeout": waits.timeout_seconds, "dry_run": dry_run},
+            sensor_common={
+                "deferrable": waits.deferrable,
+                "poke_interval": waits.poke_interval_seconds,
+                "timeout": waits.timeout_seconds,
+                "dry_run": dry_run,
+            },
             segment={"segment_conn_id": plan.segment.conn_id},
             sync_list_limit={"sync_list_requests_per_minute": plan.segment.sync_list_requests_per_minute},
         )
@@ -126,44 +130,72 @@ def migration_params(plan: Plan) -> dict[str, Param]:
     lane_names = [lane.name for lane in plan.lanes]
     return {
         "dry_run": Param(
-            plan.dry_run, type="boolean", title="Dry run",
+            plan.dry_run,
+            type="boolean",
+            title="Dry run",
             description="Read everything and change nothing; every task logs what it would change.",
         ),
         "sources": Param(
-            source_ids, type="array", title="Segment sources",
-            items={"type": "string", "enum": source_ids}, minItems=1, uniqueItems=True,
+            source_ids,
+            type="array",
+            title="Segment sources",
+            items={"type": "string", "enum": source_ids},
+            minItems=1,
+            uniqueItems=True,
             description="Which of the plan's Segment sources this run migrates (default: all of them).",
         ),
         "lanes": Param(
-            lane_names, type="array", title="Lanes (warehouse schemas)",
-            items={"type": "string", "enum": lane_names}, minItems=1, uniqueItems=True,
+            lane_names,
+            type="array",
+            title="Lanes (warehouse schemas)",
+            items={"type": "string", "enum": lane_names},
+            minItems=1,
+            uniqueItems=True,
             description="Which schemas this run migrates (default: all); a source is migrated when it and its "
-            "lane are selected. " + "; ".join(f"{lane.name}: {', '.join(lane.source_ids)}" for lane in plan.lanes),
+            "lane are selected. "
+            + "; ".join(f"{lane.name}: {', '.join(lane.source_ids)}" for lane in plan.lanes),
         ),
         "adoption_threshold": Param(
-            plan.adoption.threshold, type="number", minimum=0, maximum=1, title="Adoption threshold",
+            plan.adoption.threshold,
+            type="number",
+            minimum=0,
+            maximum=1,
+            title="Adoption threshold",
             description="Segment's webhook is disabled only when at most this share (0-1) of events still "
             "arrives through it.",
         ),
         "adoption_window_seconds": Param(
-            plan.adoption.window_seconds, type="integer", minimum=1, title="Adoption window (seconds)",
+            plan.adoption.window_seconds,
+            type="integer",
+            minimum=1,
+            title="Adoption window (seconds)",
             description="Trailing window over which each adoption check counts events.",
         ),
         "adoption_consecutive_checks": Param(
-            plan.adoption.consecutive_checks, type="integer", minimum=1, maximum=1000,
+            plan.adoption.consecutive_checks,
+            type="integer",
+            minimum=1,
+            maximum=1000,
             title="Consecutive adoption checks",
             description="How many checks in a row must be at or below the threshold before the webhook is disabled.",
         ),
         "repair_duplicates": Param(
-            plan.duplicates.repair, type="boolean", title="Repair duplicates",
+            plan.duplicates.repair,
+            type="boolean",
+            title="Repair duplicates",
             description="When duplicate message ids are found in the overlap window, keep exactly one row per id.",
         ),
         "duplicate_lookback_hours": Param(
-            plan.duplicates.lookback_hours, type="number", exclusiveMinimum=0, title="Duplicate lookback (hours)",
+            plan.duplicates.lookback_hours,
+            type="number",
+            exclusiveMinimum=0,
+            title="Duplicate lookback (hours)",
             description="How far back the duplicate check looks (the overlap window).",
         ),
         "require_approvals": Param(
-            plan.require_approvals, type="boolean", title="Require approvals",
+            plan.require_approvals,
+            type="boolean",
+            title="Require approvals",
             description="Pause for a human approval before switching server-side clients and before disabling "
             "Segment's warehouse (only where the plan defines approval gates).",
         ),
@@ -231,7 +263,9 @@ def _received_at_indexes(w: _Wiring, after: Any) -> Any:
     tasks = [
         EnsureReceivedAtIndexOperator(
             task_id="create_received_at_index" + ("" if len(schemas) == 1 else f"__{schema}"),
-            warehouse_conn_id=w.plan.warehouse.conn_id, namespace=schema, **w.common,
+            warehouse_conn_id=w.plan.warehouse.conn_id,
+            namespace=schema,
+            **w.common,
         )
         for schema in schemas
     ]
@@ -255,7 +289,10 @@ def _setup_lane(w: _Wiring, lane: Lane) -> SetupTasks:
         gate = None
         if w.multi:
             gate = LaneSelectedOperator(
-                task_id="lane_selected", lane=lane.name, schema=lane.schema, source_ids=lane.source_ids,
+                task_id="lane_selected",
+                lane=lane.name,
+                schema=lane.schema,
+                source_ids=lane.source_ids,
                 selected_source_ids=SELECTED_SOURCES,
             )
         destination = EnsureRudderStackDestinationOperator(
@@ -267,12 +304,17 @@ def _setup_lane(w: _Wiring, lane: Lane) -> SetupTasks:
             destination_id=dest.id,
             config=dest.config,
             sync_frequency_minutes=dest.sync_frequency_minutes,
-            credentials_conn_id=w.plan.warehouse.conn_id if dest.credentials_from_warehouse_connection else None,
+            credentials_conn_id=w.plan.warehouse.conn_id
+            if dest.credentials_from_warehouse_connection
+            else None,
             **w.common,
         )
         hold = HoldRudderStackSyncOperator(
-            task_id="hold_sync", rudderstack_conn_id=rs.conn_id, destination_id=destination.output,
-            allow_merge_mode_change=dest.allow_merge_mode_change, **w.common
+            task_id="hold_sync",
+            rudderstack_conn_id=rs.conn_id,
+            destination_id=destination.output,
+            allow_merge_mode_change=dest.allow_merge_mode_change,
+            **w.common,
         )
         segment_source = EnsureRudderStackSegmentSourceOperator(
             task_id="ensure_segment_source",
@@ -366,10 +408,15 @@ def _server_side(w: _Wiring, cutover: Any) -> Span | None:
 def _segment_final_load(w: _Wiring, cutover: Any, setup: dict[str, SetupTasks]) -> Span:
     """Runbook step 5 (warehouse-wide): Segment's final load, (an approval,) then its warehouse switched off
     (or, with ``disconnect_sources``, the plan's sources disconnected from it)."""
-    with TaskGroup("segment_final_load", tooltip="Runbook step 5: Segment's final load, then its warehouse off"):
+    with TaskGroup(
+        "segment_final_load", tooltip="Runbook step 5: Segment's final load, then its warehouse off"
+    ):
         final_load = SegmentWarehouseLoadSensor(
             task_id="wait_final_load",
-            **w.final_load_args(cutover), **w.sync_list_limit, **w.segment, **w.sensor_common,
+            **w.final_load_args(cutover),
+            **w.sync_list_limit,
+            **w.segment,
+            **w.sensor_common,
         )
         upstream: Any = final_load
         if w.plan.require_approvals:
@@ -423,7 +470,11 @@ def _release_lane(w: _Wiring, lane: Lane, setup: SetupTasks, cutover: Any) -> Re
     lane_load = w.final_load_args(cutover, source_ids=_selected(lane.source_ids))
     with _lane_group(w, lane):
         gate = RudderStackSyncGateSensor(
-            task_id="wait_sync_gate", **lane_load, **w.sync_list_limit, **w.segment, **w.sensor_common,
+            task_id="wait_sync_gate",
+            **lane_load,
+            **w.sync_list_limit,
+            **w.segment,
+            **w.sensor_common,
         )
         release = ReleaseRudderStackSyncOperator(
             task_id="release_sync",
@@ -483,8 +534,10 @@ def _restore_append_modes(w: _Wiring, setup: dict[str, SetupTasks]) -> dict[str,
 
     def restore(task_id: str, lane: Lane) -> RestoreAppendModeOperator:
         return RestoreAppendModeOperator(
-            task_id=task_id, rudderstack_conn_id=w.plan.rudderstack.conn_id,
-            destination_id=setup[lane.name].destination.output, **w.common,
+            task_id=task_id,
+            rudderstack_conn_id=w.plan.rudderstack.conn_id,
+            destination_id=setup[lane.name].destination.output,
+            **w.common,
         )
 
     if not w.multi:
@@ -520,7 +573,9 @@ def _adoption_lane(w: _Wiring, lane: Lane, segment_source: Any, webhooks: Any) -
         )
         disable_webhook = DisableSegmentWebhookOperator(
             task_id="disable_segment_webhook",
-            adoption_guard=None if by_segment and plan.proof.adoption_signal == "segment_metrics" else {
+            adoption_guard=None
+            if by_segment and plan.proof.adoption_signal == "segment_metrics"
+            else {
                 "warehouse_conn_id": plan.warehouse.conn_id,
                 "namespace": lane.schema,
                 "threshold": threshold,
@@ -542,9 +597,13 @@ def _adoption_lane(w: _Wiring, lane: Lane, segment_source: Any, webhooks: Any) -
 
 
 def _segment_adoption_args(w: _Wiring, lane: Lane, webhooks: Any) -> dict[str, Any]:
-    return {"segment_conn_id": w.plan.segment.conn_id, "source_ids": _selected(lane.client_ids),
-            "cutover_at": webhooks["cutover_at"], "granularity": w.plan.proof.granularity,
-            "signal": w.plan.proof.adoption_signal}
+    return {
+        "segment_conn_id": w.plan.segment.conn_id,
+        "source_ids": _selected(lane.client_ids),
+        "cutover_at": webhooks["cutover_at"],
+        "granularity": w.plan.proof.granularity,
+        "signal": w.plan.proof.adoption_signal,
+    }
 
 
 def _verify_webhook_path(w: _Wiring, lane: Lane, segment_source: Any, webhooks: Any) -> tuple[Any, Any]:
@@ -587,7 +646,9 @@ def _verify_webhook_path(w: _Wiring, lane: Lane, segment_source: Any, webhooks: 
 def _client_adoption(w: _Wiring, setup: dict[str, SetupTasks], route: RouteTasks) -> dict[str, Span]:
     with TaskGroup("client_adoption", tooltip="Runbook step 6: wait for clients, then Segment's webhook off"):
         return {
-            lane.name: _adoption_lane(w, lane, setup[lane.name].segment_source, route.webhooks[lane.name].output)
+            lane.name: _adoption_lane(
+                w, lane, setup[lane.name].segment_source, route.webhooks[lane.name].output
+            )
             for lane in w.lanes
         }
 
@@ -613,23 +674,34 @@ class LaneSteps(NamedTuple):
         }
 
 
-def _report(w: _Wiring, reports_dir: str | pathlib.Path, preflight: Span, final_load: Span,
-            lanes: dict[str, LaneSteps]) -> MigrationReportOperator:
+def _report(
+    w: _Wiring,
+    reports_dir: str | pathlib.Path,
+    preflight: Span,
+    final_load: Span,
+    lanes: dict[str, LaneSteps],
+) -> MigrationReportOperator:
     """The report reads each step's result from the task objects it is given (their ids are never retyped).
     A one-lane plan's steps keep their names; with several lanes each lane's steps are also shown side by side."""
     warehouse_wide = {"final_load": final_load.first, "segment_warehouse": final_load.last}
     if not w.multi:
         steps = lanes[w.lanes[0].name].report_steps()
-        tasks = {"preflight": preflight.first, "destination": steps.pop("destination"),
-                 "segment_source": steps.pop("segment_source"), "webhooks": steps.pop("webhooks"),
-                 **warehouse_wide, **steps}
+        tasks = {
+            "preflight": preflight.first,
+            "destination": steps.pop("destination"),
+            "segment_source": steps.pop("segment_source"),
+            "webhooks": steps.pop("webhooks"),
+            **warehouse_wide,
+            **steps,
+        }
         lane_task_ids = None
     else:
         tasks = {f"preflight {t.task_id.split('.')[-1]}": t for t in preflight.first} | warehouse_wide
         for name, lane in lanes.items():
             tasks |= {f"{step} {name}": task for step, task in lane.report_steps().items()}
         lane_task_ids = {
-            name: {step: task.task_id for step, task in lane.report_steps().items()} for name, lane in lanes.items()
+            name: {step: task.task_id for step, task in lane.report_steps().items()}
+            for name, lane in lanes.items()
         }
     return MigrationReportOperator(
         task_id="report",
@@ -649,7 +721,8 @@ def _migration_dag(plan: Plan) -> DAG:
     lane_sources = {lane.name: lane.source_ids for lane in plan.lanes}
     return DAG(
         dag_id=plan.dag_id,
-        description=plan.description or f"Move warehouse loads of plan {plan.name} from Segment to RudderStack",
+        description=plan.description
+        or f"Move warehouse loads of plan {plan.name} from Segment to RudderStack",
         schedule=plan.schedule,
         start_date=START,
         catchup=False,
@@ -678,8 +751,13 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
         duplicates = _duplicate_checks(w)
         adoption = _client_adoption(w, setup, route)
         lanes = {
-            lane.name: LaneSteps(setup[lane.name], route.webhooks[lane.name], release[lane.name],
-                                 duplicates[lane.name], adoption[lane.name])
+            lane.name: LaneSteps(
+                setup[lane.name],
+                route.webhooks[lane.name],
+                release[lane.name],
+                duplicates[lane.name],
+                adoption[lane.name],
+            )
             for lane in w.lanes
         }
         report = _report(w, reports_dir, preflight, final_load, lanes)
@@ -712,11 +790,19 @@ def build_rollback_dag(plan: Plan) -> DAG:
         max_active_runs=1,
         tags=[*TAGS, plan.name, "rollback"],
         params={
-            "dry_run": Param(False, type="boolean", title="Dry run",
-                             description="Read the change log and the current state; change nothing."),
-            "force": Param(False, type="boolean", title="Force while a migration runs",
-                           description="Roll back even while a migration run is active; that run then stops "
-                           "before its next change. Without it the rollback refuses and changes nothing."),
+            "dry_run": Param(
+                False,
+                type="boolean",
+                title="Dry run",
+                description="Read the change log and the current state; change nothing.",
+            ),
+            "force": Param(
+                False,
+                type="boolean",
+                title="Force while a migration runs",
+                description="Roll back even while a migration run is active; that run then stops "
+                "before its next change. Without it the rollback refuses and changes nothing.",
+            ),
         },
         render_template_as_native_obj=True,
     ) as dag:
@@ -730,14 +816,19 @@ def build_rollback_dag(plan: Plan) -> DAG:
             migration_dag_id=plan.dag_id,
             force="{{ params.force }}",
         )
-        if plan.require_approvals:  # undoing a migration re-enables Segment's loads: as deliberate as doing it
-            MigrationApprovalOperator(
-                task_id="approve_rollback",
-                subject=f"Roll back migration {plan.name}?",
-                body="Approve to undo the migration's outside changes from its change log (Segment's warehouse "
-                "back on, the webhooks off, RudderStack's sync held). A dry run needs no approval.",
-                required="{{ not params.dry_run }}",
-            ) >> rollback
+        if (
+            plan.require_approvals
+        ):  # undoing a migration re-enables Segment's loads: as deliberate as doing it
+            (
+                MigrationApprovalOperator(
+                    task_id="approve_rollback",
+                    subject=f"Roll back migration {plan.name}?",
+                    body="Approve to undo the migration's outside changes from its change log (Segment's warehouse "
+                    "back on, the webhooks off, RudderStack's sync held). A dry run needs no approval.",
+                    required="{{ not params.dry_run }}",
+                )
+                >> rollback
+            )
     return tasks_read_params_from_dag(dag)
 
 

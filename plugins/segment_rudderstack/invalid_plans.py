@@ -84,7 +84,8 @@ def sort_plan_files(files: list[PlanFile]) -> tuple[list[Plan], dict[str, tuple[
                 )
                 errors = [f"{f.path}: {f.error}" for f in shared if f.error]
                 bad[_placeholder_id(item.name, item.path)] = (
-                    [f.path for f in shared], "\n".join([message, *errors])
+                    [f.path for f in shared],
+                    "\n".join([message, *errors]),
                 )
             continue
         if item.plan is not None:
@@ -127,7 +128,7 @@ def build_invalid_plan_dag(dag_id: str, paths: list[pathlib.Path], message: str,
         "the other plans are not affected.\n\n"
         f"```\n{message}\n```\n\n"
         "Fix the file (each line names the field), save it, and the migration DAG replaces this one at the "
-        "next parse. Check a plan without Airflow: `python -c \"from segment_rudderstack.plan import load_plan; "
+        'next parse. Check a plan without Airflow: `python -c "from segment_rudderstack.plan import load_plan; '
         "load_plan('include/plans/<file>.yaml')\"`."
     )
     with DAG(

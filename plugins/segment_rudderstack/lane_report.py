@@ -43,7 +43,9 @@ ROWS: tuple[tuple[str, Callable[[Mapping[str, Any]], str]], ...] = (
 )
 
 
-def lane_table(results: Mapping[str, Mapping[str, Any]], schemas: Mapping[str, str] | None = None) -> list[str]:
+def lane_table(
+    results: Mapping[str, Mapping[str, Any]], schemas: Mapping[str, str] | None = None
+) -> list[str]:
     """Markdown lines: a table with one column per lane and one row per figure. ``results`` maps a lane's
     name to its step results (``destination``, ``webhooks``, ``release``, ``upload``, ``duplicates``,
     ``adoption``, ``webhook_disabled``), as the tasks returned them (``None`` for a skipped step)."""
@@ -56,7 +58,9 @@ def lane_table(results: Mapping[str, Mapping[str, Any]], schemas: Mapping[str, s
         "|---|" + "---|" * len(names),
     ]
     for label, read in ROWS:
-        lines.append(f"| {label} | " + " | ".join(read(results[n] or {}).replace("|", "/") for n in names) + " |")
+        lines.append(
+            f"| {label} | " + " | ".join(read(results[n] or {}).replace("|", "/") for n in names) + " |"
+        )
     return lines
 
 
@@ -78,8 +82,10 @@ def run_wide_results(lanes: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     ``webhook_disabled``), made from the lanes': the latest lane's cutover and release, and the webhooks
     switched off once every lane's were (all of them listed)."""
     results = [lane or {} for lane in lanes.values()]
-    step = {name: [r.get(name) for r in results if isinstance(r.get(name), Mapping)] for name in
-            ("webhooks", "release", "webhook_disabled")}
+    step = {
+        name: [r.get(name) for r in results if isinstance(r.get(name), Mapping)]
+        for name in ("webhooks", "release", "webhook_disabled")
+    }
     combined: dict[str, Any] = {}
     if step["webhooks"]:
         combined["webhooks"] = {"cutover_at": _latest([w.get("cutover_at") for w in step["webhooks"]])}
@@ -88,7 +94,9 @@ def run_wide_results(lanes: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     disabled = [d for d in step["webhook_disabled"] if d.get("disabled")]
     if disabled:
         combined["webhook_disabled"] = {
-            "disabled": [i for d in disabled for i in (d["disabled"] if isinstance(d["disabled"], list) else [])],
+            "disabled": [
+                i for d in disabled for i in (d["disabled"] if isinstance(d["disabled"], list) else [])
+            ],
             "at": _latest([d.get("at") for d in disabled]),
         }
     return combined

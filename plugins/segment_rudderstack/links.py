@@ -42,8 +42,10 @@ def _plain_id(value: Any) -> str | None:
 
 def segment_app(operator: Any) -> tuple[str, str]:
     extras = _extras(getattr(operator, "segment_conn_id", None))
-    return (str(extras.get("app_url") or SEGMENT_APP).rstrip("/"),
-            str(extras.get("workspace_slug") or SEGMENT_ANY_WORKSPACE))
+    return (
+        str(extras.get("app_url") or SEGMENT_APP).rstrip("/"),
+        str(extras.get("workspace_slug") or SEGMENT_ANY_WORKSPACE),
+    )
 
 
 def segment_warehouse_url(operator: Any) -> str:

@@ -55,14 +55,14 @@ def merge_mode_findings(
     warnings: list[str] = []
     if prefer_append and not allow_change:
         problems.append(
-            f"{name} has preferAppend (\"Warehouse Append\") on, so its loads do not deduplicate and the overlap "
+            f'{name} has preferAppend ("Warehouse Append") on, so its loads do not deduplicate and the overlap '
             "with Segment's last loads would be loaded twice; the plan forbids changing it "
             "(rudderstack.destination.allow_merge_mode_change: false). Switch preferAppend off in RudderStack, "
             "or allow the migration to run the overlap in merge mode"
         )
     elif prefer_append:
         warnings.append(
-            f"{name} has preferAppend (\"Warehouse Append\") on: the migration switches it off (merge mode, rows "
+            f'{name} has preferAppend ("Warehouse Append") on: the migration switches it off (merge mode, rows '
             "with the same id are replaced) before RudderStack loads anything; the rollback switches it back on"
         )
     if skip_users:

@@ -102,29 +102,50 @@ def plan_facts(dag_id: str, session: Any, run_id: str | None = None) -> tuple[Re
     roles, params = _roles(dag_id, session)
     conf = (run.conf or {}) if run else {}
     value = {**params, **{k: v for k, v in conf.items() if k in params}}
-    facts = ReportFacts(plan_name=plan_name, run_id=run.run_id if run else "—",
-                        dry_run=bool(value.get("dry_run", False)),
-                        threshold=_float(value.get("adoption_threshold")),
-                        window_seconds=_float(value.get("adoption_window_seconds")),
-                        consecutive_checks=_int(value.get("adoption_consecutive_checks")),
-                        run_started_at=_aware(run.start_date) if run else None)
+    facts = ReportFacts(
+        plan_name=plan_name,
+        run_id=run.run_id if run else "—",
+        dry_run=bool(value.get("dry_run", False)),
+        threshold=_float(value.get("adoption_threshold")),
+        window_seconds=_float(value.get("adoption_window_seconds")),
+        consecutive_checks=_int(value.get("adoption_consecutive_checks")),
+        run_started_at=_aware(run.start_date) if run else None,
+    )
     # Plain snapshots: reading the change log (Variables) may end this session's transaction.
-    model = SimpleNamespace(is_paused=bool(getattr(dag_model, "is_paused", False)),
-                            description=getattr(dag_model, "description", None),
-                            tags=[t.name for t in getattr(dag_model, "tags", None) or []]) if dag_model else None
-    run_rows = [SimpleNamespace(run_id=r.run_id, state=r.state.value if hasattr(r.state, "value") else r.state,
-                                start_date=r.start_date) for r in runs]
+    model = (
+        SimpleNamespace(
+            is_paused=bool(getattr(dag_model, "is_paused", False)),
+            description=getattr(dag_model, "description", None),
+            tags=[t.name for t in getattr(dag_model, "tags", None) or []],
+        )
+        if dag_model
+        else None
+    )
+    run_rows = [
+        SimpleNamespace(
+            run_id=r.run_id,
+            state=r.state.value if hasattr(r.state, "value") else r.state,
+            start_date=r.start_date,
+        )
+        for r in runs
+    ]
     extra: dict[str, Any] = {"runs": run_rows, "dag_model": model, "changes_all": [], "adoption_live": False}
     if run is not None:
-        tis = session.scalars(select(TaskInstance).where(
-            TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id)).all()
+        tis = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id)
+        ).all()
         for ti in tis:
-            facts.tasks[ti.task_id] = TaskFact(state=str(ti.state.value if hasattr(ti.state, "value") else ti.state)
-                                               if ti.state else None,
-                                               start=_aware(ti.start_date), end=_aware(ti.end_date),
-                                               duration=ti.duration)
-        xcoms = session.scalars(select(XComModel).where(
-            XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value")).all()
+            facts.tasks[ti.task_id] = TaskFact(
+                state=str(ti.state.value if hasattr(ti.state, "value") else ti.state) if ti.state else None,
+                start=_aware(ti.start_date),
+                end=_aware(ti.end_date),
+                duration=ti.duration,
+            )
+        xcoms = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value"
+            )
+        ).all()
         by_task = {x.task_id: XComModel.deserialize_value(x) for x in xcoms}
         facts.results = {role: by_task.get(task_id) for role, task_id in roles.items()}
         adoption_task = roles.get("adoption")
@@ -177,11 +198,14 @@ def _int(value: Any) -> int | None:
 
 # ------------------------------------------------------------------------------------------ rendering
 
-_CSS = report._CSS + """
+_CSS = (
+    report._CSS
+    + """
 body{max-width:none;margin:1rem}.plan{border:1px solid #ddd;border-radius:6px;padding:0 1rem 1rem;margin-bottom:1.5rem}
 .state-success,.state-done{color:#2e7d32}.state-failed{color:#c62828;font-weight:bold}
 .state-running,.state-deferred,.state-up_for_reschedule,.state-queued{color:#e65100;font-weight:bold}
 .muted{color:#777}nav a{margin-right:1rem}"""
+)
 
 
 def _e(value: Any) -> str:
@@ -198,7 +222,9 @@ def _chart_img(facts: ReportFacts) -> str:
     fig.savefig(buffer, format="png")
     plt.close(fig)
     data = base64.b64encode(buffer.getvalue()).decode()
-    return f"<img id='adoption-chart' alt='adoption share over time (UTC)' src='data:image/png;base64,{data}'>"
+    return (
+        f"<img id='adoption-chart' alt='adoption share over time (UTC)' src='data:image/png;base64,{data}'>"
+    )
 
 
 def _run_link(dag_id: str, run_id: str) -> str:
@@ -208,13 +234,17 @@ def _run_link(dag_id: str, run_id: str) -> str:
 def _changes_html(changes: list[dict[str, Any]]) -> list[str]:
     out = [f"<h3>Change log ({len(changes)} outside change(s), all runs; the rollback DAG undoes them)</h3>"]
     if changes:
-        out.append("<table id='changes'><thead><tr><th>when (UTC)</th><th>what</th><th>before</th><th>after</th>"
-                   "<th>task</th><th>run</th></tr></thead><tbody>")
+        out.append(
+            "<table id='changes'><thead><tr><th>when (UTC)</th><th>what</th><th>before</th><th>after</th>"
+            "<th>task</th><th>run</th></tr></thead><tbody>"
+        )
         for c in changes:
-            out.append(f"<tr><td>{_e(report.utc(report._parse_time(c.get('at'))))}</td><td>{_e(c.get('target'))} "
-                       f"<code>{_e(c.get('target_id'))}</code> {_e(c.get('field'))}</td>"
-                       f"<td>{_e(report._short(c.get('before')))}</td><td>{_e(report._short(c.get('after')))}</td>"
-                       f"<td>{_e(c.get('task_id') or '')}</td><td>{_e(c.get('run_id') or '')}</td></tr>")
+            out.append(
+                f"<tr><td>{_e(report.utc(report._parse_time(c.get('at'))))}</td><td>{_e(c.get('target'))} "
+                f"<code>{_e(c.get('target_id'))}</code> {_e(c.get('field'))}</td>"
+                f"<td>{_e(report._short(c.get('before')))}</td><td>{_e(report._short(c.get('after')))}</td>"
+                f"<td>{_e(c.get('task_id') or '')}</td><td>{_e(c.get('run_id') or '')}</td></tr>"
+            )
         out.append("</tbody></table>")
     else:
         out.append("<p id='changes' class='muted'>No outside change recorded.</p>")
@@ -225,41 +255,58 @@ def _runs_html(dag_id: str, runs: list[Any]) -> list[str]:
     out = ["<h3>Runs</h3><ul id='runs'>"]
     for run in runs:
         state = run.state.value if hasattr(run.state, "value") else run.state
-        out.append(f"<li><a href='{_run_link(dag_id, run.run_id)}' target='_top'>{_e(run.run_id)}</a> "
-                   f"<span class='state-{_e(state)}'>{_e(state)}</span> started {_e(report.utc(_aware(run.start_date)))}</li>")
+        out.append(
+            f"<li><a href='{_run_link(dag_id, run.run_id)}' target='_top'>{_e(run.run_id)}</a> "
+            f"<span class='state-{_e(state)}'>{_e(state)}</span> started {_e(report.utc(_aware(run.start_date)))}</li>"
+        )
     if not runs:
         out.append("<li class='muted'>no run yet</li>")
     return out
 
 
 def render_plan(dag_id: str, facts: ReportFacts, extra: dict[str, Any]) -> str:
-    verdict = report.verdict(facts) if extra["runs"] else report.Verdict("running", "NOT STARTED: no run yet.")
+    verdict = (
+        report.verdict(facts) if extra["runs"] else report.Verdict("running", "NOT STARTED: no run yet.")
+    )
     dag_model = extra.get("dag_model")
     paused = bool(getattr(dag_model, "is_paused", False))
-    out = [f"<section class='plan' data-dag-id='{_e(dag_id)}'><h2>Plan <code>{_e(facts.plan_name)}</code> "
-           f"<small class='muted'><a href='/dags/{_e(dag_id)}' target='_top'>{_e(dag_id)}</a>"
-           f"{' (paused: scheduled runs start only once it is unpaused)' if paused else ''}</small></h2>",
-           f"<p class='verdict v-{_e(verdict.kind)}' id='verdict'>{report._inline_html(verdict.text)}</p>"]
+    out = [
+        f"<section class='plan' data-dag-id='{_e(dag_id)}'><h2>Plan <code>{_e(facts.plan_name)}</code> "
+        f"<small class='muted'><a href='/dags/{_e(dag_id)}' target='_top'>{_e(dag_id)}</a>"
+        f"{' (paused: scheduled runs start only once it is unpaused)' if paused else ''}</small></h2>",
+        f"<p class='verdict v-{_e(verdict.kind)}' id='verdict'>{report._inline_html(verdict.text)}</p>",
+    ]
     if verdict.todo:
         out.append(f"<p>{report._inline_html(verdict.todo)}</p>")
 
     marks = report.milestones(facts)
     out.append("<h3>Cutover point</h3>")
-    out.append(f"<p id='cutover'>{'Segment started sending to RudderStack at <strong>' + _e(report.utc(marks['cutover'])) + '</strong>' if marks['cutover'] else 'not reached yet'}"
-               f"{'; Segment warehouse off at ' + _e(report.utc(marks['warehouse_off'])) if marks['warehouse_off'] else ''}"
-               f"{'; Segment webhook off at ' + _e(report.utc(marks['webhook_off'])) if marks['webhook_off'] else ''}.</p>")
+    out.append(
+        f"<p id='cutover'>{'Segment started sending to RudderStack at <strong>' + _e(report.utc(marks['cutover'])) + '</strong>' if marks['cutover'] else 'not reached yet'}"
+        f"{'; Segment warehouse off at ' + _e(report.utc(marks['warehouse_off'])) if marks['warehouse_off'] else ''}"
+        f"{'; Segment webhook off at ' + _e(report.utc(marks['webhook_off'])) if marks['webhook_off'] else ''}.</p>"
+    )
 
-    out.append(f"<h3>Runbook steps (run <a href='{_run_link(dag_id, facts.run_id)}' target='_top'>"
-               f"{_e(facts.run_id)}</a>)</h3>")
+    out.append(
+        f"<h3>Runbook steps (run <a href='{_run_link(dag_id, facts.run_id)}' target='_top'>"
+        f"{_e(facts.run_id)}</a>)</h3>"
+    )
     rows = report.phase_rows(facts)
-    out.append("<table id='steps'><thead><tr><th>step</th><th>state</th><th>started (UTC)</th><th>ended (UTC)</th>"
-               "<th>took</th><th>tasks</th></tr></thead><tbody>")
+    out.append(
+        "<table id='steps'><thead><tr><th>step</th><th>state</th><th>started (UTC)</th><th>ended (UTC)</th>"
+        "<th>took</th><th>tasks</th></tr></thead><tbody>"
+    )
     for row in rows:
-        tasks = ", ".join(f"<span class='state-{_e(facts.tasks[t].state or 'none')}'>{_e(t.split('.')[-1])}: "
-                          f"{_e(facts.tasks[t].state or 'not started')}</span>" for t in row.task_ids)
-        out.append(f"<tr><td>{_e(row.phase.label)}</td><td class='state-{_e(row.state.replace(' ', '_'))}'>"
-                   f"{_e(row.state)}</td><td>{_e(report.utc(row.started))}</td><td>{_e(report.utc(row.ended))}</td>"
-                   f"<td>{_e(report.duration(row.seconds))}</td><td>{tasks}</td></tr>")
+        tasks = ", ".join(
+            f"<span class='state-{_e(facts.tasks[t].state or 'none')}'>{_e(t.split('.')[-1])}: "
+            f"{_e(facts.tasks[t].state or 'not started')}</span>"
+            for t in row.task_ids
+        )
+        out.append(
+            f"<tr><td>{_e(row.phase.label)}</td><td class='state-{_e(row.state.replace(' ', '_'))}'>"
+            f"{_e(row.state)}</td><td>{_e(report.utc(row.started))}</td><td>{_e(report.utc(row.ended))}</td>"
+            f"<td>{_e(report.duration(row.seconds))}</td><td>{tasks}</td></tr>"
+        )
     out.append("</tbody></table>")
 
     live = " (live: the sensor is still checking)" if extra.get("adoption_live") else ""
@@ -270,12 +317,18 @@ def render_plan(dag_id: str, facts: ReportFacts, extra: dict[str, Any]) -> str:
     duplicates = facts.result("duplicates")
     out.append("<h3>Last duplicate check</h3>")
     if duplicates:
-        task = facts.tasks.get(next((t for t in facts.tasks if report.phase_of(t) and
-                                     report.phase_of(t).key == "duplicates"), ""), None)
+        task = facts.tasks.get(
+            next(
+                (t for t in facts.tasks if report.phase_of(t) and report.phase_of(t).key == "duplicates"), ""
+            ),
+            None,
+        )
         when = report.utc(task.end) if task else "—"
-        out.append(f"<p id='duplicates'>at {_e(when)}: found {_e(report.count_text(duplicates.get('duplicates')))}, "
-                   f"removed {_e(report.count_text(duplicates.get('removed')))} (looked back to "
-                   f"{_e(report.utc(report._parse_time(duplicates.get('since'))))}).</p>")
+        out.append(
+            f"<p id='duplicates'>at {_e(when)}: found {_e(report.count_text(duplicates.get('duplicates')))}, "
+            f"removed {_e(report.count_text(duplicates.get('removed')))} (looked back to "
+            f"{_e(report.utc(report._parse_time(duplicates.get('since'))))}).</p>"
+        )
     else:
         out.append("<p id='duplicates' class='muted'>not run yet in this run.</p>")
 
@@ -286,9 +339,11 @@ def render_plan(dag_id: str, facts: ReportFacts, extra: dict[str, Any]) -> str:
 
 
 def page(title: str, body: str) -> str:
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title><style>{_CSS}</style>"
-            f"</head><body><h1>{_e(title)}</h1>{body}<p class='muted'>Times in UTC. Generated "
-            f"{_e(report.utc(datetime.now(UTC)))}.</p></body></html>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title><style>{_CSS}</style>"
+        f"</head><body><h1>{_e(title)}</h1>{body}<p class='muted'>Times in UTC. Generated "
+        f"{_e(report.utc(datetime.now(UTC)))}.</p></body></html>"
+    )
 
 
 # ------------------------------------------------------------------------------------------ the app
@@ -301,7 +356,11 @@ async def current_user(request: Request) -> Any:
     from airflow.api_fastapi.core_api.security import resolve_user_from_token
 
     header = request.headers.get("authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(COOKIE_NAME_JWT_TOKEN)
+    token = (
+        header[7:].strip()
+        if header.lower().startswith("bearer ")
+        else request.cookies.get(COOKIE_NAME_JWT_TOKEN)
+    )
     return await resolve_user_from_token(token)
 
 
@@ -310,7 +369,9 @@ def _can_read(user: Any, dag_id: str) -> bool:
         from airflow.api_fastapi.app import get_auth_manager
         from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 
-        return bool(get_auth_manager().is_authorized_dag(method="GET", details=DagDetails(id=dag_id), user=user))
+        return bool(
+            get_auth_manager().is_authorized_dag(method="GET", details=DagDetails(id=dag_id), user=user)
+        )
     except Exception:
         return False
 
@@ -336,15 +397,19 @@ def create_app() -> FastAPI:
                 try:
                     facts, extra = plan_facts(dag_id, session)
                 except Exception as exc:  # one unreadable plan must not hide the others
-                    parts.append(f"<section class='plan' data-dag-id='{_e(dag_id)}'><h2>{_e(dag_id)}</h2><p "
-                                 f"class='verdict v-failed'>cannot show this plan: {_e(type(exc).__name__)}: "
-                                 f"{_e(exc)}</p></section>")
+                    parts.append(
+                        f"<section class='plan' data-dag-id='{_e(dag_id)}'><h2>{_e(dag_id)}</h2><p "
+                        f"class='verdict v-failed'>cannot show this plan: {_e(type(exc).__name__)}: "
+                        f"{_e(exc)}</p></section>"
+                    )
                     continue
                 dag_model = extra.get("dag_model")
                 if dag_model is not None and INVALID_TAG in dag_model.tags:
-                    parts.append(f"<section class='plan' data-dag-id='{_e(dag_id)}'><h2>{_e(dag_id)}</h2>"
-                                 f"<p class='verdict v-failed'>{_e(dag_model.description or 'INVALID PLAN')}</p>"
-                                 "</section>")
+                    parts.append(
+                        f"<section class='plan' data-dag-id='{_e(dag_id)}'><h2>{_e(dag_id)}</h2>"
+                        f"<p class='verdict v-failed'>{_e(dag_model.description or 'INVALID PLAN')}</p>"
+                        "</section>"
+                    )
                     continue
                 parts.append(render_plan(dag_id, facts, extra))
         body = "\n".join(parts) or "<p>No migration DAG found (plans live in include/plans/).</p>"
@@ -353,8 +418,9 @@ def create_app() -> FastAPI:
     @app.get("/dags/{dag_id}", response_class=HTMLResponse)
     def one_plan(dag_id: str, user: CurrentUser, run_id: str | None = None) -> str:
         if not dag_id.startswith(DAG_PREFIX):
-            return page("Migration", f"<p><code>{_e(dag_id)}</code> is not a Segment → RudderStack migration DAG."
-                                     "</p>")
+            return page(
+                "Migration", f"<p><code>{_e(dag_id)}</code> is not a Segment → RudderStack migration DAG.</p>"
+            )
         if not _can_read(user, dag_id):
             raise HTTPException(status_code=403, detail=f"no read access to DAG {dag_id}")
         with session_scope() as session:
@@ -368,12 +434,24 @@ def create_app() -> FastAPI:
         with session_scope() as session:
             facts, extra = plan_facts(dag_id, session, run_id)
             verdict = report.verdict(facts)
-            return json.loads(json.dumps({
-                "plan": facts.plan_name, "run_id": facts.run_id, "verdict": verdict.__dict__,
-                "milestones": {k: v.isoformat() if v else None for k, v in report.milestones(facts).items()},
-                "steps": [{"phase": r.phase.key, "state": r.state, "started": r.started, "ended": r.ended}
-                          for r in report.phase_rows(facts)],
-                "changes": extra["changes_all"], "runs": [r.run_id for r in extra["runs"]],
-            }, default=str))
+            return json.loads(
+                json.dumps(
+                    {
+                        "plan": facts.plan_name,
+                        "run_id": facts.run_id,
+                        "verdict": verdict.__dict__,
+                        "milestones": {
+                            k: v.isoformat() if v else None for k, v in report.milestones(facts).items()
+                        },
+                        "steps": [
+                            {"phase": r.phase.key, "state": r.state, "started": r.started, "ended": r.ended}
+                            for r in report.phase_rows(facts)
+                        ],
+                        "changes": extra["changes_all"],
+                        "runs": [r.run_id for r in extra["runs"]],
+                    },
+                    default=str,
+                )
+            )
 
     return app

@@ -78,7 +78,9 @@ class SourceSettings(_Model):
 
 
 class DestinationSettings(_Model):
-    id: str | None = Field(default=None, description="existing RudderStack destination id; omit to create one")
+    id: str | None = Field(
+        default=None, description="existing RudderStack destination id; omit to create one"
+    )
     name: str = "Warehouse (migrated from Segment)"
     type: str = Field(default="POSTGRES", pattern=r"^[A-Z][A-Z0-9_]{1,40}$")
     config: dict[str, Any] = Field(default_factory=dict)
@@ -99,7 +101,9 @@ class DestinationSettings(_Model):
     @classmethod
     def _known_frequency(cls, value: int) -> int:
         if value not in SYNC_FREQUENCIES_MINUTES:
-            raise ValueError(f"must be one of {list(SYNC_FREQUENCIES_MINUTES)} (RudderStack's sync frequencies)")
+            raise ValueError(
+                f"must be one of {list(SYNC_FREQUENCIES_MINUTES)} (RudderStack's sync frequencies)"
+            )
         return value
 
     @field_validator("config")
@@ -128,7 +132,8 @@ class RudderStackSettings(_Model):
 class WarehouseSettings(_Model):
     conn_id: ConnId
     namespace: str | None = Field(
-        default=None, description="the schema of every source that names none (a one-schema plan sets only this)"
+        default=None,
+        description="the schema of every source that names none (a one-schema plan sets only this)",
     )
     required_tables: list[str] = Field(default_factory=lambda: ["tracks"])
     create_received_at_index: bool = Field(
@@ -187,6 +192,7 @@ class ProofSettings(_Model):
     tolerance_failed_deliveries: int = Field(default=0, ge=0)
     on_gap: Literal["fail", "approve"] = "fail"
     continuity_buckets_before: int = Field(default=6, ge=0, le=1000)
+
 
 @dataclass(frozen=True)
 class Lane:
@@ -282,7 +288,9 @@ class Plan(_Model):
             names.setdefault(lane_name(schema), set()).add(schema)
         clash = sorted(sorted(v) for v in names.values() if len(v) > 1)
         if clash:
-            raise ValueError(f"schemas {clash} differ only in case or punctuation: use one spelling per schema")
+            raise ValueError(
+                f"schemas {clash} differ only in case or punctuation: use one spelling per schema"
+            )
         if len(self.schemas) > 1 and self.rudderstack.destination.id:
             raise ValueError(
                 f"rudderstack.destination.id names one destination, but the plan's sources load into "
@@ -311,7 +319,9 @@ class Plan(_Model):
                 schema=schema,
                 sources=tuple(s for s in self.sources if self.schema_of(s) == schema),
                 destination_name=f"{rs.destination.name} [{schema}]" if several else rs.destination.name,
-                segment_source_name=f"{rs.segment_source_name} [{schema}]" if several else rs.segment_source_name,
+                segment_source_name=f"{rs.segment_source_name} [{schema}]"
+                if several
+                else rs.segment_source_name,
             )
             for schema in self.schemas
         ]

@@ -34,13 +34,25 @@ def connection_problems(
 
     checks = []
     if segment_conn_id:
-        checks.append(("Segment Public API", segment_conn_id, lambda: SegmentHook(segment_conn_id=segment_conn_id)))
+        checks.append(
+            ("Segment Public API", segment_conn_id, lambda: SegmentHook(segment_conn_id=segment_conn_id))
+        )
     if rudderstack_conn_id:
-        checks.append(("RudderStack control plane", rudderstack_conn_id,
-                       lambda: RudderStackHook(rudderstack_conn_id=rudderstack_conn_id)))
+        checks.append(
+            (
+                "RudderStack control plane",
+                rudderstack_conn_id,
+                lambda: RudderStackHook(rudderstack_conn_id=rudderstack_conn_id),
+            )
+        )
     if data_plane_conn_id:
-        checks.append(("RudderStack data plane (/health)", data_plane_conn_id,
-                       lambda: RudderStackDataPlaneHook(rudderstack_data_plane_conn_id=data_plane_conn_id)))
+        checks.append(
+            (
+                "RudderStack data plane (/health)",
+                data_plane_conn_id,
+                lambda: RudderStackDataPlaneHook(rudderstack_data_plane_conn_id=data_plane_conn_id),
+            )
+        )
     problems = []
     for what, conn_id, make in checks:
         try:
@@ -70,8 +82,10 @@ def segment_source_problems(hook: Any, warehouse_id: str, source_ids: Sequence[s
                 )
                 continue
             if exc.status in (401, 403):
-                problems.append(f"Segment source {source_id!r} cannot be read with this token (HTTP {exc.status}): "
-                                "give the token read access to sources")
+                problems.append(
+                    f"Segment source {source_id!r} cannot be read with this token (HTTP {exc.status}): "
+                    "give the token read access to sources"
+                )
                 continue
             raise
         connected = {w.get("id") for w in hook.list_connected_warehouses(source_id)}
@@ -83,16 +97,19 @@ def segment_source_problems(hook: Any, warehouse_id: str, source_ids: Sequence[s
     return problems
 
 
-def warehouse_privilege_problems(warehouse_conn_id: str, namespace: str,
-                                 tables: Sequence[str] = ()) -> tuple[bool | None, list[str]]:
+def warehouse_privilege_problems(
+    warehouse_conn_id: str, namespace: str, tables: Sequence[str] = ()
+) -> tuple[bool | None, list[str]]:
     """``(schema exists, problems)``; ``exists`` is ``None`` when the dialect has no privilege check here."""
     from segment_rudderstack.dialects import dialect_for_conn_id
     from segment_rudderstack.dialects.base import compose
 
     dialect = dialect_for_conn_id(warehouse_conn_id)
     if getattr(dialect, "name", "") != "postgres":
-        log.info("warehouse privilege check: not implemented for %s; RudderStack's own connection test covers it",
-                 getattr(dialect, "name", "this warehouse"))
+        log.info(
+            "warehouse privilege check: not implemented for %s; RudderStack's own connection test covers it",
+            getattr(dialect, "name", "this warehouse"),
+        )
         return None, []
     problems: list[str] = []
     with dialect.session() as s:
@@ -113,9 +130,12 @@ def warehouse_privilege_problems(warehouse_conn_id: str, namespace: str,
             )
         if usage:
             for table in tables:
-                found = s.fetchall(compose(
-                    "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-                    "WHERE n.nspname = %s AND c.relname = %s"), (namespace, table),
+                found = s.fetchall(
+                    compose(
+                        "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE n.nspname = %s AND c.relname = %s"
+                    ),
+                    (namespace, table),
                 )
                 if not found:
                     continue
@@ -185,8 +205,12 @@ def replacement_path_problems(
         from segment_rudderstack.hooks.rudderstack import RudderStackHook
         from segment_rudderstack.operators.rudderstack import _same_namespace
 
-        config = RudderStackHook(rudderstack_conn_id=rudderstack_conn_id).get_destination(destination_id).get(
-            "config") or {}
+        config = (
+            RudderStackHook(rudderstack_conn_id=rudderstack_conn_id)
+            .get_destination(destination_id)
+            .get("config")
+            or {}
+        )
         if namespace and not _same_namespace(config.get("namespace"), namespace):
             problems.append(
                 f"RudderStack destination {destination_id} now writes to namespace {config.get('namespace')!r}, "
@@ -220,18 +244,31 @@ def segment_delivery_check(segment_conn_id: str, *, max_window: timedelta = time
         end = floor_time(now, "MINUTE") + BUCKET["MINUTE"]
         hook = SegmentMetricsHook(segment_conn_id)
         try:
-            received = hook.delivery_metrics("successfully-received", source_id=source_id, start=start, end=end,
-                                             granularity="MINUTE", now=end).total
+            received = hook.delivery_metrics(
+                "successfully-received",
+                source_id=source_id,
+                start=start,
+                end=end,
+                granularity="MINUTE",
+                now=end,
+            ).total
             if received < MIN_RECEIVED_FOR_DELIVERY_PROOF:
                 return None
-            return hook.delivery_metrics("successful-delivery", source_id=source_id,
-                                         destination_config_id=destination_id, start=start, end=end,
-                                         granularity="MINUTE", now=end).total
+            return hook.delivery_metrics(
+                "successful-delivery",
+                source_id=source_id,
+                destination_config_id=destination_id,
+                start=start,
+                end=end,
+                granularity="MINUTE",
+                now=end,
+            ).total
         except DeliveryOverviewUnavailable:
             return None
         except Exception as exc:  # noqa: BLE001 - the metrics are extra proof; their outage must not block
-            log.warning("Segment's Delivery Overview could not be read (%s); webhook deliveries not proven", exc)
+            log.warning(
+                "Segment's Delivery Overview could not be read (%s); webhook deliveries not proven", exc
+            )
             return None
 
     return check
-

@@ -89,8 +89,18 @@ def compare_buckets(
             reasons.append(f"{running_gap} more in the warehouse than Segment counted up to here")
         if f > tolerance_failed:
             reasons.append(f"Segment gave up on {f} deliveries")
-        rows.append(BucketRow(iso_z(bucket), e, o, f, int(retried.get(bucket, 0)), running_gap, bool(reasons),
-                              "; ".join(reasons)))
+        rows.append(
+            BucketRow(
+                iso_z(bucket),
+                e,
+                o,
+                f,
+                int(retried.get(bucket, 0)),
+                running_gap,
+                bool(reasons),
+                "; ".join(reasons),
+            )
+        )
     return rows
 
 
@@ -105,7 +115,9 @@ def _epoch(dialect: WarehouseDialect, column: SqlText, granularity: str) -> SqlT
     """Seconds since the epoch (UTC) of a timestamp column, per warehouse. Snowflake truncates to the bucket
     first (``EPOCH_SECOND`` of a fractional second must not round into the next bucket)."""
     if dialect.name == "snowflake":
-        return compose("DATE_PART(EPOCH_SECOND, DATE_TRUNC('{u}', {c}))", u=_TRUNC_UNIT[granularity], c=column)
+        return compose(
+            "DATE_PART(EPOCH_SECOND, DATE_TRUNC('{u}', {c}))", u=_TRUNC_UNIT[granularity], c=column
+        )
     return compose("EXTRACT(EPOCH FROM {c})", c=column)
 
 
@@ -139,10 +151,14 @@ def warehouse_rows_by_bucket(
             if source_id is not None:
                 where = compose("{w} AND {c} = %s", w=where, c=dialect.quote_identifier(source_col))
                 part.append(source_id)
-            selects.append(compose(
-                "SELECT FLOOR({e} / %s) AS b, COUNT(*) AS n FROM {t} WHERE {w} GROUP BY 1",
-                e=_epoch(dialect, r, granularity), t=dialect.qualified(actual, table.actual), w=where,
-            ))
+            selects.append(
+                compose(
+                    "SELECT FLOOR({e} / %s) AS b, COUNT(*) AS n FROM {t} WHERE {w} GROUP BY 1",
+                    e=_epoch(dialect, r, granularity),
+                    t=dialect.qualified(actual, table.actual),
+                    w=where,
+                )
+            )
             params += [seconds, *part]
         if selects:
             for bucket, n in s.fetchall(join_sql(" UNION ALL ", selects), params):
@@ -152,7 +168,12 @@ def warehouse_rows_by_bucket(
 
 
 def warehouse_last_received(
-    dialect: WarehouseDialect, schema: str, *, source_id: str, since: datetime, tables: Sequence[str] = EVENT_TABLES
+    dialect: WarehouseDialect,
+    schema: str,
+    *,
+    source_id: str,
+    since: datetime,
+    tables: Sequence[str] = EVENT_TABLES,
 ) -> datetime | None:
     """The latest ``received_at`` loaded from ``source_id`` since ``since`` (None when nothing is loaded)."""
     latest: datetime | None = None
@@ -163,9 +184,12 @@ def warehouse_last_received(
             received, source_col = table.column("received_at"), table.column("context_source_id")
             if not received or not source_col:
                 continue
-            sql = compose("SELECT MAX({r}) FROM {t} WHERE {r} >= %s AND {c} = %s",
-                          r=dialect.quote_identifier(received), t=dialect.qualified(actual, table.actual),
-                          c=dialect.quote_identifier(source_col))
+            sql = compose(
+                "SELECT MAX({r}) FROM {t} WHERE {r} >= %s AND {c} = %s",
+                r=dialect.quote_identifier(received),
+                t=dialect.qualified(actual, table.actual),
+                c=dialect.quote_identifier(source_col),
+            )
             value = s.fetchall(sql, [since, source_id])[0][0]
             if isinstance(value, datetime):
                 value = value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -180,8 +204,10 @@ def clamp_start(start: datetime, granularity: str, now: datetime) -> tuple[datet
     if start >= oldest:
         return start, ""
     moved = floor_time(oldest, granularity) + BUCKET[granularity]
-    return moved, (f"compared from {iso_z(moved)} only: Segment keeps {granularity} buckets for "
-                   f"{GRANULARITY_LIMITS[granularity][1]}")
+    return moved, (
+        f"compared from {iso_z(moved)} only: Segment keeps {granularity} buckets for "
+        f"{GRANULARITY_LIMITS[granularity][1]}"
+    )
 
 
 def parse_time(text: str) -> datetime:
@@ -219,29 +245,50 @@ class WebhookPathProof:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "start": self.start, "end": self.end, "granularity": self.granularity,
-            "delivered": sum(r.expected for r in self.rows), "loaded": sum(r.observed for r in self.rows),
-            "failed_deliveries": sum(f["count"] for f in self.failed), "retried": self.retried,
-            "delivered_by_source": self.delivered_by_source, "failed": self.failed,
-            "tolerance_events": self.tolerance_events, "tolerance_share": self.tolerance_share,
+            "ok": self.ok,
+            "start": self.start,
+            "end": self.end,
+            "granularity": self.granularity,
+            "delivered": sum(r.expected for r in self.rows),
+            "loaded": sum(r.observed for r in self.rows),
+            "failed_deliveries": sum(f["count"] for f in self.failed),
+            "retried": self.retried,
+            "delivered_by_source": self.delivered_by_source,
+            "failed": self.failed,
+            "tolerance_events": self.tolerance_events,
+            "tolerance_share": self.tolerance_share,
             "buckets": [asdict(r) for r in self.rows],
-            "differing_buckets": [r.bucket for r in self.differing], "notes": self.notes,
+            "differing_buckets": [r.bucket for r in self.differing],
+            "notes": self.notes,
         }
 
     def summary(self) -> str:
         delivered, loaded = sum(r.expected for r in self.rows), sum(r.observed for r in self.rows)
         if self.ok:
-            return (f"webhook path matches: Segment delivered {delivered}, RudderStack loaded {loaded} "
-                    f"over {len(self.rows)} {self.granularity} bucket(s) {self.start} to {self.end}")
-        listed = "; ".join(f"{r.bucket}: delivered {r.expected}, loaded {r.observed}, failed {r.failed} ({r.why})"
-                           for r in self.differing[:20])
-        return (f"webhook path differs in {len(self.differing)} bucket(s) beyond the tolerance "
-                f"({self.tolerance_events} events + {self.tolerance_share:.2%}): {listed}")
+            return (
+                f"webhook path matches: Segment delivered {delivered}, RudderStack loaded {loaded} "
+                f"over {len(self.rows)} {self.granularity} bucket(s) {self.start} to {self.end}"
+            )
+        listed = "; ".join(
+            f"{r.bucket}: delivered {r.expected}, loaded {r.observed}, failed {r.failed} ({r.why})"
+            for r in self.differing[:20]
+        )
+        return (
+            f"webhook path differs in {len(self.differing)} bucket(s) beyond the tolerance "
+            f"({self.tolerance_events} events + {self.tolerance_share:.2%}): {listed}"
+        )
 
 
 def _comparison_window(
-    dialect: WarehouseDialect, namespace: str, rudderstack_source_id: str, *, start: datetime,
-    end: datetime | None, granularity: str, settle_seconds: float, now: datetime,
+    dialect: WarehouseDialect,
+    namespace: str,
+    rudderstack_source_id: str,
+    *,
+    start: datetime,
+    end: datetime | None,
+    granularity: str,
+    settle_seconds: float,
+    now: datetime,
 ) -> tuple[datetime, datetime, list[str]]:
     """``(start, end, notes)`` of the webhook-path comparison (see :func:`reconcile_webhook_path`)."""
     notes: list[str] = []
@@ -254,8 +301,10 @@ def _comparison_window(
     # second past the latest loaded event keeps the last delivery inside the comparison.
     if last_loaded is not None and last_loaded + timedelta(seconds=1) < end:
         end = last_loaded + timedelta(seconds=1)
-        notes.append(f"compared up to {iso_z(end)}: the latest event RudderStack has loaded from the webhook "
-                     "source (later events are not uploaded yet)")
+        notes.append(
+            f"compared up to {iso_z(end)}: the latest event RudderStack has loaded from the webhook "
+            "source (later events are not uploaded yet)"
+        )
     return start, end, notes
 
 
@@ -282,11 +331,29 @@ def reconcile_webhook_path(
     ``received_at`` RudderStack has loaded from the source (rows not uploaded yet are not a loss); nothing
     loaded at all keeps the full window, so a webhook whose events never arrived shows every bucket."""
     now = now or datetime.now(UTC)
-    start, end, notes = _comparison_window(dialect, namespace, rudderstack_source_id, start=start, end=end,
-                                           granularity=granularity, settle_seconds=settle_seconds, now=now)
+    start, end, notes = _comparison_window(
+        dialect,
+        namespace,
+        rudderstack_source_id,
+        start=start,
+        end=end,
+        granularity=granularity,
+        settle_seconds=settle_seconds,
+        now=now,
+    )
     if end <= start:
-        return WebhookPathProof(iso_z(start), iso_z(max(start, end)), granularity, [], {}, [], 0,
-                                tolerance_events, tolerance_share, [*notes, "nothing to compare yet"])
+        return WebhookPathProof(
+            iso_z(start),
+            iso_z(max(start, end)),
+            granularity,
+            [],
+            {},
+            [],
+            0,
+            tolerance_events,
+            tolerance_share,
+            [*notes, "nothing to compare yet"],
+        )
     delivered: dict[datetime, int] = {}
     failed_by_bucket: dict[datetime, int] = {}
     retried: dict[datetime, int] = {}
@@ -294,26 +361,62 @@ def reconcile_webhook_path(
     failed: list[dict[str, Any]] = []
     for source_id, destination_id in sorted(webhooks.items()):
         ok: DeliveryMetrics = segment.delivery_metrics(
-            "successful-delivery", source_id=source_id, destination_config_id=destination_id, start=start,
-            end=end, granularity=granularity, now=now)
+            "successful-delivery",
+            source_id=source_id,
+            destination_config_id=destination_id,
+            start=start,
+            end=end,
+            granularity=granularity,
+            now=now,
+        )
         _add(delivered, ok.by_bucket())
         _add(retried, ok.retries_by_bucket())
         delivered_by_source[source_id] = ok.total
         bad: DeliveryMetrics = segment.delivery_metrics(
-            "failed-delivery", source_id=source_id, destination_config_id=destination_id, start=start, end=end,
-            granularity=granularity, group_by="discardReason", now=now)
+            "failed-delivery",
+            source_id=source_id,
+            destination_config_id=destination_id,
+            start=start,
+            end=end,
+            granularity=granularity,
+            group_by="discardReason",
+            now=now,
+        )
         _add(failed_by_bucket, bad.by_bucket())
         for reason, count in bad.by_group().items():
             if count:
-                failed.append({"sourceId": source_id, "destinationId": destination_id, "discardReason": reason,
-                               "count": count})
-    loaded = warehouse_rows_by_bucket(dialect, namespace, start=start, end=end, granularity=granularity,
-                                      source_id=rudderstack_source_id)
-    rows = compare_buckets(delivered, loaded, failed=failed_by_bucket, retried=retried,
-                           tolerance_events=tolerance_events, tolerance_share=tolerance_share,
-                           tolerance_failed=tolerance_failed)
-    return WebhookPathProof(iso_z(start), iso_z(end), granularity, rows, delivered_by_source, failed,
-                            sum(retried.values()), tolerance_events, tolerance_share, notes)
+                failed.append(
+                    {
+                        "sourceId": source_id,
+                        "destinationId": destination_id,
+                        "discardReason": reason,
+                        "count": count,
+                    }
+                )
+    loaded = warehouse_rows_by_bucket(
+        dialect, namespace, start=start, end=end, granularity=granularity, source_id=rudderstack_source_id
+    )
+    rows = compare_buckets(
+        delivered,
+        loaded,
+        failed=failed_by_bucket,
+        retried=retried,
+        tolerance_events=tolerance_events,
+        tolerance_share=tolerance_share,
+        tolerance_failed=tolerance_failed,
+    )
+    return WebhookPathProof(
+        iso_z(start),
+        iso_z(end),
+        granularity,
+        rows,
+        delivered_by_source,
+        failed,
+        sum(retried.values()),
+        tolerance_events,
+        tolerance_share,
+        notes,
+    )
 
 
 # ------------------------------------------------------------------------------------------ adoption
@@ -342,29 +445,60 @@ def segment_adoption(
             before = int(baseline[source_id])
         else:
             start, _ = clamp_start(cutover - window, granularity, now)
-            before = segment.delivery_metrics("successfully-received", source_id=source_id, start=start,
-                                              end=cutover, granularity=granularity, now=now).total \
-                if start < cutover else 0
-        trailing = segment.delivery_metrics("successfully-received", source_id=source_id,
-                                            start=clamp_start(since, granularity, now)[0], end=until,
-                                            granularity=granularity, group_by="appVersion", now=now)
+            before = (
+                segment.delivery_metrics(
+                    "successfully-received",
+                    source_id=source_id,
+                    start=start,
+                    end=cutover,
+                    granularity=granularity,
+                    now=now,
+                ).total
+                if start < cutover
+                else 0
+            )
+        trailing = segment.delivery_metrics(
+            "successfully-received",
+            source_id=source_id,
+            start=clamp_start(since, granularity, now)[0],
+            end=until,
+            granularity=granularity,
+            group_by="appVersion",
+            now=now,
+        )
         versions = {v: n for v, n in trailing.by_group().items() if n}
         # Who still sent to Segment at all after the cutover (the webhook's whole life), by app version.
         after_start, _ = clamp_start(cutover, granularity, now)
-        after = segment.delivery_metrics("successfully-received", source_id=source_id, start=after_start,
-                                         end=until, granularity=granularity, group_by="appVersion",
-                                         now=now).by_group() if after_start < until else {}
+        after = (
+            segment.delivery_metrics(
+                "successfully-received",
+                source_id=source_id,
+                start=after_start,
+                end=until,
+                granularity=granularity,
+                group_by="appVersion",
+                now=now,
+            ).by_group()
+            if after_start < until
+            else {}
+        )
         sources[source_id] = {
-            "before_cutover": before, "trailing": trailing.total,
-            "share": (trailing.total / before) if before else None, "app_versions": versions,
+            "before_cutover": before,
+            "trailing": trailing.total,
+            "share": (trailing.total / before) if before else None,
+            "app_versions": versions,
             "app_versions_since_cutover": {v: n for v, n in after.items() if n},
         }
         base_total += before
         now_total += trailing.total
     return {
-        "since": iso_z(since), "until": iso_z(until), "window_seconds": float(window_seconds),
-        "before_cutover": base_total, "trailing": now_total,
-        "share": (min(1.0, now_total / base_total)) if base_total else None, "sources": sources,
+        "since": iso_z(since),
+        "until": iso_z(until),
+        "window_seconds": float(window_seconds),
+        "before_cutover": base_total,
+        "trailing": now_total,
+        "share": (min(1.0, now_total / base_total)) if base_total else None,
+        "sources": sources,
     }
 
 
@@ -391,14 +525,30 @@ def continuity(
     now = now or datetime.now(UTC)
     start, note = clamp_start(start, granularity, now)
     if end <= start:
-        return {"rows": [], "dips": [], "notes": [note, "nothing to compare"] if note else ["nothing to compare"]}
+        return {
+            "rows": [],
+            "dips": [],
+            "notes": [note, "nothing to compare"] if note else ["nothing to compare"],
+        }
     ingress: dict[datetime, int] = {}
     for source_id in sorted(set(source_ids)):
-        _add(ingress, segment.delivery_metrics("successfully-received", source_id=source_id, start=start, end=end,
-                                               granularity=granularity, now=now).by_bucket())
-    rows_in_warehouse = warehouse_rows_by_bucket(dialect, namespace, start=start, end=end, granularity=granularity)
-    compared = compare_buckets(ingress, rows_in_warehouse, tolerance_events=tolerance_events,
-                               tolerance_share=tolerance_share)
+        _add(
+            ingress,
+            segment.delivery_metrics(
+                "successfully-received",
+                source_id=source_id,
+                start=start,
+                end=end,
+                granularity=granularity,
+                now=now,
+            ).by_bucket(),
+        )
+    rows_in_warehouse = warehouse_rows_by_bucket(
+        dialect, namespace, start=start, end=end, granularity=granularity
+    )
+    compared = compare_buckets(
+        ingress, rows_in_warehouse, tolerance_events=tolerance_events, tolerance_share=tolerance_share
+    )
     cut = floor_time(cutover, granularity)
     before = [r.observed for r in compared if parse_time(r.bucket) < cut]
     average = sum(before) / len(before) if before else None
@@ -409,12 +559,27 @@ def continuity(
         low = after and average is not None and r.observed < (1 - dip_share) * average
         short = after and r.running_gap < -(tolerance_events + tolerance_share * r.expected)
         flag = "dip" if (low or short) else ""
-        rows.append({"bucket": r.bucket, "segment_ingress": r.expected, "warehouse_rows": r.observed,
-                     "after_cutover": after, "flag": flag})
+        rows.append(
+            {
+                "bucket": r.bucket,
+                "segment_ingress": r.expected,
+                "warehouse_rows": r.observed,
+                "after_cutover": after,
+                "flag": flag,
+            }
+        )
         if flag:
             dips.append(r.bucket)
-    return {"start": iso_z(start), "end": iso_z(end), "cutover": iso_z(cutover), "granularity": granularity,
-            "average_before_cutover": average, "rows": rows, "dips": dips, "notes": [note] if note else []}
+    return {
+        "start": iso_z(start),
+        "end": iso_z(end),
+        "cutover": iso_z(cutover),
+        "granularity": granularity,
+        "average_before_cutover": average,
+        "rows": rows,
+        "dips": dips,
+        "notes": [note] if note else [],
+    }
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -424,29 +589,45 @@ def proof_section(proof: Mapping[str, Any] | None) -> list[str]:
     if not proof:
         return [*lines, "Not checked in this run (no verification result).", ""]
     if not proof.get("available", True):
-        return [*lines, f"Not available: {proof.get('reason')}", "",
-                "The migration ran on warehouse signals alone.", ""]
+        return [
+            *lines,
+            f"Not available: {proof.get('reason')}",
+            "",
+            "The migration ran on warehouse signals alone.",
+            "",
+        ]
     webhook = proof.get("webhook_path") or {}
     if webhook:
         verdict = "matches" if webhook.get("ok") else "DIFFERS"
         lines += [
-            f"### Webhook path: {verdict}", "",
+            f"### Webhook path: {verdict}",
+            "",
             f"Segment delivered **{webhook.get('delivered')}** events to the webhook(s), RudderStack loaded "
             f"**{webhook.get('loaded')}** from its Segment-type source ({webhook.get('granularity')} buckets, "
             f"{webhook.get('start')} to {webhook.get('end')}; tolerance {webhook.get('tolerance_events')} events + "
             f"{float(webhook.get('tolerance_share') or 0):.2%}). Failed deliveries: "
-            f"{webhook.get('failed_deliveries')}; delivered after a retry: {webhook.get('retried')}.", "",
+            f"{webhook.get('failed_deliveries')}; delivered after a retry: {webhook.get('retried')}.",
+            "",
             "| bucket (UTC) | delivered | loaded | failed | retried | running gap | |",
             "|---|---:|---:|---:|---:|---:|---|",
         ]
-        lines += [f"| {b['bucket']} | {b['expected']} | {b['observed']} | {b['failed']} | {b['retried']} | "
-                  f"{b['running_gap']} | {'**differs**: ' + b['why'] if b['differs'] else ''} |"
-                  for b in webhook.get("buckets") or []] or ["| - | | | | | | nothing to compare |"]
+        lines += [
+            f"| {b['bucket']} | {b['expected']} | {b['observed']} | {b['failed']} | {b['retried']} | "
+            f"{b['running_gap']} | {'**differs**: ' + b['why'] if b['differs'] else ''} |"
+            for b in webhook.get("buckets") or []
+        ] or ["| - | | | | | | nothing to compare |"]
         if webhook.get("failed"):
-            lines += ["", "Failed deliveries by discard reason:", "",
-                      "| source | destination | discard reason | events |", "|---|---|---|---:|"]
-            lines += [f"| {f['sourceId']} | {f['destinationId']} | {f['discardReason']} | {f['count']} |"
-                      for f in webhook["failed"]]
+            lines += [
+                "",
+                "Failed deliveries by discard reason:",
+                "",
+                "| source | destination | discard reason | events |",
+                "|---|---|---|---:|",
+            ]
+            lines += [
+                f"| {f['sourceId']} | {f['destinationId']} | {f['discardReason']} | {f['count']} |"
+                for f in webhook["failed"]
+            ]
         lines += [f"- {n}" for n in webhook.get("notes") or []]
         if proof.get("accepted_gap"):
             lines += ["", f"The gap was accepted by a person: {proof['accepted_gap']}"]
@@ -455,10 +636,12 @@ def proof_section(proof: Mapping[str, Any] | None) -> list[str]:
     if adoption:
         share = adoption.get("share")
         lines += [
-            "### Adoption from Segment's side", "",
+            "### Adoption from Segment's side",
+            "",
             f"Events still arriving at Segment over {adoption.get('since')} to {adoption.get('until')}: "
             f"**{adoption.get('trailing')}**, against {adoption.get('before_cutover')} in the same length of time "
-            f"before the cutover: share **{'n/a' if share is None else f'{share:.2%}'}**.", "",
+            f"before the cutover: share **{'n/a' if share is None else f'{share:.2%}'}**.",
+            "",
             "| source | app version still sending to Segment | events since the cutover | in the last window |",
             "|---|---|---:|---:|",
         ]
@@ -474,12 +657,16 @@ def proof_section(proof: Mapping[str, Any] | None) -> list[str]:
     if flow:
         dips = flow.get("dips") or []
         lines += [
-            f"### Continuity around the cutover: {'dip flagged at ' + ', '.join(dips) if dips else 'no dip'}", "",
-            "| bucket (UTC) | Segment ingress | warehouse rows | | |", "|---|---:|---:|---|---|",
+            f"### Continuity around the cutover: {'dip flagged at ' + ', '.join(dips) if dips else 'no dip'}",
+            "",
+            "| bucket (UTC) | Segment ingress | warehouse rows | | |",
+            "|---|---:|---:|---|---|",
         ]
-        lines += [f"| {r['bucket']} | {r['segment_ingress']} | {r['warehouse_rows']} | "
-                  f"{'after cutover' if r['after_cutover'] else 'before'} | {'**dip**' if r['flag'] else ''} |"
-                  for r in flow.get("rows") or []] or ["| - | | | | |"]
+        lines += [
+            f"| {r['bucket']} | {r['segment_ingress']} | {r['warehouse_rows']} | "
+            f"{'after cutover' if r['after_cutover'] else 'before'} | {'**dip**' if r['flag'] else ''} |"
+            for r in flow.get("rows") or []
+        ] or ["| - | | | | |"]
         lines += [f"- {n}" for n in flow.get("notes") or []]
         lines.append("")
     return lines

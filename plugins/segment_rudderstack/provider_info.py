@@ -17,8 +17,11 @@ def _api_behaviour(host: str, token_label: str, extra: str = _EXTRA_PLACEHOLDER)
     return {
         "hidden-fields": ["schema", "port", "login"],
         "relabeling": {"host": "API base URL", "password": token_label},
-        "placeholders": {"host": host, "password": "paste the token (stored encrypted, masked in logs)",
-                         "extra": extra},
+        "placeholders": {
+            "host": host,
+            "password": "paste the token (stored encrypted, masked in logs)",
+            "extra": extra,
+        },
     }
 
 
@@ -30,10 +33,16 @@ def get_provider_info() -> dict[str, Any]:
         "from Segment to RudderStack.",
         "versions": [__version__],
         "integrations": [
-            {"integration-name": "Segment", "external-doc-url": "https://docs.segmentapis.com/",
-             "tags": ["service"]},
-            {"integration-name": "RudderStack", "external-doc-url": "https://www.rudderstack.com/docs/api/",
-             "tags": ["service"]},
+            {
+                "integration-name": "Segment",
+                "external-doc-url": "https://docs.segmentapis.com/",
+                "tags": ["service"],
+            },
+            {
+                "integration-name": "RudderStack",
+                "external-doc-url": "https://www.rudderstack.com/docs/api/",
+                "tags": ["service"],
+            },
         ],
         "hooks": [
             {"integration-name": "Segment", "python-modules": ["segment_rudderstack.hooks.segment"]},
@@ -62,10 +71,15 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-name": "RudderStack data plane",
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "port"],
-                    "relabeling": {"host": "Data plane URL", "login": "User (optional)",
-                                   "password": "Password / write key"},
-                    "placeholders": {"host": "https://yourdataplane.dataplane.rudderstack.com",
-                                     "extra": '{"warehouse_path_prefix": "/v1/warehouse"}'},
+                    "relabeling": {
+                        "host": "Data plane URL",
+                        "login": "User (optional)",
+                        "password": "Password / write key",
+                    },
+                    "placeholders": {
+                        "host": "https://yourdataplane.dataplane.rudderstack.com",
+                        "extra": '{"warehouse_path_prefix": "/v1/warehouse"}',
+                    },
                 },
             },
         ],

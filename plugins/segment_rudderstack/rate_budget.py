@@ -83,8 +83,9 @@ class SyncListBudget:
     :param conn_id: a PostgreSQL connection holding the shared table; None: this process only.
     """
 
-    def __init__(self, key: str, requests_per_minute: float = DEFAULT_REQUESTS_PER_MINUTE,
-                 conn_id: str | None = None):
+    def __init__(
+        self, key: str, requests_per_minute: float = DEFAULT_REQUESTS_PER_MINUTE, conn_id: str | None = None
+    ):
         if float(requests_per_minute) <= 0:
             raise ValueError(f"sync_list_requests_per_minute must be positive, got {requests_per_minute!r}")
         self.key = key
@@ -108,7 +109,8 @@ class SyncListBudget:
                     "connection) is not defined (%s); this process paces its own sync-list calls only, so "
                     "parallel sensors in other processes may exceed Segment's limit. Define it (a PostgreSQL "
                     "connection every worker and triggerer can reach) to share the limit.",
-                    self.conn_id, missing,
+                    self.conn_id,
+                    missing,
                 )
                 self.conn_id = None
         return max(0.0, self._take_local())

@@ -42,40 +42,80 @@ class Phase:
 
 
 PHASES: tuple[Phase, ...] = (
-    Phase("preflight", "Preflight", ("migration_status", "preflight"),
-          "the preflight checks",
-          "read the preflight task's log: it lists every missing connection, privilege, table or id. Nothing was "
-          "changed yet; fix them and trigger again"),
-    Phase("setup", "Set up RudderStack (destination, sync held, Segment source)", ("setup_rudderstack.",),
-          "RudderStack's destination and Segment-type source",
-          "read the failed task's log (connection, token permissions, destination config); fix and clear the task "
-          "(every step is idempotent)"),
-    Phase("cutover", "Cutover: Segment's webhook to RudderStack", ("route_segment_to_rudderstack.",),
-          "the Webhooks destinations on Segment's client sources",
-          "read the task's log; Segment may refuse the webhook settings or the token may lack Source Admin. "
-          "Fix and clear the task"),
-    Phase("server_side", "Server-side services switched, Segment drained", ("server_side.",),
-          "the server-side services to send to RudderStack (deploy) and Segment's loads to drain",
-          "deploy the server-side services onto RudderStack, then clear the drain sensor"),
-    Phase("final_load", "Segment's final load, warehouse off", ("segment_final_load.",),
-          "a Segment load that started after the cutover to finish (then Segment's warehouse goes off)",
-          "Segment's final load failed or did not come: check the warehouse's syncs in Segment, then clear the "
-          "task. Nothing is switched off while a load is running"),
-    Phase("release", "RudderStack's sync released, first upload", ("release_rudderstack.",),
-          "RudderStack's first upload after the release",
-          "check the destination's uploads in RudderStack (aborted events, credentials), then clear the task"),
-    Phase("duplicates", "Duplicate check in the overlap window", ("duplicate_check",),
-          "the duplicate check",
-          "read the duplicate check's log (warehouse connection or privileges); fix and clear it"),
-    Phase("adoption", "Client adoption, Segment's webhook off", ("client_adoption.",),
-          "clients to move to the new app version (share through Segment at or below the threshold)",
-          "the adoption did not reach the threshold in time: keep waiting (clear the sensor) or lower the "
-          "threshold deliberately in the trigger form"),
+    Phase(
+        "preflight",
+        "Preflight",
+        ("migration_status", "preflight"),
+        "the preflight checks",
+        "read the preflight task's log: it lists every missing connection, privilege, table or id. Nothing was "
+        "changed yet; fix them and trigger again",
+    ),
+    Phase(
+        "setup",
+        "Set up RudderStack (destination, sync held, Segment source)",
+        ("setup_rudderstack.",),
+        "RudderStack's destination and Segment-type source",
+        "read the failed task's log (connection, token permissions, destination config); fix and clear the task "
+        "(every step is idempotent)",
+    ),
+    Phase(
+        "cutover",
+        "Cutover: Segment's webhook to RudderStack",
+        ("route_segment_to_rudderstack.",),
+        "the Webhooks destinations on Segment's client sources",
+        "read the task's log; Segment may refuse the webhook settings or the token may lack Source Admin. "
+        "Fix and clear the task",
+    ),
+    Phase(
+        "server_side",
+        "Server-side services switched, Segment drained",
+        ("server_side.",),
+        "the server-side services to send to RudderStack (deploy) and Segment's loads to drain",
+        "deploy the server-side services onto RudderStack, then clear the drain sensor",
+    ),
+    Phase(
+        "final_load",
+        "Segment's final load, warehouse off",
+        ("segment_final_load.",),
+        "a Segment load that started after the cutover to finish (then Segment's warehouse goes off)",
+        "Segment's final load failed or did not come: check the warehouse's syncs in Segment, then clear the "
+        "task. Nothing is switched off while a load is running",
+    ),
+    Phase(
+        "release",
+        "RudderStack's sync released, first upload",
+        ("release_rudderstack.",),
+        "RudderStack's first upload after the release",
+        "check the destination's uploads in RudderStack (aborted events, credentials), then clear the task",
+    ),
+    Phase(
+        "duplicates",
+        "Duplicate check in the overlap window",
+        ("duplicate_check",),
+        "the duplicate check",
+        "read the duplicate check's log (warehouse connection or privileges); fix and clear it",
+    ),
+    Phase(
+        "adoption",
+        "Client adoption, Segment's webhook off",
+        ("client_adoption.",),
+        "clients to move to the new app version (share through Segment at or below the threshold)",
+        "the adoption did not reach the threshold in time: keep waiting (clear the sensor) or lower the "
+        "threshold deliberately in the trigger form",
+    ),
     Phase("report", "Report", ("report",), "the report", "read the report task's log"),
 )
 
-ACTIVE_STATES = {"running", "deferred", "up_for_reschedule", "up_for_retry", "queued", "scheduled",
-                 "awaiting_input", "restarting"}
+ACTIVE_STATES = {
+    "running",
+    "deferred",
+    "up_for_reschedule",
+    "up_for_retry",
+    "queued",
+    "scheduled",
+    "awaiting_input",
+    "restarting",
+}
 FAILED_STATES = {"failed"}
 DONE_STATES = {"success", "skipped"}
 
@@ -236,8 +276,12 @@ def phase_rows(facts: ReportFacts) -> list[PhaseRow]:
     (migration view); otherwise the phase ends at its last recorded change or milestone and starts where the
     previous one ended."""
     marks = milestones(facts)
-    milestone_of = {"cutover": marks["cutover"], "final_load": marks["warehouse_off"],
-                    "release": marks["released"], "adoption": marks["webhook_off"]}
+    milestone_of = {
+        "cutover": marks["cutover"],
+        "final_load": marks["warehouse_off"],
+        "release": marks["released"],
+        "adoption": marks["webhook_off"],
+    }
     rows: list[PhaseRow] = []
     previous_end = facts.run_started_at
     for phase in PHASES:
@@ -261,10 +305,14 @@ def phase_rows(facts: ReportFacts) -> list[PhaseRow]:
             state = "not started"
         starts = [facts.tasks[t].start for t in ids if facts.tasks[t].start]
         ends = [facts.tasks[t].end for t in ids if facts.tasks[t].end]
-        started = min(starts) if starts else (previous_end if state in ("done", "running", "failed") else None)
+        started = (
+            min(starts) if starts else (previous_end if state in ("done", "running", "failed") else None)
+        )
         if state == "done":
-            candidates = ends or [*_change_times(facts, phase), *([milestone_of[phase.key]]
-                                                                  if milestone_of.get(phase.key) else [])]
+            candidates = ends or [
+                *_change_times(facts, phase),
+                *([milestone_of[phase.key]] if milestone_of.get(phase.key) else []),
+            ]
             ended = max(candidates) if candidates else None
             if ended is None and phase.key == "report":
                 ended = facts.generated_at
@@ -273,7 +321,9 @@ def phase_rows(facts: ReportFacts) -> list[PhaseRow]:
         durations = [facts.tasks[t].duration for t in ids if facts.tasks[t].duration is not None]
         busy = sum(durations) if durations else None
         if not starts and ended and busy is not None and state == "done":
-            started = max(started, ended - timedelta(seconds=busy)) if started else ended - timedelta(seconds=busy)
+            started = (
+                max(started, ended - timedelta(seconds=busy)) if started else ended - timedelta(seconds=busy)
+            )
         rows.append(PhaseRow(phase, state, started, ended, ids, failed, active, busy))
         if ended:
             previous_end = ended
@@ -291,10 +341,13 @@ def verdict(facts: ReportFacts) -> Verdict:
     rows = phase_rows(facts)
     failed = next((r for r in rows if r.state == "failed"), None)
     if failed:
-        return Verdict("failed", f"FAILED at {failed.phase.label} (task `{failed.failed_task}`)"
-                                 f"{' at ' + utc(failed.ended) if failed.ended else ''}.",
-                       f"What to do: {failed.phase.on_failure}. To undo the changes made so far, trigger the "
-                       "rollback DAG.")
+        return Verdict(
+            "failed",
+            f"FAILED at {failed.phase.label} (task `{failed.failed_task}`)"
+            f"{' at ' + utc(failed.ended) if failed.ended else ''}.",
+            f"What to do: {failed.phase.on_failure}. To undo the changes made so far, trigger the "
+            "rollback DAG.",
+        )
     waiting = next((r for r in rows if r.state == "running" and r.phase.key != "report"), None)
     if waiting:
         detail = ""
@@ -305,33 +358,51 @@ def verdict(facts: ReportFacts) -> Verdict:
                 share = samples[-1][1]
             if share is not None and facts.threshold is not None:
                 detail = f" (now {share:.2%} through Segment; threshold {facts.threshold:.2%})"
-        return Verdict("waiting", f"WAITING for {waiting.phase.waiting_for}{detail} since {utc(waiting.started)}.",
-                       f"Task `{waiting.active_task}` is waiting; nothing needs doing unless it stays there longer "
-                       "than expected.")
+        return Verdict(
+            "waiting",
+            f"WAITING for {waiting.phase.waiting_for}{detail} since {utc(waiting.started)}.",
+            f"Task `{waiting.active_task}` is waiting; nothing needs doing unless it stays there longer "
+            "than expected.",
+        )
     pending = [r for r in rows if r.state in ("not started", "not reached") and r.phase.key != "report"]
     if pending:
         return Verdict("running", f"IN PROGRESS: next phase {pending[0].phase.label}.")
     if facts.dry_run:
-        return Verdict("dry_run", "DRY RUN: nothing was changed. Every step read the current state and logged "
-                                  "what it would change.",
-                       "Read each task's log for the changes a real run would make, then trigger without dry run.")
+        return Verdict(
+            "dry_run",
+            "DRY RUN: nothing was changed. Every step read the current state and logged "
+            "what it would change.",
+            "Read each task's log for the changes a real run would make, then trigger without dry run.",
+        )
     if facts.left_out_sources:
-        return Verdict("partial", f"PARTIAL: this run migrated its sources; not migrated yet: "
-                                  f"{', '.join(facts.left_out_sources)}.",
-                       "Trigger again selecting the remaining sources.")
+        return Verdict(
+            "partial",
+            f"PARTIAL: this run migrated its sources; not migrated yet: {', '.join(facts.left_out_sources)}.",
+            "Trigger again selecting the remaining sources.",
+        )
     marks = milestones(facts)
     duplicates = facts.result("duplicates")
-    parts = [f"Segment's warehouse off since {utc(marks['warehouse_off'])}" if marks["warehouse_off"] else
-             "Segment's warehouse was already off",
-             f"RudderStack loading since {utc(marks['released'])}" if marks["released"] else
-             "RudderStack's sync was already released",
-             f"Segment's webhook off since {utc(marks['webhook_off'])}" if marks["webhook_off"] else
-             "Segment's webhook was already off"]
+    parts = [
+        f"Segment's warehouse off since {utc(marks['warehouse_off'])}"
+        if marks["warehouse_off"]
+        else "Segment's warehouse was already off",
+        f"RudderStack loading since {utc(marks['released'])}"
+        if marks["released"]
+        else "RudderStack's sync was already released",
+        f"Segment's webhook off since {utc(marks['webhook_off'])}"
+        if marks["webhook_off"]
+        else "Segment's webhook was already off",
+    ]
     if duplicates:
-        parts.append(f"duplicate rows found {count_text(duplicates.get('duplicates'))}, "
-                     f"removed {count_text(duplicates.get('removed'))}")
-    return Verdict("complete", "COMPLETE: " + "; ".join(parts) + ".",
-                   "Nothing to do. Later runs of this DAG are no-ops; the rollback DAG undoes the changes.")
+        parts.append(
+            f"duplicate rows found {count_text(duplicates.get('duplicates'))}, "
+            f"removed {count_text(duplicates.get('removed'))}"
+        )
+    return Verdict(
+        "complete",
+        "COMPLETE: " + "; ".join(parts) + ".",
+        "Nothing to do. Later runs of this DAG are no-ops; the rollback DAG undoes the changes.",
+    )
 
 
 def section_verdict(facts: ReportFacts) -> Section:
@@ -345,15 +416,20 @@ def section_verdict(facts: ReportFacts) -> Section:
 
 def section_timeline(facts: ReportFacts) -> Section:
     rows = phase_rows(facts)
-    table = Table(["phase", "state", "started (UTC)", "ended (UTC)", "took"],
-                  [[r.phase.label, r.state, utc(r.started), utc(r.ended), duration(r.seconds)] for r in rows])
+    table = Table(
+        ["phase", "state", "started (UTC)", "ended (UTC)", "took"],
+        [[r.phase.label, r.state, utc(r.started), utc(r.ended), duration(r.seconds)] for r in rows],
+    )
     marks = milestones(facts)
-    points = Table(["moment", "when (UTC)"], [
-        ["cutover (Segment's webhook to RudderStack on)", utc(marks["cutover"])],
-        ["Segment's warehouse off", utc(marks["warehouse_off"])],
-        ["RudderStack's sync released", utc(marks["released"])],
-        ["Segment's webhook off", utc(marks["webhook_off"])],
-    ])
+    points = Table(
+        ["moment", "when (UTC)"],
+        [
+            ["cutover (Segment's webhook to RudderStack on)", utc(marks["cutover"])],
+            ["Segment's warehouse off", utc(marks["warehouse_off"])],
+            ["RudderStack's sync released", utc(marks["released"])],
+            ["Segment's webhook off", utc(marks["webhook_off"])],
+        ],
+    )
     return Section("Timeline", [table, points], key="timeline")
 
 
@@ -365,7 +441,9 @@ def _adoption_points(facts: ReportFacts) -> list[tuple[datetime, float, int, int
             continue
         moment = _parse_time(sample.get("at"))
         if moment:
-            points.append((moment, sample["via_segment"] / sample["total"], sample["total"], sample["via_segment"]))
+            points.append(
+                (moment, sample["via_segment"] / sample["total"], sample["total"], sample["via_segment"])
+            )
     return points
 
 
@@ -377,13 +455,21 @@ def section_key_figures(facts: ReportFacts) -> Section:
     if points:
         first, last = points[0], points[-1]
         rows += [
-            ["adoption share through Segment, first check", f"{first[1]:.2%} ({first[3]} of {first[2]} events)"],
+            [
+                "adoption share through Segment, first check",
+                f"{first[1]:.2%} ({first[3]} of {first[2]} events)",
+            ],
             ["adoption share through Segment, last check", f"{last[1]:.2%} ({last[3]} of {last[2]} events)"],
             ["adoption checks", str(len(points))],
         ]
         overlap = sum(p[3] for p in points)
-        rows.append(["overlap events seen by the adoption checks (through Segment's webhook, summed over the "
-                     "checks' windows, which may overlap)", str(overlap)])
+        rows.append(
+            [
+                "overlap events seen by the adoption checks (through Segment's webhook, summed over the "
+                "checks' windows, which may overlap)",
+                str(overlap),
+            ]
+        )
     elif facts.result("adoption"):
         share = facts.result("adoption").get("share")
         rows.append(["adoption share through Segment", "—" if share is None else f"{share:.2%}"])
@@ -398,10 +484,18 @@ def section_key_figures(facts: ReportFacts) -> Section:
             ["duplicate check looked back to", utc(_parse_time(duplicates.get("since")))],
         ]
     if marks["cutover"] and marks["webhook_off"]:
-        rows.append(["overlap (cutover → webhook off)",
-                     duration((marks["webhook_off"] - marks["cutover"]).total_seconds())])
-    rows.append(["outside changes in this run",
-                 str(sum(1 for c in facts.changes if c.get("status", "done") == "done"))])
+        rows.append(
+            [
+                "overlap (cutover → webhook off)",
+                duration((marks["webhook_off"] - marks["cutover"]).total_seconds()),
+            ]
+        )
+    rows.append(
+        [
+            "outside changes in this run",
+            str(sum(1 for c in facts.changes if c.get("status", "done") == "done")),
+        ]
+    )
     phases = [[r.phase.label, duration(r.seconds)] for r in phase_rows(facts) if r.seconds is not None]
     blocks: list[Any] = [Table(["figure", "value"], rows)]
     if phases:
@@ -412,24 +506,44 @@ def section_key_figures(facts: ReportFacts) -> Section:
 def section_chart(facts: ReportFacts) -> Section | None:
     if not facts.chart_file:
         return None
-    text = ("Share of events still arriving through Segment's webhook at each adoption check (each point counts "
-            "the trailing window). Times in UTC; dashed vertical lines mark the cutover, Segment's warehouse off "
-            "and Segment's webhook off; the red line is the threshold.")
-    return Section("Client adoption", [text, Image(facts.chart_file, "adoption share over time (UTC)")],
-                   key="chart")
+    text = (
+        "Share of events still arriving through Segment's webhook at each adoption check (each point counts "
+        "the trailing window). Times in UTC; dashed vertical lines mark the cutover, Segment's warehouse off "
+        "and Segment's webhook off; the red line is the threshold."
+    )
+    return Section(
+        "Client adoption", [text, Image(facts.chart_file, "adoption share over time (UTC)")], key="chart"
+    )
 
 
 def section_changes(facts: ReportFacts) -> Section:
     done = [c for c in facts.changes if c.get("status", "done") == "done"]
     open_intents = [c for c in facts.changes if c.get("status") == "intent"]
-    rows = [[utc(_parse_time(c.get("at"))), f"{c.get('target')} `{c.get('target_id')}` {c.get('field')}",
-             _short(c.get("before")), _short(c.get("after")), c.get("task_id") or ""] for c in done]
-    notes = [f"{len(open_intents)} change(s) were started but their outcome is not recorded (a task died "
-             "mid-call); a retry or the rollback settles them."] if open_intents else []
+    rows = [
+        [
+            utc(_parse_time(c.get("at"))),
+            f"{c.get('target')} `{c.get('target_id')}` {c.get('field')}",
+            _short(c.get("before")),
+            _short(c.get("after")),
+            c.get("task_id") or "",
+        ]
+        for c in done
+    ]
+    notes = (
+        [
+            f"{len(open_intents)} change(s) were started but their outcome is not recorded (a task died "
+            "mid-call); a retry or the rollback settles them."
+        ]
+        if open_intents
+        else []
+    )
     if not rows:
         return Section("Outside changes, in order", ["No outside change in this run.", *notes], key="changes")
-    return Section("Outside changes, in order",
-                   [Table(["when (UTC)", "what", "before", "after", "task"], rows), *notes], key="changes")
+    return Section(
+        "Outside changes, in order",
+        [Table(["when (UTC)", "what", "before", "after", "task"], rows), *notes],
+        key="changes",
+    )
 
 
 def section_proof(facts: ReportFacts) -> Section | None:
@@ -446,8 +560,10 @@ def section_proof(facts: ReportFacts) -> Section | None:
 
 def section_appendix(facts: ReportFacts) -> Section:
     sidecar = facts.extra.get("sidecar_file")
-    blocks: list[Any] = ["Each step's raw result (what the tasks returned) is in the sidecar JSON file"
-                         + (f" `{sidecar}`." if sidecar else ".")]
+    blocks: list[Any] = [
+        "Each step's raw result (what the tasks returned) is in the sidecar JSON file"
+        + (f" `{sidecar}`." if sidecar else ".")
+    ]
     states = [[t, f.state or "—"] for t, f in sorted(facts.tasks.items())]
     if states:
         blocks.append(Table(["task", "state"], states))
@@ -468,9 +584,15 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-for _key, _builder in (("verdict", section_verdict), ("timeline", section_timeline),
-                       ("key_figures", section_key_figures), ("chart", section_chart),
-                       ("changes", section_changes), ("proof", section_proof), ("appendix", section_appendix)):
+for _key, _builder in (
+    ("verdict", section_verdict),
+    ("timeline", section_timeline),
+    ("key_figures", section_key_figures),
+    ("chart", section_chart),
+    ("changes", section_changes),
+    ("proof", section_proof),
+    ("appendix", section_appendix),
+):
     register_section(_key, _builder)
 
 
@@ -530,9 +652,14 @@ def markdown_to_html(lines: list[str]) -> str:
     def flush() -> None:
         if table:
             head, *body = table
-            out.append("<table><thead><tr>" + "".join(f"<th>{_inline_html(c)}</th>" for c in head) + "</tr></thead>"
-                       "<tbody>" + "".join("<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>"
-                                           for row in body) + "</tbody></table>")
+            out.append(
+                "<table><thead><tr>" + "".join(f"<th>{_inline_html(c)}</th>" for c in head) + "</tr></thead>"
+                "<tbody>"
+                + "".join(
+                    "<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>" for row in body
+                )
+                + "</tbody></table>"
+            )
             table.clear()
         if bullets:
             out.append("<ul>" + "".join(f"<li>{_inline_html(b)}</li>" for b in bullets) + "</ul>")
@@ -567,17 +694,24 @@ th{background:#f3f3f3}.verdict{font-size:1.2rem;padding:.75rem;border-left:.4rem
 
 def to_html(facts: ReportFacts) -> str:
     kind = verdict(facts).kind
-    out = ["<!doctype html><html><head><meta charset='utf-8'>",
-           f"<title>Migration {html.escape(facts.plan_name)}</title><style>{_CSS}</style></head><body>",
-           f"<h1>Segment → RudderStack migration: <code>{html.escape(facts.plan_name)}</code></h1>"]
+    out = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>Migration {html.escape(facts.plan_name)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Segment → RudderStack migration: <code>{html.escape(facts.plan_name)}</code></h1>",
+    ]
     for section in sections(facts):
         out.append(f"<section id='{html.escape(section.key)}'><h2>{html.escape(section.title)}</h2>")
         for index, block in enumerate(section.blocks):
             if isinstance(block, Table):
-                out.append("<table><thead><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in block.headers)
-                           + "</tr></thead><tbody>")
-                out += ["<tr>" + "".join(f"<td>{_inline_html(str(c))}</td>" for c in row) + "</tr>"
-                        for row in block.rows]
+                out.append(
+                    "<table><thead><tr>"
+                    + "".join(f"<th>{html.escape(str(h))}</th>" for h in block.headers)
+                    + "</tr></thead><tbody>"
+                )
+                out += [
+                    "<tr>" + "".join(f"<td>{_inline_html(str(c))}</td>" for c in row) + "</tr>"
+                    for row in block.rows
+                ]
                 out.append("</tbody></table>")
             elif isinstance(block, Image):
                 out.append(f"<img src='{html.escape(block.file)}' alt='{html.escape(block.alt)}'>")
@@ -623,16 +757,28 @@ def adoption_figure(facts: ReportFacts) -> Any:
     times = [p[0] for p in points]
     ax.plot(times, [100 * p[1] for p in points], marker="o", label="share through Segment's webhook")
     if facts.threshold is not None:
-        ax.axhline(100 * facts.threshold, color="tab:red", linestyle="-", linewidth=1,
-                   label=f"threshold {facts.threshold:.2%}")
+        ax.axhline(
+            100 * facts.threshold,
+            color="tab:red",
+            linestyle="-",
+            linewidth=1,
+            label=f"threshold {facts.threshold:.2%}",
+        )
     if facts.window_seconds:
         end = times[-1]
-        ax.axvspan(end - timedelta(seconds=float(facts.window_seconds)), end, color="tab:gray", alpha=0.12,
-                   label=f"window of the last check ({duration(facts.window_seconds)})")
+        ax.axvspan(
+            end - timedelta(seconds=float(facts.window_seconds)),
+            end,
+            color="tab:gray",
+            alpha=0.12,
+            label=f"window of the last check ({duration(facts.window_seconds)})",
+        )
     marks = milestones(facts)
-    for key, label, colour in (("cutover", "cutover", "tab:green"), ("warehouse_off", "Segment warehouse off",
-                                                                        "tab:purple"),
-                               ("webhook_off", "Segment webhook off", "tab:orange")):
+    for key, label, colour in (
+        ("cutover", "cutover", "tab:green"),
+        ("warehouse_off", "Segment warehouse off", "tab:purple"),
+        ("webhook_off", "Segment webhook off", "tab:orange"),
+    ):
         if marks[key]:
             ax.axvline(marks[key], color=colour, linestyle="--", linewidth=1, label=label)
     ax.set_ylabel("% of events")
@@ -660,11 +806,21 @@ def write_report(facts: ReportFacts, folder: pathlib.Path, stem: str) -> dict[st
     sidecar = folder / f"{stem}.json"
     facts.extra.setdefault("sidecar_file", sidecar.name)
     raw = {
-        "plan": facts.plan_name, "run_id": facts.run_id, "verdict": verdict(facts).__dict__,
-        "generated_at": facts.generated_at.isoformat(), "dry_run": facts.dry_run,
-        "results": facts.results, "changes": facts.changes,
-        "tasks": {t: {"state": f.state, "start": f.start.isoformat() if f.start else None,
-                      "end": f.end.isoformat() if f.end else None} for t, f in facts.tasks.items()},
+        "plan": facts.plan_name,
+        "run_id": facts.run_id,
+        "verdict": verdict(facts).__dict__,
+        "generated_at": facts.generated_at.isoformat(),
+        "dry_run": facts.dry_run,
+        "results": facts.results,
+        "changes": facts.changes,
+        "tasks": {
+            t: {
+                "state": f.state,
+                "start": f.start.isoformat() if f.start else None,
+                "end": f.end.isoformat() if f.end else None,
+            }
+            for t, f in facts.tasks.items()
+        },
     }
     sidecar.write_text(json.dumps(raw, indent=2, default=str), encoding="utf-8")
     paths = {"markdown": folder / f"{stem}.md", "html": folder / f"{stem}.html", "json": sidecar}

@@ -46,7 +46,9 @@ def scheduled_times(sync_frequency_minutes: int, sync_start_at: str) -> list[int
     if start is None:
         raise ValueError(f"syncStartAt must be a UTC time of day 'HH:MM', got {sync_start_at!r}")
     if sync_frequency_minutes <= 0:
-        raise ValueError(f"syncFrequency must be a positive number of minutes, got {sync_frequency_minutes!r}")
+        raise ValueError(
+            f"syncFrequency must be a positive number of minutes, got {sync_frequency_minutes!r}"
+        )
     before = list(range(start - sync_frequency_minutes, -1, -sync_frequency_minutes))
     after = list(range(start, MINUTES_PER_DAY, sync_frequency_minutes))
     return sorted(before) + after
@@ -94,8 +96,9 @@ def upload_schedule(config: Mapping[str, Any], now: datetime) -> UploadSchedule:
         raise ValueError("now must be timezone-aware (UTC)")
     now = now.astimezone(UTC)
     if _truthy(config.get("manualSync")):
-        return UploadSchedule(False, None, None, None,
-                              "manualSync is on: RudderStack creates no upload until one is triggered")
+        return UploadSchedule(
+            False, None, None, None, "manualSync is on: RudderStack creates no upload until one is triggered"
+        )
     try:
         frequency = int(str(config.get("syncFrequency") or "").strip())
     except ValueError:
@@ -103,18 +106,27 @@ def upload_schedule(config: Mapping[str, Any], now: datetime) -> UploadSchedule:
     start_at = config.get("syncStartAt")
     if not frequency or _minutes_of_day(start_at) is None:
         every = f"{frequency} min" if frequency else "its default sync frequency"
-        return UploadSchedule(True, None, None, frequency,
-                              f"no syncStartAt: RudderStack uploads once {every} passed since its last upload")
+        return UploadSchedule(
+            True,
+            None,
+            None,
+            frequency,
+            f"no syncStartAt: RudderStack uploads once {every} passed since its last upload",
+        )
     times = scheduled_times(frequency, str(start_at))
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     current = now.hour * 60 + now.minute
     earlier = [t for t in times if t <= current]
-    latest = midnight + timedelta(minutes=earlier[-1]) if earlier else (
-        midnight - timedelta(days=1) + timedelta(minutes=times[-1])
+    latest = (
+        midnight + timedelta(minutes=earlier[-1])
+        if earlier
+        else (midnight - timedelta(days=1) + timedelta(minutes=times[-1]))
     )
     later = [t for t in times if t > current]
-    upcoming = midnight + timedelta(minutes=later[0]) if later else (
-        midnight + timedelta(days=1) + timedelta(minutes=times[0])
+    upcoming = (
+        midnight + timedelta(minutes=later[0])
+        if later
+        else (midnight + timedelta(days=1) + timedelta(minutes=times[0]))
     )
     next_slot = _after_exclude_window(config, upcoming)
     window = " (moved past the exclude window)" if next_slot != upcoming else ""

@@ -107,6 +107,7 @@ def snowflake_destination_config(conn: Any) -> dict[str, Any]:
     elif conn.password:
         config.update(useKeyPairAuth=False, password=conn.password)
     else:
-        raise CredentialsError(f"Snowflake connection {conn_id!r} has neither a password nor a private key. "
-                               f"{RUDDERSTACK_NEEDS}")
+        raise CredentialsError(
+            f"Snowflake connection {conn_id!r} has neither a password nor a private key. {RUDDERSTACK_NEEDS}"
+        )
     return {k: v for k, v in config.items() if v not in (None, "")}

@@ -31,8 +31,8 @@ _PERMANENT_DB_MESSAGES = (
     "password authentication failed",
     "authentication failed",
     "no password supplied",
-    "role \"",  # role "x" does not exist
-    "database \"",  # database "x" does not exist
+    'role "',  # role "x" does not exist
+    'database "',  # database "x" does not exist
     "permission denied",
     "no pg_hba.conf entry",
     "incorrect username or password",
@@ -64,7 +64,9 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return True
-    if isinstance(exc, OSError) and not isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+    if isinstance(exc, OSError) and not isinstance(
+        exc, (FileNotFoundError, PermissionError, IsADirectoryError)
+    ):
         return True
     return False
 
@@ -112,11 +114,18 @@ class TransientBudget:
         if self.errors <= 1:
             log.warning(
                 "%s could not observe state (%s); treated as transient: checking again for up to %.0f s",
-                what, describe(exc), self.seconds,
+                what,
+                describe(exc),
+                self.seconds,
             )
         else:
-            log.info("%s: still failing (%d errors in a row over %.0f s): %s",
-                     what, self.errors, self.elapsed(), describe(exc))
+            log.info(
+                "%s: still failing (%d errors in a row over %.0f s): %s",
+                what,
+                self.errors,
+                self.elapsed(),
+                describe(exc),
+            )
 
     def failure_message(self, exc: BaseException) -> str:
         return (
@@ -127,7 +136,12 @@ class TransientBudget:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seconds": self.seconds, "max_errors": self.max_errors, "since": self.since, "errors": self.errors}
+        return {
+            "seconds": self.seconds,
+            "max_errors": self.max_errors,
+            "since": self.since,
+            "errors": self.errors,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> TransientBudget:

@@ -65,5 +65,7 @@ class ChangeTarget(enum.StrEnum):
     RUDDERSTACK_UPLOAD_TRIGGER = "rudderstack.upload_trigger"
     # field "exists"; id "<warehouse conn id>|<schema>|<table>": the received_at index (operators/indexes.py)
     WAREHOUSE_INDEX = "warehouse.index"
-    WAREHOUSE_ROWS = "warehouse.rows"  # field "duplicates_removed" (not undone: removed copies were duplicates)
+    WAREHOUSE_ROWS = (
+        "warehouse.rows"  # field "duplicates_removed" (not undone: removed copies were duplicates)
+    )
     MIGRATION = "migration"  # field "status" of a plan's migration (complete, partial, rolled back)

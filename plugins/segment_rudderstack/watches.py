@@ -262,7 +262,9 @@ class UploadWatch(Watch):
                 "destination id and the release time"
             )
         if not self.source_ids:
-            raise ValueError("UploadWatch needs source_ids: the RudderStack sources connected to the destination")
+            raise ValueError(
+                "UploadWatch needs source_ids: the RudderStack sources connected to the destination"
+            )
 
     def _rows(self) -> dict[str, int]:
         from segment_rudderstack.dialects import dialect_for_conn_id
@@ -282,7 +284,9 @@ class UploadWatch(Watch):
 
         return self._cached(
             "hook",
-            lambda: RudderStackDataPlaneHook(rudderstack_data_plane_conn_id=self.rudderstack_data_plane_conn_id),
+            lambda: RudderStackDataPlaneHook(
+                rudderstack_data_plane_conn_id=self.rudderstack_data_plane_conn_id
+            ),
         )
 
     @staticmethod

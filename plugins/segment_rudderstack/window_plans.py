@@ -44,7 +44,9 @@ class WindowQueryPlan:
 
     def describe(self) -> str:
         verdict = {True: "index-backed", False: "NOT index-backed", None: "unknown"}[self.index_backed]
-        rows = "" if self.rows_read is None else f", reads ~{self.rows_read:,} of ~{self.table_rows or 0:,} rows"
+        rows = (
+            "" if self.rows_read is None else f", reads ~{self.rows_read:,} of ~{self.table_rows or 0:,} rows"
+        )
         return f"{self.table} {self.query}: {verdict}{rows} ({self.detail})"
 
 
@@ -67,7 +69,8 @@ def _postgres_plan(session, sql: SqlText, params: list[Any], table: str, query: 
     # scan reads about the rows it returns.
     rows = FULL_TABLE if full else (sum(int(n.get("Plan Rows") or 0) for n in scans) if scans else None)
     detail = ", ".join(
-        f"{n['Node Type']}" + (f" using {n['Index Name']}" if n.get("Index Name") else "") for n in scans + index_nodes
+        f"{n['Node Type']}" + (f" using {n['Index Name']}" if n.get("Index Name") else "")
+        for n in scans + index_nodes
     )
     return WindowQueryPlan(table, query, backed, rows, None, detail or "no scan node")
 
@@ -79,8 +82,9 @@ def _snowflake_plan(session, sql: SqlText, params: list[Any], table: str, query:
     if total is None or assigned is None:
         return WindowQueryPlan(table, query, None, None, None, f"EXPLAIN gave no partition counts: {stats}")
     pruned = int(assigned) < int(total) or int(total) <= 1
-    return WindowQueryPlan(table, query, pruned, None, None,
-                           f"partitions {assigned} of {total} scanned (pruning on received_at)")
+    return WindowQueryPlan(
+        table, query, pruned, None, None, f"partitions {assigned} of {total} scanned (pruning on received_at)"
+    )
 
 
 def window_query_plans(
@@ -111,7 +115,9 @@ def window_query_plans(
                 try:
                     plan = explain(s, sql, list(params), table.actual, query)
                 except Exception as error:  # a warehouse (or emulator) without EXPLAIN: say so, do not fail
-                    plan = WindowQueryPlan(name, query, None, None, None, f"EXPLAIN failed: {type(error).__name__}")
+                    plan = WindowQueryPlan(
+                        name, query, None, None, None, f"EXPLAIN failed: {type(error).__name__}"
+                    )
                 rows_read = size if plan.rows_read == FULL_TABLE else plan.rows_read
                 plans.append(WindowQueryPlan(name, query, plan.index_backed, rows_read, size, plan.detail))
     return plans
@@ -122,13 +128,17 @@ def _table_rows(dialect, session, schema: str, table: str) -> int | None:
     try:
         if dialect.name == "postgres":
             rows = session.fetchall(
-                SqlText("SELECT c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                        "WHERE n.nspname = %s AND c.relname = %s"),
+                SqlText(
+                    "SELECT c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = %s AND c.relname = %s"
+                ),
                 [schema, table],
             )
         else:
             rows = session.fetchall(
-                SqlText("SELECT row_count FROM information_schema.tables WHERE table_schema = %s AND table_name = %s"),
+                SqlText(
+                    "SELECT row_count FROM information_schema.tables WHERE table_schema = %s AND table_name = %s"
+                ),
                 [schema, table],
             )
         value = rows[0][0] if rows else None
@@ -141,11 +151,17 @@ def received_at_index_sql(dialect, schema: str, table: str) -> SqlText:
     """PostgreSQL: the index that makes the window queries of ``table`` index-backed (built without locking
     writers; run it outside a transaction)."""
     name = dialect.quote_identifier(f"srm_{table}_received_at"[:63])
-    return compose("CREATE INDEX CONCURRENTLY IF NOT EXISTS {n} ON {t} ({c})", n=name,
-                   t=dialect.qualified(schema, table), c=dialect.quote_identifier("received_at"))
+    return compose(
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS {n} ON {t} ({c})",
+        n=name,
+        t=dialect.qualified(schema, table),
+        c=dialect.quote_identifier("received_at"),
+    )
 
 
-def window_query_report(warehouse_conn_id: str, namespace: str, tables: Iterable[str], logger=log) -> list[dict]:
+def window_query_report(
+    warehouse_conn_id: str, namespace: str, tables: Iterable[str], logger=log
+) -> list[dict]:
     """For the preflight: log one line per table and query, warn about those not index-backed, return them."""
     from segment_rudderstack.dialects import dialect_for_conn_id
 
@@ -158,11 +174,13 @@ def window_query_report(warehouse_conn_id: str, namespace: str, tables: Iterable
         logger.warning(
             "window queries on %s read the whole table each check (no index on received_at): the adoption and "
             "duplicate checks get slower as the table grows. Create the index, e.g. %s (docs/scaling.md)",
-            slow, received_at_index_sql(dialect, namespace, slow[0]),
+            slow,
+            received_at_index_sql(dialect, namespace, slow[0]),
         )
     elif slow:
         logger.warning(
             "window queries on %s scan every micro-partition (no pruning on received_at): consider clustering "
-            "those tables by received_at (docs/scaling.md)", slow,
+            "those tables by received_at (docs/scaling.md)",
+            slow,
         )
     return [p.to_dict() for p in plans]

@@ -27,7 +27,9 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 DEFAULT_LEASE_SECONDS = 900.0  # a writer's lease lasts this long after its last change
-DEFAULT_RESOURCE_LEASE_SECONDS = 6 * 3600.0  # switch-off → release: Segment's final load + RudderStack's upload
+DEFAULT_RESOURCE_LEASE_SECONDS = (
+    6 * 3600.0
+)  # switch-off → release: Segment's final load + RudderStack's upload
 MIGRATION = "migration"
 ROLLBACK = "rollback"
 
@@ -93,7 +95,9 @@ def running_runs(context: Any, dag_id: str) -> int:
     from airflow.utils.state import DagRunState
 
     with create_session() as session:
-        return session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.state == DagRunState.RUNNING).count()
+        return (
+            session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.state == DagRunState.RUNNING).count()
+        )
 
 
 class PlanWriter:
@@ -149,9 +153,15 @@ class PlanWriter:
             stopped = [*(state.get("stopped_runs") or []), holder.get("run_id")][-20:]
             state["stopped_runs"] = stopped
         now = _now()
-        mine = {"kind": kind, "dag_id": dag_id, "run_id": run_id, "since": (holder or {}).get("since")
-                if holder and holder.get("run_id") == run_id else now.isoformat(),
-                "expires": (now + timedelta(seconds=self.lease_seconds)).isoformat()}
+        mine = {
+            "kind": kind,
+            "dag_id": dag_id,
+            "run_id": run_id,
+            "since": (holder or {}).get("since")
+            if holder and holder.get("run_id") == run_id
+            else now.isoformat(),
+            "expires": (now + timedelta(seconds=self.lease_seconds)).isoformat(),
+        }
         state["holder"] = mine
         self._save(state)
         back = self.state().get("holder") or {}
@@ -195,7 +205,9 @@ def resource_key(resource: str) -> str:
 class SharedResources:
     """Leases on outside resources several plans may share (a Segment warehouse, a warehouse schema)."""
 
-    def __init__(self, plan_key: str, store: Any = None, lease_seconds: float = DEFAULT_RESOURCE_LEASE_SECONDS):
+    def __init__(
+        self, plan_key: str, store: Any = None, lease_seconds: float = DEFAULT_RESOURCE_LEASE_SECONDS
+    ):
         self.plan_key = plan_key
         self._store = store
         self.lease_seconds = float(lease_seconds)
@@ -216,7 +228,8 @@ class SharedResources:
             if held and held.get("plan") != self.plan_key:
                 expires = _parse(held.get("expires"))
                 live = (expires is None or expires > now) and run_is_running(
-                    context, held.get("dag_id"), held.get("run_id")) is not False
+                    context, held.get("dag_id"), held.get("run_id")
+                ) is not False
                 if live:
                     raise AirflowFailException(
                         f"{resource} is in the middle of another plan's irreversible steps (run {held.get('run_id')} "
@@ -224,10 +237,16 @@ class SharedResources:
                         "one at a time; this task waits for a retry, or clear it once the other plan's release is done"
                     )
         for resource in resources:
-            self.store.set(resource_key(resource), {
-                "plan": self.plan_key, "dag_id": dag_id, "run_id": run_id,
-                "expires": (now + timedelta(seconds=self.lease_seconds)).isoformat(),
-            }, serialize_json=True)
+            self.store.set(
+                resource_key(resource),
+                {
+                    "plan": self.plan_key,
+                    "dag_id": dag_id,
+                    "run_id": run_id,
+                    "expires": (now + timedelta(seconds=self.lease_seconds)).isoformat(),
+                },
+                serialize_json=True,
+            )
 
     def release(self, resources: list[str]) -> None:
         for resource in resources:

@@ -50,7 +50,10 @@ def problems(model: str, instance) -> list[str]:
     """What in ``instance`` does not conform to the SDK model ``model`` (empty: it conforms)."""
     schema = REGISTRY.contents(f"{model}.json")
     validator = Draft202012Validator(schema, registry=REGISTRY)
-    return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in validator.iter_errors(instance)]
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+        for e in validator.iter_errors(instance)
+    ]
 
 
 def data_of(response: httpx.Response, model: str, status: int = 200):
@@ -72,13 +75,20 @@ def test_every_schema_names_the_sdk_model_it_comes_from():
 def segment(pg_dsn: str):
     tag = f"{int(time.time() * 1000) % 10_000_000}_{next(_n)}"
     settings = SegmentSettings(
-        sources=[SourceSeed("src_a", "app", "App", "wk_conf_a", f"conf_{tag}"),
-                 SourceSeed("src_b", "backend", "Backend", "wk_conf_b", f"conf_{tag}")],
+        sources=[
+            SourceSeed("src_a", "app", "App", "wk_conf_a", f"conf_{tag}"),
+            SourceSeed("src_b", "backend", "Backend", "wk_conf_b", f"conf_{tag}"),
+        ],
         warehouses=[WarehouseSeed(id=WH, connected_sources=["src_a", "src_b"])],
-        load_interval_s=None, load_duration_s=0.1, sync_list_per_minute=1000, page_size=2,
+        load_interval_s=None,
+        load_duration_s=0.1,
+        sync_list_per_minute=1000,
+        page_size=2,
         subscription_writes_per_minute=1000,
-        advanced_sync_schedule={"enabled": True, "schedule": {"times": [{"hourOfDay": 3, "enabled": True}],
-                                                              "timezone": "UTC"}},
+        advanced_sync_schedule={
+            "enabled": True,
+            "schedule": {"times": [{"hourOfDay": 3, "enabled": True}], "timezone": "UTC"},
+        },
     )
     emulator = SegmentEmulator(settings, Warehouse(pg_dsn), None)
     server = ServerThread(emulator.app).start()
@@ -97,11 +107,18 @@ def test_workspace_and_source_answers(segment):
 def test_warehouse_answers(segment):
     _, api = segment
     data_of(api.get(f"/warehouses/{WH}"), "GetWarehouseV1Output")
-    data_of(api.get(f"/warehouses/{WH}/advanced-sync-schedule"), "GetAdvancedSyncScheduleFromWarehouseV1Output")
+    data_of(
+        api.get(f"/warehouses/{WH}/advanced-sync-schedule"), "GetAdvancedSyncScheduleFromWarehouseV1Output"
+    )
     data_of(api.patch(f"/warehouses/{WH}", json={"enabled": True, "settings": {}}), "UpdateWarehouseV1Output")
-    data_of(api.delete(f"/warehouses/{WH}/connected-sources/src_b"), "RemoveSourceConnectionFromWarehouseV1Output")
-    connected = data_of(api.post(f"/warehouses/{WH}/connected-sources/src_b"),
-                        "AddConnectionFromSourceToWarehouseV1Output", status=201)
+    data_of(
+        api.delete(f"/warehouses/{WH}/connected-sources/src_b"), "RemoveSourceConnectionFromWarehouseV1Output"
+    )
+    connected = data_of(
+        api.post(f"/warehouses/{WH}/connected-sources/src_b"),
+        "AddConnectionFromSourceToWarehouseV1Output",
+        status=201,
+    )
     assert connected == {"status": "CONNECTED"}
 
 
@@ -115,10 +132,14 @@ def test_sync_reports_finished_failed_and_running(segment):
     running.start()
     time.sleep(0.3)
     try:
-        reports = data_of(api.get(f"/warehouses/{WH}/syncs", params={"pagination.count": 10}),
-                          "ListSyncsFromWarehouseV1Output")["reports"]
-        one = data_of(api.get(f"/warehouses/{WH}/connected-sources/src_a/syncs"),
-                      "ListSyncsFromWarehouseAndSourceV1Output")
+        reports = data_of(
+            api.get(f"/warehouses/{WH}/syncs", params={"pagination.count": 10}),
+            "ListSyncsFromWarehouseV1Output",
+        )["reports"]
+        one = data_of(
+            api.get(f"/warehouses/{WH}/connected-sources/src_a/syncs"),
+            "ListSyncsFromWarehouseAndSourceV1Output",
+        )
     finally:
         running.join(5)
         emulator.settings.load_duration_s = 0.1
@@ -129,29 +150,63 @@ def test_sync_reports_finished_failed_and_running(segment):
 
 def test_destination_and_mapping_answers(segment):
     _, api = segment
-    created = data_of(api.post("/destinations", json={
-        "sourceId": "src_a", "metadataId": WEBHOOKS_ACTIONS_METADATA_ID, "name": "RudderStack (migration)",
-        "enabled": False, "settings": {}}), "CreateDestinationV1Output")["destination"]
+    created = data_of(
+        api.post(
+            "/destinations",
+            json={
+                "sourceId": "src_a",
+                "metadataId": WEBHOOKS_ACTIONS_METADATA_ID,
+                "name": "RudderStack (migration)",
+                "enabled": False,
+                "settings": {},
+            },
+        ),
+        "CreateDestinationV1Output",
+    )["destination"]
     path = f"/destinations/{created['id']}"
     data_of(api.get(path), "GetDestinationV1Output")
     data_of(api.patch(path, json={"enabled": True}), "UpdateDestinationV1Output")
     for n in range(3):  # three pages of two
-        api.post("/destinations", json={"sourceId": "src_a", "metadataId": WEBHOOKS_ACTIONS_METADATA_ID,
-                                        "name": f"other {n}", "enabled": False, "settings": {}}).raise_for_status()
-    page = data_of(api.get("/sources/src_a/connected-destinations"), "ListConnectedDestinationsFromSourceV1Output")
+        api.post(
+            "/destinations",
+            json={
+                "sourceId": "src_a",
+                "metadataId": WEBHOOKS_ACTIONS_METADATA_ID,
+                "name": f"other {n}",
+                "enabled": False,
+                "settings": {},
+            },
+        ).raise_for_status()
+    page = data_of(
+        api.get("/sources/src_a/connected-destinations"), "ListConnectedDestinationsFromSourceV1Output"
+    )
     assert page["pagination"].get("next")
-    data_of(api.get("/sources/src_a/connected-destinations", params={"pagination.cursor": page["pagination"]["next"]}),
-            "ListConnectedDestinationsFromSourceV1Output")
+    data_of(
+        api.get(
+            "/sources/src_a/connected-destinations", params={"pagination.cursor": page["pagination"]["next"]}
+        ),
+        "ListConnectedDestinationsFromSourceV1Output",
+    )
 
-    mapping = data_of(api.post(f"{path}/subscriptions", json={
-        "name": "RudderStack (migration): Send", "actionId": WEBHOOKS_ACTIONS_SEND_ACTION_ID,
-        "trigger": ALL_EVENT_TYPES_TRIGGER, "enabled": True,
-        "settings": send_mapping_settings("http://127.0.0.1:9/v1/webhook?writeKey=wk")}),
-        "CreateDestinationSubscriptionAlphaOutput")["destinationSubscription"]
+    mapping = data_of(
+        api.post(
+            f"{path}/subscriptions",
+            json={
+                "name": "RudderStack (migration): Send",
+                "actionId": WEBHOOKS_ACTIONS_SEND_ACTION_ID,
+                "trigger": ALL_EVENT_TYPES_TRIGGER,
+                "enabled": True,
+                "settings": send_mapping_settings("http://127.0.0.1:9/v1/webhook?writeKey=wk"),
+            },
+        ),
+        "CreateDestinationSubscriptionAlphaOutput",
+    )["destinationSubscription"]
     data_of(api.get(f"{path}/subscriptions"), "ListSubscriptionsFromDestinationAlphaOutput")
     data_of(api.get(f"{path}/subscriptions/{mapping['id']}"), "GetSubscriptionFromDestinationAlphaOutput")
-    data_of(api.patch(f"{path}/subscriptions/{mapping['id']}", json={"input": {"enabled": False}}),
-            "UpdateSubscriptionForDestinationAlphaOutput")
+    data_of(
+        api.patch(f"{path}/subscriptions/{mapping['id']}", json={"input": {"enabled": False}}),
+        "UpdateSubscriptionForDestinationAlphaOutput",
+    )
 
 
 @pytest.mark.parametrize(
@@ -159,7 +214,9 @@ def test_destination_and_mapping_answers(segment):
     [
         lambda api: api.get("/warehouses/wh_nope"),  # 404
         lambda api: api.patch(f"/warehouses/{WH}", json={"enabled": False}),  # 422: settings required
-        lambda api: api.post("/destinations", json={"sourceId": "src_a", "metadataId": "nope", "settings": {}}),
+        lambda api: api.post(
+            "/destinations", json={"sourceId": "src_a", "metadataId": "nope", "settings": {}}
+        ),
     ],
     ids=["not-found", "validation", "unsupported-metadata"],
 )
@@ -181,14 +238,44 @@ def test_a_rate_limited_answer_is_a_request_error_envelope_with_ms_before_next(s
 @pytest.mark.parametrize(
     "model, old_answer",
     [
-        ("SyncV1", {"sourceId": "s", "start": "2026-01-01T00:00:00Z", "end": None, "status": "Running",
-                    "duration": None, "humanDuration": None, "count": 0, "notices": []}),
-        ("SyncV1", {"sourceId": "s", "start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:00:01Z",
-                    "status": "Failure", "duration": 1000, "humanDuration": "1.0s", "count": 0,
-                    "notices": ["permission denied"]}),
+        (
+            "SyncV1",
+            {
+                "sourceId": "s",
+                "start": "2026-01-01T00:00:00Z",
+                "end": None,
+                "status": "Running",
+                "duration": None,
+                "humanDuration": None,
+                "count": 0,
+                "notices": [],
+            },
+        ),
+        (
+            "SyncV1",
+            {
+                "sourceId": "s",
+                "start": "2026-01-01T00:00:00Z",
+                "end": "2026-01-01T00:00:01Z",
+                "status": "Failure",
+                "duration": 1000,
+                "humanDuration": "1.0s",
+                "count": 0,
+                "notices": ["permission denied"],
+            },
+        ),
         ("AddConnectionFromSourceToWarehouseV1Output", {"status": "SUCCESS"}),
-        ("WarehouseMetadataV1", {"id": "x", "slug": "postgres", "name": "Postgres", "description": "d",
-                                 "logos": {}, "options": []}),
+        (
+            "WarehouseMetadataV1",
+            {
+                "id": "x",
+                "slug": "postgres",
+                "name": "Postgres",
+                "description": "d",
+                "logos": {},
+                "options": [],
+            },
+        ),
     ],
     ids=["running-sync-without-duration", "notices-as-strings", "connect-success", "logos-without-default"],
 )

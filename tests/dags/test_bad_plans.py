@@ -33,10 +33,13 @@ def renamed(name: str, text: str = SANDBOX) -> str:
 
 
 def test_an_invalid_plan_is_a_placeholder_dag_naming_file_and_field(tmp_path):
-    bag = project_with(tmp_path, {
-        "sandbox.yaml": SANDBOX,
-        "typo.yaml": renamed("typo").replace("kind: client", "kind: mobile"),
-    })
+    bag = project_with(
+        tmp_path,
+        {
+            "sandbox.yaml": SANDBOX,
+            "typo.yaml": renamed("typo").replace("kind: client", "kind: mobile"),
+        },
+    )
     assert bag.import_errors == {}  # the good plans stay active (an import error would mark them stale)
     assert {"segment_to_rudderstack__sandbox", "segment_to_rudderstack_rollback__sandbox"} <= set(bag.dag_ids)
     bad = bag.get_dag("segment_to_rudderstack__typo")
@@ -56,19 +59,24 @@ def test_an_unreadable_plan_gets_a_placeholder_named_after_its_file(tmp_path):
 
 
 def test_two_files_with_the_same_plan_name_are_both_refused(tmp_path):
-    bag = project_with(tmp_path, {
-        "a_copy.yaml": SANDBOX.replace("dry_run: false", "dry_run: true"),
-        "sandbox.yaml": SANDBOX,
-        "other.yaml": renamed("other"),
-    })
+    bag = project_with(
+        tmp_path,
+        {
+            "a_copy.yaml": SANDBOX.replace("dry_run: false", "dry_run: true"),
+            "sandbox.yaml": SANDBOX,
+            "other.yaml": renamed("other"),
+        },
+    )
     assert bag.import_errors == {}
     dup = bag.get_dag("segment_to_rudderstack__sandbox")
     assert "invalid-plan" in dup.tags  # neither file silently wins
     assert "plan name 'sandbox' is used by 2 files" in dup.description
     assert "a_copy.yaml" in dup.description and "sandbox.yaml" in dup.description
     assert "segment_to_rudderstack_rollback__sandbox" not in bag.dag_ids
-    assert "segment_to_rudderstack__other" in bag.dag_ids and "invalid-plan" not in bag.get_dag(
-        "segment_to_rudderstack__other").tags
+    assert (
+        "segment_to_rudderstack__other" in bag.dag_ids
+        and "invalid-plan" not in bag.get_dag("segment_to_rudderstack__other").tags
+    )
 
 
 def test_a_schedule_airflow_cannot_run_names_the_plan_and_the_field(tmp_path):
@@ -83,9 +91,12 @@ def test_a_schedule_airflow_cannot_run_names_the_plan_and_the_field(tmp_path):
 
 
 def test_a_valid_cron_schedule_still_builds(tmp_path):
-    dags = build_all(_plans(tmp_path, {"nightly.yaml": renamed("nightly").replace("schedule: null",
-                                                                                   'schedule: "0 3 * * *"')}),
-                     reports_dir=tmp_path)
+    dags = build_all(
+        _plans(
+            tmp_path, {"nightly.yaml": renamed("nightly").replace("schedule: null", 'schedule: "0 3 * * *"')}
+        ),
+        reports_dir=tmp_path,
+    )
     assert "invalid-plan" not in dags["segment_to_rudderstack__nightly"].tags
 
 
@@ -95,7 +106,9 @@ def _plans(tmp_path, files):
     return tmp_path
 
 
-@pytest.mark.parametrize("dag_id", ["segment_to_rudderstack__sandbox", "segment_to_rudderstack_rollback__sandbox"])
+@pytest.mark.parametrize(
+    "dag_id", ["segment_to_rudderstack__sandbox", "segment_to_rudderstack_rollback__sandbox"]
+)
 def test_a_misspelled_trigger_param_is_refused_naming_the_nearest_valid_one(tmp_path, dag_id):
     dag = build_all(_plans(tmp_path, {"sandbox.yaml": SANDBOX}), reports_dir=tmp_path)[dag_id]
     first = dag.get_task("migration_status" if "rollback" not in dag_id else "rollback")

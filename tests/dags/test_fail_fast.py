@@ -34,10 +34,20 @@ with DAG("failfast_probe", schedule=None, start_date=datetime(2026, 1, 1), catch
 
 def test_airflow_dags_test_with_a_missing_connection_fails_at_once_without_a_warning_flood(tmp_path):
     (tmp_path / "failfast_probe.py").write_text(DAG_FILE)
-    env = dict(os.environ, AIRFLOW__CORE__DAGS_FOLDER=str(tmp_path), AIRFLOW__CORE__LOAD_EXAMPLES="False",
-               PYTHONPATH=os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "include")]))
-    done = subprocess.run([str(AIRFLOW), "dags", "test", "failfast_probe"], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    env = dict(
+        os.environ,
+        AIRFLOW__CORE__DAGS_FOLDER=str(tmp_path),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        PYTHONPATH=os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "include")]),
+    )
+    done = subprocess.run(
+        [str(AIRFLOW), "dags", "test", "failfast_probe"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     output = done.stdout + done.stderr
     assert "Connection 'failfast_not_defined' for RudderStack API could not be read" in output, output[-3000:]
     assert "This is a configuration error" in output
@@ -49,11 +59,20 @@ def test_airflow_dags_test_with_a_missing_connection_fails_at_once_without_a_war
 @pytest.mark.parametrize("status", [401, 404])
 def test_an_auth_or_not_found_answer_fails_the_task_without_retry(status, httpserver, monkeypatch):
     httpserver.expect_request("/v2/destinations/dst_1").respond_with_json({"message": "no"}, status=status)
-    monkeypatch.setenv("AIRFLOW_CONN_FAILFAST_API", json.dumps(
-        {"conn_type": "rudderstack", "host": httpserver.url_for("/").rstrip("/"), "password": "tok-SECRET-1",
-         "extra": {"max_attempts": 3}}))
-    task = HoldRudderStackSyncOperator(task_id="hold_sync", rudderstack_conn_id="failfast_api",
-                                       destination_id="dst_1")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FAILFAST_API",
+        json.dumps(
+            {
+                "conn_type": "rudderstack",
+                "host": httpserver.url_for("/").rstrip("/"),
+                "password": "tok-SECRET-1",
+                "extra": {"max_attempts": 3},
+            }
+        ),
+    )
+    task = HoldRudderStackSyncOperator(
+        task_id="hold_sync", rudderstack_conn_id="failfast_api", destination_id="dst_1"
+    )
     with pytest.raises(AirflowFailException) as err:  # AirflowFailException: Airflow does not retry it
         task.execute({})
     assert f"HTTP {status}" in str(err.value) and "configuration error" in str(err.value)
@@ -62,10 +81,20 @@ def test_an_auth_or_not_found_answer_fails_the_task_without_retry(status, httpse
 
 
 def test_outages_keep_their_retries_and_configuration_errors_do_not():
-    outage = ApiError(status=503, endpoint="GET /v2/destinations", message="unavailable", retryable=True,
-                      service="RudderStack API")
-    denied = ApiError(status=403, endpoint="GET /v2/destinations", message="forbidden", retryable=False,
-                      service="RudderStack API")
+    outage = ApiError(
+        status=503,
+        endpoint="GET /v2/destinations",
+        message="unavailable",
+        retryable=True,
+        service="RudderStack API",
+    )
+    denied = ApiError(
+        status=403,
+        endpoint="GET /v2/destinations",
+        message="forbidden",
+        retryable=False,
+        service="RudderStack API",
+    )
     assert not is_permanent(outage) and is_permanent(denied)
     assert is_permanent(ValueError("Connection 'x' could not be read"))
     assert not is_permanent(ConnectionResetError("reset by peer"))

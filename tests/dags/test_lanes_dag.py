@@ -25,8 +25,9 @@ LANES = ["app_events", "mobile_events", "shop_events"]
 
 def three_lanes() -> dict:
     data = copy.deepcopy(MULTI)
-    data["sources"].append({"id": "src_shop", "kind": "client", "schema": "shop_events",
-                            "rudderstack_source_id": "rs_src_shop"})
+    data["sources"].append(
+        {"id": "src_shop", "kind": "client", "schema": "shop_events", "rudderstack_source_id": "rs_src_shop"}
+    )
     return data
 
 
@@ -47,11 +48,18 @@ def upstream_closure(dag, task_id):
 
 def test_each_phase_has_one_group_per_lane_and_the_warehouse_steps_once(dag):
     groups = dag.task_group.get_task_group_dict()
-    for phase in ("setup_rudderstack", "route_segment_to_rudderstack", "release_rudderstack", "client_adoption"):
+    for phase in (
+        "setup_rudderstack",
+        "route_segment_to_rudderstack",
+        "release_rudderstack",
+        "client_adoption",
+    ):
         assert {f"{phase}.{lane}" for lane in LANES} <= set(groups), phase
     ids = set(dag.task_ids)
     assert {f"preflight.{lane}" for lane in LANES} | {f"duplicate_check.{lane}" for lane in LANES} <= ids
-    assert [t for t in ids if t.endswith("disable_segment_warehouse")] == ["segment_final_load.disable_segment_warehouse"]
+    assert [t for t in ids if t.endswith("disable_segment_warehouse")] == [
+        "segment_final_load.disable_segment_warehouse"
+    ]
     assert [t for t in ids if t.endswith("wait_final_load")] == ["segment_final_load.wait_final_load"]
 
 
@@ -77,7 +85,9 @@ def test_every_lane_follows_the_runbook(dag, lane):
     for before, after in zip(order, order[1:], strict=False):
         assert before in upstream_closure(dag, after), (before, after)
     # Every lane's preflight comes before any lane changes anything.
-    assert {f"preflight.{other}" for other in LANES} <= upstream_closure(dag, f"setup_rudderstack.{lane}.ensure_destination")
+    assert {f"preflight.{other}" for other in LANES} <= upstream_closure(
+        dag, f"setup_rudderstack.{lane}.ensure_destination"
+    )
 
 
 def test_each_lane_writes_only_its_own_schema(dag):
@@ -89,13 +99,19 @@ def test_each_lane_writes_only_its_own_schema(dag):
     names = {dag.get_task(f"setup_rudderstack.{lane}.ensure_destination").destination_name for lane in LANES}
     assert len(names) == 3  # one destination per lane, found again by its own name on a re-run
     assert dag.get_task("setup_rudderstack.mobile_events.ensure_segment_source").connect_source_ids == [
-        "rs_src_android", "rs_src_ios"
+        "rs_src_android",
+        "rs_src_ios",
     ]
 
 
 def test_joins_after_lanes_run_when_a_lane_was_left_out(dag):
-    assert dag.get_task("route_segment_to_rudderstack.cutover_point").trigger_rule == "none_failed_min_one_success"
-    assert dag.get_task("report").trigger_rule == "all_done"  # and says which lanes ran (ops: failed runs too)
+    assert (
+        dag.get_task("route_segment_to_rudderstack.cutover_point").trigger_rule
+        == "none_failed_min_one_success"
+    )
+    assert (
+        dag.get_task("report").trigger_rule == "all_done"
+    )  # and says which lanes ran (ops: failed runs too)
 
 
 def test_lanes_param_is_checked_like_sources(dag):
@@ -109,18 +125,29 @@ def test_lanes_param_is_checked_like_sources(dag):
 
 
 def test_selected_sources_combine_the_sources_and_lanes_fields():
-    lanes = {"app_events": ["src_web_app", "src_backend"], "mobile_events": ["src_ios_app", "src_android_app"]}
+    lanes = {
+        "app_events": ["src_web_app", "src_backend"],
+        "mobile_events": ["src_ios_app", "src_android_app"],
+    }
     everything = {"sources": ["src_web_app", "src_backend", "src_ios_app", "src_android_app"]}
     assert selected_source_ids(lanes, everything) == everything["sources"]
-    assert selected_source_ids(lanes, {**everything, "lanes": ["mobile_events"]}) == ["src_ios_app", "src_android_app"]
-    assert selected_source_ids(lanes, {"sources": ["src_web_app", "src_ios_app"], "lanes": ["app_events"]}) == [
-        "src_web_app"
+    assert selected_source_ids(lanes, {**everything, "lanes": ["mobile_events"]}) == [
+        "src_ios_app",
+        "src_android_app",
     ]
+    assert selected_source_ids(
+        lanes, {"sources": ["src_web_app", "src_ios_app"], "lanes": ["app_events"]}
+    ) == ["src_web_app"]
 
 
 def test_a_lane_with_no_selected_source_is_skipped():
-    gate = LaneSelectedOperator(task_id="g", lane="mobile_events", schema="mobile_events",
-                                source_ids=["src_ios_app", "src_android_app"], selected_source_ids=["src_web_app"])
+    gate = LaneSelectedOperator(
+        task_id="g",
+        lane="mobile_events",
+        schema="mobile_events",
+        source_ids=["src_ios_app", "src_android_app"],
+        selected_source_ids=["src_web_app"],
+    )
     with pytest.raises(AirflowSkipException, match="not migrated in this run"):
         gate.execute({})
     gate.selected_source_ids = ["src_web_app", "src_ios_app"]
@@ -128,7 +155,9 @@ def test_a_lane_with_no_selected_source_is_skipped():
 
 
 def test_cutover_point_is_the_latest_lane_cutover():
-    point = CutoverPointOperator(task_id="c", cutovers=["2026-11-29T07:00:05+00:00", None, "2026-11-29T07:00:09Z"])
+    point = CutoverPointOperator(
+        task_id="c", cutovers=["2026-11-29T07:00:05+00:00", None, "2026-11-29T07:00:09Z"]
+    )
     assert point.execute({}) == "2026-11-29T07:00:09+00:00"
     point.cutovers = [None, None]
     with pytest.raises(ValueError, match="no lane reported a cutover point"):
@@ -158,5 +187,6 @@ def test_a_one_schema_plan_keeps_its_names_and_namespace():
     assert (lane.schema, lane.destination_name) == ("app_events", plan.rudderstack.destination.name)
     multi = parse_plan(MULTI)
     assert [lane.destination_name for lane in multi.lanes] == [
-        "Warehouse (migrated from Segment) [app_events]", "Warehouse (migrated from Segment) [mobile_events]"
+        "Warehouse (migrated from Segment) [app_events]",
+        "Warehouse (migrated from Segment) [mobile_events]",
     ]

@@ -120,9 +120,17 @@ def test_a_subset_of_sources_cannot_switch_the_shared_warehouse_off():
     from segment_rudderstack.operators.preflight import PreflightOperator
 
     preflight = PreflightOperator(
-        task_id="p", segment_conn_id="s", warehouse_id="w", source_ids=["src_web_app", "src_backend"],
-        rudderstack_conn_id="r", destination_id=None, destination_name="d", destination_type="POSTGRES",
-        warehouse_conn_id="x", namespace="app_events", selected_source_ids="['src_web_app']",
+        task_id="p",
+        segment_conn_id="s",
+        warehouse_id="w",
+        source_ids=["src_web_app", "src_backend"],
+        rudderstack_conn_id="r",
+        destination_id=None,
+        destination_name="d",
+        destination_type="POSTGRES",
+        warehouse_conn_id="x",
+        namespace="app_events",
+        selected_source_ids="['src_web_app']",
     )
     problems: list[str] = []
     preflight._check_selection(problems)
@@ -137,16 +145,25 @@ def test_drain_sensor_of_a_source_left_out_of_the_run_does_not_wait():
     from segment_rudderstack.sensors.migration import SegmentSourceDrainedSensor
 
     sensor = SegmentSourceDrainedSensor(
-        task_id="drain", warehouse_id="w", source_id="src_backend", started_after="2026-01-01T00:00:00+00:00",
-        selected_source_ids=["src_web_app"], segment_conn_id="not_configured",
+        task_id="drain",
+        warehouse_id="w",
+        source_id="src_backend",
+        started_after="2026-01-01T00:00:00+00:00",
+        selected_source_ids=["src_web_app"],
+        segment_conn_id="not_configured",
     )
     assert sensor.execute({}) == {"reason": "source not selected in this run"}
 
 
 def test_append_mode_is_restored_only_when_the_plan_asks_and_only_after_the_duplicate_check(dag, tmp_path):
     assert "restore_append_mode" not in dag.task_ids
-    plan = (PLANS / "sandbox.yaml").read_text().replace(
-        "    sync_start_margin_minutes: 0", "    sync_start_margin_minutes: 0\n    restore_append_after_duplicate_check: true"
+    plan = (
+        (PLANS / "sandbox.yaml")
+        .read_text()
+        .replace(
+            "    sync_start_margin_minutes: 0",
+            "    sync_start_margin_minutes: 0\n    restore_append_after_duplicate_check: true",
+        )
     )
     assert "restore_append_after_duplicate_check: true" in plan
     (tmp_path / "restore.yaml").write_text(plan.replace("name: sandbox", "name: restore"))

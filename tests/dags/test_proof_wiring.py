@@ -24,7 +24,9 @@ def _dag(tmp_path, **replace: str):
 def test_the_webhook_is_switched_off_only_after_the_webhook_path_was_verified(tmp_path):
     dag = _dag(tmp_path)
     assert "client_adoption.verify_webhook_path" in upstream_closure(dag, SWITCH_OFF)
-    assert "client_adoption.wait_client_adoption" in upstream_closure(dag, "client_adoption.verify_webhook_path")
+    assert "client_adoption.wait_client_adoption" in upstream_closure(
+        dag, "client_adoption.verify_webhook_path"
+    )
     assert dag.get_task("client_adoption.verify_webhook_path").on_gap == "fail"
     assert isinstance(dag.get_task("client_adoption.wait_client_adoption"), SegmentAdoptionSensor)  # "both"
 
@@ -38,6 +40,8 @@ def test_a_gap_can_be_accepted_by_a_person_when_the_plan_says_so(tmp_path):
 
 
 def test_without_the_proof_the_warehouse_signal_alone_decides(tmp_path):
-    dag = _dag(tmp_path, **{"  enabled: true\n  granularity: MINUTE": "  enabled: false\n  granularity: MINUTE"})
+    dag = _dag(
+        tmp_path, **{"  enabled: true\n  granularity: MINUTE": "  enabled: false\n  granularity: MINUTE"}
+    )
     assert "client_adoption.verify_webhook_path" not in dag.task_ids
     assert type(dag.get_task("client_adoption.wait_client_adoption")) is ClientAdoptionSensor

@@ -21,7 +21,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 def running_ti(states: dict[str, str]):
     """What the Task SDK gives the report task: its run's task states, durations and the steps' results."""
     return SimpleNamespace(
-        dag_id="segment_to_rudderstack__p", run_id="manual__1", task_id="report",
+        dag_id="segment_to_rudderstack__p",
+        run_id="manual__1",
+        task_id="report",
         get_task_states=lambda dag_id, run_ids: {run_ids[0]: states},
         get_task_breadcrumbs=lambda dag_id, run_id: [{"task_id": t, "duration": 2.0} for t in states],
         xcom_pull=lambda task_ids: None,
@@ -29,8 +31,13 @@ def running_ti(states: dict[str, str]):
 
 
 def report_task(tmp_path) -> MigrationReportOperator:
-    return MigrationReportOperator(task_id="report", plan_name="p", reports_dir=str(tmp_path),
-                                   task_ids={"preflight": "preflight"}, change_log_key=f"test_report_{uuid.uuid4().hex}")
+    return MigrationReportOperator(
+        task_id="report",
+        plan_name="p",
+        reports_dir=str(tmp_path),
+        task_ids={"preflight": "preflight"},
+        change_log_key=f"test_report_{uuid.uuid4().hex}",
+    )
 
 
 def test_the_report_task_runs_after_any_upstream_outcome():
@@ -40,8 +47,12 @@ def test_the_report_task_runs_after_any_upstream_outcome():
 
 def test_after_a_failed_step_the_report_says_where_and_the_task_fails(tmp_path):
     task = report_task(tmp_path)
-    states = {"migration_status": "success", "preflight": "failed",
-              "setup_rudderstack.ensure_destination": "upstream_failed", "report": "running"}
+    states = {
+        "migration_status": "success",
+        "preflight": "failed",
+        "setup_rudderstack.ensure_destination": "upstream_failed",
+        "report": "running",
+    }
     with pytest.raises(AirflowFailException, match=r"FAILED at Preflight \(task `preflight`\)"):
         task.execute({"ti": running_ti(states)})
     text = (tmp_path / "p" / "manual__1.md").read_text()

@@ -27,7 +27,9 @@ def test_a_plan_that_requires_approvals_gets_a_gate_before_the_rollback(tmp_path
     assert gate.fail_on_reject is True and "Roll back migration sandbox?" == gate.subject
     env = dag.get_template_env()
     assert env.from_string(gate.required).render(params={"dry_run": False}) is True
-    assert env.from_string(gate.required).render(params={"dry_run": True}) is False  # a dry run needs no approval
+    assert (
+        env.from_string(gate.required).render(params={"dry_run": True}) is False
+    )  # a dry run needs no approval
 
 
 def test_a_plan_without_approvals_rolls_back_directly(tmp_path):
@@ -36,8 +38,13 @@ def test_a_plan_without_approvals_rolls_back_directly(tmp_path):
 
 
 def test_an_empty_change_log_says_so_once_and_nothing_else(caplog, capfd):
-    operator = RollbackOperator(task_id="rollback", plan_name="nothing_here", segment_conn_id="unused",
-                                rudderstack_conn_id="unused", change_log_key=f"test_rollback_{uuid.uuid4().hex}")
+    operator = RollbackOperator(
+        task_id="rollback",
+        plan_name="nothing_here",
+        segment_conn_id="unused",
+        rudderstack_conn_id="unused",
+        change_log_key=f"test_rollback_{uuid.uuid4().hex}",
+    )
     with caplog.at_level(logging.INFO):
         assert operator.execute({})["undone"] == []
     out = caplog.text + "".join(capfd.readouterr())  # the Task SDK logs through structlog to the console
@@ -47,9 +54,15 @@ def test_an_empty_change_log_says_so_once_and_nothing_else(caplog, capfd):
 
 
 def test_the_closing_line_names_what_was_undone_or_that_it_already_was():
-    assert rollback_summary(["re-enabled Segment warehouse wh_1"], empty=False, dry_run=False,
-                            change_log_key="k") == "undid 1 change(s): re-enabled Segment warehouse wh_1"
-    assert rollback_summary(["re-enabled Segment warehouse wh_1"], empty=False, dry_run=True,
-                            change_log_key="k").startswith("would undo 1 change(s)")
+    assert (
+        rollback_summary(
+            ["re-enabled Segment warehouse wh_1"], empty=False, dry_run=False, change_log_key="k"
+        )
+        == "undid 1 change(s): re-enabled Segment warehouse wh_1"
+    )
+    assert rollback_summary(
+        ["re-enabled Segment warehouse wh_1"], empty=False, dry_run=True, change_log_key="k"
+    ).startswith("would undo 1 change(s)")
     assert rollback_summary([], empty=False, dry_run=False, change_log_key="k").startswith(
-        "every recorded change is already undone")
+        "every recorded change is already undone"
+    )

@@ -24,8 +24,15 @@ import httpx
 from websockets.sync.client import ClientConnection, connect
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-dev-shm-usage", "--no-first-run", "--window-size=1400,1100")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--window-size=1400,1100",
+)
 
 
 class BrowserError(RuntimeError):
@@ -62,14 +69,25 @@ class Chromium:
     def start(self, timeout: float = 30.0) -> None:
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen(
-                [self.executable, *CHROMIUM_FLAGS, f"--remote-debugging-port={self.port}",
-                 "--remote-debugging-address=127.0.0.1", f"--user-data-dir={self.profile}", "about:blank"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                [
+                    self.executable,
+                    *CHROMIUM_FLAGS,
+                    f"--remote-debugging-port={self.port}",
+                    "--remote-debugging-address=127.0.0.1",
+                    f"--user-data-dir={self.profile}",
+                    "about:blank",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise BrowserError(f"Chromium exited with {self.process.returncode} at start; see {self.log_path}.")
+                raise BrowserError(
+                    f"Chromium exited with {self.process.returncode} at start; see {self.log_path}."
+                )
             with contextlib.suppress(httpx.HTTPError, ValueError):
                 targets = httpx.get(f"http://127.0.0.1:{self.port}/json/list", timeout=2).json()
                 pages = [t for t in targets if t.get("type") == "page"]
@@ -79,7 +97,9 @@ class Chromium:
                     self.call("Runtime.enable")
                     return
             time.sleep(0.2)
-        raise BrowserError(f"Chromium's DevTools endpoint did not answer within {timeout:.0f}s; see {self.log_path}.")
+        raise BrowserError(
+            f"Chromium's DevTools endpoint did not answer within {timeout:.0f}s; see {self.log_path}."
+        )
 
     def stop(self) -> None:
         if self.ws is not None:
@@ -116,7 +136,9 @@ class Chromium:
     def evaluate(self, expression: str) -> object:
         result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
         if "exceptionDetails" in result:
-            raise BrowserError(f"JavaScript failed: {result['exceptionDetails'].get('text')} in {expression[:120]!r}")
+            raise BrowserError(
+                f"JavaScript failed: {result['exceptionDetails'].get('text')} in {expression[:120]!r}"
+            )
         return result.get("result", {}).get("value")
 
     def navigate(self, url: str) -> None:

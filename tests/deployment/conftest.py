@@ -36,24 +36,30 @@ def deployment(target: DeploymentTarget, plan_bundle_folder: pathlib.Path | None
     if plan_bundle_folder is not None:
         bundles[target.plan_bundle] = plan_bundle_folder
     with target.services() as service_env:
-        spec = DeploymentSpec(dags_folder=target.dags_folder, plugins_folder=target.plugins_folder,
-                              extra_dag_bundles=bundles,
-                              extra_env=dict(service_env), save_logs_to=ARTIFACTS / "deployment-logs")
+        spec = DeploymentSpec(
+            dags_folder=target.dags_folder,
+            plugins_folder=target.plugins_folder,
+            extra_dag_bundles=bundles,
+            extra_env=dict(service_env),
+            save_logs_to=ARTIFACTS / "deployment-logs",
+        )
         airflow = LocalAirflow(spec)
         try:
             airflow.start()
             yield airflow
         finally:
             airflow.stop()
-            METRICS.update({
-                "target": target.name,
-                "ready_after_s": round(airflow.ready_after_s, 1),
-                "deployment_wall_s": round(time.monotonic() - started, 1),
-                "peak_rss_sum_mib": round(airflow.memory.rss_bytes / 2**20),
-                "peak_pss_sum_mib": round(airflow.memory.pss_bytes / 2**20),
-                "processes_at_peak": airflow.memory.processes_at_peak,
-                "memory_samples": airflow.memory.samples,
-            })
+            METRICS.update(
+                {
+                    "target": target.name,
+                    "ready_after_s": round(airflow.ready_after_s, 1),
+                    "deployment_wall_s": round(time.monotonic() - started, 1),
+                    "peak_rss_sum_mib": round(airflow.memory.rss_bytes / 2**20),
+                    "peak_pss_sum_mib": round(airflow.memory.pss_bytes / 2**20),
+                    "processes_at_peak": airflow.memory.processes_at_peak,
+                    "memory_samples": airflow.memory.samples,
+                }
+            )
             save()
 
 

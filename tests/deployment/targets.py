@@ -61,8 +61,11 @@ def probe_target() -> DeploymentTarget:
         conf={"target_namespace": "analytics_eu", "dry_run": False, "wait_seconds": 3},
         invalid_param="target_namespace",
         invalid_value="Not-A-Schema",
-        described_params={"target_namespace": probe.NAMESPACE_DESCRIPTION, "dry_run": probe.DRY_RUN_DESCRIPTION,
-                          "wait_seconds": probe.WAIT_DESCRIPTION},
+        described_params={
+            "target_namespace": probe.NAMESPACE_DESCRIPTION,
+            "dry_run": probe.DRY_RUN_DESCRIPTION,
+            "wait_seconds": probe.WAIT_DESCRIPTION,
+        },
         scheduled_dag_id="deployment_probe_scheduled",
         deferred_tasks=frozenset({"wait_in_triggerer"}),
         check_result=probe_params_echoed,
@@ -83,8 +86,9 @@ def running_sandbox(**overrides) -> Iterator:
     from sandbox.world import Sandbox
 
     clients = {"server_side_switch": "auto", **overrides.pop("clients", {})}
-    config = load_config(home=pathlib.Path(tempfile.mkdtemp(prefix="srm-deploy-sandbox-")), clients=clients,
-                         **overrides)
+    config = load_config(
+        home=pathlib.Path(tempfile.mkdtemp(prefix="srm-deploy-sandbox-")), clients=clients, **overrides
+    )
     sandbox = Sandbox(config)
     try:
         sandbox.start()
@@ -123,8 +127,12 @@ def assert_reconciled(sandbox) -> None:
     # These runs have no rollback: the webhook switch-off in Segment's log is the migration's own, after which
     # old clients' events are the accepted tail; any other drop counts as lost.
     switch_offs = invariants.webhook_disabled_at(sandbox.segment.log.entries())
-    report = reconcile(sandbox.info.warehouse_dsn, sandbox.info.schema, ledger_schema=sandbox.info.ledger_schema,
-                       accepted_after=min(switch_offs) if switch_offs else None)
+    report = reconcile(
+        sandbox.info.warehouse_dsn,
+        sandbox.info.schema,
+        ledger_schema=sandbox.info.ledger_schema,
+        accepted_after=min(switch_offs) if switch_offs else None,
+    )
     assert report.ok, report.format()
     violations = invariants.check(sandbox.segment.log.entries(), sandbox.rudderstack.log.entries())
     assert not violations, violations
@@ -147,8 +155,10 @@ def migration_target() -> DeploymentTarget:
         conf={"dry_run": False},
         invalid_param="adoption_threshold",
         invalid_value="most",
-        described_params={"dry_run": "Read everything and change nothing",
-                          "adoption_threshold": "share (0-1) of events"},
+        described_params={
+            "dry_run": "Read everything and change nothing",
+            "adoption_threshold": "share (0-1) of events",
+        },
         # The scheduler's basics are proven quickly on the probe's scheduled DAG (a second DAG bundle next to
         # the real dags folder); the migration DAG on a schedule is test_scheduled_plan.py, in `plan_bundle`.
         scheduled_dag_id="deployment_probe_scheduled",

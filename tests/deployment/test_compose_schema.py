@@ -12,8 +12,14 @@ from tests.deployment.targets import ROOT
 
 COMPOSE = ROOT / "docker-compose.yaml"
 DOCS = ROOT / "docs" / "deployment.md"
-AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
-                    "airflow-worker", "airflow-init"}
+AIRFLOW_SERVICES = {
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "airflow-init",
+}
 REQUIRED_SERVICES = AIRFLOW_SERVICES | {"postgres", "redis", "sandbox"}
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}; `$${VAR}` is an escaped literal for the container's shell.
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)((?::?[-?])[^}]*)?\}")
@@ -39,17 +45,26 @@ def _airflow_version_pin() -> str:
 def test_official_celery_layout_is_present(services):
     assert REQUIRED_SERVICES <= set(services), f"missing services: {REQUIRED_SERVICES - set(services)}"
     commands = {name: services[name].get("command") for name in AIRFLOW_SERVICES - {"airflow-init"}}
-    assert commands == {"airflow-apiserver": "api-server", "airflow-scheduler": "scheduler",
-                        "airflow-dag-processor": "dag-processor", "airflow-triggerer": "triggerer",
-                        "airflow-worker": "celery worker"}
+    assert commands == {
+        "airflow-apiserver": "api-server",
+        "airflow-scheduler": "scheduler",
+        "airflow-dag-processor": "dag-processor",
+        "airflow-triggerer": "triggerer",
+        "airflow-worker": "celery worker",
+    }
 
 
 def test_airflow_commands_exist_in_the_installed_airflow_cli(services):
     from airflow.cli import cli_config
 
     known = {command.name for command in cli_config.core_commands}
-    for name in AIRFLOW_SERVICES - {"airflow-init", "airflow-worker"}:  # celery comes from the image's provider
-        assert services[name]["command"] in known, f"{name}: `airflow {services[name]['command']}` does not exist"
+    for name in AIRFLOW_SERVICES - {
+        "airflow-init",
+        "airflow-worker",
+    }:  # celery comes from the image's provider
+        assert services[name]["command"] in known, (
+            f"{name}: `airflow {services[name]['command']}` does not exist"
+        )
 
 
 def test_common_anchor_is_merged_into_every_airflow_service(compose, services):
@@ -58,7 +73,10 @@ def test_common_anchor_is_merged_into_every_airflow_service(compose, services):
         service = services[name]
         env = service["environment"]
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
-        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == common["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        assert (
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+            == common["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        )
         assert service["volumes"] == common["volumes"], name
         assert service["image"] == common["image"] and service["build"] == common["build"], name
         for dependency in ("postgres", "redis"):
@@ -75,9 +93,14 @@ def test_depends_on_names_existing_services_without_cycles(services):
             assert dependency != name
             if isinstance(depends, dict):
                 assert depends[dependency]["condition"] in {
-                    "service_started", "service_healthy", "service_completed_successfully"}, (name, dependency)
+                    "service_started",
+                    "service_healthy",
+                    "service_completed_successfully",
+                }, (name, dependency)
                 if depends[dependency]["condition"] == "service_healthy":
-                    assert "healthcheck" in services[dependency], f"{name} waits for {dependency}'s healthcheck"
+                    assert "healthcheck" in services[dependency], (
+                        f"{name} waits for {dependency}'s healthcheck"
+                    )
         graph[name] = names
     done: set[str] = set()
 
@@ -92,7 +115,9 @@ def test_depends_on_names_existing_services_without_cycles(services):
     for node in graph:
         visit(node, ())
     for name in AIRFLOW_SERVICES - {"airflow-init"}:
-        assert services[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully", name
+        assert (
+            services[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+        ), name
 
 
 def test_volumes_are_declared_and_bind_mounts_exist_in_the_repo(compose, services):
@@ -135,8 +160,12 @@ def test_every_interpolated_variable_has_a_default_and_is_documented():
 
 def test_host_names_in_urls_are_services(compose, services):
     env = compose["x-airflow-common"]["environment"]
-    for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND",
-                "AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"):
+    for key in (
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "AIRFLOW__CELERY__RESULT_BACKEND",
+        "AIRFLOW__CELERY__BROKER_URL",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+    ):
         host = re.match(r"^[a-z0-9+]+://(?:[^@/]*@)?([^:/]+)", env[key])
         assert host, f"{key} is not a URL: {env[key]!r}"
         assert host.group(1) in services, f"{key} points at {host.group(1)!r}, which is not a service"
@@ -154,7 +183,9 @@ def test_image_is_built_from_the_pinned_airflow_with_project_requirements(compos
     text = dockerfile.read_text()
     assert f"apache/airflow:{_airflow_version_pin()}-python3.11" in text
     copied = re.search(r"^COPY\s+(\S+)\s", text, re.MULTILINE)
-    assert copied and (context / copied.group(1)).is_file(), "the Dockerfile must COPY the project's requirements"
+    assert copied and (context / copied.group(1)).is_file(), (
+        "the Dockerfile must COPY the project's requirements"
+    )
     assert "-r " in text and "requirements.txt" in text
 
 
@@ -162,7 +193,9 @@ def test_sandbox_is_an_optional_profile_running_the_sandbox_package(services):
     sandbox = services["sandbox"]
     assert sandbox["profiles"] == ["sandbox"]
     assert sandbox["command"][:3] == ["python", "-m", "sandbox"]
-    assert (ROOT / "include" / "sandbox" / "__main__.py").is_file(), "python -m sandbox needs include/sandbox/__main__.py"
+    assert (ROOT / "include" / "sandbox" / "__main__.py").is_file(), (
+        "python -m sandbox needs include/sandbox/__main__.py"
+    )
     assert all("profiles" not in services[name] for name in REQUIRED_SERVICES - {"sandbox"})
 
 
@@ -171,13 +204,20 @@ def test_sandbox_command_runs_in_the_foreground_reachable_from_the_other_contain
 
     sandbox = services["sandbox"]
     args = build_parser().parse_args(sandbox["command"][3:])  # exits (SystemExit) on an unknown option
-    assert (args.command, args.foreground) == ("start", True), "the container's main process must be the world"
+    assert (args.command, args.foreground) == ("start", True), (
+        "the container's main process must be the world"
+    )
     env = sandbox["environment"]
-    assert env["SANDBOX_HOST"] == "0.0.0.0", "listening on 127.0.0.1 only, the Airflow containers could not reach it"
-    assert env["SANDBOX_PUBLIC_HOST"] == "sandbox", "the URLs in its connections must name the compose service"
+    assert env["SANDBOX_HOST"] == "0.0.0.0", (
+        "listening on 127.0.0.1 only, the Airflow containers could not reach it"
+    )
+    assert env["SANDBOX_PUBLIC_HOST"] == "sandbox", (
+        "the URLs in its connections must name the compose service"
+    )
     home = env["SANDBOX_HOME"]
     assert any(volume.endswith(f":{home}") for volume in services["airflow-worker"]["volumes"]), (
-        f"the workers must see {home} (connections file, the embedded warehouse's socket)")
+        f"the workers must see {home} (connections file, the embedded warehouse's socket)"
+    )
 
 
 def test_connections_come_from_an_optional_env_file(compose):

@@ -18,6 +18,8 @@ def test_local_and_compose_deployments_detect_a_killed_task_within_about_two_min
     for key, value in TASK_FAILURE_DETECTION.items():
         assert str(env[key]) == value, key
     timeout = int(TASK_FAILURE_DETECTION["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"])
-    interval = int(TASK_FAILURE_DETECTION["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL"])
+    interval = int(
+        TASK_FAILURE_DETECTION["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL"]
+    )
     retry_delay = 30  # the migration DAG's default_args
     assert timeout + interval + retry_delay <= 120

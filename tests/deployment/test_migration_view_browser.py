@@ -56,33 +56,52 @@ def test_migration_view_shows_the_plan_in_the_airflow_ui(chromium, deployment, a
     assert summary["run_id"] == finished_run
     assert summary["verdict"]["kind"] == "complete", summary["verdict"]
     assert summary["milestones"]["cutover"] and summary["milestones"]["warehouse_off"]
-    assert {s["phase"] for s in summary["steps"]} >= {"preflight", "cutover", "final_load", "release", "adoption"}
+    assert {s["phase"] for s in summary["steps"]} >= {
+        "preflight",
+        "cutover",
+        "final_load",
+        "release",
+        "adoption",
+    }
     assert all(s["state"] in ("done", "skipped") for s in summary["steps"]), summary["steps"]
 
     chromium.navigate(f"{base}/plugin/segment-rudderstack-migrations")
-    chromium.wait_for("the simple auth manager's login form", "!!document.querySelector('input[name=password]')")
+    chromium.wait_for(
+        "the simple auth manager's login form", "!!document.querySelector('input[name=password]')"
+    )
     chromium.type_into("input[name=username]", deployment.spec.admin_user)
     chromium.type_into("input[name=password]", deployment.spec.admin_password)
     chromium.click_button("Sign in")
     in_airflow = chromium.wait_for(
         "the Migrations page inside the Airflow UI (plugin iframe)",
         f"{IFRAME_DOC} && {IFRAME_DOC}.querySelector(\"section[data-dag-id='{dag_id}'] #steps\") "
-        f"&& {IFRAME_DOC}.body.innerText", timeout=60)
+        f"&& {IFRAME_DOC}.body.innerText",
+        timeout=60,
+    )
     assert "COMPLETE:" in in_airflow
     chromium.screenshot(ARTIFACTS / "migration-view-in-airflow.png")
 
     chromium.navigate(f"{base}/segment-rudderstack/dags/{dag_id}")
-    text = chromium.wait_for("the plan's migration page", "document.querySelector('#steps') && document.body.innerText")
+    text = chromium.wait_for(
+        "the plan's migration page", "document.querySelector('#steps') && document.body.innerText"
+    )
     shot = chromium.screenshot(ARTIFACTS / "migration-view.png")
     assert shot.stat().st_size > 20_000
     assert "COMPLETE: Segment's warehouse off since" in text
     assert "Segment started sending to RudderStack at" in text
-    for label in ("Preflight", "Cutover: Segment's webhook to RudderStack", "Segment's final load, warehouse off",
-                  "RudderStack's sync released, first upload", "Client adoption, Segment's webhook off"):
+    for label in (
+        "Preflight",
+        "Cutover: Segment's webhook to RudderStack",
+        "Segment's final load, warehouse off",
+        "RudderStack's sync released, first upload",
+        "Client adoption, Segment's webhook off",
+    ):
         assert label in text, label
     assert "Last duplicate check" in text
     assert chromium.evaluate("document.querySelector('#duplicates').innerText").startswith("at 20")
     assert chromium.evaluate("document.querySelector('#adoption-chart').naturalWidth") > 300
     assert chromium.evaluate("document.querySelectorAll('#changes tbody tr').length") >= 5
-    links = chromium.evaluate("Array.from(document.querySelectorAll('#runs a')).map(a => a.getAttribute('href'))")
+    links = chromium.evaluate(
+        "Array.from(document.querySelectorAll('#runs a')).map(a => a.getAttribute('href'))"
+    )
     assert f"/dags/{dag_id}/runs/{finished_run}" in links

@@ -58,9 +58,11 @@ def kills_plan() -> dict:
 def kills_world(api, target, plan_bundle_folder: pathlib.Path | None, tmp_path):
     if plan_bundle_folder is None:
         pytest.skip(f"deployment target {target.name!r} runs no sandbox, so it has no plan bundle")
-    with running_sandbox(segment={"load_interval_s": 2.0, "load_duration_s": 0.5},
-                         rudderstack={"time_compression": 120.0, "upload_duration_s": 0.5},
-                         clients={"adoption": {"kind": "linear", "ramp_s": 30.0}}) as sandbox:
+    with running_sandbox(
+        segment={"load_interval_s": 2.0, "load_duration_s": 0.5},
+        rudderstack={"time_compression": 120.0, "upload_duration_s": 0.5},
+        clients={"adoption": {"kind": "linear", "ramp_s": 30.0}},
+    ) as sandbox:
         for conn_id, setting in CONNECTIONS.items():
             fields = json.loads(sandbox.info.airflow_connections[setting])
             if isinstance(fields.get("extra"), dict):  # the REST API takes extra as a JSON string
@@ -71,7 +73,8 @@ def kills_world(api, target, plan_bundle_folder: pathlib.Path | None, tmp_path):
         plans.mkdir()
         (plans / f"{PLAN_NAME}.yaml").write_text(yaml.safe_dump(kills_plan(), sort_keys=False))
         (plan_bundle_folder / "kills_plan.py").write_text(
-            DAG_FILE.format(plans=str(plans), reports=str(tmp_path / "reports")))
+            DAG_FILE.format(plans=str(plans), reports=str(tmp_path / "reports"))
+        )
         yield sandbox
 
 
@@ -92,8 +95,12 @@ def test_triggerer_and_scheduler_killed_mid_run_lose_nothing(api, deployment, ki
     run_id = response.json()["dag_run_id"]
 
     # 1. The triggerer dies while sensors are deferred; a new one takes their triggers over.
-    wait_until("a deferred sensor", lambda: [t for t, ti in tis(api, run_id).items() if ti["state"] == "deferred"],
-               240, 0.5)
+    wait_until(
+        "a deferred sensor",
+        lambda: [t for t, ti in tis(api, run_id).items() if ti["state"] == "deferred"],
+        240,
+        0.5,
+    )
     deployment.kill("triggerer")
     time.sleep(2)
     deployment.restart("triggerer")

@@ -64,9 +64,11 @@ def scheduled_world(api, target, plan_bundle_folder: pathlib.Path | None, tmp_pa
     """Its own compressed sandbox, its connections in Airflow, and the plan's DAG file in the plan bundle."""
     if plan_bundle_folder is None:
         pytest.skip(f"deployment target {target.name!r} runs no sandbox, so it has no plan bundle")
-    with running_sandbox(segment={"load_interval_s": 2.0, "load_duration_s": 0.5},
-                         rudderstack={"time_compression": 120.0, "upload_duration_s": 0.5},
-                         clients={"adoption": {"kind": "linear", "ramp_s": 30.0}}) as sandbox:
+    with running_sandbox(
+        segment={"load_interval_s": 2.0, "load_duration_s": 0.5},
+        rudderstack={"time_compression": 120.0, "upload_duration_s": 0.5},
+        clients={"adoption": {"kind": "linear", "ramp_s": 30.0}},
+    ) as sandbox:
         for conn_id, setting in CONNECTIONS.items():
             fields = json.loads(sandbox.info.airflow_connections[setting])
             if isinstance(fields.get("extra"), dict):  # the REST API takes extra as a JSON string
@@ -77,11 +79,14 @@ def scheduled_world(api, target, plan_bundle_folder: pathlib.Path | None, tmp_pa
         plans.mkdir()
         (plans / f"{PLAN_NAME}.yaml").write_text(yaml.safe_dump(scheduled_plan(), sort_keys=False))
         (plan_bundle_folder / "scheduled_plan.py").write_text(
-            DAG_FILE.format(plans=str(plans), reports=str(tmp_path / "reports")))
+            DAG_FILE.format(plans=str(plans), reports=str(tmp_path / "reports"))
+        )
         try:
             yield sandbox
         finally:
-            api.http.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": True})  # no more runs on a stopped world
+            api.http.patch(
+                f"/api/v2/dags/{DAG_ID}", json={"is_paused": True}
+            )  # no more runs on a stopped world
 
 
 def scheduled_runs(api) -> list[dict]:
@@ -90,9 +95,12 @@ def scheduled_runs(api) -> list[dict]:
 
 def next_scheduled_run(api, after: list[str], timeout: float) -> dict:
     """The first scheduled run whose id is not in `after`, once the scheduler created it."""
-    return wait_until(f"the scheduler to create a scheduled run of {DAG_ID} besides {after}",
-                      lambda: next((r for r in scheduled_runs(api) if r["dag_run_id"] not in after), None),
-                      timeout, 1.0)
+    return wait_until(
+        f"the scheduler to create a scheduled run of {DAG_ID} besides {after}",
+        lambda: next((r for r in scheduled_runs(api) if r["dag_run_id"] not in after), None),
+        timeout,
+        1.0,
+    )
 
 
 def test_plan_with_schedule_runs_on_its_own_and_again_as_a_no_op(api, scheduled_world):
@@ -118,10 +126,15 @@ def test_plan_with_schedule_runs_on_its_own_and_again_as_a_no_op(api, scheduled_
     record("scheduled_plan_s", round(time.monotonic() - began, 1))
 
     assert repeat.state == "success", repeat.compact()
-    assert second["triggered_by"] == "timetable" and second["logical_date"] > first["logical_date"], (first, second)
+    assert second["triggered_by"] == "timetable" and second["logical_date"] > first["logical_date"], (
+        first,
+        second,
+    )
     finals = repeat.final_states()
     assert finals.pop("migration_status") == "skipped", repeat.compact()
-    assert finals and set(finals.values()) == {"skipped"}, f"every later task must be skipped: {repeat.compact()}"
+    assert finals and set(finals.values()) == {"skipped"}, (
+        f"every later task must be skipped: {repeat.compact()}"
+    )
     status_log = api.task_log(DAG_ID, second["dag_run_id"], "migration_status")
     assert "already complete" in status_log, status_log[-2000:]
 

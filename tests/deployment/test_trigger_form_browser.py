@@ -19,8 +19,10 @@ from tests.deployment.metrics import ARTIFACTS
 pytestmark = pytest.mark.slow
 
 # The trigger modal (other [role=dialog] elements, e.g. popovers, may exist in the page).
-TRIGGER_DIALOG = ("Array.from(document.querySelectorAll('[role=dialog]'))"
-                  ".find(d => d.innerText.includes('Trigger Dag') && d.innerText.includes('Run Parameters'))")
+TRIGGER_DIALOG = (
+    "Array.from(document.querySelectorAll('[role=dialog]'))"
+    ".find(d => d.innerText.includes('Trigger Dag') && d.innerText.includes('Run Parameters'))"
+)
 
 
 @pytest.fixture
@@ -38,13 +40,17 @@ def chromium():
 def test_trigger_form_renders_params_with_descriptions_and_triggers(chromium, deployment, api, target):
     dag_url = f"{deployment.base_url}/dags/{target.manual_dag_id}"
     chromium.navigate(dag_url)
-    chromium.wait_for("the simple auth manager's login form", "!!document.querySelector('input[name=password]')")
+    chromium.wait_for(
+        "the simple auth manager's login form", "!!document.querySelector('input[name=password]')"
+    )
     chromium.type_into("input[name=username]", deployment.spec.admin_user)
     chromium.type_into("input[name=password]", deployment.spec.admin_password)
     chromium.click_button("Sign in")
-    chromium.wait_for(f"the page of DAG {target.manual_dag_id} after login",
-                      f"location.pathname === '/dags/{target.manual_dag_id}' && "
-                      "Array.from(document.querySelectorAll('button')).some(b => b.getAttribute('aria-label') === 'Trigger Dag')")
+    chromium.wait_for(
+        f"the page of DAG {target.manual_dag_id} after login",
+        f"location.pathname === '/dags/{target.manual_dag_id}' && "
+        "Array.from(document.querySelectorAll('button')).some(b => b.getAttribute('aria-label') === 'Trigger Dag')",
+    )
 
     chromium.click_button("Trigger Dag")
     descriptions = list(target.described_params.values())

@@ -28,8 +28,11 @@ def fast_world(tmp_path: pathlib.Path, ramp_s: float = 50.0):
         home=tmp_path / "sandbox",
         segment={"load_interval_s": 2.0, "load_duration_s": 0.5},
         rudderstack={"time_compression": 120.0, "upload_duration_s": 0.5},
-        clients={"server_side_switch": "auto", "events_per_second": 6.0,
-                 "adoption": {"kind": "linear", "ramp_s": ramp_s}},
+        clients={
+            "server_side_switch": "auto",
+            "events_per_second": 6.0,
+            "adoption": {"kind": "linear", "ramp_s": ramp_s},
+        },
     )
 
 
@@ -40,20 +43,35 @@ def migration(tmp_path_factory):
 
     def after_run(sandbox, env, result):
         log_dir = result.runs[0].log_path.parent
-        observed["rollback"] = run_dag(PLAN.rollback_dag_id, env=env, conf=None, log_dir=log_dir, timeout_s=300)
-        with httpx.Client(base_url=sandbox.info.segment_url, timeout=10,
-                          headers={"Authorization": f"Bearer {sandbox.info.segment_token}"}) as segment:
-            observed["warehouse_after_rollback"] = segment.get("/warehouses/wh_sandbox_pg").json()["data"]["warehouse"]
+        observed["rollback"] = run_dag(
+            PLAN.rollback_dag_id, env=env, conf=None, log_dir=log_dir, timeout_s=300
+        )
+        with httpx.Client(
+            base_url=sandbox.info.segment_url,
+            timeout=10,
+            headers={"Authorization": f"Bearer {sandbox.info.segment_token}"},
+        ) as segment:
+            observed["warehouse_after_rollback"] = segment.get("/warehouses/wh_sandbox_pg").json()["data"][
+                "warehouse"
+            ]
         changes_after_rollback = len(mutating_calls(sandbox.segment.log.entries()))
-        observed["rollback_again"] = run_dag(PLAN.rollback_dag_id, env=env, conf=None, log_dir=log_dir,
-                                             timeout_s=300)
+        observed["rollback_again"] = run_dag(
+            PLAN.rollback_dag_id, env=env, conf=None, log_dir=log_dir, timeout_s=300
+        )
         observed["segment_changes_by_second_rollback"] = (
             len(mutating_calls(sandbox.segment.log.entries())) - changes_after_rollback
         )
 
     tmp = tmp_path_factory.mktemp("e2e")
-    result = rehearse(fast_world(tmp), dag_id=PLAN.dag_id, change_log_key=PLAN.change_log_key, conf=FAST_CONF,
-                      rerun=True, after_run=after_run, timeout_s=600)
+    result = rehearse(
+        fast_world(tmp),
+        dag_id=PLAN.dag_id,
+        change_log_key=PLAN.change_log_key,
+        conf=FAST_CONF,
+        rerun=True,
+        after_run=after_run,
+        timeout_s=600,
+    )
     return result, observed
 
 
@@ -72,8 +90,12 @@ def test_migration_succeeds_and_every_event_is_in_the_warehouse_exactly_once(mig
     assert result.segment_counters.get("webhook_delivered", 0) > 0, result.segment_counters
     stats = result.client_stats["sent_by_source"]
     # Both SDK paths were used, before and after the cutover.
-    assert stats.get("src_web_app") and stats.get("rs_src_app") and stats.get("src_backend") \
-        and stats.get("rs_src_backend"), stats
+    assert (
+        stats.get("src_web_app")
+        and stats.get("rs_src_app")
+        and stats.get("src_backend")
+        and stats.get("rs_src_backend")
+    ), stats
 
 
 def test_safety_invariants_hold_in_the_emulators_own_logs(migration):
@@ -122,8 +144,13 @@ def test_rollback_restores_segment_and_is_idempotent(migration):
 
 
 def test_dry_run_changes_nothing_in_either_emulator(tmp_path):
-    result = rehearse(fast_world(tmp_path), dag_id=PLAN.dag_id, change_log_key=PLAN.change_log_key,
-                      conf={**FAST_CONF, "dry_run": True}, timeout_s=300)
+    result = rehearse(
+        fast_world(tmp_path),
+        dag_id=PLAN.dag_id,
+        change_log_key=PLAN.change_log_key,
+        conf={**FAST_CONF, "dry_run": True},
+        timeout_s=300,
+    )
     run = result.runs[0]
     assert run.ok, run.log_path.read_text()[-4000:]
     assert mutating_calls(result.segment_log) == []
@@ -141,17 +168,29 @@ def test_a_bad_day_loses_nothing_and_takes_no_unsafe_step(tmp_path):
     def arm_faults(sandbox):
         # Each fault stays within the retry budget of whoever meets it (the hooks: 5 attempts; the client
         # SDKs: 4 retries; Segment's webhook: 8 attempts): a bad day, not an outage.
-        sandbox.segment.faults.arm({
-            "rate_limit": {"count": 4, "retry_after": 1, "path_prefix": "/warehouses"},
-            "server_error": {"count": 4, "status": 503, "path_prefix": "/warehouses"},
-            "slow": {"count": 3, "seconds": 1.0, "path_prefix": "/v1/"},  # the tracking API the old app uses
-            "webhook_failure": {"count": 5},
-        })
-        sandbox.rudderstack.faults.arm({
-            "server_error": {"count": 3, "status": 502, "path_prefix": "/v2/"},
-            "rate_limit": {"count": 2, "retry_after": 1, "path_prefix": "/v1/"},  # the new app's data plane
-            "upload_failure": {"count": 1},
-        })
+        sandbox.segment.faults.arm(
+            {
+                "rate_limit": {"count": 4, "retry_after": 1, "path_prefix": "/warehouses"},
+                "server_error": {"count": 4, "status": 503, "path_prefix": "/warehouses"},
+                "slow": {
+                    "count": 3,
+                    "seconds": 1.0,
+                    "path_prefix": "/v1/",
+                },  # the tracking API the old app uses
+                "webhook_failure": {"count": 5},
+            }
+        )
+        sandbox.rudderstack.faults.arm(
+            {
+                "server_error": {"count": 3, "status": 502, "path_prefix": "/v2/"},
+                "rate_limit": {
+                    "count": 2,
+                    "retry_after": 1,
+                    "path_prefix": "/v1/",
+                },  # the new app's data plane
+                "upload_failure": {"count": 1},
+            }
+        )
 
     faults: dict = {}
 
@@ -160,13 +199,22 @@ def test_a_bad_day_loses_nothing_and_takes_no_unsafe_step(tmp_path):
         faults["rudderstack"] = sandbox.rudderstack.faults.state()
 
     # Retries slow the run down: a longer ramp keeps old app versions sending through the webhook after it is on.
-    result = rehearse(fast_world(tmp_path, ramp_s=90.0), dag_id=PLAN.dag_id, change_log_key=PLAN.change_log_key,
-                      conf=FAST_CONF, before_run=arm_faults, after_run=record_faults, timeout_s=600)
+    result = rehearse(
+        fast_world(tmp_path, ramp_s=90.0),
+        dag_id=PLAN.dag_id,
+        change_log_key=PLAN.change_log_key,
+        conf=FAST_CONF,
+        before_run=arm_faults,
+        after_run=record_faults,
+        timeout_s=600,
+    )
     run = result.runs[0]
     assert run.ok, run.log_path.read_text()[-4000:]
     # Every armed fault really happened (all consumed), so this was a bad day, not a quiet one.
-    for emulator, expected in (("segment", {"rate_limit", "server_error", "slow", "webhook_failure"}),
-                               ("rudderstack", {"server_error", "rate_limit", "upload_failure"})):
+    for emulator, expected in (
+        ("segment", {"rate_limit", "server_error", "slow", "webhook_failure"}),
+        ("rudderstack", {"server_error", "rate_limit", "upload_failure"}),
+    ):
         assert faults[emulator]["armed"] == {}, (emulator, faults[emulator], result.segment_counters)
         assert expected <= set(faults[emulator]["fired"]), (emulator, faults[emulator])
     assert result.client_stats["failed"] == 0, "a client SDK gave up: the faults were beyond its retries"

@@ -32,31 +32,51 @@ def migration(tmp_path_factory):
         rudderstack={"time_compression": 120.0, "upload_duration_s": 0.5},
         # A ramp long enough that old app versions of every client source still send through Segment after the
         # webhooks are enabled.
-        clients={"server_side_switch": "auto", "events_per_second": 8.0, "adoption": {"kind": "linear", "ramp_s": 100.0}},
+        clients={
+            "server_side_switch": "auto",
+            "events_per_second": 8.0,
+            "adoption": {"kind": "linear", "ramp_s": 100.0},
+        },
     )
 
     def changes(sandbox) -> tuple[int, int]:
-        return (len(mutating_calls(sandbox.segment.log.entries())),
-                len(mutating_calls(sandbox.rudderstack.log.entries())))
+        return (
+            len(mutating_calls(sandbox.segment.log.entries())),
+            len(mutating_calls(sandbox.rudderstack.log.entries())),
+        )
 
     def after_run(sandbox, env, result):
         observed["rudderstack_state"] = sandbox.rudderstack.state()
         log_dir = result.runs[0].log_path.parent
-        observed["rollback"] = run_dag(PLAN.rollback_dag_id, env=env, conf=None, log_dir=log_dir, timeout_s=300)
-        with httpx.Client(base_url=sandbox.info.segment_url, timeout=10,
-                          headers={"Authorization": f"Bearer {sandbox.info.segment_token}"}) as segment:
-            observed["warehouse_after_rollback"] = segment.get("/warehouses/wh_sandbox_pg").json()["data"]["warehouse"]
+        observed["rollback"] = run_dag(
+            PLAN.rollback_dag_id, env=env, conf=None, log_dir=log_dir, timeout_s=300
+        )
+        with httpx.Client(
+            base_url=sandbox.info.segment_url,
+            timeout=10,
+            headers={"Authorization": f"Bearer {sandbox.info.segment_token}"},
+        ) as segment:
+            observed["warehouse_after_rollback"] = segment.get("/warehouses/wh_sandbox_pg").json()["data"][
+                "warehouse"
+            ]
         observed["segment_after_rollback"] = sandbox.segment.state()
         observed["rudderstack_after_rollback"] = sandbox.rudderstack.state()
         # A dry run of the rolled-back plan (so it has everything to do again) must change nothing.
         before = changes(sandbox)
-        observed["dry_run"] = run_dag(PLAN.dag_id, env=env, conf={**FAST_CONF, "dry_run": True}, log_dir=log_dir,
-                                      timeout_s=300)
+        observed["dry_run"] = run_dag(
+            PLAN.dag_id, env=env, conf={**FAST_CONF, "dry_run": True}, log_dir=log_dir, timeout_s=300
+        )
         after = changes(sandbox)
         observed["dry_run_changes"] = (after[0] - before[0], after[1] - before[1])
 
-    result = rehearse(config, dag_id=PLAN.dag_id, change_log_key=PLAN.change_log_key, conf=FAST_CONF,
-                      after_run=after_run, timeout_s=600)
+    result = rehearse(
+        config,
+        dag_id=PLAN.dag_id,
+        change_log_key=PLAN.change_log_key,
+        conf=FAST_CONF,
+        after_run=after_run,
+        timeout_s=600,
+    )
     return result, observed
 
 
@@ -90,7 +110,9 @@ def test_every_event_is_in_its_own_schema_exactly_once(migration):
         assert (totals.missing, totals.duplicated, totals.misplaced) == (0, 0, 0), report.format()
     assert result.report.ok
     assert result.violations == []
-    assert len(warehouse_disabled_at(result.segment_log)) == 1  # Segment's warehouse: switched off once, for all
+    assert (
+        len(warehouse_disabled_at(result.segment_log)) == 1
+    )  # Segment's warehouse: switched off once, for all
     # Three client sources, three webhooks, each switched off after the warehouse.
     assert len(webhook_disabled_at(result.segment_log)) == 3
     assert min(webhook_disabled_at(result.segment_log)) > warehouse_disabled_at(result.segment_log)[0]
@@ -104,8 +126,11 @@ def test_each_lane_has_its_own_destination_and_segment_source(migration):
     assert sorted(namespace_of) == sorted(SCHEMAS)
     sources = {s["id"]: s for s in state["sources"]}
     for schema, rs_sources in SCHEMAS.items():
-        connected = {c["sourceId"] for c in state["connections"]
-                     if c["destinationId"] == namespace_of[schema] and c.get("enabled", True)}
+        connected = {
+            c["sourceId"]
+            for c in state["connections"]
+            if c["destinationId"] == namespace_of[schema] and c.get("enabled", True)
+        }
         webhook_sources = {s for s in connected if sources[s]["type"] == "Segment"}
         assert connected - webhook_sources == rs_sources, (schema, connected)
         assert len(webhook_sources) == 1, (schema, connected)
@@ -119,6 +144,9 @@ def test_rollback_of_a_multi_lane_plan_restores_segment_and_holds_every_lane(mig
     assert observed["warehouse_after_rollback"]["enabled"] is True
     webhooks = [d for d in observed["segment_after_rollback"]["destinations"] if d.get("sourceId")]
     assert len(webhooks) == 3 and not any(d["enabled"] for d in webhooks)
-    warehouses = [d for d in observed["rudderstack_after_rollback"]["destinations"]
-                  if d["config"].get("namespace") in SCHEMAS]
+    warehouses = [
+        d
+        for d in observed["rudderstack_after_rollback"]["destinations"]
+        if d["config"].get("namespace") in SCHEMAS
+    ]
     assert len(warehouses) == 2 and all(d["config"].get("manualSync") is True for d in warehouses)

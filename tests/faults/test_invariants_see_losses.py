@@ -13,21 +13,40 @@ from tests.library.world import SEGMENT_TOKEN, WAREHOUSE_ID, WEB
 
 
 def segment_api(world) -> httpx.Client:
-    return httpx.Client(base_url=world.segment_url, headers={"Authorization": f"Bearer {SEGMENT_TOKEN}"}, timeout=10)
+    return httpx.Client(
+        base_url=world.segment_url, headers={"Authorization": f"Bearer {SEGMENT_TOKEN}"}, timeout=10
+    )
 
 
 def make_webhook(world, api) -> str:
-    response = api.post("/destinations", json={
-        "sourceId": WEB, "metadataId": "54521fdc25e721e32a72ef04", "name": "RudderStack (migration)", "enabled": True,
-        "settings": {"hooks": [{"hook": f"{world.rudderstack_url}/v1/webhook?writeKey=wk", "headers": []}]},
-    })
-    if response.status_code >= 400:  # a workspace without classic Webhooks: the test's point is the order anyway
-        world.segment.settings.classic_webhooks_available = True
-        response = api.post("/destinations", json={
-            "sourceId": WEB, "metadataId": "54521fdc25e721e32a72ef04", "name": "RudderStack (migration)",
+    response = api.post(
+        "/destinations",
+        json={
+            "sourceId": WEB,
+            "metadataId": "54521fdc25e721e32a72ef04",
+            "name": "RudderStack (migration)",
             "enabled": True,
-            "settings": {"hooks": [{"hook": f"{world.rudderstack_url}/v1/webhook?writeKey=wk", "headers": []}]},
-        })
+            "settings": {
+                "hooks": [{"hook": f"{world.rudderstack_url}/v1/webhook?writeKey=wk", "headers": []}]
+            },
+        },
+    )
+    if (
+        response.status_code >= 400
+    ):  # a workspace without classic Webhooks: the test's point is the order anyway
+        world.segment.settings.classic_webhooks_available = True
+        response = api.post(
+            "/destinations",
+            json={
+                "sourceId": WEB,
+                "metadataId": "54521fdc25e721e32a72ef04",
+                "name": "RudderStack (migration)",
+                "enabled": True,
+                "settings": {
+                    "hooks": [{"hook": f"{world.rudderstack_url}/v1/webhook?writeKey=wk", "headers": []}]
+                },
+            },
+        )
     response.raise_for_status()
     return response.json()["data"]["destination"]["id"]
 
@@ -38,7 +57,9 @@ def test_warehouse_switched_off_after_the_webhook_was_switched_off_is_a_violatio
         api.patch(f"/destinations/{webhook}", json={"enabled": False}).raise_for_status()  # the rollback
         api.patch(f"/warehouses/{WAREHOUSE_ID}", json={"enabled": False, "settings": {}}).raise_for_status()
     violations = invariants.check_webhook_path(world.segment.log.entries())
-    assert len(violations) == 1 and f"webhook of migrated client source(s) {WEB} was disabled" in violations[0]
+    assert (
+        len(violations) == 1 and f"webhook of migrated client source(s) {WEB} was disabled" in violations[0]
+    )
 
 
 def test_the_webhook_switched_off_by_anything_but_the_migrations_own_step_is_a_violation(world):
@@ -48,12 +69,15 @@ def test_the_webhook_switched_off_by_anything_but_the_migrations_own_step_is_a_v
     off = invariants.webhook_disabled_at(world.segment.log.entries())[0]
     ours = [off + timedelta(seconds=1)]  # the migration's switch-off task recorded it right after its call
     assert invariants.check_webhook_path(world.segment.log.entries(), migration_webhook_off=ours) == []
-    assert invariants.check_webhook_path(world.segment.log.entries(), migration_webhook_off=ours,
-                                         adoption_held_at=off + timedelta(minutes=1))[0].startswith(
-        "Segment webhook disabled at")  # before adoption held
-    elsewhere = invariants.check_webhook_path(world.segment.log.entries(),
-                                              migration_webhook_off=[datetime.now(UTC) + timedelta(hours=1)])
-    assert elsewhere == [f"Segment webhook disabled at {off.isoformat()}, not by the migration's own switch-off"]
+    assert invariants.check_webhook_path(
+        world.segment.log.entries(), migration_webhook_off=ours, adoption_held_at=off + timedelta(minutes=1)
+    )[0].startswith("Segment webhook disabled at")  # before adoption held
+    elsewhere = invariants.check_webhook_path(
+        world.segment.log.entries(), migration_webhook_off=[datetime.now(UTC) + timedelta(hours=1)]
+    )
+    assert elsewhere == [
+        f"Segment webhook disabled at {off.isoformat()}, not by the migration's own switch-off"
+    ]
 
 
 def test_the_safe_order_has_no_violation(world):

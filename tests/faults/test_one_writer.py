@@ -27,7 +27,9 @@ def run_context(run_id: str, started: datetime, *, dag_id: str = MIGRATION_DAG, 
     """A task context as the Task SDK gives it: ti.run_id/dag_id, ti.get_dr_count / get_dagrun_state, dag_run."""
     running = running if running is not None else {}
     ti = SimpleNamespace(
-        run_id=run_id, dag_id=dag_id, xcom_pull=lambda **_: None,
+        run_id=run_id,
+        dag_id=dag_id,
+        xcom_pull=lambda **_: None,
         get_dr_count=lambda dag_id, states=None, **_: len(running.get(dag_id, [])),
         get_dagrun_state=lambda dag_id, run_id: "running" if run_id in running.get(dag_id, []) else "success",
     )
@@ -35,9 +37,15 @@ def run_context(run_id: str, started: datetime, *, dag_id: str = MIGRATION_DAG, 
 
 
 def rollback(world, **kwargs):
-    return RollbackOperator(task_id="rollback", plan_name="p", segment_conn_id=SEGMENT_CONN,
-                            rudderstack_conn_id=RUDDERSTACK_CONN, change_log_key=world.change_log_key,
-                            migration_dag_id=MIGRATION_DAG, **kwargs)
+    return RollbackOperator(
+        task_id="rollback",
+        plan_name="p",
+        segment_conn_id=SEGMENT_CONN,
+        rudderstack_conn_id=RUDDERSTACK_CONN,
+        change_log_key=world.change_log_key,
+        migration_dag_id=MIGRATION_DAG,
+        **kwargs,
+    )
 
 
 def test_rollback_during_a_running_migration_loses_nothing(world):
@@ -45,21 +53,29 @@ def test_rollback_during_a_running_migration_loses_nothing(world):
     migration = run_context("scheduled__1", datetime.now(UTC) - timedelta(minutes=5), running=running)
     rs_source = world.make_rs_segment_source(world.make_rs_destination())
     cutover = EnsureSegmentWebhookOperator(
-        task_id="ensure_webhooks", source_ids=[WEB], rudderstack_source_id=rs_source,
+        task_id="ensure_webhooks",
+        source_ids=[WEB],
+        rudderstack_source_id=rs_source,
         change_log_key=world.change_log_key,
     ).execute(migration)["cutover_at"]
     sent = world.track(count=5)
 
     # 1. Not forced: the rollback refuses while the migration run is active, and changes nothing.
     mark = world.mark()
-    roll = run_context("manual__rb1", datetime.now(UTC), dag_id="segment_to_rudderstack_rollback__p", running=running)
+    roll = run_context(
+        "manual__rb1", datetime.now(UTC), dag_id="segment_to_rudderstack_rollback__p", running=running
+    )
     with pytest.raises(AirflowFailException, match="migration DAG .* running"):
         rollback(world).execute(roll)
     assert world.changes(mark) == []
 
     # 2. Forced: it undoes the webhook and fences the running migration run.
-    roll = run_context("manual__rb2", datetime.now(UTC), dag_id="segment_to_rudderstack_rollback__p", running=running)
-    [webhook] = world.webhooks()  # Webhooks (Actions): the destination and its Send mapping are both switched off
+    roll = run_context(
+        "manual__rb2", datetime.now(UTC), dag_id="segment_to_rudderstack_rollback__p", running=running
+    )
+    [webhook] = (
+        world.webhooks()
+    )  # Webhooks (Actions): the destination and its Send mapping are both switched off
     assert rollback(world, force=True).execute(roll)["undone"] == [
         f"disabled Segment webhook destination {webhook['id']}",
         f"disabled Segment webhook mapping {webhook['id']}/{webhook['mappings'][0]['id']}",
@@ -69,12 +85,20 @@ def test_rollback_during_a_running_migration_loses_nothing(world):
     mark = world.mark()
     with pytest.raises(AirflowFailException, match="a rollback of this plan .* started"):
         DisableSegmentWarehouseOperator(
-            task_id="disable_segment_warehouse", warehouse_id=WAREHOUSE_ID, started_after=cutover,
-            source_ids=[WEB, BACKEND], change_log_key=world.change_log_key,
+            task_id="disable_segment_warehouse",
+            warehouse_id=WAREHOUSE_ID,
+            started_after=cutover,
+            source_ids=[WEB, BACKEND],
+            change_log_key=world.change_log_key,
         ).execute(migration)
     with pytest.raises(AirflowFailException, match="a rollback of this plan"):
-        MigrationReportOperator(task_id="report", plan_name="p", reports_dir=str(world_tmp(world)), task_ids={},
-                                change_log_key=world.change_log_key).execute(migration)
+        MigrationReportOperator(
+            task_id="report",
+            plan_name="p",
+            reports_dir=str(world_tmp(world)),
+            task_ids={},
+            change_log_key=world.change_log_key,
+        ).execute(migration)
     assert world.segment_changes(mark) == []
     assert world.segment_warehouse()["enabled"] is True
     # Events keep flowing through Segment's own warehouse load: none is lost.
@@ -95,12 +119,15 @@ def world_tmp(world):
 def test_a_new_migration_run_after_the_rollback_may_change_again(world):
     writer = PlanWriter(world.change_log_key)
     old = run_context("scheduled__old", datetime.now(UTC) - timedelta(hours=1))
-    writer.start_rollback(run_context("manual__rb", datetime.now(UTC), dag_id="rb"), migration_dag_id=MIGRATION_DAG,
-                          force=False)
+    writer.start_rollback(
+        run_context("manual__rb", datetime.now(UTC), dag_id="rb"), migration_dag_id=MIGRATION_DAG, force=False
+    )
     writer.release(run_context("manual__rb", datetime.now(UTC), dag_id="rb"))
     with pytest.raises(AirflowFailException, match="rollback"):
         writer.acquire(old, "migration")
-    assert writer.acquire(run_context("manual__new", datetime.now(UTC)), "migration")["run_id"] == "manual__new"
+    assert (
+        writer.acquire(run_context("manual__new", datetime.now(UTC)), "migration")["run_id"] == "manual__new"
+    )
 
 
 def test_two_runs_never_write_at_once_and_a_crashed_holder_does_not_block_forever(world):
@@ -125,8 +152,11 @@ def test_two_plans_sharing_a_segment_warehouse_do_not_switch_it_concurrently(wor
 
     def disable(plan_key: str, run_id: str, running: dict):
         return DisableSegmentWarehouseOperator(
-            task_id="disable_segment_warehouse", warehouse_id=WAREHOUSE_ID, started_after=cutover,
-            source_ids=[WEB] if plan_key.endswith("a") else [BACKEND], final_step="disconnect_sources",
+            task_id="disable_segment_warehouse",
+            warehouse_id=WAREHOUSE_ID,
+            started_after=cutover,
+            source_ids=[WEB] if plan_key.endswith("a") else [BACKEND],
+            final_step="disconnect_sources",
             change_log_key=plan_key,
         ).execute(run_context(run_id, now, dag_id=f"dag_{plan_key}", running=running))
 

@@ -26,12 +26,18 @@ def test_release_during_a_control_plane_outage_retries_and_says_what_is_going_on
     destination_id = connected_destination(world, manualSync=True)
     cutover = world.cutover()
     world.load()
-    DisableSegmentWarehouseOperator(task_id="disable_segment_warehouse", warehouse_id=WAREHOUSE_ID,
-                                    started_after=cutover, source_ids=[WEB, BACKEND],
-                                    change_log_key=world.change_log_key).execute(context())
+    DisableSegmentWarehouseOperator(
+        task_id="disable_segment_warehouse",
+        warehouse_id=WAREHOUSE_ID,
+        started_after=cutover,
+        source_ids=[WEB, BACKEND],
+        change_log_key=world.change_log_key,
+    ).execute(context())
     operator = release(world, destination_id, cutover, trigger_source_ids=[RS_APP])
     assert operator.retries >= 7 and operator.retry_exponential_backoff  # >= 45 min of backoff by default
-    world.rudderstack.faults.arm({"server_error": {"count": -1, "status": 503}, "path_prefix": "/v2/destinations"})
+    world.rudderstack.faults.arm(
+        {"server_error": {"count": -1, "status": 503}, "path_prefix": "/v2/destinations"}
+    )
     first_try = context()
     first_try["ti"] = SimpleNamespace(run_id="manual__test", try_number=1, xcom_pull=lambda **_: None)
     with pytest.raises(Exception, match="503"):

@@ -23,9 +23,16 @@ WEBHOOK_SOURCE = "rs_src_segment_webhook"
 
 def adoption_sensor(world, **kwargs):
     return ClientAdoptionSensor(
-        task_id="adoption", warehouse_conn_id=WAREHOUSE_CONN, namespace=world.schema,
-        webhook_source_id=WEBHOOK_SOURCE, threshold=0.10, window_seconds=3600, consecutive_checks=1,
-        poke_interval=0.2, timeout=60, **kwargs,
+        task_id="adoption",
+        warehouse_conn_id=WAREHOUSE_CONN,
+        namespace=world.schema,
+        webhook_source_id=WEBHOOK_SOURCE,
+        threshold=0.10,
+        window_seconds=3600,
+        consecutive_checks=1,
+        poke_interval=0.2,
+        timeout=60,
+        **kwargs,
     )
 
 
@@ -46,10 +53,12 @@ def warnings_of(capfd) -> list[str]:
 
 def test_deferred_adoption_sensor_rides_out_a_warehouse_refusing_connections(world, gated_warehouse, capfd):
     load_rudderstack_rows(world, RS_APP, 20)  # 0 % through Segment: adoption holds once the warehouse answers
-        # The warehouse refuses connections at the first check (in the worker): the sensor defers anyway...
+    # The warehouse refuses connections at the first check (in the worker): the sensor defers anyway...
     trigger = defer(adoption_sensor(world, transient_budget_seconds=30))
     assert trigger.transient_budget["errors"] == 1
-    threading.Timer(2.0, gated_warehouse.open).start()  # ...and the triggerer rides out the rest of the outage
+    threading.Timer(
+        2.0, gated_warehouse.open
+    ).start()  # ...and the triggerer rides out the rest of the outage
     started = time.monotonic()
     event = first_event(trigger)
     assert event["status"] == "decided" and event["decision"]["outcome"] == "done", event
@@ -77,8 +86,9 @@ def test_deferred_budget_spent_ends_the_wait_with_a_retryable_failure(world, gat
     sensor.deferrable = True
     from segment_rudderstack.triggers.condition import ConditionTrigger
 
-    trigger = ConditionTrigger(watch=sensor.build_watch(context()).spec(), poke_interval=0.2,
-                               transient_budget={"seconds": 1.0})
+    trigger = ConditionTrigger(
+        watch=sensor.build_watch(context()).spec(), poke_interval=0.2, transient_budget={"seconds": 1.0}
+    )
     event = first_event(trigger)
     assert event["status"] == "error" and event["permanent"] is False and event["checks"] >= 2
     with pytest.raises(AirflowException) as raised:
@@ -95,8 +105,9 @@ def test_a_warehouse_login_that_does_not_exist_fails_at_once_without_retry(world
             adoption_sensor(world).execute(context())
         from segment_rudderstack.triggers.condition import ConditionTrigger
 
-        event = first_event(ConditionTrigger(watch=adoption_sensor(world).build_watch(context()).spec(),
-                                             poke_interval=0.1))
+        event = first_event(
+            ConditionTrigger(watch=adoption_sensor(world).build_watch(context()).spec(), poke_interval=0.1)
+        )
         assert event["status"] == "error" and event["permanent"] is True and event["checks"] == 1
         assert warnings_of(capfd) == []
     finally:
@@ -110,8 +121,11 @@ def sync_answer(world) -> bytes:
     """Segment's real answer for the warehouse's syncs (from the emulator), as bytes."""
     import httpx
 
-    response = httpx.get(f"{world.segment_url}/warehouses/{WAREHOUSE_ID}/syncs",
-                         params={"pagination.count": 500}, headers={"Authorization": "Bearer sandbox-segment-token"})
+    response = httpx.get(
+        f"{world.segment_url}/warehouses/{WAREHOUSE_ID}/syncs",
+        params={"pagination.count": 500},
+        headers={"Authorization": "Bearer sandbox-segment-token"},
+    )
     response.raise_for_status()
     return response.content
 
@@ -119,18 +133,32 @@ def sync_answer(world) -> bytes:
 @pytest.fixture
 def segment_via(httpserver, monkeypatch):
     def point() -> None:
-        monkeypatch.setenv("AIRFLOW_CONN_SEGMENT_DEFAULT", json.dumps({
-            "conn_type": "http", "host": httpserver.url_for("").rstrip("/"), "password": "tok",
-            "extra": {"max_attempts": 1, "timeout": 5},
-        }))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SEGMENT_DEFAULT",
+            json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": httpserver.url_for("").rstrip("/"),
+                    "password": "tok",
+                    "extra": {"max_attempts": 1, "timeout": 5},
+                }
+            ),
+        )
 
     point()
     return httpserver
 
 
 def load_sensor(cutover, **kwargs):
-    return SegmentWarehouseLoadSensor(task_id="final_load", warehouse_id=WAREHOUSE_ID, started_after=cutover,
-                                      poke_interval=0.1, timeout=30, sync_list_requests_per_minute=6000, **kwargs)
+    return SegmentWarehouseLoadSensor(
+        task_id="final_load",
+        warehouse_id=WAREHOUSE_ID,
+        started_after=cutover,
+        poke_interval=0.1,
+        timeout=30,
+        sync_list_requests_per_minute=6000,
+        **kwargs,
+    )
 
 
 def test_one_truncated_body_on_a_200_is_ridden_out(world, segment_via):
@@ -138,9 +166,12 @@ def test_one_truncated_body_on_a_200_is_ridden_out(world, segment_via):
     world.load()
     full = sync_answer(world)
     path = f"/warehouses/{WAREHOUSE_ID}/syncs"
-    segment_via.expect_ordered_request(path).respond_with_data(full[: len(full) // 2], status=200,
-                                                                content_type="application/json")
-    segment_via.expect_ordered_request(path).respond_with_data(full, status=200, content_type="application/json")
+    segment_via.expect_ordered_request(path).respond_with_data(
+        full[: len(full) // 2], status=200, content_type="application/json"
+    )
+    segment_via.expect_ordered_request(path).respond_with_data(
+        full, status=200, content_type="application/json"
+    )
     result = load_sensor(cutover, deferrable=False).execute(context())
     assert "finished" in result["reason"] or result.get("loads") is not None or result
     assert len(segment_via.log) == 2
@@ -152,9 +183,12 @@ def test_a_truncated_body_is_ridden_out_by_the_trigger_too(world, segment_via):
     world.load()
     full = sync_answer(world)
     path = f"/warehouses/{WAREHOUSE_ID}/syncs"
-    segment_via.expect_ordered_request(path).respond_with_data(b'{"data": {"reports": [', status=200,
-                                                                content_type="application/json")
-    segment_via.expect_ordered_request(path).respond_with_data(full, status=200, content_type="application/json")
+    segment_via.expect_ordered_request(path).respond_with_data(
+        b'{"data": {"reports": [', status=200, content_type="application/json"
+    )
+    segment_via.expect_ordered_request(path).respond_with_data(
+        full, status=200, content_type="application/json"
+    )
     from segment_rudderstack.triggers.condition import ConditionTrigger
 
     sensor = load_sensor(cutover)
@@ -165,8 +199,9 @@ def test_a_truncated_body_is_ridden_out_by_the_trigger_too(world, segment_via):
 @pytest.mark.parametrize("status", [401, 403, 404])
 def test_permanent_segment_answers_fail_at_once_without_retry(world, segment_via, status, capfd):
     path = f"/warehouses/{WAREHOUSE_ID}/syncs"
-    segment_via.expect_request(path).respond_with_json({"errors": [{"type": "x", "message": "nope"}]},
-                                                         status=status)
+    segment_via.expect_request(path).respond_with_json(
+        {"errors": [{"type": "x", "message": "nope"}]}, status=status
+    )
     with pytest.raises(AirflowFailException, match=f"HTTP {status}"):
         load_sensor(world.cutover()).execute(context())
     assert len(segment_via.log) == 1  # one request: no retry by the hook, no second check
@@ -192,8 +227,11 @@ def test_a_connection_reset_mid_session_is_transient_and_a_missing_privilege_is_
     with psycopg2.connect(pg_dsn) as admin, admin.cursor() as cur:
         cur.execute("CREATE ROLE transient_probe_nopriv LOGIN")
     try:
-        with pytest.raises(psycopg2.Error) as denied, psycopg2.connect(
-                pg_dsn.replace("postgres:@", "transient_probe_nopriv:@")) as c, c.cursor() as cur:
+        with (
+            pytest.raises(psycopg2.Error) as denied,
+            psycopg2.connect(pg_dsn.replace("postgres:@", "transient_probe_nopriv:@")) as c,
+            c.cursor() as cur,
+        ):
             cur.execute(sql.SQL("SELECT * FROM {}.nothing").format(sql.Identifier(world.schema)))
         assert "permission denied" in str(denied.value) and not is_transient(denied.value), denied.value
     finally:

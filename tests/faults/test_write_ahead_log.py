@@ -18,27 +18,44 @@ from tests.library.world import RUDDERSTACK_CONN, SEGMENT_CONN, WEB, context
 def webhook_operator(world, rs_source):
     # The classic Webhooks destination is created enabled in one call: the sharpest case for a death mid-creation
     # (Webhooks (Actions) mappings killed mid-creation: tests/library/test_library_segment_operators.py).
-    return EnsureSegmentWebhookOperator(task_id="ensure_webhooks", source_ids=[WEB], rudderstack_source_id=rs_source,
-                                        change_log_key=world.change_log_key, webhook_kind="classic")
+    return EnsureSegmentWebhookOperator(
+        task_id="ensure_webhooks",
+        source_ids=[WEB],
+        rudderstack_source_id=rs_source,
+        change_log_key=world.change_log_key,
+        webhook_kind="classic",
+    )
 
 
 def rollback(world):
-    return RollbackOperator(task_id="rollback", plan_name="p", segment_conn_id=SEGMENT_CONN,
-                            rudderstack_conn_id=RUDDERSTACK_CONN, change_log_key=world.change_log_key)
+    return RollbackOperator(
+        task_id="rollback",
+        plan_name="p",
+        segment_conn_id=SEGMENT_CONN,
+        rudderstack_conn_id=RUDDERSTACK_CONN,
+        change_log_key=world.change_log_key,
+    )
 
 
 def kill_while_creating_webhook(world):
     world.segment.settings.classic_webhooks_available = True
     rs_source = world.make_rs_segment_source(world.make_rs_destination())
-    code = run_killed_after_call(lambda: webhook_operator(world, rs_source).execute(context()),
-                                 target="segment.destination", field="exists")
+    code = run_killed_after_call(
+        lambda: webhook_operator(world, rs_source).execute(context()),
+        target="segment.destination",
+        field="exists",
+    )
     assert code == -signal.SIGKILL
     [webhook] = world.webhooks()
     assert webhook["enabled"] is True  # the outside change happened...
     log = ChangeLog(world.change_log_key)
     assert log.entries() == []  # ...its outcome was never written...
     [intent] = log.open_intents()  # ...but its intent was, before the call
-    assert (intent.target, intent.field, intent.target_id) == ("segment.destination", "exists", f"{WEB}:{webhook['name']}")
+    assert (intent.target, intent.field, intent.target_id) == (
+        "segment.destination",
+        "exists",
+        f"{WEB}:{webhook['name']}",
+    )
     return rs_source, webhook
 
 
@@ -50,7 +67,11 @@ def test_rollback_after_a_task_died_mid_creation_disables_the_webhook(world):
     log = ChangeLog(world.change_log_key)
     assert log.open_intents() == []
     settled = [c for c in log.entries() if c.field == "exists"]
-    assert settled[0].status == DONE and settled[0].resolved_by == "rollback" and settled[0].object_id == webhook["id"]
+    assert (
+        settled[0].status == DONE
+        and settled[0].resolved_by == "rollback"
+        and settled[0].object_id == webhook["id"]
+    )
 
 
 def test_retry_after_a_task_died_mid_creation_adopts_and_records_so_rollback_undoes_it(world):
@@ -68,14 +89,18 @@ def test_retry_after_a_task_died_mid_creation_adopts_and_records_so_rollback_und
 
 
 def test_rollback_holds_a_rudderstack_destination_whose_creation_was_never_recorded(world):
-    operator = EnsureRudderStackDestinationOperator(task_id="ensure_destination", namespace=world.schema,
-                                                    change_log_key=world.change_log_key)
-    code = run_killed_after_call(lambda: operator.execute(context()), target="rudderstack.destination",
-                                 field="exists")
+    operator = EnsureRudderStackDestinationOperator(
+        task_id="ensure_destination", namespace=world.schema, change_log_key=world.change_log_key
+    )
+    code = run_killed_after_call(
+        lambda: operator.execute(context()), target="rudderstack.destination", field="exists"
+    )
     assert code == -signal.SIGKILL
     [destination] = world.rs_destinations()
-    world.rs_api().put(f"/destinations/{destination['id']}",
-                       json={**destination, "config": {**destination["config"], "manualSync": False}})
+    world.rs_api().put(
+        f"/destinations/{destination['id']}",
+        json={**destination, "config": {**destination["config"], "manualSync": False}},
+    )
     undone = rollback(world).execute(context())["undone"]
     assert undone == [f"held RudderStack sync on destination {destination['id']}"]
     assert world.rs_destination(destination["id"])["config"]["manualSync"] is True

@@ -98,8 +98,11 @@ def test_segment_hook_drives_the_segment_emulator(segment):
 
     created = hook.create_destination(source_id, WEBHOOKS_ACTIONS_METADATA_ID, "to RudderStack", False, {})
     mapping = hook.create_destination_subscription(
-        created["id"], name="to RudderStack: Send", action_id=WEBHOOKS_ACTIONS_SEND_ACTION_ID,
-        trigger=ALL_EVENT_TYPES_TRIGGER, enabled=False,
+        created["id"],
+        name="to RudderStack: Send",
+        action_id=WEBHOOKS_ACTIONS_SEND_ACTION_ID,
+        trigger=ALL_EVENT_TYPES_TRIGGER,
+        enabled=False,
         settings=send_mapping_settings("http://127.0.0.1:9/v1/webhook?writeKey=wk-sandbox-1"),
     )
     assert hook.set_destination_subscription_enabled(created["id"], mapping["id"], True)["enabled"] is True
@@ -141,7 +144,9 @@ def test_control_plane_lists_are_read_across_the_emulators_pages(rudderstack):
     for n in range(3):
         sources.append(control.create_source(f"extra {n}", "HTTP")["id"])
     destinations = [
-        control.create_destination(f"wh {n}", "POSTGRES", {"namespace": f"paging_{n}", "syncFrequency": "30"})["id"]
+        control.create_destination(
+            f"wh {n}", "POSTGRES", {"namespace": f"paging_{n}", "syncFrequency": "30"}
+        )["id"]
         for n in range(5)
     ]
     connections = [control.create_connection(sources[n], destinations[n])["id"] for n in range(5)]
@@ -167,22 +172,36 @@ def test_the_emulator_refuses_what_current_rudder_server_refuses(rudderstack):
     control.create_connection("rs_src_app", destination["id"])
     internal = f"{url}/internal/v1/warehouse"
 
-    no_source = requests.post(f"{internal}/trigger-upload", json={"destination_id": destination["id"]}, timeout=5)
+    no_source = requests.post(
+        f"{internal}/trigger-upload", json={"destination_id": destination["id"]}, timeout=5
+    )
     assert (no_source.status_code, no_source.text.strip()) == (400, "workspace from source not found")
     no_run = requests.post(f"{internal}/pending-events", json={"source_id": "rs_src_app"}, timeout=5)
     assert (no_run.status_code, no_run.text.strip()) == (400, "empty source or task run id")
     legacy = requests.post(f"{url}/v1/warehouse/trigger-upload", json={"source_id": "rs_src_app"}, timeout=5)
     assert legacy.status_code == 404
-    ok = requests.post(f"{internal}/trigger-upload", json={"source_id": "rs_src_app",
-                                                           "destination_id": destination["id"]}, timeout=5)
+    ok = requests.post(
+        f"{internal}/trigger-upload",
+        json={"source_id": "rs_src_app", "destination_id": destination["id"]},
+        timeout=5,
+    )
     assert (ok.status_code, ok.content) == (200, b"")
-    not_connected = requests.post(f"{internal}/trigger-upload", json={"source_id": "rs_src_backend"}, timeout=5)
+    not_connected = requests.post(
+        f"{internal}/trigger-upload", json={"source_id": "rs_src_backend"}, timeout=5
+    )
     assert (not_connected.status_code, not_connected.text.strip()) == (400, "no warehouse found")
 
     emulator.settings.warehouse_api = "legacy"
-    assert requests.post(f"{url}/v1/warehouse/trigger-upload", json={"source_id": "rs_src_app"},
-                         timeout=5).status_code == 200
+    assert (
+        requests.post(
+            f"{url}/v1/warehouse/trigger-upload", json={"source_id": "rs_src_app"}, timeout=5
+        ).status_code
+        == 200
+    )
     legacy_hook = RudderStackDataPlaneHook("rudderstack_dp_sandbox", warehouse_path_prefix="/v1/warehouse")
     assert legacy_hook.pending_events("rs_src_app", "run-1")["pending_uploads"] == 0
     emulator.settings.warehouse_api = "disabled"
-    assert requests.post(f"{internal}/trigger-upload", json={"source_id": "rs_src_app"}, timeout=5).status_code == 404
+    assert (
+        requests.post(f"{internal}/trigger-upload", json={"source_id": "rs_src_app"}, timeout=5).status_code
+        == 404
+    )

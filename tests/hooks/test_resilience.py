@@ -221,8 +221,15 @@ def _rate_limited_once(connect, httpserver, fast, *, headers, body=""):
 
 
 SEGMENT_429 = json.dumps(
-    {"errors": [{"type": "RequestError", "message": "Too many requests",
-                 "data": {"remainingPoints": 0, "msBeforeNext": 57647, "consumedPoints": 21}}]}
+    {
+        "errors": [
+            {
+                "type": "RequestError",
+                "message": "Too many requests",
+                "data": {"remainingPoints": 0, "msBeforeNext": 57647, "consumedPoints": 21},
+            }
+        ]
+    }
 )
 
 
@@ -233,7 +240,11 @@ def test_429_body_ms_before_next_is_honoured(connect, httpserver, fast):
 
 def test_429_takes_the_longest_of_retry_after_reset_date_and_ms_before_next(connect, httpserver, fast):
     wait = _rate_limited_once(
-        connect, httpserver, fast, headers={"Retry-After": "3", "X-RateLimit-Reset": _rfc5322_in(90)}, body=SEGMENT_429
+        connect,
+        httpserver,
+        fast,
+        headers={"Retry-After": "3", "X-RateLimit-Reset": _rfc5322_in(90)},
+        body=SEGMENT_429,
     )
     assert 85 <= wait <= 91
 

@@ -122,31 +122,53 @@ def test_set_destination_enabled_registers_the_returned_settings_secrets(segment
     assert _is_masked(key)
 
 
-def test_webhook_mappings_returned_by_list_get_create_and_update_register_the_url_write_key(segment, httpserver):
+def test_webhook_mappings_returned_by_list_get_create_and_update_register_the_url_write_key(
+    segment, httpserver
+):
     keys = {name: _unique(f"wk-map-{name}") for name in ("list", "get", "create", "patch")}
     auth = _unique("Basic hdr")
 
     def mapping(key: str) -> dict:
-        return {"id": "m1", "name": "RudderStack: Send", "actionId": "a", "actionSlug": "send", "destinationId": "d1",
-                "enabled": True, "trigger": 'type = "track"',
-                "settings": {"url": f"http://127.0.0.1:1/v1/webhook?writeKey={key}", "method": "POST",
-                             "headers": {"Authorization": auth, "Content-Type": "application/json"}}}
+        return {
+            "id": "m1",
+            "name": "RudderStack: Send",
+            "actionId": "a",
+            "actionSlug": "send",
+            "destinationId": "d1",
+            "enabled": True,
+            "trigger": 'type = "track"',
+            "settings": {
+                "url": f"http://127.0.0.1:1/v1/webhook?writeKey={key}",
+                "method": "POST",
+                "headers": {"Authorization": auth, "Content-Type": "application/json"},
+            },
+        }
 
     path = "/destinations/d1/subscriptions"
     httpserver.expect_request(path, method="GET").respond_with_json(
-        {"data": {"subscriptions": [mapping(keys["list"])], "pagination": {"current": "c"}}})
+        {"data": {"subscriptions": [mapping(keys["list"])], "pagination": {"current": "c"}}}
+    )
     httpserver.expect_request(f"{path}/m1", method="GET").respond_with_json(
-        {"data": {"subscription": mapping(keys["get"])}})
+        {"data": {"subscription": mapping(keys["get"])}}
+    )
     httpserver.expect_request(path, method="POST").respond_with_json(
-        {"data": {"destinationSubscription": mapping(keys["create"])}})
+        {"data": {"destinationSubscription": mapping(keys["create"])}}
+    )
     httpserver.expect_request(f"{path}/m1", method="PATCH").respond_with_json(
-        {"data": {"subscription": mapping(keys["patch"])}})
+        {"data": {"subscription": mapping(keys["patch"])}}
+    )
     assert not any(_is_masked(k) for k in keys.values())
 
     assert segment.list_destination_subscriptions("d1")[0]["settings"]["url"].endswith(keys["list"])
     segment.get_destination_subscription("d1", "m1")
-    segment.create_destination_subscription("d1", name="n", action_id="a", trigger="t", enabled=True,
-                                            settings={"url": "http://127.0.0.1:1/v1/webhook"})
+    segment.create_destination_subscription(
+        "d1",
+        name="n",
+        action_id="a",
+        trigger="t",
+        enabled=True,
+        settings={"url": "http://127.0.0.1:1/v1/webhook"},
+    )
     segment.set_destination_subscription_enabled("d1", "m1", False)
 
     assert all(_is_masked(k) for k in keys.values()) and _is_masked(auth)

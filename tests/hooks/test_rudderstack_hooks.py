@@ -144,10 +144,7 @@ def test_pending_events_uses_the_configured_prefix(prefix, connect, httpserver, 
     conn_id = connect("rs_dp_test", extra={"warehouse_path_prefix": prefix})
 
     assert RudderStackDataPlaneHook(conn_id, **fast).pending_events("src_1", task_run_id="run-7") == answer
-    assert (
-        asyncio.run(RudderStackDataPlaneHook(conn_id, **fast).apending_events("src_1", "run-7"))
-        == answer
-    )
+    assert asyncio.run(RudderStackDataPlaneHook(conn_id, **fast).apending_events("src_1", "run-7")) == answer
     assert [entry[0].get_json() for entry in httpserver.log] == [
         {"source_id": "src_1", "task_run_id": "run-7"}
     ] * 2

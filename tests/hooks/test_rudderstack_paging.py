@@ -47,7 +47,10 @@ def test_every_list_follows_next_to_the_end(control, httpserver, kind, last_next
 
 def test_next_on_another_host_is_refused_without_sending_the_token(control, httpserver):
     httpserver.expect_request("/v2/sources").respond_with_json(
-        {"sources": [{"id": "s1"}], "paging": {"total": 2, "next": "https://elsewhere.example/v2/sources?page=2"}}
+        {
+            "sources": [{"id": "s1"}],
+            "paging": {"total": 2, "next": "https://elsewhere.example/v2/sources?page=2"},
+        }
     )
     with pytest.raises(ResponseFormatError, match="another host"):
         control.list_sources()

@@ -256,7 +256,9 @@ def test_create_webhook_destination_and_toggle_it(hook, httpserver):
 def test_source_can_be_disconnected_and_reconnected(hook, httpserver):
     path = "/warehouses/wh_1/connected-sources/src_a"
     httpserver.expect_request(path, method="DELETE").respond_with_json({"data": {"status": "SUCCESS"}})
-    httpserver.expect_request(path, method="POST").respond_with_json({"data": {"status": "CONNECTED"}}, status=201)
+    httpserver.expect_request(path, method="POST").respond_with_json(
+        {"data": {"status": "CONNECTED"}}, status=201
+    )
 
     assert hook.disconnect_warehouse_source("wh_1", "src_a") == {"status": "SUCCESS"}
     assert hook.connect_warehouse_source("wh_1", "src_a") == {"status": "CONNECTED"}
@@ -265,7 +267,9 @@ def test_source_can_be_disconnected_and_reconnected(hook, httpserver):
 
 def test_a_connect_answer_other_than_connected_is_an_error(hook, httpserver):
     path = "/warehouses/wh_1/connected-sources/src_a"
-    httpserver.expect_request(path, method="POST").respond_with_json({"data": {"status": "NOT_CONNECTED"}}, status=201)
+    httpserver.expect_request(path, method="POST").respond_with_json(
+        {"data": {"status": "NOT_CONNECTED"}}, status=201
+    )
 
     with pytest.raises(ResponseFormatError, match="expected data.status CONNECTED.*NOT_CONNECTED"):
         hook.connect_warehouse_source("wh_1", "src_a")
@@ -316,24 +320,51 @@ def test_webhook_mapping_calls_use_the_sdk_paths_and_bodies(hook, httpserver):
     (UpdateSubscriptionForDestinationAlphaInput: the change inside "input"), list (paged), get."""
     base = "/destinations/d1/subscriptions"
     created = {"id": "m1", "enabled": False, "settings": {}}
-    httpserver.expect_request(base, method="POST").respond_with_json({"data": {"destinationSubscription": created}})
+    httpserver.expect_request(base, method="POST").respond_with_json(
+        {"data": {"destinationSubscription": created}}
+    )
     httpserver.expect_request(f"{base}/m1", method="PATCH").respond_with_json(
-        {"data": {"subscription": {**created, "enabled": True}}})
-    httpserver.expect_oneshot_request(base, method="GET", query_string="pagination.count=200").respond_with_json(
-        {"data": {"subscriptions": [created], "pagination": {"current": "c0", "next": "c1"}}})
+        {"data": {"subscription": {**created, "enabled": True}}}
+    )
+    httpserver.expect_oneshot_request(
+        base, method="GET", query_string="pagination.count=200"
+    ).respond_with_json({"data": {"subscriptions": [created], "pagination": {"current": "c0", "next": "c1"}}})
     httpserver.expect_oneshot_request(base, method="GET").respond_with_json(
-        {"data": {"subscriptions": [{**created, "id": "m2"}], "pagination": {"current": "c1"}}})
+        {"data": {"subscriptions": [{**created, "id": "m2"}], "pagination": {"current": "c1"}}}
+    )
 
-    settings = {"url": "http://rs/v1/webhook", "method": "POST", "headers": {}, "data": {"@path": "$."},
-                "enable_batching": False}
-    assert hook.create_destination_subscription(
-        "d1", name="RudderStack: Send", action_id="nFPnRozhz1mh4Gbx4MLvT5", trigger='type = "track"', enabled=False,
-        settings=settings) == created
+    settings = {
+        "url": "http://rs/v1/webhook",
+        "method": "POST",
+        "headers": {},
+        "data": {"@path": "$."},
+        "enable_batching": False,
+    }
+    assert (
+        hook.create_destination_subscription(
+            "d1",
+            name="RudderStack: Send",
+            action_id="nFPnRozhz1mh4Gbx4MLvT5",
+            trigger='type = "track"',
+            enabled=False,
+            settings=settings,
+        )
+        == created
+    )
     assert hook.set_destination_subscription_enabled("d1", "m1", True)["enabled"] is True
     assert [m["id"] for m in hook.list_destination_subscriptions("d1")] == ["m1", "m2"]
 
     bodies = [(r.method, r.path, r.get_json(silent=True)) for r, _ in httpserver.log]
-    assert bodies[0] == ("POST", base, {"name": "RudderStack: Send", "actionId": "nFPnRozhz1mh4Gbx4MLvT5",
-                                        "trigger": 'type = "track"', "enabled": False, "settings": settings})
+    assert bodies[0] == (
+        "POST",
+        base,
+        {
+            "name": "RudderStack: Send",
+            "actionId": "nFPnRozhz1mh4Gbx4MLvT5",
+            "trigger": 'type = "track"',
+            "enabled": False,
+            "settings": settings,
+        },
+    )
     assert bodies[1] == ("PATCH", f"{base}/m1", {"input": {"enabled": True}})  # not a flat {"enabled": true}
     assert httpserver.log[3][0].args.get("pagination.cursor") == "c1"

@@ -89,7 +89,9 @@ def test_connection_refused_reads_the_same_and_is_retried_by_both(connect, close
     assert str(errors["sync"]) == str(errors["async"])
 
 
-def test_a_dropped_connection_counts_as_sent_in_both_so_a_post_is_not_repeated(connect, dropping_server, fast):
+def test_a_dropped_connection_counts_as_sent_in_both_so_a_post_is_not_repeated(
+    connect, dropping_server, fast
+):
     url, accepted = dropping_server
     conn_id = connect("alike_dropped", host=url)
     for name, call in POSTS.items():

@@ -39,9 +39,10 @@ def segment(monkeypatch):
     emulator = SegmentEmulator(settings, Warehouse("postgresql://unused/never-loaded"), None)
     recorder = ClientPorts(emulator.app)
     server = ServerThread(recorder).start()
-    monkeypatch.setenv("AIRFLOW_CONN_SEGMENT_SHARED", json.dumps(
-        {"conn_type": "http", "host": server.url, "password": settings.token}
-    ))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SEGMENT_SHARED",
+        json.dumps({"conn_type": "http", "host": server.url, "password": settings.token}),
+    )
     yield recorder
     server.stop()
 
@@ -62,8 +63,11 @@ def test_triggers_in_one_loop_reuse_one_client_and_read_their_connection_once(se
 
     def watch() -> dict:
         return SegmentLoadWatch(
-            segment_conn_id="segment_shared", warehouse_id="wh_sandbox_pg",
-            started_after=datetime.now(UTC).isoformat(), source_ids=None, allow_partial=False,
+            segment_conn_id="segment_shared",
+            warehouse_id="wh_sandbox_pg",
+            started_after=datetime.now(UTC).isoformat(),
+            source_ids=None,
+            allow_partial=False,
         ).spec()
 
     async def run_all() -> list[dict]:

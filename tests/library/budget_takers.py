@@ -24,8 +24,11 @@ def run_triggers(specs: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
     async def main() -> dict[str, Any]:
         deadline = time.time() + seconds
         triggers = [
-            ConditionTrigger(watch={"class": s["class"], "kwargs": s["kwargs"]}, poke_interval=POKE_INTERVAL_S,
-                             deadline=deadline)
+            ConditionTrigger(
+                watch={"class": s["class"], "kwargs": s["kwargs"]},
+                poke_interval=POKE_INTERVAL_S,
+                deadline=deadline,
+            )
             for s in specs
         ]
 

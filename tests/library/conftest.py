@@ -37,8 +37,10 @@ def world(pg_dsn: str, monkeypatch) -> Iterator[World]:
     warehouse = Warehouse(pg_dsn)
     segment = SegmentEmulator(
         SegmentSettings(
-            sources=[SourceSeed(WEB, "web_app", "Web App", "wk_seg_web_app", schema),
-                     SourceSeed(BACKEND, "backend", "Backend", "wk_seg_backend", schema)],
+            sources=[
+                SourceSeed(WEB, "web_app", "Web App", "wk_seg_web_app", schema),
+                SourceSeed(BACKEND, "backend", "Backend", "wk_seg_backend", schema),
+            ],
             warehouses=[WarehouseSeed()],
             load_interval_s=None,
             load_duration_s=0.05,
@@ -50,7 +52,8 @@ def world(pg_dsn: str, monkeypatch) -> Iterator[World]:
         None,
     )
     rudderstack = RudderStackEmulator(
-        RudderStackSettings(upload_duration_s=0.05, upload_retry_backoff_s=0.01, upload_max_attempts=1), warehouse
+        RudderStackSettings(upload_duration_s=0.05, upload_retry_backoff_s=0.01, upload_max_attempts=1),
+        warehouse,
     )
     seg_server = ServerThread(segment.app).start()
     rs_server = ServerThread(rudderstack.app).start()
@@ -63,7 +66,9 @@ def world(pg_dsn: str, monkeypatch) -> Iterator[World]:
     conn(RUDDERSTACK_CONN, host=rs_server.url, password=RUDDERSTACK_TOKEN, extra=FAST_RETRIES)
     conn(DATA_PLANE_CONN, host=rs_server.url, extra=FAST_RETRIES)
     monkeypatch.setenv(f"AIRFLOW_CONN_{WAREHOUSE_CONN.upper()}", pg_dsn)
-    w = World(segment, seg_server.url, rudderstack, rs_server.url, warehouse, schema, f"srm_test_changes_{tag}")
+    w = World(
+        segment, seg_server.url, rudderstack, rs_server.url, warehouse, schema, f"srm_test_changes_{tag}"
+    )
     try:
         yield w
     finally:

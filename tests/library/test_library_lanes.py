@@ -18,9 +18,17 @@ def test_preflight_notes_a_schema_that_differs_from_the_sources_slug(world):
     world.track(count=2)
     world.load()
     preflight = PreflightOperator(
-        task_id="preflight", segment_conn_id=SEGMENT_CONN, warehouse_id=WAREHOUSE_ID, source_ids=[WEB],
-        rudderstack_conn_id=RUDDERSTACK_CONN, destination_id=None, destination_name="d", destination_type="POSTGRES",
-        warehouse_conn_id=WAREHOUSE_CONN, namespace=world.schema, required_tables=["tracks"],
+        task_id="preflight",
+        segment_conn_id=SEGMENT_CONN,
+        warehouse_id=WAREHOUSE_ID,
+        source_ids=[WEB],
+        rudderstack_conn_id=RUDDERSTACK_CONN,
+        destination_id=None,
+        destination_name="d",
+        destination_type="POSTGRES",
+        warehouse_conn_id=WAREHOUSE_CONN,
+        namespace=world.schema,
+        required_tables=["tracks"],
         change_log_key=world.change_log_key,
     )
     mark = world.mark()

@@ -25,16 +25,26 @@ from tests.library.world import (
 
 
 def hold(world, destination_id, **kwargs):
-    return HoldRudderStackSyncOperator(task_id="hold_sync", destination_id=destination_id,
-                                       change_log_key=world.change_log_key, **kwargs)
+    return HoldRudderStackSyncOperator(
+        task_id="hold_sync", destination_id=destination_id, change_log_key=world.change_log_key, **kwargs
+    )
 
 
 def preflight(world, **kwargs):
-    args = dict(task_id="preflight", segment_conn_id=SEGMENT_CONN, warehouse_id=WAREHOUSE_ID,
-                source_ids=[WEB, BACKEND], rudderstack_conn_id=RUDDERSTACK_CONN, destination_id=None,
-                destination_name="Existing warehouse", destination_type="POSTGRES",
-                warehouse_conn_id=WAREHOUSE_CONN, namespace=world.schema, required_tables=["tracks"],
-                change_log_key=world.change_log_key)
+    args = dict(
+        task_id="preflight",
+        segment_conn_id=SEGMENT_CONN,
+        warehouse_id=WAREHOUSE_ID,
+        source_ids=[WEB, BACKEND],
+        rudderstack_conn_id=RUDDERSTACK_CONN,
+        destination_id=None,
+        destination_name="Existing warehouse",
+        destination_type="POSTGRES",
+        warehouse_conn_id=WAREHOUSE_CONN,
+        namespace=world.schema,
+        required_tables=["tracks"],
+        change_log_key=world.change_log_key,
+    )
     return PreflightOperator(**{**args, **kwargs})
 
 
@@ -44,8 +54,13 @@ def test_hold_switches_an_append_destination_to_merge_mode_once_and_records_it(w
     hold(world, destination_id).execute(context())
     config = world.rs_destination(destination_id)["config"]
     assert (config["manualSync"], config["preferAppend"]) == (True, False)
-    assert [c["action"] for c in world.rudderstack_changes(mark)] == ["update_destination", "update_destination"]
-    change = ChangeLog(world.change_log_key).last("rudderstack.destination", destination_id, "config.preferAppend")
+    assert [c["action"] for c in world.rudderstack_changes(mark)] == [
+        "update_destination",
+        "update_destination",
+    ]
+    change = ChangeLog(world.change_log_key).last(
+        "rudderstack.destination", destination_id, "config.preferAppend"
+    )
     assert (change.before, change.after) == (True, False)
 
     again = world.mark()
@@ -55,8 +70,15 @@ def test_hold_switches_an_append_destination_to_merge_mode_once_and_records_it(w
 
 def test_merge_mode_is_what_deduplicates_the_overlap(world):
     """The emulator loads as rudder-server does: append mode keeps both copies of a message id, merge one."""
-    events = [{"type": "track", "event": "Order Completed", "userId": "u1", "messageId": "m-overlap",
-               "receivedAt": "2026-11-29T12:00:00Z"}]
+    events = [
+        {
+            "type": "track",
+            "event": "Order Completed",
+            "userId": "u1",
+            "messageId": "m-overlap",
+            "receivedAt": "2026-11-29T12:00:00Z",
+        }
+    ]
     for merge in (False, True):
         schema = f"{world.schema}_{'merge' if merge else 'append'}"
         try:
@@ -86,10 +108,15 @@ def test_preflight_judges_the_plans_config_for_a_destination_it_will_create(worl
     world.track(count=2)
     world.load()
     with pytest.raises(AirflowFailException, match="preferAppend"):
-        preflight(world, destination_name="not created yet", destination_config={"preferAppend": True},
-                  allow_merge_mode_change=False).execute(context())
-    summary = preflight(world, destination_name="not created yet", destination_config={"preferAppend": True}
-                        ).execute(context())
+        preflight(
+            world,
+            destination_name="not created yet",
+            destination_config={"preferAppend": True},
+            allow_merge_mode_change=False,
+        ).execute(context())
+    summary = preflight(
+        world, destination_name="not created yet", destination_config={"preferAppend": True}
+    ).execute(context())
     assert summary["prefer_append"] is True
 
 
@@ -106,8 +133,13 @@ def test_preflight_warns_when_the_users_table_will_not_be_updated(world, capfd):
 def test_rollback_gives_the_destination_its_append_mode_back(world):
     destination_id = world.make_rs_destination(manualSync=False, preferAppend=True)
     hold(world, destination_id).execute(context())
-    rollback = RollbackOperator(task_id="rollback", plan_name="p", segment_conn_id=SEGMENT_CONN,
-                                rudderstack_conn_id=RUDDERSTACK_CONN, change_log_key=world.change_log_key)
+    rollback = RollbackOperator(
+        task_id="rollback",
+        plan_name="p",
+        segment_conn_id=SEGMENT_CONN,
+        rudderstack_conn_id=RUDDERSTACK_CONN,
+        change_log_key=world.change_log_key,
+    )
     undone = rollback.execute(context())["undone"]
     assert world.rs_destination(destination_id)["config"]["preferAppend"] is True
     assert any("preferAppend" in u for u in undone)
@@ -118,8 +150,9 @@ def test_rollback_gives_the_destination_its_append_mode_back(world):
 
 def test_append_mode_is_restored_after_the_duplicate_check_when_the_plan_asks(world):
     destination_id = world.make_rs_destination(manualSync=False, preferAppend=True)
-    restore = RestoreAppendModeOperator(task_id="restore_append_mode", destination_id=destination_id,
-                                        change_log_key=world.change_log_key)
+    restore = RestoreAppendModeOperator(
+        task_id="restore_append_mode", destination_id=destination_id, change_log_key=world.change_log_key
+    )
     assert restore.execute(context())["restored"] is False  # nothing switched yet: nothing to give back
     hold(world, destination_id).execute(context())
     assert restore.execute(context())["restored"] is True

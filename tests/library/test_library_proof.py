@@ -25,7 +25,9 @@ def routed(world):
     destination = world.make_rs_destination(manualSync=True)
     rs_source = world.make_rs_segment_source(destination)
     webhooks = EnsureSegmentWebhookOperator(
-        task_id="ensure_webhooks", source_ids=[WEB], rudderstack_source_id=rs_source,
+        task_id="ensure_webhooks",
+        source_ids=[WEB],
+        rudderstack_source_id=rs_source,
         change_log_key=world.change_log_key,
     ).execute(context())
     return destination, rs_source, webhooks
@@ -38,8 +40,13 @@ def send(world, versions: dict[str, int]) -> list[str]:
     for version, count in versions.items():
         for n in range(count):
             message_id = f"p-{uuid.uuid4()}"
-            client.track(f"user-{n}", "Order Completed", {"n": n}, message_id=message_id,
-                         context={"app": {"name": "Shop", "version": version}})
+            client.track(
+                f"user-{n}",
+                "Order Completed",
+                {"n": n},
+                message_id=message_id,
+                context={"app": {"name": "Shop", "version": version}},
+            )
             ids.append(message_id)
     return ids
 
@@ -49,17 +56,33 @@ def upload(world, destination: str) -> None:
     before = len(world.rudderstack.uploads(destination_id=destination))
     world.rudderstack.trigger_upload(source_id=None, destination_id=destination)
     world.rudderstack.schedule_once()
-    wait_until(lambda: len(world.rudderstack.uploads(destination_id=destination)) > before and all(
-        u["status"] == "exported_data" for u in world.rudderstack.uploads(destination_id=destination)),
-        what="RudderStack's upload")
+    wait_until(
+        lambda: (
+            len(world.rudderstack.uploads(destination_id=destination)) > before
+            and all(
+                u["status"] == "exported_data" for u in world.rudderstack.uploads(destination_id=destination)
+            )
+        ),
+        what="RudderStack's upload",
+    )
 
 
 def verify(world, rs_source, webhooks, **kwargs) -> VerifyWebhookPathOperator:
     return VerifyWebhookPathOperator(
-        task_id="verify_webhook_path", segment_conn_id="segment_default", warehouse_conn_id=WAREHOUSE_CONN,
-        namespace=world.schema, webhooks=webhooks, rudderstack_source_id=rs_source, source_ids=[WEB],
-        granularity="MINUTE", settle_seconds=0, tolerance_events=1, tolerance_share=0.0,
-        adoption_window_seconds=60, change_log_key=world.change_log_key, **kwargs,
+        task_id="verify_webhook_path",
+        segment_conn_id="segment_default",
+        warehouse_conn_id=WAREHOUSE_CONN,
+        namespace=world.schema,
+        webhooks=webhooks,
+        rudderstack_source_id=rs_source,
+        source_ids=[WEB],
+        granularity="MINUTE",
+        settle_seconds=0,
+        tolerance_events=1,
+        tolerance_share=0.0,
+        adoption_window_seconds=60,
+        change_log_key=world.change_log_key,
+        **kwargs,
     )
 
 
@@ -100,7 +123,10 @@ def test_deliveries_segment_gave_up_on_stop_the_run_naming_the_bucket(world):
     assert "Segment gave up on 3 deliveries" in message and "NOT switched off" in message
     assert "delivered 5, loaded 5" in message or "loaded 5" in message
     # the bucket of the give-ups is named (the previous minute when the test straddles a minute boundary)
-    named = {bucket.strftime("%Y-%m-%dT%H:%M:%SZ"), (bucket - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    named = {
+        bucket.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        (bucket - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
     assert any(b in message for b in named), message
 
 
@@ -111,8 +137,10 @@ def test_events_lost_after_segment_delivered_them_stop_the_run_or_wait_for_appro
     upload(world, destination)
     # RudderStack accepted the webhook requests but 4 of the events never reached the warehouse.
     with world.warehouse.connect() as conn, conn.cursor() as cur:
-        cur.execute(sql.SQL("DELETE FROM {}.tracks WHERE id = ANY(%s)").format(sql.Identifier(world.schema)),
-                    (ids[:4],))
+        cur.execute(
+            sql.SQL("DELETE FROM {}.tracks WHERE id = ANY(%s)").format(sql.Identifier(world.schema)),
+            (ids[:4],),
+        )
 
     # (tolerance 1: the last event counted by Segment when it got RudderStack's answer may fall after the
     # comparison's end, the latest received_at loaded)
@@ -137,9 +165,20 @@ def test_segment_adoption_signal_counts_what_still_arrives_at_segment(world):
     _, rs_source, webhooks = routed(world)
     send(world, {"1.9.4": 4})
     watch = SegmentAdoptionWatch(
-        warehouse_conn_id=WAREHOUSE_CONN, namespace=world.schema, webhook_source_id=rs_source, window_seconds=60,
-        threshold=0.5, consecutive_checks=1, min_events=1, library_names=[], tables=None, segment_conn_id="segment_default",
-        source_ids=[WEB], granularity="MINUTE", baseline={WEB: 8}, signal="segment_metrics",
+        warehouse_conn_id=WAREHOUSE_CONN,
+        namespace=world.schema,
+        webhook_source_id=rs_source,
+        window_seconds=60,
+        threshold=0.5,
+        consecutive_checks=1,
+        min_events=1,
+        library_names=[],
+        tables=None,
+        segment_conn_id="segment_default",
+        source_ids=[WEB],
+        granularity="MINUTE",
+        baseline={WEB: 8},
+        signal="segment_metrics",
     )
     sample = watch.observe()
     assert (sample.total, sample.via_segment) == (8, 4)
@@ -188,7 +227,8 @@ def test_a_rudderstack_outage_shows_as_failed_deliveries_with_segments_discard_r
 
     path = result["webhook_path"]
     assert result["gap"] and path["differing_buckets"], path
-    assert path["failed"] == [{"sourceId": WEB, "destinationId": webhooks["destinations"][WEB],
-                               "discardReason": "503", "count": 3}]
+    assert path["failed"] == [
+        {"sourceId": WEB, "destinationId": webhooks["destinations"][WEB], "discardReason": "503", "count": 3}
+    ]
     assert path["delivered"] == path["loaded"] == 4
     assert "| 503 | 3 |" in "\n".join(proof_section(result))

@@ -24,20 +24,31 @@ def test_index_is_created_recorded_and_dropped_by_the_rollback(world):
     with world.warehouse.connect() as conn, conn.cursor() as cur:
         cur.execute(sql.SQL("ANALYZE {}.{}").format(sql.Identifier(world.schema), sql.Identifier("tracks")))
     assert "srm_tracks_received_at" not in indexes(world)
-    ensure = EnsureReceivedAtIndexOperator(task_id="create_received_at_index", warehouse_conn_id=WAREHOUSE_CONN,
-                                           namespace=world.schema, tables=["tracks"],
-                                           change_log_key=world.change_log_key)
+    ensure = EnsureReceivedAtIndexOperator(
+        task_id="create_received_at_index",
+        warehouse_conn_id=WAREHOUSE_CONN,
+        namespace=world.schema,
+        tables=["tracks"],
+        change_log_key=world.change_log_key,
+    )
 
     result = ensure.execute(context())
 
     assert result["created"] == [f"{world.schema}.srm_tracks_received_at"]
     assert "srm_tracks_received_at" in indexes(world)
-    [change] = [c for c in ChangeLog(world.change_log_key).latest() if c.target == ChangeTarget.WAREHOUSE_INDEX]
+    [change] = [
+        c for c in ChangeLog(world.change_log_key).latest() if c.target == ChangeTarget.WAREHOUSE_INDEX
+    ]
     assert (change.field, change.before, change.after) == ("exists", False, True)
     assert ensure.execute(context())["created"] == []  # idempotent: now index-backed
 
-    rollback = RollbackOperator(task_id="rollback", plan_name="p", segment_conn_id=SEGMENT_CONN,
-                                rudderstack_conn_id=RUDDERSTACK_CONN, change_log_key=world.change_log_key)
+    rollback = RollbackOperator(
+        task_id="rollback",
+        plan_name="p",
+        segment_conn_id=SEGMENT_CONN,
+        rudderstack_conn_id=RUDDERSTACK_CONN,
+        change_log_key=world.change_log_key,
+    )
     undone = rollback.execute(context())["undone"]
 
     assert f"dropped index {world.schema}.srm_tracks_received_at" in undone

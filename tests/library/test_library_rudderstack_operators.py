@@ -70,8 +70,11 @@ def test_ensure_destination_never_changes_a_destination_with_another_namespace(w
 
 def ensure_source(world, destination_id, **kwargs):
     return EnsureRudderStackSegmentSourceOperator(
-        task_id="ensure_source", destination_id=destination_id, connect_source_ids=[RS_APP],
-        change_log_key=world.change_log_key, **kwargs,
+        task_id="ensure_source",
+        destination_id=destination_id,
+        connect_source_ids=[RS_APP],
+        change_log_key=world.change_log_key,
+        **kwargs,
     )
 
 
@@ -85,7 +88,9 @@ def test_ensure_segment_source_creates_and_connects_once(world):
     connected = {(c["sourceId"], c["destinationId"]) for c in world.rs_connections() if c["enabled"]}
     assert connected == {(source_id, destination_id), (RS_APP, destination_id)}
     assert sorted(c["action"] for c in world.rudderstack_changes(mark)) == [
-        "create_connection", "create_connection", "create_source"
+        "create_connection",
+        "create_connection",
+        "create_source",
     ]
 
     again = world.mark()
@@ -106,7 +111,9 @@ def test_ensure_segment_source_fails_before_any_change_when_a_plan_source_does_n
     destination_id = world.make_rs_destination(manualSync=True)
     mark = world.mark()
     operator = EnsureRudderStackSegmentSourceOperator(
-        task_id="ensure_source", destination_id=destination_id, connect_source_ids=["rs_src_typo"],
+        task_id="ensure_source",
+        destination_id=destination_id,
+        connect_source_ids=["rs_src_typo"],
         change_log_key=world.change_log_key,
     )
     with pytest.raises(AirflowFailException, match="rs_src_typo"):
@@ -126,7 +133,9 @@ def test_hold_sync_turns_manual_sync_on_once(world):
     hold(world, destination_id).execute(context())
     assert world.rs_destination(destination_id)["config"]["manualSync"] is True
     assert [c["action"] for c in world.rudderstack_changes(mark)] == ["update_destination"]
-    change = ChangeLog(world.change_log_key).last("rudderstack.destination", destination_id, "config.manualSync")
+    change = ChangeLog(world.change_log_key).last(
+        "rudderstack.destination", destination_id, "config.manualSync"
+    )
     assert (change.before, change.after) == (False, True)
 
     again = world.mark()
@@ -144,15 +153,23 @@ def test_hold_sync_dry_run_changes_nothing(world):
 
 def release(world, destination_id, cutover, **kwargs):
     return ReleaseRudderStackSyncOperator(
-        task_id="release", destination_id=destination_id, warehouse_id=WAREHOUSE_ID, started_after=cutover,
-        source_ids=[WEB], margin_minutes=5, change_log_key=world.change_log_key, **kwargs,
+        task_id="release",
+        destination_id=destination_id,
+        warehouse_id=WAREHOUSE_ID,
+        started_after=cutover,
+        source_ids=[WEB],
+        margin_minutes=5,
+        change_log_key=world.change_log_key,
+        **kwargs,
     )
 
 
 def connected_destination(world, **config):
     destination_id = world.make_rs_destination(**config)
     with world.rs_api() as api:
-        api.post("/connections", json={"sourceId": RS_APP, "destinationId": destination_id}).raise_for_status()
+        api.post(
+            "/connections", json={"sourceId": RS_APP, "destinationId": destination_id}
+        ).raise_for_status()
     return destination_id
 
 
@@ -215,8 +232,9 @@ def test_release_succeeds_on_rudderstacks_schedule_where_the_warehouse_api_is_no
     assert [c["kind"] for c in world.rudderstack_changes(mark)] == ["api", "api"]  # no trigger happened
     assert result["upload_triggered"] is False and "404" in result["trigger_unavailable"]
     slot = datetime.fromisoformat(result["next_upload_slot"])
-    assert slot.strftime("%H:%M") in {f"{(int(result['sync_start_at'][:2]) + k) % 24:02d}{result['sync_start_at'][2:]}"
-                                      for k in range(24)}
+    assert slot.strftime("%H:%M") in {
+        f"{(int(result['sync_start_at'][:2]) + k) % 24:02d}{result['sync_start_at'][2:]}" for k in range(24)
+    }
     logged = capfd.readouterr().out
     assert "own schedule" in logged and result["next_upload_slot"][:16].replace("T", " ") in logged
     assert result["next_upload_slot"][:16].replace("T", " ") in result["schedule"]

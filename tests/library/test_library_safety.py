@@ -39,8 +39,12 @@ from tests.library.world import (
 
 def disable_warehouse(world, started_after, **kwargs):
     return DisableSegmentWarehouseOperator(
-        task_id="disable_warehouse", warehouse_id=WAREHOUSE_ID, started_after=started_after,
-        source_ids=[WEB, BACKEND], change_log_key=world.change_log_key, **kwargs,
+        task_id="disable_warehouse",
+        warehouse_id=WAREHOUSE_ID,
+        started_after=started_after,
+        source_ids=[WEB, BACKEND],
+        change_log_key=world.change_log_key,
+        **kwargs,
     )
 
 
@@ -54,7 +58,9 @@ def test_segment_warehouse_is_not_disabled_while_a_load_runs_even_after_a_good_f
         mark = world.mark()
         for step in ("disable_warehouse", "disconnect_sources"):
             with pytest.raises(AirflowFailException, match="a Segment load is running"):
-                disable_warehouse(world, cutover, final_step=step, running_load_wait_seconds=0).execute(context())
+                disable_warehouse(world, cutover, final_step=step, running_load_wait_seconds=0).execute(
+                    context()
+                )
         assert world.segment_changes(mark) == []
         assert world.segment_warehouse()["enabled"] is True
 
@@ -65,7 +71,9 @@ def test_segment_warehouse_waits_for_a_running_load_to_end_then_switches_off(wor
     cutover = world.cutover()
     world.load()
     outcome: dict = {}
-    operator = disable_warehouse(world, cutover, running_load_wait_seconds=30, sync_list_requests_per_minute=600)
+    operator = disable_warehouse(
+        world, cutover, running_load_wait_seconds=30, sync_list_requests_per_minute=600
+    )
     with world.running_load():  # a new scheduled load started after the sensor saw the final one finish
         worker = threading.Thread(target=lambda: outcome.update(operator.execute(context())))
         worker.start()
@@ -79,8 +87,12 @@ def test_segment_warehouse_waits_for_a_running_load_to_end_then_switches_off(wor
 
 def test_segment_warehouse_is_not_disabled_before_a_load_that_started_after_the_webhook_was_enabled(world):
     rs_source = world.make_rs_segment_source()
-    webhook = EnsureSegmentWebhookOperator(task_id="webhook", source_ids=[WEB, BACKEND],
-                                           rudderstack_source_id=rs_source, change_log_key=world.change_log_key)
+    webhook = EnsureSegmentWebhookOperator(
+        task_id="webhook",
+        source_ids=[WEB, BACKEND],
+        rudderstack_source_id=rs_source,
+        change_log_key=world.change_log_key,
+    )
     with world.running_load():  # a load started before the webhook was enabled...
         cutover = webhook.execute(context())["cutover_at"]
     # ...and ended Success afterwards: it may miss events that only went to the webhook, so it does not count.
@@ -111,18 +123,27 @@ def test_rudderstack_sync_is_not_released_while_a_segment_load_runs(world):
     destination = world.make_rs_destination(manualSync=True)
     cutover = world.cutover()
     world.load()
-    release = ReleaseRudderStackSyncOperator(task_id="release", destination_id=destination,
-                                             warehouse_id=WAREHOUSE_ID, started_after=cutover,
-                                             change_log_key=world.change_log_key)
+    release = ReleaseRudderStackSyncOperator(
+        task_id="release",
+        destination_id=destination,
+        warehouse_id=WAREHOUSE_ID,
+        started_after=cutover,
+        change_log_key=world.change_log_key,
+    )
     with world.running_load():
         mark = world.mark()
-        with pytest.raises(AirflowFailException, match="refusing to release RudderStack's sync: a Segment load"):
+        with pytest.raises(
+            AirflowFailException, match="refusing to release RudderStack's sync: a Segment load"
+        ):
             release.execute(context())
         assert world.rudderstack_changes(mark) == []
         assert world.rs_destination(destination)["config"]["manualSync"] is True
     # Disabling Segment's warehouse does not open the gate while its last load still runs either.
-    httpx.patch(f"{world.segment_url}/warehouses/{WAREHOUSE_ID}", json={"enabled": False, "settings": {}},
-                headers={"Authorization": "Bearer sandbox-segment-token"}).raise_for_status()
+    httpx.patch(
+        f"{world.segment_url}/warehouses/{WAREHOUSE_ID}",
+        json={"enabled": False, "settings": {}},
+        headers={"Authorization": "Bearer sandbox-segment-token"},
+    ).raise_for_status()
     release.execute(context())
     assert world.rs_destination(destination)["config"]["manualSync"] is False
 
@@ -132,9 +153,17 @@ def test_rudderstack_sync_is_not_released_while_a_segment_load_runs(world):
 
 def test_adoption_is_not_done_before_the_streak_covers_the_configured_checks(world):
     webhook_source = "rs_src_segment_webhook"
-    sensor = ClientAdoptionSensor(task_id="adoption", warehouse_conn_id=WAREHOUSE_CONN, namespace=world.schema,
-                                  webhook_source_id=webhook_source, threshold=0.10, window_seconds=3600,
-                                  consecutive_checks=3, deferrable=False, poke_interval=0.01)
+    sensor = ClientAdoptionSensor(
+        task_id="adoption",
+        warehouse_conn_id=WAREHOUSE_CONN,
+        namespace=world.schema,
+        webhook_source_id=webhook_source,
+        threshold=0.10,
+        window_seconds=3600,
+        consecutive_checks=3,
+        deferrable=False,
+        poke_interval=0.01,
+    )
     load_rudderstack_rows(world, RS_APP, 4)
     load_rudderstack_rows(world, webhook_source, 4)  # 50 % still through Segment
     assert not sensor.poke(context()).is_done
@@ -149,8 +178,14 @@ def test_adoption_is_not_done_before_the_streak_covers_the_configured_checks(wor
     done = sensor.poke(context())
     assert done.is_done and done.xcom_value["streak"] == 3
     # an empty window proves nothing: no rows at all never counts as adopted
-    empty = ClientAdoptionSensor(task_id="a2", warehouse_conn_id=WAREHOUSE_CONN, namespace=world.schema + "_none",
-                                 webhook_source_id=webhook_source, consecutive_checks=1, deferrable=False)
+    empty = ClientAdoptionSensor(
+        task_id="a2",
+        warehouse_conn_id=WAREHOUSE_CONN,
+        namespace=world.schema + "_none",
+        webhook_source_id=webhook_source,
+        consecutive_checks=1,
+        deferrable=False,
+    )
     assert not empty.poke(context()).is_done
 
 
@@ -158,11 +193,20 @@ def test_adoption_is_not_done_before_the_streak_covers_the_configured_checks(wor
 
 
 def preflight(world, **kwargs):
-    args = dict(task_id="preflight", segment_conn_id=SEGMENT_CONN, warehouse_id=WAREHOUSE_ID,
-                source_ids=[WEB, BACKEND], rudderstack_conn_id=RUDDERSTACK_CONN, destination_id=None,
-                destination_name="Warehouse (migrated from Segment)", destination_type="POSTGRES",
-                warehouse_conn_id=WAREHOUSE_CONN, namespace=world.schema, required_tables=["tracks"],
-                change_log_key=world.change_log_key)
+    args = dict(
+        task_id="preflight",
+        segment_conn_id=SEGMENT_CONN,
+        warehouse_id=WAREHOUSE_ID,
+        source_ids=[WEB, BACKEND],
+        rudderstack_conn_id=RUDDERSTACK_CONN,
+        destination_id=None,
+        destination_name="Warehouse (migrated from Segment)",
+        destination_type="POSTGRES",
+        warehouse_conn_id=WAREHOUSE_CONN,
+        namespace=world.schema,
+        required_tables=["tracks"],
+        change_log_key=world.change_log_key,
+    )
     return PreflightOperator(**{**args, **kwargs})
 
 
@@ -213,19 +257,24 @@ def migration_steps(world, *, dry_run, destination_id=None, rs_source=None, cuto
     common = {"change_log_key": world.change_log_key, "dry_run": dry_run}
     return [
         EnsureRudderStackDestinationOperator(task_id="destination", namespace=world.schema, **common),
-        EnsureRudderStackSegmentSourceOperator(task_id="source", destination_id=destination_id,
-                                               connect_source_ids=[RS_APP], **common),
+        EnsureRudderStackSegmentSourceOperator(
+            task_id="source", destination_id=destination_id, connect_source_ids=[RS_APP], **common
+        ),
         HoldRudderStackSyncOperator(task_id="hold", destination_id=destination_id, **common),
-        EnsureSegmentWebhookOperator(task_id="webhook", source_ids=[WEB, BACKEND],
-                                     rudderstack_source_id=rs_source, **common),
+        EnsureSegmentWebhookOperator(
+            task_id="webhook", source_ids=[WEB, BACKEND], rudderstack_source_id=rs_source, **common
+        ),
     ]
 
 
 def test_dry_run_reads_everything_changes_nothing_anywhere_and_says_what_it_would_change(world):
     world.track(count=3)
     world.load()
-    world.warehouse.load(world.schema, [{"type": "track", "event": "Order Completed", "userId": "u",
-                                         "messageId": "dup-1"}] * 2, merge=False)  # a duplicate to repair
+    world.warehouse.load(
+        world.schema,
+        [{"type": "track", "event": "Order Completed", "userId": "u", "messageId": "dup-1"}] * 2,
+        merge=False,
+    )  # a duplicate to repair
     rows_before = world.warehouse.count_rows(world.schema, "tracks")
     held = world.make_rs_destination(manualSync=True)  # what the release step would act on
     cutover = world.cutover()
@@ -234,15 +283,34 @@ def test_dry_run_reads_everything_changes_nothing_anywhere_and_says_what_it_woul
     would: list[dict] = []
     for step in [
         *migration_steps(world, dry_run=True),
-        ReleaseRudderStackSyncOperator(task_id="release", destination_id=held, warehouse_id=WAREHOUSE_ID,
-                                       started_after=cutover, change_log_key=world.change_log_key, dry_run=True),
-        DisableSegmentWarehouseOperator(task_id="disable", warehouse_id=WAREHOUSE_ID, started_after=cutover,
-                                        change_log_key=world.change_log_key, dry_run=True),
-        DuplicateCheckOperator(task_id="dups", warehouse_conn_id=WAREHOUSE_CONN, namespace=world.schema,
-                               repair=True, change_log_key=world.change_log_key, dry_run=True),
+        ReleaseRudderStackSyncOperator(
+            task_id="release",
+            destination_id=held,
+            warehouse_id=WAREHOUSE_ID,
+            started_after=cutover,
+            change_log_key=world.change_log_key,
+            dry_run=True,
+        ),
+        DisableSegmentWarehouseOperator(
+            task_id="disable",
+            warehouse_id=WAREHOUSE_ID,
+            started_after=cutover,
+            change_log_key=world.change_log_key,
+            dry_run=True,
+        ),
+        DuplicateCheckOperator(
+            task_id="dups",
+            warehouse_conn_id=WAREHOUSE_CONN,
+            namespace=world.schema,
+            repair=True,
+            change_log_key=world.change_log_key,
+            dry_run=True,
+        ),
     ]:
         result = step.execute(context())
-        would += [{"target": c.target, "field": c.field, "dry_run": step.is_dry_run} for c in step.would_change]
+        would += [
+            {"target": c.target, "field": c.field, "dry_run": step.is_dry_run} for c in step.would_change
+        ]
         if isinstance(step, DuplicateCheckOperator):
             assert result["removed"] == {"tracks": 1, "order_completed": 1}
     assert world.changes(mark) == []
@@ -250,8 +318,11 @@ def test_dry_run_reads_everything_changes_nothing_anywhere_and_says_what_it_woul
     assert world.warehouse.count_rows(world.schema, "tracks") == rows_before
     assert world.segment_warehouse()["enabled"] is True
     assert {(w["target"], w["field"]) for w in would} >= {
-        ("rudderstack.destination", "exists"), ("rudderstack.source", "exists"), ("segment.destination", "exists"),
-        ("segment.warehouse", "enabled"), ("rudderstack.destination", "config.manualSync"),
+        ("rudderstack.destination", "exists"),
+        ("rudderstack.source", "exists"),
+        ("segment.destination", "exists"),
+        ("segment.warehouse", "enabled"),
+        ("rudderstack.destination", "config.manualSync"),
     }
     assert world.rs_destination(held)["config"]["manualSync"] is True
     assert all(w["dry_run"] for w in would)
@@ -262,38 +333,67 @@ def test_every_change_is_logged_with_before_and_after_and_rollback_undoes_them_i
         task_id="destination", namespace=world.schema, change_log_key=world.change_log_key
     ).execute(context())
     rs_source = EnsureRudderStackSegmentSourceOperator(
-        task_id="source", destination_id=destination_id, connect_source_ids=[RS_APP],
+        task_id="source",
+        destination_id=destination_id,
+        connect_source_ids=[RS_APP],
         change_log_key=world.change_log_key,
     ).execute(context())
-    webhook = EnsureSegmentWebhookOperator(task_id="webhook", source_ids=[WEB, BACKEND],
-                                           rudderstack_source_id=rs_source, change_log_key=world.change_log_key)
+    webhook = EnsureSegmentWebhookOperator(
+        task_id="webhook",
+        source_ids=[WEB, BACKEND],
+        rudderstack_source_id=rs_source,
+        change_log_key=world.change_log_key,
+    )
     cutover = webhook.execute(context())["cutover_at"]
     world.load()
-    ReleaseRudderStackSyncOperator(task_id="release", destination_id=destination_id, warehouse_id=WAREHOUSE_ID,
-                                   started_after=cutover, change_log_key=world.change_log_key).execute(context())
+    ReleaseRudderStackSyncOperator(
+        task_id="release",
+        destination_id=destination_id,
+        warehouse_id=WAREHOUSE_ID,
+        started_after=cutover,
+        change_log_key=world.change_log_key,
+    ).execute(context())
     disable_warehouse(world, cutover).execute(context())
 
     # Every outside change the emulators saw is in the change log, with what, before and after.
     entries = ChangeLog(world.change_log_key).entries()
     logged = {(c.target, c.field) for c in entries}
     assert logged >= {
-        ("rudderstack.destination", "exists"), ("rudderstack.source", "exists"),
-        ("rudderstack.connection", "enabled"), ("segment.destination", "exists"), ("segment.destination", "enabled"),
-        ("rudderstack.destination", "config.syncStartAt"), ("rudderstack.destination", "config.manualSync"),
+        ("rudderstack.destination", "exists"),
+        ("rudderstack.source", "exists"),
+        ("rudderstack.connection", "enabled"),
+        ("segment.destination", "exists"),
+        ("segment.destination", "enabled"),
+        ("rudderstack.destination", "config.syncStartAt"),
+        ("rudderstack.destination", "config.manualSync"),
         ("segment.warehouse", "enabled"),
     }
     assert all(c.before != c.after and c.run_id == "manual__test" and c.task_id for c in entries)
     # One entry per mutating API request (the upload trigger changes no setting, so it has nothing to undo);
     # a webhook created enabled also logs its "enabled" state so the rollback can find and disable it.
     requests = [c for c in world.changes() if c["kind"] == "api"]
-    bookkeeping = [c for c in entries if c.target.startswith("segment.destination")
-                   and (c.field, c.before) == ("enabled", None)]
+    bookkeeping = [
+        c
+        for c in entries
+        if c.target.startswith("segment.destination") and (c.field, c.before) == ("enabled", None)
+    ]
     assert len(requests) == len(entries) - len(bookkeeping)
 
-    rollback = RollbackOperator(task_id="rollback", plan_name="p", segment_conn_id=SEGMENT_CONN,
-                                rudderstack_conn_id=RUDDERSTACK_CONN, change_log_key=world.change_log_key)
-    dry = RollbackOperator(task_id="rollback", plan_name="p", segment_conn_id=SEGMENT_CONN,
-                           rudderstack_conn_id=RUDDERSTACK_CONN, change_log_key=world.change_log_key, dry_run=True)
+    rollback = RollbackOperator(
+        task_id="rollback",
+        plan_name="p",
+        segment_conn_id=SEGMENT_CONN,
+        rudderstack_conn_id=RUDDERSTACK_CONN,
+        change_log_key=world.change_log_key,
+    )
+    dry = RollbackOperator(
+        task_id="rollback",
+        plan_name="p",
+        segment_conn_id=SEGMENT_CONN,
+        rudderstack_conn_id=RUDDERSTACK_CONN,
+        change_log_key=world.change_log_key,
+        dry_run=True,
+    )
     mark = world.mark()
     dry.execute(context())
     assert world.changes(mark) == []
@@ -316,6 +416,11 @@ def test_rollback_reconnects_sources_that_were_disconnected_instead_of_disabling
     world.load()
     disable_warehouse(world, cutover, final_step="disconnect_sources").execute(context())
     assert world.segment_warehouse()["connectedSources"] == []
-    RollbackOperator(task_id="rollback", plan_name="p", segment_conn_id=SEGMENT_CONN,
-                     rudderstack_conn_id=RUDDERSTACK_CONN, change_log_key=world.change_log_key).execute(context())
+    RollbackOperator(
+        task_id="rollback",
+        plan_name="p",
+        segment_conn_id=SEGMENT_CONN,
+        rudderstack_conn_id=RUDDERSTACK_CONN,
+        change_log_key=world.change_log_key,
+    ).execute(context())
     assert world.segment_warehouse()["connectedSources"] == [BACKEND, WEB]

@@ -95,8 +95,13 @@ def in_background(action) -> threading.Thread:
 
 
 def load_sensor(cutover, cls=SegmentWarehouseLoadSensor, **kwargs):
-    return cls(task_id="segment_load", warehouse_id=WAREHOUSE_ID, started_after=cutover,
-               source_ids=[WEB, BACKEND], **{**FAST_SYNC_LIST, **kwargs})
+    return cls(
+        task_id="segment_load",
+        warehouse_id=WAREHOUSE_ID,
+        started_after=cutover,
+        source_ids=[WEB, BACKEND],
+        **{**FAST_SYNC_LIST, **kwargs},
+    )
 
 
 def test_segment_load_sensor_poke_waits_through_a_running_load_until_it_succeeds(world):
@@ -149,15 +154,15 @@ def test_segment_load_sensor_partial_fails_unless_allowed(world):
 
 
 def test_segment_sync_list_sensors_poll_no_faster_than_the_rate_limit_by_default(world):
-    sensor = SegmentWarehouseLoadSensor(task_id="s", warehouse_id=WAREHOUSE_ID, started_after=world.cutover(),
-                                        poke_interval=1)
+    sensor = SegmentWarehouseLoadSensor(
+        task_id="s", warehouse_id=WAREHOUSE_ID, started_after=world.cutover(), poke_interval=1
+    )
     assert sensor._interval() == 30.0  # 2 requests per minute
     before = time.time()
     trigger = defer(sensor)
     assert trigger.poke_interval == 30.0
     # the sensor's own check before deferring counts: the trigger does not repeat it at once
     assert trigger.first_check_at >= before + 30.0
-
 
 
 # ------------------------------------------------------------------------------------------ sync gate
@@ -182,8 +187,11 @@ def test_sync_gate_deferred_decides_like_poke_and_opens_when_segment_is_disabled
     sensor = gate_sensor(cutover)
     trigger = defer(sensor)
     # No load after the cutover: Segment's warehouse is switched off instead (no load can start any more).
-    httpx.patch(f"{world.segment_url}/warehouses/{WAREHOUSE_ID}", json={"enabled": False, "settings": {}},
-                headers={"Authorization": "Bearer sandbox-segment-token"}).raise_for_status()
+    httpx.patch(
+        f"{world.segment_url}/warehouses/{WAREHOUSE_ID}",
+        json={"enabled": False, "settings": {}},
+        headers={"Authorization": "Bearer sandbox-segment-token"},
+    ).raise_for_status()
     result = assert_deferred_matches_poke(sensor, trigger)
     assert "disabled" in result["reason"]
 
@@ -204,8 +212,14 @@ def test_sync_gate_fails_on_a_failed_load(world):
 
 
 def drained_sensor(cutover, **kwargs):
-    return SegmentSourceDrainedSensor(task_id="drained", warehouse_id=WAREHOUSE_ID, source_id=BACKEND,
-                                      started_after=cutover, consecutive_loads=2, **{**FAST_SYNC_LIST, **kwargs})
+    return SegmentSourceDrainedSensor(
+        task_id="drained",
+        warehouse_id=WAREHOUSE_ID,
+        source_id=BACKEND,
+        started_after=cutover,
+        consecutive_loads=2,
+        **{**FAST_SYNC_LIST, **kwargs},
+    )
 
 
 def test_source_drained_poke_waits_for_two_empty_loads(world):
@@ -246,8 +260,13 @@ def test_source_drained_fails_on_a_failed_load(world):
 
 def upload_sensor(destination, released, sources=(RS_APP,), **kwargs):
     return RudderStackUploadSensor(
-        task_id="upload", source_ids=list(sources), destination_id=destination, loaded_after=released.isoformat(),
-        warehouse_conn_id=WAREHOUSE_CONN, namespace=kwargs.pop("namespace"), **{**FAST, **kwargs},
+        task_id="upload",
+        source_ids=list(sources),
+        destination_id=destination,
+        loaded_after=released.isoformat(),
+        warehouse_conn_id=WAREHOUSE_CONN,
+        namespace=kwargs.pop("namespace"),
+        **{**FAST, **kwargs},
     )
 
 
@@ -255,15 +274,22 @@ def connected(world, *sources):
     destination = world.make_rs_destination(manualSync=True)
     with world.rs_api() as api:
         for source in sources:
-            api.post("/connections", json={"sourceId": source, "destinationId": destination}).raise_for_status()
+            api.post(
+                "/connections", json={"sourceId": source, "destinationId": destination}
+            ).raise_for_status()
     return destination
 
 
 def upload_now(world, destination):
     world.rudderstack.trigger_upload(source_id=None, destination_id=destination)
     world.rudderstack.schedule_once()
-    wait_until(lambda: world.rudderstack.uploads(destination_id=destination)[-1]["status"]
-               in ("exported_data", "aborted"), what="the upload to end")
+    wait_until(
+        lambda: (
+            world.rudderstack.uploads(destination_id=destination)[-1]["status"]
+            in ("exported_data", "aborted")
+        ),
+        what="the upload to end",
+    )
 
 
 def test_upload_sensor_poke_waits_until_the_warehouse_shows_every_sources_rows(world):
@@ -271,8 +297,9 @@ def test_upload_sensor_poke_waits_until_the_warehouse_shows_every_sources_rows(w
     released = datetime.now(UTC)
     rudderstack_event(world)  # only the app sent something so far
     upload_now(world, destination)
-    sensor = upload_sensor(destination, released, sources=[RS_APP, RS_BACKEND], namespace=world.schema,
-                           deferrable=False)
+    sensor = upload_sensor(
+        destination, released, sources=[RS_APP, RS_BACKEND], namespace=world.schema, deferrable=False
+    )
     assert not sensor.poke(context()).is_done  # the backend has no rows yet
     rudderstack_event(world, write_key="wk_rs_backend")
     upload_now(world, destination)
@@ -329,8 +356,9 @@ def test_where_pending_events_is_not_served_the_warehouse_rows_decide_alone(worl
     world.rudderstack.settings.warehouse_api = "disabled"
     rudderstack_event(world)
     upload_now(world, destination)
-    result = upload_sensor(destination, released, namespace=world.schema, task_run_id="run-1",
-                           deferrable=False).execute(context())
+    result = upload_sensor(
+        destination, released, namespace=world.schema, task_run_id="run-1", deferrable=False
+    ).execute(context())
     assert result["rows_by_source"] == {RS_APP: 1}
 
 
@@ -340,9 +368,16 @@ WEBHOOK_SOURCE = "rs_src_segment_webhook"
 
 
 def adoption_sensor(world, **kwargs):
-    return ClientAdoptionSensor(task_id="adoption", warehouse_conn_id=WAREHOUSE_CONN, namespace=world.schema,
-                                webhook_source_id=WEBHOOK_SOURCE, threshold=0.10, window_seconds=3600,
-                                consecutive_checks=3, **{**FAST, **kwargs})
+    return ClientAdoptionSensor(
+        task_id="adoption",
+        warehouse_conn_id=WAREHOUSE_CONN,
+        namespace=world.schema,
+        webhook_source_id=WEBHOOK_SOURCE,
+        threshold=0.10,
+        window_seconds=3600,
+        consecutive_checks=3,
+        **{**FAST, **kwargs},
+    )
 
 
 def test_adoption_poke_needs_the_share_below_threshold_for_consecutive_checks(world):

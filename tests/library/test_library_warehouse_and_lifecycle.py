@@ -22,8 +22,13 @@ def seed_duplicates(world) -> None:
 
 
 def duplicates(world, **kwargs):
-    return DuplicateCheckOperator(task_id="duplicates", warehouse_conn_id=WAREHOUSE_CONN, namespace=world.schema,
-                                  change_log_key=world.change_log_key, **kwargs)
+    return DuplicateCheckOperator(
+        task_id="duplicates",
+        warehouse_conn_id=WAREHOUSE_CONN,
+        namespace=world.schema,
+        change_log_key=world.change_log_key,
+        **kwargs,
+    )
 
 
 def test_duplicate_repair_keeps_one_row_per_id_once_and_logs_it(world):
@@ -54,9 +59,14 @@ def test_status_skips_a_completed_migration_and_the_report_marks_completion_only
     assert status.execute(context())["status"] == "not started"
 
     def report(dry_run):
-        return MigrationReportOperator(task_id="report", plan_name="p", reports_dir=str(tmp_path),
-                                       task_ids={"adoption": "adoption"}, change_log_key=world.change_log_key,
-                                       dry_run=dry_run)
+        return MigrationReportOperator(
+            task_id="report",
+            plan_name="p",
+            reports_dir=str(tmp_path),
+            task_ids={"adoption": "adoption"},
+            change_log_key=world.change_log_key,
+            dry_run=dry_run,
+        )
 
     path = pathlib.Path(report(True).execute(context()))
     assert "DRY RUN: nothing was changed" in path.read_text()
@@ -69,12 +79,24 @@ def test_status_skips_a_completed_migration_and_the_report_marks_completion_only
 
 def test_a_run_over_some_sources_leaves_the_migration_open_for_the_rest(world, tmp_path):
     status = MigrationStatusOperator(task_id="status", plan_name="p", change_log_key=world.change_log_key)
-    MigrationReportOperator(task_id="report", plan_name="p", reports_dir=str(tmp_path),
-                            task_ids={"adoption": "adoption"}, change_log_key=world.change_log_key,
-                            source_ids=["web", "backend"], selected_source_ids=["web"]).execute(context())
+    MigrationReportOperator(
+        task_id="report",
+        plan_name="p",
+        reports_dir=str(tmp_path),
+        task_ids={"adoption": "adoption"},
+        change_log_key=world.change_log_key,
+        source_ids=["web", "backend"],
+        selected_source_ids=["web"],
+    ).execute(context())
     assert status.execute(context())["status"] == "partial (not migrated yet: backend)"  # not skipped
-    MigrationReportOperator(task_id="report", plan_name="p", reports_dir=str(tmp_path),
-                            task_ids={"adoption": "adoption"}, change_log_key=world.change_log_key,
-                            source_ids=["web", "backend"], selected_source_ids=["web", "backend"]).execute(context())
+    MigrationReportOperator(
+        task_id="report",
+        plan_name="p",
+        reports_dir=str(tmp_path),
+        task_ids={"adoption": "adoption"},
+        change_log_key=world.change_log_key,
+        source_ids=["web", "backend"],
+        selected_source_ids=["web", "backend"],
+    ).execute(context())
     with pytest.raises(AirflowSkipException, match="already complete"):
         status.execute(context())

@@ -39,17 +39,27 @@ def segment(pg_dsn, monkeypatch):
         SegmentSettings(
             sources=[SourceSeed(s, s, s, f"wk_{s}", "budget") for s in SOURCES],
             warehouses=[WarehouseSeed(connected_sources=SOURCES)],
-            load_interval_s=None, sync_list_per_minute=LIMIT, rate_window_s=WINDOW_S,
+            load_interval_s=None,
+            sync_list_per_minute=LIMIT,
+            rate_window_s=WINDOW_S,
         ),
-        Warehouse(pg_dsn), None,
+        Warehouse(pg_dsn),
+        None,
     )
     server = ServerThread(emulator.app).start()
     env = {
-        f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps({
-            "conn_type": "http", "host": server.url, "password": emulator.settings.token,
-            "extra": {"sync_list_budget_conn_id": "budget_pg",
-                      "sync_list_requests_per_minute": LIMIT * 60 / WINDOW_S, "max_attempts": 1},
-        }),
+        f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(
+            {
+                "conn_type": "http",
+                "host": server.url,
+                "password": emulator.settings.token,
+                "extra": {
+                    "sync_list_budget_conn_id": "budget_pg",
+                    "sync_list_requests_per_minute": LIMIT * 60 / WINDOW_S,
+                    "max_attempts": 1,
+                },
+            }
+        ),
         "AIRFLOW_CONN_BUDGET_PG": pg_dsn,
     }
     for key, value in env.items():
@@ -67,8 +77,13 @@ def watches(plan: int) -> list[dict]:
         {"class": "segment_rudderstack.watches.SegmentLoadWatch", "kwargs": load},
         {"class": "segment_rudderstack.watches.SyncGateWatch", "kwargs": load},
     ]
-    specs += [{"class": "segment_rudderstack.watches.SourceDrainedWatch",
-               "kwargs": {**common, "source_id": s, "consecutive_loads": 2}} for s in SOURCES]
+    specs += [
+        {
+            "class": "segment_rudderstack.watches.SourceDrainedWatch",
+            "kwargs": {**common, "source_id": s, "consecutive_loads": 2},
+        }
+        for s in SOURCES
+    ]
     return [{**spec, "plan": plan} for spec in specs]
 
 
@@ -76,8 +91,18 @@ def test_plans_in_two_processes_share_the_sync_list_limit(segment, pg_dsn):
     emulator, env = segment
     # Process 2 (another triggerer, or a worker on another machine): plan 2's final-load and drain sensors.
     other = subprocess.Popen(
-        [sys.executable, "-m", "tests.library.budget_takers", str(RUN_S), json.dumps(watches(2)[:1] + watches(2)[2:4])],
-        cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tests.library.budget_takers",
+            str(RUN_S),
+            json.dumps(watches(2)[:1] + watches(2)[2:4]),
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert other.stdout.readline().strip() == "ready", other.stderr.read()[-3000:]
     # This process: plan 1's triggers in a loop, and one sensor poking in a worker thread (no triggerer).
@@ -85,8 +110,13 @@ def test_plans_in_two_processes_share_the_sync_list_limit(segment, pg_dsn):
 
     def poke_mode_sensor():
         sensor = SegmentWarehouseLoadSensor(
-            task_id="plan1_poke", warehouse_id="wh_sandbox_pg", started_after=datetime.now(UTC).isoformat(),
-            segment_conn_id=CONN_ID, deferrable=False, poke_interval=0.2, timeout=RUN_S / 2,
+            task_id="plan1_poke",
+            warehouse_id="wh_sandbox_pg",
+            started_after=datetime.now(UTC).isoformat(),
+            segment_conn_id=CONN_ID,
+            deferrable=False,
+            poke_interval=0.2,
+            timeout=RUN_S / 2,
             sync_list_requests_per_minute=600,  # asks for 10 a second: the shared budget must still hold
         )
         try:

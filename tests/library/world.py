@@ -91,12 +91,16 @@ class World:
 
     def segment_api(self) -> httpx.Client:
         """Segment's Public API, for set-up done outside the library (e.g. someone else's webhook)."""
-        return httpx.Client(base_url=self.segment_url, headers={"Authorization": f"Bearer {SEGMENT_TOKEN}"},
-                            timeout=10)
+        return httpx.Client(
+            base_url=self.segment_url, headers={"Authorization": f"Bearer {SEGMENT_TOKEN}"}, timeout=10
+        )
 
     def rs_api(self) -> httpx.Client:
-        return httpx.Client(base_url=self.rudderstack_url + "/v2",
-                            headers={"Authorization": f"Bearer {RUDDERSTACK_TOKEN}"}, timeout=10)
+        return httpx.Client(
+            base_url=self.rudderstack_url + "/v2",
+            headers={"Authorization": f"Bearer {RUDDERSTACK_TOKEN}"},
+            timeout=10,
+        )
 
     def rs_list(self, kind: str) -> list[dict[str, Any]]:
         """Every item of a paged control-plane list (the emulator pages them 2 at a time)."""
@@ -124,8 +128,12 @@ class World:
 
     def make_rs_destination(self, namespace: str | None = None, **config: Any) -> str:
         """A RudderStack warehouse destination created out of band (set-up, not under test)."""
-        body = {"name": "Existing warehouse", "type": "POSTGRES", "enabled": True,
-                "config": {"namespace": namespace or self.schema, "syncFrequency": "30", **config}}
+        body = {
+            "name": "Existing warehouse",
+            "type": "POSTGRES",
+            "enabled": True,
+            "config": {"namespace": namespace or self.schema, "syncFrequency": "30", **config},
+        }
         with self.rs_api() as api:
             response = api.post("/destinations", json=body)
             response.raise_for_status()
@@ -138,17 +146,22 @@ class World:
             response.raise_for_status()
             source_id = response.json()["source"]["id"]
             if destination_id:
-                api.post("/connections", json={"sourceId": source_id, "destinationId": destination_id,
-                                               "enabled": True}).raise_for_status()
+                api.post(
+                    "/connections",
+                    json={"sourceId": source_id, "destinationId": destination_id, "enabled": True},
+                ).raise_for_status()
         return source_id
 
     def webhooks(self) -> list[dict[str, Any]]:
         """Segment's destinations (all are Webhooks in the sandbox) with the URLs each one posts to: classic hooks,
         or the URLs of its enabled Webhooks (Actions) mappings (``mappings``: all of them)."""
         return [
-            {**d, "mappings": d.get("subscriptions", []),
-             "urls": [h["hook"] for h in d["settings"].get("hooks", [])]
-             + [m["settings"]["url"] for m in d.get("subscriptions", []) if m["enabled"]]}
+            {
+                **d,
+                "mappings": d.get("subscriptions", []),
+                "urls": [h["hook"] for h in d["settings"].get("hooks", [])]
+                + [m["settings"]["url"] for m in d.get("subscriptions", []) if m["enabled"]],
+            }
             for d in self.segment_destinations()
         ]
 
@@ -156,9 +169,13 @@ class World:
     def track(self, source_write_key: str = "wk_seg_web_app", count: int = 3) -> list[str]:
         """Send ``count`` track events to Segment's Tracking API; returns their message ids."""
         ids = [f"m-{uuid.uuid4()}" for _ in range(count)]
-        batch = [{"type": "track", "event": "Order Completed", "userId": f"u{i}", "messageId": mid}
-                 for i, mid in enumerate(ids)]
-        response = httpx.post(self.segment_url + "/v1/batch", json={"batch": batch}, auth=(source_write_key, ""))
+        batch = [
+            {"type": "track", "event": "Order Completed", "userId": f"u{i}", "messageId": mid}
+            for i, mid in enumerate(ids)
+        ]
+        response = httpx.post(
+            self.segment_url + "/v1/batch", json={"batch": batch}, auth=(source_write_key, "")
+        )
         response.raise_for_status()
         return ids
 
@@ -178,8 +195,10 @@ class World:
         thread = threading.Thread(target=self.load, daemon=True)
         thread.start()
         try:
-            wait_until(lambda: len([e for e in self.segment.log.entries("load") if e["phase"] == "start"]) > starts,
-                       what="a Segment load to start")
+            wait_until(
+                lambda: len([e for e in self.segment.log.entries("load") if e["phase"] == "start"]) > starts,
+                what="a Segment load to start",
+            )
             yield
         finally:
             # Ends the load early (the emulator's shutdown signal), then restarts its background workers.
@@ -201,14 +220,37 @@ def next_tag() -> str:
 
 def load_rudderstack_rows(world: World, source_id: str, count: int) -> None:
     """``count`` track rows in the world's schema as RudderStack loads them (``context_source_id`` set)."""
-    events = [{"type": "track", "event": "Order Completed", "userId": f"u{i}", "messageId": f"r-{uuid.uuid4()}",
-               "receivedAt": datetime.now(UTC).isoformat()} for i in range(count)]
-    world.warehouse.load(world.schema, events, merge=True,
-                         extra_columns={"context_source_id": source_id, "context_source_type": "test"})
+    events = [
+        {
+            "type": "track",
+            "event": "Order Completed",
+            "userId": f"u{i}",
+            "messageId": f"r-{uuid.uuid4()}",
+            "receivedAt": datetime.now(UTC).isoformat(),
+        }
+        for i in range(count)
+    ]
+    world.warehouse.load(
+        world.schema,
+        events,
+        merge=True,
+        extra_columns={"context_source_id": source_id, "context_source_type": "test"},
+    )
 
 
-def rudderstack_event(world: World, write_key: str = "wk_rs_app", context: dict[str, Any] | None = None) -> None:
+def rudderstack_event(
+    world: World, write_key: str = "wk_rs_app", context: dict[str, Any] | None = None
+) -> None:
     """One event sent to RudderStack's data plane HTTP API (staged until an upload takes it)."""
-    batch = [{"type": "track", "event": "Signed Up", "userId": "u1", "messageId": f"rs-{uuid.uuid4()}",
-              **({"context": context} if context else {})}]
-    httpx.post(world.rudderstack_url + "/v1/batch", json={"batch": batch}, auth=(write_key, "")).raise_for_status()
+    batch = [
+        {
+            "type": "track",
+            "event": "Signed Up",
+            "userId": "u1",
+            "messageId": f"rs-{uuid.uuid4()}",
+            **({"context": context} if context else {}),
+        }
+    ]
+    httpx.post(
+        world.rudderstack_url + "/v1/batch", json={"batch": batch}, auth=(write_key, "")
+    ).raise_for_status()

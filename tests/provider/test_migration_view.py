@@ -20,18 +20,28 @@ def test_the_view_needs_an_airflow_login():
 
 
 def test_a_plan_shows_steps_cutover_adoption_changes_duplicates_and_runs():
-    f = facts(states={"client_adoption.wait_client_adoption": "deferred",
-                      "client_adoption.disable_segment_webhook": None})
+    f = facts(
+        states={
+            "client_adoption.wait_client_adoption": "deferred",
+            "client_adoption.disable_segment_webhook": None,
+        }
+    )
     f.results["webhook_disabled"] = None
     f.tasks["client_adoption.wait_client_adoption"].start = T0
     run = SimpleNamespace(run_id="manual__2026-11-29", state="running", start_date=T0)
-    extra = {"runs": [run], "dag_model": SimpleNamespace(is_paused=True), "adoption_live": True,
-             "changes_all": f.changes}
+    extra = {
+        "runs": [run],
+        "dag_model": SimpleNamespace(is_paused=True),
+        "adoption_live": True,
+        "changes_all": f.changes,
+    }
     page = migration_view.render_plan("segment_to_rudderstack__prod", f, extra)
     assert "WAITING for clients to move to the new app version" in page
     assert "(paused: scheduled runs start only once it is unpaused)" in page
     assert "Segment started sending to RudderStack at <strong>2026-11-29 06:02:00 UTC</strong>" in page
-    assert "<td>Client adoption, Segment&#x27;s webhook off</td><td class='state-running'>running</td>" in page
+    assert (
+        "<td>Client adoption, Segment&#x27;s webhook off</td><td class='state-running'>running</td>" in page
+    )
     assert "id='adoption-chart'" in page and "data:image/png;base64," in page
     assert "(live: the sensor is still checking); threshold 1.00%" in page
     assert "found 3 (tracks 3), removed 3 (tracks 3)" in page

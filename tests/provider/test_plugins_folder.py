@@ -41,8 +41,14 @@ def _env() -> dict[str, str]:
 
 
 def test_a_process_that_loaded_the_plugins_imports_both_sdks():
-    done = subprocess.run([sys.executable, "-c", LOAD_PLUGINS_THEN_IMPORT_SDKS], env=_env(), cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_PLUGINS_THEN_IMPORT_SDKS],
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["plugins"] == ["segment_rudderstack"]
@@ -53,10 +59,16 @@ def test_a_process_that_loaded_the_plugins_imports_both_sdks():
 
 
 def test_airflow_plugins_lists_only_the_plugin_module():
-    done = subprocess.run([str(AIRFLOW), "plugins", "-o", "json"], env=_env(), cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(AIRFLOW), "plugins", "-o", "json"],
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    listed = json.loads(done.stdout[done.stdout.index("["):])
+    listed = json.loads(done.stdout[done.stdout.index("[") :])
     assert [(p["name"], p["source"]) for p in listed] == [
         ("segment_rudderstack", "$PLUGINS_FOLDER/segment_rudderstack_plugin.py")
     ]

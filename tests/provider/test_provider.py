@@ -14,7 +14,11 @@ from airflow.sdk import BaseOperatorLink
 from segment_rudderstack.hooks import RudderStackDataPlaneHook, RudderStackHook, SegmentHook
 from segment_rudderstack.provider_info import PACKAGE_NAME, get_provider_info
 
-CONN_TYPES = {"segment": SegmentHook, "rudderstack": RudderStackHook, "rudderstack_data_plane": RudderStackDataPlaneHook}
+CONN_TYPES = {
+    "segment": SegmentHook,
+    "rudderstack": RudderStackHook,
+    "rudderstack_data_plane": RudderStackDataPlaneHook,
+}
 
 
 def _import(path: str):
@@ -63,7 +67,10 @@ def test_airflow_sees_the_connection_types_and_their_form(providers):
         assert info.connection_testable  # the UI shows the Test button
     behaviours = providers.field_behaviours
     assert behaviours["segment"]["hidden_fields"] == ["schema", "port", "login"]
-    assert behaviours["rudderstack_data_plane"]["placeholders"]["extra"] == '{"warehouse_path_prefix": "/v1/warehouse"}'
+    assert (
+        behaviours["rudderstack_data_plane"]["placeholders"]["extra"]
+        == '{"warehouse_path_prefix": "/v1/warehouse"}'
+    )
 
 
 # ---------------------------------------------------------------- the Test button, against the emulators
@@ -78,8 +85,10 @@ def emulators(pg_dsn):
     segment = SegmentEmulator(SegmentSettings(load_interval_s=None), warehouse, None)
     rudderstack = RudderStackEmulator(RudderStackSettings(), warehouse)
     servers = [ServerThread(segment.app).start(), ServerThread(rudderstack.app).start()]
-    yield {"segment": (servers[0].url, segment.settings.token),
-           "rudderstack": (servers[1].url, rudderstack.settings.token)}
+    yield {
+        "segment": (servers[0].url, segment.settings.token),
+        "rudderstack": (servers[1].url, rudderstack.settings.token),
+    }
     for server in servers:
         server.stop()
 
@@ -96,13 +105,17 @@ def _test_button(monkeypatch, conn_type: str, host: str, password: str | None):
 @pytest.mark.parametrize("conn_type", ["segment", "rudderstack", "rudderstack_data_plane"])
 def test_the_test_button_reaches_each_service(providers, emulators, monkeypatch, conn_type):
     url, token = emulators["segment" if conn_type == "segment" else "rudderstack"]
-    ok, message = _test_button(monkeypatch, conn_type, url, token if conn_type != "rudderstack_data_plane" else None)
+    ok, message = _test_button(
+        monkeypatch, conn_type, url, token if conn_type != "rudderstack_data_plane" else None
+    )
     assert ok, message
     assert message.startswith("Connection to ")
 
 
 @pytest.mark.parametrize("conn_type", ["segment", "rudderstack"])
-def test_the_test_button_reports_a_wrong_token_without_showing_it(providers, emulators, monkeypatch, conn_type):
+def test_the_test_button_reports_a_wrong_token_without_showing_it(
+    providers, emulators, monkeypatch, conn_type
+):
     url, _ = emulators[conn_type]
     ok, message = _test_button(monkeypatch, conn_type, url, "wrong-token-SECRET-42")
     assert not ok
@@ -118,7 +131,8 @@ def dag(tmp_path_factory):
 
     root = pathlib.Path(__file__).resolve().parents[2]
     return build_all(root / "include" / "plans", reports_dir=tmp_path_factory.mktemp("r"))[
-        "segment_to_rudderstack__sandbox"]
+        "segment_to_rudderstack__sandbox"
+    ]
 
 
 def _links(task) -> dict[str, BaseOperatorLink]:
@@ -126,11 +140,19 @@ def _links(task) -> dict[str, BaseOperatorLink]:
 
 
 def test_tasks_link_to_the_segment_warehouse_and_the_rudderstack_destination(dag, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_SEGMENT_SANDBOX", json.dumps(
-        {"conn_type": "segment", "host": "http://127.0.0.1:1", "extra": {"workspace_slug": "acme"}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SEGMENT_SANDBOX",
+        json.dumps(
+            {"conn_type": "segment", "host": "http://127.0.0.1:1", "extra": {"workspace_slug": "acme"}}
+        ),
+    )
     monkeypatch.setenv("AIRFLOW_CONN_RUDDERSTACK_SANDBOX", json.dumps({"conn_type": "rudderstack"}))
-    warehouse_tasks = ["segment_final_load.wait_final_load", "segment_final_load.disable_segment_warehouse",
-                       "release_rudderstack.wait_sync_gate", "server_side.wait_drained__src_backend"]
+    warehouse_tasks = [
+        "segment_final_load.wait_final_load",
+        "segment_final_load.disable_segment_warehouse",
+        "release_rudderstack.wait_sync_gate",
+        "server_side.wait_drained__src_backend",
+    ]
     for task_id in warehouse_tasks:
         task = dag.get_task(task_id)
         task.segment_conn_id = "segment_sandbox"
@@ -139,10 +161,16 @@ def test_tasks_link_to_the_segment_warehouse_and_the_rudderstack_destination(dag
     webhooks = dag.get_task("route_segment_to_rudderstack.ensure_webhooks")
     assert _links(webhooks)["Segment destinations"].get_link(webhooks, ti_key=None).endswith("/destinations")
 
-    for task_id in ["setup_rudderstack.hold_sync", "release_rudderstack.release_sync", "release_rudderstack.wait_upload"]:
+    for task_id in [
+        "setup_rudderstack.hold_sync",
+        "release_rudderstack.release_sync",
+        "release_rudderstack.wait_upload",
+    ]:
         task = dag.get_task(task_id)
         link = _links(task)["RudderStack destination"]
-        assert link.get_link(task, ti_key=None) == ""  # still a template at parse time: no link rather than a bad one
+        assert (
+            link.get_link(task, ti_key=None) == ""
+        )  # still a template at parse time: no link rather than a bad one
         task.destination_id = "dst_42"  # as rendered when the task runs
         assert link.get_link(task, ti_key=None) == "https://app.rudderstack.com/destinations/dst_42"
 
@@ -157,7 +185,8 @@ def test_the_destination_link_of_the_ensure_step_uses_the_id_it_returned(dag):
             return "dst_created" if task_ids == task.task_id else None
 
     assert _links(task)["RudderStack destination"].get_link(task, ti_key=RunningTask()) == (
-        "https://app.rudderstack.com/destinations/dst_created")
+        "https://app.rudderstack.com/destinations/dst_created"
+    )
 
 
 def test_links_survive_dag_serialization(dag):
@@ -165,5 +194,7 @@ def test_links_survive_dag_serialization(dag):
 
     data = DagSerialization.to_dict(dag)
     tasks = {t["__var"]["task_id"]: t["__var"] for t in data["dag"]["tasks"]}
-    assert "Segment warehouse" in tasks["segment_final_load.disable_segment_warehouse"]["_operator_extra_links"]
+    assert (
+        "Segment warehouse" in tasks["segment_final_load.disable_segment_warehouse"]["_operator_extra_links"]
+    )
     assert "RudderStack destination" in tasks["release_rudderstack.wait_upload"]["_operator_extra_links"]

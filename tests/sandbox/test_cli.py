@@ -13,16 +13,26 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 def _cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "sandbox", *args], env=env, cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", "sandbox", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
 
 
 def test_start_status_control_stop_round_trip(tmp_path, pg_dsn, ledger_schema):
     config = tmp_path / "world.yaml"
-    config.write_text(f"ledger_schema: {ledger_schema}\nclients_enabled: false\nsegment: {{load_interval_s: 0}}\n")
-    env = dict(os.environ, SANDBOX_HOME=str(tmp_path / "home"), SANDBOX_WAREHOUSE_DSN=pg_dsn,
-               PYTHONPATH=os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "include")]))
+    config.write_text(
+        f"ledger_schema: {ledger_schema}\nclients_enabled: false\nsegment: {{load_interval_s: 0}}\n"
+    )
+    env = dict(
+        os.environ,
+        SANDBOX_HOME=str(tmp_path / "home"),
+        SANDBOX_WAREHOUSE_DSN=pg_dsn,
+        PYTHONPATH=os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "include")]),
+    )
     started = _cli("start", "--config", str(config), env=env)
     try:
         assert started.returncode == 0, started.stderr

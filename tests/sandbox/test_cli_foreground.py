@@ -35,11 +35,31 @@ def test_foreground_runs_until_sigterm_then_stops_cleanly(tmp_path, pg_dsn, ledg
     config = tmp_path / "world.yaml"
     config.write_text(f"ledger_schema: {ledger_schema}\nclients_enabled: false\n")
     home = tmp_path / "home"
-    env = dict(os.environ, SANDBOX_HOME=str(home), SANDBOX_WAREHOUSE_DSN=pg_dsn,
-               PYTHONPATH=os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "include")]))
-    command = [sys.executable, "-m", "sandbox", "start", "--foreground", "--host", "127.0.0.1", "--config", str(config)]
-    proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,  # noqa: S603 - our own module
-                            stderr=subprocess.STDOUT, text=True)
+    env = dict(
+        os.environ,
+        SANDBOX_HOME=str(home),
+        SANDBOX_WAREHOUSE_DSN=pg_dsn,
+        PYTHONPATH=os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "include")]),
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "sandbox",
+        "start",
+        "--foreground",
+        "--host",
+        "127.0.0.1",
+        "--config",
+        str(config),
+    ]
+    proc = subprocess.Popen(
+        command,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,  # noqa: S603 - our own module
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         state = _wait_for_state(home, proc)
         assert state["pid"] == proc.pid, "the world runs in the started process itself, not a detached child"

@@ -43,8 +43,15 @@ def _run_fleet(make_segment, make_rudderstack, pg_dsn, ledger_schema, **override
     ledger = Ledger(pg_dsn, schema=ledger_schema)
     segment, segment_url = make_segment(ledger)
     rudder, rudder_url = make_rudderstack()
-    config = ClientsConfig(seed=5, events_per_second=400, max_events=40, schema="fleet_test",
-                           adoption=AdoptionCurve(ramp_s=0.1), sdk_upload_interval_s=0.05, **overrides)
+    config = ClientsConfig(
+        seed=5,
+        events_per_second=400,
+        max_events=40,
+        schema="fleet_test",
+        adoption=AdoptionCurve(ramp_s=0.1),
+        sdk_upload_interval_s=0.05,
+        **overrides,
+    )
     fleet = ClientFleet(config, ledger, segment_url=segment_url, rudderstack_url=rudder_url)
     return fleet, ledger, segment, rudder
 
@@ -75,9 +82,16 @@ def test_fleet_records_every_event_then_delivers_it_through_the_real_sdks(
     assert all(staged[r["message_id"]]["context"]["app"]["version"] == "2.0.0" for r in rudder_rows)
     # what Segment received from the app carries an old app version (Delivery Overview groups ingress by it)
     now = datetime.now(UTC)
-    at_segment = segment.delivery_overview.query("successfully-received", "src_web_app", None,
-                                                 now - timedelta(hours=1), now + timedelta(minutes=1), "HOUR",
-                                                 ["appVersion"], {})
+    at_segment = segment.delivery_overview.query(
+        "successfully-received",
+        "src_web_app",
+        None,
+        now - timedelta(hours=1),
+        now + timedelta(minutes=1),
+        "HOUR",
+        ["appVersion"],
+        {},
+    )
     assert {d.get("appVersion") for d in at_segment} <= set(OLD_APP_VERSIONS)
     assert {old_app_version(f"install-{i:05d}") for i in range(4)} == set(OLD_APP_VERSIONS)
     # the ramp moved app installs to RudderStack; server-side services were never switched
@@ -89,8 +103,12 @@ def test_same_seed_sends_the_same_events_the_same_way(make_segment, make_rudders
     for suffix in ("a", "b"):
         fleet, ledger, _, _ = _run_fleet(make_segment, make_rudderstack, pg_dsn, f"{ledger_schema}_{suffix}")
         fleet.start()
-        runs.append([(r["message_id"], r["event_type"], r["sdk"], r["source"], r["sender"])
-                     for r in _finish(fleet, ledger)])
+        runs.append(
+            [
+                (r["message_id"], r["event_type"], r["sdk"], r["source"], r["sender"])
+                for r in _finish(fleet, ledger)
+            ]
+        )
     assert runs[0] == runs[1]
 
 
@@ -98,15 +116,26 @@ def test_server_side_switches_automatically_once_a_warehouse_is_connected(
     make_segment, make_rudderstack, pg_dsn, ledger_schema, namespace
 ):
     fleet, ledger, _, rudder = _run_fleet(
-        make_segment, make_rudderstack, pg_dsn, ledger_schema, server_side_switch="auto", auto_switch_poll_s=0.0
+        make_segment,
+        make_rudderstack,
+        pg_dsn,
+        ledger_schema,
+        server_side_switch="auto",
+        auto_switch_poll_s=0.0,
     )
     fleet.server_side_ready = lambda: bool(rudder.warehouse_destinations_for_source("rs_src_backend"))
     assert not fleet.server_side_ready()
     url = fleet.rudderstack_url
     dest = {"name": "wh", "type": "POSTGRES", "config": {"namespace": namespace}}
-    created = requests.post(f"{url}/v2/destinations", json=dest, headers=AUTH, timeout=5).json()["destination"]
-    requests.post(f"{url}/v2/connections", json={"sourceId": "rs_src_backend", "destinationId": created["id"]},
-                  headers=AUTH, timeout=5).raise_for_status()
+    created = requests.post(f"{url}/v2/destinations", json=dest, headers=AUTH, timeout=5).json()[
+        "destination"
+    ]
+    requests.post(
+        f"{url}/v2/connections",
+        json={"sourceId": "rs_src_backend", "destinationId": created["id"]},
+        headers=AUTH,
+        timeout=5,
+    ).raise_for_status()
     assert fleet.server_side_ready()
     fleet.start()
     sent = _finish(fleet, ledger)

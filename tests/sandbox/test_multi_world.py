@@ -17,14 +17,20 @@ def config():
 
 def test_world_has_three_client_sources_in_two_schemas_and_a_backend(config):
     schema_of = {s.id: s.schema for s in config.segment.sources}
-    assert schema_of == {"src_web_app": "app_events", "src_backend": "app_events",
-                         "src_ios_app": "mobile_events", "src_android_app": "mobile_events"}
+    assert schema_of == {
+        "src_web_app": "app_events",
+        "src_backend": "app_events",
+        "src_ios_app": "mobile_events",
+        "src_android_app": "mobile_events",
+    }
     assert config.segment.warehouses[0].connected_sources == list(schema_of)
     assert {s["id"] for s in config.rudderstack.sources} >= {"rs_src_app", "rs_src_ios", "rs_src_android"}
 
 
 def test_each_install_sends_to_its_platforms_source_and_the_ledger_names_that_schema(config):
-    clients = dataclasses.replace(config.clients, adoption=AdoptionCurve(start_delay_s=1e9))  # nobody upgraded
+    clients = dataclasses.replace(
+        config.clients, adoption=AdoptionCurve(start_delay_s=1e9)
+    )  # nobody upgraded
     fleet = ClientFleet(clients, ledger=None, segment_url="http://x", rudderstack_url="http://y")
     seen: dict[tuple[str, str], set[str]] = {}
     for k in range(400):

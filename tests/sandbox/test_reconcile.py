@@ -27,7 +27,9 @@ def names() -> tuple[str, str]:
 
 
 def send(ledger: Ledger, mid: str, event_type: str = "track") -> dict:
-    ledger.record_sent(mid, event_type=event_type, sdk="segment", sender="app-1", source="src_web_app", sent_at=AT)
+    ledger.record_sent(
+        mid, event_type=event_type, sdk="segment", sender="app-1", source="src_web_app", sent_at=AT
+    )
     event = {"messageId": mid, "type": event_type, "userId": "u1", "receivedAt": AT}
     if event_type == "track":
         event["event"] = "Order Completed"
@@ -84,12 +86,19 @@ def test_events_dropped_after_the_migrations_own_switch_off_are_the_accepted_tai
     send(ledger, "late-1")
     ledger.record_dropped("late-1", reason="warehouse disabled, webhook disabled", at=AT)
 
-    report = reconcile(pg_dsn, schema, ledger_schema=ledger_schema, accepted_after=_at() - timedelta(seconds=1))
+    report = reconcile(
+        pg_dsn, schema, ledger_schema=ledger_schema, accepted_after=_at() - timedelta(seconds=1)
+    )
 
     assert report.ok
     tracks = report.table("tracks")
-    assert (tracks.sent, tracks.loaded, tracks.missing, tracks.dropped_after_close, tracks.lost_after_close) == (
-        6, 5, 0, 1, 0)
+    assert (
+        tracks.sent,
+        tracks.loaded,
+        tracks.missing,
+        tracks.dropped_after_close,
+        tracks.lost_after_close,
+    ) == (6, 5, 0, 1, 0)
 
 
 def test_events_dropped_before_the_migrations_switch_off_or_without_one_are_lost(pg_dsn, loaded):
@@ -127,8 +136,13 @@ def test_cli_exit_codes(pg_dsn, loaded, capsys):
     delete_row(wh, schema, "pages", "p1")
     assert main(args) == 1
 
-    completed = subprocess.run([sys.executable, "-m", "sandbox.reconcile", *args, "--json"],
-                               capture_output=True, text=True, timeout=60, cwd=INCLUDE)
+    completed = subprocess.run(
+        [sys.executable, "-m", "sandbox.reconcile", *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=INCLUDE,
+    )
     assert completed.returncode == 1 and '"missing": 1' in completed.stdout
 
 
@@ -141,9 +155,11 @@ def test_an_event_in_the_schema_of_another_source_is_misplaced_and_fails_both_sc
     mobile = web + "_m"
     ledger = Ledger(pg_dsn, schema=ledger_schema)
     try:
+
         def sent(mid: str, schema: str) -> dict:
-            ledger.record_sent(mid, event_type="track", sdk="segment", sender="app-1", source="s", sent_at=AT,
-                               schema=schema)
+            ledger.record_sent(
+                mid, event_type="track", sdk="segment", sender="app-1", source="s", sent_at=AT, schema=schema
+            )
             return {"messageId": mid, "type": "track", "event": "Signed In", "userId": "u1", "receivedAt": AT}
 
         wh = Warehouse(pg_dsn)
@@ -156,8 +172,11 @@ def test_an_event_in_the_schema_of_another_source_is_misplaced_and_fails_both_sc
         assert by_schema[web].missing == 1 and by_schema[web].misplaced == 0
         assert not both.ok and both.misplaced == 1
         assert "misplaced (sent for another schema) e.g. w3" in both.format()
-        wh.load(web, [{"messageId": "w3", "type": "track", "event": "Signed In", "userId": "u1", "receivedAt": AT}],
-                merge=False)
+        wh.load(
+            web,
+            [{"messageId": "w3", "type": "track", "event": "Signed In", "userId": "u1", "receivedAt": AT}],
+            merge=False,
+        )
         assert not reconcile_schemas(pg_dsn, [web, mobile], ledger_schema=ledger_schema).ok  # still misplaced
     finally:
         ledger.close()

@@ -28,7 +28,9 @@ def test_requests_without_a_valid_bearer_token_get_401_with_rudderstack_error_sh
 
 def test_destination_crud_wraps_objects_and_lists(make_rudderstack, namespace):
     emulator, url = make_rudderstack()
-    created = requests.post(f"{url}/v2/destinations", json=_warehouse_destination(namespace), headers=AUTH, timeout=5)
+    created = requests.post(
+        f"{url}/v2/destinations", json=_warehouse_destination(namespace), headers=AUTH, timeout=5
+    )
     assert created.status_code == 200
     dest = created.json()["destination"]
     assert dest["id"] and dest["type"] == "POSTGRES" and dest["enabled"] is True
@@ -38,8 +40,12 @@ def test_destination_crud_wraps_objects_and_lists(make_rudderstack, namespace):
     assert [d["id"] for d in listing["destinations"]] == [dest["id"]]
     assert listing["paging"]["total"] == 1
 
-    body = {"name": "Renamed", "type": "POSTGRES", "enabled": False,
-            "config": {**dest["config"], "manualSync": True}}
+    body = {
+        "name": "Renamed",
+        "type": "POSTGRES",
+        "enabled": False,
+        "config": {**dest["config"], "manualSync": True},
+    }
     updated = requests.put(f"{url}/v2/destinations/{dest['id']}", json=body, headers=AUTH, timeout=5)
     assert updated.status_code == 200
     assert updated.json()["destination"]["config"]["manualSync"] is True
@@ -51,8 +57,11 @@ def test_destination_crud_wraps_objects_and_lists(make_rudderstack, namespace):
     assert gone.status_code == 404 and dest["id"] in gone.json()["error"]
 
     audit = [(e["action"], e["before"] is None, e["after"] is None) for e in emulator.log.entries("api")]
-    assert audit == [("create_destination", True, False), ("update_destination", False, False),
-                     ("delete_destination", False, True)]
+    assert audit == [
+        ("create_destination", True, False),
+        ("update_destination", False, False),
+        ("delete_destination", False, True),
+    ]
     update_entry = emulator.log.entries("api")[1]
     assert update_entry["before"]["config"].get("manualSync") is None
     assert update_entry["after"]["config"]["manualSync"] is True
@@ -61,19 +70,27 @@ def test_destination_crud_wraps_objects_and_lists(make_rudderstack, namespace):
 def test_warehouse_config_is_validated_like_rudderstack(make_rudderstack, namespace):
     _, url = make_rudderstack()
     bad_freq = requests.post(
-        f"{url}/v2/destinations", json=_warehouse_destination(namespace, syncFrequency="5"), headers=AUTH, timeout=5
+        f"{url}/v2/destinations",
+        json=_warehouse_destination(namespace, syncFrequency="5"),
+        headers=AUTH,
+        timeout=5,
     )
     assert bad_freq.status_code == 400 and "30, 60, 180" in bad_freq.json()["error"]
     no_ns = requests.post(
-        f"{url}/v2/destinations", json={"name": "x", "type": "POSTGRES", "config": {}}, headers=AUTH, timeout=5
+        f"{url}/v2/destinations",
+        json={"name": "x", "type": "POSTGRES", "config": {}},
+        headers=AUTH,
+        timeout=5,
     )
     assert no_ns.status_code == 400 and "namespace" in no_ns.json()["error"]
     half_window = _warehouse_destination(namespace, excludeWindow={"excludeWindowStartTime": "01:00"})
     resp = requests.post(f"{url}/v2/destinations", json=half_window, headers=AUTH, timeout=5)
     assert resp.status_code == 400 and "excludeWindowEndTime" in resp.json()["error"]
     webhook = requests.post(
-        f"{url}/v2/destinations", json={"name": "hook", "type": "WEBHOOK", "config": {"webhookUrl": "x"}},
-        headers=AUTH, timeout=5,
+        f"{url}/v2/destinations",
+        json={"name": "hook", "type": "WEBHOOK", "config": {"webhookUrl": "x"}},
+        headers=AUTH,
+        timeout=5,
     )
     assert webhook.status_code == 200  # non-warehouse destinations take any config
 
@@ -83,7 +100,9 @@ def test_seeded_sources_and_a_new_segment_webhook_source(make_rudderstack):
     sources = requests.get(f"{url}/v2/sources", headers=AUTH, timeout=5).json()["sources"]
     by_id = {s["id"]: s for s in sources}
     assert by_id["rs_src_app"]["type"] == "Javascript" and by_id["rs_src_app"]["writeKey"] == "wk_rs_app"
-    assert by_id["rs_src_backend"]["type"] == "HTTP" and by_id["rs_src_backend"]["writeKey"] == "wk_rs_backend"
+    assert (
+        by_id["rs_src_backend"]["type"] == "HTTP" and by_id["rs_src_backend"]["writeKey"] == "wk_rs_backend"
+    )
 
     created = requests.post(
         f"{url}/v2/sources", json={"name": "Segment webhook", "type": "Segment"}, headers=AUTH, timeout=5
@@ -109,11 +128,16 @@ def test_connections_link_existing_objects_once(make_rudderstack, namespace):
     duplicate = requests.post(f"{url}/v2/connections", json=body, headers=AUTH, timeout=5)
     assert duplicate.status_code == 409 and conn["id"] in duplicate.json()["error"]
     unknown = requests.post(
-        f"{url}/v2/connections", json={"sourceId": "nope", "destinationId": dest["id"]}, headers=AUTH, timeout=5
+        f"{url}/v2/connections",
+        json={"sourceId": "nope", "destinationId": dest["id"]},
+        headers=AUTH,
+        timeout=5,
     )
     assert unknown.status_code == 400 and "nope" in unknown.json()["error"]
 
-    disabled = requests.put(f"{url}/v2/connections/{conn['id']}", json={"enabled": False}, headers=AUTH, timeout=5)
+    disabled = requests.put(
+        f"{url}/v2/connections/{conn['id']}", json={"enabled": False}, headers=AUTH, timeout=5
+    )
     assert disabled.json()["connection"]["enabled"] is False
     listing = requests.get(f"{url}/v2/connections", headers=AUTH, timeout=5).json()
     assert [c["id"] for c in listing["connections"]] == [conn["id"]]
@@ -125,7 +149,8 @@ def test_connections_link_existing_objects_once(make_rudderstack, namespace):
 def test_injected_faults_hit_the_api_but_not_sandbox_control(make_rudderstack):
     _, url = make_rudderstack()
     armed = requests.post(
-        f"{url}/sandbox/faults", json={"rate_limit": {"count": 1, "retry_after": 3}, "server_error": {"count": 1}},
+        f"{url}/sandbox/faults",
+        json={"rate_limit": {"count": 1, "retry_after": 3}, "server_error": {"count": 1}},
         timeout=5,
     )
     assert armed.status_code == 200

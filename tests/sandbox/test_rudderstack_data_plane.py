@@ -19,10 +19,14 @@ def _connect_warehouse(url: str, namespace: str, source_id: str, **config) -> di
     dest = requests.post(
         f"{url}/v2/destinations",
         json={"name": "wh", "type": "POSTGRES", "config": {"namespace": namespace, **config}},
-        headers=AUTH, timeout=5,
+        headers=AUTH,
+        timeout=5,
     ).json()["destination"]
     requests.post(
-        f"{url}/v2/connections", json={"sourceId": source_id, "destinationId": dest["id"]}, headers=AUTH, timeout=5
+        f"{url}/v2/connections",
+        json={"sourceId": source_id, "destinationId": dest["id"]},
+        headers=AUTH,
+        timeout=5,
     ).raise_for_status()
     return dest
 
@@ -66,8 +70,9 @@ def test_real_rudder_sdk_gzip_batches_land_in_the_warehouse(make_rudderstack, wa
                     "context_destination_type, event, context_library_name FROM {}.tracks"
                 ).format(sql.Identifier(namespace))
             )
-            assert cur.fetchall() == [("rs_src_app", "Javascript", dest["id"], "POSTGRES", "order_completed",
-                                       "analytics-python")]
+            assert cur.fetchall() == [
+                ("rs_src_app", "Javascript", dest["id"], "POSTGRES", "order_completed", "analytics-python")
+            ]
     finally:
         conn.close()
 
@@ -80,13 +85,19 @@ def test_data_plane_rejects_unknown_or_missing_write_keys_as_text(make_ruddersta
     assert missing.status_code == 401 and "writeKey" in missing.text
     assert wrong.status_code == 401 and "Invalid write key" in wrong.text
     bad_gzip = requests.post(
-        f"{url}/v1/track", data=b"not gzip", auth=("wk_rs_app", ""),
-        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}, timeout=5,
+        f"{url}/v1/track",
+        data=b"not gzip",
+        auth=("wk_rs_app", ""),
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        timeout=5,
     )
     assert bad_gzip.status_code == 400 and "gzip" in bad_gzip.text
     single = requests.post(
-        f"{url}/v1/track", data=gzip.compress(json.dumps({"event": "x", "userId": "u"}).encode()),
-        auth=("wk_rs_app", ""), headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}, timeout=5,
+        f"{url}/v1/track",
+        data=gzip.compress(json.dumps({"event": "x", "userId": "u"}).encode()),
+        auth=("wk_rs_app", ""),
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        timeout=5,
     )
     assert single.status_code == 200 and single.text == "OK"
 
@@ -97,12 +108,22 @@ def test_webhook_source_passes_segment_events_through_unchanged(make_rudderstack
         f"{url}/v2/sources", json={"name": "Segment webhook", "type": "Segment"}, headers=AUTH, timeout=5
     ).json()["source"]
     segment_event = {
-        "type": "track", "event": "Product Viewed", "messageId": "seg-msg-1", "userId": "u9",
-        "anonymousId": "a9", "properties": {"sku": "S-1"}, "context": {"library": {"name": "analytics-python"}},
-        "timestamp": "2025-01-01T00:00:00.000Z", "sentAt": "2025-01-01T00:00:01.000Z",
-        "receivedAt": "2025-01-01T00:00:02.000Z", "writeKey": "wk_seg_web_app", "version": 2,
+        "type": "track",
+        "event": "Product Viewed",
+        "messageId": "seg-msg-1",
+        "userId": "u9",
+        "anonymousId": "a9",
+        "properties": {"sku": "S-1"},
+        "context": {"library": {"name": "analytics-python"}},
+        "timestamp": "2025-01-01T00:00:00.000Z",
+        "sentAt": "2025-01-01T00:00:01.000Z",
+        "receivedAt": "2025-01-01T00:00:02.000Z",
+        "writeKey": "wk_seg_web_app",
+        "version": 2,
     }
-    resp = requests.post(f"{url}/v1/webhook", params={"writeKey": source["writeKey"]}, json=segment_event, timeout=5)
+    resp = requests.post(
+        f"{url}/v1/webhook", params={"writeKey": source["writeKey"]}, json=segment_event, timeout=5
+    )
     assert resp.status_code == 200
 
     staged = emulator.staged_events(source["id"])
@@ -114,28 +135,41 @@ def test_webhook_source_passes_segment_events_through_unchanged(make_rudderstack
     }
     assert received["receivedAt"] != segment_event["receivedAt"]  # set by RudderStack on receipt
 
-    not_webhook = requests.post(f"{url}/v1/webhook", params={"writeKey": "wk_rs_app"}, json=segment_event, timeout=5)
+    not_webhook = requests.post(
+        f"{url}/v1/webhook", params={"writeKey": "wk_rs_app"}, json=segment_event, timeout=5
+    )
     assert not_webhook.status_code == 400 and "Segment" in not_webhook.text
 
 
-@pytest.mark.parametrize(("mode", "prefix"), [("internal", "/internal/v1/warehouse"), ("legacy", "/v1/warehouse")])
+@pytest.mark.parametrize(
+    ("mode", "prefix"), [("internal", "/internal/v1/warehouse"), ("legacy", "/v1/warehouse")]
+)
 def test_pending_events_and_trigger_upload(make_rudderstack, namespace, mode, prefix):
     emulator, url = make_rudderstack(warehouse_api=mode)
     requests.post(
-        f"{url}/v1/track", json={"event": "x", "userId": "u", "messageId": f"{namespace}-p"},
-        auth=("wk_rs_backend", ""), timeout=5,
+        f"{url}/v1/track",
+        json={"event": "x", "userId": "u", "messageId": f"{namespace}-p"},
+        auth=("wk_rs_backend", ""),
+        timeout=5,
     ).raise_for_status()
     dest = _connect_warehouse(url, namespace, "rs_src_backend", manualSync=True)
     query = {"source_id": "rs_src_backend", "task_run_id": "run-1"}
 
     pending = requests.post(f"{url}{prefix}/pending-events", json=query, timeout=5).json()
     # Staging files count for the source whatever their task run (CountPendingForSource).
-    assert pending == {"pending_events": True, "pending_staging_files": 1, "pending_uploads": 0,
-                       "aborted_events": False}
+    assert pending == {
+        "pending_events": True,
+        "pending_staging_files": 1,
+        "pending_uploads": 0,
+        "aborted_events": False,
+    }
     assert emulator.schedule_once() == []  # manualSync holds it
 
-    trigger = requests.post(f"{url}{prefix}/trigger-upload",
-                            json={"source_id": "rs_src_backend", "destination_id": dest["id"]}, timeout=5)
+    trigger = requests.post(
+        f"{url}{prefix}/trigger-upload",
+        json={"source_id": "rs_src_backend", "destination_id": dest["id"]},
+        timeout=5,
+    )
     assert (trigger.status_code, trigger.content) == (200, b"")
     assert len(emulator.schedule_once()) == 1
     # The running upload has no task run id (an event stream): pending-events for a task run never counts it.
@@ -143,14 +177,19 @@ def test_pending_events_and_trigger_upload(make_rudderstack, namespace, mode, pr
     assert running["pending_uploads"] == 0
     _wait_upload_done(emulator, dest["id"])
     after = requests.post(f"{url}{prefix}/pending-events", json=query, timeout=5).json()
-    assert after == {"pending_events": False, "pending_staging_files": 0, "pending_uploads": 0,
-                     "aborted_events": False}
+    assert after == {
+        "pending_events": False,
+        "pending_staging_files": 0,
+        "pending_uploads": 0,
+        "aborted_events": False,
+    }
 
     for body in ({"task_run_id": "r"}, {"source_id": "rs_src_backend"}, {"source_id": "", "task_run_id": ""}):
         missing = requests.post(f"{url}{prefix}/pending-events", json=body, timeout=5)
         assert (missing.status_code, missing.text) == (400, "empty source or task run id\n")
-    unknown = requests.post(f"{url}{prefix}/pending-events", json={"source_id": "nope", "task_run_id": "r"},
-                            timeout=5)
+    unknown = requests.post(
+        f"{url}{prefix}/pending-events", json={"source_id": "nope", "task_run_id": "r"}, timeout=5
+    )
     assert (unknown.status_code, unknown.text.strip()) == (400, "workspace from source not found")
     for body in ({"destination_id": dest["id"]}, {"source_id": "nope"}):
         refused = requests.post(f"{url}{prefix}/trigger-upload", json=body, timeout=5)
@@ -163,26 +202,46 @@ def test_pending_events_and_trigger_upload(make_rudderstack, namespace, mode, pr
 def test_old_warehouse_routes_answer_404_unless_legacy(make_rudderstack):
     _, url = make_rudderstack()
     for action in ("pending-events", "trigger-upload"):
-        assert requests.post(f"{url}/v1/warehouse/{action}", json={"source_id": "rs_src_app", "task_run_id": "r"},
-                             timeout=5).status_code == 404
+        assert (
+            requests.post(
+                f"{url}/v1/warehouse/{action}",
+                json={"source_id": "rs_src_app", "task_run_id": "r"},
+                timeout=5,
+            ).status_code
+            == 404
+        )
     _, disabled = make_rudderstack(warehouse_api="disabled")
-    assert requests.post(f"{disabled}/internal/v1/warehouse/trigger-upload", json={"source_id": "rs_src_app"},
-                         timeout=5).status_code == 404
+    assert (
+        requests.post(
+            f"{disabled}/internal/v1/warehouse/trigger-upload", json={"source_id": "rs_src_app"}, timeout=5
+        ).status_code
+        == 404
+    )
 
 
 def test_pending_events_counts_only_uploads_of_the_task_run(make_rudderstack, namespace):
     """An upload is tagged with the task run of its staging files (gateway/handle.go: context.sources.task_run_id)."""
     emulator, url = make_rudderstack()
-    event = {"event": "x", "userId": "u", "messageId": f"{namespace}-t",
-             "context": {"sources": {"task_run_id": "run-42", "job_id": "job-1"}}}
+    event = {
+        "event": "x",
+        "userId": "u",
+        "messageId": f"{namespace}-t",
+        "context": {"sources": {"task_run_id": "run-42", "job_id": "job-1"}},
+    }
     requests.post(f"{url}/v1/track", json=event, auth=("wk_rs_backend", ""), timeout=5).raise_for_status()
     dest = _connect_warehouse(url, namespace, "rs_src_backend", manualSync=True)
     emulator.trigger_upload(source_id="rs_src_backend", destination_id=dest["id"])
     emulator.settings.upload_duration_s = 2.0
     assert len(emulator.schedule_once()) == 1
-    ours = requests.post(f"{url}/internal/v1/warehouse/pending-events",
-                         json={"source_id": "rs_src_backend", "task_run_id": "run-42"}, timeout=5).json()
-    other = requests.post(f"{url}/internal/v1/warehouse/pending-events",
-                          json={"source_id": "rs_src_backend", "task_run_id": "run-7"}, timeout=5).json()
+    ours = requests.post(
+        f"{url}/internal/v1/warehouse/pending-events",
+        json={"source_id": "rs_src_backend", "task_run_id": "run-42"},
+        timeout=5,
+    ).json()
+    other = requests.post(
+        f"{url}/internal/v1/warehouse/pending-events",
+        json={"source_id": "rs_src_backend", "task_run_id": "run-7"},
+        timeout=5,
+    ).json()
     assert ours["pending_uploads"] == 1 and other["pending_uploads"] == 0
     _wait_upload_done(emulator, dest["id"])

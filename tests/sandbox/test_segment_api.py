@@ -25,8 +25,9 @@ _n = itertools.count(1)
 def segment(pg_dsn: str):
     """A started Segment emulator (no load schedule) and an authenticated client."""
     tag = f"{int(time.time() * 1000) % 10_000_000}_{next(_n)}"
-    settings = SegmentSettings(load_interval_s=None, load_duration_s=0.2, sync_list_per_minute=3,
-                               classic_webhooks_available=True)
+    settings = SegmentSettings(
+        load_interval_s=None, load_duration_s=0.2, sync_list_per_minute=3, classic_webhooks_available=True
+    )
     emulator = SegmentEmulator(settings, Warehouse(pg_dsn), Ledger(pg_dsn, schema=f"ledger_api_{tag}"))
     server = ServerThread(emulator.app).start()
     client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
@@ -39,9 +40,13 @@ def segment(pg_dsn: str):
 
 
 def webhook_body(source_id="src_web_app", enabled=False, n=0):
-    return {"sourceId": source_id, "metadataId": WEBHOOKS_METADATA_ID, "name": f"to RudderStack {n}",
-            "enabled": enabled, "settings": {"hooks": [{"hook": "http://127.0.0.1:9/hook", "headers": []}],
-                                              "sharedSecret": "s3cret"}}
+    return {
+        "sourceId": source_id,
+        "metadataId": WEBHOOKS_METADATA_ID,
+        "name": f"to RudderStack {n}",
+        "enabled": enabled,
+        "settings": {"hooks": [{"hook": "http://127.0.0.1:9/hook", "headers": []}], "sharedSecret": "s3cret"},
+    }
 
 
 def test_missing_or_wrong_token_is_401_with_segment_error_envelope(segment):
@@ -119,7 +124,16 @@ def test_sync_reports_newest_first_and_per_source(segment):
     assert {r["sourceId"] for r in one_source} == {"src_backend"}
     assert all_reports[0]["start"] >= all_reports[-1]["start"]
     for report in all_reports:
-        assert set(report) >= {"sourceId", "start", "end", "status", "duration", "humanDuration", "count", "notices"}
+        assert set(report) >= {
+            "sourceId",
+            "start",
+            "end",
+            "status",
+            "duration",
+            "humanDuration",
+            "count",
+            "notices",
+        }
         assert report["status"] == "Success" and report["end"] is not None
         # SyncV1: duration in seconds (a 0.2 s load is not "200"), humanDuration a string, notices objects
         assert isinstance(report["duration"], (int, float)) and 0.1 <= report["duration"] < 5
@@ -136,7 +150,9 @@ def test_a_running_sync_has_a_partial_duration_and_a_human_duration(segment):
         deadline = time.monotonic() + 5
         while not running and time.monotonic() < deadline:
             time.sleep(0.4)
-            running = [r for r in client.get(f"/warehouses/{WH}/syncs").json()["data"]["reports"] if r["end"] is None]
+            running = [
+                r for r in client.get(f"/warehouses/{WH}/syncs").json()["data"]["reports"] if r["end"] is None
+            ]
         assert running, "no running sync was listed"
         for report in running:
             assert isinstance(report["duration"], (int, float)) and report["duration"] > 0
@@ -159,8 +175,10 @@ def test_failed_sync_notices_are_objects_with_level_message_created_at(segment):
 
 def test_connected_destinations_paginate_over_three_pages(segment):
     _, client = segment
-    created = [client.post("/destinations", json=webhook_body(n=n)).json()["data"]["destination"]["id"]
-               for n in range(7)]
+    created = [
+        client.post("/destinations", json=webhook_body(n=n)).json()["data"]["destination"]["id"]
+        for n in range(7)
+    ]
 
     seen, cursor, pages = [], None, 0
     while pages < 10:
@@ -187,7 +205,9 @@ def test_create_get_patch_webhook_destination(segment):
     assert created["settings"]["hooks"][0]["hook"] == "http://127.0.0.1:9/hook"
     assert "s3cret" not in str(created)
 
-    patched = client.patch(f"/destinations/{created['id']}", json={"enabled": True}).json()["data"]["destination"]
+    patched = client.patch(f"/destinations/{created['id']}", json={"enabled": True}).json()["data"][
+        "destination"
+    ]
     fetched = client.get(f"/destinations/{created['id']}").json()["data"]["destination"]
 
     assert patched["enabled"] is True and fetched["enabled"] is True
@@ -215,7 +235,9 @@ def test_sources_and_connections(segment):
     warehouses = client.get("/sources/src_web_app/connected-warehouses").json()["data"]["warehouses"]
     assert [w["id"] for w in warehouses] == [WH]
 
-    assert client.delete(f"/warehouses/{WH}/connected-sources/src_web_app").json()["data"]["status"] == "SUCCESS"
+    assert (
+        client.delete(f"/warehouses/{WH}/connected-sources/src_web_app").json()["data"]["status"] == "SUCCESS"
+    )
     assert client.get("/sources/src_web_app/connected-warehouses").json()["data"]["warehouses"] == []
     assert [r["sourceId"] for r in emulator.run_load(WH)] == ["src_backend"]
 
@@ -232,9 +254,14 @@ def test_advanced_sync_schedule(segment):
 
 def test_injected_faults_hit_the_api_but_not_control_paths(segment):
     _, client = segment
-    armed = client.post("/sandbox/faults", json={"server_error": {"count": 1, "status": 502},
-                                                  "rate_limit": {"count": 1, "retry_after": 7},
-                                                  "path_prefix": "/warehouses"})
+    armed = client.post(
+        "/sandbox/faults",
+        json={
+            "server_error": {"count": 1, "status": 502},
+            "rate_limit": {"count": 1, "retry_after": 7},
+            "path_prefix": "/warehouses",
+        },
+    )
     assert armed.status_code == 200
 
     first = client.get(f"/warehouses/{WH}")
@@ -245,7 +272,10 @@ def test_injected_faults_hit_the_api_but_not_control_paths(segment):
     assert first.json()["errors"][0]["data"]["msBeforeNext"] == 7000  # an injected 429 looks like a real one
     assert second.status_code == 502 and "errors" in second.json()
     assert third.status_code == 200
-    assert client.get("/sandbox/state").json()["data"]["faults"]["fired"] == {"rate_limit": 1, "server_error": 1}
+    assert client.get("/sandbox/state").json()["data"]["faults"]["fired"] == {
+        "rate_limit": 1,
+        "server_error": 1,
+    }
 
 
 def test_state_and_log_control_endpoints(segment):

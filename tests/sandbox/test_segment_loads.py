@@ -30,8 +30,10 @@ def world(pg_dsn: str):
         tag = f"{int(time.time() * 1000) % 10_000_000}_{next(_n)}"
         schema = f"seg_test_{tag}"
         settings = SegmentSettings(
-            sources=[SourceSeed("src_web_app", "web_app", "Web App", "wk_seg_web_app", schema),
-                     SourceSeed("src_backend", "backend", "Backend", "wk_seg_backend", schema)],
+            sources=[
+                SourceSeed("src_web_app", "web_app", "Web App", "wk_seg_web_app", schema),
+                SourceSeed("src_backend", "backend", "Backend", "wk_seg_backend", schema),
+            ],
             warehouses=[WarehouseSeed()],
             **{"load_interval_s": None, "load_duration_s": 0.3, **overrides},
         )
@@ -67,8 +69,12 @@ def test_real_client_events_are_loaded_with_segment_columns_and_a_sync_report(wo
     reports = emulator.run_load(WH)
 
     wh = Warehouse(pg_dsn)
-    assert wh.event_ids(schema) == {track["messageId"]: 1, identify["messageId"]: 1, page["messageId"]: 1,
-                                    screen["messageId"]: 1}
+    assert wh.event_ids(schema) == {
+        track["messageId"]: 1,
+        identify["messageId"]: 1,
+        page["messageId"]: 1,
+        screen["messageId"]: 1,
+    }
     assert {"context_library_name", "received_at", "uuid_ts"} <= set(wh.columns(schema, "tracks"))
     assert {"revenue", "currency"} <= set(wh.columns(schema, "order_completed"))
     assert wh.count_rows(schema, "users") == 1
@@ -87,7 +93,9 @@ def test_a_running_load_shows_end_null_and_only_loads_events_received_before_it_
 
     loader = threading.Thread(target=emulator.run_load, args=(WH,))
     loader.start()
-    running = wait_until(lambda: [e for e in emulator.log.entries("load") if e["phase"] == "start"], what="load")
+    running = wait_until(
+        lambda: [e for e in emulator.log.entries("load") if e["phase"] == "start"], what="load"
+    )
     assert running
     _, during = client.track("user-1", "Clicked")
     client.flush()

@@ -39,8 +39,13 @@ class Receiver:
             body = await request.body()
             expected = hmac.new(SECRET.encode(), body, hashlib.sha1).hexdigest()
             with self.lock:
-                self.requests.append({"body": json.loads(body), "headers": dict(request.headers),
-                                      "signature_ok": request.headers.get("x-signature") == expected})
+                self.requests.append(
+                    {
+                        "body": json.loads(body),
+                        "headers": dict(request.headers),
+                        "signature_ok": request.headers.get("x-signature") == expected,
+                    }
+                )
                 failing = len(self.requests) <= self.fail_first
             return Response(status_code=self.fail_status if failing else 200)
 
@@ -60,7 +65,9 @@ def setup(pg_dsn: str):
         tag = f"{int(time.time() * 1000) % 10_000_000}_{next(_n)}"
         settings = SegmentSettings(
             sources=[SourceSeed("src_web_app", "web_app", "Web App", "wk_seg_web_app", f"hook_test_{tag}")],
-            warehouses=[], load_interval_s=None, classic_webhooks_available=True,
+            warehouses=[],
+            load_interval_s=None,
+            classic_webhooks_available=True,
             **{"webhook_initial_backoff_s": 0.05, "webhook_max_backoff_s": 0.2, **overrides},
         )
         ledger = Ledger(pg_dsn, schema=f"ledger_hook_{tag}")
@@ -68,11 +75,19 @@ def setup(pg_dsn: str):
         server = ServerThread(emulator.app).start()
         emulator.start_background()
         api = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
-        destination = api.post("/destinations", json={
-            "sourceId": "src_web_app", "metadataId": WEBHOOKS_METADATA_ID, "name": "RudderStack", "enabled": True,
-            "settings": {"sharedSecret": SECRET,
-                         "hooks": [{"hook": receiver.url, "headers": [{"key": "X-Team", "value": "data"}]}]},
-        }).json()["data"]["destination"]
+        destination = api.post(
+            "/destinations",
+            json={
+                "sourceId": "src_web_app",
+                "metadataId": WEBHOOKS_METADATA_ID,
+                "name": "RudderStack",
+                "enabled": True,
+                "settings": {
+                    "sharedSecret": SECRET,
+                    "hooks": [{"hook": receiver.url, "headers": [{"key": "X-Team", "value": "data"}]}],
+                },
+            },
+        ).json()["data"]["destination"]
         started.append((emulator, server, api, ledger, receiver))
         return emulator, api, Client("wk_seg_web_app", host=server.url, sync_mode=True), destination, ledger
 

@@ -38,8 +38,15 @@ class Receiver:
         async def hook(request: Request):
             body = await request.body()
             with self.lock:
-                self.requests.append({"method": request.method, "raw": body, "body": json.loads(body),
-                                      "headers": dict(request.headers), "query": dict(request.query_params)})
+                self.requests.append(
+                    {
+                        "method": request.method,
+                        "raw": body,
+                        "body": json.loads(body),
+                        "headers": dict(request.headers),
+                        "query": dict(request.query_params),
+                    }
+                )
             return Response(status_code=200)
 
         self.server = ServerThread(app).start()
@@ -56,7 +63,8 @@ def receiver():
 @pytest.fixture
 def segment(make_segment, namespace):
     emulator, url = make_segment(
-        sources=[SourceSeed("src_web_app", "web_app", "Web App", "wk_seg_web_app", namespace)], warehouses=[],
+        sources=[SourceSeed("src_web_app", "web_app", "Web App", "wk_seg_web_app", namespace)],
+        warehouses=[],
         webhook_initial_backoff_s=0.05,
     )
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10) as api:
@@ -64,19 +72,36 @@ def segment(make_segment, namespace):
 
 
 def make_destination(api, settings=None, enabled=True):
-    response = api.post("/destinations", json={
-        "sourceId": "src_web_app", "metadataId": WEBHOOKS_ACTIONS_METADATA_ID, "name": "RudderStack (migration)",
-        "enabled": enabled, "settings": {"sharedSecret": SECRET} if settings is None else settings,
-    })
+    response = api.post(
+        "/destinations",
+        json={
+            "sourceId": "src_web_app",
+            "metadataId": WEBHOOKS_ACTIONS_METADATA_ID,
+            "name": "RudderStack (migration)",
+            "enabled": enabled,
+            "settings": {"sharedSecret": SECRET} if settings is None else settings,
+        },
+    )
     assert response.status_code == 200, response.text
     return response.json()["data"]["destination"]
 
 
 def send_mapping(url, **changes):
-    return {"name": "RudderStack (migration): Send", "actionId": SEND_ACTION_ID, "trigger": ALL_TYPES,
-            "enabled": True, **changes,
-            "settings": {"url": url, "method": "POST", "headers": {"X-Team": "data"}, "data": {"@path": "$."},
-                         "enable_batching": False, **changes.pop("settings", {})}}
+    return {
+        "name": "RudderStack (migration): Send",
+        "actionId": SEND_ACTION_ID,
+        "trigger": ALL_TYPES,
+        "enabled": True,
+        **changes,
+        "settings": {
+            "url": url,
+            "method": "POST",
+            "headers": {"X-Team": "data"},
+            "data": {"@path": "$."},
+            "enable_batching": False,
+            **changes.pop("settings", {}),
+        },
+    }
 
 
 def test_a_send_mapping_posts_each_event_once_whole_and_signed(segment, receiver):
@@ -85,32 +110,46 @@ def test_a_send_mapping_posts_each_event_once_whole_and_signed(segment, receiver
     created = api.post(f"/destinations/{destination['id']}/subscriptions", json=send_mapping(receiver.url))
     assert created.status_code == 200
     mapping = created.json()["data"]["destinationSubscription"]  # CreateDestinationSubscriptionAlphaOutput
-    assert (mapping["actionSlug"], mapping["destinationId"], mapping["enabled"]) == ("send", destination["id"], True)
+    assert (mapping["actionSlug"], mapping["destinationId"], mapping["enabled"]) == (
+        "send",
+        destination["id"],
+        True,
+    )
 
     client = Client("wk_seg_web_app", host=url, sync_mode=True)
-    sent = [client.track("u1", "Order Completed")[1]["messageId"], client.identify("u1", {"plan": "pro"})[1]["messageId"]]
+    sent = [
+        client.track("u1", "Order Completed")[1]["messageId"],
+        client.identify("u1", {"plan": "pro"})[1]["messageId"],
+    ]
     assert emulator.wait_webhooks_idle(10)
 
     assert sorted(r["body"]["messageId"] for r in receiver.requests) == sorted(sent)  # one POST per event
     for request in receiver.requests:
         assert request["method"] == "POST" and request["query"] == {"writeKey": "wk-RS-SECRET-1"}
-        assert request["body"]["type"] in ("track", "identify") and request["body"]["receivedAt"]  # the whole event
+        assert (
+            request["body"]["type"] in ("track", "identify") and request["body"]["receivedAt"]
+        )  # the whole event
         assert request["headers"]["x-team"] == "data"
-        assert request["headers"]["x-signature"] == hmac.new(SECRET.encode(), request["raw"], hashlib.sha1).hexdigest()
+        assert (
+            request["headers"]["x-signature"]
+            == hmac.new(SECRET.encode(), request["raw"], hashlib.sha1).hexdigest()
+        )
 
 
 def test_a_disabled_mapping_or_destination_sends_nothing_and_the_event_is_dropped(segment, receiver):
     emulator, url, api = segment
     destination = make_destination(api)
-    mapping = api.post(f"/destinations/{destination['id']}/subscriptions",
-                       json=send_mapping(receiver.url, enabled=False)).json()["data"]["destinationSubscription"]
+    mapping = api.post(
+        f"/destinations/{destination['id']}/subscriptions", json=send_mapping(receiver.url, enabled=False)
+    ).json()["data"]["destinationSubscription"]
     client = Client("wk_seg_web_app", host=url, sync_mode=True)
     _, first = client.track("u1", "Not Sent")
     assert emulator.wait_webhooks_idle(5) and receiver.requests == []
     assert emulator.paths(first["messageId"])[-1] == "dropped"  # no warehouse, no enabled mapping
 
-    patched = api.patch(f"/destinations/{destination['id']}/subscriptions/{mapping['id']}",
-                        json={"input": {"enabled": True}})
+    patched = api.patch(
+        f"/destinations/{destination['id']}/subscriptions/{mapping['id']}", json={"input": {"enabled": True}}
+    )
     assert patched.status_code == 200 and patched.json()["data"]["subscription"]["enabled"] is True
     client.track("u1", "Sent")
     assert emulator.wait_webhooks_idle(5) and len(receiver.requests) == 1
@@ -119,8 +158,10 @@ def test_a_disabled_mapping_or_destination_sends_nothing_and_the_event_is_droppe
 def test_batching_on_sends_a_json_array_not_an_event(segment, receiver):
     emulator, url, api = segment
     destination = make_destination(api)
-    api.post(f"/destinations/{destination['id']}/subscriptions",
-             json=send_mapping(receiver.url, settings={"enable_batching": True})).raise_for_status()
+    api.post(
+        f"/destinations/{destination['id']}/subscriptions",
+        json=send_mapping(receiver.url, settings={"enable_batching": True}),
+    ).raise_for_status()
     Client("wk_seg_web_app", host=url, sync_mode=True).track("u1", "Batched")
     assert emulator.wait_webhooks_idle(5)
     assert isinstance(receiver.requests[0]["body"], list)  # RudderStack's Segment source expects one event
@@ -128,9 +169,16 @@ def test_batching_on_sends_a_json_array_not_an_event(segment, receiver):
 
 def test_classic_webhooks_is_refused_like_a_workspace_without_it(segment):
     _, _, api = segment
-    refused = api.post("/destinations", json={
-        "sourceId": "src_web_app", "metadataId": WEBHOOKS_METADATA_ID, "name": "old", "enabled": True,
-        "settings": {"hooks": [{"hook": "http://127.0.0.1:9/x", "headers": []}]}})
+    refused = api.post(
+        "/destinations",
+        json={
+            "sourceId": "src_web_app",
+            "metadataId": WEBHOOKS_METADATA_ID,
+            "name": "old",
+            "enabled": True,
+            "settings": {"hooks": [{"hook": "http://127.0.0.1:9/x", "headers": []}]},
+        },
+    )
     assert refused.status_code == 422
     [error] = refused.json()["errors"]
     assert error["field"] == "metadataId" and "not available in this workspace" in error["message"]
@@ -145,8 +193,13 @@ def test_classic_webhooks_is_refused_like_a_workspace_without_it(segment):
 )
 def test_the_destination_holds_only_a_shared_secret(segment, change, message):
     _, _, api = segment
-    body = {"sourceId": "src_web_app", "metadataId": WEBHOOKS_ACTIONS_METADATA_ID, "name": "x", "enabled": True,
-            **change}
+    body = {
+        "sourceId": "src_web_app",
+        "metadataId": WEBHOOKS_ACTIONS_METADATA_ID,
+        "name": "x",
+        "enabled": True,
+        **change,
+    }
     refused = api.post("/destinations", json=body)
     assert refused.status_code == 422 and message in refused.json()["errors"][0]["message"]
 
@@ -161,7 +214,14 @@ def test_the_destination_holds_only_a_shared_secret(segment, change, message):
         ({"settings": {"data": {"@template": "{{x}}"}}}, "@path"),
         ({"enabled": "yes"}, "enabled is required"),
     ],
-    ids=["unknown-action", "unsupported-trigger", "unknown-field", "bad-method", "unknown-directive", "enabled"],
+    ids=[
+        "unknown-action",
+        "unsupported-trigger",
+        "unknown-field",
+        "bad-method",
+        "unknown-directive",
+        "enabled",
+    ],
 )
 def test_mapping_validation(segment, receiver, mapping, message):
     _, _, api = segment
@@ -174,18 +234,23 @@ def test_mapping_validation(segment, receiver, mapping, message):
 def test_mappings_are_listed_got_and_updated_only_through_the_input_envelope(segment, receiver):
     emulator, _, api = segment
     destination = make_destination(api)
-    mapping = api.post(f"/destinations/{destination['id']}/subscriptions",
-                       json=send_mapping(receiver.url)).json()["data"]["destinationSubscription"]
+    mapping = api.post(
+        f"/destinations/{destination['id']}/subscriptions", json=send_mapping(receiver.url)
+    ).json()["data"]["destinationSubscription"]
 
     listed = api.get(f"/destinations/{destination['id']}/subscriptions").json()["data"]
     got = api.get(f"/destinations/{destination['id']}/subscriptions/{mapping['id']}").json()["data"]
-    flat = api.patch(f"/destinations/{destination['id']}/subscriptions/{mapping['id']}", json={"enabled": False})
+    flat = api.patch(
+        f"/destinations/{destination['id']}/subscriptions/{mapping['id']}", json={"enabled": False}
+    )
 
     assert [m["id"] for m in listed["subscriptions"]] == [mapping["id"]] and "current" in listed["pagination"]
     assert got["subscription"] == mapping
     assert flat.status_code == 422  # UpdateSubscriptionForDestinationAlphaInput wraps the change in "input"
     # DestinationV1 itself carries no URL: the mapping does, and the emulator's own log masks its write key.
-    assert "url" not in api.get(f"/destinations/{destination['id']}").json()["data"]["destination"]["settings"]
+    assert (
+        "url" not in api.get(f"/destinations/{destination['id']}").json()["data"]["destination"]["settings"]
+    )
     assert "wk-RS-SECRET-1" not in json.dumps(emulator.log.entries())
 
 
@@ -193,20 +258,27 @@ def test_at_most_five_mappings_per_destination(segment, receiver):
     emulator, _, api = segment
     emulator.settings.subscription_writes_per_minute = 100  # the 5/minute write limit has its own test
     destination = make_destination(api)
-    statuses = [api.post(f"/destinations/{destination['id']}/subscriptions",
-                         json=send_mapping(receiver.url, name=f"m{n}")).status_code for n in range(6)]
+    statuses = [
+        api.post(
+            f"/destinations/{destination['id']}/subscriptions", json=send_mapping(receiver.url, name=f"m{n}")
+        ).status_code
+        for n in range(6)
+    ]
     assert statuses == [200] * 5 + [422]
 
 
 def test_mapping_writes_are_limited_to_five_a_minute_with_segment_429(segment, receiver):
     _, _, api = segment
     destination = make_destination(api)
-    mapping = api.post(f"/destinations/{destination['id']}/subscriptions",
-                       json=send_mapping(receiver.url)).json()["data"]["destinationSubscription"]
+    mapping = api.post(
+        f"/destinations/{destination['id']}/subscriptions", json=send_mapping(receiver.url)
+    ).json()["data"]["destinationSubscription"]
     path = f"/destinations/{destination['id']}/subscriptions/{mapping['id']}"
     statuses = [api.patch(path, json={"input": {"enabled": n % 2 == 0}}) for n in range(6)]
 
     assert [r.status_code for r in statuses] == [200] * 5 + [429]
     limited = statuses[-1]
-    assert 0 < limited.json()["errors"][0]["data"]["msBeforeNext"] <= 60_000 and limited.headers["Retry-After"]
+    assert (
+        0 < limited.json()["errors"][0]["data"]["msBeforeNext"] <= 60_000 and limited.headers["Retry-After"]
+    )
     assert api.get(path).status_code == 200  # reads are not held by the write limit

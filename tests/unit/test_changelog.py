@@ -30,8 +30,18 @@ class Store:
 
 
 def change(n: int = 0, **kw) -> Change:
-    return Change(**{"target": "segment.destination", "target_id": f"d{n % 3}", "field": "enabled",
-                     "before": False, "after": True, "task_id": "t", "run_id": "r", **kw})
+    return Change(
+        **{
+            "target": "segment.destination",
+            "target_id": f"d{n % 3}",
+            "field": "enabled",
+            "before": False,
+            "after": True,
+            "task_id": "t",
+            "run_id": "r",
+            **kw,
+        }
+    )
 
 
 def test_an_intent_is_kept_until_resolved_and_only_done_changes_are_entries():
@@ -60,12 +70,27 @@ def test_recording_costs_the_same_number_of_variable_calls_at_any_length():
 
 def test_an_earlier_versions_list_is_still_read_and_extended():
     store = Store()
-    store.set("plan", [{"target": "segment.warehouse", "target_id": "w", "field": "enabled", "before": True,
-                        "after": False, "at": "2026-01-01T00:00:00+00:00"}], serialize_json=True)
+    store.set(
+        "plan",
+        [
+            {
+                "target": "segment.warehouse",
+                "target_id": "w",
+                "field": "enabled",
+                "before": True,
+                "after": False,
+                "at": "2026-01-01T00:00:00+00:00",
+            }
+        ],
+        serialize_json=True,
+    )
     log = ChangeLog("plan", store)
     assert [(c.target, c.after) for c in log.entries()] == [("segment.warehouse", False)]
     log.record(change())
-    assert [c.target for c in ChangeLog("plan", store).entries()] == ["segment.warehouse", "segment.destination"]
+    assert [c.target for c in ChangeLog("plan", store).entries()] == [
+        "segment.warehouse",
+        "segment.destination",
+    ]
     assert ChangeLog("plan", store).last("segment.warehouse", "w", "enabled").after is False
 
 

@@ -105,7 +105,9 @@ def test_drain_needs_consecutive_empty_loads():
 
 
 def upload(rows, pending=None):
-    return upload_decision(rows, destination_id="dst", loaded_after="2026-11-29T12:00:00+00:00", pending=pending)
+    return upload_decision(
+        rows, destination_id="dst", loaded_after="2026-11-29T12:00:00+00:00", pending=pending
+    )
 
 
 def test_upload_waits_until_every_connected_source_shows_rows_loaded_after_the_release():
@@ -118,8 +120,12 @@ def test_upload_waits_until_every_connected_source_shows_rows_loaded_after_the_r
 
 def test_pending_events_of_a_task_run_is_only_an_extra_signal():
     # Nothing pending for the task run proves nothing about event-stream sources: rows still decide.
-    nothing_pending = {"pending_events": False, "pending_staging_files": 0, "pending_uploads": 0,
-                       "aborted_events": False}
+    nothing_pending = {
+        "pending_events": False,
+        "pending_staging_files": 0,
+        "pending_uploads": 0,
+        "aborted_events": False,
+    }
     assert upload({"src_app": 0}, nothing_pending).outcome is Outcome.WAIT
     # Staging files are always there under continuous traffic; they do not hold the decision.
     busy = {**nothing_pending, "pending_events": True, "pending_staging_files": 4}

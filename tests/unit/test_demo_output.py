@@ -15,23 +15,38 @@ from tests.unit.test_report import T0, facts
 
 
 def test_the_progress_line_names_the_phase_its_time_and_the_adoption_share():
-    f = facts(states={"client_adoption.wait_client_adoption": "deferred",
-                      "client_adoption.disable_segment_webhook": "none"})
+    f = facts(
+        states={
+            "client_adoption.wait_client_adoption": "deferred",
+            "client_adoption.disable_segment_webhook": "none",
+        }
+    )
     f.tasks["client_adoption.wait_client_adoption"].start = T0
     f.generated_at = T0 + timedelta(seconds=75)
     line = progress_line(f, 95.0, "17.2% still through Segment")
-    assert line == ("[demo]   1 min 35 s | Client adoption, Segment's webhook off (running, 1 min 15 s in it) | "
-                    "adoption: 17.2% still through Segment")
+    assert line == (
+        "[demo]   1 min 35 s | Client adoption, Segment's webhook off (running, 1 min 15 s in it) | "
+        "adoption: 17.2% still through Segment"
+    )
 
 
 def test_run_dag_reports_progress_while_the_command_runs(tmp_path, monkeypatch):
     fake = tmp_path / "airflow"  # stands in for `airflow dags test`: a real process that runs for ~1.5 s
-    fake.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(1.5)\nprint('DagRun Finished state=success')\n")
+    fake.write_text(
+        f"#!{sys.executable}\nimport time\ntime.sleep(1.5)\nprint('DagRun Finished state=success')\n"
+    )
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setattr(rehearsal, "airflow_bin", lambda: str(fake))
     seen: list[float] = []
-    result = rehearsal.run_dag("d", env=dict(os.environ), conf=None, log_dir=tmp_path, timeout_s=30,
-                               progress=seen.append, progress_interval_s=0.4)
+    result = rehearsal.run_dag(
+        "d",
+        env=dict(os.environ),
+        conf=None,
+        log_dir=tmp_path,
+        timeout_s=30,
+        progress=seen.append,
+        progress_interval_s=0.4,
+    )
     assert result.ok
     assert len(seen) >= 2 and seen == sorted(seen)
 

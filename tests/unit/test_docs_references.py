@@ -8,9 +8,15 @@ import pathlib
 import re
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SOURCES = [ROOT / "README.md", ROOT / "Makefile", *sorted((ROOT / "docs").glob("*.md")),
-           *sorted((ROOT / "plugins").rglob("*.py")), *sorted((ROOT / "include").rglob("*.py")),
-           *sorted((ROOT / "scripts").glob("*.py")), *sorted((ROOT / "dags").glob("*.py"))]
+SOURCES = [
+    ROOT / "README.md",
+    ROOT / "Makefile",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted((ROOT / "plugins").rglob("*.py")),
+    *sorted((ROOT / "include").rglob("*.py")),
+    *sorted((ROOT / "scripts").glob("*.py")),
+    *sorted((ROOT / "dags").glob("*.py")),
+]
 DOC_LINK = re.compile(r"(?<![\w/])(docs/[a-z0-9_./-]+\.md)")  # ours are lower-case; SDK docs are CamelCase
 
 
@@ -24,8 +30,11 @@ def test_every_referenced_document_is_in_docs():
         for line in source.read_text(encoding="utf-8").splitlines():
             if OTHER_REPOSITORY.search(line):
                 continue
-            missing += [f"{source.relative_to(ROOT)} -> {ref}" for ref in DOC_LINK.findall(line)
-                        if not (ROOT / ref).is_file()]
+            missing += [
+                f"{source.relative_to(ROOT)} -> {ref}"
+                for ref in DOC_LINK.findall(line)
+                if not (ROOT / ref).is_file()
+            ]
     assert not missing, missing
 
 

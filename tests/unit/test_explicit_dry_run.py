@@ -35,16 +35,22 @@ def test_hold_without_a_destination_id_in_a_dry_run_only_reports():
 
 
 def test_release_with_a_rendered_none_fails_a_real_run():
-    task = _wired(lambda: ReleaseRudderStackSyncOperator(
-        task_id="release", destination_id="None", warehouse_id="wh", started_after="2026-01-01T00:00:00+00:00"
-    ))
+    task = _wired(
+        lambda: ReleaseRudderStackSyncOperator(
+            task_id="release",
+            destination_id="None",
+            warehouse_id="wh",
+            started_after="2026-01-01T00:00:00+00:00",
+        )
+    )
     with pytest.raises(AirflowFailException, match="ensure_destination"):
         task.execute({})
 
 
 def test_webhook_without_the_rudderstack_source_fails_a_real_run():
-    task = _wired(lambda: EnsureSegmentWebhookOperator(task_id="webhook", source_ids=["s"],
-                                                       rudderstack_source_id=None))
+    task = _wired(
+        lambda: EnsureSegmentWebhookOperator(task_id="webhook", source_ids=["s"], rudderstack_source_id=None)
+    )
     with pytest.raises(AirflowFailException, match="rudderstack_source_id is empty"):
         task.webhook_url()
 
@@ -53,5 +59,7 @@ def test_connections_without_a_destination_fail_a_real_run_but_not_a_dry_run():
     real = _wired(lambda: EnsureRudderStackSegmentSourceOperator(task_id="source", destination_id=""))
     with pytest.raises(AirflowFailException, match="destination_id is empty"):
         real.require_upstream(real.destination_id, "destination_id")
-    dry = _wired(lambda: EnsureRudderStackSegmentSourceOperator(task_id="source", destination_id="", dry_run=True))
+    dry = _wired(
+        lambda: EnsureRudderStackSegmentSourceOperator(task_id="source", destination_id="", dry_run=True)
+    )
     assert dry.require_upstream(dry.destination_id, "destination_id") is False

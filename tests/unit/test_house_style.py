@@ -22,8 +22,22 @@ from segment_rudderstack.sensors import migration
 from segment_rudderstack.triggers import condition
 
 PLUGINS = pathlib.Path(segment_rudderstack.__file__).resolve().parent.parent
-MODULES = [api_hook, rudderstack, segment, segment_delivery, approval, lifecycle, preflight, proof, warehouse,
-           rudderstack_operators, segment_operators, sensor_base, migration, condition]
+MODULES = [
+    api_hook,
+    rudderstack,
+    segment,
+    segment_delivery,
+    approval,
+    lifecycle,
+    preflight,
+    proof,
+    warehouse,
+    rudderstack_operators,
+    segment_operators,
+    sensor_base,
+    migration,
+    condition,
+]
 MAX_FUNCTION_LINES = 65  # "about 60"
 EXEMPT = {"segment_rudderstack/dag_factory.py"}
 
@@ -31,15 +45,28 @@ EXEMPT = {"segment_rudderstack/dag_factory.py"}
 def public_classes():
     for module in MODULES:
         for name, cls in vars(module).items():
-            if (inspect.isclass(cls) and cls.__module__ == module.__name__ and not name.startswith("_")
-                    and issubclass(cls, (BaseOperator, BaseHook, BaseTrigger))):
+            if (
+                inspect.isclass(cls)
+                and cls.__module__ == module.__name__
+                and not name.startswith("_")
+                and issubclass(cls, (BaseOperator, BaseHook, BaseTrigger))
+            ):
                 yield cls
 
 
-@pytest.mark.parametrize("cls", sorted(public_classes(), key=lambda c: c.__qualname__), ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "cls", sorted(public_classes(), key=lambda c: c.__qualname__), ids=lambda c: c.__name__
+)
 def test_public_classes_document_their_own_arguments(cls):
-    own = [p for p in inspect.signature(cls.__init__).parameters.values()
-           if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)] if "__init__" in vars(cls) else []
+    own = (
+        [
+            p
+            for p in inspect.signature(cls.__init__).parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        ]
+        if "__init__" in vars(cls)
+        else []
+    )
     doc = inspect.getdoc(cls) or ""
     missing = [p.name for p in own if f":param {p.name}:" not in doc and f"``{p.name}``" not in doc]
     assert doc and not missing, (

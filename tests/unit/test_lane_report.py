@@ -8,20 +8,26 @@ from segment_rudderstack.report import ReportFacts, milestones, sections
 
 LANES = {
     "app_events": {
-        "destination": "dst_app", "segment_source": "src_seg_app",
+        "destination": "dst_app",
+        "segment_source": "src_seg_app",
         "webhooks": {"destinations": {"src_web_app": "d1"}, "cutover_at": "2026-11-29T08:00:00+00:00"},
         "release": {"released_at": "2026-11-29T08:05:00+00:00"},
         "upload": {"reason": "RudderStack loaded 65 row(s) into the warehouse after the release"},
-        "duplicates": {"duplicates": 0}, "adoption": {"share": 0.0},
+        "duplicates": {"duplicates": 0},
+        "adoption": {"share": 0.0},
         "webhook_disabled": {"disabled": ["d1"], "at": "2026-11-29T08:09:00+00:00"},
     },
     "mobile_events": {
-        "destination": "dst_mob", "segment_source": "src_seg_mob",
-        "webhooks": {"destinations": {"src_ios_app": "d2", "src_android_app": "d3"},
-                     "cutover_at": "2026-11-29T08:00:30+00:00"},
+        "destination": "dst_mob",
+        "segment_source": "src_seg_mob",
+        "webhooks": {
+            "destinations": {"src_ios_app": "d2", "src_android_app": "d3"},
+            "cutover_at": "2026-11-29T08:00:30+00:00",
+        },
         "release": {"released_at": "2026-11-29T08:04:00+00:00"},
         "upload": None,  # a step that has not run shows as '-'
-        "duplicates": {"duplicates": 2}, "adoption": {"share": 0.015},
+        "duplicates": {"duplicates": 2},
+        "adoption": {"share": 0.015},
         "webhook_disabled": {"disabled": ["d2", "d3"], "at": "2026-11-29T08:11:00+00:00"},
     },
 }
@@ -34,7 +40,9 @@ def test_lanes_side_by_side():
     assert rows["webhooks enabled"].endswith("| 1 | 2 |")
     assert rows["duplicate ids"].endswith("| 0 | 2 |")
     assert rows["final adoption share"].endswith("| 0.00% | 1.50% |")
-    assert rows["upload seen"].endswith("| RudderStack loaded 65 row(s) into the warehouse after the release | - |")
+    assert rows["upload seen"].endswith(
+        "| RudderStack loaded 65 row(s) into the warehouse after the release | - |"
+    )
 
 
 def test_run_wide_milestones_come_from_the_last_lane():

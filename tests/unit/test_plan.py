@@ -47,7 +47,11 @@ BAD = [
     ("sources", [], "sources: List should have at least 1 item"),
     ("sources.0.kind", "mobile", "sources[0].kind"),
     ("sources.1.id", "src_web_app", "source ids listed twice: ['src_web_app']"),
-    ("warehouse.namespace", "app_events; drop table tracks", "warehouse.namespace: 'app_events; drop table tracks'"),
+    (
+        "warehouse.namespace",
+        "app_events; drop table tracks",
+        "warehouse.namespace: 'app_events; drop table tracks'",
+    ),
     ("warehouse.namespace", 'app"events', "is not a plain schema name"),
     ("adoption.threshold", 1.5, "adoption.threshold: Input should be less than or equal to 1"),
     ("adoption.threshold", "lots", "adoption.threshold: Input should be a valid number"),

@@ -18,11 +18,20 @@ def at(minutes: float) -> str:
     return (T0 + timedelta(minutes=minutes)).isoformat()
 
 
-ALL_TASKS = ["migration_status", "preflight", "setup_rudderstack.ensure_destination",
-             "route_segment_to_rudderstack.ensure_webhooks", "segment_final_load.wait_final_load",
-             "segment_final_load.disable_segment_warehouse", "release_rudderstack.release_sync",
-             "release_rudderstack.wait_upload", "duplicate_check", "client_adoption.wait_client_adoption",
-             "client_adoption.disable_segment_webhook", "report"]
+ALL_TASKS = [
+    "migration_status",
+    "preflight",
+    "setup_rudderstack.ensure_destination",
+    "route_segment_to_rudderstack.ensure_webhooks",
+    "segment_final_load.wait_final_load",
+    "segment_final_load.disable_segment_warehouse",
+    "release_rudderstack.release_sync",
+    "release_rudderstack.wait_upload",
+    "duplicate_check",
+    "client_adoption.wait_client_adoption",
+    "client_adoption.disable_segment_webhook",
+    "report",
+]
 
 
 def facts(states: dict[str, str] | None = None, **overrides) -> ReportFacts:
@@ -38,10 +47,22 @@ def facts(states: dict[str, str] | None = None, **overrides) -> ReportFacts:
             "adoption": {"history": history, "share": 0.0},
             "webhook_disabled": {"disabled": ["dst_1"], "at": at(25)},
         },
-        changes=[{"at": at(1), "target": "rudderstack.destination", "target_id": "dst_9", "field": "exists",
-                  "before": False, "after": True, "task_id": "setup_rudderstack.ensure_destination"}],
+        changes=[
+            {
+                "at": at(1),
+                "target": "rudderstack.destination",
+                "target_id": "dst_9",
+                "field": "exists",
+                "before": False,
+                "after": True,
+                "task_id": "setup_rudderstack.ensure_destination",
+            }
+        ],
         tasks={t: TaskFact(state=(states or {}).get(t, "success")) for t in ALL_TASKS},
-        threshold=0.01, window_seconds=300, consecutive_checks=2, run_started_at=T0,
+        threshold=0.01,
+        window_seconds=300,
+        consecutive_checks=2,
+        run_started_at=T0,
     )
     base.update(overrides)
     return ReportFacts(**base)
@@ -51,10 +72,16 @@ def test_a_complete_run_states_the_verdict_first_with_tables_and_no_raw_json(tmp
     paths = write_report(facts(), tmp_path, "run")
     text = paths["markdown"].read_text()
     first_section = text.split("## ")[1]
-    assert first_section.startswith("Verdict") and "**COMPLETE: Segment's warehouse off since 2026-11-29 06:09:00 UTC" in first_section
+    assert (
+        first_section.startswith("Verdict")
+        and "**COMPLETE: Segment's warehouse off since 2026-11-29 06:09:00 UTC" in first_section
+    )
     assert "```json" not in text  # raw results live in the sidecar
     assert text.index("## Timeline") < text.index("## Key figures") < text.index("## Outside changes")
-    assert "| Cutover: Segment's webhook to RudderStack | done | 2026-11-29 06:01:00 UTC | 2026-11-29 06:02:00 UTC | 1 min 00 s |" in text
+    assert (
+        "| Cutover: Segment's webhook to RudderStack | done | 2026-11-29 06:01:00 UTC | 2026-11-29 06:02:00 UTC | 1 min 00 s |"
+        in text
+    )
     assert "| adoption share through Segment, last check | 0.00% (0 of 100 events) |" in text
     assert "| adoption threshold | 1.00%, window 5 min 00 s, 2 consecutive checks |" in text
     raw = json.loads(paths["json"].read_text())
@@ -81,34 +108,48 @@ def test_a_failed_run_says_where_and_what_to_do():
 
 
 def test_a_waiting_run_says_for_what_and_since_when():
-    states = {"client_adoption.wait_client_adoption": "deferred", "client_adoption.disable_segment_webhook": "none",
-              "report": "none"}
+    states = {
+        "client_adoption.wait_client_adoption": "deferred",
+        "client_adoption.disable_segment_webhook": "none",
+        "report": "none",
+    }
     f = facts(states)
     f.results["webhook_disabled"] = None
     f.tasks["client_adoption.wait_client_adoption"].start = T0 + timedelta(minutes=19)
     result = report.verdict(f)
     assert result.kind == "waiting"
-    assert result.text == ("WAITING for clients to move to the new app version (share through Segment at or below "
-                           "the threshold) (now 0.00% through Segment; threshold 1.00%) since 2026-11-29 06:19:00 UTC.")
+    assert result.text == (
+        "WAITING for clients to move to the new app version (share through Segment at or below "
+        "the threshold) (now 0.00% through Segment; threshold 1.00%) since 2026-11-29 06:19:00 UTC."
+    )
 
 
 def test_a_dry_run_and_a_partial_run_say_so():
     assert report.verdict(facts(dry_run=True)).text.startswith("DRY RUN: nothing was changed")
     assert report.verdict(facts(left_out_sources=["src_backend"])).text.startswith(
-        "PARTIAL: this run migrated its sources; not migrated yet: src_backend")
+        "PARTIAL: this run migrated its sources; not migrated yet: src_backend"
+    )
 
 
 def test_the_chart_is_in_utc_with_milestones_threshold_and_window():
     fig = report.adoption_figure(facts())
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["share through Segment's webhook", "threshold 1.00%", "window of the last check (5 min 00 s)",
-                      "cutover", "Segment warehouse off", "Segment webhook off"]
+    assert labels == [
+        "share through Segment's webhook",
+        "threshold 1.00%",
+        "window of the last check (5 min 00 s)",
+        "cutover",
+        "Segment warehouse off",
+        "Segment webhook off",
+    ]
     assert ax.get_xlabel() == "time (UTC), 2026-11-29"
 
 
 def test_other_engineers_add_sections_before_the_appendix(tmp_path):
-    register_section("per_lane", lambda f: Section("Per lane", [report.Table(["lane", "rows"], [["app", 3]])]))
+    register_section(
+        "per_lane", lambda f: Section("Per lane", [report.Table(["lane", "rows"], [["app", 3]])])
+    )
     try:
         paths = write_report(facts(), tmp_path, "run")
         text = paths["markdown"].read_text()

@@ -16,8 +16,13 @@ from segment_rudderstack.operators.rudderstack import warehouse_credentials
 from segment_rudderstack.plan import Lane
 from segment_rudderstack.snowflake_credentials import CredentialsError, snowflake_destination_config
 
-EXTRA = {"account": "xy12345", "region": "eu-west-1", "warehouse": "LOADING", "database": "ANALYTICS",
-         "role": "TRANSFORMER"}
+EXTRA = {
+    "account": "xy12345",
+    "region": "eu-west-1",
+    "warehouse": "LOADING",
+    "database": "ANALYTICS",
+    "role": "TRANSFORMER",
+}
 PASSPHRASE = "correct horse battery staple"
 
 
@@ -25,20 +30,33 @@ PASSPHRASE = "correct horse battery staple"
 def pem() -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(PASSPHRASE.encode()),
     ).decode()
 
 
 def snowflake(password: str | None = None, **extra) -> Connection:
-    return Connection(conn_id="sf", conn_type="snowflake", login="MIGRATOR", password=password,
-                      extra=json.dumps({**EXTRA, **extra}))
+    return Connection(
+        conn_id="sf",
+        conn_type="snowflake",
+        login="MIGRATOR",
+        password=password,
+        extra=json.dumps({**EXTRA, **extra}),
+    )
 
 
 def test_password_connection():
     config = snowflake_destination_config(snowflake("s3cret"))
-    assert config == {"account": "xy12345.eu-west-1", "warehouse": "LOADING", "database": "ANALYTICS",
-                      "user": "MIGRATOR", "role": "TRANSFORMER", "useKeyPairAuth": False, "password": "s3cret"}
+    assert config == {
+        "account": "xy12345.eu-west-1",
+        "warehouse": "LOADING",
+        "database": "ANALYTICS",
+        "user": "MIGRATOR",
+        "role": "TRANSFORMER",
+        "useKeyPairAuth": False,
+        "password": "s3cret",
+    }
 
 
 @pytest.mark.parametrize("encoding", ["pem", "base64"])
@@ -46,8 +64,12 @@ def test_key_pair_in_the_connection_becomes_rudderstacks_key_pair_config(pem, en
     content = pem if encoding == "pem" else base64.b64encode(pem.encode()).decode()
     config = snowflake_destination_config(snowflake(PASSPHRASE, private_key_content=content))
     assert config["useKeyPairAuth"] is True
-    assert config["privateKey"].strip() == pem.strip()  # the PEM text itself, as RudderStack's driver parses it
-    assert config["privateKeyPassphrase"] == PASSPHRASE  # Airflow's hook: the password is the key's passphrase
+    assert (
+        config["privateKey"].strip() == pem.strip()
+    )  # the PEM text itself, as RudderStack's driver parses it
+    assert (
+        config["privateKeyPassphrase"] == PASSPHRASE
+    )  # Airflow's hook: the password is the key's passphrase
     assert "password" not in config
 
 
@@ -63,7 +85,10 @@ def test_key_file_is_read_on_the_worker(pem, tmp_path):
     [
         (lambda tmp: snowflake(None, authenticator="oauth", token="t0ken"), "uses authenticator 'oauth'"),
         (lambda tmp: snowflake(PASSPHRASE, private_key_file=str(tmp / "absent.p8")), "could not be read"),
-        (lambda tmp: snowflake(PASSPHRASE, private_key_content="not a key at all"), "neither PEM text nor base64"),
+        (
+            lambda tmp: snowflake(PASSPHRASE, private_key_content="not a key at all"),
+            "neither PEM text nor base64",
+        ),
         (lambda tmp: snowflake(None), "neither a password nor a private key"),
         (lambda tmp: snowflake("pw", warehouse=""), "lacks ['warehouse']"),
     ],
@@ -87,10 +112,14 @@ def test_the_operator_path_refuses_with_a_task_failure_and_changes_nothing(monke
 def test_key_pair_connection_through_the_operator_path(pem, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_SF_KEYPAIR", snowflake(PASSPHRASE, private_key_content=pem).as_json())
     config = warehouse_credentials("sf_keypair")
-    assert config["useKeyPairAuth"] is True and config["privateKey"].startswith("-----BEGIN ENCRYPTED PRIVATE KEY")
+    assert config["useKeyPairAuth"] is True and config["privateKey"].startswith(
+        "-----BEGIN ENCRYPTED PRIVATE KEY"
+    )
 
 
 def test_snowflake_destinations_get_the_upper_case_namespace():
-    lane = Lane(name="app_events", schema="app_events", sources=(), destination_name="d", segment_source_name="s")
+    lane = Lane(
+        name="app_events", schema="app_events", sources=(), destination_name="d", segment_source_name="s"
+    )
     assert lane.namespace_for("SNOWFLAKE") == "APP_EVENTS"
     assert lane.namespace_for("POSTGRES") == "app_events"

@@ -21,11 +21,22 @@ def tracks(pg_hook, unique):
     table = dialect.qualified(schema, "tracks")
     with dialect.session() as s:
         s.execute(compose("CREATE SCHEMA {s}", s=q(schema)))
-        s.execute(compose("CREATE TABLE {t} (id text, received_at timestamptz, context_source_id text, "
-                          "uuid_ts timestamptz)", t=table))
+        s.execute(
+            compose(
+                "CREATE TABLE {t} (id text, received_at timestamptz, context_source_id text, "
+                "uuid_ts timestamptz)",
+                t=table,
+            )
+        )
         # one event a minute for ~35 days: the trailing hour holds 60 of them
-        s.execute(compose("INSERT INTO {t} SELECT 'm' || g, now() - make_interval(mins => g), 'src', now() "
-                          "FROM generate_series(1, %s) AS g", t=table), [ROWS])
+        s.execute(
+            compose(
+                "INSERT INTO {t} SELECT 'm' || g, now() - make_interval(mins => g), 'src', now() "
+                "FROM generate_series(1, %s) AS g",
+                t=table,
+            ),
+            [ROWS],
+        )
         s.execute(compose("ANALYZE {t}", t=table))
     yield dialect, schema
     with dialect.session() as s:

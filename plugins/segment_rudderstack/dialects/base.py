@@ -30,7 +30,6 @@ from segment_rudderstack.vocabulary import CLIENT_EVENT_TABLES
 log = logging.getLogger(__name__)
 
 
-
 # --------------------------------------------------------------------------------------------- results
 @dataclass(frozen=True)
 class DuplicateCount:
@@ -549,7 +548,9 @@ class WarehouseDialect:
                     d=dest,
                     ids=placeholders,
                 )
-                for source_id, count in s.fetchall(sql, [received_after, loaded_after, destination_id, *wanted]):
+                for source_id, count in s.fetchall(
+                    sql, [received_after, loaded_after, destination_id, *wanted]
+                ):
                     if source_id in counts:
                         counts[source_id] += int(count or 0)
         return counts

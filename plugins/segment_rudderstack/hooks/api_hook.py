@@ -124,9 +124,9 @@ async def _amask(secret: str) -> None:
 # One httpx client per event loop and connection settings, shared by every hook of the process (the triggerer
 # runs hundreds of triggers in one loop). Building a client builds a TLS context (~23 ms in
 # load_verify_locations): built once, in a worker thread so the loop never blocks, then reused with its pool.
-_ASYNC_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], httpx.AsyncClient]] = (
-    weakref.WeakKeyDictionary()
-)
+_ASYNC_CLIENTS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[Any, ...], httpx.AsyncClient]
+] = weakref.WeakKeyDictionary()
 # Connections kept open to one service by the shared client (many triggers, one host). An idle one is dropped
 # after 4 s, before servers commonly close theirs (5 s in uvicorn, nginx keeps 75 s), so a reused connection
 # is rarely one the server has just closed.

@@ -196,7 +196,9 @@ def _ms_before_next(body: bytes) -> float | None:
     return max(0.0, max(waits)) if waits else None
 
 
-def _retry_after_seconds(headers: Mapping[str, str], body: bytes = b"", now: float | None = None) -> float | None:
+def _retry_after_seconds(
+    headers: Mapping[str, str], body: bytes = b"", now: float | None = None
+) -> float | None:
     """Seconds to wait before repeating a rate-limited (429) or unavailable (503) request; None if not said.
 
     Every signal the answer carries counts, and the longest wins (waiting too little only earns another 429):

@@ -408,7 +408,9 @@ class RudderStackDataPlaneHook(ApiHook):
             )
         }
         if destination_id is not None:
-            body["destination_id"] = _required_id(destination_id, "destination_id", "the warehouse destination")
+            body["destination_id"] = _required_id(
+                destination_id, "destination_id", "the warehouse destination"
+            )
         self.load_connection()
         self.call(self._warehouse_spec("trigger-upload", body))
 

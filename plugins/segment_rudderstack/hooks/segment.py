@@ -469,9 +469,13 @@ class SegmentHook(ApiHook):
     @staticmethod
     def _subscriptions_path(destination_id: str, subscription_id: str | None = None) -> str:
         path = f"/destinations/{quoted_id(destination_id, 'destination_id')}/subscriptions"
-        return f"{path}/{quoted_id(subscription_id, 'subscription_id')}" if subscription_id is not None else path
+        return (
+            f"{path}/{quoted_id(subscription_id, 'subscription_id')}" if subscription_id is not None else path
+        )
 
-    def list_destination_subscriptions(self, destination_id: str, page_size: int = 200) -> list[dict[str, Any]]:
+    def list_destination_subscriptions(
+        self, destination_id: str, page_size: int = 200
+    ) -> list[dict[str, Any]]:
         """GET ``/destinations/{id}/subscriptions`` (``list_subscriptions_from_destination``): every mapping
         (``DestinationSubscription``: id, name, actionId, actionSlug, destinationId, enabled, settings, trigger),
         all pages; URLs with keys and header values are masked in logs."""
@@ -495,8 +499,13 @@ class SegmentHook(ApiHook):
         spec = RequestSpec(
             "POST",
             self._subscriptions_path(destination_id),
-            json={"name": name, "actionId": action_id, "trigger": trigger, "enabled": bool(enabled),
-                  "settings": settings},
+            json={
+                "name": name,
+                "actionId": action_id,
+                "trigger": trigger,
+                "enabled": bool(enabled),
+                "settings": settings,
+            },
             idempotent=False,
         )
         return _mask_subscription(self, self._data(spec, "destinationSubscription"))
@@ -508,7 +517,9 @@ class SegmentHook(ApiHook):
         body ``UpdateSubscriptionForDestinationAlphaInput`` = ``{"input": {"enabled": x}}``); returns
         ``data.subscription``."""
         spec = RequestSpec(
-            "PATCH", self._subscriptions_path(destination_id, subscription_id), json={"input": {"enabled": bool(enabled)}}
+            "PATCH",
+            self._subscriptions_path(destination_id, subscription_id),
+            json={"input": {"enabled": bool(enabled)}},
         )
         return _mask_subscription(self, self._data(spec, "subscription"))
 

@@ -52,7 +52,11 @@ GRANULARITY_LIMITS: dict[str, tuple[timedelta, timedelta]] = {
     "HOUR": (timedelta(days=14), timedelta(days=30)),
     "DAY": (timedelta(days=30), timedelta(days=30)),
 }
-BUCKET: dict[str, timedelta] = {"MINUTE": timedelta(minutes=1), "HOUR": timedelta(hours=1), "DAY": timedelta(days=1)}
+BUCKET: dict[str, timedelta] = {
+    "MINUTE": timedelta(minutes=1),
+    "HOUR": timedelta(hours=1),
+    "DAY": timedelta(days=1),
+}
 
 # groupBy dimensions per step (DeliveryOverviewApi.md, parameter ``group_by`` of each operation).
 GROUP_BY: dict[str, tuple[str, ...]] = {
@@ -60,8 +64,16 @@ GROUP_BY: dict[str, tuple[str, ...]] = {
     "failed-on-ingest": ("eventName", "eventType", "discardReason", "appVersion"),
     "filtered-at-source": ("eventName", "eventType", "discardReason", "appVersion"),
     **{
-        step: ("eventName", "eventType", "discardReason", "appVersion", "subscriptionId", "activationId",
-               "audienceId", "spaceId")
+        step: (
+            "eventName",
+            "eventType",
+            "discardReason",
+            "appVersion",
+            "subscriptionId",
+            "activationId",
+            "audienceId",
+            "spaceId",
+        )
         for step in EGRESS_STEPS
     },
 }
@@ -71,8 +83,16 @@ FILTER_KEYS: dict[str, tuple[str, ...]] = {
     "failed-on-ingest": ("discardReason", "eventName", "eventType", "appVersion"),
     "filtered-at-source": ("discardReason", "eventName", "eventType", "appVersion"),
     **{
-        step: ("discardReason", "eventName", "eventType", "appVersion", "subscriptionId", "activationId",
-               "audienceId", "spaceId")
+        step: (
+            "discardReason",
+            "eventName",
+            "eventType",
+            "appVersion",
+            "subscriptionId",
+            "activationId",
+            "audienceId",
+            "spaceId",
+        )
         for step in EGRESS_STEPS
     },
 }
@@ -175,8 +195,12 @@ class Dataset:
     total_retry_count: int | None = None
 
     def group(self, dimension: str) -> str | None:
-        return {"eventName": self.event_name, "eventType": self.event_type, "appVersion": self.app_version,
-                "discardReason": self.discard_reason}.get(dimension)
+        return {
+            "eventName": self.event_name,
+            "eventType": self.event_type,
+            "appVersion": self.app_version,
+            "discardReason": self.discard_reason,
+        }.get(dimension)
 
 
 @dataclass(frozen=True)
@@ -224,9 +248,15 @@ class DeliveryMetrics:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "step": self.step, "sourceId": self.source_id, "destinationConfigId": self.destination_config_id,
-            "start": iso_z(self.start), "end": iso_z(self.end), "granularity": self.granularity,
-            "groupBy": self.group_by, "total": self.total, "requests": self.requests,
+            "step": self.step,
+            "sourceId": self.source_id,
+            "destinationConfigId": self.destination_config_id,
+            "start": iso_z(self.start),
+            "end": iso_z(self.end),
+            "granularity": self.granularity,
+            "groupBy": self.group_by,
+            "total": self.total,
+            "requests": self.requests,
             "byBucket": {iso_z(k): v for k, v in self.by_bucket().items()},
             "byGroup": self.by_group() if self.group_by else {},
         }
@@ -234,8 +264,11 @@ class DeliveryMetrics:
 
 def _number(value: Any, what: str, spec: RequestSpec) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ResponseFormatError(endpoint=spec.endpoint, service=SegmentHook.service_name,
-                                  message=f"expected a number in {what}, got {value!r}")
+        raise ResponseFormatError(
+            endpoint=spec.endpoint,
+            service=SegmentHook.service_name,
+            message=f"expected a number in {what}, got {value!r}",
+        )
     return int(value)
 
 
@@ -246,36 +279,57 @@ def parse_metrics_page(payload: Any, spec: RequestSpec) -> tuple[list[Dataset], 
     datasets = []
     for n, item in enumerate(raw):
         if not isinstance(item, dict):
-            raise ResponseFormatError(endpoint=spec.endpoint, service=SegmentHook.service_name,
-                                      message=f"expected data.dataset[{n}] to be an object")
+            raise ResponseFormatError(
+                endpoint=spec.endpoint,
+                service=SegmentHook.service_name,
+                message=f"expected data.dataset[{n}] to be an object",
+            )
         series_raw = item.get("series")
         if not isinstance(series_raw, list):
-            raise ResponseFormatError(endpoint=spec.endpoint, service=SegmentHook.service_name,
-                                      message=f"expected data.dataset[{n}].series to be a list")
+            raise ResponseFormatError(
+                endpoint=spec.endpoint,
+                service=SegmentHook.service_name,
+                message=f"expected data.dataset[{n}].series to be a list",
+            )
         series = []
         for m, point in enumerate(series_raw):
             if not isinstance(point, dict) or not isinstance(point.get("time"), str):
-                raise ResponseFormatError(endpoint=spec.endpoint, service=SegmentHook.service_name,
-                                          message=f"expected data.dataset[{n}].series[{m}].time to be a string")
+                raise ResponseFormatError(
+                    endpoint=spec.endpoint,
+                    service=SegmentHook.service_name,
+                    message=f"expected data.dataset[{n}].series[{m}].time to be a string",
+                )
             try:
                 moment = datetime.fromisoformat(point["time"].replace("Z", "+00:00"))
             except ValueError:
                 raise ResponseFormatError(
-                    endpoint=spec.endpoint, service=SegmentHook.service_name,
+                    endpoint=spec.endpoint,
+                    service=SegmentHook.service_name,
                     message=f"expected an ISO 8601 time in series[{m}], got {point['time']!r}",
                 ) from None
             moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
             retry = point.get("retryCount")
-            series.append(Datapoint(moment.astimezone(UTC), _number(point.get("count"), "series[].count", spec),
-                                    _number(retry, "series[].retryCount", spec) if retry is not None else None))
+            series.append(
+                Datapoint(
+                    moment.astimezone(UTC),
+                    _number(point.get("count"), "series[].count", spec),
+                    _number(retry, "series[].retryCount", spec) if retry is not None else None,
+                )
+            )
         total_retry = item.get("totalRetryCount")
-        datasets.append(Dataset(
-            total=_number(item.get("total"), f"data.dataset[{n}].total", spec),
-            series=tuple(series),
-            event_name=item.get("eventName"), event_type=item.get("eventType"),
-            app_version=item.get("appVersion"), discard_reason=item.get("discardReason"),
-            total_retry_count=_number(total_retry, "totalRetryCount", spec) if total_retry is not None else None,
-        ))
+        datasets.append(
+            Dataset(
+                total=_number(item.get("total"), f"data.dataset[{n}].total", spec),
+                series=tuple(series),
+                event_name=item.get("eventName"),
+                event_type=item.get("eventType"),
+                app_version=item.get("appVersion"),
+                discard_reason=item.get("discardReason"),
+                total_retry_count=_number(total_retry, "totalRetryCount", spec)
+                if total_retry is not None
+                else None,
+            )
+        )
     pagination = data.get("pagination")
     cursor = pagination.get("next") if isinstance(pagination, dict) else None
     return datasets, (cursor or None)
@@ -290,12 +344,17 @@ def _merge(datasets: Sequence[Dataset]) -> tuple[Dataset, ...]:
     out = []
     for (event_name, event_type, app_version, discard_reason), parts in merged.items():
         retries = [p.total_retry_count for p in parts if p.total_retry_count is not None]
-        out.append(Dataset(
-            total=sum(p.total for p in parts),
-            series=tuple(sorted((pt for p in parts for pt in p.series), key=lambda pt: pt.time)),
-            event_name=event_name, event_type=event_type, app_version=app_version, discard_reason=discard_reason,
-            total_retry_count=sum(retries) if retries else None,
-        ))
+        out.append(
+            Dataset(
+                total=sum(p.total for p in parts),
+                series=tuple(sorted((pt for p in parts for pt in p.series), key=lambda pt: pt.time)),
+                event_name=event_name,
+                event_type=event_type,
+                app_version=app_version,
+                discard_reason=discard_reason,
+                total_retry_count=sum(retries) if retries else None,
+            )
+        )
     return tuple(out)
 
 
@@ -324,9 +383,13 @@ class DeliveryOverviewMixin:
         if step in EGRESS_STEPS and not destination_config_id:
             raise ValueError(f"{step} is per destination: destination_config_id is required")
         if group_by is not None and group_by not in GROUP_BY[step]:
-            raise ValueError(f"groupBy {group_by!r} is not offered by {step}; use one of {list(GROUP_BY[step])}")
+            raise ValueError(
+                f"groupBy {group_by!r} is not offered by {step}; use one of {list(GROUP_BY[step])}"
+            )
         if not 1 <= int(page_size) <= 1000:
-            raise ValueError(f"page size must be between 1 and 1000 (Segment's pagination.count), got {page_size}")
+            raise ValueError(
+                f"page size must be between 1 and 1000 (Segment's pagination.count), got {page_size}"
+            )
         params: dict[str, Any] = {
             "sourceId": source_id,
             "startTime": iso_z(start),
@@ -341,11 +404,15 @@ class DeliveryOverviewMixin:
         if filters:
             unknown = sorted(set(filters) - set(FILTER_KEYS[step]))
             if unknown:
-                raise ValueError(f"filter keys {unknown} are not offered by {step}; use {list(FILTER_KEYS[step])}")
+                raise ValueError(
+                    f"filter keys {unknown} are not offered by {step}; use {list(FILTER_KEYS[step])}"
+                )
             params["filter"] = json.dumps({k: list(v) for k, v in filters.items()}, separators=(",", ":"))
         if cursor:
             params["pagination.cursor"] = cursor
-        return RequestSpec("GET", f"/delivery-overview/{step}", params=params, headers={"Accept": BETA_ACCEPT})
+        return RequestSpec(
+            "GET", f"/delivery-overview/{step}", params=params, headers={"Accept": BETA_ACCEPT}
+        )
 
     def delivery_metrics(
         self,
@@ -371,8 +438,18 @@ class DeliveryOverviewMixin:
             cursor: str | None = None
             seen: set[str] = set()
             for _ in range(_MAX_PAGES):
-                spec = self._metrics_spec(step, source_id, destination_config_id, piece_start, piece_end,
-                                          granularity, group_by, filters, cursor, page_size)
+                spec = self._metrics_spec(
+                    step,
+                    source_id,
+                    destination_config_id,
+                    piece_start,
+                    piece_end,
+                    granularity,
+                    group_by,
+                    filters,
+                    cursor,
+                    page_size,
+                )
                 try:
                     payload = self.call(spec)  # type: ignore[attr-defined]
                 except ApiError as error:
@@ -385,18 +462,36 @@ class DeliveryOverviewMixin:
                 if not cursor:
                     break
                 if cursor in seen:
-                    raise ResponseFormatError(endpoint=spec.endpoint, service=SegmentHook.service_name,
-                                              message="pagination.next repeats an earlier cursor")
+                    raise ResponseFormatError(
+                        endpoint=spec.endpoint,
+                        service=SegmentHook.service_name,
+                        message="pagination.next repeats an earlier cursor",
+                    )
                 seen.add(cursor)
-        return DeliveryMetrics(step, source_id, destination_config_id, start, end, granularity, group_by,
-                               _merge(collected), requests)
+        return DeliveryMetrics(
+            step,
+            source_id,
+            destination_config_id,
+            start,
+            end,
+            granularity,
+            group_by,
+            _merge(collected),
+            requests,
+        )
 
     def delivery_overview_available(self, source_id: str, *, granularity: str = "HOUR") -> tuple[bool, str]:
         """``(True, "")`` when the beta API answers for this source; ``(False, why)`` on 403/404."""
         end = floor_time(datetime.now(UTC), granularity)
         try:
-            self.delivery_metrics("successfully-received", source_id=source_id, start=end - BUCKET[granularity],
-                                  end=end, granularity=granularity, page_size=1)
+            self.delivery_metrics(
+                "successfully-received",
+                source_id=source_id,
+                start=end - BUCKET[granularity],
+                end=end,
+                granularity=granularity,
+                page_size=1,
+            )
         except DeliveryOverviewUnavailable as unavailable:
             return False, str(unavailable)
         return True, ""
@@ -409,7 +504,12 @@ class SegmentMetricsHook(DeliveryOverviewMixin, SegmentHook):
         (class attribute) sets how many dataset rows each Delivery Overview page asks for.
     """
 
-    def __init__(self, segment_conn_id: str = SegmentHook.default_conn_name, *, delivery_page_size: int = 200,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        segment_conn_id: str = SegmentHook.default_conn_name,
+        *,
+        delivery_page_size: int = 200,
+        **kwargs: Any,
+    ) -> None:
         SegmentHook.__init__(self, segment_conn_id, **kwargs)
         self.delivery_page_size = delivery_page_size

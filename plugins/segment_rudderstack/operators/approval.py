@@ -28,6 +28,8 @@ class MigrationApprovalOperator(ApprovalOperator):
 
     def execute(self, context: Any) -> Any:
         if not as_bool(self.required):
-            self.log.info("approval %r not required for this run (require_approvals=false): continuing", self.subject)
+            self.log.info(
+                "approval %r not required for this run (require_approvals=false): continuing", self.subject
+            )
             return {"chosen_options": [self.APPROVE], "approved_by": "require_approvals=false"}
         return super().execute(context)

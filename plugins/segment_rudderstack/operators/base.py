@@ -90,7 +90,9 @@ class MigrationOperator(BaseOperator):
     ) -> Change:
         """Record a change made outside :meth:`apply_change` (bookkeeping, a repair); in a dry run, keep it in
         ``would_change`` instead."""
-        change = self.change(context, target=target, target_id=target_id, field=field, before=before, after=after)
+        change = self.change(
+            context, target=target, target_id=target_id, field=field, before=before, after=after
+        )
         if self.is_dry_run:
             self.would_change.append(change)
         else:
@@ -124,8 +126,9 @@ class MigrationOperator(BaseOperator):
             return False
         if self.is_dry_run:
             self.log.info("DRY RUN: would change %s %s: %s %r -> %r", target, target_id, field, before, after)
-            self.record_change(context, target=target, target_id=target_id, field=field, before=before,
-                               after=after)
+            self.record_change(
+                context, target=target, target_id=target_id, field=field, before=before, after=after
+            )
             return True
         # One writer per plan: this run must hold the plan's lease, and no rollback may have started since this
         # migration run began (then it stops here, before the change).
@@ -195,7 +198,9 @@ class MigrationOperator(BaseOperator):
             status = DONE if current == intent.after else NOT_APPLIED
             self.log.warning(
                 "an earlier attempt (task %s, run %s) died while changing %s; the real state shows it %s",
-                intent.task_id, intent.run_id, intent.describe(),
+                intent.task_id,
+                intent.run_id,
+                intent.describe(),
                 "went through: recorded now" if status == DONE else "did not happen",
             )
             extra = {"object_id": object_id} if object_id else {}
@@ -215,8 +220,14 @@ class MigrationOperator(BaseOperator):
         service answered, or ``None`` in a dry run."""
         created: dict[str, Any] = {}
         self.apply_change(
-            context, target=target, target_id=target_id, field="exists", before=False, after=True,
-            apply=lambda: created.update(make()), outcome=lambda: {"object_id": created.get("id")},
+            context,
+            target=target,
+            target_id=target_id,
+            field="exists",
+            before=False,
+            after=True,
+            apply=lambda: created.update(make()),
+            outcome=lambda: {"object_id": created.get("id")},
         )
         return created or None
 

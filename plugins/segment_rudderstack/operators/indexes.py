@@ -45,8 +45,9 @@ class EnsureReceivedAtIndexOperator(MigrationOperator):
 
     template_fields = (*MigrationOperator.template_fields,)
 
-    def __init__(self, *, warehouse_conn_id: str, namespace: str, tables: Sequence[str] | None = None,
-                 **kwargs: Any):
+    def __init__(
+        self, *, warehouse_conn_id: str, namespace: str, tables: Sequence[str] | None = None, **kwargs: Any
+    ):
         super().__init__(**kwargs)
         self.warehouse_conn_id = warehouse_conn_id
         self.namespace = namespace
@@ -68,10 +69,15 @@ class EnsureReceivedAtIndexOperator(MigrationOperator):
         created = []
         for name, actual in sorted(tables.items()):
             if self.apply_change(
-                context, target=ChangeTarget.WAREHOUSE_INDEX,
+                context,
+                target=ChangeTarget.WAREHOUSE_INDEX,
                 target_id=index_target_id(self.warehouse_conn_id, schema, actual),
-                field="exists", before=name in backed, after=True,
-                apply=lambda t=actual: _run_outside_transaction(dialect, received_at_index_sql(dialect, schema, t)),
+                field="exists",
+                before=name in backed,
+                after=True,
+                apply=lambda t=actual: _run_outside_transaction(
+                    dialect, received_at_index_sql(dialect, schema, t)
+                ),
                 outcome=lambda t=actual: {"object_id": _index_name(t)},
             ):
                 created.append(f"{schema}.{_index_name(actual)}")
@@ -82,11 +88,17 @@ def _has_received_at_index(session, schema: str, table: str) -> bool:
     """Whether an index of ``table`` starts with ``received_at`` (any name: Segment's, RudderStack's, ours)."""
     from segment_rudderstack.dialects.base import compose
 
-    return bool(session.fetchall(compose(
-        "SELECT 1 FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid "
-        "JOIN pg_namespace n ON n.oid = t.relnamespace "
-        "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = i.indkey[0] "
-        "WHERE n.nspname = %s AND t.relname = %s AND a.attname = 'received_at'"), [schema, table]))
+    return bool(
+        session.fetchall(
+            compose(
+                "SELECT 1 FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid "
+                "JOIN pg_namespace n ON n.oid = t.relnamespace "
+                "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = i.indkey[0] "
+                "WHERE n.nspname = %s AND t.relname = %s AND a.attname = 'received_at'"
+            ),
+            [schema, table],
+        )
+    )
 
 
 def received_at_index_undo_steps(rollback: MigrationOperator) -> dict[tuple[ChangeTarget, str], Any]:
@@ -100,12 +112,26 @@ def received_at_index_undo_steps(rollback: MigrationOperator) -> dict[tuple[Chan
         dialect = dialect_for_conn_id(conn_id)
         name = _index_name(table)
         with dialect.session() as s:
-            exists = bool(s.fetchall(compose("SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = %s"),
-                                     [schema, name]))
-        drop = compose("DROP INDEX CONCURRENTLY IF EXISTS {s}.{i}", s=dialect.quote_identifier(schema),
-                       i=dialect.quote_identifier(name))
-        if rollback.apply_change(context, target=ChangeTarget.WAREHOUSE_INDEX, target_id=target_id, field=field,
-                                 before=exists, after=False, apply=lambda: _run_outside_transaction(dialect, drop)):
+            exists = bool(
+                s.fetchall(
+                    compose("SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = %s"),
+                    [schema, name],
+                )
+            )
+        drop = compose(
+            "DROP INDEX CONCURRENTLY IF EXISTS {s}.{i}",
+            s=dialect.quote_identifier(schema),
+            i=dialect.quote_identifier(name),
+        )
+        if rollback.apply_change(
+            context,
+            target=ChangeTarget.WAREHOUSE_INDEX,
+            target_id=target_id,
+            field=field,
+            before=exists,
+            after=False,
+            apply=lambda: _run_outside_transaction(dialect, drop),
+        ):
             return f"dropped index {schema}.{name}"
         return None
 

@@ -98,25 +98,39 @@ class RollbackOperator(MigrationOperator):
         change) returning what was done (``None``: already undone). Field ``"config."`` matches every config key."""
         from segment_rudderstack.operators.indexes import received_at_index_undo_steps
 
-        return {**self._segment_undo_steps(segment), **self._mapping_undo_steps(segment),
-                **self._rudderstack_undo_steps(rudderstack), **received_at_index_undo_steps(self)}
+        return {
+            **self._segment_undo_steps(segment),
+            **self._mapping_undo_steps(segment),
+            **self._rudderstack_undo_steps(rudderstack),
+            **received_at_index_undo_steps(self),
+        }
 
     def _segment_undo_steps(self, segment) -> dict[tuple[ChangeTarget, str], Any]:
         from segment_rudderstack.operators.segment import is_connected
 
         def warehouse_enabled(context, target_id, field, change=None):
             current = bool(segment.get_warehouse(target_id).get("enabled"))
-            if self.apply_change(context, target=ChangeTarget.SEGMENT_WAREHOUSE, target_id=target_id, field=field,
-                                 before=current, after=True,
-                                 apply=lambda: segment.set_warehouse_enabled(target_id, True)):
+            if self.apply_change(
+                context,
+                target=ChangeTarget.SEGMENT_WAREHOUSE,
+                target_id=target_id,
+                field=field,
+                before=current,
+                after=True,
+                apply=lambda: segment.set_warehouse_enabled(target_id, True),
+            ):
                 return f"re-enabled Segment warehouse {target_id}"
             return None
 
         def source_connected(context, target_id, field, change=None):
             warehouse_id, _, source_id = target_id.partition(":")
             if self.apply_change(
-                context, target=ChangeTarget.SEGMENT_WAREHOUSE_SOURCE, target_id=target_id, field=field,
-                before=is_connected(segment, warehouse_id, source_id), after=True,
+                context,
+                target=ChangeTarget.SEGMENT_WAREHOUSE_SOURCE,
+                target_id=target_id,
+                field=field,
+                before=is_connected(segment, warehouse_id, source_id),
+                after=True,
                 apply=lambda: segment.connect_warehouse_source(warehouse_id, source_id),
             ):
                 return f"reconnected Segment source {source_id} to warehouse {warehouse_id}"
@@ -124,9 +138,15 @@ class RollbackOperator(MigrationOperator):
 
         def webhook_enabled(context, target_id, field, change=None):
             current = bool(segment.get_destination(target_id).get("enabled"))
-            if self.apply_change(context, target=ChangeTarget.SEGMENT_DESTINATION, target_id=target_id,
-                                 field=field, before=current, after=False,
-                                 apply=lambda: segment.set_destination_enabled(target_id, False)):
+            if self.apply_change(
+                context,
+                target=ChangeTarget.SEGMENT_DESTINATION,
+                target_id=target_id,
+                field=field,
+                before=current,
+                after=False,
+                apply=lambda: segment.set_destination_enabled(target_id, False),
+            ):
                 return f"disabled Segment webhook destination {target_id}"
             return None
 
@@ -134,8 +154,11 @@ class RollbackOperator(MigrationOperator):
             # Created by this plan (perhaps by an attempt that died before writing the outcome): find it by its
             # deterministic name (<source id>:<destination name>) and make sure it no longer forwards events.
             source_id, _, name = target_id.partition(":")
-            found = [d for d in segment.list_connected_destinations(source_id)
-                     if d.get("id") == change.object_id or d.get("name") == name]
+            found = [
+                d
+                for d in segment.list_connected_destinations(source_id)
+                if d.get("id") == change.object_id or d.get("name") == name
+            ]
             self._settle_by_rollback(change, found[0].get("id") if found else None)
             return [text for d in found if (text := webhook_enabled(context, d["id"], "enabled"))]
 
@@ -153,8 +176,12 @@ class RollbackOperator(MigrationOperator):
             destination_id, _, mapping_id = target_id.partition("/")
             current = bool(segment.get_destination_subscription(destination_id, mapping_id).get("enabled"))
             if self.apply_change(
-                context, target=ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION, target_id=target_id, field=field,
-                before=current, after=False,
+                context,
+                target=ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION,
+                target_id=target_id,
+                field=field,
+                before=current,
+                after=False,
                 apply=lambda: segment.set_destination_subscription_enabled(destination_id, mapping_id, False),
             ):
                 return f"disabled Segment webhook mapping {target_id}"
@@ -164,11 +191,17 @@ class RollbackOperator(MigrationOperator):
             # Created by this plan (perhaps by an attempt that died before writing the outcome): found by its
             # deterministic name (<destination id>/<mapping name>) and switched off.
             destination_id, _, name = target_id.partition("/")
-            found = [m for m in segment.list_destination_subscriptions(destination_id)
-                     if m.get("id") == change.object_id or m.get("name") == name]
+            found = [
+                m
+                for m in segment.list_destination_subscriptions(destination_id)
+                if m.get("id") == change.object_id or m.get("name") == name
+            ]
             self._settle_by_rollback(change, found[0].get("id") if found else None)
-            return [text for m in found
-                    if (text := mapping_enabled(context, f"{destination_id}/{m['id']}", "enabled"))]
+            return [
+                text
+                for m in found
+                if (text := mapping_enabled(context, f"{destination_id}/{m['id']}", "enabled"))
+            ]
 
         return {
             (ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION, "exists"): mapping_created,
@@ -184,8 +217,11 @@ class RollbackOperator(MigrationOperator):
             return None
 
         def destination_created(context, target_id, field, change):
-            matches = [d for d in rudderstack.list_destinations()
-                       if d.get("id") == change.object_id or d.get("name") == target_id]
+            matches = [
+                d
+                for d in rudderstack.list_destinations()
+                if d.get("id") == change.object_id or d.get("name") == target_id
+            ]
             self._settle_by_rollback(change, matches[0].get("id") if matches else None)
             return sync_held(context, matches[0]["id"], "config.manualSync") if matches else None
 
@@ -196,14 +232,19 @@ class RollbackOperator(MigrationOperator):
             if change is None or change.after is not False:
                 return done
             current = (rudderstack.get_destination(target_id).get("config") or {}).get("preferAppend")
-            if self.set_destination_config(context, rudderstack, target_id, "preferAppend", current, change.before):
+            if self.set_destination_config(
+                context, rudderstack, target_id, "preferAppend", current, change.before
+            ):
                 done.append(f"restored preferAppend={change.before!r} on RudderStack destination {target_id}")
             return done
 
         return {
             (ChangeTarget.RUDDERSTACK_DESTINATION, "exists"): destination_created,
             (ChangeTarget.RUDDERSTACK_DESTINATION, "config.preferAppend"): append_mode_restored,
-            (ChangeTarget.RUDDERSTACK_DESTINATION, "config."): sync_held,  # any other config key: hold the sync
+            (
+                ChangeTarget.RUDDERSTACK_DESTINATION,
+                "config.",
+            ): sync_held,  # any other config key: hold the sync
         }
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -234,10 +275,19 @@ class RollbackOperator(MigrationOperator):
                 done += [outcome] if isinstance(outcome, str) else outcome
         status = migration_status(self.change_log, self.plan_name)
         if status is not None and status.after != ROLLED_BACK:
-            self.apply_change(context, target=MIGRATION, target_id=self.plan_name, field=STATUS,
-                              before=status.after, after=ROLLED_BACK, apply=lambda: None)
-        self.log.info("rollback: %s", rollback_summary(done, empty=empty, dry_run=self.is_dry_run,
-                                                       change_log_key=self.change_log_key))
+            self.apply_change(
+                context,
+                target=MIGRATION,
+                target_id=self.plan_name,
+                field=STATUS,
+                before=status.after,
+                after=ROLLED_BACK,
+                apply=lambda: None,
+            )
+        self.log.info(
+            "rollback: %s",
+            rollback_summary(done, empty=empty, dry_run=self.is_dry_run, change_log_key=self.change_log_key),
+        )
         if not self.is_dry_run and self.change_log_key:
             from segment_rudderstack.writer import PlanWriter
 
@@ -249,10 +299,19 @@ class RollbackOperator(MigrationOperator):
         if self.is_dry_run or change.status != INTENT:
             return
         found = object_id is not None
-        self.log.warning("open intent #%s (task %s died mid-change: %s): %s", change.seq, change.task_id,
-                         change.describe(), "it went through; undone now" if found else "settled as not applied")
-        self.change_log.resolve(change.seq, DONE if found else NOT_APPLIED, resolved_by="rollback",
-                                **({"object_id": object_id} if object_id else {}))
+        self.log.warning(
+            "open intent #%s (task %s died mid-change: %s): %s",
+            change.seq,
+            change.task_id,
+            change.describe(),
+            "it went through; undone now" if found else "settled as not applied",
+        )
+        self.change_log.resolve(
+            change.seq,
+            DONE if found else NOT_APPLIED,
+            resolved_by="rollback",
+            **({"object_id": object_id} if object_id else {}),
+        )
 
 
 def rollback_summary(done: list[str], *, empty: bool, dry_run: bool, change_log_key: str | None) -> str:
@@ -303,7 +362,12 @@ class MigrationReportOperator(MigrationOperator):
         self.adoption_threshold = adoption_threshold
 
     # task_ids is a template field so that it is kept in the serialized DAG (the migration view reads it).
-    template_fields = (*MigrationOperator.template_fields, "adoption_threshold", "selected_source_ids", "task_ids")
+    template_fields = (
+        *MigrationOperator.template_fields,
+        "adoption_threshold",
+        "selected_source_ids",
+        "task_ids",
+    )
 
     def execute(self, context: Any) -> str:
         from segment_rudderstack.report import ReportFacts, verdict, write_report
@@ -312,7 +376,9 @@ class MigrationReportOperator(MigrationOperator):
         run_id = getattr(ti, "run_id", "run")
         tasks = _task_facts(ti)
         if tasks.get("migration_status") is not None and tasks["migration_status"].state == "skipped":
-            raise AirflowSkipException("the migration was already complete: this run changed nothing, no report")
+            raise AirflowSkipException(
+                "the migration was already complete: this run changed nothing, no report"
+            )
         results = {name: ti.xcom_pull(task_ids=task_id) for name, task_id in self.task_ids.items()}
         params = context.get("params") or {}
         selected = as_list(self.selected_source_ids)
@@ -344,7 +410,9 @@ class MigrationReportOperator(MigrationOperator):
         paths = write_report(facts, pathlib.Path(self.reports_dir) / self.plan_name, stem)
         result = verdict(facts)
         self.log.info("%s %s", result.text, result.todo)
-        self.log.info("report: %s (HTML: %s, raw results: %s)", paths["markdown"], paths["html"], paths["json"])
+        self.log.info(
+            "report: %s (HTML: %s, raw results: %s)", paths["markdown"], paths["html"], paths["json"]
+        )
         if result.kind == "failed":
             raise AirflowFailException(f"{result.text} {result.todo} Report: {paths['markdown']}")
         if result.kind in ("complete", "partial"):
@@ -352,8 +420,15 @@ class MigrationReportOperator(MigrationOperator):
             # a later run (which must not be skipped as "already complete").
             outcome = COMPLETE if not left_out else f"partial (not migrated yet: {', '.join(left_out)})"
             status = migration_status(self.change_log, self.plan_name)
-            self.apply_change(context, target=MIGRATION, target_id=self.plan_name, field=STATUS,
-                              before=status.after if status else None, after=outcome, apply=lambda: None)
+            self.apply_change(
+                context,
+                target=MIGRATION,
+                target_id=self.plan_name,
+                field=STATUS,
+                before=status.after if status else None,
+                after=outcome,
+                apply=lambda: None,
+            )
         return str(paths["markdown"])
 
 

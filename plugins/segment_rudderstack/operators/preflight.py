@@ -135,9 +135,13 @@ class PreflightOperator(BaseOperator):
         warehouse = hook.get_warehouse(self.warehouse_id)
         summary["segment_warehouse_enabled"] = bool(warehouse.get("enabled"))
         if not warehouse.get("enabled"):
-            ours = ChangeLog(self.change_log_key).last(ChangeTarget.SEGMENT_WAREHOUSE, self.warehouse_id, "enabled")
+            ours = ChangeLog(self.change_log_key).last(
+                ChangeTarget.SEGMENT_WAREHOUSE, self.warehouse_id, "enabled"
+            )
             if ours is not None and ours.after is False:
-                self.log.info("Segment warehouse %s was disabled by this migration at %s", self.warehouse_id, ours.at)
+                self.log.info(
+                    "Segment warehouse %s was disabled by this migration at %s", self.warehouse_id, ours.at
+                )
             else:
                 problems.append(
                     f"Segment warehouse {self.warehouse_id} is disabled, expected enabled: the migration takes over "
@@ -165,10 +169,13 @@ class PreflightOperator(BaseOperator):
         from segment_rudderstack.hooks.segment_delivery import SegmentMetricsHook
 
         hook = SegmentMetricsHook(self.segment_conn_id)
-        available, why = hook.delivery_overview_available(self.source_ids[0],
-                                                          granularity=self.delivery_overview_granularity)
+        available, why = hook.delivery_overview_available(
+            self.source_ids[0], granularity=self.delivery_overview_granularity
+        )
         if available:
-            self.log.info("Segment's Delivery Overview metrics answer: the run will prove itself against them")
+            self.log.info(
+                "Segment's Delivery Overview metrics answer: the run will prove itself against them"
+            )
         else:
             self.log.warning("%s", why)
         return {"available": available, "reason": why}
@@ -217,10 +224,14 @@ class PreflightOperator(BaseOperator):
                     f"to schema {self.namespace!r}: they must be the same so RudderStack writes the same tables"
                 )
 
-    def _check_merge_mode(self, candidates: list[dict[str, Any]], problems: list[str], summary: dict[str, Any]) -> None:
+    def _check_merge_mode(
+        self, candidates: list[dict[str, Any]], problems: list[str], summary: dict[str, Any]
+    ) -> None:
         from segment_rudderstack.merge_mode import merge_mode_findings
 
-        found = [(d.get("id"), d.get("config") or {}) for d in candidates] or [(None, self.destination_config)]
+        found = [(d.get("id"), d.get("config") or {}) for d in candidates] or [
+            (None, self.destination_config)
+        ]
         for destination_id, config in found:
             findings = merge_mode_findings(destination_id, config, allow_change=self.allow_merge_mode_change)
             problems.extend(findings.problems)
@@ -245,7 +256,9 @@ class PreflightOperator(BaseOperator):
         if missing:
             problems.append(f"required Segment tables missing from schema {self.namespace!r}: {missing}")
         present = [t for t in EVENT_TABLES if t in tables]
-        differences = dialect.compare_columns(expected_columns(present), dialect.list_columns(self.namespace, present))
+        differences = dialect.compare_columns(
+            expected_columns(present), dialect.list_columns(self.namespace, present)
+        )
         rows = [
             (d.table, d.column or "", d.kind, d.expected_type or "", d.actual_type or "") for d in differences
         ]
@@ -282,20 +295,24 @@ class PreflightOperator(BaseOperator):
             warehouse_privilege_problems,
         )
 
-        unreachable = connection_problems(self.segment_conn_id, self.rudderstack_conn_id,
-                                          self.rudderstack_data_plane_conn_id)
+        unreachable = connection_problems(
+            self.segment_conn_id, self.rudderstack_conn_id, self.rudderstack_data_plane_conn_id
+        )
         if unreachable:
             raise AirflowFailException(
-                "preflight found problems; nothing was changed:\n" + "\n".join(f"  - {p}" for p in unreachable)
+                "preflight found problems; nothing was changed:\n"
+                + "\n".join(f"  - {p}" for p in unreachable)
             )
-        problems += segment_source_problems(SegmentHook(segment_conn_id=self.segment_conn_id), self.warehouse_id,
-                                            self.source_ids)
+        problems += segment_source_problems(
+            SegmentHook(segment_conn_id=self.segment_conn_id), self.warehouse_id, self.source_ids
+        )
         if problems:  # the checks below read every source: a wrong id would only repeat itself as a crash
             raise AirflowFailException(
                 "preflight found problems; nothing was changed:\n" + "\n".join(f"  - {p}" for p in problems)
             )
-        exists, privileges = warehouse_privilege_problems(self.warehouse_conn_id, self.namespace,
-                                                          self.required_tables)
+        exists, privileges = warehouse_privilege_problems(
+            self.warehouse_conn_id, self.namespace, self.required_tables
+        )
         problems += privileges
         self._check_segment(problems, summary)
         self._check_source_schemas(summary)

@@ -58,8 +58,13 @@ class VerifyWebhookPathOperator(MigrationOperator):
     :param on_gap: ``fail`` (stop the run) or ``approve`` (mark the gap and let an approval gate ask a person).
     """
 
-    template_fields = (*MigrationOperator.template_fields, "webhooks", "rudderstack_source_id", "source_ids",
-                       "adoption_window_seconds")
+    template_fields = (
+        *MigrationOperator.template_fields,
+        "webhooks",
+        "rudderstack_source_id",
+        "source_ids",
+        "adoption_window_seconds",
+    )
     ui_color = "#e3f1d4"
 
     def __init__(
@@ -125,29 +130,60 @@ class VerifyWebhookPathOperator(MigrationOperator):
         settled = now - timedelta(seconds=float(self.settle_seconds))
         start = proof.floor_time(cutover, self.granularity)
         webhook_proof = proof.reconcile_webhook_path(
-            hook, dialect, namespace=self.namespace, webhooks=webhooks,
-            rudderstack_source_id=str(self.rudderstack_source_id), start=start, end=settled,
-            granularity=self.granularity, tolerance_events=int(self.tolerance_events),
-            tolerance_share=float(self.tolerance_share), tolerance_failed=int(self.tolerance_failed), now=now,
+            hook,
+            dialect,
+            namespace=self.namespace,
+            webhooks=webhooks,
+            rudderstack_source_id=str(self.rudderstack_source_id),
+            start=start,
+            end=settled,
+            granularity=self.granularity,
+            tolerance_events=int(self.tolerance_events),
+            tolerance_share=float(self.tolerance_share),
+            tolerance_failed=int(self.tolerance_failed),
+            now=now,
         )
         adoption = proof.segment_adoption(
-            hook, source_ids=selected, cutover=cutover, until=settled,
-            window_seconds=float(self.adoption_window_seconds), granularity=self.granularity, now=now,
+            hook,
+            source_ids=selected,
+            cutover=cutover,
+            until=settled,
+            window_seconds=float(self.adoption_window_seconds),
+            granularity=self.granularity,
+            now=now,
         )
         before = BUCKET[self.granularity] * int(self.continuity_buckets_before)
         flow = proof.continuity(
-            hook, dialect, namespace=self.namespace, source_ids=self.continuity_source_ids or selected,
-            cutover=cutover, start=start - before, end=proof.parse_time(webhook_proof.end),
-            granularity=self.granularity, tolerance_events=int(self.tolerance_events),
-            tolerance_share=float(self.tolerance_share), now=now,
+            hook,
+            dialect,
+            namespace=self.namespace,
+            source_ids=self.continuity_source_ids or selected,
+            cutover=cutover,
+            start=start - before,
+            end=proof.parse_time(webhook_proof.end),
+            granularity=self.granularity,
+            tolerance_events=int(self.tolerance_events),
+            tolerance_share=float(self.tolerance_share),
+            now=now,
         )
-        result = {"available": True, "checked": True, "gap": not webhook_proof.ok,
-                  "webhook_path": webhook_proof.to_dict(), "adoption": adoption, "continuity": flow}
+        result = {
+            "available": True,
+            "checked": True,
+            "gap": not webhook_proof.ok,
+            "webhook_path": webhook_proof.to_dict(),
+            "adoption": adoption,
+            "continuity": flow,
+        }
         versions = {v: n for s in adoption["sources"].values() for v, n in s["app_versions"].items()}
-        self.log.info("adoption from Segment's side: share %s; app versions still sending to Segment: %s",
-                      adoption["share"], versions or "none")
+        self.log.info(
+            "adoption from Segment's side: share %s; app versions still sending to Segment: %s",
+            adoption["share"],
+            versions or "none",
+        )
         if flow["dips"]:
-            self.log.warning("continuity: a dip in warehouse rows at %s (see the report)", ", ".join(flow["dips"]))
+            self.log.warning(
+                "continuity: a dip in warehouse rows at %s (see the report)", ", ".join(flow["dips"])
+            )
         if webhook_proof.ok:
             self.log.info("%s", webhook_proof.summary())
             return result
@@ -186,8 +222,9 @@ class SegmentAdoptionWatch(AdoptionWatch):
         try:
             hook = self._cached("segment_metrics", lambda: SegmentMetricsHook(self.segment_conn_id))
             trailing = sum(
-                hook.delivery_metrics("successfully-received", source_id=s, start=since, end=until,
-                                      granularity=self.granularity).total
+                hook.delivery_metrics(
+                    "successfully-received", source_id=s, start=since, end=until, granularity=self.granularity
+                ).total
                 for s in self.source_ids or []
             )
         except DeliveryOverviewUnavailable:
@@ -196,7 +233,9 @@ class SegmentAdoptionWatch(AdoptionWatch):
             # No traffic reached Segment before the cutover (or it is older than Segment keeps): Segment's ingress
             # has nothing to be a share of, so the warehouse share decides.
             return super().observe()
-        segment_sample = AdoptionSample(at=until, total=max(base, trailing), via_segment=trailing, since=since)
+        segment_sample = AdoptionSample(
+            at=until, total=max(base, trailing), via_segment=trailing, since=since
+        )
         if self.signal != "both":
             return segment_sample
         warehouse_sample = super().observe()
@@ -224,14 +263,34 @@ class SegmentAdoptionSensor(ConditionSensor):
     :param signal: ``segment_metrics`` or ``both`` (the higher of Segment's and the warehouse's share).
     """
 
-    template_fields = (*ConditionSensor.template_fields, "webhook_source_id", "threshold", "window_seconds",
-                       "consecutive_checks", "source_ids", "cutover_at")
+    template_fields = (
+        *ConditionSensor.template_fields,
+        "webhook_source_id",
+        "threshold",
+        "window_seconds",
+        "consecutive_checks",
+        "source_ids",
+        "cutover_at",
+    )
 
-    def __init__(self, *, segment_conn_id: str, source_ids: Sequence[str] | str, cutover_at: Any,
-                 warehouse_conn_id: str, namespace: str, webhook_source_id: Any, threshold: float | str = 0.01,
-                 window_seconds: float | str = 86400, consecutive_checks: int | str = 3, min_events: int = 1,
-                 library_names: Sequence[str] = (), granularity: str = "HOUR", signal: str = "segment_metrics",
-                 **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        segment_conn_id: str,
+        source_ids: Sequence[str] | str,
+        cutover_at: Any,
+        warehouse_conn_id: str,
+        namespace: str,
+        webhook_source_id: Any,
+        threshold: float | str = 0.01,
+        window_seconds: float | str = 86400,
+        consecutive_checks: int | str = 3,
+        min_events: int = 1,
+        library_names: Sequence[str] = (),
+        granularity: str = "HOUR",
+        signal: str = "segment_metrics",
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.segment_conn_id = segment_conn_id
         self.source_ids = source_ids
@@ -255,21 +314,38 @@ class SegmentAdoptionSensor(ConditionSensor):
         baseline: dict[str, int] = {}
         if self.cutover_at:
             cutover = as_utc(datetime.fromisoformat(str(self.cutover_at)))
-            start, _ = clamp_start(cutover - timedelta(seconds=float(self.window_seconds)), self.granularity,
-                                   datetime.now(UTC))
+            start, _ = clamp_start(
+                cutover - timedelta(seconds=float(self.window_seconds)), self.granularity, datetime.now(UTC)
+            )
             try:
                 hook = SegmentMetricsHook(self.segment_conn_id)
                 for source_id in sources:
-                    baseline[source_id] = hook.delivery_metrics(
-                        "successfully-received", source_id=source_id, start=start, end=cutover,
-                        granularity=self.granularity).total if start < cutover else 0
+                    baseline[source_id] = (
+                        hook.delivery_metrics(
+                            "successfully-received",
+                            source_id=source_id,
+                            start=start,
+                            end=cutover,
+                            granularity=self.granularity,
+                        ).total
+                        if start < cutover
+                        else 0
+                    )
             except DeliveryOverviewUnavailable as unavailable:
                 self.log.warning("%s", unavailable)
         return SegmentAdoptionWatch(
-            warehouse_conn_id=self.warehouse_conn_id, namespace=self.namespace,
-            webhook_source_id=self.webhook_source_id, window_seconds=float(self.window_seconds),
-            threshold=float(self.threshold), consecutive_checks=int(self.consecutive_checks),
-            min_events=int(self.min_events), library_names=self.library_names, tables=None,
-            segment_conn_id=self.segment_conn_id, source_ids=sources, granularity=self.granularity,
-            baseline=baseline, signal=self.signal,
+            warehouse_conn_id=self.warehouse_conn_id,
+            namespace=self.namespace,
+            webhook_source_id=self.webhook_source_id,
+            window_seconds=float(self.window_seconds),
+            threshold=float(self.threshold),
+            consecutive_checks=int(self.consecutive_checks),
+            min_events=int(self.min_events),
+            library_names=self.library_names,
+            tables=None,
+            segment_conn_id=self.segment_conn_id,
+            source_ids=sources,
+            granularity=self.granularity,
+            baseline=baseline,
+            signal=self.signal,
         )

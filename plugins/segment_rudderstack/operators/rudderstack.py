@@ -119,7 +119,8 @@ class EnsureRudderStackDestinationOperator(_RudderStackOperator):
         matches = [
             d
             for d in hook.list_destinations()
-            if d.get("name") == self.destination_name and str(d.get("type", "")).upper() == self.destination_type
+            if d.get("name") == self.destination_name
+            and str(d.get("type", "")).upper() == self.destination_type
         ]
         if len(matches) > 1:
             raise AirflowFailException(
@@ -142,7 +143,9 @@ class EnsureRudderStackDestinationOperator(_RudderStackOperator):
                 )
             self.log.info("RudderStack destination %s exists with namespace %r", existing.get("id"), found)
             if self.destination_name:
-                self.adopt_existing(ChangeTarget.RUDDERSTACK_DESTINATION, self.destination_name, existing.get("id"))
+                self.adopt_existing(
+                    ChangeTarget.RUDDERSTACK_DESTINATION, self.destination_name, existing.get("id")
+                )
             return existing.get("id")
         config = {
             **self.config,
@@ -162,7 +165,9 @@ class EnsureRudderStackDestinationOperator(_RudderStackOperator):
         )
         if created is None:
             return None
-        self.log.info("created RudderStack destination %s (namespace %r, sync held)", created.get("id"), self.namespace)
+        self.log.info(
+            "created RudderStack destination %s (namespace %r, sync held)", created.get("id"), self.namespace
+        )
         return created.get("id")
 
 
@@ -196,7 +201,9 @@ class EnsureRudderStackSegmentSourceOperator(_RudderStackOperator):
         hook = self.rudderstack()
         sources = hook.list_sources()
         matches = [
-            s for s in sources if s.get("name") == self.source_name and str(s.get("type", "")).lower() == "segment"
+            s
+            for s in sources
+            if s.get("name") == self.source_name and str(s.get("type", "")).lower() == "segment"
         ]
         if len(matches) > 1:
             raise AirflowFailException(
@@ -246,7 +253,9 @@ class EnsureRudderStackSegmentSourceOperator(_RudderStackOperator):
                 field="enabled",
                 before=before if existing else None,
                 after=True,
-                apply=lambda sid=sid: hook.create_connection(source_id=sid, destination_id=self.destination_id),
+                apply=lambda sid=sid: hook.create_connection(
+                    source_id=sid, destination_id=self.destination_id
+                ),
             )
         return source_id
 
@@ -255,8 +264,9 @@ class EnsureRudderStackSegmentSourceOperator(_RudderStackOperator):
 DEFAULT_RELEASE_RETRY_MINUTES = 45.0
 
 
-def release_retries(budget_minutes: float, first_delay_s: float = 30.0,
-                    max_delay_s: float = 600.0) -> tuple[int, timedelta, timedelta]:
+def release_retries(
+    budget_minutes: float, first_delay_s: float = 30.0, max_delay_s: float = 600.0
+) -> tuple[int, timedelta, timedelta]:
     """(retries, retry_delay, max_retry_delay) whose exponential backoff waits at least ``budget_minutes`` in
     all (30 s, 1 min, 2 min, ... capped at 10 min)."""
     waited, retries, delay = 0.0, 0, first_delay_s
@@ -286,14 +296,17 @@ class _MergeModeMixin:
         Returns whether the destination loads in merge mode now (or would, in a dry run)."""
         from segment_rudderstack.merge_mode import PREFER_APPEND, merge_mode_findings
 
-        findings = merge_mode_findings(destination_id, config, allow_change=as_bool(self.allow_merge_mode_change))
+        findings = merge_mode_findings(
+            destination_id, config, allow_change=as_bool(self.allow_merge_mode_change)
+        )
         for warning in findings.warnings:
             self.log.warning("%s", warning)
         if findings.problems:
             raise AirflowFailException(" ".join(findings.problems) + ". Nothing was changed by this task.")
         if findings.prefer_append:
-            self.set_destination_config(context, hook, destination_id, PREFER_APPEND,
-                                        config.get(PREFER_APPEND), False)
+            self.set_destination_config(
+                context, hook, destination_id, PREFER_APPEND, config.get(PREFER_APPEND), False
+            )
         return True
 
 
@@ -309,7 +322,9 @@ class HoldRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
 
     template_fields = (*MigrationOperator.template_fields, "destination_id")
 
-    def __init__(self, *, destination_id: str | None, allow_merge_mode_change: bool | str = True, **kwargs: Any):
+    def __init__(
+        self, *, destination_id: str | None, allow_merge_mode_change: bool | str = True, **kwargs: Any
+    ):
         super().__init__(**kwargs)
         self.destination_id = destination_id
         self.allow_merge_mode_change = allow_merge_mode_change
@@ -323,7 +338,9 @@ class HoldRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
         config = destination.get("config") or {}
         from segment_rudderstack.merge_mode import merge_mode_findings
 
-        if merge_mode_findings(self.destination_id, config, allow_change=as_bool(self.allow_merge_mode_change)).problems:
+        if merge_mode_findings(
+            self.destination_id, config, allow_change=as_bool(self.allow_merge_mode_change)
+        ).problems:
             self.ensure_merge_mode(context, hook, self.destination_id, config)  # refuses before holding
         before = bool(config.get("manualSync", False))
         self.set_destination_config(context, hook, self.destination_id, "manualSync", before, True)
@@ -352,18 +369,26 @@ class RestoreAppendModeOperator(_RudderStackOperator):
         if not self.require_upstream(self.destination_id, "destination_id"):
             return {"restored": False}
         switched = [
-            c for c in self.change_log.entries()
-            if c.target == ChangeTarget.RUDDERSTACK_DESTINATION and c.target_id == self.destination_id
-            and c.field == f"config.{PREFER_APPEND}" and c.status == DONE and c.after is False
+            c
+            for c in self.change_log.entries()
+            if c.target == ChangeTarget.RUDDERSTACK_DESTINATION
+            and c.target_id == self.destination_id
+            and c.field == f"config.{PREFER_APPEND}"
+            and c.status == DONE
+            and c.after is False
         ]
         if not switched:
-            self.log.info("this migration did not switch preferAppend off on %s: nothing to restore",
-                          self.destination_id)
+            self.log.info(
+                "this migration did not switch preferAppend off on %s: nothing to restore",
+                self.destination_id,
+            )
             return {"restored": False}
         original = switched[0].before
         hook = self.rudderstack()
         current = (hook.get_destination(self.destination_id).get("config") or {}).get(PREFER_APPEND)
-        changed = self.set_destination_config(context, hook, self.destination_id, PREFER_APPEND, current, original)
+        changed = self.set_destination_config(
+            context, hook, self.destination_id, PREFER_APPEND, current, original
+        )
         return {"restored": changed, PREFER_APPEND: original}
 
 
@@ -405,7 +430,11 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
     operator_extra_links = (RudderStackDestinationLink(), SegmentWarehouseLink())
 
     template_fields = (
-        *MigrationOperator.template_fields, "destination_id", "started_after", "source_ids", "trigger_source_ids"
+        *MigrationOperator.template_fields,
+        "destination_id",
+        "started_after",
+        "source_ids",
+        "trigger_source_ids",
     )
 
     def __init__(
@@ -456,14 +485,21 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
 
         done: set[str] = set()
         for source_id in sources:
-            change = self.change_log.last(UPLOAD_TRIGGER, trigger_target(source_id, self.destination_id), "triggered")
-            if (change is not None and change.status == DONE and change.after is True
-                    and as_utc(change.at) >= released_at):
+            change = self.change_log.last(
+                UPLOAD_TRIGGER, trigger_target(source_id, self.destination_id), "triggered"
+            )
+            if (
+                change is not None
+                and change.status == DONE
+                and change.after is True
+                and as_utc(change.at) >= released_at
+            ):
                 done.add(source_id)
         return done
 
-    def _trigger(self, context: Any, sources: list[str], released_at: datetime, config: dict[str, Any],
-                 now: datetime) -> dict[str, Any]:
+    def _trigger(
+        self, context: Any, sources: list[str], released_at: datetime, config: dict[str, Any], now: datetime
+    ) -> dict[str, Any]:
         from segment_rudderstack.hooks.errors import ApiError
         from segment_rudderstack.hooks.rudderstack import RudderStackDataPlaneHook, warehouse_api_unavailable
         from segment_rudderstack.rudderstack_schedule import upload_schedule
@@ -471,16 +507,22 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
         already = self._triggered_since(sources, released_at) if not self.is_dry_run else set()
         todo = [s for s in sources if s not in already]
         if already:
-            self.log.info("already triggered after the release at %s for sources %s", released_at.isoformat(),
-                          sorted(already))
+            self.log.info(
+                "already triggered after the release at %s for sources %s",
+                released_at.isoformat(),
+                sorted(already),
+            )
         result: dict[str, Any] = {"triggered_sources": sorted(already), "upload_triggered": bool(already)}
         if not todo:
             return result
         if self.is_dry_run:
-            self.log.info("DRY RUN: would trigger uploads of sources %s into destination %s", todo,
-                          self.destination_id)
+            self.log.info(
+                "DRY RUN: would trigger uploads of sources %s into destination %s", todo, self.destination_id
+            )
             return {**result, "would_trigger": todo}
-        data_plane = RudderStackDataPlaneHook(rudderstack_data_plane_conn_id=self.rudderstack_data_plane_conn_id)
+        data_plane = RudderStackDataPlaneHook(
+            rudderstack_data_plane_conn_id=self.rudderstack_data_plane_conn_id
+        )
         for source_id in todo:
             try:
                 self.apply_change(
@@ -507,7 +549,9 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
                     "the RudderStack data plane does not serve the warehouse trigger endpoint (%s); the sync is "
                     "released and RudderStack uploads on its own schedule: %s. To trigger uploads, enable the "
                     "internal endpoints or set warehouse_path_prefix on connection %r.",
-                    error.message, schedule.explanation, self.rudderstack_data_plane_conn_id,
+                    error.message,
+                    schedule.explanation,
+                    self.rudderstack_data_plane_conn_id,
                 )
                 result.update(
                     trigger_unavailable=f"HTTP {error.status}: {error.message}",
@@ -518,7 +562,9 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
                 return result
             result["triggered_sources"] = sorted({*result["triggered_sources"], source_id})
             result["upload_triggered"] = True
-            self.log.info("triggered an upload of source %s into destination %s", source_id, self.destination_id)
+            self.log.info(
+                "triggered an upload of source %s into destination %s", source_id, self.destination_id
+            )
         return result
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -536,8 +582,11 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
         attempt = int(getattr(ti, "try_number", 1) or 1)
         total = int(self.retries or 0) + 1
         switched_off = self.change_log.last(ChangeTarget.SEGMENT_WAREHOUSE, self.warehouse_id, "enabled")
-        segment_state = (f"OFF since {switched_off.at} (switched off by this plan)"
-                         if switched_off is not None and switched_off.after is False else "not switched off by this plan")
+        segment_state = (
+            f"OFF since {switched_off.at} (switched off by this plan)"
+            if switched_off is not None and switched_off.after is False
+            else "not switched off by this plan"
+        )
         retrying = is_transient(exc) and attempt < total
         self.log.error(
             "release of RudderStack's sync failed (attempt %d of %d): %s.\n"
@@ -549,9 +598,17 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
             "  What you can do: check RudderStack's control plane (status page, token, network from the workers); "
             "or release by hand in RudderStack (destination %s: turn manual sync off), then mark this task "
             "success; or run the rollback DAG (re-enables Segment's warehouse; Segment loads what it still has).",
-            attempt, total, describe(exc), self.warehouse_id, segment_state, self.destination_id,
-            (f"Airflow retries this task with backoff (budget {self.retry_budget_minutes:.0f} min in all)."
-             if retrying else "No retry is left (or the error is not transient): a person must act now."),
+            attempt,
+            total,
+            describe(exc),
+            self.warehouse_id,
+            segment_state,
+            self.destination_id,
+            (
+                f"Airflow retries this task with backoff (budget {self.retry_budget_minutes:.0f} min in all)."
+                if retrying
+                else "No retry is left (or the error is not transient): a person must act now."
+            ),
             self.destination_id,
         )
 
@@ -559,7 +616,9 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
         from segment_rudderstack.watches import SyncGateWatch
 
         if not self.require_upstream(self.destination_id, "destination_id"):
-            self.log.info("DRY RUN: no destination yet; its sync would be released after Segment's final load")
+            self.log.info(
+                "DRY RUN: no destination yet; its sync would be released after Segment's final load"
+            )
             return {"released": False}
         # The gate sensor's own watch and decision, checked again right before the change.
         watch = SyncGateWatch.final_load(
@@ -582,7 +641,9 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
         resources = [self.segment_warehouse_resource(self.segment_conn_id, self.warehouse_id)]
         self.exclusive_resources(context, resources)  # the switch-off took it; renewed (or taken) here
         now = datetime.now(UTC)
-        start_at = sync_start_at(check.observation.last_load_end, timedelta(minutes=float(self.margin_minutes)), now)
+        start_at = sync_start_at(
+            check.observation.last_load_end, timedelta(minutes=float(self.margin_minutes)), now
+        )
         hook = self.rudderstack()
         destination = hook.get_destination(self.destination_id)
         config = dict(destination.get("config") or {})
@@ -601,8 +662,9 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
         if not changed:
             # Released earlier: that instant counts (sensors downstream wait for loads after it; triggers
             # recorded after it are not repeated).
-            earlier = self.change_log.last(ChangeTarget.RUDDERSTACK_DESTINATION, self.destination_id,
-                                           "config.manualSync")
+            earlier = self.change_log.last(
+                ChangeTarget.RUDDERSTACK_DESTINATION, self.destination_id, "config.manualSync"
+            )
             if earlier is not None and earlier.after is False:
                 released_at = as_utc(earlier.at)
         outcome: dict[str, Any] = {"triggered_sources": [], "upload_triggered": False}
@@ -612,5 +674,10 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
         elif self.trigger_upload:
             self.log.warning("no RudderStack source ids to trigger; RudderStack uploads on its own schedule")
         self.exclusive_resources(context, resources, release=True)  # this plan's irreversible steps are over
-        return {"released": changed or not held, "sync_start_at": start_at, "gate": gate.reason,
-                "released_at": released_at.isoformat(), **outcome}
+        return {
+            "released": changed or not held,
+            "sync_start_at": start_at,
+            "gate": gate.reason,
+            "released_at": released_at.isoformat(),
+            **outcome,
+        }

@@ -48,9 +48,12 @@ def webhooks_forwarding_to(hook, source_id: str, url: str) -> list[tuple[dict[st
         if is_webhook_to(destination, url):
             found.append((destination, bool(destination.get("enabled"))))
         elif metadata_id == WEBHOOKS_ACTIONS_METADATA_ID:
-            mappings = [m for m in hook.list_destination_subscriptions(destination["id"])
-                        if m.get("actionId") == WEBHOOKS_ACTIONS_SEND_ACTION_ID
-                        and (m.get("settings") or {}).get("url") == url]
+            mappings = [
+                m
+                for m in hook.list_destination_subscriptions(destination["id"])
+                if m.get("actionId") == WEBHOOKS_ACTIONS_SEND_ACTION_ID
+                and (m.get("settings") or {}).get("url") == url
+            ]
             if mappings:
                 on = bool(destination.get("enabled")) and any(m.get("enabled") for m in mappings)
                 found.append((destination, on))
@@ -135,7 +138,9 @@ class _WebhookOperator(_SegmentOperator):
 
         if not self.require_upstream(self.rudderstack_source_id, "rudderstack_source_id"):
             return None  # dry run: the source would be created upstream
-        source = RudderStackHook(rudderstack_conn_id=self.rudderstack_conn_id).get_source(self.rudderstack_source_id)
+        source = RudderStackHook(rudderstack_conn_id=self.rudderstack_conn_id).get_source(
+            self.rudderstack_source_id
+        )
         write_key = source.get("writeKey")
         if not write_key:
             raise AirflowFailException(
@@ -148,8 +153,11 @@ class _WebhookOperator(_SegmentOperator):
 
     def is_our_mapping(self, mapping: dict[str, Any], url: str) -> bool:
         settings = mapping.get("settings") or {}
-        return (mapping.get("name") == self.mapping_name and mapping.get("actionId") == WEBHOOKS_ACTIONS_SEND_ACTION_ID
-                and settings.get("url") == url)
+        return (
+            mapping.get("name") == self.mapping_name
+            and mapping.get("actionId") == WEBHOOKS_ACTIONS_SEND_ACTION_ID
+            and settings.get("url") == url
+        )
 
     def find_webhooks(self, hook, url: str | None) -> dict[str, list[WebhookRoute]]:
         found: dict[str, list[WebhookRoute]] = {}
@@ -160,9 +168,15 @@ class _WebhookOperator(_SegmentOperator):
                 if self.webhook_kind == "classic":
                     if is_webhook_to(destination, url):
                         routes.append(WebhookRoute(source_id, destination))
-                elif metadata_id == WEBHOOKS_ACTIONS_METADATA_ID and destination.get("name") == self.destination_name:
-                    mappings = [m for m in hook.list_destination_subscriptions(destination["id"])
-                                if self.is_our_mapping(m, url)]
+                elif (
+                    metadata_id == WEBHOOKS_ACTIONS_METADATA_ID
+                    and destination.get("name") == self.destination_name
+                ):
+                    mappings = [
+                        m
+                        for m in hook.list_destination_subscriptions(destination["id"])
+                        if self.is_our_mapping(m, url)
+                    ]
                     routes.append(WebhookRoute(source_id, destination, mappings[0] if mappings else None))
             # An Actions destination that already has our mapping is the one to use.
             found[source_id] = sorted(routes, key=lambda r: r.mapping is None)
@@ -197,7 +211,9 @@ class EnsureSegmentWebhookOperator(_WebhookOperator):
             if len(routes) > 1:
                 self.log.warning(
                     "Segment source %s has %d Webhooks destinations forwarding to RudderStack (%s); using the first",
-                    source_id, len(routes), [r.destination_id for r in routes],
+                    source_id,
+                    len(routes),
+                    [r.destination_id for r in routes],
                 )
             if self.webhook_kind == "actions":
                 destination_id, since = self._ensure_actions(context, hook, url, source_id, routes)
@@ -211,28 +227,38 @@ class EnsureSegmentWebhookOperator(_WebhookOperator):
 
     def _ensure_classic(self, context, hook, url, source_id, routes) -> tuple[str | None, list[datetime]]:
         if not routes:
-            created = self.create_missing(
-                context,
-                target=ChangeTarget.SEGMENT_DESTINATION,
-                target_id=f"{source_id}:{self.destination_name}",
-                make=lambda: hook.create_destination(
-                    source_id=source_id,
-                    metadata_id=WEBHOOKS_METADATA_ID,
-                    name=self.destination_name,
-                    enabled=self.enabled,
-                    settings={"hooks": [{"hook": url, "headers": []}]},
-                ),
-            ) or {}
+            created = (
+                self.create_missing(
+                    context,
+                    target=ChangeTarget.SEGMENT_DESTINATION,
+                    target_id=f"{source_id}:{self.destination_name}",
+                    make=lambda: hook.create_destination(
+                        source_id=source_id,
+                        metadata_id=WEBHOOKS_METADATA_ID,
+                        name=self.destination_name,
+                        enabled=self.enabled,
+                        settings={"hooks": [{"hook": url, "headers": []}]},
+                    ),
+                )
+                or {}
+            )
             if created.get("id"):
                 self._record_enabled(context, ChangeTarget.SEGMENT_DESTINATION, created["id"], self.enabled)
             if not self.enabled:
                 return created.get("id"), []
-            return created.get("id"), [self._enabled_since(ChangeTarget.SEGMENT_DESTINATION, created["id"])
-                                       if created.get("id") else datetime.now(UTC)]
+            return created.get("id"), [
+                self._enabled_since(ChangeTarget.SEGMENT_DESTINATION, created["id"])
+                if created.get("id")
+                else datetime.now(UTC)
+            ]
         destination_id = routes[0].destination_id
-        self.adopt_existing(ChangeTarget.SEGMENT_DESTINATION, f"{source_id}:{self.destination_name}", destination_id)
+        self.adopt_existing(
+            ChangeTarget.SEGMENT_DESTINATION, f"{source_id}:{self.destination_name}", destination_id
+        )
         self._set_destination(context, hook, routes[0].destination)
-        return destination_id, [self._enabled_since(ChangeTarget.SEGMENT_DESTINATION, destination_id)] if self.enabled else []
+        return destination_id, [
+            self._enabled_since(ChangeTarget.SEGMENT_DESTINATION, destination_id)
+        ] if self.enabled else []
 
     def _ensure_actions(self, context, hook, url, source_id, routes) -> tuple[str | None, list[datetime]]:
         """Webhooks (Actions): the destination (created disabled, settings without a sharedSecret: RudderStack's
@@ -240,8 +266,9 @@ class EnsureSegmentWebhookOperator(_WebhookOperator):
         so nothing is sent before the mapping is in place."""
         if routes:
             destination = routes[0].destination
-            self.adopt_existing(ChangeTarget.SEGMENT_DESTINATION, f"{source_id}:{self.destination_name}",
-                                destination["id"])
+            self.adopt_existing(
+                ChangeTarget.SEGMENT_DESTINATION, f"{source_id}:{self.destination_name}", destination["id"]
+            )
         else:
             destination = self.create_missing(
                 context,
@@ -275,15 +302,24 @@ class EnsureSegmentWebhookOperator(_WebhookOperator):
                 ),
             )
             if mapping is not None and mapping.get("id"):
-                self._record_enabled(context, ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION,
-                                     subscription_target_id(destination_id, mapping["id"]), self.enabled)
+                self._record_enabled(
+                    context,
+                    ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION,
+                    subscription_target_id(destination_id, mapping["id"]),
+                    self.enabled,
+                )
         else:
-            self.adopt_existing(ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION,
-                                f"{destination_id}/{self.mapping_name}", mapping["id"])
+            self.adopt_existing(
+                ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION,
+                f"{destination_id}/{self.mapping_name}",
+                mapping["id"],
+            )
         if routes and routes[0].mapping is not None and self.enabled:
             self._set_mapping(context, hook, destination_id, mapping)  # switching on: the mapping first
         self._set_destination(context, hook, destination)
-        if mapping is not None and mapping.get("id") and not self.enabled:  # switching off: the destination first
+        if (
+            mapping is not None and mapping.get("id") and not self.enabled
+        ):  # switching off: the destination first
             self._set_mapping(context, hook, destination_id, mapping)
         if not self.enabled:
             return destination_id, []
@@ -296,29 +332,42 @@ class EnsureSegmentWebhookOperator(_WebhookOperator):
     def _set_destination(self, context, hook, destination: dict[str, Any]) -> None:
         destination_id = destination["id"]
         self.apply_change(
-            context, target=ChangeTarget.SEGMENT_DESTINATION, target_id=destination_id, field="enabled",
-            before=bool(destination.get("enabled")), after=self.enabled,
+            context,
+            target=ChangeTarget.SEGMENT_DESTINATION,
+            target_id=destination_id,
+            field="enabled",
+            before=bool(destination.get("enabled")),
+            after=self.enabled,
             apply=lambda: hook.set_destination_enabled(destination_id, self.enabled),
         )
 
     def _set_mapping(self, context, hook, destination_id: str, mapping: dict[str, Any]) -> None:
         self.apply_change(
-            context, target=ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION,
-            target_id=subscription_target_id(destination_id, mapping["id"]), field="enabled", before=bool(mapping.get("enabled")), after=self.enabled,
-            apply=lambda: hook.set_destination_subscription_enabled(destination_id, mapping["id"], self.enabled),
+            context,
+            target=ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION,
+            target_id=subscription_target_id(destination_id, mapping["id"]),
+            field="enabled",
+            before=bool(mapping.get("enabled")),
+            after=self.enabled,
+            apply=lambda: hook.set_destination_subscription_enabled(
+                destination_id, mapping["id"], self.enabled
+            ),
         )
 
     def _record_enabled(self, context: Any, target: ChangeTarget, target_id: str, after: bool) -> None:
         """Something created enabled: its "enabled" state is logged too, so the rollback finds and disables it."""
-        self.record_change(context, target=target, target_id=target_id, field="enabled", before=None, after=after)
+        self.record_change(
+            context, target=target, target_id=target_id, field="enabled", before=None, after=after
+        )
 
     def _enabled_since(self, target: ChangeTarget, target_id: str) -> datetime:
         change = self.change_log.last(target, target_id, "enabled")
         if change is not None and change.after is True:
             return as_utc(change.at)
         # Enabled outside this migration: we cannot know since when, so take now (the safe, later instant).
-        self.log.info("%s %s was enabled outside this plan's change log; cutover counted from now",
-                      target, target_id)
+        self.log.info(
+            "%s %s was enabled outside this plan's change log; cutover counted from now", target, target_id
+        )
         return datetime.now(UTC)
 
 
@@ -395,8 +444,8 @@ class DisableSegmentWebhookOperator(_WebhookOperator):
                         field="enabled",
                         before=bool(route.mapping.get("enabled")),
                         after=False,
-                        apply=lambda d=route.destination_id, m=mapping_id: hook.set_destination_subscription_enabled(
-                            d, m, False
+                        apply=lambda d=route.destination_id, m=mapping_id: (
+                            hook.set_destination_subscription_enabled(d, m, False)
                         ),
                     )
         return {"disabled": disabled, "at": datetime.now(UTC).isoformat()}
@@ -440,8 +489,16 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
 
     operator_extra_links = (SegmentWarehouseLink(),)
 
-    template_fields = (*MigrationOperator.template_fields, "warehouse_id", "started_after", "source_ids",
-                       "client_source_ids", "rudderstack_source_id", "destination_id", "replacement_paths")
+    template_fields = (
+        *MigrationOperator.template_fields,
+        "warehouse_id",
+        "started_after",
+        "source_ids",
+        "client_source_ids",
+        "rudderstack_source_id",
+        "destination_id",
+        "replacement_paths",
+    )
 
     def __init__(
         self,
@@ -472,7 +529,9 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
         self.destination_id = destination_id
         self.namespace = namespace
         if final_step not in ("disable_warehouse", "disconnect_sources"):
-            raise ValueError(f"final_step must be disable_warehouse or disconnect_sources, not {final_step!r}")
+            raise ValueError(
+                f"final_step must be disable_warehouse or disconnect_sources, not {final_step!r}"
+            )
         self.warehouse_id = warehouse_id
         self.started_after = started_after
         self.source_ids = source_ids
@@ -509,8 +568,11 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
                 self.log.info("unchanged: Segment warehouse %s is already disabled", self.warehouse_id)
                 return {"disabled": False, "already": True, "last_check": decision.reason}
             if not decision.done and self.is_dry_run:
-                self.log.info("DRY RUN: would switch Segment's warehouse %s off once this holds: %s",
-                              self.warehouse_id, decision.reason)
+                self.log.info(
+                    "DRY RUN: would switch Segment's warehouse %s off once this holds: %s",
+                    self.warehouse_id,
+                    decision.reason,
+                )
                 return {"disabled": False, "dry_run": True, "last_check": decision.reason}
             if not decision.done:
                 raise AirflowFailException(
@@ -533,8 +595,11 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
         """Observe until no Segment load is running (or the deadline passed, or the warehouse is off)."""
         enabled, decision = self._check(hook, watch)
         while _load_running(decision) and enabled and not self.is_dry_run and time.monotonic() < deadline:
-            self.log.info("%s; checking again in %.0f s before switching Segment's warehouse off",
-                          decision.reason, self.check_interval)
+            self.log.info(
+                "%s; checking again in %.0f s before switching Segment's warehouse off",
+                decision.reason,
+                self.check_interval,
+            )
             time.sleep(self.check_interval)
             enabled, decision = self._check(hook, watch)
         return enabled, decision
@@ -577,10 +642,14 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
     def _prove_replacement_path(self) -> None:
         """Refuse the switch-off unless the webhook path that replaces Segment's warehouse works now (every
         lane's, with several schemas)."""
-        paths = list(self.replacement_paths or []) or [{
-            "client_source_ids": self.client_source_ids, "rudderstack_source_id": self.rudderstack_source_id,
-            "destination_id": self.destination_id, "namespace": self.namespace,
-        }]
+        paths = list(self.replacement_paths or []) or [
+            {
+                "client_source_ids": self.client_source_ids,
+                "rudderstack_source_id": self.rudderstack_source_id,
+                "destination_id": self.destination_id,
+                "namespace": self.namespace,
+            }
+        ]
         if self.is_dry_run or not self.rudderstack_conn_id:
             return
         problems: list[str] = []
@@ -596,7 +665,9 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
                 "proven; nothing was changed:\n" + "\n".join(f"  - {p}" for p in problems)
             )
         if clients:
-            self.log.info("replacement path proven for %s: webhooks enabled to a reachable data plane", clients)
+            self.log.info(
+                "replacement path proven for %s: webhooks enabled to a reachable data plane", clients
+            )
 
     def _replacement_problems(self, clients: list[str], path: Mapping[str, Any]) -> list[str]:
         from segment_rudderstack.preflight_checks import replacement_path_problems, segment_delivery_check
@@ -605,14 +676,23 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
         if path.get("rudderstack_source_id"):
             from segment_rudderstack.hooks.rudderstack import RudderStackDataPlaneHook, RudderStackHook
 
-            write_key = RudderStackHook(rudderstack_conn_id=self.rudderstack_conn_id).get_source(
-                path["rudderstack_source_id"]).get("writeKey")
+            write_key = (
+                RudderStackHook(rudderstack_conn_id=self.rudderstack_conn_id)
+                .get_source(path["rudderstack_source_id"])
+                .get("writeKey")
+            )
             if write_key and self.rudderstack_data_plane_conn_id:
                 url = RudderStackDataPlaneHook(
-                    rudderstack_data_plane_conn_id=self.rudderstack_data_plane_conn_id).webhook_url(write_key)
+                    rudderstack_data_plane_conn_id=self.rudderstack_data_plane_conn_id
+                ).webhook_url(write_key)
         return replacement_path_problems(
-            segment_conn_id=self.segment_conn_id, client_source_ids=clients, webhook_url=url,
-            data_plane_conn_id=self.rudderstack_data_plane_conn_id, rudderstack_conn_id=self.rudderstack_conn_id,
-            destination_id=path.get("destination_id") or None, namespace=path.get("namespace"),
-            since=as_utc(self.started_after), delivery_check=segment_delivery_check(self.segment_conn_id),
+            segment_conn_id=self.segment_conn_id,
+            client_source_ids=clients,
+            webhook_url=url,
+            data_plane_conn_id=self.rudderstack_data_plane_conn_id,
+            rudderstack_conn_id=self.rudderstack_conn_id,
+            destination_id=path.get("destination_id") or None,
+            namespace=path.get("namespace"),
+            since=as_utc(self.started_after),
+            delivery_check=segment_delivery_check(self.segment_conn_id),
         )

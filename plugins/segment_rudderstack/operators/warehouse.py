@@ -45,7 +45,9 @@ class DuplicateCheckOperator(MigrationOperator):
         from segment_rudderstack.dialects import dialect_for_conn_id
 
         dialect = dialect_for_conn_id(self.warehouse_conn_id)
-        tables = self.tables or sorted(t for t in dialect.list_tables(self.namespace) if not t.startswith("rudder_"))
+        tables = self.tables or sorted(
+            t for t in dialect.list_tables(self.namespace) if not t.startswith("rudder_")
+        )
         since = datetime.now(UTC) - timedelta(hours=float(self.lookback_hours))
         counts = dialect.count_duplicates(self.namespace, tables, since=since)
         found = {t: c.extra_rows for t, c in counts.items() if c.extra_rows}
@@ -60,12 +62,16 @@ class DuplicateCheckOperator(MigrationOperator):
             else:
                 removed = dialect.repair_duplicates(self.namespace, list(found), since=since)
                 self.log.info("repair removed %s", removed)
-            self.record_change(context, target=ChangeTarget.WAREHOUSE_ROWS, target_id=self.namespace,
-                               field="duplicates_removed", before=found, after=removed)
-        elif found:
-            self.log.warning(
-                "found duplicate rows %s; set repair_duplicates to keep one row per id", found
+            self.record_change(
+                context,
+                target=ChangeTarget.WAREHOUSE_ROWS,
+                target_id=self.namespace,
+                field="duplicates_removed",
+                before=found,
+                after=removed,
             )
+        elif found:
+            self.log.warning("found duplicate rows %s; set repair_duplicates to keep one row per id", found)
         return {
             "since": since.isoformat(),
             "tables_checked": len(counts),

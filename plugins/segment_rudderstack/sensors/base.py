@@ -111,9 +111,14 @@ class ConditionSensor(BaseSensorOperator):
         if dry_run:
             # A dry run changes nothing upstream, so the awaited state may never come: report and move on.
             decision = self._last_decision
-            self.log.info("DRY RUN: would wait here: %s", decision.reason if decision else "state not observed")
-            return {"reason": decision.reason if decision else "not observed", "dry_run": True,
-                    **(decision.details if decision else {})}
+            self.log.info(
+                "DRY RUN: would wait here: %s", decision.reason if decision else "state not observed"
+            )
+            return {
+                "reason": decision.reason if decision else "not observed",
+                "dry_run": True,
+                **(decision.details if decision else {}),
+            }
         if not self.deferrable:
             self.poke_interval = self._interval()
             self._first_check_made = True

@@ -102,7 +102,11 @@ class SegmentSourceDrainedSensor(_SegmentSyncListSensor):
     """
 
     template_fields = (
-        *ConditionSensor.template_fields, "warehouse_id", "source_id", "started_after", "selected_source_ids"
+        *ConditionSensor.template_fields,
+        "warehouse_id",
+        "source_id",
+        "started_after",
+        "selected_source_ids",
     )
 
     def __init__(
@@ -127,7 +131,9 @@ class SegmentSourceDrainedSensor(_SegmentSyncListSensor):
     def execute(self, context) -> Any:
         selected = as_list(self.selected_source_ids)
         if selected is not None and self.source_id not in selected:
-            self.log.info("source %s is not migrated in this run (params.sources): nothing to wait for", self.source_id)
+            self.log.info(
+                "source %s is not migrated in this run (params.sources): nothing to wait for", self.source_id
+            )
             return {"reason": "source not selected in this run"}
         return super().execute(context)
 

@@ -108,14 +108,24 @@ class ConditionTrigger(BaseTrigger):
             except Exception as exc:  # an observation that cannot be made: ride it out or end the wait
                 if not watch.is_transient(exc):
                     yield TriggerEvent(
-                        {"status": "error", "permanent": True, "message": permanent_message(exc), "checks": checks}
+                        {
+                            "status": "error",
+                            "permanent": True,
+                            "message": permanent_message(exc),
+                            "checks": checks,
+                        }
                     )
                     return
                 budget.failed()
                 if budget.spent():
                     yield TriggerEvent(
-                        {"status": "error", "permanent": False, "message": budget.failure_message(exc),
-                         "checks": checks, "memory": memory}
+                        {
+                            "status": "error",
+                            "permanent": False,
+                            "message": budget.failure_message(exc),
+                            "checks": checks,
+                            "memory": memory,
+                        }
                     )
                     return
                 budget.log_failure(self.log, exc, f"check {checks}")
@@ -130,7 +140,12 @@ class ConditionTrigger(BaseTrigger):
                     last_reason = decision.reason
                 if not decision.waiting:
                     yield TriggerEvent(
-                        {"status": "decided", "decision": decision.to_dict(), "checks": checks, "memory": memory}
+                        {
+                            "status": "decided",
+                            "decision": decision.to_dict(),
+                            "checks": checks,
+                            "memory": memory,
+                        }
                     )
                     return
             sleep = self.poke_interval

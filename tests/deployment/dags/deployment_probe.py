@@ -24,11 +24,18 @@ WAIT_DESCRIPTION = "Seconds the deferrable sensor waits in the triggerer before 
     catchup=False,
     tags=["deployment-probe"],
     params={
-        "target_namespace": Param("analytics", type="string", minLength=1, pattern="^[a-z_][a-z0-9_]*$",
-                                  title="Target namespace", description=NAMESPACE_DESCRIPTION),
+        "target_namespace": Param(
+            "analytics",
+            type="string",
+            minLength=1,
+            pattern="^[a-z_][a-z0-9_]*$",
+            title="Target namespace",
+            description=NAMESPACE_DESCRIPTION,
+        ),
         "dry_run": Param(True, type="boolean", title="Dry run", description=DRY_RUN_DESCRIPTION),
-        "wait_seconds": Param(4, type="integer", minimum=1, maximum=60, title="Sensor wait (s)",
-                              description=WAIT_DESCRIPTION),
+        "wait_seconds": Param(
+            4, type="integer", minimum=1, maximum=60, title="Sensor wait (s)", description=WAIT_DESCRIPTION
+        ),
     },
 )
 def deployment_probe_manual():
