@@ -35,9 +35,11 @@ airflow-db: $(AIRFLOW_HOME)/airflow.db
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: $(STAMP) airflow-db
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP) airflow-db
