@@ -308,52 +308,42 @@ def _comparison_window(
     return start, end, notes
 
 
-def reconcile_webhook_path(
-    segment: Any,
-    dialect: WarehouseDialect,
-    *,
-    namespace: str,
-    webhooks: Mapping[str, str],
-    rudderstack_source_id: str,
+def _nothing_to_compare(
     start: datetime,
-    end: datetime | None = None,
-    granularity: str = "HOUR",
-    settle_seconds: float = 300,
-    tolerance_events: int = 10,
-    tolerance_share: float = 0.001,
-    tolerance_failed: int = 0,
-    now: datetime | None = None,
+    end: datetime,
+    granularity: str,
+    tolerance_events: int,
+    tolerance_share: float,
+    notes: list[str],
 ) -> WebhookPathProof:
-    """Segment's deliveries to the webhooks ``{segment source id: destination id}`` against RudderStack's rows
-    from ``rudderstack_source_id`` in ``namespace``, over ``[start, end)``.
-
-    ``end`` defaults to now minus ``settle_seconds`` (Segment's metrics lag ~30 s) and is held at the latest
-    ``received_at`` RudderStack has loaded from the source (rows not uploaded yet are not a loss); nothing
-    loaded at all keeps the full window, so a webhook whose events never arrived shows every bucket."""
-    now = now or datetime.now(UTC)
-    start, end, notes = _comparison_window(
-        dialect,
-        namespace,
-        rudderstack_source_id,
-        start=start,
-        end=end,
-        granularity=granularity,
-        settle_seconds=settle_seconds,
-        now=now,
+    """The proof of an empty comparison window (``end`` not after ``start``)."""
+    return WebhookPathProof(
+        iso_z(start),
+        iso_z(max(start, end)),
+        granularity,
+        [],
+        {},
+        [],
+        0,
+        tolerance_events,
+        tolerance_share,
+        [*notes, "nothing to compare yet"],
     )
-    if end <= start:
-        return WebhookPathProof(
-            iso_z(start),
-            iso_z(max(start, end)),
-            granularity,
-            [],
-            {},
-            [],
-            0,
-            tolerance_events,
-            tolerance_share,
-            [*notes, "nothing to compare yet"],
-        )
+
+
+def _webhook_deliveries(
+    segment: Any,
+    webhooks: Mapping[str, str],
+    *,
+    start: datetime,
+    end: datetime,
+    granularity: str,
+    now: datetime,
+) -> tuple[
+    dict[datetime, int], dict[datetime, int], dict[datetime, int], dict[str, int], list[dict[str, Any]]
+]:
+    """Segment's successful and failed deliveries to each webhook over ``[start, end)``: delivered, failed and
+    retried per bucket, delivered per source, and the failures by discard reason."""
     delivered: dict[datetime, int] = {}
     failed_by_bucket: dict[datetime, int] = {}
     retried: dict[datetime, int] = {}
@@ -393,6 +383,47 @@ def reconcile_webhook_path(
                         "count": count,
                     }
                 )
+    return delivered, failed_by_bucket, retried, delivered_by_source, failed
+
+
+def reconcile_webhook_path(
+    segment: Any,
+    dialect: WarehouseDialect,
+    *,
+    namespace: str,
+    webhooks: Mapping[str, str],
+    rudderstack_source_id: str,
+    start: datetime,
+    end: datetime | None = None,
+    granularity: str = "HOUR",
+    settle_seconds: float = 300,
+    tolerance_events: int = 10,
+    tolerance_share: float = 0.001,
+    tolerance_failed: int = 0,
+    now: datetime | None = None,
+) -> WebhookPathProof:
+    """Segment's deliveries to the webhooks ``{segment source id: destination id}`` against RudderStack's rows
+    from ``rudderstack_source_id`` in ``namespace``, over ``[start, end)``.
+
+    ``end`` defaults to now minus ``settle_seconds`` (Segment's metrics lag ~30 s) and is held at the latest
+    ``received_at`` RudderStack has loaded from the source (rows not uploaded yet are not a loss); nothing
+    loaded at all keeps the full window, so a webhook whose events never arrived shows every bucket."""
+    now = now or datetime.now(UTC)
+    start, end, notes = _comparison_window(
+        dialect,
+        namespace,
+        rudderstack_source_id,
+        start=start,
+        end=end,
+        granularity=granularity,
+        settle_seconds=settle_seconds,
+        now=now,
+    )
+    if end <= start:
+        return _nothing_to_compare(start, end, granularity, tolerance_events, tolerance_share, notes)
+    delivered, failed_by_bucket, retried, delivered_by_source, failed = _webhook_deliveries(
+        segment, webhooks, start=start, end=end, granularity=granularity, now=now
+    )
     loaded = warehouse_rows_by_bucket(
         dialect, namespace, start=start, end=end, granularity=granularity, source_id=rudderstack_source_id
     )
@@ -420,6 +451,45 @@ def reconcile_webhook_path(
 
 
 # ------------------------------------------------------------------------------------------ adoption
+def _received_before_cutover(
+    segment: Any, source_id: str, cutover: datetime, window: timedelta, granularity: str, now: datetime
+) -> int:
+    """Segment's ingress for ``source_id`` over ``[cutover - window, cutover)`` (0 when nothing is left of it)."""
+    start, _ = clamp_start(cutover - window, granularity, now)
+    return (
+        segment.delivery_metrics(
+            "successfully-received",
+            source_id=source_id,
+            start=start,
+            end=cutover,
+            granularity=granularity,
+            now=now,
+        ).total
+        if start < cutover
+        else 0
+    )
+
+
+def _received_since_cutover_by_version(
+    segment: Any, source_id: str, cutover: datetime, until: datetime, granularity: str, now: datetime
+) -> dict[str, int]:
+    """Who still sent to Segment at all after the cutover (the webhook's whole life), by app version."""
+    after_start, _ = clamp_start(cutover, granularity, now)
+    return (
+        segment.delivery_metrics(
+            "successfully-received",
+            source_id=source_id,
+            start=after_start,
+            end=until,
+            granularity=granularity,
+            group_by="appVersion",
+            now=now,
+        ).by_group()
+        if after_start < until
+        else {}
+    )
+
+
 def segment_adoption(
     segment: Any,
     *,
@@ -444,19 +514,7 @@ def segment_adoption(
         if baseline is not None and source_id in baseline:
             before = int(baseline[source_id])
         else:
-            start, _ = clamp_start(cutover - window, granularity, now)
-            before = (
-                segment.delivery_metrics(
-                    "successfully-received",
-                    source_id=source_id,
-                    start=start,
-                    end=cutover,
-                    granularity=granularity,
-                    now=now,
-                ).total
-                if start < cutover
-                else 0
-            )
+            before = _received_before_cutover(segment, source_id, cutover, window, granularity, now)
         trailing = segment.delivery_metrics(
             "successfully-received",
             source_id=source_id,
@@ -467,21 +525,7 @@ def segment_adoption(
             now=now,
         )
         versions = {v: n for v, n in trailing.by_group().items() if n}
-        # Who still sent to Segment at all after the cutover (the webhook's whole life), by app version.
-        after_start, _ = clamp_start(cutover, granularity, now)
-        after = (
-            segment.delivery_metrics(
-                "successfully-received",
-                source_id=source_id,
-                start=after_start,
-                end=until,
-                granularity=granularity,
-                group_by="appVersion",
-                now=now,
-            ).by_group()
-            if after_start < until
-            else {}
-        )
+        after = _received_since_cutover_by_version(segment, source_id, cutover, until, granularity, now)
         sources[source_id] = {
             "before_cutover": before,
             "trailing": trailing.total,
@@ -503,6 +547,57 @@ def segment_adoption(
 
 
 # ------------------------------------------------------------------------------------------ continuity
+def _segment_ingress(
+    segment: Any, source_ids: Iterable[str], start: datetime, end: datetime, granularity: str, now: datetime
+) -> dict[datetime, int]:
+    """Segment's ingress per bucket over ``[start, end)``, summed over ``source_ids``."""
+    ingress: dict[datetime, int] = {}
+    for source_id in sorted(set(source_ids)):
+        _add(
+            ingress,
+            segment.delivery_metrics(
+                "successfully-received",
+                source_id=source_id,
+                start=start,
+                end=end,
+                granularity=granularity,
+                now=now,
+            ).by_bucket(),
+        )
+    return ingress
+
+
+def _flag_dips(
+    compared: Iterable[Any],
+    cut: datetime,
+    average: float | None,
+    *,
+    dip_share: float,
+    tolerance_events: int,
+    tolerance_share: float,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The continuity rows of the compared buckets, and the buckets flagged as a dip."""
+    rows, dips = [], []
+    for r in compared:
+        moment = parse_time(r.bucket)
+        after = moment >= cut
+        low = after and average is not None and r.observed < (1 - dip_share) * average
+        short = after and r.running_gap < -(tolerance_events + tolerance_share * r.expected)
+        flag = "dip" if (low or short) else ""
+        rows.append(
+            {
+                "bucket": r.bucket,
+                "segment_ingress": r.expected,
+                "warehouse_rows": r.observed,
+                "after_cutover": after,
+                "flag": flag,
+            }
+        )
+        if flag:
+            dips.append(r.bucket)
+    return rows, dips
+
+
 def continuity(
     segment: Any,
     dialect: WarehouseDialect,
@@ -530,19 +625,7 @@ def continuity(
             "dips": [],
             "notes": [note, "nothing to compare"] if note else ["nothing to compare"],
         }
-    ingress: dict[datetime, int] = {}
-    for source_id in sorted(set(source_ids)):
-        _add(
-            ingress,
-            segment.delivery_metrics(
-                "successfully-received",
-                source_id=source_id,
-                start=start,
-                end=end,
-                granularity=granularity,
-                now=now,
-            ).by_bucket(),
-        )
+    ingress = _segment_ingress(segment, source_ids, start, end, granularity, now)
     rows_in_warehouse = warehouse_rows_by_bucket(
         dialect, namespace, start=start, end=end, granularity=granularity
     )
@@ -552,24 +635,14 @@ def continuity(
     cut = floor_time(cutover, granularity)
     before = [r.observed for r in compared if parse_time(r.bucket) < cut]
     average = sum(before) / len(before) if before else None
-    rows, dips = [], []
-    for r in compared:
-        moment = parse_time(r.bucket)
-        after = moment >= cut
-        low = after and average is not None and r.observed < (1 - dip_share) * average
-        short = after and r.running_gap < -(tolerance_events + tolerance_share * r.expected)
-        flag = "dip" if (low or short) else ""
-        rows.append(
-            {
-                "bucket": r.bucket,
-                "segment_ingress": r.expected,
-                "warehouse_rows": r.observed,
-                "after_cutover": after,
-                "flag": flag,
-            }
-        )
-        if flag:
-            dips.append(r.bucket)
+    rows, dips = _flag_dips(
+        compared,
+        cut,
+        average,
+        dip_share=dip_share,
+        tolerance_events=tolerance_events,
+        tolerance_share=tolerance_share,
+    )
     return {
         "start": iso_z(start),
         "end": iso_z(end),
@@ -583,6 +656,91 @@ def continuity(
 
 
 # ------------------------------------------------------------------------------------------ report
+def _webhook_path_lines(webhook: Mapping[str, Any], accepted_gap: Any) -> list[str]:
+    """The report's subsection on the webhook path."""
+    lines: list[str] = []
+    verdict = "matches" if webhook.get("ok") else "DIFFERS"
+    lines += [
+        f"### Webhook path: {verdict}",
+        "",
+        f"Segment delivered **{webhook.get('delivered')}** events to the webhook(s), RudderStack loaded "
+        f"**{webhook.get('loaded')}** from its Segment-type source ({webhook.get('granularity')} buckets, "
+        f"{webhook.get('start')} to {webhook.get('end')}; tolerance {webhook.get('tolerance_events')} events + "
+        f"{float(webhook.get('tolerance_share') or 0):.2%}). Failed deliveries: "
+        f"{webhook.get('failed_deliveries')}; delivered after a retry: {webhook.get('retried')}.",
+        "",
+        "| bucket (UTC) | delivered | loaded | failed | retried | running gap | |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    lines += [
+        f"| {b['bucket']} | {b['expected']} | {b['observed']} | {b['failed']} | {b['retried']} | "
+        f"{b['running_gap']} | {'**differs**: ' + b['why'] if b['differs'] else ''} |"
+        for b in webhook.get("buckets") or []
+    ] or ["| - | | | | | | nothing to compare |"]
+    if webhook.get("failed"):
+        lines += [
+            "",
+            "Failed deliveries by discard reason:",
+            "",
+            "| source | destination | discard reason | events |",
+            "|---|---|---|---:|",
+        ]
+        lines += [
+            f"| {f['sourceId']} | {f['destinationId']} | {f['discardReason']} | {f['count']} |"
+            for f in webhook["failed"]
+        ]
+    lines += [f"- {n}" for n in webhook.get("notes") or []]
+    if accepted_gap:
+        lines += ["", f"The gap was accepted by a person: {accepted_gap}"]
+    lines.append("")
+    return lines
+
+
+def _adoption_lines(adoption: Mapping[str, Any]) -> list[str]:
+    """The report's subsection on adoption from Segment's side."""
+    lines: list[str] = []
+    share = adoption.get("share")
+    lines += [
+        "### Adoption from Segment's side",
+        "",
+        f"Events still arriving at Segment over {adoption.get('since')} to {adoption.get('until')}: "
+        f"**{adoption.get('trailing')}**, against {adoption.get('before_cutover')} in the same length of time "
+        f"before the cutover: share **{'n/a' if share is None else f'{share:.2%}'}**.",
+        "",
+        "| source | app version still sending to Segment | events since the cutover | in the last window |",
+        "|---|---|---:|---:|",
+    ]
+    rows = []
+    for sid, s in (adoption.get("sources") or {}).items():
+        recent = s.get("app_versions") or {}
+        since = s.get("app_versions_since_cutover") or {}
+        for version in sorted(set(since) | set(recent), key=lambda v: (-since.get(v, 0), v)):
+            rows.append(f"| {sid} | {version} | {since.get(version, 0)} | {recent.get(version, 0)} |")
+    lines += rows or ["| - | none | 0 | 0 |"]
+    lines.append("")
+    return lines
+
+
+def _continuity_lines(flow: Mapping[str, Any]) -> list[str]:
+    """The report's subsection on continuity around the cutover."""
+    lines: list[str] = []
+    dips = flow.get("dips") or []
+    lines += [
+        f"### Continuity around the cutover: {'dip flagged at ' + ', '.join(dips) if dips else 'no dip'}",
+        "",
+        "| bucket (UTC) | Segment ingress | warehouse rows | | |",
+        "|---|---:|---:|---|---|",
+    ]
+    lines += [
+        f"| {r['bucket']} | {r['segment_ingress']} | {r['warehouse_rows']} | "
+        f"{'after cutover' if r['after_cutover'] else 'before'} | {'**dip**' if r['flag'] else ''} |"
+        for r in flow.get("rows") or []
+    ] or ["| - | | | | |"]
+    lines += [f"- {n}" for n in flow.get("notes") or []]
+    lines.append("")
+    return lines
+
+
 def proof_section(proof: Mapping[str, Any] | None) -> list[str]:
     """The report's Markdown section "Proof from Segment's metrics" from the verification task's result."""
     lines = [f"## {SECTION_TITLE}", ""]
@@ -598,75 +756,11 @@ def proof_section(proof: Mapping[str, Any] | None) -> list[str]:
         ]
     webhook = proof.get("webhook_path") or {}
     if webhook:
-        verdict = "matches" if webhook.get("ok") else "DIFFERS"
-        lines += [
-            f"### Webhook path: {verdict}",
-            "",
-            f"Segment delivered **{webhook.get('delivered')}** events to the webhook(s), RudderStack loaded "
-            f"**{webhook.get('loaded')}** from its Segment-type source ({webhook.get('granularity')} buckets, "
-            f"{webhook.get('start')} to {webhook.get('end')}; tolerance {webhook.get('tolerance_events')} events + "
-            f"{float(webhook.get('tolerance_share') or 0):.2%}). Failed deliveries: "
-            f"{webhook.get('failed_deliveries')}; delivered after a retry: {webhook.get('retried')}.",
-            "",
-            "| bucket (UTC) | delivered | loaded | failed | retried | running gap | |",
-            "|---|---:|---:|---:|---:|---:|---|",
-        ]
-        lines += [
-            f"| {b['bucket']} | {b['expected']} | {b['observed']} | {b['failed']} | {b['retried']} | "
-            f"{b['running_gap']} | {'**differs**: ' + b['why'] if b['differs'] else ''} |"
-            for b in webhook.get("buckets") or []
-        ] or ["| - | | | | | | nothing to compare |"]
-        if webhook.get("failed"):
-            lines += [
-                "",
-                "Failed deliveries by discard reason:",
-                "",
-                "| source | destination | discard reason | events |",
-                "|---|---|---|---:|",
-            ]
-            lines += [
-                f"| {f['sourceId']} | {f['destinationId']} | {f['discardReason']} | {f['count']} |"
-                for f in webhook["failed"]
-            ]
-        lines += [f"- {n}" for n in webhook.get("notes") or []]
-        if proof.get("accepted_gap"):
-            lines += ["", f"The gap was accepted by a person: {proof['accepted_gap']}"]
-        lines.append("")
+        lines += _webhook_path_lines(webhook, proof.get("accepted_gap"))
     adoption = proof.get("adoption") or {}
     if adoption:
-        share = adoption.get("share")
-        lines += [
-            "### Adoption from Segment's side",
-            "",
-            f"Events still arriving at Segment over {adoption.get('since')} to {adoption.get('until')}: "
-            f"**{adoption.get('trailing')}**, against {adoption.get('before_cutover')} in the same length of time "
-            f"before the cutover: share **{'n/a' if share is None else f'{share:.2%}'}**.",
-            "",
-            "| source | app version still sending to Segment | events since the cutover | in the last window |",
-            "|---|---|---:|---:|",
-        ]
-        rows = []
-        for sid, s in (adoption.get("sources") or {}).items():
-            recent = s.get("app_versions") or {}
-            since = s.get("app_versions_since_cutover") or {}
-            for version in sorted(set(since) | set(recent), key=lambda v: (-since.get(v, 0), v)):
-                rows.append(f"| {sid} | {version} | {since.get(version, 0)} | {recent.get(version, 0)} |")
-        lines += rows or ["| - | none | 0 | 0 |"]
-        lines.append("")
+        lines += _adoption_lines(adoption)
     flow = proof.get("continuity") or {}
     if flow:
-        dips = flow.get("dips") or []
-        lines += [
-            f"### Continuity around the cutover: {'dip flagged at ' + ', '.join(dips) if dips else 'no dip'}",
-            "",
-            "| bucket (UTC) | Segment ingress | warehouse rows | | |",
-            "|---|---:|---:|---|---|",
-        ]
-        lines += [
-            f"| {r['bucket']} | {r['segment_ingress']} | {r['warehouse_rows']} | "
-            f"{'after cutover' if r['after_cutover'] else 'before'} | {'**dip**' if r['flag'] else ''} |"
-            for r in flow.get("rows") or []
-        ] or ["| - | | | | |"]
-        lines += [f"- {n}" for n in flow.get("notes") or []]
-        lines.append("")
+        lines += _continuity_lines(flow)
     return lines
