@@ -109,7 +109,7 @@ class VerifyWebhookPathOperator(MigrationOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from segment_rudderstack import proof
         from segment_rudderstack.dialects import dialect_for_conn_id
-        from segment_rudderstack.hooks.segment_delivery import BUCKET, SegmentMetricsHook
+        from segment_rudderstack.hooks.segment_delivery import SegmentMetricsHook
 
         webhooks = _webhooks_of(self.webhooks)
         selected = [s for s in (as_list(self.source_ids) or []) if s in webhooks]
@@ -152,19 +152,8 @@ class VerifyWebhookPathOperator(MigrationOperator):
             granularity=self.granularity,
             now=now,
         )
-        before = BUCKET[self.granularity] * int(self.continuity_buckets_before)
-        flow = proof.continuity(
-            hook,
-            dialect,
-            namespace=self.namespace,
-            source_ids=self.continuity_source_ids or selected,
-            cutover=cutover,
-            start=start - before,
-            end=proof.parse_time(webhook_proof.end),
-            granularity=self.granularity,
-            tolerance_events=int(self.tolerance_events),
-            tolerance_share=float(self.tolerance_share),
-            now=now,
+        flow = self._continuity(
+            hook, dialect, selected, cutover, start, proof.parse_time(webhook_proof.end), now
         )
         result = {
             "available": True,
@@ -174,6 +163,41 @@ class VerifyWebhookPathOperator(MigrationOperator):
             "adoption": adoption,
             "continuity": flow,
         }
+        self._log_signals(adoption, flow)
+        return self._conclude(webhook_proof, result)
+
+    def _continuity(
+        self,
+        hook: Any,
+        dialect: Any,
+        selected: list[str],
+        cutover: datetime,
+        start: datetime,
+        end: datetime,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """Rows per bucket against Segment's ingress, from ``continuity_buckets_before`` buckets before
+        ``start`` up to ``end``."""
+        from segment_rudderstack import proof
+        from segment_rudderstack.hooks.segment_delivery import BUCKET
+
+        before = BUCKET[self.granularity] * int(self.continuity_buckets_before)
+        return proof.continuity(
+            hook,
+            dialect,
+            namespace=self.namespace,
+            source_ids=self.continuity_source_ids or selected,
+            cutover=cutover,
+            start=start - before,
+            end=end,
+            granularity=self.granularity,
+            tolerance_events=int(self.tolerance_events),
+            tolerance_share=float(self.tolerance_share),
+            now=now,
+        )
+
+    def _log_signals(self, adoption: Mapping[str, Any], flow: Mapping[str, Any]) -> None:
+        """Log the adoption share, the app versions still sending to Segment and any continuity dip."""
         versions = {v: n for s in adoption["sources"].values() for v, n in s["app_versions"].items()}
         self.log.info(
             "adoption from Segment's side: share %s; app versions still sending to Segment: %s",
@@ -184,6 +208,9 @@ class VerifyWebhookPathOperator(MigrationOperator):
             self.log.warning(
                 "continuity: a dip in warehouse rows at %s (see the report)", ", ".join(flow["dips"])
             )
+
+    def _conclude(self, webhook_proof: Any, result: dict[str, Any]) -> dict[str, Any]:
+        """Return ``result`` when the webhook path matches; otherwise fail (``on_gap="fail"``) or warn."""
         if webhook_proof.ok:
             self.log.info("%s", webhook_proof.summary())
             return result
