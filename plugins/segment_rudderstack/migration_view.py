@@ -85,12 +85,64 @@ def _roles(dag_id: str, session: Any) -> tuple[dict[str, str], dict[str, Any]]:
     return roles, params
 
 
+def _snapshots(dag_model: Any, runs: Any) -> tuple[SimpleNamespace | None, list[SimpleNamespace]]:
+    """Plain copies of the DAG model and the runs, readable after the session's transaction ends."""
+    model = (
+        SimpleNamespace(
+            is_paused=bool(getattr(dag_model, "is_paused", False)),
+            description=getattr(dag_model, "description", None),
+            tags=[t.name for t in getattr(dag_model, "tags", None) or []],
+        )
+        if dag_model
+        else None
+    )
+    run_rows = [
+        SimpleNamespace(
+            run_id=r.run_id,
+            state=r.state.value if hasattr(r.state, "value") else r.state,
+            start_date=r.start_date,
+        )
+        for r in runs
+    ]
+    return model, run_rows
+
+
+def _read_run(
+    session: Any, dag_id: str, run: Any, roles: dict[str, str], facts: ReportFacts, extra: dict[str, Any]
+) -> None:
+    """Fill ``facts`` (task states, task results by role) and ``extra`` (live adoption) from ``run``."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import select
+
+    tis = session.scalars(
+        select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id)
+    ).all()
+    for ti in tis:
+        facts.tasks[ti.task_id] = TaskFact(
+            state=str(ti.state.value if hasattr(ti.state, "value") else ti.state) if ti.state else None,
+            start=_aware(ti.start_date),
+            end=_aware(ti.end_date),
+            duration=ti.duration,
+        )
+    xcoms = session.scalars(
+        select(XComModel).where(
+            XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value"
+        )
+    ).all()
+    by_task = {x.task_id: XComModel.deserialize_value(x) for x in xcoms}
+    facts.results = {role: by_task.get(task_id) for role, task_id in roles.items()}
+    adoption_task = roles.get("adoption")
+    live = _live_adoption(tis, adoption_task)
+    if live and not facts.results.get("adoption"):
+        facts.results["adoption"] = {"history": live}
+        extra["adoption_live"] = True
+
+
 def plan_facts(dag_id: str, session: Any, run_id: str | None = None) -> tuple[ReportFacts, dict[str, Any]]:
     """The latest run's (or ``run_id``'s) facts, and what only the view shows (runs, full change log, ...)."""
     from airflow.models.dag import DagModel
     from airflow.models.dagrun import DagRun
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.models.xcom import XComModel
     from sqlalchemy import select
 
     plan_name = dag_id.removeprefix(DAG_PREFIX)
@@ -112,47 +164,10 @@ def plan_facts(dag_id: str, session: Any, run_id: str | None = None) -> tuple[Re
         run_started_at=_aware(run.start_date) if run else None,
     )
     # Plain snapshots: reading the change log (Variables) may end this session's transaction.
-    model = (
-        SimpleNamespace(
-            is_paused=bool(getattr(dag_model, "is_paused", False)),
-            description=getattr(dag_model, "description", None),
-            tags=[t.name for t in getattr(dag_model, "tags", None) or []],
-        )
-        if dag_model
-        else None
-    )
-    run_rows = [
-        SimpleNamespace(
-            run_id=r.run_id,
-            state=r.state.value if hasattr(r.state, "value") else r.state,
-            start_date=r.start_date,
-        )
-        for r in runs
-    ]
+    model, run_rows = _snapshots(dag_model, runs)
     extra: dict[str, Any] = {"runs": run_rows, "dag_model": model, "changes_all": [], "adoption_live": False}
     if run is not None:
-        tis = session.scalars(
-            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id)
-        ).all()
-        for ti in tis:
-            facts.tasks[ti.task_id] = TaskFact(
-                state=str(ti.state.value if hasattr(ti.state, "value") else ti.state) if ti.state else None,
-                start=_aware(ti.start_date),
-                end=_aware(ti.end_date),
-                duration=ti.duration,
-            )
-        xcoms = session.scalars(
-            select(XComModel).where(
-                XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value"
-            )
-        ).all()
-        by_task = {x.task_id: XComModel.deserialize_value(x) for x in xcoms}
-        facts.results = {role: by_task.get(task_id) for role, task_id in roles.items()}
-        adoption_task = roles.get("adoption")
-        live = _live_adoption(tis, adoption_task)
-        if live and not facts.results.get("adoption"):
-            facts.results["adoption"] = {"history": live}
-            extra["adoption_live"] = True
+        _read_run(session, dag_id, run, roles, facts, extra)
     changes = _change_log(plan_name)
     extra["changes_all"] = changes
     facts.changes = [c for c in changes if run is not None and c.get("run_id") == run.run_id]
@@ -264,6 +279,56 @@ def _runs_html(dag_id: str, runs: list[Any]) -> list[str]:
     return out
 
 
+def _steps_html(dag_id: str, facts: ReportFacts) -> list[str]:
+    """The runbook steps of the run, as a table."""
+    out: list[str] = []
+    out.append(
+        f"<h3>Runbook steps (run <a href='{_run_link(dag_id, facts.run_id)}' target='_top'>"
+        f"{_e(facts.run_id)}</a>)</h3>"
+    )
+    rows = report.phase_rows(facts)
+    out.append(
+        "<table id='steps'><thead><tr><th>step</th><th>state</th><th>started (UTC)</th><th>ended (UTC)</th>"
+        "<th>took</th><th>tasks</th></tr></thead><tbody>"
+    )
+    for row in rows:
+        tasks = ", ".join(
+            f"<span class='state-{_e(facts.tasks[t].state or 'none')}'>{_e(t.split('.')[-1])}: "
+            f"{_e(facts.tasks[t].state or 'not started')}</span>"
+            for t in row.task_ids
+        )
+        out.append(
+            f"<tr><td>{_e(row.phase.label)}</td><td class='state-{_e(row.state.replace(' ', '_'))}'>"
+            f"{_e(row.state)}</td><td>{_e(report.utc(row.started))}</td><td>{_e(report.utc(row.ended))}</td>"
+            f"<td>{_e(report.duration(row.seconds))}</td><td>{tasks}</td></tr>"
+        )
+    out.append("</tbody></table>")
+    return out
+
+
+def _duplicates_html(facts: ReportFacts) -> list[str]:
+    """The last duplicate check of the run."""
+    out: list[str] = []
+    duplicates = facts.result("duplicates")
+    out.append("<h3>Last duplicate check</h3>")
+    if duplicates:
+        task = facts.tasks.get(
+            next(
+                (t for t in facts.tasks if report.phase_of(t) and report.phase_of(t).key == "duplicates"), ""
+            ),
+            None,
+        )
+        when = report.utc(task.end) if task else "—"
+        out.append(
+            f"<p id='duplicates'>at {_e(when)}: found {_e(report.count_text(duplicates.get('duplicates')))}, "
+            f"removed {_e(report.count_text(duplicates.get('removed')))} (looked back to "
+            f"{_e(report.utc(report._parse_time(duplicates.get('since'))))}).</p>"
+        )
+    else:
+        out.append("<p id='duplicates' class='muted'>not run yet in this run.</p>")
+    return out
+
+
 def render_plan(dag_id: str, facts: ReportFacts, extra: dict[str, Any]) -> str:
     verdict = (
         report.verdict(facts) if extra["runs"] else report.Verdict("running", "NOT STARTED: no run yet.")
@@ -287,50 +352,14 @@ def render_plan(dag_id: str, facts: ReportFacts, extra: dict[str, Any]) -> str:
         f"{'; Segment webhook off at ' + _e(report.utc(marks['webhook_off'])) if marks['webhook_off'] else ''}.</p>"
     )
 
-    out.append(
-        f"<h3>Runbook steps (run <a href='{_run_link(dag_id, facts.run_id)}' target='_top'>"
-        f"{_e(facts.run_id)}</a>)</h3>"
-    )
-    rows = report.phase_rows(facts)
-    out.append(
-        "<table id='steps'><thead><tr><th>step</th><th>state</th><th>started (UTC)</th><th>ended (UTC)</th>"
-        "<th>took</th><th>tasks</th></tr></thead><tbody>"
-    )
-    for row in rows:
-        tasks = ", ".join(
-            f"<span class='state-{_e(facts.tasks[t].state or 'none')}'>{_e(t.split('.')[-1])}: "
-            f"{_e(facts.tasks[t].state or 'not started')}</span>"
-            for t in row.task_ids
-        )
-        out.append(
-            f"<tr><td>{_e(row.phase.label)}</td><td class='state-{_e(row.state.replace(' ', '_'))}'>"
-            f"{_e(row.state)}</td><td>{_e(report.utc(row.started))}</td><td>{_e(report.utc(row.ended))}</td>"
-            f"<td>{_e(report.duration(row.seconds))}</td><td>{tasks}</td></tr>"
-        )
-    out.append("</tbody></table>")
+    out += _steps_html(dag_id, facts)
 
     live = " (live: the sensor is still checking)" if extra.get("adoption_live") else ""
     threshold = f"; threshold {facts.threshold:.2%}" if facts.threshold is not None else ""
     out.append(f"<h3>Adoption share over time{_e(live)}{_e(threshold)}</h3>")
     out.append(_chart_img(facts))
 
-    duplicates = facts.result("duplicates")
-    out.append("<h3>Last duplicate check</h3>")
-    if duplicates:
-        task = facts.tasks.get(
-            next(
-                (t for t in facts.tasks if report.phase_of(t) and report.phase_of(t).key == "duplicates"), ""
-            ),
-            None,
-        )
-        when = report.utc(task.end) if task else "—"
-        out.append(
-            f"<p id='duplicates'>at {_e(when)}: found {_e(report.count_text(duplicates.get('duplicates')))}, "
-            f"removed {_e(report.count_text(duplicates.get('removed')))} (looked back to "
-            f"{_e(report.utc(report._parse_time(duplicates.get('since'))))}).</p>"
-        )
-    else:
-        out.append("<p id='duplicates' class='muted'>not run yet in this run.</p>")
+    out += _duplicates_html(facts)
 
     out += _changes_html(extra.get("changes_all") or [])
     out += _runs_html(dag_id, extra["runs"])
@@ -379,6 +408,47 @@ def _can_read(user: Any, dag_id: str) -> bool:
 CurrentUser = Annotated[Any, Depends(current_user)]
 
 
+def _plan_section_html(dag_id: str, session: Any) -> str:
+    """One plan's section of the overview page; a plan that cannot be read or is invalid says so."""
+    try:
+        facts, extra = plan_facts(dag_id, session)
+    except Exception as exc:  # one unreadable plan must not hide the others
+        return (
+            f"<section class='plan' data-dag-id='{_e(dag_id)}'><h2>{_e(dag_id)}</h2><p "
+            f"class='verdict v-failed'>cannot show this plan: {_e(type(exc).__name__)}: "
+            f"{_e(exc)}</p></section>"
+        )
+    dag_model = extra.get("dag_model")
+    if dag_model is not None and INVALID_TAG in dag_model.tags:
+        return (
+            f"<section class='plan' data-dag-id='{_e(dag_id)}'><h2>{_e(dag_id)}</h2>"
+            f"<p class='verdict v-failed'>{_e(dag_model.description or 'INVALID PLAN')}</p>"
+            "</section>"
+        )
+    return render_plan(dag_id, facts, extra)
+
+
+def _plan_payload(facts: ReportFacts, extra: dict[str, Any], verdict: Any) -> Any:
+    """The plan's state as JSON-compatible data (times as strings)."""
+    return json.loads(
+        json.dumps(
+            {
+                "plan": facts.plan_name,
+                "run_id": facts.run_id,
+                "verdict": verdict.__dict__,
+                "milestones": {k: v.isoformat() if v else None for k, v in report.milestones(facts).items()},
+                "steps": [
+                    {"phase": r.phase.key, "state": r.state, "started": r.started, "ended": r.ended}
+                    for r in report.phase_rows(facts)
+                ],
+                "changes": extra["changes_all"],
+                "runs": [r.run_id for r in extra["runs"]],
+            },
+            default=str,
+        )
+    )
+
+
 def create_app() -> FastAPI:
     """Cheap to build (every process that loads plugins builds it); Airflow's API modules load per request."""
     app = FastAPI(title="Segment → RudderStack migrations", docs_url=None, redoc_url=None, openapi_url=None)
@@ -394,24 +464,7 @@ def create_app() -> FastAPI:
             dag_ids = [d for d in migration_dag_ids(session) if _can_read(user, d)]
             parts = []
             for dag_id in dag_ids:
-                try:
-                    facts, extra = plan_facts(dag_id, session)
-                except Exception as exc:  # one unreadable plan must not hide the others
-                    parts.append(
-                        f"<section class='plan' data-dag-id='{_e(dag_id)}'><h2>{_e(dag_id)}</h2><p "
-                        f"class='verdict v-failed'>cannot show this plan: {_e(type(exc).__name__)}: "
-                        f"{_e(exc)}</p></section>"
-                    )
-                    continue
-                dag_model = extra.get("dag_model")
-                if dag_model is not None and INVALID_TAG in dag_model.tags:
-                    parts.append(
-                        f"<section class='plan' data-dag-id='{_e(dag_id)}'><h2>{_e(dag_id)}</h2>"
-                        f"<p class='verdict v-failed'>{_e(dag_model.description or 'INVALID PLAN')}</p>"
-                        "</section>"
-                    )
-                    continue
-                parts.append(render_plan(dag_id, facts, extra))
+                parts.append(_plan_section_html(dag_id, session))
         body = "\n".join(parts) or "<p>No migration DAG found (plans live in include/plans/).</p>"
         return page("Segment → RudderStack migrations", body)
 
@@ -434,24 +487,6 @@ def create_app() -> FastAPI:
         with session_scope() as session:
             facts, extra = plan_facts(dag_id, session, run_id)
             verdict = report.verdict(facts)
-            return json.loads(
-                json.dumps(
-                    {
-                        "plan": facts.plan_name,
-                        "run_id": facts.run_id,
-                        "verdict": verdict.__dict__,
-                        "milestones": {
-                            k: v.isoformat() if v else None for k, v in report.milestones(facts).items()
-                        },
-                        "steps": [
-                            {"phase": r.phase.key, "state": r.state, "started": r.started, "ended": r.ended}
-                            for r in report.phase_rows(facts)
-                        ],
-                        "changes": extra["changes_all"],
-                        "runs": [r.run_id for r in extra["runs"]],
-                    },
-                    default=str,
-                )
-            )
+            return _plan_payload(facts, extra, verdict)
 
     return app
