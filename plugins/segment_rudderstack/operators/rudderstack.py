@@ -497,12 +497,44 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
                 done.add(source_id)
         return done
 
+    def _note_trigger_unavailable(
+        self, error: Any, source_id: str, config: dict[str, Any], now: datetime, result: dict[str, Any]
+    ) -> None:
+        """A refused trigger: re-raise a retryable error, fail on a permanent one; where the data plane does not
+        serve the trigger endpoint, note RudderStack's own upload schedule in ``result``."""
+        from segment_rudderstack.hooks.rudderstack import warehouse_api_unavailable
+        from segment_rudderstack.rudderstack_schedule import upload_schedule
+
+        if not warehouse_api_unavailable(error):
+            if error.retryable:
+                raise error
+            raise AirflowFailException(
+                f"RudderStack refused to trigger an upload of source {source_id} into destination "
+                f"{self.destination_id}: {error}. Expected the source to be connected (enabled) to that "
+                "warehouse destination; fix the connection or the plan's source ids and re-run this task "
+                "(the sync is already released, so the upload also runs on RudderStack's schedule)."
+            ) from error
+        schedule = upload_schedule(config, now)
+        self.log.warning(
+            "the RudderStack data plane does not serve the warehouse trigger endpoint (%s); the sync is "
+            "released and RudderStack uploads on its own schedule: %s. To trigger uploads, enable the "
+            "internal endpoints or set warehouse_path_prefix on connection %r.",
+            error.message,
+            schedule.explanation,
+            self.rudderstack_data_plane_conn_id,
+        )
+        result.update(
+            trigger_unavailable=f"HTTP {error.status}: {error.message}",
+            next_upload_slot=schedule.next_slot.isoformat() if schedule.next_slot else None,
+            latest_upload_slot=schedule.latest_slot.isoformat() if schedule.latest_slot else None,
+            schedule=schedule.explanation,
+        )
+
     def _trigger(
         self, context: Any, sources: list[str], released_at: datetime, config: dict[str, Any], now: datetime
     ) -> dict[str, Any]:
         from segment_rudderstack.hooks.errors import ApiError
-        from segment_rudderstack.hooks.rudderstack import RudderStackDataPlaneHook, warehouse_api_unavailable
-        from segment_rudderstack.rudderstack_schedule import upload_schedule
+        from segment_rudderstack.hooks.rudderstack import RudderStackDataPlaneHook
 
         already = self._triggered_since(sources, released_at) if not self.is_dry_run else set()
         todo = [s for s in sources if s not in already]
@@ -535,30 +567,7 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
                     apply=lambda s=source_id: data_plane.trigger_upload(s, self.destination_id),
                 )
             except ApiError as error:
-                if not warehouse_api_unavailable(error):
-                    if error.retryable:
-                        raise
-                    raise AirflowFailException(
-                        f"RudderStack refused to trigger an upload of source {source_id} into destination "
-                        f"{self.destination_id}: {error}. Expected the source to be connected (enabled) to that "
-                        "warehouse destination; fix the connection or the plan's source ids and re-run this task "
-                        "(the sync is already released, so the upload also runs on RudderStack's schedule)."
-                    ) from error
-                schedule = upload_schedule(config, now)
-                self.log.warning(
-                    "the RudderStack data plane does not serve the warehouse trigger endpoint (%s); the sync is "
-                    "released and RudderStack uploads on its own schedule: %s. To trigger uploads, enable the "
-                    "internal endpoints or set warehouse_path_prefix on connection %r.",
-                    error.message,
-                    schedule.explanation,
-                    self.rudderstack_data_plane_conn_id,
-                )
-                result.update(
-                    trigger_unavailable=f"HTTP {error.status}: {error.message}",
-                    next_upload_slot=schedule.next_slot.isoformat() if schedule.next_slot else None,
-                    latest_upload_slot=schedule.latest_slot.isoformat() if schedule.latest_slot else None,
-                    schedule=schedule.explanation,
-                )
+                self._note_trigger_unavailable(error, source_id, config, now, result)
                 return result
             result["triggered_sources"] = sorted({*result["triggered_sources"], source_id})
             result["upload_triggered"] = True
@@ -612,23 +621,39 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
             self.destination_id,
         )
 
-    def _release(self, context: Any) -> dict[str, Any]:
+    def _final_load_watch(self) -> Any:
+        """The gate sensor's own watch: Segment's final load finished and no Segment load running."""
         from segment_rudderstack.watches import SyncGateWatch
 
-        if not self.require_upstream(self.destination_id, "destination_id"):
-            self.log.info(
-                "DRY RUN: no destination yet; its sync would be released after Segment's final load"
-            )
-            return {"released": False}
-        # The gate sensor's own watch and decision, checked again right before the change.
-        watch = SyncGateWatch.final_load(
+        return SyncGateWatch.final_load(
             segment_conn_id=self.segment_conn_id,
             warehouse_id=self.warehouse_id,
             started_after=self.started_after,
             source_ids=self.source_ids,
             allow_partial=self.allow_partial,
         )
-        check = watch.check()
+
+    def _released_at(self, changed: bool, now: datetime) -> datetime:
+        """When the sync was released: ``now``, or the recorded earlier release when nothing changed."""
+        if changed:
+            return now
+        # Released earlier: that instant counts (sensors downstream wait for loads after it; triggers
+        # recorded after it are not repeated).
+        earlier = self.change_log.last(
+            ChangeTarget.RUDDERSTACK_DESTINATION, self.destination_id, "config.manualSync"
+        )
+        if earlier is not None and earlier.after is False:
+            return as_utc(earlier.at)
+        return now
+
+    def _release(self, context: Any) -> dict[str, Any]:
+        if not self.require_upstream(self.destination_id, "destination_id"):
+            self.log.info(
+                "DRY RUN: no destination yet; its sync would be released after Segment's final load"
+            )
+            return {"released": False}
+        # The gate sensor's own watch and decision, checked again right before the change.
+        check = self._final_load_watch().check()
         gate = check.decision
         if not gate.done and self.is_dry_run:
             self.log.info("DRY RUN: would release RudderStack's sync once this holds: %s", gate.reason)
@@ -658,15 +683,7 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
             config["syncStartAt"] = start_at
         changed = self.set_destination_config(context, hook, self.destination_id, "manualSync", held, False)
         config["manualSync"] = False
-        released_at = now
-        if not changed:
-            # Released earlier: that instant counts (sensors downstream wait for loads after it; triggers
-            # recorded after it are not repeated).
-            earlier = self.change_log.last(
-                ChangeTarget.RUDDERSTACK_DESTINATION, self.destination_id, "config.manualSync"
-            )
-            if earlier is not None and earlier.after is False:
-                released_at = as_utc(earlier.at)
+        released_at = self._released_at(changed, now)
         outcome: dict[str, Any] = {"triggered_sources": [], "upload_triggered": False}
         sources = self._sources_to_trigger()
         if self.trigger_upload and sources:
