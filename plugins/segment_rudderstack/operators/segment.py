@@ -286,6 +286,25 @@ class EnsureSegmentWebhookOperator(_WebhookOperator):
                 self.log.info("DRY RUN: would then add its Send mapping to RudderStack and enable both")
                 return None, []
         destination_id = destination["id"]
+        mapping = self._ensure_send_mapping(context, hook, url, destination_id, routes)
+        if routes and routes[0].mapping is not None and self.enabled:
+            self._set_mapping(context, hook, destination_id, mapping)  # switching on: the mapping first
+        self._set_destination(context, hook, destination)
+        if (
+            mapping is not None and mapping.get("id") and not self.enabled
+        ):  # switching off: the destination first
+            self._set_mapping(context, hook, destination_id, mapping)
+        if not self.enabled:
+            return destination_id, []
+        since = [self._enabled_since(ChangeTarget.SEGMENT_DESTINATION, destination_id)]
+        if mapping is not None and mapping.get("id"):
+            mapping_target = subscription_target_id(destination_id, mapping["id"])
+            since.append(self._enabled_since(ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION, mapping_target))
+        return destination_id, since
+
+    def _ensure_send_mapping(self, context, hook, url, destination_id: str, routes) -> dict[str, Any] | None:
+        """The webhook destination's "Send" mapping to ``url``: adopted when it exists, else created (None in a
+        dry run)."""
         mapping = routes[0].mapping if routes else None
         if mapping is None:
             mapping = self.create_missing(
@@ -314,20 +333,7 @@ class EnsureSegmentWebhookOperator(_WebhookOperator):
                 f"{destination_id}/{self.mapping_name}",
                 mapping["id"],
             )
-        if routes and routes[0].mapping is not None and self.enabled:
-            self._set_mapping(context, hook, destination_id, mapping)  # switching on: the mapping first
-        self._set_destination(context, hook, destination)
-        if (
-            mapping is not None and mapping.get("id") and not self.enabled
-        ):  # switching off: the destination first
-            self._set_mapping(context, hook, destination_id, mapping)
-        if not self.enabled:
-            return destination_id, []
-        since = [self._enabled_since(ChangeTarget.SEGMENT_DESTINATION, destination_id)]
-        if mapping is not None and mapping.get("id"):
-            mapping_target = subscription_target_id(destination_id, mapping["id"])
-            since.append(self._enabled_since(ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION, mapping_target))
-        return destination_id, since
+        return mapping
 
     def _set_destination(self, context, hook, destination: dict[str, Any]) -> None:
         destination_id = destination["id"]
