@@ -337,6 +337,33 @@ class Verdict:
     todo: str = ""
 
 
+def _complete_verdict(facts: ReportFacts) -> Verdict:
+    """The verdict of a finished real run: when each switch happened, and the duplicates removed."""
+    marks = milestones(facts)
+    duplicates = facts.result("duplicates")
+    parts = [
+        f"Segment's warehouse off since {utc(marks['warehouse_off'])}"
+        if marks["warehouse_off"]
+        else "Segment's warehouse was already off",
+        f"RudderStack loading since {utc(marks['released'])}"
+        if marks["released"]
+        else "RudderStack's sync was already released",
+        f"Segment's webhook off since {utc(marks['webhook_off'])}"
+        if marks["webhook_off"]
+        else "Segment's webhook was already off",
+    ]
+    if duplicates:
+        parts.append(
+            f"duplicate rows found {count_text(duplicates.get('duplicates'))}, "
+            f"removed {count_text(duplicates.get('removed'))}"
+        )
+    return Verdict(
+        "complete",
+        "COMPLETE: " + "; ".join(parts) + ".",
+        "Nothing to do. Later runs of this DAG are no-ops; the rollback DAG undoes the changes.",
+    )
+
+
 def verdict(facts: ReportFacts) -> Verdict:
     rows = phase_rows(facts)
     failed = next((r for r in rows if r.state == "failed"), None)
@@ -380,29 +407,7 @@ def verdict(facts: ReportFacts) -> Verdict:
             f"PARTIAL: this run migrated its sources; not migrated yet: {', '.join(facts.left_out_sources)}.",
             "Trigger again selecting the remaining sources.",
         )
-    marks = milestones(facts)
-    duplicates = facts.result("duplicates")
-    parts = [
-        f"Segment's warehouse off since {utc(marks['warehouse_off'])}"
-        if marks["warehouse_off"]
-        else "Segment's warehouse was already off",
-        f"RudderStack loading since {utc(marks['released'])}"
-        if marks["released"]
-        else "RudderStack's sync was already released",
-        f"Segment's webhook off since {utc(marks['webhook_off'])}"
-        if marks["webhook_off"]
-        else "Segment's webhook was already off",
-    ]
-    if duplicates:
-        parts.append(
-            f"duplicate rows found {count_text(duplicates.get('duplicates'))}, "
-            f"removed {count_text(duplicates.get('removed'))}"
-        )
-    return Verdict(
-        "complete",
-        "COMPLETE: " + "; ".join(parts) + ".",
-        "Nothing to do. Later runs of this DAG are no-ops; the rollback DAG undoes the changes.",
-    )
+    return _complete_verdict(facts)
 
 
 def section_verdict(facts: ReportFacts) -> Section:
