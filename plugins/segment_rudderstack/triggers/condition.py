@@ -85,6 +85,30 @@ class ConditionTrigger(BaseTrigger):
                 raise _DeadlinePassed from None
             raise
 
+    def _failed_check_event(
+        self, watch: Watch, budget: TransientBudget, exc: Exception, checks: int, memory: list
+    ) -> dict[str, Any] | None:
+        """The event that ends the wait after a check that failed (a permanent error, or the transient budget
+        spent), or None when the failure is ridden out (and logged)."""
+        if not watch.is_transient(exc):
+            return {
+                "status": "error",
+                "permanent": True,
+                "message": permanent_message(exc),
+                "checks": checks,
+            }
+        budget.failed()
+        if budget.spent():
+            return {
+                "status": "error",
+                "permanent": False,
+                "message": budget.failure_message(exc),
+                "checks": checks,
+                "memory": memory,
+            }
+        budget.log_failure(self.log, exc, f"check {checks}")
+        return None
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         watch: Watch = load_watch(self.watch_spec)
         memory = list(self.memory)
@@ -106,29 +130,10 @@ class ConditionTrigger(BaseTrigger):
                 yield TriggerEvent({"status": "timeout", "checks": checks - 1, "memory": memory})
                 return
             except Exception as exc:  # an observation that cannot be made: ride it out or end the wait
-                if not watch.is_transient(exc):
-                    yield TriggerEvent(
-                        {
-                            "status": "error",
-                            "permanent": True,
-                            "message": permanent_message(exc),
-                            "checks": checks,
-                        }
-                    )
+                event = self._failed_check_event(watch, budget, exc, checks, memory)
+                if event is not None:
+                    yield TriggerEvent(event)
                     return
-                budget.failed()
-                if budget.spent():
-                    yield TriggerEvent(
-                        {
-                            "status": "error",
-                            "permanent": False,
-                            "message": budget.failure_message(exc),
-                            "checks": checks,
-                            "memory": memory,
-                        }
-                    )
-                    return
-                budget.log_failure(self.log, exc, f"check {checks}")
             else:
                 budget.ok()
                 decision, memory = check.decision, check.memory
