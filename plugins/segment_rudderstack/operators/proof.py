@@ -18,6 +18,7 @@ from segment_rudderstack.conditions import AdoptionSample, as_utc
 from segment_rudderstack.operators.base import MigrationOperator
 from segment_rudderstack.rendered import as_list
 from segment_rudderstack.sensors.base import ConditionSensor
+from segment_rudderstack.sensors.migration import ClientAdoptionSensor
 from segment_rudderstack.watches import AdoptionWatch
 
 GAP_ACTIONS = ("fail", "approve")
@@ -270,7 +271,7 @@ class SegmentAdoptionWatch(AdoptionWatch):
         return max(shares, key=lambda pair: pair[0])[1]
 
 
-class SegmentAdoptionSensor(ConditionSensor):
+class SegmentAdoptionSensor(ClientAdoptionSensor):
     """Waits for adoption measured from Segment's side (see :class:`SegmentAdoptionWatch`); same decision as
     :class:`~segment_rudderstack.sensors.migration.ClientAdoptionSensor` (threshold, consecutive checks).
 
@@ -318,18 +319,20 @@ class SegmentAdoptionSensor(ConditionSensor):
         signal: str = "segment_metrics",
         **kwargs: Any,
     ):
-        super().__init__(**kwargs)
+        super().__init__(
+            warehouse_conn_id=warehouse_conn_id,
+            namespace=namespace,
+            webhook_source_id=webhook_source_id,
+            threshold=threshold,
+            window_seconds=window_seconds,
+            consecutive_checks=consecutive_checks,
+            min_events=min_events,
+            library_names=library_names,
+            **kwargs,
+        )
         self.segment_conn_id = segment_conn_id
         self.source_ids = source_ids
         self.cutover_at = cutover_at
-        self.warehouse_conn_id = warehouse_conn_id
-        self.namespace = namespace
-        self.webhook_source_id = webhook_source_id
-        self.threshold = threshold
-        self.window_seconds = window_seconds
-        self.consecutive_checks = consecutive_checks
-        self.min_events = min_events
-        self.library_names = list(library_names)
         self.granularity = granularity
         self.signal = signal
 
