@@ -110,10 +110,24 @@ class _SegmentSyncsWatch(Watch):
     def _syncs(self, hook, source_id: str | None = None):
         return hook.list_warehouse_syncs(self.warehouse_id, source_id=source_id, count=SYNC_REPORTS_PER_CHECK)
 
-    async def _asyncs(self, hook, source_id: str | None = None):
+    async def _asyncs(self, hook, source_id: str | None = None, since: datetime | None = None):
+        """The warehouse's newest sync reports, read once for every trigger of the triggerer that watches this
+        warehouse now (:meth:`SegmentHook.ashared_warehouse_syncs`). For one source, that page serves when it
+        holds every report that started since ``since``; otherwise the source's own list is read."""
+        page = await hook.ashared_warehouse_syncs(self.warehouse_id, count=SYNC_REPORTS_PER_CHECK)
+        if source_id is None or page_covers(page, SYNC_REPORTS_PER_CHECK, since):
+            return page
         return await hook.alist_warehouse_syncs(
             self.warehouse_id, source_id=source_id, count=SYNC_REPORTS_PER_CHECK
         )
+
+
+def page_covers(page, count: int, since: datetime | None) -> bool:
+    """A warehouse-wide page of ``count`` reports holds every report that started at or after ``since``: it is
+    not full (it is the whole list), or its oldest report started before ``since``."""
+    if len(page) < count:
+        return True
+    return since is not None and min(r.start for r in page) < since
 
 
 @dataclass(frozen=True)
@@ -218,7 +232,7 @@ class SourceDrainedWatch(_SegmentSyncsWatch):
         return self._syncs(self._hook(), self.source_id)
 
     async def aobserve(self):
-        return await self._asyncs(self._hook(), self.source_id)
+        return await self._asyncs(self._hook(), self.source_id, since=as_utc(self.started_after))
 
     def decide(self, observation, memory):
         return (

@@ -38,7 +38,9 @@ def segment(pg_dsn, monkeypatch):
     emulator = SegmentEmulator(
         SegmentSettings(
             sources=[SourceSeed(s, s, s, f"wk_{s}", "budget") for s in SOURCES],
-            warehouses=[WarehouseSeed(connected_sources=SOURCES)],
+            # the poke-mode sensor's warehouse, and one warehouse per plan (a plan migrates one warehouse)
+            warehouses=[WarehouseSeed(connected_sources=SOURCES)]
+            + [WarehouseSeed(id=f"wh_plan{n}", connected_sources=SOURCES) for n in (1, 2, 3)],
             load_interval_s=None,
             sync_list_per_minute=LIMIT,
             rate_window_s=WINDOW_S,
@@ -71,7 +73,7 @@ def segment(pg_dsn, monkeypatch):
 def watches(plan: int) -> list[dict]:
     """One plan's sync-list watchers: its final-load sensor, its sync gate and its 5 drain sensors."""
     started = datetime.now(UTC).isoformat()  # no load starts: every watcher keeps waiting
-    common = {"segment_conn_id": CONN_ID, "warehouse_id": "wh_sandbox_pg", "started_after": started}
+    common = {"segment_conn_id": CONN_ID, "warehouse_id": f"wh_plan{plan}", "started_after": started}
     load = {"source_ids": SOURCES, "allow_partial": False, **common}
     specs = [
         {"class": "segment_rudderstack.watches.SegmentLoadWatch", "kwargs": load},
@@ -145,11 +147,14 @@ def test_plans_in_two_processes_share_the_sync_list_limit(segment, pg_dsn):
 
 
 def test_the_log_check_catches_a_budget_looser_than_the_limit(segment, monkeypatch):
-    """The contrast: the same watchers with a budget that allows 4 times Segment's limit get 429s, and the
-    emulator's log shows them (so the checks above can fail)."""
+    """The contrast: three plans' watchers with a budget that allows 4 times Segment's limit get 429s, and the
+    emulator's log shows them (so the checks above can fail). (One plan's watchers share one read per turn,
+    tests/library/test_shared_sync_pages.py; three plans on three warehouses make three.)"""
     emulator, env = segment
     conn = json.loads(env[f"AIRFLOW_CONN_{CONN_ID.upper()}"])
     conn["extra"]["sync_list_requests_per_minute"] *= 4
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
-    run_triggers(watches(1), 8.0)  # long enough to exceed the limit on a loaded machine too
+    run_triggers(
+        watches(1) + watches(2) + watches(3), 8.0
+    )  # long enough to exceed the limit on a loaded machine too
     assert [c for c in emulator.log.entries("sync_list") if c["status"] == 429]

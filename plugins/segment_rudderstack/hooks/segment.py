@@ -349,6 +349,26 @@ class SegmentHook(ApiHook):
             await self.sync_list_budget.await_turn()
         return await self.acall(spec)
 
+    async def ashared_warehouse_syncs(self, warehouse_id: str, count: int = 20) -> list[SyncReport]:
+        """:meth:`alist_warehouse_syncs` of the whole warehouse, one read shared by every trigger of this event
+        loop that asks for the same warehouse at about the same time (see :mod:`.shared_reads`): in flight,
+        or for one turn of the workspace's sync-list budget after it arrived (not reused without a budget).
+
+        :param warehouse_id: the Segment warehouse
+        :param count: the page size (reports, newest first)
+        """
+        from segment_rudderstack.hooks.shared_reads import shared_read
+
+        await self.aload_connection()
+        budget = self.sync_list_budget
+        workspace = budget_key(self.base_url, self._auth.get("Authorization", ""))  # a hash: no token kept
+        key = ("segment-syncs", workspace, warehouse_id, count)
+        return await shared_read(
+            key,
+            lambda: self.alist_warehouse_syncs(warehouse_id, count=count),
+            budget.spacing if budget else 0.0,
+        )
+
     def get_advanced_sync_schedule(self, warehouse_id: str) -> dict[str, Any]:
         """``data``: ``{enabled, schedule?: {times: [{hourOfDay, enabled}], timezone}}``."""
         path = f"/warehouses/{quoted_id(warehouse_id, 'warehouse_id')}/advanced-sync-schedule"
