@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from sandbox.common import ServerThread
-from sandbox.segment_emulator import SegmentEmulator, SegmentSettings
+from sandbox.segment_emulator import SegmentEmulator, SegmentSettings, WarehouseSeed
 from sandbox.warehouse import Warehouse
 from segment_rudderstack.triggers.condition import ConditionTrigger
 from segment_rudderstack.watches import SegmentLoadWatch, load_watch
@@ -35,7 +35,9 @@ class ClientPorts:
 
 @pytest.fixture
 def segment(monkeypatch):
-    settings = SegmentSettings(load_interval_s=None, sync_list_per_minute=10_000)
+    # one warehouse per trigger: triggers on one warehouse would share reads (test_shared_sync_pages.py)
+    warehouses = [WarehouseSeed(id=f"wh_{n}") for n in range(TRIGGERS + 1)]
+    settings = SegmentSettings(load_interval_s=None, sync_list_per_minute=10_000, warehouses=warehouses)
     emulator = SegmentEmulator(settings, Warehouse("postgresql://unused/never-loaded"), None)
     recorder = ClientPorts(emulator.app)
     server = ServerThread(recorder).start()
@@ -61,10 +63,10 @@ def test_triggers_in_one_loop_reuse_one_client_and_read_their_connection_once(se
     interval = 0.2
     seconds = 3.0
 
-    def watch() -> dict:
+    def watch(n: int) -> dict:
         return SegmentLoadWatch(
             segment_conn_id="segment_shared",
-            warehouse_id="wh_sandbox_pg",
+            warehouse_id=f"wh_{n}",
             started_after=datetime.now(UTC).isoformat(),
             source_ids=None,
             allow_partial=False,
@@ -72,16 +74,16 @@ def test_triggers_in_one_loop_reuse_one_client_and_read_their_connection_once(se
 
     async def run_all() -> list[dict]:
         # Warm-up: the first check of a process imports what it needs; not part of what is measured here.
-        await load_watch(watch()).aobserve()
+        await load_watch(watch(TRIGGERS)).aobserve()
         segment.ports.clear()
         deadline = time.time() + seconds
         triggers = [
             ConditionTrigger(
-                watch=watch(),
+                watch=watch(n),
                 poke_interval=interval,
                 deadline=deadline,
             )
-            for _ in range(TRIGGERS)
+            for n in range(TRIGGERS)
         ]
 
         async def first_event(trigger):
