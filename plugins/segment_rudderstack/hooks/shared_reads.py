@@ -31,6 +31,9 @@ def _reads_of_this_loop() -> dict[Hashable, tuple[asyncio.Future, float | None]]
     loop = asyncio.get_running_loop()
     reads = _READS.get(id(loop))
     if reads is None or (reads and next(iter(reads.values()))[0].get_loop() is not loop):
+        for other, its_reads in list(_READS.items()):  # forget the reads of loops that have ended
+            if not its_reads or next(iter(its_reads.values()))[0].get_loop().is_closed():
+                del _READS[other]
         reads = _READS[id(loop)] = {}  # a new loop (or one reusing a dead loop's id)
     return reads
 
