@@ -31,66 +31,46 @@ sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "include"), str(ROOT)]
 os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".airflow"))
 
 LIMIT = 2
-SOURCES = ["src_a", "src_b", "src_c", "src_d", "src_e"]
 PLANS = 3
 
 
-def watches(plan: int, started: str) -> list[dict]:
-    from tests.library.budget_takers import CONN_ID
-
-    # each plan migrates its own warehouse of the one workspace
-    common = {"segment_conn_id": CONN_ID, "warehouse_id": f"wh_plan{plan}", "started_after": started}
-    load = {"source_ids": SOURCES, "allow_partial": False, **common}
-    specs = [
-        {"class": "segment_rudderstack.watches.SegmentLoadWatch", "kwargs": load},
-        {"class": "segment_rudderstack.watches.SyncGateWatch", "kwargs": load},
-    ]
-    specs += [
-        {
-            "class": "segment_rudderstack.watches.SourceDrainedWatch",
-            "kwargs": {**common, "source_id": s, "consecutive_loads": 2},
-        }
-        for s in SOURCES
-    ]
-    return specs
-
-
 def run_mode(mode: str, window: float, minutes: float, dsn: str) -> dict:
-    from sandbox.common import ServerThread
-    from sandbox.segment_emulator import SegmentEmulator, SegmentSettings, SourceSeed, WarehouseSeed
-    from sandbox.warehouse import Warehouse
+    from tests.library.budget_takers import plan_watches, segment_emulator
+
+    warehouses = [f"wh_plan{n}" for n in range(PLANS)]  # each plan migrates its own warehouse
+    started = datetime.now(UTC).isoformat()
+    watchers = [w for warehouse in warehouses for w in plan_watches(warehouse, started)]
+    with segment_emulator(dsn, warehouses, sync_list_per_minute=LIMIT, rate_window_s=window) as (emu, url):
+        checks = run_trigger_processes(
+            mode, window, minutes * window, watchers, connection_env(mode, window, dsn, emu, url)
+        )
+        calls = emu.log.entries("sync_list")
+    return summary(mode, window, minutes, calls, checks, len(watchers))
+
+
+def connection_env(mode: str, window: float, dsn: str, emulator, url: str) -> dict[str, str]:
+    """The Segment connection of the mode (its budget extras) and the budget's PostgreSQL connection."""
     from tests.library.budget_takers import CONN_ID
 
-    emulator = SegmentEmulator(
-        SegmentSettings(
-            sources=[SourceSeed(s, s, s, f"wk_{s}", "budget") for s in SOURCES],
-            warehouses=[WarehouseSeed(id=f"wh_plan{n}", connected_sources=SOURCES) for n in range(PLANS)],
-            load_interval_s=None,
-            sync_list_per_minute=LIMIT,
-            rate_window_s=window,
-        ),
-        Warehouse(dsn),
-        None,
-    )
-    server = ServerThread(emulator.app).start()
     per_minute = LIMIT * 60 / window
     extra: dict = {"max_attempts": 1}
     if mode == "shared budget":
         extra.update(sync_list_budget_conn_id="budget_pg", sync_list_requests_per_minute=per_minute)
     elif mode == "each process alone":
         extra.update(sync_list_requests_per_minute=per_minute)
-    env = {
+    return {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(sys.path[:3]),
         "AIRFLOW_CONN_BUDGET_PG": dsn,
         f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(
-            {"conn_type": "http", "host": server.url, "password": emulator.settings.token, "extra": extra}
+            {"conn_type": "http", "host": url, "password": emulator.settings.token, "extra": extra}
         ),
     }
-    seconds = minutes * window
-    started = datetime.now(UTC).isoformat()
-    all_watches = [w for plan in range(PLANS) for w in watches(plan, started)]
-    halves = [all_watches[: len(all_watches) // 2], all_watches[len(all_watches) // 2 :]]
+
+
+def run_trigger_processes(mode: str, window: float, seconds: float, watchers: list[dict], env: dict) -> int:
+    """The watchers as triggers, half in each of two processes, for ``seconds``; returns the checks they made."""
+    halves = [watchers[: len(watchers) // 2], watchers[len(watchers) // 2 :]]
     # Without a budget each sensor polls at the plan's floor (60 / limit compressed seconds).
     interval = window / LIMIT if mode == "no budget" else 0.2
     procs = [
@@ -120,8 +100,10 @@ def run_mode(mode: str, window: float, minutes: float, dsn: str) -> dict:
         if proc.returncode != 0:
             raise SystemExit(f"{mode}: a trigger process failed:\n{err[-3000:]}")
         checks += json.loads(out.strip().splitlines()[-1])["checks"]
-    server.stop()
-    calls = emulator.log.entries("sync_list")
+    return checks
+
+
+def summary(mode: str, window: float, minutes: float, calls: list[dict], checks: int, watchers: int) -> dict:
     times = sorted(
         datetime.fromisoformat(c["at"].replace("Z", "+00:00")).timestamp()
         for c in calls
@@ -135,9 +117,9 @@ def run_mode(mode: str, window: float, minutes: float, dsn: str) -> dict:
         "admitted": len(times),
         "http_429": sum(c["status"] == 429 for c in calls),
         "max_per_minute": most,
-        "per_sensor_per_hour": len(times) / span_minutes * 60 / len(all_watches),
+        "per_sensor_per_hour": len(times) / span_minutes * 60 / watchers,
         # how often each sensor observed Segment's list (a shared read serves several checks)
-        "checks_per_sensor_per_hour": checks / span_minutes * 60 / len(all_watches),
+        "checks_per_sensor_per_hour": checks / span_minutes * 60 / watchers,
     }
 
 
@@ -158,7 +140,7 @@ def main() -> None:
     finally:
         server.cleanup()
     print(
-        f"{PLANS} plans x (final load + sync gate + {len(SOURCES)} drain sensors) = {PLANS * (2 + len(SOURCES))} "
+        f"{PLANS} plans x (final load + sync gate + 5 drain sensors) = {PLANS * 7} "
         f"sync-list watchers in 2 processes; Segment's limit {LIMIT}/minute; {args.minutes:g} minutes each "
         f"(1 minute = {args.window:g} s)"
     )

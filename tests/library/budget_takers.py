@@ -9,13 +9,60 @@ prints ``ready`` once imported, then ``{"checks": n, "errors": [...]}`` on its l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 CONN_ID = "segment_budget"
 POKE_INTERVAL_S = 0.2
+SOURCES = ["src_a", "src_b", "src_c", "src_d", "src_e"]  # 5 server-side sources on each warehouse
+
+
+def plan_watches(warehouse_id: str, started_after: str, sources: list[str] = SOURCES) -> list[dict[str, Any]]:
+    """One plan's sync-list watchers (as trigger watch specs): its final-load sensor, its sync gate and one drain
+    sensor per server-side source, all on the plan's warehouse."""
+    common = {"segment_conn_id": CONN_ID, "warehouse_id": warehouse_id, "started_after": started_after}
+    load = {"source_ids": sources, "allow_partial": False, **common}
+    specs = [
+        {"class": "segment_rudderstack.watches.SegmentLoadWatch", "kwargs": load},
+        {"class": "segment_rudderstack.watches.SyncGateWatch", "kwargs": load},
+    ]
+    specs += [
+        {
+            "class": "segment_rudderstack.watches.SourceDrainedWatch",
+            "kwargs": {**common, "source_id": s, "consecutive_loads": 2},
+        }
+        for s in sources
+    ]
+    return specs
+
+
+@contextlib.contextmanager
+def segment_emulator(pg_dsn: str, warehouse_ids: list[str], **settings: Any) -> Iterator[tuple[Any, str]]:
+    """The Segment emulator on a real HTTP server with ``SOURCES`` connected to each of ``warehouse_ids``, no
+    loads of its own; ``settings`` go to ``SegmentSettings`` (e.g. the sync-list limit). Yields it and its URL."""
+    from sandbox.common import ServerThread
+    from sandbox.segment_emulator import SegmentEmulator, SegmentSettings, SourceSeed, WarehouseSeed
+    from sandbox.warehouse import Warehouse
+
+    emulator = SegmentEmulator(
+        SegmentSettings(
+            sources=[SourceSeed(s, s, s, f"wk_{s}", "budget") for s in SOURCES],
+            warehouses=[WarehouseSeed(id=w, connected_sources=SOURCES) for w in warehouse_ids],
+            load_interval_s=None,
+            **settings,
+        ),
+        Warehouse(pg_dsn),
+        None,
+    )
+    server = ServerThread(emulator.app).start()
+    try:
+        yield emulator, server.url
+    finally:
+        server.stop()
 
 
 def run_triggers(specs: list[dict[str, Any]], seconds: float) -> dict[str, Any]:

@@ -15,59 +15,33 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sandbox.common import ServerThread, isoformat_z
-from sandbox.segment_emulator import SegmentEmulator, SegmentSettings, SourceSeed, WarehouseSeed
-from sandbox.warehouse import Warehouse
+from sandbox.common import isoformat_z
 from segment_rudderstack.hooks.shared_reads import shared_read
 from segment_rudderstack.rate_budget import spacing_seconds
 from segment_rudderstack.watches import SYNC_REPORTS_PER_CHECK, SourceDrainedWatch, page_covers
-from tests.library.budget_takers import run_triggers
+from tests.library.budget_takers import CONN_ID, plan_watches, run_triggers, segment_emulator
 
-CONN_ID = "segment_budget"  # the connection budget_takers' triggers use
 WAREHOUSE = "wh_sandbox_pg"
-SOURCES = ["src_a", "src_b", "src_c", "src_d", "src_e"]
 PER_MINUTE = 20
 
 
 @pytest.fixture
 def segment(pg_dsn, monkeypatch):
-    emulator = SegmentEmulator(
-        SegmentSettings(
-            sources=[SourceSeed(s, s, s, f"wk_{s}", "shared") for s in SOURCES],
-            warehouses=[WarehouseSeed(connected_sources=SOURCES)],
-            load_interval_s=None,
-            sync_list_per_minute=1000,  # the budget under test paces the calls, not the emulator
-        ),
-        Warehouse(pg_dsn),
-        None,
-    )
-    server = ServerThread(emulator.app).start()
-    conn = {
-        "conn_type": "http",
-        "host": server.url,
-        "password": emulator.settings.token,
-        "extra": {"sync_list_requests_per_minute": PER_MINUTE, "max_attempts": 1},
-    }
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
-    yield emulator
-    server.stop()
-
-
-def plan_watches(started_after: str) -> list[dict]:
-    common = {"segment_conn_id": CONN_ID, "warehouse_id": WAREHOUSE, "started_after": started_after}
-    load = {"source_ids": SOURCES, "allow_partial": False, **common}
-    return [
-        {"class": "segment_rudderstack.watches.SegmentLoadWatch", "kwargs": load},
-        {"class": "segment_rudderstack.watches.SyncGateWatch", "kwargs": load},
-    ] + [
-        {"class": "segment_rudderstack.watches.SourceDrainedWatch", "kwargs": {**common, "source_id": s}}
-        for s in SOURCES
-    ]
+    # the budget under test paces the calls, not the emulator's own limit
+    with segment_emulator(pg_dsn, [WAREHOUSE], sync_list_per_minute=1000) as (emulator, url):
+        conn = {
+            "conn_type": "http",
+            "host": url,
+            "password": emulator.settings.token,
+            "extra": {"sync_list_requests_per_minute": PER_MINUTE, "max_attempts": 1},
+        }
+        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
+        yield emulator
 
 
 def test_a_plans_seven_segment_triggers_cost_one_call_per_budget_turn(segment):
     seconds = 8.0
-    result = run_triggers(plan_watches(datetime.now(UTC).isoformat()), seconds)
+    result = run_triggers(plan_watches(WAREHOUSE, datetime.now(UTC).isoformat()), seconds)
 
     calls = segment.log.entries("sync_list")
     turns = seconds / spacing_seconds(PER_MINUTE)

@@ -20,73 +20,46 @@ from datetime import UTC, datetime
 import pytest
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from sandbox.common import ServerThread
-from sandbox.segment_emulator import SegmentEmulator, SegmentSettings, SourceSeed, WarehouseSeed
-from sandbox.warehouse import Warehouse
 from segment_rudderstack.sensors.migration import SegmentWarehouseLoadSensor
-from tests.library.budget_takers import CONN_ID, run_triggers
+from tests.library.budget_takers import CONN_ID, plan_watches, run_triggers, segment_emulator
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 WINDOW_S = 1.5
 LIMIT = 2
-SOURCES = ["src_a", "src_b", "src_c", "src_d", "src_e"]  # 5 server-side sources on one warehouse
 RUN_S = 12.0
 
 
 @pytest.fixture
 def segment(pg_dsn, monkeypatch):
-    emulator = SegmentEmulator(
-        SegmentSettings(
-            sources=[SourceSeed(s, s, s, f"wk_{s}", "budget") for s in SOURCES],
-            # the poke-mode sensor's warehouse, and one warehouse per plan (a plan migrates one warehouse)
-            warehouses=[WarehouseSeed(connected_sources=SOURCES)]
-            + [WarehouseSeed(id=f"wh_plan{n}", connected_sources=SOURCES) for n in (1, 2, 3)],
-            load_interval_s=None,
-            sync_list_per_minute=LIMIT,
-            rate_window_s=WINDOW_S,
-        ),
-        Warehouse(pg_dsn),
-        None,
-    )
-    server = ServerThread(emulator.app).start()
-    env = {
-        f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(
-            {
-                "conn_type": "http",
-                "host": server.url,
-                "password": emulator.settings.token,
-                "extra": {
-                    "sync_list_budget_conn_id": "budget_pg",
-                    "sync_list_requests_per_minute": LIMIT * 60 / WINDOW_S,
-                    "max_attempts": 1,
-                },
-            }
-        ),
-        "AIRFLOW_CONN_BUDGET_PG": pg_dsn,
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    yield emulator, env
-    server.stop()
+    # the poke-mode sensor's warehouse, and one warehouse per plan (a plan migrates one warehouse)
+    warehouses = ["wh_sandbox_pg", "wh_plan1", "wh_plan2", "wh_plan3"]
+    with segment_emulator(pg_dsn, warehouses, sync_list_per_minute=LIMIT, rate_window_s=WINDOW_S) as (
+        emulator,
+        url,
+    ):
+        env = {
+            f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": url,
+                    "password": emulator.settings.token,
+                    "extra": {
+                        "sync_list_budget_conn_id": "budget_pg",
+                        "sync_list_requests_per_minute": LIMIT * 60 / WINDOW_S,
+                        "max_attempts": 1,
+                    },
+                }
+            ),
+            "AIRFLOW_CONN_BUDGET_PG": pg_dsn,
+        }
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        yield emulator, env
 
 
 def watches(plan: int) -> list[dict]:
-    """One plan's sync-list watchers: its final-load sensor, its sync gate and its 5 drain sensors."""
-    started = datetime.now(UTC).isoformat()  # no load starts: every watcher keeps waiting
-    common = {"segment_conn_id": CONN_ID, "warehouse_id": f"wh_plan{plan}", "started_after": started}
-    load = {"source_ids": SOURCES, "allow_partial": False, **common}
-    specs = [
-        {"class": "segment_rudderstack.watches.SegmentLoadWatch", "kwargs": load},
-        {"class": "segment_rudderstack.watches.SyncGateWatch", "kwargs": load},
-    ]
-    specs += [
-        {
-            "class": "segment_rudderstack.watches.SourceDrainedWatch",
-            "kwargs": {**common, "source_id": s, "consecutive_loads": 2},
-        }
-        for s in SOURCES
-    ]
-    return [{**spec, "plan": plan} for spec in specs]
+    """One plan's sync-list watchers, on its own warehouse; no load starts, so every watcher keeps waiting."""
+    return [{**spec, "plan": plan} for spec in plan_watches(f"wh_plan{plan}", datetime.now(UTC).isoformat())]
 
 
 def test_plans_in_two_processes_share_the_sync_list_limit(segment, pg_dsn):
