@@ -114,6 +114,72 @@ class SandboxWorld:
                 cls.sandbox = None
 
 
+# A sandbox for a plan run in a deployment, compressed so a run takes minutes: Segment loads every 2 s, and
+# RudderStack's 30-"minute" upload slot is 15 s at 120x (so a 20 s adoption window always holds a load).
+COMPRESSED = {
+    "segment": {"load_interval_s": 2.0, "load_duration_s": 0.5},
+    "rudderstack": {"time_compression": 120.0, "upload_duration_s": 0.5},
+}
+# a plan's connection (plan section, field), the prefix of its id in a test plan, and the sandbox's
+# AIRFLOW_CONN_* setting it gets its fields from
+PLAN_CONNECTIONS = [
+    ("segment", "conn_id", "segment", "AIRFLOW_CONN_SEGMENT_SANDBOX"),
+    ("rudderstack", "conn_id", "rudderstack", "AIRFLOW_CONN_RUDDERSTACK_SANDBOX"),
+    (
+        "rudderstack",
+        "data_plane_conn_id",
+        "rudderstack_data_plane",
+        "AIRFLOW_CONN_RUDDERSTACK_DATA_PLANE_SANDBOX",
+    ),
+    ("warehouse", "conn_id", "warehouse", "AIRFLOW_CONN_WAREHOUSE_SANDBOX"),
+]
+PLAN_DAG_FILE = '''"""Airflow DAGs of a test plan (written by {test})."""
+
+from segment_rudderstack.dag_factory import build_all
+
+globals().update(build_all({plans!r}, reports_dir={reports!r}))
+'''
+
+
+def copy_of_sandbox_plan(name: str, schedule: str | None = None) -> dict:
+    """include/plans/sandbox.yaml as plan ``name``: its own connection ids (e.g. ``segment_<name>``, so it never
+    reaches the session's sandbox) and a 20 s adoption window of 2 checks."""
+    import yaml
+
+    plan = yaml.safe_load((ROOT / "include" / "plans" / "sandbox.yaml").read_text())
+    plan["name"] = name
+    plan["schedule"] = schedule
+    for section, field_name, prefix, _ in PLAN_CONNECTIONS:
+        plan[section][field_name] = f"{prefix}_{name}"
+    plan["adoption"].update(window_seconds=20, consecutive_checks=2)
+    return plan
+
+
+@contextlib.contextmanager
+def plan_world(api, bundle_folder: pathlib.Path, tmp_path: pathlib.Path, plan: dict, test: str) -> Iterator:
+    """A compressed sandbox of the plan's own (old clients ramp off over 30 s), its connections created over REST
+    as Admin -> Connections does, and the plan's DAG file in the deployment's plan bundle; yields the sandbox."""
+    import json
+
+    import yaml
+
+    with running_sandbox(**COMPRESSED, clients={"adoption": {"kind": "linear", "ramp_s": 30.0}}) as sandbox:
+        for section, field_name, _, setting in PLAN_CONNECTIONS:
+            fields = json.loads(sandbox.info.airflow_connections[setting])
+            if isinstance(fields.get("extra"), dict):  # the REST API takes extra as a JSON string
+                fields["extra"] = json.dumps(fields["extra"])
+            body = {"connection_id": plan[section][field_name], **fields}
+            response = api.http.post("/api/v2/connections", json=body)
+            assert response.status_code == 201, response.text
+        plans = tmp_path / "plans"
+        plans.mkdir()
+        (plans / f"{plan['name']}.yaml").write_text(yaml.safe_dump(plan, sort_keys=False))
+        (bundle_folder / f"{plan['name']}_plan.py").write_text(
+            PLAN_DAG_FILE.format(test=test, plans=str(plans), reports=str(tmp_path / "reports"))
+        )
+        yield sandbox
+
+
 def assert_reconciled(sandbox) -> None:
     """After a migration run: clients flushed, both tools' loads settled, then every event exactly once and
     no safety invariant broken (read from the emulators' own request logs)."""

@@ -15,12 +15,12 @@ import pytest
 
 from scripts.airflow_local import DeploymentSpec, LocalAirflow
 from tests.deployment.metrics import ARTIFACTS, record
-from tests.deployment.targets import ROOT, assert_reconciled, running_sandbox
+from tests.deployment.targets import COMPRESSED, ROOT, assert_reconciled, running_sandbox
 
 pytestmark = pytest.mark.slow
 
 DAG_ID = "segment_to_rudderstack__sandbox"
-# RudderStack's 30-"minute" upload slot is 15 s at 120x, so a 20 s window always holds a load.
+# RudderStack's 30-"minute" upload slot is 15 s at 120x (COMPRESSED), so a 20 s window always holds a load.
 CONF = {"dry_run": False, "adoption_window_seconds": 20, "adoption_consecutive_checks": 2}
 
 
@@ -28,10 +28,7 @@ def test_migration_dag_on_celery_with_redis_and_two_workers_reconciles(tmp_path)
     began = time.monotonic()
     # The sandbox's default clients: old app versions keep sending through Segment's webhook for a while, so
     # the upload sensor sees rows from the webhook source too (a short adoption ramp would leave it none).
-    with running_sandbox(
-        segment={"load_interval_s": 2.0, "load_duration_s": 0.5},
-        rudderstack={"time_compression": 120.0, "upload_duration_s": 0.5},
-    ) as sandbox:
+    with running_sandbox(**COMPRESSED) as sandbox:
         spec = DeploymentSpec(
             dags_folder=ROOT / "dags",
             plugins_folder=ROOT / "plugins",

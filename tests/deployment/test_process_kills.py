@@ -11,70 +11,31 @@ heartbeat/orphan settings), and the reconciliation and the safety invariants mus
 
 from __future__ import annotations
 
-import json
 import pathlib
 import time
 from datetime import datetime
 
 import pytest
-import yaml
 
 from scripts.airflow_local import wait_until
 from tests.deployment.metrics import record
-from tests.deployment.targets import ROOT, assert_reconciled, running_sandbox
+from tests.deployment.targets import assert_reconciled, copy_of_sandbox_plan, plan_world
 
 pytestmark = pytest.mark.slow
 
 PLAN_NAME = "sandbox_kills"
 DAG_ID = f"segment_to_rudderstack__{PLAN_NAME}"
-CONNECTIONS = {
-    "segment_kills": "AIRFLOW_CONN_SEGMENT_SANDBOX",
-    "rudderstack_kills": "AIRFLOW_CONN_RUDDERSTACK_SANDBOX",
-    "rudderstack_data_plane_kills": "AIRFLOW_CONN_RUDDERSTACK_DATA_PLANE_SANDBOX",
-    "warehouse_kills": "AIRFLOW_CONN_WAREHOUSE_SANDBOX",
-}
-DAG_FILE = '''"""Airflow DAGs of the process-kill test plan (written by tests/deployment/test_process_kills.py)."""
-
-from segment_rudderstack.dag_factory import build_all
-
-globals().update(build_all({plans!r}, reports_dir={reports!r}))
-'''
 RETRY_WITHIN_S = 150  # heartbeat timeout 60 s + detection 10 s + retry_delay 30 s, plus scheduling slack
-
-
-def kills_plan() -> dict:
-    plan = yaml.safe_load((ROOT / "include" / "plans" / "sandbox.yaml").read_text())
-    plan["name"] = PLAN_NAME
-    plan["schedule"] = None
-    plan["segment"]["conn_id"] = "segment_kills"
-    plan["rudderstack"]["conn_id"] = "rudderstack_kills"
-    plan["rudderstack"]["data_plane_conn_id"] = "rudderstack_data_plane_kills"
-    plan["warehouse"]["conn_id"] = "warehouse_kills"
-    plan["adoption"].update(window_seconds=20, consecutive_checks=2)
-    return plan
 
 
 @pytest.fixture
 def kills_world(api, target, plan_bundle_folder: pathlib.Path | None, tmp_path):
     if plan_bundle_folder is None:
         pytest.skip(f"deployment target {target.name!r} runs no sandbox, so it has no plan bundle")
-    with running_sandbox(
-        segment={"load_interval_s": 2.0, "load_duration_s": 0.5},
-        rudderstack={"time_compression": 120.0, "upload_duration_s": 0.5},
-        clients={"adoption": {"kind": "linear", "ramp_s": 30.0}},
+    plan = copy_of_sandbox_plan(PLAN_NAME)
+    with plan_world(
+        api, plan_bundle_folder, tmp_path, plan, test="tests/deployment/test_process_kills.py"
     ) as sandbox:
-        for conn_id, setting in CONNECTIONS.items():
-            fields = json.loads(sandbox.info.airflow_connections[setting])
-            if isinstance(fields.get("extra"), dict):  # the REST API takes extra as a JSON string
-                fields["extra"] = json.dumps(fields["extra"])
-            response = api.http.post("/api/v2/connections", json={"connection_id": conn_id, **fields})
-            assert response.status_code == 201, response.text
-        plans = tmp_path / "plans"
-        plans.mkdir()
-        (plans / f"{PLAN_NAME}.yaml").write_text(yaml.safe_dump(kills_plan(), sort_keys=False))
-        (plan_bundle_folder / "kills_plan.py").write_text(
-            DAG_FILE.format(plans=str(plans), reports=str(tmp_path / "reports"))
-        )
         yield sandbox
 
 

@@ -9,50 +9,21 @@ The DAG is unpaused and never triggered: the scheduler creates both runs.
 
 from __future__ import annotations
 
-import json
 import pathlib
 import time
 from datetime import datetime
 
 import pytest
-import yaml
 
 from scripts.airflow_local import wait_until
 from tests.deployment.metrics import record
-from tests.deployment.targets import ROOT, assert_reconciled, running_sandbox
+from tests.deployment.targets import assert_reconciled, copy_of_sandbox_plan, plan_world
 
 pytestmark = pytest.mark.slow
 
 PLAN_NAME = "sandbox_scheduled"
 DAG_ID = f"segment_to_rudderstack__{PLAN_NAME}"
 SCHEDULE = "* * * * *"  # catchup off: the first run is the latest minute, due at once when unpaused
-# connection id in the plan -> the sandbox's AIRFLOW_CONN_* setting it gets its fields from
-CONNECTIONS = {
-    "segment_scheduled": "AIRFLOW_CONN_SEGMENT_SANDBOX",
-    "rudderstack_scheduled": "AIRFLOW_CONN_RUDDERSTACK_SANDBOX",
-    "rudderstack_data_plane_scheduled": "AIRFLOW_CONN_RUDDERSTACK_DATA_PLANE_SANDBOX",
-    "warehouse_scheduled": "AIRFLOW_CONN_WAREHOUSE_SANDBOX",
-}
-DAG_FILE = '''"""Airflow DAGs of the scheduled test plan (written by tests/deployment/test_scheduled_plan.py)."""
-
-from segment_rudderstack.dag_factory import build_all
-
-globals().update(build_all({plans!r}, reports_dir={reports!r}))
-'''
-
-
-def scheduled_plan() -> dict:
-    """include/plans/sandbox.yaml with a schedule, its own connection ids and a shorter adoption window."""
-    plan = yaml.safe_load((ROOT / "include" / "plans" / "sandbox.yaml").read_text())
-    plan["name"] = PLAN_NAME
-    plan["schedule"] = SCHEDULE
-    plan["segment"]["conn_id"] = "segment_scheduled"
-    plan["rudderstack"]["conn_id"] = "rudderstack_scheduled"
-    plan["rudderstack"]["data_plane_conn_id"] = "rudderstack_data_plane_scheduled"
-    plan["warehouse"]["conn_id"] = "warehouse_scheduled"
-    # RudderStack's 30-"minute" upload slot is 15 s at 120x, so a 20 s window always holds a load.
-    plan["adoption"].update(window_seconds=20, consecutive_checks=2)
-    return plan
 
 
 def _t(value: str) -> datetime:
@@ -64,23 +35,10 @@ def scheduled_world(api, target, plan_bundle_folder: pathlib.Path | None, tmp_pa
     """Its own compressed sandbox, its connections in Airflow, and the plan's DAG file in the plan bundle."""
     if plan_bundle_folder is None:
         pytest.skip(f"deployment target {target.name!r} runs no sandbox, so it has no plan bundle")
-    with running_sandbox(
-        segment={"load_interval_s": 2.0, "load_duration_s": 0.5},
-        rudderstack={"time_compression": 120.0, "upload_duration_s": 0.5},
-        clients={"adoption": {"kind": "linear", "ramp_s": 30.0}},
+    plan = copy_of_sandbox_plan(PLAN_NAME, schedule=SCHEDULE)
+    with plan_world(
+        api, plan_bundle_folder, tmp_path, plan, test="tests/deployment/test_scheduled_plan.py"
     ) as sandbox:
-        for conn_id, setting in CONNECTIONS.items():
-            fields = json.loads(sandbox.info.airflow_connections[setting])
-            if isinstance(fields.get("extra"), dict):  # the REST API takes extra as a JSON string
-                fields["extra"] = json.dumps(fields["extra"])
-            response = api.http.post("/api/v2/connections", json={"connection_id": conn_id, **fields})
-            assert response.status_code == 201, response.text
-        plans = tmp_path / "plans"
-        plans.mkdir()
-        (plans / f"{PLAN_NAME}.yaml").write_text(yaml.safe_dump(scheduled_plan(), sort_keys=False))
-        (plan_bundle_folder / "scheduled_plan.py").write_text(
-            DAG_FILE.format(plans=str(plans), reports=str(tmp_path / "reports"))
-        )
         try:
             yield sandbox
         finally:

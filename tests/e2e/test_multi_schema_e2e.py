@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pathlib
 
-import httpx
 import pytest
 
 from sandbox.config import load_config
 from sandbox.invariants import mutating_calls, warehouse_disabled_at, webhook_disabled_at
 from sandbox.rehearsal import rehearse, run_dag
 from segment_rudderstack.plan import load_plan
+from tests.e2e.rollback_steps import roll_back
 
 pytestmark = pytest.mark.slow
 
@@ -48,17 +48,7 @@ def migration(tmp_path_factory):
     def after_run(sandbox, env, result):
         observed["rudderstack_state"] = sandbox.rudderstack.state()
         log_dir = result.runs[0].log_path.parent
-        observed["rollback"] = run_dag(
-            PLAN.rollback_dag_id, env=env, conf=None, log_dir=log_dir, timeout_s=300
-        )
-        with httpx.Client(
-            base_url=sandbox.info.segment_url,
-            timeout=10,
-            headers={"Authorization": f"Bearer {sandbox.info.segment_token}"},
-        ) as segment:
-            observed["warehouse_after_rollback"] = segment.get("/warehouses/wh_sandbox_pg").json()["data"][
-                "warehouse"
-            ]
+        observed["rollback"], observed["warehouse_after_rollback"] = roll_back(PLAN, sandbox, env, result)
         observed["segment_after_rollback"] = sandbox.segment.state()
         observed["rudderstack_after_rollback"] = sandbox.rudderstack.state()
         # A dry run of the rolled-back plan (so it has everything to do again) must change nothing.
