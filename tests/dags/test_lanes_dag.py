@@ -17,6 +17,7 @@ from segment_rudderstack.operators.lanes import (
     selected_source_ids,
 )
 from segment_rudderstack.plan import PlanError, parse_plan
+from tests.dags.test_migration_dag import upstream_closure
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MULTI = yaml.safe_load((ROOT / "include" / "plans" / "sandbox_multi.yaml").read_text())
@@ -34,16 +35,6 @@ def three_lanes() -> dict:
 @pytest.fixture(scope="module")
 def dag(tmp_path_factory):
     return build_migration_dag(parse_plan(three_lanes()), reports_dir=tmp_path_factory.mktemp("reports"))
-
-
-def upstream_closure(dag, task_id):
-    seen, todo = set(), [task_id]
-    while todo:
-        for up in dag.get_task(todo.pop()).upstream_task_ids:
-            if up not in seen:
-                seen.add(up)
-                todo.append(up)
-    return seen
 
 
 def test_each_phase_has_one_group_per_lane_and_the_warehouse_steps_once(dag):

@@ -19,34 +19,19 @@ def segment_api(world) -> httpx.Client:
 
 
 def make_webhook(world, api) -> str:
-    response = api.post(
-        "/destinations",
-        json={
-            "sourceId": WEB,
-            "metadataId": "54521fdc25e721e32a72ef04",
-            "name": "RudderStack (migration)",
-            "enabled": True,
-            "settings": {
-                "hooks": [{"hook": f"{world.rudderstack_url}/v1/webhook?writeKey=wk", "headers": []}]
-            },
-        },
-    )
+    body = {
+        "sourceId": WEB,
+        "metadataId": "54521fdc25e721e32a72ef04",
+        "name": "RudderStack (migration)",
+        "enabled": True,
+        "settings": {"hooks": [{"hook": f"{world.rudderstack_url}/v1/webhook?writeKey=wk", "headers": []}]},
+    }
+    response = api.post("/destinations", json=body)
     if (
         response.status_code >= 400
     ):  # a workspace without classic Webhooks: the test's point is the order anyway
         world.segment.settings.classic_webhooks_available = True
-        response = api.post(
-            "/destinations",
-            json={
-                "sourceId": WEB,
-                "metadataId": "54521fdc25e721e32a72ef04",
-                "name": "RudderStack (migration)",
-                "enabled": True,
-                "settings": {
-                    "hooks": [{"hook": f"{world.rudderstack_url}/v1/webhook?writeKey=wk", "headers": []}]
-                },
-            },
-        )
+        response = api.post("/destinations", json=body)
     response.raise_for_status()
     return response.json()["data"]["destination"]["id"]
 

@@ -3,34 +3,17 @@ schema name) differs from the schema the plan gives it, without failing (the Pub
 
 from __future__ import annotations
 
-from segment_rudderstack.operators.preflight import PreflightOperator
 from tests.library.world import (
-    RUDDERSTACK_CONN,
-    SEGMENT_CONN,
-    WAREHOUSE_CONN,
-    WAREHOUSE_ID,
     WEB,
     context,
+    preflight_operator,
 )
 
 
 def test_preflight_notes_a_schema_that_differs_from_the_sources_slug(world):
     world.track(count=2)
     world.load()
-    preflight = PreflightOperator(
-        task_id="preflight",
-        segment_conn_id=SEGMENT_CONN,
-        warehouse_id=WAREHOUSE_ID,
-        source_ids=[WEB],
-        rudderstack_conn_id=RUDDERSTACK_CONN,
-        destination_id=None,
-        destination_name="d",
-        destination_type="POSTGRES",
-        warehouse_conn_id=WAREHOUSE_CONN,
-        namespace=world.schema,
-        required_tables=["tracks"],
-        change_log_key=world.change_log_key,
-    )
+    preflight = preflight_operator(world, source_ids=[WEB], destination_name="d")
     mark = world.mark()
     summary = preflight.execute(context())  # passes: a schema renamed in Segment's settings is legitimate
     (note,) = summary["schema_notes"]

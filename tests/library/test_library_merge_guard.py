@@ -11,16 +11,12 @@ from psycopg2 import sql
 
 from segment_rudderstack.changelog import ChangeLog
 from segment_rudderstack.operators.lifecycle import RollbackOperator
-from segment_rudderstack.operators.preflight import PreflightOperator
 from segment_rudderstack.operators.rudderstack import HoldRudderStackSyncOperator, RestoreAppendModeOperator
 from tests.library.world import (
-    BACKEND,
     RUDDERSTACK_CONN,
     SEGMENT_CONN,
-    WAREHOUSE_CONN,
-    WAREHOUSE_ID,
-    WEB,
     context,
+    preflight_operator,
 )
 
 
@@ -31,21 +27,7 @@ def hold(world, destination_id, **kwargs):
 
 
 def preflight(world, **kwargs):
-    args = dict(
-        task_id="preflight",
-        segment_conn_id=SEGMENT_CONN,
-        warehouse_id=WAREHOUSE_ID,
-        source_ids=[WEB, BACKEND],
-        rudderstack_conn_id=RUDDERSTACK_CONN,
-        destination_id=None,
-        destination_name="Existing warehouse",
-        destination_type="POSTGRES",
-        warehouse_conn_id=WAREHOUSE_CONN,
-        namespace=world.schema,
-        required_tables=["tracks"],
-        change_log_key=world.change_log_key,
-    )
-    return PreflightOperator(**{**args, **kwargs})
+    return preflight_operator(world, **{"destination_name": "Existing warehouse", **kwargs})
 
 
 def test_hold_switches_an_append_destination_to_merge_mode_once_and_records_it(world):

@@ -11,7 +11,6 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from segment_rudderstack.changelog import ChangeLog
 from segment_rudderstack.operators.lifecycle import RollbackOperator
-from segment_rudderstack.operators.preflight import PreflightOperator
 from segment_rudderstack.operators.rudderstack import (
     EnsureRudderStackDestinationOperator,
     EnsureRudderStackSegmentSourceOperator,
@@ -34,6 +33,7 @@ from tests.library.world import (
     WEB,
     context,
     load_rudderstack_rows,
+    preflight_operator,
 )
 
 
@@ -192,28 +192,10 @@ def test_adoption_is_not_done_before_the_streak_covers_the_configured_checks(wor
 # ------------------------------------------------------------------ preflight
 
 
-def preflight(world, **kwargs):
-    args = dict(
-        task_id="preflight",
-        segment_conn_id=SEGMENT_CONN,
-        warehouse_id=WAREHOUSE_ID,
-        source_ids=[WEB, BACKEND],
-        rudderstack_conn_id=RUDDERSTACK_CONN,
-        destination_id=None,
-        destination_name="Warehouse (migrated from Segment)",
-        destination_type="POSTGRES",
-        warehouse_conn_id=WAREHOUSE_CONN,
-        namespace=world.schema,
-        required_tables=["tracks"],
-        change_log_key=world.change_log_key,
-    )
-    return PreflightOperator(**{**args, **kwargs})
-
-
 def test_preflight_passes_on_a_healthy_segment_schema(world):
     world.track(count=2)
     world.load()
-    summary = preflight(world).execute(context())
+    summary = preflight_operator(world).execute(context())
     assert "tracks" in summary["tables"] and summary["segment_warehouse_enabled"] is True
 
 
@@ -223,7 +205,7 @@ def test_preflight_stops_on_a_namespace_mismatch_saying_what_differs_and_changes
     other = world.make_rs_destination(namespace="marketing_events")
     mark = world.mark()
     with pytest.raises(AirflowFailException) as failure:
-        preflight(world, destination_id=other).execute(context())
+        preflight_operator(world, destination_id=other).execute(context())
     message = str(failure.value)
     assert "nothing was changed" in message
     assert "'marketing_events'" in message and repr(world.schema) in message
@@ -235,9 +217,9 @@ def test_preflight_stops_on_missing_tables_and_a_missing_schema(world):
     world.load()
     mark = world.mark()
     with pytest.raises(AirflowFailException, match=r"tables missing .*\['identifies'\]"):
-        preflight(world, required_tables=["tracks", "identifies"]).execute(context())
+        preflight_operator(world, required_tables=["tracks", "identifies"]).execute(context())
     with pytest.raises(AirflowFailException, match="schema 'not_there' does not exist"):
-        preflight(world, namespace="not_there").execute(context())
+        preflight_operator(world, namespace="not_there").execute(context())
     assert world.changes(mark) == []
 
 
@@ -246,7 +228,7 @@ def test_preflight_stops_when_segments_newest_load_failed(world):
     world.load()
     world.failing_load()
     with pytest.raises(AirflowFailException, match="ended 'Failure', expected Success"):
-        preflight(world).execute(context())
+        preflight_operator(world).execute(context())
 
 
 # ------------------------------------------------------------------ dry run and the change log

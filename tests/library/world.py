@@ -47,6 +47,28 @@ def context(run_id: str = "manual__test") -> dict[str, Any]:
     return {"ti": SimpleNamespace(run_id=run_id, xcom_pull=lambda **_: None)}
 
 
+def preflight_operator(world: World, **kwargs: Any):
+    """The PreflightOperator of a plan on the world's Segment warehouse and schema (both sources, a destination
+    still to create); ``kwargs`` override any argument."""
+    from segment_rudderstack.operators.preflight import PreflightOperator
+
+    args = dict(
+        task_id="preflight",
+        segment_conn_id=SEGMENT_CONN,
+        warehouse_id=WAREHOUSE_ID,
+        source_ids=[WEB, BACKEND],
+        rudderstack_conn_id=RUDDERSTACK_CONN,
+        destination_id=None,
+        destination_name="Warehouse (migrated from Segment)",
+        destination_type="POSTGRES",
+        warehouse_conn_id=WAREHOUSE_CONN,
+        namespace=world.schema,
+        required_tables=["tracks"],
+        change_log_key=world.change_log_key,
+    )
+    return PreflightOperator(**{**args, **kwargs})
+
+
 @dataclass
 class Mark:
     segment_seq: int
