@@ -3,6 +3,7 @@ Segment's warehouse and webhook off at the right moments."""
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -601,12 +602,15 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
         """Observe until no Segment load is running (or the deadline passed, or the warehouse is off)."""
         enabled, decision = self._check(hook, watch)
         while _load_running(decision) and enabled and not self.is_dry_run and time.monotonic() < deadline:
+            # Jittered: Segment starts loads on a fixed schedule, and checks at a fixed period can fall in step
+            # with it, finding a load running every time while the warehouse is idle most of the time between.
+            pause = self.check_interval * random.uniform(0.5, 1.5)
             self.log.info(
-                "%s; checking again in %.0f s before switching Segment's warehouse off",
+                "%s; checking again in %.1f s before switching Segment's warehouse off",
                 decision.reason,
-                self.check_interval,
+                pause,
             )
-            time.sleep(self.check_interval)
+            time.sleep(pause)
             enabled, decision = self._check(hook, watch)
         return enabled, decision
 
