@@ -14,7 +14,6 @@ from segment_rudderstack.operators.segment import (
     DisableSegmentWarehouseOperator,
     EnsureSegmentWebhookOperator,
 )
-from tests.library.test_library_safety import preflight
 from tests.library.world import (
     BACKEND,
     DATA_PLANE_CONN,
@@ -25,6 +24,7 @@ from tests.library.world import (
     WEB,
     context,
 )
+from tests.library.world import preflight_operator as preflight
 
 
 def test_an_unknown_segment_source_id_stops_the_preflight_before_any_change(world):

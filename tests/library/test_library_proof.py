@@ -199,7 +199,7 @@ def test_a_bucket_boundary_shift_is_not_a_loss_but_a_missing_event_is():
 
 
 def test_preflight_says_once_whether_segments_metrics_answer(world):
-    from tests.library.test_library_safety import preflight
+    from tests.library.world import preflight_operator as preflight
 
     world.track(count=2)
     world.load()
