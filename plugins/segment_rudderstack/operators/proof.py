@@ -364,15 +364,7 @@ class SegmentAdoptionSensor(ClientAdoptionSensor):
             except DeliveryOverviewUnavailable as unavailable:
                 self.log.warning("%s", unavailable)
         return SegmentAdoptionWatch(
-            warehouse_conn_id=self.warehouse_conn_id,
-            namespace=self.namespace,
-            webhook_source_id=self.webhook_source_id,
-            window_seconds=float(self.window_seconds),
-            threshold=float(self.threshold),
-            consecutive_checks=int(self.consecutive_checks),
-            min_events=int(self.min_events),
-            library_names=self.library_names,
-            tables=None,
+            **{**self.adoption_arguments(), "tables": None},
             segment_conn_id=self.segment_conn_id,
             source_ids=sources,
             granularity=self.granularity,

@@ -256,8 +256,9 @@ class ClientAdoptionSensor(ConditionSensor):
         self.library_names = list(library_names)
         self.tables = list(tables) if tables else None
 
-    def build_watch(self, context):
-        return AdoptionWatch(
+    def adoption_arguments(self) -> dict:
+        """The warehouse side of the adoption check, as every adoption watch takes it (rendered values typed)."""
+        return dict(
             warehouse_conn_id=self.warehouse_conn_id,
             namespace=self.namespace,
             webhook_source_id=self.webhook_source_id,
@@ -268,3 +269,6 @@ class ClientAdoptionSensor(ConditionSensor):
             library_names=self.library_names,
             tables=self.tables,
         )
+
+    def build_watch(self, context):
+        return AdoptionWatch(**self.adoption_arguments())
