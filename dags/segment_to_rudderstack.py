@@ -2,7 +2,7 @@
 
 import pathlib
 
-from segment_rudderstack.dag_factory import build_all
+from segment_rudderstack.factory.dags import build_all
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

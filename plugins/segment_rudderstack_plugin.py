@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from segment_rudderstack.migration_view import URL_PREFIX, create_app
+from segment_rudderstack.ui.view import URL_PREFIX, create_app
 
 
 class SegmentRudderStackPlugin(AirflowPlugin):

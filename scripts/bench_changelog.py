@@ -1,6 +1,6 @@
 """Benchmark: the cost of recording one change in a plan's change log, at 10 and at 5,000 entries.
 
-The change log (``segment_rudderstack.changelog``) keeps one Airflow Variable per entry and a small head
+The change log (``segment_rudderstack.safety.changelog``) keeps one Airflow Variable per entry and a small head
 Variable (next sequence number, latest entry per object, open intents), so a record writes a constant amount
 whatever the log's length. This script measures it on the real Variable store (Airflow's metadata database,
 the same table the Task SDK's ``Variable`` reaches through the API server), and for comparison the earlier
@@ -34,7 +34,7 @@ def seed(key: str, count: int) -> None:
     from airflow.models.variable import Variable
     from airflow.utils.session import create_session
 
-    from segment_rudderstack.changelog import Change, ChangeLog
+    from segment_rudderstack.safety.changelog import Change, ChangeLog
 
     log = ChangeLog(key)
     latest = {}
@@ -58,7 +58,7 @@ def seed(key: str, count: int) -> None:
 def seed_list(key: str, count: int) -> None:
     from airflow.models.variable import Variable
 
-    from segment_rudderstack.changelog import Change
+    from segment_rudderstack.safety.changelog import Change
 
     Variable.set(
         key,
@@ -87,7 +87,7 @@ def cleanup() -> None:
 
 
 def time_records(record, records: int) -> float:
-    from segment_rudderstack.changelog import Change
+    from segment_rudderstack.safety.changelog import Change
 
     samples = []
     for n in range(records):
@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=5000)
     parser.add_argument("--records", type=int, default=30)
     args = parser.parse_args()
-    from segment_rudderstack.changelog import ChangeLog
+    from segment_rudderstack.safety.changelog import ChangeLog
 
     results = {}
     for layout in ("per-entry (now)", "one list (before)"):

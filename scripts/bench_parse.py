@@ -74,7 +74,7 @@ def build_twin(spec: dict, with_params: bool):
 def real(folder: pathlib.Path, reports: pathlib.Path) -> None:
     from airflow.serialization.serialized_objects import DagSerialization
 
-    from segment_rudderstack.dag_factory import build_all
+    from segment_rudderstack.factory.dags import build_all
 
     for dag in build_all(folder, reports_dir=reports).values():
         DagSerialization.to_dict(dag)
@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
 
-    from segment_rudderstack.dag_factory import build_all
+    from segment_rudderstack.factory.dags import build_all
 
     print(
         f"{'plans':>5} {'real ms':>9} {'ms/plan':>8} {'twin ms':>9} {'empty twin ms':>14} "

@@ -110,7 +110,7 @@ def run_mode(mode: str, url: str, triggers: int, interval: float, seconds: float
     from airflow.providers.http.triggers.http import HttpSensorTrigger
 
     from segment_rudderstack.triggers.condition import ConditionTrigger
-    from segment_rudderstack.watches import SegmentLoadWatch
+    from segment_rudderstack.waits.watches import SegmentLoadWatch
 
     checks: dict[str, list[tuple[float, float]]] = {}
 

@@ -17,7 +17,7 @@ import time
 from sandbox.config import load_config
 from sandbox.invariants import warehouse_disabled_at, webhook_disabled_at
 from sandbox.rehearsal import rehearse
-from segment_rudderstack.plan import load_plan
+from segment_rudderstack.plan.model import load_plan
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ class Progress:
 
         from airflow.utils.session import create_session
 
-        from segment_rudderstack.migration_view import plan_facts
+        from segment_rudderstack.ui.view import plan_facts
 
         os.environ.update({k: v for k, v in env.items() if k.startswith("AIRFLOW_CONN_")})
         with create_session() as session:
@@ -92,7 +92,7 @@ class Progress:
 
 def progress_line(facts, elapsed: float, adoption: str) -> str:
     """``[demo]   1 min 05 s | <phase> (<state>, <time> in it) | adoption: <share>``."""
-    from segment_rudderstack.report import duration, phase_rows
+    from segment_rudderstack.evidence.report import duration, phase_rows
 
     rows = phase_rows(facts)
     current = next((r for r in rows if r.state in ("running", "failed")), None)

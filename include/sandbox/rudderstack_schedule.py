@@ -1,7 +1,7 @@
 """RudderStack's warehouse upload scheduling rules, as pure functions.
 
 These follow rudder-server's warehouse router (`warehouse/router/scheduling.go`, `canCreateUpload`; the library's
-own, uncompressed copy for logging the next slot is `segment_rudderstack/rudderstack_schedule.py`):
+own, uncompressed copy for logging the next slot is `segment_rudderstack/waits/rudderstack_schedule.py`):
 
 1. an explicitly triggered upload is always allowed;
 2. otherwise nothing is uploaded while the current UTC time of day is inside the destination's

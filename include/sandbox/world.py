@@ -81,7 +81,7 @@ def airflow_connections(info: SandboxInfo) -> dict[str, str]:
     }
     conns = {
         # Every sensor of every plan using this token shares one sync-list budget, kept in the warehouse's
-        # PostgreSQL (segment_rudderstack.rate_budget; docs/scaling.md).
+        # PostgreSQL (segment_rudderstack.hooks.rate_budget; docs/scaling.md).
         "AIRFLOW_CONN_SEGMENT_SANDBOX": {
             "conn_type": "http",
             "host": info.segment_url,

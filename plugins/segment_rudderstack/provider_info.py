@@ -84,8 +84,8 @@ def get_provider_info() -> dict[str, Any]:
             },
         ],
         "extra-links": [
-            "segment_rudderstack.links.SegmentWarehouseLink",
-            "segment_rudderstack.links.SegmentDestinationsLink",
-            "segment_rudderstack.links.RudderStackDestinationLink",
+            "segment_rudderstack.ui.links.SegmentWarehouseLink",
+            "segment_rudderstack.ui.links.SegmentDestinationsLink",
+            "segment_rudderstack.ui.links.RudderStackDestinationLink",
         ],
     }

@@ -13,7 +13,7 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.exceptions import AirflowFailException
 
-from segment_rudderstack.dag_factory import build_all
+from segment_rudderstack.factory.dags import build_all
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SANDBOX = (ROOT / "include" / "plans" / "sandbox.yaml").read_text()

@@ -13,9 +13,9 @@ import sys
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from segment_rudderstack.failfast import is_permanent
 from segment_rudderstack.hooks.errors import ApiError
 from segment_rudderstack.operators.rudderstack import HoldRudderStackSyncOperator
+from segment_rudderstack.safety.failfast import is_permanent
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 AIRFLOW = pathlib.Path(sys.executable).with_name("airflow")

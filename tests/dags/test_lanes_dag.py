@@ -10,13 +10,13 @@ import pytest
 import yaml
 from airflow.sdk.exceptions import AirflowSkipException, ParamValidationError
 
-from segment_rudderstack.dag_factory import build_migration_dag
+from segment_rudderstack.factory.dags import build_migration_dag
 from segment_rudderstack.operators.lanes import (
     CutoverPointOperator,
     LaneSelectedOperator,
     selected_source_ids,
 )
-from segment_rudderstack.plan import PlanError, parse_plan
+from segment_rudderstack.plan.model import PlanError, parse_plan
 from tests.dags.test_migration_dag import upstream_closure
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

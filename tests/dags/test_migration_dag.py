@@ -8,7 +8,7 @@ import pathlib
 import pytest
 from airflow.sdk.exceptions import ParamValidationError
 
-from segment_rudderstack.dag_factory import build_all
+from segment_rudderstack.factory.dags import build_all
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PLANS = ROOT / "include" / "plans"

@@ -8,7 +8,7 @@ import pytest
 from airflow.sdk.definitions.param import process_params
 from airflow.serialization.serialized_objects import DagSerialization
 
-from segment_rudderstack.dag_factory import build_all
+from segment_rudderstack.factory.dags import build_all
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

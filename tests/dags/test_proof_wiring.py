@@ -4,7 +4,7 @@ the sensor."""
 
 from __future__ import annotations
 
-from segment_rudderstack.dag_factory import build_all
+from segment_rudderstack.factory.dags import build_all
 from segment_rudderstack.operators.proof import SegmentAdoptionSensor
 from segment_rudderstack.sensors.migration import ClientAdoptionSensor
 from tests.dags.test_migration_dag import PLANS, upstream_closure

@@ -6,7 +6,7 @@ import pathlib
 
 import yaml
 
-from segment_rudderstack.dag_factory import build_all
+from segment_rudderstack.factory.dags import build_all
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from segment_rudderstack.changelog import ChangeLog
-from segment_rudderstack.dag_factory import build_all
+from segment_rudderstack.factory.dags import build_all
 from segment_rudderstack.operators.lifecycle import MigrationReportOperator, migration_status
+from segment_rudderstack.safety.changelog import ChangeLog
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

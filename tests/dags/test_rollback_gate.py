@@ -7,7 +7,7 @@ import logging
 import pathlib
 import uuid
 
-from segment_rudderstack.dag_factory import build_all
+from segment_rudderstack.factory.dags import build_all
 from segment_rudderstack.operators.lifecycle import RollbackOperator, rollback_summary
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

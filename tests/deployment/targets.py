@@ -135,7 +135,7 @@ PLAN_CONNECTIONS = [
 ]
 PLAN_DAG_FILE = '''"""Airflow DAGs of a test plan (written by {test})."""
 
-from segment_rudderstack.dag_factory import build_all
+from segment_rudderstack.factory.dags import build_all
 
 globals().update(build_all({plans!r}, reports_dir={reports!r}))
 '''
@@ -211,7 +211,7 @@ def migration_reconciled(api, target: DeploymentTarget, run_id: str) -> None:
 
 def migration_target() -> DeploymentTarget:
     """The real dags/ folder and plan include/plans/sandbox.yaml against the sandbox."""
-    from segment_rudderstack.plan import load_plan
+    from segment_rudderstack.plan.model import load_plan
 
     plan = load_plan(ROOT / "include" / "plans" / "sandbox.yaml")
     return DeploymentTarget(

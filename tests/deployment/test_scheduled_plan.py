@@ -1,6 +1,6 @@
 """A plan with a schedule runs on its own in the real deployment, and a scheduled run after completion is a no-op.
 
-The real migration DAG code (`segment_rudderstack.dag_factory.build_all`, as dags/segment_to_rudderstack.py
+The real migration DAG code (`segment_rudderstack.factory.dags.build_all`, as dags/segment_to_rudderstack.py
 calls it) builds `segment_to_rudderstack__sandbox_scheduled` from a copy of include/plans/sandbox.yaml with a
 cron schedule. Its DAG file is written into the deployment's empty `plan_bundle` folder at test time, against
 a sandbox of its own (compressed time), whose connections are created over REST as Admin -> Connections does.

@@ -11,7 +11,7 @@ import pytest
 from sandbox.config import load_config
 from sandbox.invariants import mutating_calls, warehouse_disabled_at, webhook_disabled_at
 from sandbox.rehearsal import rehearse, run_dag
-from segment_rudderstack.plan import load_plan
+from segment_rudderstack.plan.model import load_plan
 from tests.e2e.rollback_steps import roll_back
 
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ def run_killed_after_call(run: Callable[[], Any], *, target: str, field: str, ti
 
         if getattr(settings, "engine", None) is not None:
             settings.engine.dispose(close=False)  # the parent's pooled DB connections are not ours
-        from segment_rudderstack import changelog
+        from segment_rudderstack.safety import changelog
 
         original = changelog.ChangeLog.resolve
 

@@ -17,7 +17,7 @@ from segment_rudderstack.operators.segment import (
     DisableSegmentWarehouseOperator,
     EnsureSegmentWebhookOperator,
 )
-from segment_rudderstack.writer import PlanWriter
+from segment_rudderstack.safety.writer import PlanWriter
 from tests.library.world import BACKEND, RUDDERSTACK_CONN, SEGMENT_CONN, WAREHOUSE_ID, WEB
 
 MIGRATION_DAG = "segment_to_rudderstack__p"

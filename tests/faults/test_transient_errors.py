@@ -212,7 +212,7 @@ def test_a_connection_reset_mid_session_is_transient_and_a_missing_privilege_is_
     import psycopg2
     from psycopg2 import sql
 
-    from segment_rudderstack.transient import is_transient
+    from segment_rudderstack.waits.transient import is_transient
 
     gate = Gate(postgres_socket(pg_dsn)).open()
     connection = psycopg2.connect(tcp_dsn(pg_dsn, gate.port))

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import signal
 
-from segment_rudderstack.changelog import DONE, ChangeLog
 from segment_rudderstack.operators.lifecycle import RollbackOperator
 from segment_rudderstack.operators.rudderstack import EnsureRudderStackDestinationOperator
 from segment_rudderstack.operators.segment import EnsureSegmentWebhookOperator
+from segment_rudderstack.safety.changelog import DONE, ChangeLog
 from tests.faults.killed import run_killed_after_call
 from tests.library.world import RUDDERSTACK_CONN, SEGMENT_CONN, WEB, context
 

@@ -14,7 +14,7 @@ from sandbox.common import ServerThread
 from sandbox.segment_emulator import SegmentEmulator, SegmentSettings, WarehouseSeed
 from sandbox.warehouse import Warehouse
 from segment_rudderstack.triggers.condition import ConditionTrigger
-from segment_rudderstack.watches import SegmentLoadWatch, load_watch
+from segment_rudderstack.waits.watches import SegmentLoadWatch, load_watch
 
 TRIGGERS = 20
 CHECKS = 3

@@ -27,12 +27,12 @@ def plan_watches(warehouse_id: str, started_after: str, sources: list[str] = SOU
     common = {"segment_conn_id": CONN_ID, "warehouse_id": warehouse_id, "started_after": started_after}
     load = {"source_ids": sources, "allow_partial": False, **common}
     specs = [
-        {"class": "segment_rudderstack.watches.SegmentLoadWatch", "kwargs": load},
-        {"class": "segment_rudderstack.watches.SyncGateWatch", "kwargs": load},
+        {"class": "segment_rudderstack.waits.watches.SegmentLoadWatch", "kwargs": load},
+        {"class": "segment_rudderstack.waits.watches.SyncGateWatch", "kwargs": load},
     ]
     specs += [
         {
-            "class": "segment_rudderstack.watches.SourceDrainedWatch",
+            "class": "segment_rudderstack.waits.watches.SourceDrainedWatch",
             "kwargs": {**common, "source_id": s, "consecutive_loads": 2},
         }
         for s in sources
@@ -94,7 +94,7 @@ def run_triggers(specs: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
 
 if __name__ == "__main__":
     import segment_rudderstack.triggers.condition  # noqa: F401 (imports done before saying ready)
-    import segment_rudderstack.watches  # noqa: F401
+    import segment_rudderstack.waits.watches  # noqa: F401
 
     print("ready", flush=True)
     print(json.dumps(run_triggers(json.loads(sys.argv[2]), float(sys.argv[1]))))

@@ -9,9 +9,9 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from psycopg2 import sql
 
-from segment_rudderstack.changelog import ChangeLog
 from segment_rudderstack.operators.lifecycle import RollbackOperator
 from segment_rudderstack.operators.rudderstack import HoldRudderStackSyncOperator, RestoreAppendModeOperator
+from segment_rudderstack.safety.changelog import ChangeLog
 from tests.library.world import (
     RUDDERSTACK_CONN,
     SEGMENT_CONN,

@@ -13,9 +13,9 @@ from airflow.sdk.exceptions import AirflowFailException
 from psycopg2 import sql
 from segment.analytics import Client
 
+from segment_rudderstack.evidence.proof import SECTION_TITLE, compare_buckets, proof_section
 from segment_rudderstack.operators.proof import SegmentAdoptionWatch, VerifyWebhookPathOperator
 from segment_rudderstack.operators.segment import EnsureSegmentWebhookOperator
-from segment_rudderstack.proof import SECTION_TITLE, compare_buckets, proof_section
 from tests.library.world import WAREHOUSE_CONN, WEB, context
 from tests.waiting import wait_until
 

@@ -7,7 +7,6 @@ from datetime import datetime
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from segment_rudderstack.changelog import ChangeLog
 from segment_rudderstack.hooks import ApiError
 from segment_rudderstack.operators.rudderstack import (
     EnsureRudderStackDestinationOperator,
@@ -15,6 +14,7 @@ from segment_rudderstack.operators.rudderstack import (
     HoldRudderStackSyncOperator,
     ReleaseRudderStackSyncOperator,
 )
+from segment_rudderstack.safety.changelog import ChangeLog
 from tests.library.world import RS_APP, WAREHOUSE_ID, WEB, context
 
 

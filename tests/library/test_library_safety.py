@@ -9,7 +9,6 @@ import httpx
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from segment_rudderstack.changelog import ChangeLog
 from segment_rudderstack.operators.lifecycle import RollbackOperator
 from segment_rudderstack.operators.rudderstack import (
     EnsureRudderStackDestinationOperator,
@@ -22,6 +21,7 @@ from segment_rudderstack.operators.segment import (
     EnsureSegmentWebhookOperator,
 )
 from segment_rudderstack.operators.warehouse import DuplicateCheckOperator
+from segment_rudderstack.safety.changelog import ChangeLog
 from segment_rudderstack.sensors.migration import ClientAdoptionSensor
 from tests.library.world import (
     BACKEND,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from segment_rudderstack.changelog import ChangeLog
 from segment_rudderstack.operators.segment import (
     DisableSegmentWarehouseOperator,
     DisableSegmentWebhookOperator,
     EnsureSegmentWebhookOperator,
 )
+from segment_rudderstack.safety.changelog import ChangeLog
 from segment_rudderstack.vocabulary import (
     ALL_EVENT_TYPES_TRIGGER,
     WEBHOOKS_ACTIONS_METADATA_ID,
@@ -322,8 +322,8 @@ def test_a_send_mapping_created_by_a_task_that_died_before_recording_it_is_switc
 ):
     import signal
 
-    from segment_rudderstack.changelog import ChangeLog
     from segment_rudderstack.operators.lifecycle import RollbackOperator
+    from segment_rudderstack.safety.changelog import ChangeLog
     from tests.faults.killed import run_killed_after_call
     from tests.library.world import RUDDERSTACK_CONN, SEGMENT_CONN
 

@@ -7,9 +7,9 @@ import pathlib
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException
 
-from segment_rudderstack.changelog import ChangeLog
 from segment_rudderstack.operators.lifecycle import MigrationReportOperator, MigrationStatusOperator
 from segment_rudderstack.operators.warehouse import DuplicateCheckOperator
+from segment_rudderstack.safety.changelog import ChangeLog
 from tests.library.world import WAREHOUSE_CONN, context
 
 

@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sandbox.common import isoformat_z
+from segment_rudderstack.hooks.rate_budget import spacing_seconds
 from segment_rudderstack.hooks.shared_reads import shared_read
-from segment_rudderstack.rate_budget import spacing_seconds
-from segment_rudderstack.watches import SYNC_REPORTS_PER_CHECK, SourceDrainedWatch, page_covers
+from segment_rudderstack.waits.watches import SYNC_REPORTS_PER_CHECK, SourceDrainedWatch, page_covers
 from tests.library.budget_takers import CONN_ID, plan_watches, run_triggers, segment_emulator
 
 WAREHOUSE = "wh_sandbox_pg"

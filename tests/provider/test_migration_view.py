@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from fastapi.testclient import TestClient
 
-from segment_rudderstack import migration_view
+from segment_rudderstack.ui import view as migration_view
 from tests.unit.test_report import T0, facts
 
 

@@ -127,7 +127,7 @@ def test_the_test_button_reports_a_wrong_token_without_showing_it(
 def dag(tmp_path_factory):
     import pathlib
 
-    from segment_rudderstack.dag_factory import build_all
+    from segment_rudderstack.factory.dags import build_all
 
     root = pathlib.Path(__file__).resolve().parents[2]
     return build_all(root / "include" / "plans", reports_dir=tmp_path_factory.mktemp("r"))[

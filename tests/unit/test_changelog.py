@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 
-from segment_rudderstack.changelog import DONE, NOT_APPLIED, Change, ChangeLog
+from segment_rudderstack.safety.changelog import DONE, NOT_APPLIED, Change, ChangeLog
 
 
 class Store:

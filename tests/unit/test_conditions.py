@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from segment_rudderstack.conditions import (
+from segment_rudderstack.waits.conditions import (
     AdoptionSample,
     Outcome,
     adoption_decision,

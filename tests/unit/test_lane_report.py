@@ -3,8 +3,8 @@ the whole run (the last lane's release and webhook switch-off, not "already done
 
 from __future__ import annotations
 
-from segment_rudderstack.lane_report import LANES_KEY, lane_table, run_wide_results
-from segment_rudderstack.report import ReportFacts, milestones, sections
+from segment_rudderstack.evidence.lane_report import LANES_KEY, lane_table, run_wide_results
+from segment_rudderstack.evidence.report import ReportFacts, milestones, sections
 
 LANES = {
     "app_events": {

@@ -1,8 +1,8 @@
-"""preferAppend / skipUsersTable read as rudder-server reads them (segment_rudderstack.merge_mode)."""
+"""preferAppend / skipUsersTable read as rudder-server reads them (segment_rudderstack.safety.merge_mode)."""
 
 from __future__ import annotations
 
-from segment_rudderstack.merge_mode import merge_mode_findings
+from segment_rudderstack.safety.merge_mode import merge_mode_findings
 
 
 def test_append_mode_is_switched_when_allowed_and_refused_when_not():

@@ -8,7 +8,7 @@ import pathlib
 import pytest
 import yaml
 
-from segment_rudderstack.plan import PlanError, load_plan, parse_plan
+from segment_rudderstack.plan.model import PlanError, load_plan, parse_plan
 
 SANDBOX_PLAN = pathlib.Path(__file__).resolve().parents[2] / "include" / "plans" / "sandbox.yaml"
 

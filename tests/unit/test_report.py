@@ -8,8 +8,8 @@ import html
 import json
 from datetime import UTC, datetime, timedelta
 
-from segment_rudderstack import report
-from segment_rudderstack.report import ReportFacts, Section, TaskFact, register_section, write_report
+from segment_rudderstack.evidence import report
+from segment_rudderstack.evidence.report import ReportFacts, Section, TaskFact, register_section, write_report
 
 T0 = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
 
@@ -162,7 +162,7 @@ def test_other_engineers_add_sections_before_the_appendix(tmp_path):
 def test_every_task_of_a_multi_schema_plan_belongs_to_a_phase():
     import pathlib
 
-    from segment_rudderstack.dag_factory import build_all
+    from segment_rudderstack.factory.dags import build_all
 
     plans = pathlib.Path(__file__).resolve().parents[2] / "include" / "plans"
     for dag_id, dag in build_all(plans, reports_dir="/tmp").items():

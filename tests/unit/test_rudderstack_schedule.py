@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from segment_rudderstack.rudderstack_schedule import scheduled_times, upload_schedule
+from segment_rudderstack.waits.rudderstack_schedule import scheduled_times, upload_schedule
 
 
 def at(day: int, hhmm: str) -> datetime:

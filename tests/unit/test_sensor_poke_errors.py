@@ -3,9 +3,9 @@
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from segment_rudderstack.conditions import done
 from segment_rudderstack.sensors.base import ConditionSensor
-from segment_rudderstack.watches import Watch
+from segment_rudderstack.waits.conditions import done
+from segment_rudderstack.waits.watches import Watch
 
 
 class FlakyWatch(Watch):

@@ -12,9 +12,12 @@ from airflow.sdk.exceptions import AirflowFailException
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from segment_rudderstack.connections.rudderstack_destination import (
+    CredentialsError,
+    snowflake_destination_config,
+)
 from segment_rudderstack.operators.rudderstack import warehouse_credentials
-from segment_rudderstack.plan import Lane
-from segment_rudderstack.snowflake_credentials import CredentialsError, snowflake_destination_config
+from segment_rudderstack.plan.model import Lane
 
 EXTRA = {
     "account": "xy12345",

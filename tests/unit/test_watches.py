@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from segment_rudderstack.watches import AdoptionWatch, SegmentLoadWatch, SyncGateWatch, load_watch
+from segment_rudderstack.waits.watches import AdoptionWatch, SegmentLoadWatch, SyncGateWatch, load_watch
 
 
 def test_the_final_load_gate_is_built_once_and_normalises_templated_arguments():
@@ -50,7 +50,7 @@ def test_watches_are_frozen_and_refuse_unknown_arguments():
     with pytest.raises(TypeError, match="consecutive"):
         load_watch(
             {
-                "class": "segment_rudderstack.watches.AdoptionWatch",
+                "class": "segment_rudderstack.waits.watches.AdoptionWatch",
                 "kwargs": {
                     "warehouse_conn_id": "wh",
                     "namespace": "app",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from segment_rudderstack.plan import Lane
+from segment_rudderstack.plan.model import Lane
 from tests.warehouse.test_dialects import NOW, WEBHOOK_SOURCE, event
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from segment_rudderstack.dialects import get_dialect
 from segment_rudderstack.dialects.base import compose
-from segment_rudderstack.window_plans import received_at_index_sql, window_query_plans
+from segment_rudderstack.dialects.query_plans import received_at_index_sql, window_query_plans
 
 ROWS = 50_000
 

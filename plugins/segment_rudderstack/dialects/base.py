@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from segment_rudderstack.conditions import AdoptionSample
 from segment_rudderstack.vocabulary import CLIENT_EVENT_TABLES
+from segment_rudderstack.waits.conditions import AdoptionSample
 
 log = logging.getLogger(__name__)
 

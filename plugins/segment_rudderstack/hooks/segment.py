@@ -21,7 +21,7 @@ import msgspec
 from segment_rudderstack.hooks.api_hook import ApiHook
 from segment_rudderstack.hooks.errors import ResponseFormatError
 from segment_rudderstack.hooks.protocol import RequestSpec, quoted_id, unwrap
-from segment_rudderstack.rate_budget import DEFAULT_REQUESTS_PER_MINUTE, SyncListBudget, budget_key
+from segment_rudderstack.hooks.rate_budget import DEFAULT_REQUESTS_PER_MINUTE, SyncListBudget, budget_key
 from segment_rudderstack.sync_status import SyncState, classify
 from segment_rudderstack.vocabulary import (  # noqa: F401 - re-exported: the hooks' public names
     ALL_EVENT_TYPES_TRIGGER,
@@ -270,7 +270,7 @@ class SegmentHook(ApiHook):
     service_name = "Segment API"
     default_host = "https://api.segmentapis.com"
 
-    # Connection extras of the deployment-wide sync-list budget (segment_rudderstack.rate_budget).
+    # Connection extras of the deployment-wide sync-list budget (segment_rudderstack.hooks.rate_budget).
     hook_extras = (*ApiHook.hook_extras, "sync_list_budget_conn_id", "sync_list_requests_per_minute")
 
     def __init__(self, segment_conn_id: str = default_conn_name, **kwargs: Any) -> None:

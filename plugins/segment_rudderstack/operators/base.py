@@ -15,9 +15,9 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from segment_rudderstack.changelog import DONE, NOT_APPLIED, Change, ChangeLog
-from segment_rudderstack.failfast import fail_fast
 from segment_rudderstack.rendered import as_bool
+from segment_rudderstack.safety.changelog import DONE, NOT_APPLIED, Change, ChangeLog
+from segment_rudderstack.safety.failfast import fail_fast
 from segment_rudderstack.vocabulary import ChangeTarget
 
 __all__ = ["ChangeTarget", "MigrationOperator", "as_bool"]
@@ -160,10 +160,10 @@ class MigrationOperator(BaseOperator):
     writer_kind = "migration"
 
     def ensure_writer(self, context: Any) -> None:
-        """Take or renew the plan's writer lease for this run (see :mod:`segment_rudderstack.writer`)."""
+        """Take or renew the plan's writer lease for this run (see :mod:`segment_rudderstack.safety.writer`)."""
         if not self.change_log_key:
             return
-        from segment_rudderstack.writer import PlanWriter
+        from segment_rudderstack.safety.writer import PlanWriter
 
         PlanWriter(self.change_log_key).acquire(context, self.writer_kind)
 
@@ -172,7 +172,7 @@ class MigrationOperator(BaseOperator):
         other plans (a Segment warehouse, a warehouse schema) around its irreversible steps."""
         if not self.change_log_key or self.is_dry_run or not resources:
             return
-        from segment_rudderstack.writer import SharedResources
+        from segment_rudderstack.safety.writer import SharedResources
 
         shared = SharedResources(self.change_log_key)
         if release:

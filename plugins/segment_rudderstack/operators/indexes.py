@@ -55,7 +55,7 @@ class EnsureReceivedAtIndexOperator(MigrationOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from segment_rudderstack.dialects import dialect_for_conn_id
-        from segment_rudderstack.window_plans import received_at_index_sql
+        from segment_rudderstack.dialects.query_plans import received_at_index_sql
 
         dialect = dialect_for_conn_id(self.warehouse_conn_id)
         if dialect.name != "postgres":

@@ -9,10 +9,10 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from segment_rudderstack.changelog import DONE, INTENT, NOT_APPLIED, Change, ChangeLog
 from segment_rudderstack.operators.base import MigrationOperator, as_bool
 from segment_rudderstack.rendered import as_list
-from segment_rudderstack.trigger_conf import check_trigger_conf, dag_param_names
+from segment_rudderstack.safety.changelog import DONE, INTENT, NOT_APPLIED, Change, ChangeLog
+from segment_rudderstack.safety.trigger_conf import check_trigger_conf, dag_param_names
 from segment_rudderstack.vocabulary import ChangeTarget
 
 MIGRATION = ChangeTarget.MIGRATION
@@ -251,7 +251,7 @@ class RollbackOperator(MigrationOperator):
         check_trigger_conf(context, dag_param_names(self))
         if not self.is_dry_run and self.change_log_key:
             # Refuse while a migration run is active (unless forced: then that run stops before its next change).
-            from segment_rudderstack.writer import PlanWriter
+            from segment_rudderstack.safety.writer import PlanWriter
 
             PlanWriter(self.change_log_key).start_rollback(
                 context, migration_dag_id=self.migration_dag_id, force=as_bool(self.force)
@@ -289,7 +289,7 @@ class RollbackOperator(MigrationOperator):
             rollback_summary(done, empty=empty, dry_run=self.is_dry_run, change_log_key=self.change_log_key),
         )
         if not self.is_dry_run and self.change_log_key:
-            from segment_rudderstack.writer import PlanWriter
+            from segment_rudderstack.safety.writer import PlanWriter
 
             PlanWriter(self.change_log_key).release(context)
         return {"undone": done, "dry_run": self.is_dry_run}
@@ -325,7 +325,7 @@ def rollback_summary(done: list[str], *, empty: bool, dry_run: bool, change_log_
 
 
 class MigrationReportOperator(MigrationOperator):
-    """Write the run's report (:mod:`segment_rudderstack.report`: verdict first, timeline, key figures, chart;
+    """Write the run's report (:mod:`segment_rudderstack.evidence.report`: verdict first, timeline, key figures, chart;
     Markdown, HTML and a sidecar JSON of the raw results), log the verdict, and mark the migration complete
     in the change log (unless it is a dry run). Runs also after a failed step (trigger rule ``all_done``):
     the report then says where it failed and what to do, and the task fails too, so the run stays failed.
@@ -370,7 +370,7 @@ class MigrationReportOperator(MigrationOperator):
     )
 
     def execute(self, context: Any) -> str:
-        from segment_rudderstack.report import ReportFacts, verdict, write_report
+        from segment_rudderstack.evidence.report import ReportFacts, verdict, write_report
 
         ti = context["ti"]
         run_id = getattr(ti, "run_id", "run")
@@ -398,7 +398,7 @@ class MigrationReportOperator(MigrationOperator):
             run_started_at=getattr(dag_run, "start_date", None),
         )
         if self.lane_task_ids:  # several schemas: each lane's figures side by side (lane_report.py)
-            from segment_rudderstack.lane_report import LANES_KEY, run_wide_results
+            from segment_rudderstack.evidence.lane_report import LANES_KEY, run_wide_results
 
             facts.extra[LANES_KEY] = {
                 lane: {step: ti.xcom_pull(task_ids=task_id) for step, task_id in steps.items()}
@@ -442,7 +442,7 @@ def _number(value: Any) -> float | None:
 def _task_facts(ti: Any) -> dict[str, Any]:
     """States (and durations of finished tasks) of every task of this run, from the Task SDK; empty when
     they cannot be read (outside a running task)."""
-    from segment_rudderstack.report import TaskFact
+    from segment_rudderstack.evidence.report import TaskFact
 
     try:
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})

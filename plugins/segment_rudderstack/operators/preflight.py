@@ -14,12 +14,12 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from segment_rudderstack import conditions
-from segment_rudderstack.changelog import ChangeLog
 from segment_rudderstack.operators.rudderstack import _same_namespace
 from segment_rudderstack.rendered import as_list
+from segment_rudderstack.safety.changelog import ChangeLog
 from segment_rudderstack.vocabulary import EVENT_TABLES, ChangeTarget
-from segment_rudderstack.watches import SYNC_REPORTS_PER_CHECK
+from segment_rudderstack.waits import conditions
+from segment_rudderstack.waits.watches import SYNC_REPORTS_PER_CHECK
 
 # Columns RudderStack writes into every Segment event table, with the type family it writes them as.
 RUDDERSTACK_EVENT_COLUMNS: dict[str, str] = {
@@ -108,7 +108,7 @@ class PreflightOperator(BaseOperator):
     ):
         super().__init__(**kwargs)
         self.rudderstack_data_plane_conn_id = rudderstack_data_plane_conn_id
-        # preferAppend / skipUsersTable (segment_rudderstack.merge_mode): of the existing destination, or of the
+        # preferAppend / skipUsersTable (segment_rudderstack.safety.merge_mode): of the existing destination, or of the
         # plan's config for one the migration will create.
         self.allow_merge_mode_change = allow_merge_mode_change
         self.destination_config = dict(destination_config or {})
@@ -227,7 +227,7 @@ class PreflightOperator(BaseOperator):
     def _check_merge_mode(
         self, candidates: list[dict[str, Any]], problems: list[str], summary: dict[str, Any]
     ) -> None:
-        from segment_rudderstack.merge_mode import merge_mode_findings
+        from segment_rudderstack.safety.merge_mode import merge_mode_findings
 
         found = [(d.get("id"), d.get("config") or {}) for d in candidates] or [
             (None, self.destination_config)
@@ -289,7 +289,7 @@ class PreflightOperator(BaseOperator):
         # Every connection answers, every Segment source id exists and loads into the warehouse, and the
         # warehouse user may work in the schema: all before the first change (preflight_checks.py).
         from segment_rudderstack.hooks.segment import SegmentHook
-        from segment_rudderstack.preflight_checks import (
+        from segment_rudderstack.safety.preflight_checks import (
             connection_problems,
             segment_source_problems,
             warehouse_privilege_problems,
@@ -331,8 +331,8 @@ class PreflightOperator(BaseOperator):
 
     def _report_window_queries(self) -> list[dict[str, Any]]:
         """Informational (never fails the preflight): are the adoption and duplicate window queries index-backed
-        (EXPLAIN), and how many rows one check reads (segment_rudderstack.window_plans, docs/scaling.md)."""
-        from segment_rudderstack.window_plans import window_query_report
+        (EXPLAIN), and how many rows one check reads (segment_rudderstack.dialects.query_plans, docs/scaling.md)."""
+        from segment_rudderstack.dialects.query_plans import window_query_report
 
         try:
             return window_query_report(self.warehouse_conn_id, self.namespace, EVENT_TABLES, self.log)

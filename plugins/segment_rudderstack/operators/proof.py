@@ -1,7 +1,7 @@
 """Proof from Segment's metrics, as tasks: verify the webhook path before Segment's webhook is switched off,
 and (plan setting ``proof.adoption_signal``) wait for adoption measured from Segment's side.
 
-See :mod:`segment_rudderstack.proof` for what is compared and :mod:`segment_rudderstack.hooks.segment_delivery`
+See :mod:`segment_rudderstack.evidence.proof` for what is compared and :mod:`segment_rudderstack.hooks.segment_delivery`
 for the Delivery Overview endpoints (Segment Public API, beta).
 """
 
@@ -14,12 +14,12 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from segment_rudderstack.conditions import AdoptionSample, as_utc
 from segment_rudderstack.operators.base import MigrationOperator
 from segment_rudderstack.rendered import as_list
 from segment_rudderstack.sensors.base import ConditionSensor
 from segment_rudderstack.sensors.migration import ClientAdoptionSensor
-from segment_rudderstack.watches import AdoptionWatch
+from segment_rudderstack.waits.conditions import AdoptionSample, as_utc
+from segment_rudderstack.waits.watches import AdoptionWatch
 
 GAP_ACTIONS = ("fail", "approve")
 
@@ -108,8 +108,8 @@ class VerifyWebhookPathOperator(MigrationOperator):
         self.on_gap = on_gap
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from segment_rudderstack import proof
         from segment_rudderstack.dialects import dialect_for_conn_id
+        from segment_rudderstack.evidence import proof
         from segment_rudderstack.hooks.segment_delivery import SegmentMetricsHook
 
         webhooks = _webhooks_of(self.webhooks)
@@ -179,7 +179,7 @@ class VerifyWebhookPathOperator(MigrationOperator):
     ) -> dict[str, Any]:
         """Rows per bucket against Segment's ingress, from ``continuity_buckets_before`` buckets before
         ``start`` up to ``end``."""
-        from segment_rudderstack import proof
+        from segment_rudderstack.evidence import proof
         from segment_rudderstack.hooks.segment_delivery import BUCKET
 
         before = BUCKET[self.granularity] * int(self.continuity_buckets_before)
@@ -337,8 +337,8 @@ class SegmentAdoptionSensor(ClientAdoptionSensor):
         self.signal = signal
 
     def build_watch(self, context: Any) -> SegmentAdoptionWatch:
+        from segment_rudderstack.evidence.proof import clamp_start
         from segment_rudderstack.hooks.segment_delivery import DeliveryOverviewUnavailable, SegmentMetricsHook
-        from segment_rudderstack.proof import clamp_start
 
         sources = list(as_list(self.source_ids) or [])
         baseline: dict[str, int] = {}

@@ -9,11 +9,11 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from segment_rudderstack.conditions import as_utc
-from segment_rudderstack.links import RudderStackDestinationLink, SegmentWarehouseLink
 from segment_rudderstack.operators.base import MigrationOperator
 from segment_rudderstack.rendered import as_bool, as_list
+from segment_rudderstack.ui.links import RudderStackDestinationLink, SegmentWarehouseLink
 from segment_rudderstack.vocabulary import ChangeTarget
+from segment_rudderstack.waits.conditions import as_utc
 
 
 def _same_namespace(a: str | None, b: str | None) -> bool:
@@ -48,7 +48,10 @@ def _snowflake_credentials(conn: Any) -> dict[str, Any]:
     """Password or key pair, as RudderStack's Snowflake destination reads them (snowflake_credentials.py)."""
     from airflow.sdk.log import mask_secret
 
-    from segment_rudderstack.snowflake_credentials import CredentialsError, snowflake_destination_config
+    from segment_rudderstack.connections.rudderstack_destination import (
+        CredentialsError,
+        snowflake_destination_config,
+    )
 
     try:
         config = snowflake_destination_config(conn)
@@ -287,14 +290,14 @@ def sync_start_at(last_segment_load_end: datetime | None, margin: timedelta, now
 
 
 class _MergeModeMixin:
-    """The overlap runs in merge mode (:mod:`segment_rudderstack.merge_mode`): ``preferAppend`` off, or a refusal."""
+    """The overlap runs in merge mode (:mod:`segment_rudderstack.safety.merge_mode`): ``preferAppend`` off, or a refusal."""
 
     allow_merge_mode_change: bool | str
 
     def ensure_merge_mode(self, context: Any, hook: Any, destination_id: str, config: dict[str, Any]) -> bool:
         """Switch ``preferAppend`` off (recorded) when it is on and the plan allows it; refuse otherwise.
         Returns whether the destination loads in merge mode now (or would, in a dry run)."""
-        from segment_rudderstack.merge_mode import PREFER_APPEND, merge_mode_findings
+        from segment_rudderstack.safety.merge_mode import PREFER_APPEND, merge_mode_findings
 
         findings = merge_mode_findings(
             destination_id, config, allow_change=as_bool(self.allow_merge_mode_change)
@@ -336,7 +339,7 @@ class HoldRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
         hook = self.rudderstack()
         destination = hook.get_destination(self.destination_id)
         config = destination.get("config") or {}
-        from segment_rudderstack.merge_mode import merge_mode_findings
+        from segment_rudderstack.safety.merge_mode import merge_mode_findings
 
         if merge_mode_findings(
             self.destination_id, config, allow_change=as_bool(self.allow_merge_mode_change)
@@ -363,8 +366,8 @@ class RestoreAppendModeOperator(_RudderStackOperator):
         self.destination_id = destination_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from segment_rudderstack.changelog import DONE
-        from segment_rudderstack.merge_mode import PREFER_APPEND
+        from segment_rudderstack.safety.changelog import DONE
+        from segment_rudderstack.safety.merge_mode import PREFER_APPEND
 
         if not self.require_upstream(self.destination_id, "destination_id"):
             return {"restored": False}
@@ -481,7 +484,7 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
 
     def _triggered_since(self, sources: list[str], released_at: datetime) -> set[str]:
         """Sources whose trigger into this destination is recorded (done) at or after the release."""
-        from segment_rudderstack.changelog import DONE
+        from segment_rudderstack.safety.changelog import DONE
 
         done: set[str] = set()
         for source_id in sources:
@@ -503,7 +506,7 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
         """A refused trigger: re-raise a retryable error, fail on a permanent one; where the data plane does not
         serve the trigger endpoint, note RudderStack's own upload schedule in ``result``."""
         from segment_rudderstack.hooks.rudderstack import warehouse_api_unavailable
-        from segment_rudderstack.rudderstack_schedule import upload_schedule
+        from segment_rudderstack.waits.rudderstack_schedule import upload_schedule
 
         if not warehouse_api_unavailable(error):
             if error.retryable:
@@ -585,7 +588,7 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
 
     def _log_world_state(self, context: Any, exc: BaseException) -> None:
         """While the release retries, say where the world stands and what a person could do."""
-        from segment_rudderstack.transient import describe, is_transient
+        from segment_rudderstack.waits.transient import describe, is_transient
 
         ti = (context or {}).get("ti")
         attempt = int(getattr(ti, "try_number", 1) or 1)
@@ -623,7 +626,7 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
 
     def _final_load_watch(self) -> Any:
         """The gate sensor's own watch: Segment's final load finished and no Segment load running."""
-        from segment_rudderstack.watches import SyncGateWatch
+        from segment_rudderstack.waits.watches import SyncGateWatch
 
         return SyncGateWatch.final_load(
             segment_conn_id=self.segment_conn_id,

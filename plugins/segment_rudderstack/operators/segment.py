@@ -12,10 +12,9 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from segment_rudderstack.conditions import Decision, as_utc
-from segment_rudderstack.links import SegmentDestinationsLink, SegmentWarehouseLink
 from segment_rudderstack.operators.base import MigrationOperator
 from segment_rudderstack.rendered import as_list
+from segment_rudderstack.ui.links import SegmentDestinationsLink, SegmentWarehouseLink
 from segment_rudderstack.vocabulary import (
     ALL_EVENT_TYPES_TRIGGER,
     WEBHOOK_KINDS,
@@ -25,7 +24,8 @@ from segment_rudderstack.vocabulary import (
     ChangeTarget,
     send_mapping_settings,
 )
-from segment_rudderstack.watches import AdoptionWatch, SegmentLoadWatch
+from segment_rudderstack.waits.conditions import Decision, as_utc
+from segment_rudderstack.waits.watches import AdoptionWatch, SegmentLoadWatch
 
 
 def hook_urls(destination: dict[str, Any]) -> list[str]:
@@ -680,7 +680,10 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
             )
 
     def _replacement_problems(self, clients: list[str], path: Mapping[str, Any]) -> list[str]:
-        from segment_rudderstack.preflight_checks import replacement_path_problems, segment_delivery_check
+        from segment_rudderstack.safety.preflight_checks import (
+            replacement_path_problems,
+            segment_delivery_check,
+        )
 
         url = None
         if path.get("rudderstack_source_id"):

@@ -13,16 +13,16 @@ from airflow.sdk import BaseSensorOperator
 from airflow.sdk.bases.sensor import PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
-from segment_rudderstack.conditions import Decision
 from segment_rudderstack.rendered import as_bool
-from segment_rudderstack.transient import (
+from segment_rudderstack.triggers.condition import ConditionTrigger
+from segment_rudderstack.waits.conditions import Decision
+from segment_rudderstack.waits.transient import (
     DEFAULT_TRANSIENT_BUDGET_SECONDS,
     DEFAULT_TRANSIENT_MAX_ERRORS,
     TransientBudget,
     permanent_message,
 )
-from segment_rudderstack.triggers.condition import ConditionTrigger
-from segment_rudderstack.watches import Watch
+from segment_rudderstack.waits.watches import Watch
 
 
 class ConditionSensor(BaseSensorOperator):

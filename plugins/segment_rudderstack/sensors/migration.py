@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from segment_rudderstack.links import RudderStackDestinationLink, SegmentWarehouseLink
 from segment_rudderstack.rendered import as_list
 from segment_rudderstack.sensors.base import ConditionSensor
-from segment_rudderstack.watches import (
+from segment_rudderstack.ui.links import RudderStackDestinationLink, SegmentWarehouseLink
+from segment_rudderstack.waits.watches import (
     AdoptionWatch,
     SegmentLoadWatch,
     SourceDrainedWatch,

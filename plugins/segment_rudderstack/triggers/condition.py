@@ -1,8 +1,8 @@
 """One deferrable trigger for every wait condition of the library.
 
-A sensor hands the trigger a *watch* (see ``segment_rudderstack.watches``): a small serializable object
+A sensor hands the trigger a *watch* (see ``segment_rudderstack.waits.watches``): a small serializable object
 that knows how to observe state (asynchronously here, synchronously in ``poke``) and which pure function
-of ``segment_rudderstack.conditions`` decides on it. The trigger polls until the decision is done or
+of ``segment_rudderstack.waits.conditions`` decides on it. The trigger polls until the decision is done or
 failed, or until the sensor's deadline passes, and then fires one event.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from segment_rudderstack.transient import TransientBudget, permanent_message
-from segment_rudderstack.watches import Watch, load_watch
+from segment_rudderstack.waits.transient import TransientBudget, permanent_message
+from segment_rudderstack.waits.watches import Watch, load_watch
 
 LOG_EVERY = 20
 
@@ -32,14 +32,14 @@ class ConditionTrigger(BaseTrigger):
     ``{"status": "error", "permanent": ..., "message": ...}`` (an observation error that another check would not
     fix, or transient errors that outlasted their budget).
 
-    :param watch: the watch's :meth:`~segment_rudderstack.watches.Watch.spec` (class path and fields).
+    :param watch: the watch's :meth:`~segment_rudderstack.waits.watches.Watch.spec` (class path and fields).
     :param poke_interval: seconds between checks.
     :param deadline: epoch seconds after which the wait ends with a timeout event; ``None``: no deadline.
     :param memory: what the condition carried from earlier checks (the adoption streak).
     :param first_check_at: epoch seconds of the first check (the sensor has just checked before deferring);
         ``None``: check at once.
     :param transient_budget: how long transient observation errors in a row are ridden out
-        (:class:`~segment_rudderstack.transient.TransientBudget` as a dict); then an error event
+        (:class:`~segment_rudderstack.waits.transient.TransientBudget` as a dict); then an error event
         with ``permanent: False``.
     """
 
@@ -53,7 +53,7 @@ class ConditionTrigger(BaseTrigger):
         transient_budget: dict[str, Any] | None = None,
     ):
         super().__init__()
-        # how long transient observation errors in a row are ridden out (see segment_rudderstack.transient)
+        # how long transient observation errors in a row are ridden out (see segment_rudderstack.waits.transient)
         self.transient_budget = dict(transient_budget or {})
         # epoch seconds of the first check (the sensor has just checked before deferring); None: at once
         self.first_check_at = first_check_at

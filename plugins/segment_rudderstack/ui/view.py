@@ -7,7 +7,7 @@ threshold, the change log, the last duplicate check and links to the runs. It re
 database (DAG runs, task instances, XComs, the change-log Variable, a deferred adoption sensor's trigger)
 and needs the viewer to be logged in to Airflow with read access to the DAG.
 
-The page is built from the same facts and sections as the run report (:mod:`segment_rudderstack.report`).
+The page is built from the same facts and sections as the run report (:mod:`segment_rudderstack.evidence.report`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from segment_rudderstack import report
-from segment_rudderstack.report import ReportFacts, TaskFact
+from segment_rudderstack.evidence import report
+from segment_rudderstack.evidence.report import ReportFacts, TaskFact
 
 URL_PREFIX = "/segment-rudderstack"
 DAG_PREFIX = "segment_to_rudderstack__"
@@ -191,7 +191,7 @@ def _change_log(plan_name: str) -> list[dict[str, Any]]:
     """The plan's whole change log, read from Airflow Variables as the rollback reads it."""
     from dataclasses import asdict
 
-    from segment_rudderstack.changelog import ChangeLog
+    from segment_rudderstack.safety.changelog import ChangeLog
 
     try:
         return [asdict(c) for c in ChangeLog(f"{DAG_PREFIX}{plan_name}__changes").entries()]

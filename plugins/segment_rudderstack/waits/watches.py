@@ -2,7 +2,7 @@
 
 A watch is a frozen dataclass of plain, JSON-friendly fields (so a trigger can serialize it, see
 :meth:`Watch.spec`). It observes state through the library's hooks (``observe`` in a worker, ``aobserve``
-in the triggerer) and calls one function of :mod:`segment_rudderstack.conditions`. Sensors (``poke``),
+in the triggerer) and calls one function of :mod:`segment_rudderstack.waits.conditions`. Sensors (``poke``),
 the trigger (``run``) and the operators that re-check a condition right before a change all go through
 :meth:`Watch.check` / :meth:`Watch.acheck`: one observation, one decision, written once.
 
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from segment_rudderstack import conditions
-from segment_rudderstack.conditions import AdoptionSample, Decision, as_utc
+from segment_rudderstack.waits import conditions
+from segment_rudderstack.waits.conditions import AdoptionSample, Decision, as_utc
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,9 @@ class Watch:
 
     def is_transient(self, exc: BaseException) -> bool:
         """An error worth another check later (the hooks already retried 5xx/429/timeouts a few times); the
-        rule is :func:`segment_rudderstack.transient.is_transient` (database connection errors and truncated
+        rule is :func:`segment_rudderstack.waits.transient.is_transient` (database connection errors and truncated
         2xx bodies too; 401/403/404, missing connections and privileges are permanent)."""
-        from segment_rudderstack.transient import is_transient
+        from segment_rudderstack.waits.transient import is_transient
 
         return is_transient(exc)
 

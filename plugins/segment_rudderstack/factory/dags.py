@@ -44,7 +44,7 @@ from segment_rudderstack.operators.segment import (
     EnsureSegmentWebhookOperator,
 )
 from segment_rudderstack.operators.warehouse import DuplicateCheckOperator
-from segment_rudderstack.plan import Lane, Plan
+from segment_rudderstack.plan.model import Lane, Plan
 from segment_rudderstack.sensors.migration import (
     ClientAdoptionSensor,
     RudderStackSyncGateSensor,
@@ -835,8 +835,12 @@ def build_rollback_dag(plan: Plan) -> DAG:
 def build_all(plans_dir: str | pathlib.Path, *, reports_dir: str | pathlib.Path) -> dict[str, Any]:
     """Every plan file in ``plans_dir`` becomes a migration DAG and a rollback DAG. A plan that does not
     validate, or shares its name with another file, becomes a placeholder DAG marked INVALID PLAN that names
-    the file and the fields (:mod:`segment_rudderstack.invalid_plans`); the other plans are built as usual."""
-    from segment_rudderstack.invalid_plans import build_invalid_plan_dag, read_plan_file, sort_plan_files
+    the file and the fields (:mod:`segment_rudderstack.factory.invalid_plans`); the other plans are built as usual."""
+    from segment_rudderstack.factory.invalid_plans import (
+        build_invalid_plan_dag,
+        read_plan_file,
+        sort_plan_files,
+    )
 
     files = [read_plan_file(path) for path in sorted(pathlib.Path(plans_dir).glob("*.y*ml"))]
     plans, invalid = sort_plan_files(files)

@@ -21,7 +21,7 @@ import yaml
 from airflow.sdk import DAG, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from segment_rudderstack.plan import _PLAN_NAME, Plan, PlanError, load_plan
+from segment_rudderstack.plan.model import _PLAN_NAME, Plan, PlanError, load_plan
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def build_invalid_plan_dag(dag_id: str, paths: list[pathlib.Path], message: str,
         "the other plans are not affected.\n\n"
         f"```\n{message}\n```\n\n"
         "Fix the file (each line names the field), save it, and the migration DAG replaces this one at the "
-        'next parse. Check a plan without Airflow: `python -c "from segment_rudderstack.plan import load_plan; '
+        'next parse. Check a plan without Airflow: `python -c "from segment_rudderstack.plan.model import load_plan; '
         "load_plan('include/plans/<file>.yaml')\"`."
     )
     with DAG(

@@ -552,10 +552,10 @@ def section_changes(facts: ReportFacts) -> Section:
 
 
 def section_proof(facts: ReportFacts) -> Section | None:
-    """Proof from Segment's metrics (segment_rudderstack.proof), when the plan's DAG verifies it."""
+    """Proof from Segment's metrics (segment_rudderstack.evidence.proof), when the plan's DAG verifies it."""
     if "proof" not in facts.results:
         return None
-    from segment_rudderstack.proof import SECTION_TITLE, proof_section
+    from segment_rudderstack.evidence.proof import SECTION_TITLE, proof_section
 
     lines = proof_section(facts.results.get("proof"))
     if lines and lines[0].startswith("## "):

@@ -49,7 +49,7 @@ def _parse(value: Any) -> datetime | None:
 def _store(store: Any = None) -> Any:
     if store is not None:
         return store
-    from segment_rudderstack.changelog import default_store
+    from segment_rudderstack.safety.changelog import default_store
 
     return default_store()
 

@@ -16,7 +16,11 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from segment_rudderstack.transient import _PERMANENT_DB_MESSAGES, _is_db_connection_error, permanent_message
+from segment_rudderstack.waits.transient import (
+    _PERMANENT_DB_MESSAGES,
+    _is_db_connection_error,
+    permanent_message,
+)
 
 _MISSING_CONNECTION = ("AirflowNotFoundException",)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from segment_rudderstack.report import Markdown, ReportFacts, Section, register_section
+from segment_rudderstack.evidence.report import Markdown, ReportFacts, Section, register_section
 
 LANES_KEY = "lanes"  # ReportFacts.extra[LANES_KEY]: {lane: {step: result}}
 

@@ -1,0 +1,1 @@
+"""Airflow connections translated into the settings RudderStack's destinations need."""

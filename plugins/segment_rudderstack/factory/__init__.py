@@ -1,0 +1,1 @@
+"""Building Airflow DAGs from plans: the migration and rollback DAGs, and placeholders for invalid plans."""

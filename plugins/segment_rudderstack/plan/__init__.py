@@ -1,0 +1,1 @@
+"""The migration plan: the plan file's model, its validation and the names derived from it."""

@@ -1,0 +1,1 @@
+"""What a person sees in Airflow's UI: the migration view and the extra links."""
