@@ -99,7 +99,7 @@ def time_adoption(dialect, schema: str, since: datetime, until: datetime, runs: 
 def adoption_statement(dialect, schema: str, since: datetime, until: datetime):
     """The exact statement adoption_share sends for one table (built by the dialect's own helper)."""
     with dialect.session() as s:
-        table = dialect._load_tables(s, schema, ["tracks"])["tracks"]
+        table = dialect.load_tables(s, schema, ["tracks"])["tracks"]
     return dialect._adoption_select(schema, table, WEBHOOK_SOURCE, ["analytics-python"], since, until)
 
 
@@ -148,7 +148,7 @@ def window_statements(dialect, schema: str, since: datetime, until: datetime) ->
     from segment_rudderstack.dialects.base import compose
 
     with dialect.session() as s:
-        table = dialect._load_tables(s, schema, ["tracks"])["tracks"]
+        table = dialect.load_tables(s, schema, ["tracks"])["tracks"]
     return {
         "bare windowed count": (
             compose(

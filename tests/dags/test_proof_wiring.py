@@ -5,8 +5,8 @@ the sensor."""
 from __future__ import annotations
 
 from segment_rudderstack.factory.dags import build_all
-from segment_rudderstack.operators.proof import SegmentAdoptionSensor
 from segment_rudderstack.sensors.migration import ClientAdoptionSensor
+from segment_rudderstack.sensors.proof import SegmentAdoptionSensor
 from tests.dags.test_migration_dag import PLANS, upstream_closure
 
 SWITCH_OFF = "client_adoption.disable_segment_webhook"

@@ -12,7 +12,8 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from segment_rudderstack.factory.dags import build_all
-from segment_rudderstack.operators.lifecycle import MigrationReportOperator, migration_status
+from segment_rudderstack.operators.report import MigrationReportOperator
+from segment_rudderstack.operators.status import migration_status
 from segment_rudderstack.safety.changelog import ChangeLog
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import pathlib
 import uuid
 
 from segment_rudderstack.factory.dags import build_all
-from segment_rudderstack.operators.lifecycle import RollbackOperator, rollback_summary
+from segment_rudderstack.operators.rollback import RollbackOperator, rollback_summary
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SANDBOX = (ROOT / "include" / "plans" / "sandbox.yaml").read_text()

@@ -12,7 +12,8 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from sandbox import invariants
-from segment_rudderstack.operators.lifecycle import MigrationReportOperator, RollbackOperator
+from segment_rudderstack.operators.report import MigrationReportOperator
+from segment_rudderstack.operators.rollback import RollbackOperator
 from segment_rudderstack.operators.segment import (
     DisableSegmentWarehouseOperator,
     EnsureSegmentWebhookOperator,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import signal
 
-from segment_rudderstack.operators.lifecycle import RollbackOperator
+from segment_rudderstack.operators.rollback import RollbackOperator
 from segment_rudderstack.operators.rudderstack import EnsureRudderStackDestinationOperator
 from segment_rudderstack.operators.segment import EnsureSegmentWebhookOperator
 from segment_rudderstack.safety.changelog import DONE, ChangeLog

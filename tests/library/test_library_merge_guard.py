@@ -9,7 +9,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from psycopg2 import sql
 
-from segment_rudderstack.operators.lifecycle import RollbackOperator
+from segment_rudderstack.operators.rollback import RollbackOperator
 from segment_rudderstack.operators.rudderstack import HoldRudderStackSyncOperator, RestoreAppendModeOperator
 from segment_rudderstack.safety.changelog import ChangeLog
 from tests.library.world import (

@@ -14,8 +14,9 @@ from psycopg2 import sql
 from segment.analytics import Client
 
 from segment_rudderstack.evidence.proof import SECTION_TITLE, compare_buckets, proof_section
-from segment_rudderstack.operators.proof import SegmentAdoptionWatch, VerifyWebhookPathOperator
+from segment_rudderstack.operators.proof import VerifyWebhookPathOperator
 from segment_rudderstack.operators.segment import EnsureSegmentWebhookOperator
+from segment_rudderstack.waits.segment_metrics_watch import SegmentAdoptionWatch
 from tests.library.world import WAREHOUSE_CONN, WEB, context
 from tests.waiting import wait_until
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from psycopg2 import sql
 
 from segment_rudderstack.operators.indexes import EnsureReceivedAtIndexOperator
-from segment_rudderstack.operators.lifecycle import RollbackOperator
+from segment_rudderstack.operators.rollback import RollbackOperator
 from segment_rudderstack.safety.changelog import ChangeLog
 from segment_rudderstack.vocabulary import ChangeTarget
 from tests.library.world import RUDDERSTACK_CONN, SEGMENT_CONN, WAREHOUSE_CONN, context

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from segment_rudderstack.operators.lifecycle import RollbackOperator
+from segment_rudderstack.operators.rollback import RollbackOperator
 from segment_rudderstack.operators.rudderstack import (
     EnsureRudderStackDestinationOperator,
     EnsureRudderStackSegmentSourceOperator,

@@ -322,7 +322,7 @@ def test_a_send_mapping_created_by_a_task_that_died_before_recording_it_is_switc
 ):
     import signal
 
-    from segment_rudderstack.operators.lifecycle import RollbackOperator
+    from segment_rudderstack.operators.rollback import RollbackOperator
     from segment_rudderstack.safety.changelog import ChangeLog
     from tests.faults.killed import run_killed_after_call
     from tests.library.world import RUDDERSTACK_CONN, SEGMENT_CONN

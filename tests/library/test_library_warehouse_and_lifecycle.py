@@ -7,7 +7,8 @@ import pathlib
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException
 
-from segment_rudderstack.operators.lifecycle import MigrationReportOperator, MigrationStatusOperator
+from segment_rudderstack.operators.report import MigrationReportOperator
+from segment_rudderstack.operators.status import MigrationStatusOperator
 from segment_rudderstack.operators.warehouse import DuplicateCheckOperator
 from segment_rudderstack.safety.changelog import ChangeLog
 from tests.library.world import WAREHOUSE_CONN, context

@@ -14,7 +14,7 @@ from airflow.triggers.base import BaseTrigger
 
 import segment_rudderstack
 from segment_rudderstack.hooks import api_hook, rudderstack, segment, segment_delivery
-from segment_rudderstack.operators import approval, lifecycle, preflight, proof, warehouse
+from segment_rudderstack.operators import approval, preflight, proof, report, rollback, status, warehouse
 from segment_rudderstack.operators import rudderstack as rudderstack_operators
 from segment_rudderstack.operators import segment as segment_operators
 from segment_rudderstack.sensors import base as sensor_base
@@ -28,7 +28,9 @@ MODULES = [
     segment,
     segment_delivery,
     approval,
-    lifecycle,
+    report,
+    rollback,
+    status,
     preflight,
     proof,
     warehouse,

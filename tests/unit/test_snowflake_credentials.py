@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from segment_rudderstack.connections.rudderstack_destination import (
     CredentialsError,
     snowflake_destination_config,
+    warehouse_credentials,
 )
-from segment_rudderstack.operators.rudderstack import warehouse_credentials
 from segment_rudderstack.plan.model import Lane
 
 EXTRA = {

@@ -1,4 +1,6 @@
-"""An Airflow Snowflake connection as RudderStack's Snowflake destination config.
+"""Airflow warehouse connections (PostgreSQL, Snowflake) as RudderStack warehouse destination config.
+
+Snowflake:
 
 RudderStack's warehouse service reads these config keys (rudder-server ``warehouse/internal/model/settings.go``;
 ``warehouse/integrations/snowflake/snowflake.go`` hands them to its Snowflake driver): ``account``,
@@ -19,6 +21,8 @@ import base64
 import binascii
 import pathlib
 from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
 
 RUDDERSTACK_NEEDS = (
     "RudderStack's Snowflake destination authenticates with a password (config 'password') or a key pair "
@@ -111,3 +115,40 @@ def snowflake_destination_config(conn: Any) -> dict[str, Any]:
             f"Snowflake connection {conn_id!r} has neither a password nor a private key. {RUDDERSTACK_NEEDS}"
         )
     return {k: v for k, v in config.items() if v not in (None, "")}
+
+
+def warehouse_credentials(conn_id: str) -> dict[str, Any]:
+    """RudderStack warehouse destination config fields taken from an Airflow warehouse connection."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    if conn.conn_type == "snowflake":
+        return _snowflake_credentials(conn)
+    config = {
+        "host": conn.host,
+        "port": str(conn.port) if conn.port else None,
+        "database": conn.schema,
+        "user": conn.login,
+        "password": conn.password,
+    }
+    extra = conn.extra_dejson or {}
+    for key in ("account", "warehouse", "role", "sslMode"):
+        if extra.get(key):
+            config[key] = extra[key]
+    if extra.get("database"):
+        config["database"] = extra["database"]
+    return {k: v for k, v in config.items() if v not in (None, "")}
+
+
+def _snowflake_credentials(conn: Any) -> dict[str, Any]:
+    """Password or key pair, as RudderStack's Snowflake destination reads them (snowflake_credentials.py)."""
+    from airflow.sdk.log import mask_secret
+
+    try:
+        config = snowflake_destination_config(conn)
+    except CredentialsError as exc:
+        raise AirflowFailException(f"{exc}. Nothing was changed.") from None
+    for key in ("password", "privateKey", "privateKeyPassphrase"):
+        if config.get(key):
+            mask_secret(config[key])
+    return config

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
+from segment_rudderstack.dialects.results import AdoptionSample
 from segment_rudderstack.vocabulary import CLIENT_EVENT_TABLES
-from segment_rudderstack.waits.conditions import AdoptionSample
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ class Session:
 
 
 @dataclass(frozen=True)
-class _Table:
+class Table:
     name: str  # lower-case, as Segment names it
     actual: str  # as stored in the warehouse
     columns: dict[str, tuple[str, str]] = field(default_factory=dict)  # lower name -> (actual, data_type)
@@ -297,7 +297,7 @@ class WarehouseDialect:
         yield
 
     # ------------------------------------------------------------------------------------- catalog
-    def _resolve_schema(self, s: Session, schema: str) -> str | None:
+    def resolve_schema(self, s: Session, schema: str) -> str | None:
         candidates = list(dict.fromkeys([schema, self.fold_identifier(schema)]))
         placeholders = join_sql(", ", [SqlText("%s")] * len(candidates))
         rows = s.fetchall(
@@ -326,7 +326,7 @@ class WarehouseDialect:
                 found[key] = actual
         return found
 
-    def _load_tables(self, s: Session, schema: str, wanted: Iterable[str] | None) -> dict[str, _Table]:
+    def load_tables(self, s: Session, schema: str, wanted: Iterable[str] | None) -> dict[str, Table]:
         present = self._tables(s, schema)
         names = sorted(present) if wanted is None else [t.lower() for t in wanted if t.lower() in present]
         if not names:
@@ -341,7 +341,7 @@ class WarehouseDialect:
             ),
             [schema, *actual_names],
         )
-        tables = {n: _Table(n, present[n]) for n in names}
+        tables = {n: Table(n, present[n]) for n in names}
         by_actual = {present[n]: tables[n] for n in names}
         for table_name, column_name, data_type in rows:
             table = by_actual.get(table_name)
@@ -354,21 +354,21 @@ class WarehouseDialect:
 
     def schema_exists(self, schema: str) -> bool:
         with self.session() as s:
-            return self._resolve_schema(s, schema) is not None
+            return self.resolve_schema(s, schema) is not None
 
     def list_tables(self, schema: str) -> set[str]:
         """Base tables in ``schema`` by their lower-case (Segment) names; empty when the schema is missing."""
         with self.session() as s:
-            actual = self._resolve_schema(s, schema)
+            actual = self.resolve_schema(s, schema)
             return set(self._tables(s, actual)) if actual else set()
 
     def list_columns(self, schema: str, tables: Iterable[str] | None = None) -> dict[str, dict[str, str]]:
         """``{table: {column: data_type}}`` with lower-case names; missing tables are left out."""
         with self.session() as s:
-            actual = self._resolve_schema(s, schema)
+            actual = self.resolve_schema(s, schema)
             if actual is None:
                 return {}
-            loaded = self._load_tables(s, actual, tables)
+            loaded = self.load_tables(s, actual, tables)
         return {n: {c: ty for c, (_, ty) in t.columns.items()} for n, t in loaded.items()}
 
     def compare_columns(
@@ -404,8 +404,8 @@ class WarehouseDialect:
         libraries = [str(n) for n in library_names] if library_names else []
 
         with self.session() as s:
-            actual_schema = self._resolve_schema(s, schema)
-            loaded = self._load_tables(s, actual_schema, tables) if actual_schema else {}
+            actual_schema = self.resolve_schema(s, schema)
+            loaded = self.load_tables(s, actual_schema, tables) if actual_schema else {}
             counted = [t for t in loaded.values() if t.column("received_at")]
             missing = tuple(t.lower() for t in tables if t.lower() not in {c.name for c in counted})
             if missing:
@@ -438,7 +438,7 @@ class WarehouseDialect:
     def _adoption_select(
         self,
         schema: str,
-        table: _Table,
+        table: Table,
         webhook_source_id: str,
         libraries: list[str],
         since: datetime,
@@ -491,8 +491,8 @@ class WarehouseDialect:
         _require_aware("received_after", received_after)
         total = 0
         with self.session() as s:
-            actual_schema = self._resolve_schema(s, schema)
-            loaded = self._load_tables(s, actual_schema, tables) if actual_schema else {}
+            actual_schema = self.resolve_schema(s, schema)
+            loaded = self.load_tables(s, actual_schema, tables) if actual_schema else {}
             for table in loaded.values():
                 columns = [table.column(c) for c in ("context_destination_id", "uuid_ts", "received_at")]
                 if not all(columns):
@@ -529,8 +529,8 @@ class WarehouseDialect:
         if not wanted:
             return counts
         with self.session() as s:
-            actual_schema = self._resolve_schema(s, schema)
-            loaded = self._load_tables(s, actual_schema, tables) if actual_schema else {}
+            actual_schema = self.resolve_schema(s, schema)
+            loaded = self.load_tables(s, actual_schema, tables) if actual_schema else {}
             for table in loaded.values():
                 names = ("context_source_id", "context_destination_id", "uuid_ts", "received_at")
                 columns = [table.column(c) for c in names]
@@ -556,7 +556,7 @@ class WarehouseDialect:
         return counts
 
     # ---------------------------------------------------------------------------------- duplicates
-    def _window(self, table: _Table, since: datetime | None) -> tuple[SqlText, list[Any]]:
+    def _window(self, table: Table, since: datetime | None) -> tuple[SqlText, list[Any]]:
         """`` AND received_at >= %s`` when a window start is given (empty otherwise)."""
         if since is None:
             return SqlText(""), []
@@ -569,7 +569,7 @@ class WarehouseDialect:
             )
         return compose(" AND {r} >= %s", r=self.quote_identifier(received)), [since]
 
-    def _id_column(self, table: _Table) -> Quoted:
+    def _id_column(self, table: Table) -> Quoted:
         id_col = table.column("id")
         if id_col is None:
             raise ValueError(
@@ -578,7 +578,7 @@ class WarehouseDialect:
             )
         return self.quote_identifier(id_col)
 
-    def _keep_order(self, table: _Table) -> SqlText:
+    def _keep_order(self, table: Table) -> SqlText:
         """Which copy of an id survives: latest received_at, then latest uuid_ts (load time), then any."""
         keys = [
             compose("{c} DESC NULLS LAST", c=self.quote_identifier(col))
@@ -587,7 +587,7 @@ class WarehouseDialect:
         ]
         return join_sql(", ", keys) if keys else compose("{i}", i=self._id_column(table))
 
-    def _count_sql(self, schema: str, table: _Table, since: datetime | None) -> tuple[SqlText, list[Any]]:
+    def _count_sql(self, schema: str, table: Table, since: datetime | None) -> tuple[SqlText, list[Any]]:
         window, params = self._window(table, since)
         sql = compose(
             "SELECT COUNT(*) AS duplicated_ids, COALESCE(SUM(copies - 1), 0) AS extra_rows FROM ("
@@ -606,8 +606,8 @@ class WarehouseDialect:
         wanted = list(tables)
         result: dict[str, DuplicateCount] = {}
         with self.session() as s:
-            actual_schema = self._resolve_schema(s, schema)
-            loaded = self._load_tables(s, actual_schema, wanted) if actual_schema else {}
+            actual_schema = self.resolve_schema(s, schema)
+            loaded = self.load_tables(s, actual_schema, wanted) if actual_schema else {}
             for name, table in loaded.items():
                 sql, params = self._count_sql(actual_schema, table, since)
                 ids, extra = s.fetchall(sql, params)[0]
@@ -629,19 +629,19 @@ class WarehouseDialect:
         wanted = list(tables)
         removed: dict[str, int] = {}
         with self.session() as s:
-            actual_schema = self._resolve_schema(s, schema)
-            loaded = self._load_tables(s, actual_schema, wanted) if actual_schema else {}
+            actual_schema = self.resolve_schema(s, schema)
+            loaded = self.load_tables(s, actual_schema, wanted) if actual_schema else {}
             for name, table in loaded.items():
                 removed[name] = self._remove_duplicates(s, actual_schema, table, since)
                 log.info("removed %d duplicate rows from %s.%s", removed[name], schema, name)
         self._warn_missing(schema, wanted, loaded)
         return removed
 
-    def _remove_duplicates(self, s: Session, schema: str, table: _Table, since: datetime | None) -> int:
+    def _remove_duplicates(self, s: Session, schema: str, table: Table, since: datetime | None) -> int:
         raise NotImplementedError(f"{type(self).__name__} does not implement duplicate removal")
 
     @staticmethod
-    def _warn_missing(schema: str, wanted: Iterable[str], loaded: Mapping[str, _Table]) -> None:
+    def _warn_missing(schema: str, wanted: Iterable[str], loaded: Mapping[str, Table]) -> None:
         missing = sorted({t.lower() for t in wanted} - set(loaded))
         if missing:
             log.warning("tables not found in schema %r, skipped: %s", schema, ", ".join(missing))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from segment_rudderstack.dialects.base import Session, WarehouseDialect, _Table, compose
+from segment_rudderstack.dialects.base import Session, Table, WarehouseDialect, compose
 
 
 class PostgresDialect(WarehouseDialect):
@@ -12,7 +12,7 @@ class PostgresDialect(WarehouseDialect):
     conn_types = ("postgres",)
     folds_to = "lower"
 
-    def _remove_duplicates(self, s: Session, schema: str, table: _Table, since: datetime | None) -> int:
+    def _remove_duplicates(self, s: Session, schema: str, table: Table, since: datetime | None) -> int:
         window, params = self._window(table, since)
         sql = compose(
             "DELETE FROM {t} AS target USING ("

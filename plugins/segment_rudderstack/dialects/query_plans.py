@@ -101,8 +101,8 @@ def window_query_plans(
     explain = _postgres_plan if dialect.name == "postgres" else _snowflake_plan
     plans: list[WindowQueryPlan] = []
     with dialect.session() as s:
-        actual = dialect._resolve_schema(s, schema)
-        loaded = dialect._load_tables(s, actual, list(tables)) if actual else {}
+        actual = dialect.resolve_schema(s, schema)
+        loaded = dialect.load_tables(s, actual, list(tables)) if actual else {}
         for name, table in loaded.items():
             if not table.column("received_at"):
                 continue

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from segment_rudderstack.dialects.base import Session, SqlText, WarehouseDialect, _Table, compose
+from segment_rudderstack.dialects.base import Session, SqlText, Table, WarehouseDialect, compose
 
 
 class SnowflakeDialect(WarehouseDialect):
@@ -32,7 +32,7 @@ class SnowflakeDialect(WarehouseDialect):
             raise
         session.execute(SqlText("COMMIT"))
 
-    def _remove_duplicates(self, s: Session, schema: str, table: _Table, since: datetime | None) -> int:
+    def _remove_duplicates(self, s: Session, schema: str, table: Table, since: datetime | None) -> int:
         window, window_params = self._window(table, since)
         target = self.qualified(schema, table.actual)
         ids = self._id_column(table)

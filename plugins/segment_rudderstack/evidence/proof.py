@@ -136,8 +136,8 @@ def warehouse_rows_by_bucket(
     seconds = _BUCKET_SECONDS[granularity]
     counts: dict[datetime, int] = {}
     with dialect.session() as s:
-        actual = dialect._resolve_schema(s, schema)
-        loaded = dialect._load_tables(s, actual, tables) if actual else {}
+        actual = dialect.resolve_schema(s, schema)
+        loaded = dialect.load_tables(s, actual, tables) if actual else {}
         selects: list[SqlText] = []
         params: list[Any] = []
         for table in loaded.values():
@@ -178,8 +178,8 @@ def warehouse_last_received(
     """The latest ``received_at`` loaded from ``source_id`` since ``since`` (None when nothing is loaded)."""
     latest: datetime | None = None
     with dialect.session() as s:
-        actual = dialect._resolve_schema(s, schema)
-        loaded = dialect._load_tables(s, actual, tables) if actual else {}
+        actual = dialect.resolve_schema(s, schema)
+        loaded = dialect.load_tables(s, actual, tables) if actual else {}
         for table in loaded.values():
             received, source_col = table.column("received_at"), table.column("context_source_id")
             if not received or not source_col:

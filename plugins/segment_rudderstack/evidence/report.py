@@ -203,7 +203,7 @@ def section_keys() -> list[str]:
     return [k for k, _ in _SECTIONS]
 
 
-def _parse_time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, str) and value:
@@ -235,10 +235,10 @@ def milestones(facts: ReportFacts) -> dict[str, datetime | None]:
     warehouse = facts.result("segment_warehouse")
     webhook = facts.result("webhook_disabled")
     return {
-        "cutover": _parse_time(facts.result("webhooks").get("cutover_at")),
-        "warehouse_off": _parse_time(warehouse.get("at")) if warehouse.get("disabled") else None,
-        "webhook_off": _parse_time(webhook.get("at")) if webhook.get("disabled") else None,
-        "released": _parse_time(facts.result("release").get("released_at")),
+        "cutover": parse_time(facts.result("webhooks").get("cutover_at")),
+        "warehouse_off": parse_time(warehouse.get("at")) if warehouse.get("disabled") else None,
+        "webhook_off": parse_time(webhook.get("at")) if webhook.get("disabled") else None,
+        "released": parse_time(facts.result("release").get("released_at")),
     }
 
 
@@ -265,7 +265,7 @@ def _change_times(facts: ReportFacts, phase: Phase) -> list[datetime]:
     for change in facts.changes:
         task_id = change.get("task_id") or ""
         if phase_of(task_id) is phase:
-            moment = _parse_time(change.get("at"))
+            moment = parse_time(change.get("at"))
             if moment:
                 times.append(moment)
     return times
@@ -444,7 +444,7 @@ def _adoption_points(facts: ReportFacts) -> list[tuple[datetime, float, int, int
     for sample in history:
         if not isinstance(sample, dict) or not sample.get("total"):
             continue
-        moment = _parse_time(sample.get("at"))
+        moment = parse_time(sample.get("at"))
         if moment:
             points.append(
                 (moment, sample["via_segment"] / sample["total"], sample["total"], sample["via_segment"])
@@ -486,7 +486,7 @@ def section_key_figures(facts: ReportFacts) -> Section:
         rows += [
             ["duplicate rows found (overlap window)", count_text(duplicates.get("duplicates"))],
             ["duplicate rows removed", count_text(duplicates.get("removed"))],
-            ["duplicate check looked back to", utc(_parse_time(duplicates.get("since")))],
+            ["duplicate check looked back to", utc(parse_time(duplicates.get("since")))],
         ]
     if marks["cutover"] and marks["webhook_off"]:
         rows.append(
@@ -526,10 +526,10 @@ def section_changes(facts: ReportFacts) -> Section:
     open_intents = [c for c in facts.changes if c.get("status") == "intent"]
     rows = [
         [
-            utc(_parse_time(c.get("at"))),
+            utc(parse_time(c.get("at"))),
             f"{c.get('target')} `{c.get('target_id')}` {c.get('field')}",
-            _short(c.get("before")),
-            _short(c.get("after")),
+            short(c.get("before")),
+            short(c.get("after")),
             c.get("task_id") or "",
         ]
         for c in done
@@ -584,7 +584,7 @@ def count_text(value: Any) -> str:
     return str(value or 0)
 
 
-def _short(value: Any, limit: int = 60) -> str:
+def short(value: Any, limit: int = 60) -> str:
     text = json.dumps(value, default=str) if not isinstance(value, str) else value
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -639,7 +639,7 @@ def to_markdown(facts: ReportFacts) -> str:
     return "\n".join(lines)
 
 
-def _inline_html(text: str) -> str:
+def inline_html(text: str) -> str:
     """Escape, then the two Markdown marks the sections use: **bold** and `code`."""
     escaped = html.escape(text)
     parts = escaped.split("**")
@@ -658,16 +658,16 @@ def markdown_to_html(lines: list[str]) -> str:
         if table:
             head, *body = table
             out.append(
-                "<table><thead><tr>" + "".join(f"<th>{_inline_html(c)}</th>" for c in head) + "</tr></thead>"
+                "<table><thead><tr>" + "".join(f"<th>{inline_html(c)}</th>" for c in head) + "</tr></thead>"
                 "<tbody>"
                 + "".join(
-                    "<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>" for row in body
+                    "<tr>" + "".join(f"<td>{inline_html(c)}</td>" for c in row) + "</tr>" for row in body
                 )
                 + "</tbody></table>"
             )
             table.clear()
         if bullets:
-            out.append("<ul>" + "".join(f"<li>{_inline_html(b)}</li>" for b in bullets) + "</ul>")
+            out.append("<ul>" + "".join(f"<li>{inline_html(b)}</li>" for b in bullets) + "</ul>")
             bullets.clear()
 
     for line in lines:
@@ -683,14 +683,14 @@ def markdown_to_html(lines: list[str]) -> str:
         flush()
         if stripped.startswith("#"):
             level = min(6, len(stripped) - len(stripped.lstrip("#")))
-            out.append(f"<h{level}>{_inline_html(stripped.lstrip('#').strip())}</h{level}>")
+            out.append(f"<h{level}>{inline_html(stripped.lstrip('#').strip())}</h{level}>")
         elif stripped:
-            out.append(f"<p>{_inline_html(stripped)}</p>")
+            out.append(f"<p>{inline_html(stripped)}</p>")
     flush()
     return "\n".join(out)
 
 
-_CSS = """body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;color:#222}
+CSS = """body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;color:#222}
 table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}
 th{background:#f3f3f3}.verdict{font-size:1.2rem;padding:.75rem;border-left:.4rem solid #888;background:#fafafa}
 .v-complete{border-color:#2e7d32}.v-failed{border-color:#c62828}.v-waiting,.v-running{border-color:#f9a825}
@@ -701,7 +701,7 @@ def to_html(facts: ReportFacts) -> str:
     kind = verdict(facts).kind
     out = [
         "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>Migration {html.escape(facts.plan_name)}</title><style>{_CSS}</style></head><body>",
+        f"<title>Migration {html.escape(facts.plan_name)}</title><style>{CSS}</style></head><body>",
         f"<h1>Segment → RudderStack migration: <code>{html.escape(facts.plan_name)}</code></h1>",
     ]
     for section in sections(facts):
@@ -714,7 +714,7 @@ def to_html(facts: ReportFacts) -> str:
                     + "</tr></thead><tbody>"
                 )
                 out += [
-                    "<tr>" + "".join(f"<td>{_inline_html(str(c))}</td>" for c in row) + "</tr>"
+                    "<tr>" + "".join(f"<td>{inline_html(str(c))}</td>" for c in row) + "</tr>"
                     for row in block.rows
                 ]
                 out.append("</tbody></table>")
@@ -723,11 +723,11 @@ def to_html(facts: ReportFacts) -> str:
             elif isinstance(block, Markdown):
                 out.append(markdown_to_html(block.lines))
             elif isinstance(block, list):
-                out.append("<ul>" + "".join(f"<li>{_inline_html(str(i))}</li>" for i in block) + "</ul>")
+                out.append("<ul>" + "".join(f"<li>{inline_html(str(i))}</li>" for i in block) + "</ul>")
             elif section.key == "verdict" and index == 0:
-                out.append(f"<p class='verdict v-{kind}'>{_inline_html(str(block))}</p>")
+                out.append(f"<p class='verdict v-{kind}'>{inline_html(str(block))}</p>")
             else:
-                out.append(f"<p>{_inline_html(str(block))}</p>")
+                out.append(f"<p>{inline_html(str(block))}</p>")
         out.append("</section>")
     out.append("</body></html>")
     return "\n".join(out)

@@ -24,13 +24,10 @@ from segment_rudderstack.operators.lanes import (
     LaneSelectedOperator,
     selected_source_ids,
 )
-from segment_rudderstack.operators.lifecycle import (
-    MigrationReportOperator,
-    MigrationStatusOperator,
-    RollbackOperator,
-)
 from segment_rudderstack.operators.preflight import PreflightOperator
-from segment_rudderstack.operators.proof import SegmentAdoptionSensor, VerifyWebhookPathOperator
+from segment_rudderstack.operators.proof import VerifyWebhookPathOperator
+from segment_rudderstack.operators.report import MigrationReportOperator
+from segment_rudderstack.operators.rollback import RollbackOperator
 from segment_rudderstack.operators.rudderstack import (
     EnsureRudderStackDestinationOperator,
     EnsureRudderStackSegmentSourceOperator,
@@ -43,6 +40,7 @@ from segment_rudderstack.operators.segment import (
     DisableSegmentWebhookOperator,
     EnsureSegmentWebhookOperator,
 )
+from segment_rudderstack.operators.status import MigrationStatusOperator
 from segment_rudderstack.operators.warehouse import DuplicateCheckOperator
 from segment_rudderstack.plan.model import Lane, Plan
 from segment_rudderstack.sensors.migration import (
@@ -52,6 +50,7 @@ from segment_rudderstack.sensors.migration import (
     SegmentSourceDrainedSensor,
     SegmentWarehouseLoadSensor,
 )
+from segment_rudderstack.sensors.proof import SegmentAdoptionSensor
 
 TAGS = ["segment", "rudderstack", "migration"]
 # The switch-off waits in a worker slot for a load that started after the final one: one load's length at most.

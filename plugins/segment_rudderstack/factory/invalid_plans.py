@@ -21,7 +21,7 @@ import yaml
 from airflow.sdk import DAG, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from segment_rudderstack.plan.model import _PLAN_NAME, Plan, PlanError, load_plan
+from segment_rudderstack.plan.model import PLAN_NAME, Plan, PlanError, load_plan
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def _readable_name(path: pathlib.Path) -> str | None:
     except (OSError, yaml.YAMLError):
         return None
     name = data.get("name") if isinstance(data, dict) else None
-    return name if isinstance(name, str) and _PLAN_NAME.match(name) else None
+    return name if isinstance(name, str) and PLAN_NAME.match(name) else None
 
 
 def _placeholder_id(name: str | None, path: pathlib.Path) -> str:

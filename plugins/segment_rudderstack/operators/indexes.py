@@ -62,8 +62,8 @@ class EnsureReceivedAtIndexOperator(MigrationOperator):
             self.log.info("%s warehouse: no index to create (window queries rely on pruning)", dialect.name)
             return {"created": [], "reason": f"{dialect.name}: not applicable"}
         with dialect.session() as s:
-            schema = dialect._resolve_schema(s, self.namespace)
-            loaded = dialect._load_tables(s, schema, self.tables) if schema else {}
+            schema = dialect.resolve_schema(s, self.namespace)
+            loaded = dialect.load_tables(s, schema, self.tables) if schema else {}
             tables = {name: t.actual for name, t in loaded.items() if t.column("received_at")}
             backed = {name for name, actual in tables.items() if _has_received_at_index(s, schema, actual)}
         created = []

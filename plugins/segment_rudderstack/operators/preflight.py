@@ -14,7 +14,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from segment_rudderstack.operators.rudderstack import _same_namespace
+from segment_rudderstack.dialects.identifiers import same_namespace
 from segment_rudderstack.rendered import as_list
 from segment_rudderstack.safety.changelog import ChangeLog
 from segment_rudderstack.vocabulary import EVENT_TABLES, ChangeTarget
@@ -218,7 +218,7 @@ class PreflightOperator(BaseOperator):
         self._check_merge_mode(candidates, problems, summary)
         for destination in candidates:
             found = (destination.get("config") or {}).get("namespace")
-            if not _same_namespace(found, self.namespace):
+            if not same_namespace(found, self.namespace):
                 problems.append(
                     f"RudderStack destination {destination.get('id')} has namespace {found!r}, but Segment writes "
                     f"to schema {self.namespace!r}: they must be the same so RudderStack writes the same tables"

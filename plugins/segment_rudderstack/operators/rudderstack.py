@@ -9,58 +9,13 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from segment_rudderstack.connections.rudderstack_destination import warehouse_credentials
+from segment_rudderstack.dialects.identifiers import same_namespace
 from segment_rudderstack.operators.base import MigrationOperator
 from segment_rudderstack.rendered import as_bool, as_list
 from segment_rudderstack.ui.links import RudderStackDestinationLink, SegmentWarehouseLink
 from segment_rudderstack.vocabulary import ChangeTarget
 from segment_rudderstack.waits.conditions import as_utc
-
-
-def _same_namespace(a: str | None, b: str | None) -> bool:
-    # Warehouses fold unquoted identifiers (PostgreSQL to lower case, Snowflake to upper case).
-    return (a or "").strip().lower() == (b or "").strip().lower()
-
-
-def warehouse_credentials(conn_id: str) -> dict[str, Any]:
-    """RudderStack warehouse destination config fields taken from an Airflow warehouse connection."""
-    from airflow.sdk import BaseHook
-
-    conn = BaseHook.get_connection(conn_id)
-    if conn.conn_type == "snowflake":
-        return _snowflake_credentials(conn)
-    config = {
-        "host": conn.host,
-        "port": str(conn.port) if conn.port else None,
-        "database": conn.schema,
-        "user": conn.login,
-        "password": conn.password,
-    }
-    extra = conn.extra_dejson or {}
-    for key in ("account", "warehouse", "role", "sslMode"):
-        if extra.get(key):
-            config[key] = extra[key]
-    if extra.get("database"):
-        config["database"] = extra["database"]
-    return {k: v for k, v in config.items() if v not in (None, "")}
-
-
-def _snowflake_credentials(conn: Any) -> dict[str, Any]:
-    """Password or key pair, as RudderStack's Snowflake destination reads them (snowflake_credentials.py)."""
-    from airflow.sdk.log import mask_secret
-
-    from segment_rudderstack.connections.rudderstack_destination import (
-        CredentialsError,
-        snowflake_destination_config,
-    )
-
-    try:
-        config = snowflake_destination_config(conn)
-    except CredentialsError as exc:
-        raise AirflowFailException(f"{exc}. Nothing was changed.") from None
-    for key in ("password", "privateKey", "privateKeyPassphrase"):
-        if config.get(key):
-            mask_secret(config[key])
-    return config
 
 
 class _RudderStackOperator(MigrationOperator):
@@ -138,7 +93,7 @@ class EnsureRudderStackDestinationOperator(_RudderStackOperator):
         existing = self._find(hook)
         if existing is not None:
             found = (existing.get("config") or {}).get("namespace")
-            if not _same_namespace(found, self.namespace):
+            if not same_namespace(found, self.namespace):
                 raise AirflowFailException(
                     f"RudderStack destination {existing.get('id')} writes to namespace {found!r}, expected "
                     f"{self.namespace!r} (the schema Segment writes to). Nothing was changed. Point the plan at "

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 # Conservative identifier rule for names that end up as SQL identifiers or Airflow ids. Quoting would make
 # anything safe in SQL, but a namespace like `events; drop table x` is a typo or an attack, never a schema.
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,126}$")
-_PLAN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+PLAN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _CONN_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
 # RudderStack destination types whose identifiers are upper case (rudder-server warehouse/utils ToProviderCase).
 UPPER_CASE_DESTINATIONS = frozenset({"SNOWFLAKE", "SNOWPIPE_STREAMING"})
@@ -254,7 +254,7 @@ class Plan(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _PLAN_NAME.match(value):
+        if not PLAN_NAME.match(value):
             raise ValueError("must be lower-case letters, digits and _ (it becomes part of the DAG id)")
         return value
 

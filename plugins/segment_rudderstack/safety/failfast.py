@@ -17,8 +17,8 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from segment_rudderstack.waits.transient import (
-    _PERMANENT_DB_MESSAGES,
-    _is_db_connection_error,
+    PERMANENT_DB_MESSAGES,
+    is_db_connection_error,
     permanent_message,
 )
 
@@ -35,9 +35,9 @@ def is_permanent(exc: BaseException) -> bool:
         return True
     if isinstance(exc, (ValueError, LookupError)):
         return True  # a missing connection (as the hooks report it), a bad id, a wrong value
-    if not _is_db_connection_error(exc) and type(exc).__name__ in ("OperationalError", "InterfaceError"):
+    if not is_db_connection_error(exc) and type(exc).__name__ in ("OperationalError", "InterfaceError"):
         text = str(exc).lower()
-        return any(marker in text for marker in _PERMANENT_DB_MESSAGES)  # bad login, no privilege
+        return any(marker in text for marker in PERMANENT_DB_MESSAGES)  # bad login, no privilege
     return False
 
 

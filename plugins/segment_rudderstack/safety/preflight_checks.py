@@ -169,7 +169,7 @@ def replacement_path_problems(
     ``delivery_check(destination_id, since)`` returns the number of events Segment delivered through a webhook
     destination since ``since``, or ``None`` when Segment's metrics do not answer."""
     from segment_rudderstack.hooks.segment import SegmentHook
-    from segment_rudderstack.operators.segment import webhooks_forwarding_to
+    from segment_rudderstack.hooks.segment_webhooks import webhooks_forwarding_to
 
     problems: list[str] = []
     if not client_source_ids:
@@ -202,8 +202,8 @@ def replacement_path_problems(
                     "switched off (are old clients sending? does the data plane accept them?)"
                 )
     if rudderstack_conn_id and destination_id:
+        from segment_rudderstack.dialects.identifiers import same_namespace
         from segment_rudderstack.hooks.rudderstack import RudderStackHook
-        from segment_rudderstack.operators.rudderstack import _same_namespace
 
         config = (
             RudderStackHook(rudderstack_conn_id=rudderstack_conn_id)
@@ -211,7 +211,7 @@ def replacement_path_problems(
             .get("config")
             or {}
         )
-        if namespace and not _same_namespace(config.get("namespace"), namespace):
+        if namespace and not same_namespace(config.get("namespace"), namespace):
             problems.append(
                 f"RudderStack destination {destination_id} now writes to namespace {config.get('namespace')!r}, "
                 f"expected {namespace!r} as the plan set: someone changed it since the setup"

@@ -213,8 +213,8 @@ def _int(value: Any) -> int | None:
 
 # ------------------------------------------------------------------------------------------ rendering
 
-_CSS = (
-    report._CSS
+CSS = (
+    report.CSS
     + """
 body{max-width:none;margin:1rem}.plan{border:1px solid #ddd;border-radius:6px;padding:0 1rem 1rem;margin-bottom:1.5rem}
 .state-success,.state-done{color:#2e7d32}.state-failed{color:#c62828;font-weight:bold}
@@ -255,9 +255,9 @@ def _changes_html(changes: list[dict[str, Any]]) -> list[str]:
         )
         for c in changes:
             out.append(
-                f"<tr><td>{_e(report.utc(report._parse_time(c.get('at'))))}</td><td>{_e(c.get('target'))} "
+                f"<tr><td>{_e(report.utc(report.parse_time(c.get('at'))))}</td><td>{_e(c.get('target'))} "
                 f"<code>{_e(c.get('target_id'))}</code> {_e(c.get('field'))}</td>"
-                f"<td>{_e(report._short(c.get('before')))}</td><td>{_e(report._short(c.get('after')))}</td>"
+                f"<td>{_e(report.short(c.get('before')))}</td><td>{_e(report.short(c.get('after')))}</td>"
                 f"<td>{_e(c.get('task_id') or '')}</td><td>{_e(c.get('run_id') or '')}</td></tr>"
             )
         out.append("</tbody></table>")
@@ -322,7 +322,7 @@ def _duplicates_html(facts: ReportFacts) -> list[str]:
         out.append(
             f"<p id='duplicates'>at {_e(when)}: found {_e(report.count_text(duplicates.get('duplicates')))}, "
             f"removed {_e(report.count_text(duplicates.get('removed')))} (looked back to "
-            f"{_e(report.utc(report._parse_time(duplicates.get('since'))))}).</p>"
+            f"{_e(report.utc(report.parse_time(duplicates.get('since'))))}).</p>"
         )
     else:
         out.append("<p id='duplicates' class='muted'>not run yet in this run.</p>")
@@ -339,10 +339,10 @@ def render_plan(dag_id: str, facts: ReportFacts, extra: dict[str, Any]) -> str:
         f"<section class='plan' data-dag-id='{_e(dag_id)}'><h2>Plan <code>{_e(facts.plan_name)}</code> "
         f"<small class='muted'><a href='/dags/{_e(dag_id)}' target='_top'>{_e(dag_id)}</a>"
         f"{' (paused: scheduled runs start only once it is unpaused)' if paused else ''}</small></h2>",
-        f"<p class='verdict v-{_e(verdict.kind)}' id='verdict'>{report._inline_html(verdict.text)}</p>",
+        f"<p class='verdict v-{_e(verdict.kind)}' id='verdict'>{report.inline_html(verdict.text)}</p>",
     ]
     if verdict.todo:
-        out.append(f"<p>{report._inline_html(verdict.todo)}</p>")
+        out.append(f"<p>{report.inline_html(verdict.todo)}</p>")
 
     marks = report.milestones(facts)
     out.append("<h3>Cutover point</h3>")
@@ -369,7 +369,7 @@ def render_plan(dag_id: str, facts: ReportFacts, extra: dict[str, Any]) -> str:
 
 def page(title: str, body: str) -> str:
     return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title><style>{_CSS}</style>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title><style>{CSS}</style>"
         f"</head><body><h1>{_e(title)}</h1>{body}<p class='muted'>Times in UTC. Generated "
         f"{_e(report.utc(datetime.now(UTC)))}.</p></body></html>"
     )

@@ -27,7 +27,7 @@ DEFAULT_TRANSIENT_BUDGET_SECONDS = 900.0
 DEFAULT_TRANSIENT_MAX_ERRORS = 1000
 
 # Messages of DB-API connection errors that no wait will fix (PostgreSQL, Snowflake).
-_PERMANENT_DB_MESSAGES = (
+PERMANENT_DB_MESSAGES = (
     "password authentication failed",
     "authentication failed",
     "no password supplied",
@@ -42,12 +42,12 @@ _DB_TRANSIENT_CLASSES = ("OperationalError", "InterfaceError")
 _DB_MODULES = ("psycopg", "psycopg2", "snowflake", "sqlalchemy", "pg8000")
 
 
-def _is_db_connection_error(exc: BaseException) -> bool:
+def is_db_connection_error(exc: BaseException) -> bool:
     for cls in type(exc).__mro__:
         module = (cls.__module__ or "").split(".")[0]
         if cls.__name__ in _DB_TRANSIENT_CLASSES and module in _DB_MODULES:
             text = str(exc).lower()
-            return not any(marker in text for marker in _PERMANENT_DB_MESSAGES)
+            return not any(marker in text for marker in PERMANENT_DB_MESSAGES)
     return False
 
 
@@ -60,7 +60,7 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, ApiError):
         return bool(exc.retryable)
-    if _is_db_connection_error(exc):
+    if is_db_connection_error(exc):
         return True
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return True

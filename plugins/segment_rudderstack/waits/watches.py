@@ -84,8 +84,17 @@ class Watch:
         return is_transient(exc)
 
 
+#: where watch classes lived before the library moved into rooms: a trigger deferred before an upgrade stored
+#: its watch's class path, and the triggerer of the upgraded deployment must still rebuild it
+MOVED_WATCH_MODULES = {
+    "segment_rudderstack.watches": "segment_rudderstack.waits.watches",
+    "segment_rudderstack.operators.proof": "segment_rudderstack.waits.segment_metrics_watch",
+}
+
+
 def load_watch(spec: dict[str, Any]) -> Watch:
     module_name, _, class_name = spec["class"].rpartition(".")
+    module_name = MOVED_WATCH_MODULES.get(module_name, module_name)
     if not module_name.startswith("segment_rudderstack."):
         raise ValueError(f"refusing to load watch class {spec['class']!r} from outside segment_rudderstack")
     cls = getattr(importlib.import_module(module_name), class_name)

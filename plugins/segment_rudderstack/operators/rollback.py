@@ -1,57 +1,14 @@
-"""The migration's beginning and end: is there anything left to do, the rollback, and the report."""
+"""The rollback: undo the migration's recorded outside changes from its change log."""
 
 from __future__ import annotations
 
-import pathlib
-from dataclasses import asdict
 from typing import Any
 
-from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-
 from segment_rudderstack.operators.base import MigrationOperator, as_bool
-from segment_rudderstack.rendered import as_list
-from segment_rudderstack.safety.changelog import DONE, INTENT, NOT_APPLIED, Change, ChangeLog
+from segment_rudderstack.operators.status import MIGRATION, ROLLED_BACK, STATUS, migration_status
+from segment_rudderstack.safety.changelog import DONE, INTENT, NOT_APPLIED, Change
 from segment_rudderstack.safety.trigger_conf import check_trigger_conf, dag_param_names
 from segment_rudderstack.vocabulary import ChangeTarget
-
-MIGRATION = ChangeTarget.MIGRATION
-STATUS = "status"
-COMPLETE = "complete"
-ROLLED_BACK = "rolled_back"
-
-
-def migration_status(log: ChangeLog, plan_name: str) -> Change | None:
-    return log.last(MIGRATION, plan_name, STATUS)
-
-
-class MigrationStatusOperator(BaseOperator):
-    """First task of a migration run: when the plan's migration is already complete (and not rolled back
-    since), say so and skip every other task, so a scheduled run after completion is a no-op.
-
-    :param plan_name: the plan's name (the change log's migration status entry is keyed by it).
-    :param change_log_key: the Airflow Variable holding the plan's change log.
-    """
-
-    ui_color = "#eeeeee"
-
-    def __init__(self, *, plan_name: str, change_log_key: str, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.plan_name = plan_name
-        self.change_log_key = change_log_key
-
-    def execute(self, context: Any) -> dict[str, Any]:
-        check_trigger_conf(context, dag_param_names(self))  # a misspelled param stops the run here
-        status = migration_status(ChangeLog(self.change_log_key), self.plan_name)
-        if status is not None and status.after == COMPLETE:
-            message = (
-                f"migration {self.plan_name!r} is already complete (at {status.at}, run {status.run_id}); "
-                "nothing to do. Run the rollback DAG first to migrate again."
-            )
-            self.log.info(message)
-            raise AirflowSkipException(message)
-        self.log.info("migration %r: %s", self.plan_name, status.after if status else "not started")
-        return {"status": status.after if status else "not started"}
 
 
 class RollbackOperator(MigrationOperator):
@@ -106,7 +63,7 @@ class RollbackOperator(MigrationOperator):
         }
 
     def _segment_undo_steps(self, segment) -> dict[tuple[ChangeTarget, str], Any]:
-        from segment_rudderstack.operators.segment import is_connected
+        from segment_rudderstack.hooks.segment_webhooks import is_connected
 
         def warehouse_enabled(context, target_id, field, change=None):
             current = bool(segment.get_warehouse(target_id).get("enabled"))
@@ -322,138 +279,3 @@ def rollback_summary(done: list[str], *, empty: bool, dry_run: bool, change_log_
     if done:
         return f"{'would undo' if dry_run else 'undid'} {len(done)} change(s): " + "; ".join(done)
     return "every recorded change is already undone (an earlier rollback, or someone undid them by hand)"
-
-
-class MigrationReportOperator(MigrationOperator):
-    """Write the run's report (:mod:`segment_rudderstack.evidence.report`: verdict first, timeline, key figures, chart;
-    Markdown, HTML and a sidecar JSON of the raw results), log the verdict, and mark the migration complete
-    in the change log (unless it is a dry run). Runs also after a failed step (trigger rule ``all_done``):
-    the report then says where it failed and what to do, and the task fails too, so the run stays failed.
-
-    :param plan_name: the plan's name (the report's title and folder).
-    :param reports_dir: where reports are written (``<reports_dir>/<plan>/<run>.md`` and the adoption chart).
-    :param task_ids: ``{section name: task id}`` of the steps whose results the report shows.
-    :param adoption_threshold: the plan's adoption threshold, drawn on the chart.
-    :param source_ids: every Segment source of the plan.
-    :param selected_source_ids: the sources this run migrates (``params.sources``); the migration is complete
-        only when all were.
-    :param lane_task_ids: with several schemas, ``{lane: {step: task id}}``: the lanes side by side.
-    """
-
-    def __init__(
-        self,
-        *,
-        plan_name: str,
-        reports_dir: str,
-        task_ids: dict[str, str],
-        adoption_threshold: float | str | None = None,
-        source_ids: list[str] | None = None,
-        selected_source_ids: list[str] | str | None = None,
-        lane_task_ids: dict[str, dict[str, str]] | None = None,
-        **kwargs: Any,
-    ):
-        super().__init__(**kwargs)
-        self.lane_task_ids = lane_task_ids
-        self.source_ids = source_ids
-        self.selected_source_ids = selected_source_ids
-        self.plan_name = plan_name
-        self.reports_dir = reports_dir
-        self.task_ids = task_ids
-        self.adoption_threshold = adoption_threshold
-
-    # task_ids is a template field so that it is kept in the serialized DAG (the migration view reads it).
-    template_fields = (
-        *MigrationOperator.template_fields,
-        "adoption_threshold",
-        "selected_source_ids",
-        "task_ids",
-    )
-
-    def execute(self, context: Any) -> str:
-        from segment_rudderstack.evidence.report import ReportFacts, verdict, write_report
-
-        ti = context["ti"]
-        run_id = getattr(ti, "run_id", "run")
-        tasks = _task_facts(ti)
-        if tasks.get("migration_status") is not None and tasks["migration_status"].state == "skipped":
-            raise AirflowSkipException(
-                "the migration was already complete: this run changed nothing, no report"
-            )
-        results = {name: ti.xcom_pull(task_ids=task_id) for name, task_id in self.task_ids.items()}
-        params = context.get("params") or {}
-        selected = as_list(self.selected_source_ids)
-        left_out = sorted(set(self.source_ids or []) - set(selected)) if selected is not None else []
-        dag_run = context.get("dag_run")
-        facts = ReportFacts(
-            plan_name=self.plan_name,
-            run_id=run_id,
-            results=results,
-            changes=[asdict(c) for c in self.change_log.entries() if c.run_id == run_id],
-            tasks=tasks,
-            dry_run=self.is_dry_run,
-            threshold=float(self.adoption_threshold) if self.adoption_threshold not in (None, "") else None,
-            window_seconds=_number(params.get("adoption_window_seconds")),
-            consecutive_checks=int(_number(params.get("adoption_consecutive_checks")) or 0) or None,
-            left_out_sources=left_out,
-            run_started_at=getattr(dag_run, "start_date", None),
-        )
-        if self.lane_task_ids:  # several schemas: each lane's figures side by side (lane_report.py)
-            from segment_rudderstack.evidence.lane_report import LANES_KEY, run_wide_results
-
-            facts.extra[LANES_KEY] = {
-                lane: {step: ti.xcom_pull(task_ids=task_id) for step, task_id in steps.items()}
-                for lane, steps in self.lane_task_ids.items()
-            }
-            for name, value in run_wide_results(facts.extra[LANES_KEY]).items():
-                facts.results.setdefault(name, value)
-        stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in run_id)
-        paths = write_report(facts, pathlib.Path(self.reports_dir) / self.plan_name, stem)
-        result = verdict(facts)
-        self.log.info("%s %s", result.text, result.todo)
-        self.log.info(
-            "report: %s (HTML: %s, raw results: %s)", paths["markdown"], paths["html"], paths["json"]
-        )
-        if result.kind == "failed":
-            raise AirflowFailException(f"{result.text} {result.todo} Report: {paths['markdown']}")
-        if result.kind in ("complete", "partial"):
-            # Complete only when every source of the plan was migrated; a run over a subset leaves the rest to
-            # a later run (which must not be skipped as "already complete").
-            outcome = COMPLETE if not left_out else f"partial (not migrated yet: {', '.join(left_out)})"
-            status = migration_status(self.change_log, self.plan_name)
-            self.apply_change(
-                context,
-                target=MIGRATION,
-                target_id=self.plan_name,
-                field=STATUS,
-                before=status.after if status else None,
-                after=outcome,
-                apply=lambda: None,
-            )
-        return str(paths["markdown"])
-
-
-def _number(value: Any) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _task_facts(ti: Any) -> dict[str, Any]:
-    """States (and durations of finished tasks) of every task of this run, from the Task SDK; empty when
-    they cannot be read (outside a running task)."""
-    from segment_rudderstack.evidence.report import TaskFact
-
-    try:
-        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
-    except Exception:
-        return {}
-    facts = {task_id: TaskFact(state=str(state) if state else None) for task_id, state in states.items()}
-    try:
-        for crumb in ti.get_task_breadcrumbs(dag_id=ti.dag_id, run_id=ti.run_id):
-            fact = facts.get(crumb.get("task_id"))
-            if fact is not None and crumb.get("duration") is not None:
-                fact.duration = float(crumb["duration"])
-    except Exception:  # durations are a nicety; the states are what the verdict needs
-        pass
-    return facts

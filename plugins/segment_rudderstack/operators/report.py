@@ -1,0 +1,148 @@
+"""The migration's end: the report (verdict first), and marking the migration complete."""
+
+from __future__ import annotations
+
+import pathlib
+from dataclasses import asdict
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from segment_rudderstack.operators.base import MigrationOperator
+from segment_rudderstack.operators.status import COMPLETE, MIGRATION, STATUS, migration_status
+from segment_rudderstack.rendered import as_list
+
+
+class MigrationReportOperator(MigrationOperator):
+    """Write the run's report (:mod:`segment_rudderstack.evidence.report`: verdict first, timeline, key figures, chart;
+    Markdown, HTML and a sidecar JSON of the raw results), log the verdict, and mark the migration complete
+    in the change log (unless it is a dry run). Runs also after a failed step (trigger rule ``all_done``):
+    the report then says where it failed and what to do, and the task fails too, so the run stays failed.
+
+    :param plan_name: the plan's name (the report's title and folder).
+    :param reports_dir: where reports are written (``<reports_dir>/<plan>/<run>.md`` and the adoption chart).
+    :param task_ids: ``{section name: task id}`` of the steps whose results the report shows.
+    :param adoption_threshold: the plan's adoption threshold, drawn on the chart.
+    :param source_ids: every Segment source of the plan.
+    :param selected_source_ids: the sources this run migrates (``params.sources``); the migration is complete
+        only when all were.
+    :param lane_task_ids: with several schemas, ``{lane: {step: task id}}``: the lanes side by side.
+    """
+
+    def __init__(
+        self,
+        *,
+        plan_name: str,
+        reports_dir: str,
+        task_ids: dict[str, str],
+        adoption_threshold: float | str | None = None,
+        source_ids: list[str] | None = None,
+        selected_source_ids: list[str] | str | None = None,
+        lane_task_ids: dict[str, dict[str, str]] | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.lane_task_ids = lane_task_ids
+        self.source_ids = source_ids
+        self.selected_source_ids = selected_source_ids
+        self.plan_name = plan_name
+        self.reports_dir = reports_dir
+        self.task_ids = task_ids
+        self.adoption_threshold = adoption_threshold
+
+    # task_ids is a template field so that it is kept in the serialized DAG (the migration view reads it).
+    template_fields = (
+        *MigrationOperator.template_fields,
+        "adoption_threshold",
+        "selected_source_ids",
+        "task_ids",
+    )
+
+    def execute(self, context: Any) -> str:
+        from segment_rudderstack.evidence.report import ReportFacts, verdict, write_report
+
+        ti = context["ti"]
+        run_id = getattr(ti, "run_id", "run")
+        tasks = _task_facts(ti)
+        if tasks.get("migration_status") is not None and tasks["migration_status"].state == "skipped":
+            raise AirflowSkipException(
+                "the migration was already complete: this run changed nothing, no report"
+            )
+        results = {name: ti.xcom_pull(task_ids=task_id) for name, task_id in self.task_ids.items()}
+        params = context.get("params") or {}
+        selected = as_list(self.selected_source_ids)
+        left_out = sorted(set(self.source_ids or []) - set(selected)) if selected is not None else []
+        dag_run = context.get("dag_run")
+        facts = ReportFacts(
+            plan_name=self.plan_name,
+            run_id=run_id,
+            results=results,
+            changes=[asdict(c) for c in self.change_log.entries() if c.run_id == run_id],
+            tasks=tasks,
+            dry_run=self.is_dry_run,
+            threshold=float(self.adoption_threshold) if self.adoption_threshold not in (None, "") else None,
+            window_seconds=_number(params.get("adoption_window_seconds")),
+            consecutive_checks=int(_number(params.get("adoption_consecutive_checks")) or 0) or None,
+            left_out_sources=left_out,
+            run_started_at=getattr(dag_run, "start_date", None),
+        )
+        if self.lane_task_ids:  # several schemas: each lane's figures side by side (lane_report.py)
+            from segment_rudderstack.evidence.lane_report import LANES_KEY, run_wide_results
+
+            facts.extra[LANES_KEY] = {
+                lane: {step: ti.xcom_pull(task_ids=task_id) for step, task_id in steps.items()}
+                for lane, steps in self.lane_task_ids.items()
+            }
+            for name, value in run_wide_results(facts.extra[LANES_KEY]).items():
+                facts.results.setdefault(name, value)
+        stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in run_id)
+        paths = write_report(facts, pathlib.Path(self.reports_dir) / self.plan_name, stem)
+        result = verdict(facts)
+        self.log.info("%s %s", result.text, result.todo)
+        self.log.info(
+            "report: %s (HTML: %s, raw results: %s)", paths["markdown"], paths["html"], paths["json"]
+        )
+        if result.kind == "failed":
+            raise AirflowFailException(f"{result.text} {result.todo} Report: {paths['markdown']}")
+        if result.kind in ("complete", "partial"):
+            # Complete only when every source of the plan was migrated; a run over a subset leaves the rest to
+            # a later run (which must not be skipped as "already complete").
+            outcome = COMPLETE if not left_out else f"partial (not migrated yet: {', '.join(left_out)})"
+            status = migration_status(self.change_log, self.plan_name)
+            self.apply_change(
+                context,
+                target=MIGRATION,
+                target_id=self.plan_name,
+                field=STATUS,
+                before=status.after if status else None,
+                after=outcome,
+                apply=lambda: None,
+            )
+        return str(paths["markdown"])
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _task_facts(ti: Any) -> dict[str, Any]:
+    """States (and durations of finished tasks) of every task of this run, from the Task SDK; empty when
+    they cannot be read (outside a running task)."""
+    from segment_rudderstack.evidence.report import TaskFact
+
+    try:
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+    except Exception:
+        return {}
+    facts = {task_id: TaskFact(state=str(state) if state else None) for task_id, state in states.items()}
+    try:
+        for crumb in ti.get_task_breadcrumbs(dag_id=ti.dag_id, run_id=ti.run_id):
+            fact = facts.get(crumb.get("task_id"))
+            if fact is not None and crumb.get("duration") is not None:
+                fact.duration = float(crumb["duration"])
+    except Exception:  # durations are a nicety; the states are what the verdict needs
+        pass
+    return facts
