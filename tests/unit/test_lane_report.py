@@ -4,7 +4,8 @@ the whole run (the last lane's release and webhook switch-off, not "already done
 from __future__ import annotations
 
 from segment_rudderstack.evidence.lane_report import LANES_KEY, lane_table, run_wide_results
-from segment_rudderstack.evidence.report import ReportFacts, milestones, sections
+from segment_rudderstack.evidence.report import milestones, sections
+from segment_rudderstack.evidence.report_facts import ReportFacts
 
 LANES = {
     "app_events": {

@@ -9,7 +9,10 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from segment_rudderstack.evidence import report
-from segment_rudderstack.evidence.report import ReportFacts, Section, TaskFact, register_section, write_report
+from segment_rudderstack.evidence.report import Section, register_section
+from segment_rudderstack.evidence.report_chart import adoption_figure
+from segment_rudderstack.evidence.report_facts import ReportFacts, TaskFact, phase_of
+from segment_rudderstack.evidence.report_render import write_report
 
 T0 = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
 
@@ -132,7 +135,7 @@ def test_a_dry_run_and_a_partial_run_say_so():
 
 
 def test_the_chart_is_in_utc_with_milestones_threshold_and_window():
-    fig = report.adoption_figure(facts())
+    fig = adoption_figure(facts())
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == [
@@ -167,4 +170,4 @@ def test_every_task_of_a_multi_schema_plan_belongs_to_a_phase():
     plans = pathlib.Path(__file__).resolve().parents[2] / "include" / "plans"
     for dag_id, dag in build_all(plans, reports_dir="/tmp").items():
         if "rollback" not in dag_id:
-            assert [t for t in dag.task_ids if report.phase_of(t) is None] == [], dag_id
+            assert [t for t in dag.task_ids if phase_of(t) is None] == [], dag_id

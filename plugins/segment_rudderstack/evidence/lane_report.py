@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from segment_rudderstack.evidence.report import Markdown, ReportFacts, Section, register_section
+from segment_rudderstack.evidence.report import Markdown, Section, register_section
+from segment_rudderstack.evidence.report_facts import ReportFacts
+from segment_rudderstack.instants import as_utc
 
 LANES_KEY = "lanes"  # ReportFacts.extra[LANES_KEY]: {lane: {step: result}}
 
@@ -65,15 +67,13 @@ def lane_table(
 
 
 def _latest(values: list[Any]) -> str | None:
-    from datetime import UTC, datetime
-
     moments = []
     for value in values:
         try:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            moment = as_utc(str(value))
         except ValueError:
             continue
-        moments.append((moment if moment.tzinfo else moment.replace(tzinfo=UTC), str(value)))
+        moments.append((moment, str(value)))
     return max(moments)[1] if moments else None
 
 

@@ -38,6 +38,7 @@ from segment_rudderstack.hooks.segment_delivery import (
     floor_time,
     iso_z,
 )
+from segment_rudderstack.instants import as_utc
 from segment_rudderstack.vocabulary import EVENT_TABLES
 
 # EVENT_TABLES: the tables one event lands in exactly once (a track also lands in its own per-event table:
@@ -192,7 +193,7 @@ def warehouse_last_received(
             )
             value = s.fetchall(sql, [since, source_id])[0][0]
             if isinstance(value, datetime):
-                value = value if value.tzinfo else value.replace(tzinfo=UTC)
+                value = as_utc(value)
                 latest = value if latest is None or value > latest else latest
     return latest
 
@@ -212,8 +213,7 @@ def clamp_start(start: datetime, granularity: str, now: datetime) -> tuple[datet
 
 def parse_time(text: str) -> datetime:
     """A time this module rendered (ISO 8601 with ``Z``) back as an aware datetime."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return as_utc(text)
 
 
 def _add(into: dict[datetime, int], more: Mapping[datetime, int]) -> None:

@@ -13,142 +13,22 @@ database (the migration view in the UI, with the tasks' real start and end times
 
 from __future__ import annotations
 
-import html
 import json
-import pathlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-# ---------------------------------------------------------------------------------------------- facts
-
-
-@dataclass
-class TaskFact:
-    state: str | None
-    start: datetime | None = None
-    end: datetime | None = None
-    duration: float | None = None  # seconds (known for finished tasks)
-
-
-@dataclass(frozen=True)
-class Phase:
-    key: str
-    label: str
-    prefixes: tuple[str, ...]  # task ids (or task group prefixes ending in ".") of the phase
-    waiting_for: str  # what a run waits for while this phase is running
-    on_failure: str  # what to do when it failed
-
-
-PHASES: tuple[Phase, ...] = (
-    Phase(
-        "preflight",
-        "Preflight",
-        ("migration_status", "preflight"),
-        "the preflight checks",
-        "read the preflight task's log: it lists every missing connection, privilege, table or id. Nothing was "
-        "changed yet; fix them and trigger again",
-    ),
-    Phase(
-        "setup",
-        "Set up RudderStack (destination, sync held, Segment source)",
-        ("setup_rudderstack.",),
-        "RudderStack's destination and Segment-type source",
-        "read the failed task's log (connection, token permissions, destination config); fix and clear the task "
-        "(every step is idempotent)",
-    ),
-    Phase(
-        "cutover",
-        "Cutover: Segment's webhook to RudderStack",
-        ("route_segment_to_rudderstack.",),
-        "the Webhooks destinations on Segment's client sources",
-        "read the task's log; Segment may refuse the webhook settings or the token may lack Source Admin. "
-        "Fix and clear the task",
-    ),
-    Phase(
-        "server_side",
-        "Server-side services switched, Segment drained",
-        ("server_side.",),
-        "the server-side services to send to RudderStack (deploy) and Segment's loads to drain",
-        "deploy the server-side services onto RudderStack, then clear the drain sensor",
-    ),
-    Phase(
-        "final_load",
-        "Segment's final load, warehouse off",
-        ("segment_final_load.",),
-        "a Segment load that started after the cutover to finish (then Segment's warehouse goes off)",
-        "Segment's final load failed or did not come: check the warehouse's syncs in Segment, then clear the "
-        "task. Nothing is switched off while a load is running",
-    ),
-    Phase(
-        "release",
-        "RudderStack's sync released, first upload",
-        ("release_rudderstack.",),
-        "RudderStack's first upload after the release",
-        "check the destination's uploads in RudderStack (aborted events, credentials), then clear the task",
-    ),
-    Phase(
-        "duplicates",
-        "Duplicate check in the overlap window",
-        ("duplicate_check",),
-        "the duplicate check",
-        "read the duplicate check's log (warehouse connection or privileges); fix and clear it",
-    ),
-    Phase(
-        "adoption",
-        "Client adoption, Segment's webhook off",
-        ("client_adoption.",),
-        "clients to move to the new app version (share through Segment at or below the threshold)",
-        "the adoption did not reach the threshold in time: keep waiting (clear the sensor) or lower the "
-        "threshold deliberately in the trigger form",
-    ),
-    Phase("report", "Report", ("report",), "the report", "read the report task's log"),
+from segment_rudderstack.evidence.report_facts import (
+    ACTIVE_STATES,
+    DONE_STATES,
+    FAILED_STATES,
+    PHASES,
+    Phase,
+    ReportFacts,
+    phase_of,
 )
-
-ACTIVE_STATES = {
-    "running",
-    "deferred",
-    "up_for_reschedule",
-    "up_for_retry",
-    "queued",
-    "scheduled",
-    "awaiting_input",
-    "restarting",
-}
-FAILED_STATES = {"failed"}
-DONE_STATES = {"success", "skipped"}
-
-
-def phase_of(task_id: str) -> Phase | None:
-    for phase in PHASES:
-        # "preflight" is a task, or with several schemas (lanes) a group of them: preflight.<lane>
-        if any(task_id == p or task_id.startswith(p if p.endswith(".") else p + ".") for p in phase.prefixes):
-            return phase
-    return None
-
-
-@dataclass
-class ReportFacts:
-    plan_name: str
-    run_id: str
-    results: dict[str, Any] = field(default_factory=dict)  # step name (webhooks, adoption, ...) -> result
-    changes: list[dict[str, Any]] = field(default_factory=list)  # this run's change log entries
-    tasks: dict[str, TaskFact] = field(default_factory=dict)  # task id -> state (and times when known)
-    dry_run: bool = False
-    threshold: float | None = None
-    window_seconds: float | None = None
-    consecutive_checks: int | None = None
-    left_out_sources: list[str] = field(default_factory=list)
-    run_started_at: datetime | None = None
-    generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    chart_file: str | None = None  # file name of the adoption chart, next to the report
-    extra: dict[str, Any] = field(default_factory=dict)  # for added sections (lanes, Segment metrics, ...)
-
-    def result(self, name: str) -> dict[str, Any]:
-        value = self.results.get(name)
-        return value if isinstance(value, dict) else {}
-
+from segment_rudderstack.instants import parse_instant as parse_time
 
 # ---------------------------------------------------------------------------------------------- sections
 
@@ -201,18 +81,6 @@ def register_section(key: str, builder: SectionBuilder, *, after: str | None = N
 
 def section_keys() -> list[str]:
     return [k for k, _ in _SECTIONS]
-
-
-def parse_time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str) and value:
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
 
 
 def utc(value: datetime | None) -> str:
@@ -380,7 +248,7 @@ def verdict(facts: ReportFacts) -> Verdict:
         detail = ""
         if waiting.phase.key == "adoption":
             share = facts.result("adoption").get("share")
-            samples = _adoption_points(facts)
+            samples = adoption_points(facts)
             if samples:
                 share = samples[-1][1]
             if share is not None and facts.threshold is not None:
@@ -438,7 +306,7 @@ def section_timeline(facts: ReportFacts) -> Section:
     return Section("Timeline", [table, points], key="timeline")
 
 
-def _adoption_points(facts: ReportFacts) -> list[tuple[datetime, float, int, int]]:
+def adoption_points(facts: ReportFacts) -> list[tuple[datetime, float, int, int]]:
     history = facts.result("adoption").get("history") or []
     points = []
     for sample in history:
@@ -454,7 +322,7 @@ def _adoption_points(facts: ReportFacts) -> list[tuple[datetime, float, int, int
 
 def section_key_figures(facts: ReportFacts) -> Section:
     duplicates = facts.result("duplicates")
-    points = _adoption_points(facts)
+    points = adoption_points(facts)
     marks = milestones(facts)
     rows: list[list[Any]] = []
     if points:
@@ -609,228 +477,3 @@ def sections(facts: ReportFacts) -> list[Section]:
             section.key = section.key or key
             built.append(section)
     return built
-
-
-# ---------------------------------------------------------------------------------------------- rendering
-
-
-def _md_cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def to_markdown(facts: ReportFacts) -> str:
-    lines = [f"# Segment → RudderStack migration: `{facts.plan_name}`", ""]
-    for section in sections(facts):
-        lines += [f"## {section.title}", ""]
-        for block in section.blocks:
-            if isinstance(block, Table):
-                lines.append("| " + " | ".join(_md_cell(h) for h in block.headers) + " |")
-                lines.append("|" + "---|" * len(block.headers))
-                lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
-            elif isinstance(block, Image):
-                lines.append(f"![{block.alt}]({block.file})")
-            elif isinstance(block, Markdown):
-                lines += block.lines
-            elif isinstance(block, list):
-                lines += [f"- {item}" for item in block]
-            else:
-                lines.append(str(block))
-            lines.append("")
-    return "\n".join(lines)
-
-
-def inline_html(text: str) -> str:
-    """Escape, then the two Markdown marks the sections use: **bold** and `code`."""
-    escaped = html.escape(text)
-    parts = escaped.split("**")
-    escaped = "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
-    parts = escaped.split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
-
-
-def markdown_to_html(lines: list[str]) -> str:
-    """The Markdown subset sections use: ### headings, pipe tables, - bullets, paragraphs."""
-    out: list[str] = []
-    table: list[list[str]] = []
-    bullets: list[str] = []
-
-    def flush() -> None:
-        if table:
-            head, *body = table
-            out.append(
-                "<table><thead><tr>" + "".join(f"<th>{inline_html(c)}</th>" for c in head) + "</tr></thead>"
-                "<tbody>"
-                + "".join(
-                    "<tr>" + "".join(f"<td>{inline_html(c)}</td>" for c in row) + "</tr>" for row in body
-                )
-                + "</tbody></table>"
-            )
-            table.clear()
-        if bullets:
-            out.append("<ul>" + "".join(f"<li>{inline_html(b)}</li>" for b in bullets) + "</ul>")
-            bullets.clear()
-
-    for line in lines:
-        stripped = line.strip()
-        if stripped.startswith("|"):
-            cells = [c.strip() for c in stripped.strip("|").split("|")]
-            if not all(set(c) <= set("-: ") for c in cells):  # skip the |---| separator row
-                table.append(cells)
-            continue
-        if stripped.startswith("- "):
-            bullets.append(stripped[2:])
-            continue
-        flush()
-        if stripped.startswith("#"):
-            level = min(6, len(stripped) - len(stripped.lstrip("#")))
-            out.append(f"<h{level}>{inline_html(stripped.lstrip('#').strip())}</h{level}>")
-        elif stripped:
-            out.append(f"<p>{inline_html(stripped)}</p>")
-    flush()
-    return "\n".join(out)
-
-
-CSS = """body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;color:#222}
-table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}
-th{background:#f3f3f3}.verdict{font-size:1.2rem;padding:.75rem;border-left:.4rem solid #888;background:#fafafa}
-.v-complete{border-color:#2e7d32}.v-failed{border-color:#c62828}.v-waiting,.v-running{border-color:#f9a825}
-.v-dry_run,.v-partial{border-color:#1565c0}img{max-width:100%}"""
-
-
-def to_html(facts: ReportFacts) -> str:
-    kind = verdict(facts).kind
-    out = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>Migration {html.escape(facts.plan_name)}</title><style>{CSS}</style></head><body>",
-        f"<h1>Segment → RudderStack migration: <code>{html.escape(facts.plan_name)}</code></h1>",
-    ]
-    for section in sections(facts):
-        out.append(f"<section id='{html.escape(section.key)}'><h2>{html.escape(section.title)}</h2>")
-        for index, block in enumerate(section.blocks):
-            if isinstance(block, Table):
-                out.append(
-                    "<table><thead><tr>"
-                    + "".join(f"<th>{html.escape(str(h))}</th>" for h in block.headers)
-                    + "</tr></thead><tbody>"
-                )
-                out += [
-                    "<tr>" + "".join(f"<td>{inline_html(str(c))}</td>" for c in row) + "</tr>"
-                    for row in block.rows
-                ]
-                out.append("</tbody></table>")
-            elif isinstance(block, Image):
-                out.append(f"<img src='{html.escape(block.file)}' alt='{html.escape(block.alt)}'>")
-            elif isinstance(block, Markdown):
-                out.append(markdown_to_html(block.lines))
-            elif isinstance(block, list):
-                out.append("<ul>" + "".join(f"<li>{inline_html(str(i))}</li>" for i in block) + "</ul>")
-            elif section.key == "verdict" and index == 0:
-                out.append(f"<p class='verdict v-{kind}'>{inline_html(str(block))}</p>")
-            else:
-                out.append(f"<p>{inline_html(str(block))}</p>")
-        out.append("</section>")
-    out.append("</body></html>")
-    return "\n".join(out)
-
-
-# ---------------------------------------------------------------------------------------------- chart
-
-
-def adoption_chart(facts: ReportFacts, path: pathlib.Path) -> bool:
-    """PNG of the adoption share over time, in UTC, with the milestones, the threshold and the window."""
-    fig = adoption_figure(facts)
-    if fig is None:
-        return False
-    import matplotlib.pyplot as plt
-
-    fig.savefig(path)
-    plt.close(fig)
-    return True
-
-
-def adoption_figure(facts: ReportFacts) -> Any:
-    points = _adoption_points(facts)
-    if not points:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(10, 3.8), dpi=100)
-    times = [p[0] for p in points]
-    ax.plot(times, [100 * p[1] for p in points], marker="o", label="share through Segment's webhook")
-    if facts.threshold is not None:
-        ax.axhline(
-            100 * facts.threshold,
-            color="tab:red",
-            linestyle="-",
-            linewidth=1,
-            label=f"threshold {facts.threshold:.2%}",
-        )
-    if facts.window_seconds:
-        end = times[-1]
-        ax.axvspan(
-            end - timedelta(seconds=float(facts.window_seconds)),
-            end,
-            color="tab:gray",
-            alpha=0.12,
-            label=f"window of the last check ({duration(facts.window_seconds)})",
-        )
-    marks = milestones(facts)
-    for key, label, colour in (
-        ("cutover", "cutover", "tab:green"),
-        ("warehouse_off", "Segment warehouse off", "tab:purple"),
-        ("webhook_off", "Segment webhook off", "tab:orange"),
-    ):
-        if marks[key]:
-            ax.axvline(marks[key], color=colour, linestyle="--", linewidth=1, label=label)
-    ax.set_ylabel("% of events")
-    day = times[0].astimezone(UTC).strftime("%Y-%m-%d")
-    ax.set_xlabel(f"time (UTC), {day}")
-    ax.set_title(f"Client adoption, plan {facts.plan_name}: events still arriving through Segment")
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=UTC))
-    ax.set_ylim(bottom=0)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    return fig
-
-
-# ---------------------------------------------------------------------------------------------- files
-
-
-def write_report(facts: ReportFacts, folder: pathlib.Path, stem: str) -> dict[str, pathlib.Path]:
-    """``<stem>.md``, ``<stem>.html``, ``<stem>.json`` (raw results, changes, task states) and, when there were
-    adoption checks, ``<stem>-adoption.png``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    chart = folder / f"{stem}-adoption.png"
-    if adoption_chart(facts, chart):
-        facts.chart_file = chart.name
-    sidecar = folder / f"{stem}.json"
-    facts.extra.setdefault("sidecar_file", sidecar.name)
-    raw = {
-        "plan": facts.plan_name,
-        "run_id": facts.run_id,
-        "verdict": verdict(facts).__dict__,
-        "generated_at": facts.generated_at.isoformat(),
-        "dry_run": facts.dry_run,
-        "results": facts.results,
-        "changes": facts.changes,
-        "tasks": {
-            t: {
-                "state": f.state,
-                "start": f.start.isoformat() if f.start else None,
-                "end": f.end.isoformat() if f.end else None,
-            }
-            for t, f in facts.tasks.items()
-        },
-    }
-    sidecar.write_text(json.dumps(raw, indent=2, default=str), encoding="utf-8")
-    paths = {"markdown": folder / f"{stem}.md", "html": folder / f"{stem}.html", "json": sidecar}
-    paths["markdown"].write_text(to_markdown(facts), encoding="utf-8")
-    paths["html"].write_text(to_html(facts), encoding="utf-8")
-    if facts.chart_file:
-        paths["chart"] = chart
-    return paths

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -22,6 +22,7 @@ from segment_rudderstack.hooks.api_hook import ApiHook
 from segment_rudderstack.hooks.errors import ResponseFormatError
 from segment_rudderstack.hooks.protocol import RequestSpec, quoted_id, unwrap
 from segment_rudderstack.hooks.rate_budget import DEFAULT_REQUESTS_PER_MINUTE, SyncListBudget, budget_key
+from segment_rudderstack.instants import as_utc
 from segment_rudderstack.sync_status import SyncState, classify
 from segment_rudderstack.vocabulary import (  # noqa: F401 - re-exported: the hooks' public names
     ALL_EVENT_TYPES_TRIGGER,
@@ -77,14 +78,13 @@ def _timestamp(value: Any, field: str, spec: RequestSpec) -> datetime | None:
     if value is None or value == "":
         return None
     try:
-        moment = datetime.fromisoformat(str(value))
+        return as_utc(str(value))
     except ValueError:
         raise ResponseFormatError(
             endpoint=spec.endpoint,
             service=SegmentHook.service_name,
             message=f"expected an ISO 8601 timestamp in sync report field {field!r}, got {value!r}",
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 _NO_SPEC = RequestSpec("GET", "(sync report)")
@@ -171,7 +171,7 @@ _PAGE_DECODER = msgspec.json.Decoder(_WirePage)
 
 
 def _utc(moment: datetime | None) -> datetime | None:
-    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
+    return None if moment is None else as_utc(moment)
 
 
 def decode_sync_page(body: bytes, spec: RequestSpec = _NO_SPEC) -> list[SyncReport]:

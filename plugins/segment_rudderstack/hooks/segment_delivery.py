@@ -39,6 +39,7 @@ from typing import Any
 from segment_rudderstack.hooks.errors import ApiError, ResponseFormatError
 from segment_rudderstack.hooks.protocol import RequestSpec, unwrap
 from segment_rudderstack.hooks.segment import SegmentHook
+from segment_rudderstack.instants import as_utc
 
 BETA_ACCEPT = "application/vnd.segment.v1beta+json"
 
@@ -300,14 +301,13 @@ def parse_metrics_page(payload: Any, spec: RequestSpec) -> tuple[list[Dataset], 
                     message=f"expected data.dataset[{n}].series[{m}].time to be a string",
                 )
             try:
-                moment = datetime.fromisoformat(point["time"].replace("Z", "+00:00"))
+                moment = as_utc(point["time"])
             except ValueError:
                 raise ResponseFormatError(
                     endpoint=spec.endpoint,
                     service=SegmentHook.service_name,
                     message=f"expected an ISO 8601 time in series[{m}], got {point['time']!r}",
                 ) from None
-            moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
             retry = point.get("retryCount")
             series.append(
                 Datapoint(

@@ -12,8 +12,8 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
+from segment_rudderstack.instants import as_utc
 from segment_rudderstack.rendered import as_list
-from segment_rudderstack.waits.conditions import as_utc
 
 
 def selected_source_ids(lane_sources: Mapping[str, Sequence[str]], params: Mapping[str, Any]) -> list[str]:

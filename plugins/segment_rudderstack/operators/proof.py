@@ -13,9 +13,9 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from segment_rudderstack.instants import as_utc
 from segment_rudderstack.operators.base import MigrationOperator
 from segment_rudderstack.rendered import as_list
-from segment_rudderstack.waits.conditions import as_utc
 
 GAP_ACTIONS = ("fail", "approve")
 

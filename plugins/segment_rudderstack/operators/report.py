@@ -59,7 +59,9 @@ class MigrationReportOperator(MigrationOperator):
     )
 
     def execute(self, context: Any) -> str:
-        from segment_rudderstack.evidence.report import ReportFacts, verdict, write_report
+        from segment_rudderstack.evidence.report import verdict
+        from segment_rudderstack.evidence.report_facts import ReportFacts
+        from segment_rudderstack.evidence.report_render import write_report
 
         ti = context["ti"]
         run_id = getattr(ti, "run_id", "run")
@@ -131,7 +133,7 @@ def _number(value: Any) -> float | None:
 def _task_facts(ti: Any) -> dict[str, Any]:
     """States (and durations of finished tasks) of every task of this run, from the Task SDK; empty when
     they cannot be read (outside a running task)."""
-    from segment_rudderstack.evidence.report import TaskFact
+    from segment_rudderstack.evidence.report_facts import TaskFact
 
     try:
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})

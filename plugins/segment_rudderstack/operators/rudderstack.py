@@ -11,11 +11,11 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from segment_rudderstack.connections.rudderstack_destination import warehouse_credentials
 from segment_rudderstack.dialects.identifiers import same_namespace
+from segment_rudderstack.instants import as_utc
 from segment_rudderstack.operators.base import MigrationOperator
 from segment_rudderstack.rendered import as_bool, as_list
 from segment_rudderstack.ui.links import RudderStackDestinationLink, SegmentWarehouseLink
 from segment_rudderstack.vocabulary import ChangeTarget
-from segment_rudderstack.waits.conditions import as_utc
 
 
 class _RudderStackOperator(MigrationOperator):

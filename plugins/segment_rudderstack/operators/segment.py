@@ -17,6 +17,7 @@ from segment_rudderstack.hooks.segment_webhooks import (
     is_webhook_to,
     subscription_target_id,
 )
+from segment_rudderstack.instants import as_utc
 from segment_rudderstack.operators.base import MigrationOperator
 from segment_rudderstack.rendered import as_list
 from segment_rudderstack.ui.links import SegmentDestinationsLink, SegmentWarehouseLink
@@ -29,7 +30,7 @@ from segment_rudderstack.vocabulary import (
     ChangeTarget,
     send_mapping_settings,
 )
-from segment_rudderstack.waits.conditions import Decision, as_utc
+from segment_rudderstack.waits.conditions import Decision
 from segment_rudderstack.waits.watches import AdoptionWatch, SegmentLoadWatch
 
 

@@ -26,6 +26,8 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from segment_rudderstack.instants import as_utc
+
 DEFAULT_LEASE_SECONDS = 900.0  # a writer's lease lasts this long after its last change
 DEFAULT_RESOURCE_LEASE_SECONDS = (
     6 * 3600.0
@@ -41,9 +43,7 @@ def _now() -> datetime:
 def _parse(value: Any) -> datetime | None:
     if not value:
         return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return as_utc(value if isinstance(value, datetime) else str(value))
 
 
 def _store(store: Any = None) -> Any:

@@ -14,7 +14,7 @@ from airflow.sdk.bases.sensor import PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
 from segment_rudderstack.rendered import as_bool
-from segment_rudderstack.triggers.condition import ConditionTrigger
+from segment_rudderstack.triggers.condition import ConditionTrigger, TriggerStatus
 from segment_rudderstack.waits.conditions import Decision
 from segment_rudderstack.waits.transient import (
     DEFAULT_TRANSIENT_BUDGET_SECONDS,
@@ -168,17 +168,17 @@ class ConditionSensor(BaseSensorOperator):
 
     def execute_complete(self, context, event: dict[str, Any]) -> Any:
         status = event.get("status")
-        if status == "timeout":
+        if status == TriggerStatus.TIMEOUT:
             raise AirflowSensorTimeout(
                 f"{self.task_id}: the condition did not hold within {self.timeout:.0f} s "
                 f"({event.get('checks')} checks). Raise the timeout or look at the last check in the triggerer log."
             )
-        if status == "error":
+        if status == TriggerStatus.ERROR:
             if event.get("permanent", True):
                 raise AirflowFailException(f"{self.task_id}: could not observe state: {event.get('message')}")
             # transient errors outlasted their budget: a clear failure, which Airflow's retries may still take up
             raise AirflowException(f"{self.task_id}: {event.get('message')}")
-        if status != "decided" or not isinstance(event.get("decision"), dict):
+        if status != TriggerStatus.DECIDED or not isinstance(event.get("decision"), dict):
             # Fail closed: an event this sensor does not model must not reach the success path.
             raise AirflowFailException(
                 f"{self.task_id}: the trigger sent an event this sensor does not know (status {status!r}); "

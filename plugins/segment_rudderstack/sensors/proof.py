@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from segment_rudderstack.instants import as_utc
 from segment_rudderstack.rendered import as_list
 from segment_rudderstack.sensors.base import ConditionSensor
 from segment_rudderstack.sensors.migration import ClientAdoptionSensor
-from segment_rudderstack.waits.conditions import as_utc
 from segment_rudderstack.waits.segment_metrics_watch import SegmentAdoptionWatch
 
 

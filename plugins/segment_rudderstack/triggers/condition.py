@@ -9,6 +9,7 @@ failed, or until the sensor's deadline passes, and then fires one event.
 from __future__ import annotations
 
 import asyncio
+import enum
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,6 +18,15 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from segment_rudderstack.waits.transient import TransientBudget, permanent_message
 from segment_rudderstack.waits.watches import Watch, load_watch
+
+
+class TriggerStatus(enum.StrEnum):
+    """The ``status`` of every event :class:`ConditionTrigger` yields; the sensor fails closed on any other."""
+
+    DECIDED = "decided"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
 
 LOG_EVERY = 20
 
@@ -28,8 +38,8 @@ class _DeadlinePassed(Exception):
 class ConditionTrigger(BaseTrigger):
     """Poll a watch until its condition is decided or the deadline passes; fire one event.
 
-    The event is ``{"status": "decided", "decision": ..., "memory": ...}``, ``{"status": "timeout"}`` or
-    ``{"status": "error", "permanent": ..., "message": ...}`` (an observation error that another check would not
+    The event is ``{"status": TriggerStatus.DECIDED.value, "decision": ..., "memory": ...}``, ``{"status": TriggerStatus.TIMEOUT.value}`` or
+    ``{"status": TriggerStatus.ERROR.value, "permanent": ..., "message": ...}`` (an observation error that another check would not
     fix, or transient errors that outlasted their budget).
 
     :param watch: the watch's :meth:`~segment_rudderstack.waits.watches.Watch.spec` (class path and fields).
@@ -92,7 +102,7 @@ class ConditionTrigger(BaseTrigger):
         spent), or None when the failure is ridden out (and logged)."""
         if not watch.is_transient(exc):
             return {
-                "status": "error",
+                "status": TriggerStatus.ERROR.value,
                 "permanent": True,
                 "message": permanent_message(exc),
                 "checks": checks,
@@ -100,7 +110,7 @@ class ConditionTrigger(BaseTrigger):
         budget.failed()
         if budget.spent():
             return {
-                "status": "error",
+                "status": TriggerStatus.ERROR.value,
                 "permanent": False,
                 "message": budget.failure_message(exc),
                 "checks": checks,
@@ -120,14 +130,18 @@ class ConditionTrigger(BaseTrigger):
             await asyncio.sleep(max(0.0, until - time.time()))
         while True:
             if self.deadline is not None and time.time() >= self.deadline:
-                yield TriggerEvent({"status": "timeout", "checks": checks, "memory": memory})
+                yield TriggerEvent(
+                    {"status": TriggerStatus.TIMEOUT.value, "checks": checks, "memory": memory}
+                )
                 return
             checks += 1
             try:
                 check = await self._check_before_deadline(watch, memory)
             except _DeadlinePassed:
                 # e.g. queued behind other sensors for Segment's sync-list budget until the sensor's timeout
-                yield TriggerEvent({"status": "timeout", "checks": checks - 1, "memory": memory})
+                yield TriggerEvent(
+                    {"status": TriggerStatus.TIMEOUT.value, "checks": checks - 1, "memory": memory}
+                )
                 return
             except Exception as exc:  # an observation that cannot be made: ride it out or end the wait
                 event = self._failed_check_event(watch, budget, exc, checks, memory)
@@ -146,7 +160,7 @@ class ConditionTrigger(BaseTrigger):
                 if not decision.waiting:
                     yield TriggerEvent(
                         {
-                            "status": "decided",
+                            "status": TriggerStatus.DECIDED.value,
                             "decision": decision.to_dict(),
                             "checks": checks,
                             "memory": memory,

@@ -23,8 +23,9 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from segment_rudderstack.evidence import report
-from segment_rudderstack.evidence.report import ReportFacts, TaskFact
+from segment_rudderstack.evidence import report, report_chart, report_render
+from segment_rudderstack.evidence.report_facts import ReportFacts, TaskFact, phase_of
+from segment_rudderstack.instants import as_utc, parse_instant
 
 URL_PREFIX = "/segment-rudderstack"
 DAG_PREFIX = "segment_to_rudderstack__"
@@ -48,9 +49,7 @@ DEFAULT_ROLES = {
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None if value is None else as_utc(value)
 
 
 def migration_dag_ids(session: Any) -> list[str]:
@@ -214,7 +213,7 @@ def _int(value: Any) -> int | None:
 # ------------------------------------------------------------------------------------------ rendering
 
 CSS = (
-    report.CSS
+    report_render.CSS
     + """
 body{max-width:none;margin:1rem}.plan{border:1px solid #ddd;border-radius:6px;padding:0 1rem 1rem;margin-bottom:1.5rem}
 .state-success,.state-done{color:#2e7d32}.state-failed{color:#c62828;font-weight:bold}
@@ -228,7 +227,7 @@ def _e(value: Any) -> str:
 
 
 def _chart_img(facts: ReportFacts) -> str:
-    fig = report.adoption_figure(facts)
+    fig = report_chart.adoption_figure(facts)
     if fig is None:
         return "<p class='muted'>No adoption check yet.</p>"
     import matplotlib.pyplot as plt
@@ -255,7 +254,7 @@ def _changes_html(changes: list[dict[str, Any]]) -> list[str]:
         )
         for c in changes:
             out.append(
-                f"<tr><td>{_e(report.utc(report.parse_time(c.get('at'))))}</td><td>{_e(c.get('target'))} "
+                f"<tr><td>{_e(report.utc(parse_instant(c.get('at'))))}</td><td>{_e(c.get('target'))} "
                 f"<code>{_e(c.get('target_id'))}</code> {_e(c.get('field'))}</td>"
                 f"<td>{_e(report.short(c.get('before')))}</td><td>{_e(report.short(c.get('after')))}</td>"
                 f"<td>{_e(c.get('task_id') or '')}</td><td>{_e(c.get('run_id') or '')}</td></tr>"
@@ -313,16 +312,14 @@ def _duplicates_html(facts: ReportFacts) -> list[str]:
     out.append("<h3>Last duplicate check</h3>")
     if duplicates:
         task = facts.tasks.get(
-            next(
-                (t for t in facts.tasks if report.phase_of(t) and report.phase_of(t).key == "duplicates"), ""
-            ),
+            next((t for t in facts.tasks if phase_of(t) and phase_of(t).key == "duplicates"), ""),
             None,
         )
         when = report.utc(task.end) if task else "—"
         out.append(
             f"<p id='duplicates'>at {_e(when)}: found {_e(report.count_text(duplicates.get('duplicates')))}, "
             f"removed {_e(report.count_text(duplicates.get('removed')))} (looked back to "
-            f"{_e(report.utc(report.parse_time(duplicates.get('since'))))}).</p>"
+            f"{_e(report.utc(parse_instant(duplicates.get('since'))))}).</p>"
         )
     else:
         out.append("<p id='duplicates' class='muted'>not run yet in this run.</p>")
@@ -339,10 +336,10 @@ def render_plan(dag_id: str, facts: ReportFacts, extra: dict[str, Any]) -> str:
         f"<section class='plan' data-dag-id='{_e(dag_id)}'><h2>Plan <code>{_e(facts.plan_name)}</code> "
         f"<small class='muted'><a href='/dags/{_e(dag_id)}' target='_top'>{_e(dag_id)}</a>"
         f"{' (paused: scheduled runs start only once it is unpaused)' if paused else ''}</small></h2>",
-        f"<p class='verdict v-{_e(verdict.kind)}' id='verdict'>{report.inline_html(verdict.text)}</p>",
+        f"<p class='verdict v-{_e(verdict.kind)}' id='verdict'>{report_render.inline_html(verdict.text)}</p>",
     ]
     if verdict.todo:
-        out.append(f"<p>{report.inline_html(verdict.todo)}</p>")
+        out.append(f"<p>{report_render.inline_html(verdict.todo)}</p>")
 
     marks = report.milestones(facts)
     out.append("<h3>Cutover point</h3>")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from segment_rudderstack.dialects.results import AdoptionSample
@@ -48,12 +48,6 @@ class Decision:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Decision:
         return cls(Outcome(data["outcome"]), data["reason"], dict(data.get("details") or {}))
-
-
-def as_utc(value: str | datetime) -> datetime:
-    """An instant from a datetime or an ISO string (templated task arguments arrive as strings); naive = UTC."""
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def wait(reason: str, **details: Any) -> Decision:

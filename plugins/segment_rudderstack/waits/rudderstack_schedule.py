@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 MINUTES_PER_DAY = 1440
-_HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")  # "HH:MM", two-digit hours, as the sandbox's contract
 
 
 def _minutes_of_day(value: Any) -> int | None:
@@ -54,7 +54,7 @@ def scheduled_times(sync_frequency_minutes: int, sync_start_at: str) -> list[int
     return sorted(before) + after
 
 
-def _in_exclude_window(config: Mapping[str, Any], moment: datetime) -> bool:
+def in_exclude_window(config: Mapping[str, Any], moment: datetime) -> bool:
     window = config.get("excludeWindow") or {}
     if not isinstance(window, Mapping):
         return False
@@ -73,7 +73,7 @@ def _after_exclude_window(config: Mapping[str, Any], moment: datetime) -> dateti
     """``moment``, or the first minute after it that is outside the exclude window."""
     probe = moment
     for _ in range(MINUTES_PER_DAY + 1):
-        if not _in_exclude_window(config, probe):
+        if not in_exclude_window(config, probe):
             return probe
         probe = probe.replace(second=0, microsecond=0) + timedelta(minutes=1)
     return moment

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from segment_rudderstack.instants import as_utc
 from segment_rudderstack.waits import conditions
-from segment_rudderstack.waits.conditions import AdoptionSample, Decision, as_utc
+from segment_rudderstack.waits.conditions import AdoptionSample, Decision
 
 
 @dataclass(frozen=True)
