@@ -13,7 +13,8 @@ from airflow.sdk.exceptions import AirflowFailException
 from psycopg2 import sql
 from segment.analytics import Client
 
-from segment_rudderstack.evidence.proof import SECTION_TITLE, compare_buckets, proof_section
+from segment_rudderstack.evidence.proof import SECTION_TITLE, proof_section
+from segment_rudderstack.evidence.proof_buckets import compare_buckets
 from segment_rudderstack.operators.proof import VerifyWebhookPathOperator
 from segment_rudderstack.operators.segment import EnsureSegmentWebhookOperator
 from segment_rudderstack.waits.segment_metrics_watch import SegmentAdoptionWatch

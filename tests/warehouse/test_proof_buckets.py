@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from segment_rudderstack.evidence.proof import warehouse_last_received, warehouse_rows_by_bucket
+from segment_rudderstack.dialects.proof_queries import warehouse_last_received, warehouse_rows_by_bucket
 from tests.warehouse.test_dialects import WEBHOOK_SOURCE, event
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

@@ -105,8 +105,9 @@ class VerifyWebhookPathOperator(MigrationOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from segment_rudderstack.dialects import dialect_for_conn_id
-        from segment_rudderstack.evidence import proof
-        from segment_rudderstack.hooks.segment_delivery import SegmentMetricsHook
+        from segment_rudderstack.evidence.proof_adoption import segment_adoption
+        from segment_rudderstack.evidence.proof_webhook_path import reconcile_webhook_path
+        from segment_rudderstack.hooks.segment_delivery import SegmentMetricsHook, floor_time
 
         webhooks = _webhooks_of(self.webhooks)
         selected = [s for s in (as_list(self.source_ids) or []) if s in webhooks]
@@ -116,7 +117,7 @@ class VerifyWebhookPathOperator(MigrationOperator):
             why = "no webhook destination or RudderStack Segment-type source to check (nothing routed yet)"
             self.log.info("proof from Segment's metrics: %s%s", why, " (dry run)" if self.is_dry_run else "")
             return {"available": True, "checked": False, "reason": why, "gap": False}
-        cutover = as_utc(datetime.fromisoformat(str(cutover_raw)))
+        cutover = as_utc(str(cutover_raw))
         hook = SegmentMetricsHook(self.segment_conn_id)
         available, why = hook.delivery_overview_available(selected[0], granularity=self.granularity)
         if not available:
@@ -125,8 +126,8 @@ class VerifyWebhookPathOperator(MigrationOperator):
         dialect = dialect_for_conn_id(self.warehouse_conn_id)
         now = datetime.now(UTC)
         settled = now - timedelta(seconds=float(self.settle_seconds))
-        start = proof.floor_time(cutover, self.granularity)
-        webhook_proof = proof.reconcile_webhook_path(
+        start = floor_time(cutover, self.granularity)
+        webhook_proof = reconcile_webhook_path(
             hook,
             dialect,
             namespace=self.namespace,
@@ -140,7 +141,7 @@ class VerifyWebhookPathOperator(MigrationOperator):
             tolerance_failed=int(self.tolerance_failed),
             now=now,
         )
-        adoption = proof.segment_adoption(
+        adoption = segment_adoption(
             hook,
             source_ids=selected,
             cutover=cutover,
@@ -149,9 +150,7 @@ class VerifyWebhookPathOperator(MigrationOperator):
             granularity=self.granularity,
             now=now,
         )
-        flow = self._continuity(
-            hook, dialect, selected, cutover, start, proof.parse_time(webhook_proof.end), now
-        )
+        flow = self._continuity(hook, dialect, selected, cutover, start, as_utc(webhook_proof.end), now)
         result = {
             "available": True,
             "checked": True,
@@ -175,11 +174,11 @@ class VerifyWebhookPathOperator(MigrationOperator):
     ) -> dict[str, Any]:
         """Rows per bucket against Segment's ingress, from ``continuity_buckets_before`` buckets before
         ``start`` up to ``end``."""
-        from segment_rudderstack.evidence import proof
+        from segment_rudderstack.evidence.proof_continuity import continuity
         from segment_rudderstack.hooks.segment_delivery import BUCKET
 
         before = BUCKET[self.granularity] * int(self.continuity_buckets_before)
-        return proof.continuity(
+        return continuity(
             hook,
             dialect,
             namespace=self.namespace,

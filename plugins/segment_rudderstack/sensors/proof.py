@@ -79,13 +79,13 @@ class SegmentAdoptionSensor(ClientAdoptionSensor):
         self.signal = signal
 
     def build_watch(self, context: Any) -> SegmentAdoptionWatch:
-        from segment_rudderstack.evidence.proof import clamp_start
+        from segment_rudderstack.evidence.proof_buckets import clamp_start
         from segment_rudderstack.hooks.segment_delivery import DeliveryOverviewUnavailable, SegmentMetricsHook
 
         sources = list(as_list(self.source_ids) or [])
         baseline: dict[str, int] = {}
         if self.cutover_at:
-            cutover = as_utc(datetime.fromisoformat(str(self.cutover_at)))
+            cutover = as_utc(str(self.cutover_at))
             start, _ = clamp_start(
                 cutover - timedelta(seconds=float(self.window_seconds)), self.granularity, datetime.now(UTC)
             )
