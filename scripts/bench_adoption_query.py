@@ -218,7 +218,8 @@ def window_comparison(dialect, args, schemas: dict[str, str], since, until) -> N
     """The window queries without then with the index the plan creates, on the same two tables, with the
     preflight's EXPLAIN verdict, the pages each query touches and interleaved median times."""
     from segment_rudderstack.dialects.base import compose
-    from segment_rudderstack.dialects.query_plans import received_at_index_sql, window_query_plans
+    from segment_rudderstack.dialects.query_plans import window_query_plans
+    from segment_rudderstack.dialects.received_at_index import received_at_index_sql
 
     results: dict[str, dict] = {}
     for state, runs in (("no index", args.runs), ("index", args.window_runs)):

@@ -130,3 +130,14 @@ def test_a_trigger_deferred_before_the_move_still_rebuilds_its_watch():
     )
     old_spec = {**watch.spec(), "class": "segment_rudderstack.watches.SegmentLoadWatch"}
     assert load_watch(old_spec) == watch
+
+
+def test_all_sql_is_composed_in_the_dialects():
+    outside = [
+        f"{module}:{line} imports {target}.{name}"
+        for module in MODULES
+        if _room(module) != "dialects"
+        for target, name, line in _imports(module)
+        if target == "segment_rudderstack.dialects.base" and name in {"compose", "join_sql", "SqlText"}
+    ]
+    assert not outside, f"SQL text is composed only in dialects/: {outside}"

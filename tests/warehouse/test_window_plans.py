@@ -8,7 +8,8 @@ import pytest
 
 from segment_rudderstack.dialects import get_dialect
 from segment_rudderstack.dialects.base import compose
-from segment_rudderstack.dialects.query_plans import received_at_index_sql, window_query_plans
+from segment_rudderstack.dialects.query_plans import window_query_plans
+from segment_rudderstack.dialects.received_at_index import received_at_index_sql
 
 ROWS = 50_000
 

@@ -8,7 +8,7 @@ table: 12.8x slower from 1M to 10M rows here, instead of ~1x (docs/scaling.md).
 
 :func:`window_query_plans` runs ``EXPLAIN`` on the very queries a check sends and says, per table and query,
 whether the window is index-backed (or pruned), the rows the warehouse expects one check to read and the
-table's size. :func:`received_at_index_sql` is the index to create on PostgreSQL when it is not.
+table's size. :func:`segment_rudderstack.dialects.received_at_index.received_at_index_sql` is the index to create on PostgreSQL when it is not.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from segment_rudderstack.dialects.base import SqlText, compose
+from segment_rudderstack.dialects.received_at_index import received_at_index_sql
 
 log = logging.getLogger(__name__)
 
@@ -145,18 +146,6 @@ def _table_rows(dialect, session, schema: str, table: str) -> int | None:
         return None if value is None or int(value) < 0 else int(value)
     except Exception:
         return None
-
-
-def received_at_index_sql(dialect, schema: str, table: str) -> SqlText:
-    """PostgreSQL: the index that makes the window queries of ``table`` index-backed (built without locking
-    writers; run it outside a transaction)."""
-    name = dialect.quote_identifier(f"srm_{table}_received_at"[:63])
-    return compose(
-        "CREATE INDEX CONCURRENTLY IF NOT EXISTS {n} ON {t} ({c})",
-        n=name,
-        t=dialect.qualified(schema, table),
-        c=dialect.quote_identifier("received_at"),
-    )
 
 
 def window_query_report(

@@ -13,6 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from segment_rudderstack.dialects.received_at_index import (
+    drop_index_sql,
+    has_received_at_index,
+    index_name,
+    own_index_exists,
+    received_at_index_sql,
+    run_outside_transaction,
+)
 from segment_rudderstack.operators.base import MigrationOperator
 from segment_rudderstack.vocabulary import EVENT_TABLES, ChangeTarget
 
@@ -22,16 +30,6 @@ SEPARATOR = "|"
 def index_target_id(conn_id: str, schema: str, table: str) -> str:
     """``<warehouse conn id>|<schema>|<table>``: what the rollback needs to find and drop the index."""
     return SEPARATOR.join((conn_id, schema, table))
-
-
-def _index_name(table: str) -> str:
-    return f"srm_{table}_received_at"[:63]
-
-
-def _run_outside_transaction(dialect, sql) -> None:
-    with dialect.session() as s:
-        s.conn.autocommit = True  # CREATE/DROP INDEX CONCURRENTLY cannot run inside a transaction
-        s.execute(sql)
 
 
 class EnsureReceivedAtIndexOperator(MigrationOperator):
@@ -55,7 +53,6 @@ class EnsureReceivedAtIndexOperator(MigrationOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from segment_rudderstack.dialects import dialect_for_conn_id
-        from segment_rudderstack.dialects.query_plans import received_at_index_sql
 
         dialect = dialect_for_conn_id(self.warehouse_conn_id)
         if dialect.name != "postgres":
@@ -65,7 +62,7 @@ class EnsureReceivedAtIndexOperator(MigrationOperator):
             schema = dialect.resolve_schema(s, self.namespace)
             loaded = dialect.load_tables(s, schema, self.tables) if schema else {}
             tables = {name: t.actual for name, t in loaded.items() if t.column("received_at")}
-            backed = {name for name, actual in tables.items() if _has_received_at_index(s, schema, actual)}
+            backed = {name for name, actual in tables.items() if has_received_at_index(s, schema, actual)}
         created = []
         for name, actual in sorted(tables.items()):
             if self.apply_change(
@@ -75,30 +72,13 @@ class EnsureReceivedAtIndexOperator(MigrationOperator):
                 field="exists",
                 before=name in backed,
                 after=True,
-                apply=lambda t=actual: _run_outside_transaction(
+                apply=lambda t=actual: run_outside_transaction(
                     dialect, received_at_index_sql(dialect, schema, t)
                 ),
-                outcome=lambda t=actual: {"object_id": _index_name(t)},
+                outcome=lambda t=actual: {"object_id": index_name(t)},
             ):
-                created.append(f"{schema}.{_index_name(actual)}")
+                created.append(f"{schema}.{index_name(actual)}")
         return {"created": created, "already_indexed": sorted(backed)}
-
-
-def _has_received_at_index(session, schema: str, table: str) -> bool:
-    """Whether an index of ``table`` starts with ``received_at`` (any name: Segment's, RudderStack's, ours)."""
-    from segment_rudderstack.dialects.base import compose
-
-    return bool(
-        session.fetchall(
-            compose(
-                "SELECT 1 FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid "
-                "JOIN pg_namespace n ON n.oid = t.relnamespace "
-                "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = i.indkey[0] "
-                "WHERE n.nspname = %s AND t.relname = %s AND a.attname = 'received_at'"
-            ),
-            [schema, table],
-        )
-    )
 
 
 def received_at_index_undo_steps(rollback: MigrationOperator) -> dict[tuple[ChangeTarget, str], Any]:
@@ -106,31 +86,18 @@ def received_at_index_undo_steps(rollback: MigrationOperator) -> dict[tuple[Chan
 
     def index_created(context, target_id, field, change=None):
         from segment_rudderstack.dialects import dialect_for_conn_id
-        from segment_rudderstack.dialects.base import compose
 
         conn_id, schema, table = target_id.split(SEPARATOR)
         dialect = dialect_for_conn_id(conn_id)
-        name = _index_name(table)
-        with dialect.session() as s:
-            exists = bool(
-                s.fetchall(
-                    compose("SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = %s"),
-                    [schema, name],
-                )
-            )
-        drop = compose(
-            "DROP INDEX CONCURRENTLY IF EXISTS {s}.{i}",
-            s=dialect.quote_identifier(schema),
-            i=dialect.quote_identifier(name),
-        )
+        name = index_name(table)
         if rollback.apply_change(
             context,
             target=ChangeTarget.WAREHOUSE_INDEX,
             target_id=target_id,
             field=field,
-            before=exists,
+            before=own_index_exists(dialect, schema, table),
             after=False,
-            apply=lambda: _run_outside_transaction(dialect, drop),
+            apply=lambda: run_outside_transaction(dialect, drop_index_sql(dialect, schema, table)),
         ):
             return f"dropped index {schema}.{name}"
         return None

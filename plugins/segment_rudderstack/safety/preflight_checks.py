@@ -102,7 +102,7 @@ def warehouse_privilege_problems(
 ) -> tuple[bool | None, list[str]]:
     """``(schema exists, problems)``; ``exists`` is ``None`` when the dialect has no privilege check here."""
     from segment_rudderstack.dialects import dialect_for_conn_id
-    from segment_rudderstack.dialects.base import compose
+    from segment_rudderstack.dialects.privileges import schema_privileges
 
     dialect = dialect_for_conn_id(warehouse_conn_id)
     if getattr(dialect, "name", "") != "postgres":
@@ -111,45 +111,24 @@ def warehouse_privilege_problems(
             getattr(dialect, "name", "this warehouse"),
         )
         return None, []
-    problems: list[str] = []
-    with dialect.session() as s:
-        (user,) = s.fetchall(compose("SELECT current_user"))[0]
-        rows = s.fetchall(compose("SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = %s"), (namespace,))
-        if not rows:
-            return False, []  # the preflight's schema check says it does not exist
-        usage, create = s.fetchall(
-            compose("SELECT has_schema_privilege(%s, 'USAGE'), has_schema_privilege(%s, 'CREATE')"),
-            (namespace, namespace),
-        )[0]
-        missing = [name for name, ok in (("USAGE", usage), ("CREATE", create)) if not ok]
-        if missing:
+    privileges = schema_privileges(dialect, namespace, tables)
+    if not privileges.schema_exists:
+        return False, []  # the preflight's schema check says it does not exist
+    user, problems = privileges.user, []
+    missing = [name for name, ok in (("USAGE", privileges.usage), ("CREATE", privileges.create)) if not ok]
+    if missing:
+        problems.append(
+            f"warehouse user {user!r} has no privilege {' and '.join(missing)} on schema {namespace!r} (the "
+            f"schema exists). RudderStack and the migration need USAGE and CREATE on it: GRANT "
+            f"{', '.join(missing)} ON SCHEMA {namespace} TO {user}"
+        )
+    for table, (insert, delete) in privileges.tables.items():
+        lacking = [name for name, ok in (("INSERT", insert), ("DELETE", delete)) if not ok]
+        if lacking:
             problems.append(
-                f"warehouse user {user!r} has no privilege {' and '.join(missing)} on schema {namespace!r} (the "
-                f"schema exists). RudderStack and the migration need USAGE and CREATE on it: GRANT "
-                f"{', '.join(missing)} ON SCHEMA {namespace} TO {user}"
+                f"warehouse user {user!r} has no privilege {' and '.join(lacking)} on table "
+                f"{namespace}.{table} (it exists): loads and the duplicate repair need both"
             )
-        if usage:
-            for table in tables:
-                found = s.fetchall(
-                    compose(
-                        "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-                        "WHERE n.nspname = %s AND c.relname = %s"
-                    ),
-                    (namespace, table),
-                )
-                if not found:
-                    continue
-                qualified = str(dialect.qualified(namespace, table))  # a bound value (regclass text)
-                insert, delete = s.fetchall(
-                    compose("SELECT has_table_privilege(%s, 'INSERT'), has_table_privilege(%s, 'DELETE')"),
-                    (qualified, qualified),
-                )[0]
-                lacking = [name for name, ok in (("INSERT", insert), ("DELETE", delete)) if not ok]
-                if lacking:
-                    problems.append(
-                        f"warehouse user {user!r} has no privilege {' and '.join(lacking)} on table "
-                        f"{namespace}.{table} (it exists): loads and the duplicate repair need both"
-                    )
     return True, problems
 
 
