@@ -49,7 +49,8 @@ class ChangeTarget(enum.StrEnum):
     """What an outside change is made to: the ``target`` of every change-log entry.
 
     The operators record changes under these names and the rollback dispatches on them, so a new kind of
-    change is one new member here, one operator that records it and one undo step in the rollback.
+    change is one new member here, one operator that records it and, beside it, its undo step (or why it is
+    not undone) registered in ``operators/undo.py``.
     """
 
     SEGMENT_WAREHOUSE = "segment.warehouse"  # field "enabled"

@@ -22,6 +22,7 @@ from segment_rudderstack.dialects.received_at_index import (
     run_outside_transaction,
 )
 from segment_rudderstack.operators.base import MigrationOperator
+from segment_rudderstack.operators.undo import Undo, undoes
 from segment_rudderstack.vocabulary import EVENT_TABLES, ChangeTarget
 
 SEPARATOR = "|"
@@ -81,25 +82,21 @@ class EnsureReceivedAtIndexOperator(MigrationOperator):
         return {"created": created, "already_indexed": sorted(backed)}
 
 
-def received_at_index_undo_steps(rollback: MigrationOperator) -> dict[tuple[ChangeTarget, str], Any]:
+@undoes(ChangeTarget.WAREHOUSE_INDEX, "exists")
+def undo_index_created(undo: Undo, context: Any, target_id: str, field: str, change: Any = None):
     """The rollback's step for :class:`EnsureReceivedAtIndexOperator`: drop the index it created."""
+    from segment_rudderstack.dialects import dialect_for_conn_id
 
-    def index_created(context, target_id, field, change=None):
-        from segment_rudderstack.dialects import dialect_for_conn_id
-
-        conn_id, schema, table = target_id.split(SEPARATOR)
-        dialect = dialect_for_conn_id(conn_id)
-        name = index_name(table)
-        if rollback.apply_change(
-            context,
-            target=ChangeTarget.WAREHOUSE_INDEX,
-            target_id=target_id,
-            field=field,
-            before=own_index_exists(dialect, schema, table),
-            after=False,
-            apply=lambda: run_outside_transaction(dialect, drop_index_sql(dialect, schema, table)),
-        ):
-            return f"dropped index {schema}.{name}"
-        return None
-
-    return {(ChangeTarget.WAREHOUSE_INDEX, "exists"): index_created}
+    conn_id, schema, table = target_id.split(SEPARATOR)
+    dialect = dialect_for_conn_id(conn_id)
+    if undo.rollback.apply_change(
+        context,
+        target=ChangeTarget.WAREHOUSE_INDEX,
+        target_id=target_id,
+        field=field,
+        before=own_index_exists(dialect, schema, table),
+        after=False,
+        apply=lambda: run_outside_transaction(dialect, drop_index_sql(dialect, schema, table)),
+    ):
+        return f"dropped index {schema}.{index_name(table)}"
+    return None

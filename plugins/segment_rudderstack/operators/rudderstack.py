@@ -13,6 +13,7 @@ from segment_rudderstack.connections.rudderstack_destination import warehouse_cr
 from segment_rudderstack.dialects.identifiers import same_namespace
 from segment_rudderstack.instants import as_utc
 from segment_rudderstack.operators.base import MigrationOperator
+from segment_rudderstack.operators.undo import CONFIG_PREFIX, Undo, not_undone, undoes
 from segment_rudderstack.rendered import as_bool, as_list
 from segment_rudderstack.ui.links import RudderStackDestinationLink, SegmentWarehouseLink
 from segment_rudderstack.vocabulary import ChangeTarget
@@ -656,3 +657,55 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
             "released_at": released_at.isoformat(),
             **outcome,
         }
+
+
+# ------------------------------------------------------------------------------------------ undo (rollback)
+@undoes(ChangeTarget.RUDDERSTACK_DESTINATION, CONFIG_PREFIX)
+def undo_config_change(undo: Undo, context: Any, target_id: str, field: str, change: Any = None):
+    """Any config key without its own step: hold the sync (RudderStack loads nothing until a person decides)."""
+    config = undo.rudderstack.get_destination(target_id).get("config") or {}
+    before = bool(config.get("manualSync", False))
+    if undo.rollback.set_destination_config(context, undo.rudderstack, target_id, "manualSync", before, True):
+        return f"held RudderStack sync on destination {target_id}"
+    return None
+
+
+@undoes(ChangeTarget.RUDDERSTACK_DESTINATION, "exists")
+def undo_destination_created(undo: Undo, context: Any, target_id: str, field: str, change: Any):
+    matches = [
+        d
+        for d in undo.rudderstack.list_destinations()
+        if d.get("id") == change.object_id or d.get("name") == target_id
+    ]
+    undo.rollback.settle_by_rollback(change, matches[0].get("id") if matches else None)
+    return undo_config_change(undo, context, matches[0]["id"], "config.manualSync") if matches else None
+
+
+@undoes(ChangeTarget.RUDDERSTACK_DESTINATION, "config.preferAppend")
+def undo_append_mode_switch(undo: Undo, context: Any, target_id: str, field: str, change: Any):
+    # This plan switched preferAppend off for the overlap (merge mode): give back what it was. A latest
+    # change that already restored it (restore_append_after_duplicate_check) leaves nothing to undo.
+    done = [text for text in [undo_config_change(undo, context, target_id, "config.manualSync")] if text]
+    if change is None or change.after is not False:
+        return done
+    current = (undo.rudderstack.get_destination(target_id).get("config") or {}).get("preferAppend")
+    if undo.rollback.set_destination_config(
+        context, undo.rudderstack, target_id, "preferAppend", current, change.before
+    ):
+        done.append(f"restored preferAppend={change.before!r} on RudderStack destination {target_id}")
+    return done
+
+
+not_undone(
+    ChangeTarget.RUDDERSTACK_SOURCE,
+    "the Segment-type source stays: it receives nothing once Segment's webhooks are switched off, and a re-run "
+    "reuses it",
+)
+not_undone(
+    ChangeTarget.RUDDERSTACK_CONNECTION,
+    "the connection stays: the destination's sync is held, so nothing loads through it until a person decides",
+)
+not_undone(
+    ChangeTarget.RUDDERSTACK_UPLOAD_TRIGGER,
+    "an upload cannot be taken back: recorded so a retried release knows which sources it already triggered",
+)

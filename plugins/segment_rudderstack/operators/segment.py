@@ -19,6 +19,7 @@ from segment_rudderstack.hooks.segment_webhooks import (
 )
 from segment_rudderstack.instants import as_utc
 from segment_rudderstack.operators.base import MigrationOperator
+from segment_rudderstack.operators.undo import Undo, undoes
 from segment_rudderstack.rendered import as_list
 from segment_rudderstack.ui.links import SegmentDestinationsLink, SegmentWarehouseLink
 from segment_rudderstack.vocabulary import (
@@ -659,3 +660,102 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
             since=as_utc(self.started_after),
             delivery_check=segment_delivery_check(self.segment_conn_id),
         )
+
+
+# ------------------------------------------------------------------------------------------ undo (rollback)
+@undoes(ChangeTarget.SEGMENT_WAREHOUSE, "enabled")
+def undo_warehouse_disabled(undo: Undo, context: Any, target_id: str, field: str, change: Any = None):
+    current = bool(undo.segment.get_warehouse(target_id).get("enabled"))
+    if undo.rollback.apply_change(
+        context,
+        target=ChangeTarget.SEGMENT_WAREHOUSE,
+        target_id=target_id,
+        field=field,
+        before=current,
+        after=True,
+        apply=lambda: undo.segment.set_warehouse_enabled(target_id, True),
+    ):
+        return f"re-enabled Segment warehouse {target_id}"
+    return None
+
+
+@undoes(ChangeTarget.SEGMENT_WAREHOUSE_SOURCE, "connected")
+def undo_source_disconnected(undo: Undo, context: Any, target_id: str, field: str, change: Any = None):
+    warehouse_id, _, source_id = target_id.partition(":")
+    if undo.rollback.apply_change(
+        context,
+        target=ChangeTarget.SEGMENT_WAREHOUSE_SOURCE,
+        target_id=target_id,
+        field=field,
+        before=is_connected(undo.segment, warehouse_id, source_id),
+        after=True,
+        apply=lambda: undo.segment.connect_warehouse_source(warehouse_id, source_id),
+    ):
+        return f"reconnected Segment source {source_id} to warehouse {warehouse_id}"
+    return None
+
+
+@undoes(ChangeTarget.SEGMENT_DESTINATION, "enabled")
+def undo_webhook_enabled(undo: Undo, context: Any, target_id: str, field: str, change: Any = None):
+    current = bool(undo.segment.get_destination(target_id).get("enabled"))
+    if undo.rollback.apply_change(
+        context,
+        target=ChangeTarget.SEGMENT_DESTINATION,
+        target_id=target_id,
+        field=field,
+        before=current,
+        after=False,
+        apply=lambda: undo.segment.set_destination_enabled(target_id, False),
+    ):
+        return f"disabled Segment webhook destination {target_id}"
+    return None
+
+
+@undoes(ChangeTarget.SEGMENT_DESTINATION, "exists")
+def undo_webhook_created(undo: Undo, context: Any, target_id: str, field: str, change: Any):
+    # Created by this plan (perhaps by an attempt that died before writing the outcome): find it by its
+    # deterministic name (<source id>:<destination name>) and make sure it no longer forwards events.
+    source_id, _, name = target_id.partition(":")
+    found = [
+        d
+        for d in undo.segment.list_connected_destinations(source_id)
+        if d.get("id") == change.object_id or d.get("name") == name
+    ]
+    undo.rollback.settle_by_rollback(change, found[0].get("id") if found else None)
+    return [text for d in found if (text := undo_webhook_enabled(undo, context, d["id"], "enabled"))]
+
+
+@undoes(ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION, "enabled")
+def undo_mapping_enabled(undo: Undo, context: Any, target_id: str, field: str, change: Any = None):
+    """Webhooks (Actions) mappings (id ``<destination>/<mapping>``): switched off, never deleted."""
+    destination_id, _, mapping_id = target_id.partition("/")
+    current = bool(undo.segment.get_destination_subscription(destination_id, mapping_id).get("enabled"))
+    if undo.rollback.apply_change(
+        context,
+        target=ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION,
+        target_id=target_id,
+        field=field,
+        before=current,
+        after=False,
+        apply=lambda: undo.segment.set_destination_subscription_enabled(destination_id, mapping_id, False),
+    ):
+        return f"disabled Segment webhook mapping {target_id}"
+    return None
+
+
+@undoes(ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION, "exists")
+def undo_mapping_created(undo: Undo, context: Any, target_id: str, field: str, change: Any):
+    # Created by this plan (perhaps by an attempt that died before writing the outcome): found by its
+    # deterministic name (<destination id>/<mapping name>) and switched off.
+    destination_id, _, name = target_id.partition("/")
+    found = [
+        m
+        for m in undo.segment.list_destination_subscriptions(destination_id)
+        if m.get("id") == change.object_id or m.get("name") == name
+    ]
+    undo.rollback.settle_by_rollback(change, found[0].get("id") if found else None)
+    return [
+        text
+        for m in found
+        if (text := undo_mapping_enabled(undo, context, f"{destination_id}/{m['id']}", "enabled"))
+    ]

@@ -7,6 +7,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
+from segment_rudderstack.operators.undo import not_undone
 from segment_rudderstack.safety.changelog import Change, ChangeLog
 from segment_rudderstack.safety.trigger_conf import check_trigger_conf, dag_param_names
 from segment_rudderstack.vocabulary import ChangeTarget
@@ -48,3 +49,6 @@ class MigrationStatusOperator(BaseOperator):
             raise AirflowSkipException(message)
         self.log.info("migration %r: %s", self.plan_name, status.after if status else "not started")
         return {"status": status.after if status else "not started"}
+
+
+not_undone(MIGRATION, "the migration's status is the rollback's own record: it becomes rolled_back")

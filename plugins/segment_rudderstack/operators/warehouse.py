@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from segment_rudderstack.operators.base import MigrationOperator, as_bool
+from segment_rudderstack.operators.undo import not_undone
 from segment_rudderstack.vocabulary import ChangeTarget
 
 
@@ -79,3 +80,6 @@ class DuplicateCheckOperator(MigrationOperator):
             "removed": removed,
             "dry_run": self.is_dry_run,
         }
+
+
+not_undone(ChangeTarget.WAREHOUSE_ROWS, "the rows the duplicate repair removed were copies of rows that stay")
