@@ -37,7 +37,7 @@ CONN_ID = "srm_bench_warehouse"
 def build_table(
     dialect, schema: str, rows: int, seconds_apart: float, newest: datetime, index: bool = True
 ) -> float:
-    from segment_rudderstack.dialects.base import SqlText, compose
+    from segment_rudderstack.dialects.sql import SqlText, compose
 
     q = dialect.quote_identifier
     table = dialect.qualified(schema, "tracks")
@@ -117,7 +117,7 @@ def time_statement_only(dialect, schema: str, since: datetime, until: datetime, 
 
 
 def time_full_count(dialect, schema: str, runs: int) -> float:
-    from segment_rudderstack.dialects.base import compose
+    from segment_rudderstack.dialects.sql import compose
 
     sql = compose("SELECT COUNT(*) FROM {t}", t=dialect.qualified(schema, "tracks"))
     samples = []
@@ -131,7 +131,7 @@ def time_full_count(dialect, schema: str, runs: int) -> float:
 
 
 def explain_summary(dialect, schema: str, since: datetime, until: datetime) -> list[str]:
-    from segment_rudderstack.dialects.base import compose
+    from segment_rudderstack.dialects.sql import compose
 
     sql, params = adoption_statement(dialect, schema, since, until)
     with dialect.session() as s:
@@ -145,7 +145,7 @@ def explain_summary(dialect, schema: str, since: datetime, until: datetime) -> l
 def window_statements(dialect, schema: str, since: datetime, until: datetime) -> dict[str, tuple]:
     """The duplicate check's and the adoption check's exact statements over the window, and the bare windowed
     count they are compared with (the least any window query must read)."""
-    from segment_rudderstack.dialects.base import compose
+    from segment_rudderstack.dialects.sql import compose
 
     with dialect.session() as s:
         table = dialect.load_tables(s, schema, ["tracks"])["tracks"]
@@ -193,7 +193,7 @@ def time_window_queries(dialect, schemas: dict[str, str], since, until, runs: in
 def pages_read(dialect, schema: str, since: datetime, until: datetime) -> dict[str, int]:
     """Buffer pages (8 KB) each window statement touches, from EXPLAIN (ANALYZE, BUFFERS): the work one check
     does, free of timing noise."""
-    from segment_rudderstack.dialects.base import compose
+    from segment_rudderstack.dialects.sql import compose
 
     pages = {}
     with dialect.session() as s:
@@ -205,7 +205,7 @@ def pages_read(dialect, schema: str, since: datetime, until: datetime) -> dict[s
 
 
 def drop_indexes(dialect, schema: str) -> None:
-    from segment_rudderstack.dialects.base import SqlText, compose
+    from segment_rudderstack.dialects.sql import SqlText, compose
 
     with dialect.session() as s:
         names = s.fetchall(SqlText("SELECT indexname FROM pg_indexes WHERE schemaname = %s"), [schema])
@@ -217,9 +217,9 @@ def drop_indexes(dialect, schema: str) -> None:
 def window_comparison(dialect, args, schemas: dict[str, str], since, until) -> None:
     """The window queries without then with the index the plan creates, on the same two tables, with the
     preflight's EXPLAIN verdict, the pages each query touches and interleaved median times."""
-    from segment_rudderstack.dialects.base import compose
     from segment_rudderstack.dialects.query_plans import window_query_plans
     from segment_rudderstack.dialects.received_at_index import received_at_index_sql
+    from segment_rudderstack.dialects.sql import compose
 
     results: dict[str, dict] = {}
     for state, runs in (("no index", args.runs), ("index", args.window_runs)):

@@ -138,6 +138,7 @@ def test_all_sql_is_composed_in_the_dialects():
         for module in MODULES
         if _room(module) != "dialects"
         for target, name, line in _imports(module)
-        if target == "segment_rudderstack.dialects.base" and name in {"compose", "join_sql", "SqlText"}
+        if target in {"segment_rudderstack.dialects.base", "segment_rudderstack.dialects.sql"}
+        and name in {"compose", "join_sql", "SqlText"}
     ]
     assert not outside, f"SQL text is composed only in dialects/: {outside}"

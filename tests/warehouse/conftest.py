@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from segment_rudderstack.dialects import WarehouseDialect, get_dialect
-from segment_rudderstack.dialects.base import SqlText, compose, join_sql
+from segment_rudderstack.dialects.sql import SqlText, compose, join_sql
 
 PG_CONN_ID = "srm_test_warehouse_pg"
 SF_CONN_ID = "srm_test_warehouse_sf"

@@ -11,9 +11,10 @@ from airflow.providers.postgres.hooks.postgres import PostgresHook
 from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
 
 from segment_rudderstack.dialects import dialect_classes, dialect_for_conn_id, get_dialect, type_family
-from segment_rudderstack.dialects.base import Session, compose
 from segment_rudderstack.dialects.postgres import PostgresDialect
+from segment_rudderstack.dialects.session import Session
 from segment_rudderstack.dialects.snowflake import SnowflakeDialect
+from segment_rudderstack.dialects.sql import compose
 
 
 def test_dialect_is_chosen_by_hook_type():

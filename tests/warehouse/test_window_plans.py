@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from segment_rudderstack.dialects import get_dialect
-from segment_rudderstack.dialects.base import compose
 from segment_rudderstack.dialects.query_plans import window_query_plans
 from segment_rudderstack.dialects.received_at_index import received_at_index_sql
+from segment_rudderstack.dialects.sql import compose
 
 ROWS = 50_000
 

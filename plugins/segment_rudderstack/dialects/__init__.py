@@ -6,15 +6,10 @@
 ``repair_duplicates`` and ``compare_columns``. Adding a warehouse is one new module here (see ``base``).
 """
 
-from segment_rudderstack.dialects.base import (
-    AdoptionSample,
-    ColumnDifference,
-    DuplicateCount,
-    WarehouseDialect,
-    compare_columns,
-    type_family,
-)
+from segment_rudderstack.dialects.base import WarehouseDialect
+from segment_rudderstack.dialects.column_types import ColumnDifference, compare_columns, type_family
 from segment_rudderstack.dialects.registry import dialect_classes, dialect_for_conn_id, get_dialect
+from segment_rudderstack.dialects.results import AdoptionSample, DuplicateCount
 
 __all__ = [
     "AdoptionSample",

@@ -19,226 +19,17 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, ClassVar
 
-from segment_rudderstack.dialects.results import AdoptionSample
+from segment_rudderstack.dialects.column_types import ColumnDifference, compare_columns
+from segment_rudderstack.dialects.results import AdoptionSample, DuplicateCount
+from segment_rudderstack.dialects.session import Session, Table, require_aware
+from segment_rudderstack.dialects.sql import Quoted, SqlText, compose, join_sql
 from segment_rudderstack.vocabulary import CLIENT_EVENT_TABLES
 
 log = logging.getLogger(__name__)
-
-
-# --------------------------------------------------------------------------------------------- results
-@dataclass(frozen=True)
-class DuplicateCount:
-    """Message ids present more than once in a table, and how many rows beyond the first copy exist."""
-
-    ids_with_duplicates: int
-    extra_rows: int
-
-
-@dataclass(frozen=True)
-class ColumnDifference:
-    """One line of the preflight table report."""
-
-    table: str
-    column: str | None
-    kind: str  # "missing_table" | "missing_column" | "type_mismatch"
-    expected_type: str | None = None
-    actual_type: str | None = None
-
-    def describe(self) -> str:
-        if self.kind == "missing_table":
-            return f"table {self.table!r} is missing: create it or point the plan at the schema that has it"
-        if self.kind == "missing_column":
-            return (
-                f"{self.table}.{self.column} is missing (expected {self.expected_type}); "
-                "RudderStack adds missing columns on its first load, so this is informational"
-            )
-        return (
-            f"{self.table}.{self.column} has type {self.actual_type} but {self.expected_type} is expected "
-            f"({type_family(self.actual_type)} vs {type_family(self.expected_type)}): "
-            "loads into this column would fail; migrate the column type first"
-        )
-
-
-# ------------------------------------------------------------------------------------------ SQL text
-class SqlText(str):
-    """SQL text built by :func:`compose` from a literal template: safe to place into more SQL."""
-
-
-class Quoted(SqlText):
-    """An identifier quoted by a dialect."""
-
-
-def compose(template: str, **parts: SqlText) -> SqlText:
-    """Fill ``{name}`` slots of a literal SQL template with quoted identifiers or other composed SQL.
-
-    Anything that is not :class:`SqlText` (a raw ``str`` from a user, a number) is refused: values go
-    into bound parameters, never into the text.
-    """
-    for name, part in parts.items():
-        if not isinstance(part, SqlText):
-            raise TypeError(
-                f"SQL slot {{{name}}} expected a quoted identifier or composed SQL, got {type(part).__name__}; "
-                "pass values as bound parameters instead"
-            )
-    return SqlText(template.format(**parts))
-
-
-def join_sql(separator: str, parts: Iterable[SqlText]) -> SqlText:
-    items = list(parts)
-    for part in items:
-        if not isinstance(part, SqlText):
-            raise TypeError(f"join_sql expected composed SQL, got {type(part).__name__}")
-    return SqlText(separator.join(items))
-
-
-# ------------------------------------------------------------------------------------- column types
-_FAMILY_BY_NAME = {
-    "string": "string",
-    "text": "string",
-    "varchar": "string",
-    "character varying": "string",
-    "character": "string",
-    "char": "string",
-    "bpchar": "string",
-    "nvarchar": "string",
-    "uuid": "string",
-    "number": "number",
-    "numeric": "number",
-    "decimal": "number",
-    "int": "number",
-    "integer": "number",
-    "int2": "number",
-    "int4": "number",
-    "int8": "number",
-    "bigint": "number",
-    "smallint": "number",
-    "tinyint": "number",
-    "byteint": "number",
-    "float": "number",
-    "float4": "number",
-    "float8": "number",
-    "double": "number",
-    "double precision": "number",
-    "real": "number",
-    "bool": "bool",
-    "boolean": "bool",
-    "timestamp": "timestamp",
-    "timestamptz": "timestamp",
-    "timestamp with time zone": "timestamp",
-    "timestamp without time zone": "timestamp",
-    "timestamp_tz": "timestamp",
-    "timestamp_ntz": "timestamp",
-    "timestamp_ltz": "timestamp",
-    "datetime": "timestamp",
-    "date": "date",
-    "json": "json",
-    "jsonb": "json",
-    "variant": "json",
-    "object": "json",
-    "array": "json",
-    "super": "json",
-}
-
-
-def type_family(data_type: str | None) -> str:
-    """Fold a warehouse type name to a family: string, number, bool, timestamp, date, json.
-
-    Unknown types stay as their lower-cased name, so they only match themselves.
-    """
-    if data_type is None:
-        return "unknown"
-    name = re.sub(r"\(.*\)", "", data_type).strip().lower()
-    name = re.sub(r"\s+", " ", name)
-    return _FAMILY_BY_NAME.get(name, name)
-
-
-def compare_columns(
-    expected: Mapping[str, Mapping[str, str]],
-    actual: Mapping[str, Mapping[str, str]],
-) -> list[ColumnDifference]:
-    """Differences between the columns RudderStack will write (``expected``) and what the warehouse has.
-
-    Table and column names compare case-insensitively; types compare by :func:`type_family`. Columns that
-    exist only in ``actual`` are fine and not reported.
-    """
-    actual_lower = {t.lower(): {c.lower(): ty for c, ty in cols.items()} for t, cols in actual.items()}
-    differences: list[ColumnDifference] = []
-    for table in sorted(expected, key=str.lower):
-        have = actual_lower.get(table.lower())
-        if have is None:
-            differences.append(ColumnDifference(table.lower(), None, "missing_table"))
-            continue
-        for column in sorted(expected[table], key=str.lower):
-            want_type = expected[table][column]
-            got_type = have.get(column.lower())
-            if got_type is None:
-                differences.append(
-                    ColumnDifference(table.lower(), column.lower(), "missing_column", want_type, None)
-                )
-            elif type_family(want_type) != type_family(got_type):
-                differences.append(
-                    ColumnDifference(table.lower(), column.lower(), "type_mismatch", want_type, got_type)
-                )
-    return differences
-
-
-# ------------------------------------------------------------------------------------------ sessions
-class Session:
-    """One DB-API connection; statements use the ``%s`` (pyformat) parameter style of both drivers."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
-    def execute(self, sql: SqlText, params: Sequence[Any] = ()) -> int:
-        """Run one statement; return the driver's row count."""
-        self._check(sql)
-        with closing(self.conn.cursor()) as cur:
-            self._run(cur, sql, params)
-            return cur.rowcount
-
-    def fetchall(self, sql: SqlText, params: Sequence[Any] = ()) -> list[tuple]:
-        self._check(sql)
-        with closing(self.conn.cursor()) as cur:
-            self._run(cur, sql, params)
-            return [tuple(row) for row in cur.fetchall()]
-
-    @staticmethod
-    def _check(sql: SqlText) -> None:
-        if not isinstance(sql, SqlText):
-            raise TypeError("SQL must be built with compose(); got a plain string")
-
-    @staticmethod
-    def _run(cur: Any, sql: SqlText, params: Sequence[Any]) -> None:
-        log.debug("warehouse SQL: %s", sql)
-        if params:
-            cur.execute(sql, tuple(params))
-        else:
-            # Without parameters the drivers do not interpolate, so undo the %% escaping of identifiers.
-            cur.execute(sql % (), None)
-
-
-@dataclass(frozen=True)
-class Table:
-    name: str  # lower-case, as Segment names it
-    actual: str  # as stored in the warehouse
-    columns: dict[str, tuple[str, str]] = field(default_factory=dict)  # lower name -> (actual, data_type)
-
-    def column(self, name: str) -> str | None:
-        found = self.columns.get(name)
-        return found[0] if found else None
-
-
-def _require_aware(name: str, value: datetime) -> None:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
-            f"{name} must be a timezone-aware datetime (received_at is stored in UTC), got naive {value!r}; "
-            "pass e.g. datetime.now(UTC)"
-        )
 
 
 # ------------------------------------------------------------------------------------------- dialect
@@ -393,8 +184,8 @@ class WarehouseDialect:
         table. A table without ``context_source_id`` (Segment wrote it, RudderStack has not yet) counts
         all its rows as total and none as via Segment; missing tables are skipped and reported.
         """
-        _require_aware("since", since)
-        _require_aware("until", until)
+        require_aware("since", since)
+        require_aware("until", until)
         if since >= until:
             raise ValueError(
                 f"since must be before until, got since={since.isoformat()} until={until.isoformat()}"
@@ -487,8 +278,8 @@ class WarehouseDialect:
         """Rows a RudderStack destination loaded (``context_destination_id``) at or after ``loaded_after``
         (``uuid_ts``, the load time). ``received_after`` bounds the scan by ``received_at`` so the cost follows
         the window, not the table. Tables without those columns count zero."""
-        _require_aware("loaded_after", loaded_after)
-        _require_aware("received_after", received_after)
+        require_aware("loaded_after", loaded_after)
+        require_aware("received_after", received_after)
         total = 0
         with self.session() as s:
             actual_schema = self.resolve_schema(s, schema)
@@ -522,8 +313,8 @@ class WarehouseDialect:
         ``loaded_after``: RudderStack's own columns ``context_destination_id``, ``context_source_id`` and
         ``uuid_ts`` (the load time), with ``received_at >= received_after`` bounding the scan. Every source id is
         in the answer (0 when none). Tables without those columns count zero."""
-        _require_aware("loaded_after", loaded_after)
-        _require_aware("received_after", received_after)
+        require_aware("loaded_after", loaded_after)
+        require_aware("received_after", received_after)
         wanted = [s for s in dict.fromkeys(source_ids) if isinstance(s, str) and s]
         counts = dict.fromkeys(wanted, 0)
         if not wanted:
@@ -560,7 +351,7 @@ class WarehouseDialect:
         """`` AND received_at >= %s`` when a window start is given (empty otherwise)."""
         if since is None:
             return SqlText(""), []
-        _require_aware("since", since)
+        require_aware("since", since)
         received = table.column("received_at")
         if received is None:
             raise ValueError(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from segment_rudderstack.dialects.base import Session, Table, WarehouseDialect, compose
+from segment_rudderstack.dialects.base import WarehouseDialect
+from segment_rudderstack.dialects.session import Session, Table
+from segment_rudderstack.dialects.sql import compose
 
 
 class PostgresDialect(WarehouseDialect):

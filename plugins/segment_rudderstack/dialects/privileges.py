@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from segment_rudderstack.dialects.base import WarehouseDialect, compose
+from segment_rudderstack.dialects.base import WarehouseDialect
+from segment_rudderstack.dialects.sql import compose
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from segment_rudderstack.dialects.base import SqlText, WarehouseDialect, compose, join_sql
+from segment_rudderstack.dialects.base import WarehouseDialect
+from segment_rudderstack.dialects.sql import SqlText, compose, join_sql
 from segment_rudderstack.instants import as_utc
 from segment_rudderstack.vocabulary import EVENT_TABLES
 

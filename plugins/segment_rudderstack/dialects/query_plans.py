@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from segment_rudderstack.dialects.base import SqlText, compose
 from segment_rudderstack.dialects.received_at_index import received_at_index_sql
+from segment_rudderstack.dialects.sql import SqlText, compose
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from segment_rudderstack.dialects.base import SqlText, WarehouseDialect, compose
+from segment_rudderstack.dialects.base import WarehouseDialect
+from segment_rudderstack.dialects.sql import SqlText, compose
 
 
 def index_name(table: str) -> str:

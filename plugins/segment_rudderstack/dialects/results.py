@@ -47,3 +47,11 @@ class AdoptionSample:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AdoptionSample:
         return cls(datetime.fromisoformat(data["at"]), int(data["total"]), int(data["via_segment"]))
+
+
+@dataclass(frozen=True)
+class DuplicateCount:
+    """Message ids present more than once in a table, and how many rows beyond the first copy exist."""
+
+    ids_with_duplicates: int
+    extra_rows: int

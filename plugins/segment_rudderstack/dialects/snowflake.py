@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from segment_rudderstack.dialects.base import Session, SqlText, Table, WarehouseDialect, compose
+from segment_rudderstack.dialects.base import WarehouseDialect
+from segment_rudderstack.dialects.session import Session, Table
+from segment_rudderstack.dialects.sql import SqlText, compose
 
 
 class SnowflakeDialect(WarehouseDialect):
