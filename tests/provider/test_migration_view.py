@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from fastapi.testclient import TestClient
 
 from segment_rudderstack.ui import view as migration_view
-from tests.unit.test_report import T0, facts
+from tests.evidence.test_report import T0, facts
 
 
 def test_the_view_needs_an_airflow_login():

@@ -11,7 +11,7 @@ from datetime import timedelta
 from sandbox import rehearsal
 from sandbox.reconcile import Report, TableReport
 from scripts.demo import COLUMNS, explain_columns, progress_line
-from tests.unit.test_report import T0, facts
+from tests.evidence.test_report import T0, facts
 
 
 def test_the_progress_line_names_the_phase_its_time_and_the_adoption_share():

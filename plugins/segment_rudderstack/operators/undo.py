@@ -2,7 +2,7 @@
 
 A forward operator's module registers, for every ``(ChangeTarget, field)`` it records, either an undo step
 (:func:`undoes`) or why that change is not undone (:func:`not_undone`); the rollback dispatches on the change
-log through :func:`undo_step_for`. ``tests/unit/test_undo_registry.py`` proves every change target has one or
+log through :func:`undo_step_for`. ``tests/operators/test_undo_registry.py`` proves every change target has one or
 the other, so a new kind of change cannot be forgotten by the rollback.
 
 An undo step is ``step(undo, context, target_id, field, change)`` returning what it did (a line, a list of lines,
