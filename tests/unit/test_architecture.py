@@ -142,3 +142,22 @@ def test_all_sql_is_composed_in_the_dialects():
         and name in {"compose", "join_sql", "SqlText"}
     ]
     assert not outside, f"SQL text is composed only in dialects/: {outside}"
+
+
+def test_parsing_a_dag_file_loads_no_http_client_nor_warehouse_driver():
+    """The DAG processor imports the factory constantly: the hooks (and their requests client) and the warehouse
+    drivers load only in the task that uses them (the package ``__init__`` files resolve their names on first use;
+    httpx, msgspec and tenacity are Airflow's own)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, json; import segment_rudderstack.factory.dags; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'requests', 'psycopg2', 'matplotlib', 'fastapi', 'fakesnow'} "
+        "or m in {'segment_rudderstack.hooks.segment', 'segment_rudderstack.hooks.rudderstack', "
+        "'segment_rudderstack.hooks.api_hook', 'segment_rudderstack.hooks.segment_delivery', "
+        "'snowflake.connector', 'airflow.providers.postgres.hooks.postgres'})))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", f"loaded at parse time: {out}"

@@ -6,19 +6,29 @@
 ``repair_duplicates`` and ``compare_columns``. Adding a warehouse is one new module here (see ``base``).
 """
 
-from segment_rudderstack.dialects.base import WarehouseDialect
-from segment_rudderstack.dialects.column_types import ColumnDifference, compare_columns, type_family
-from segment_rudderstack.dialects.registry import dialect_classes, dialect_for_conn_id, get_dialect
-from segment_rudderstack.dialects.results import AdoptionSample, DuplicateCount
+from __future__ import annotations
 
-__all__ = [
-    "AdoptionSample",
-    "ColumnDifference",
-    "DuplicateCount",
-    "WarehouseDialect",
-    "compare_columns",
-    "dialect_classes",
-    "dialect_for_conn_id",
-    "get_dialect",
-    "type_family",
-]
+import importlib
+from typing import Any
+
+# Names resolved on first use (PEP 562): the DAG processor imports this package at parse time, through modules
+# that need only a small part of it, and must not pay for the rest (scripts/bench_parse.py measures it).
+_HOMES = {
+    "AdoptionSample": "segment_rudderstack.dialects.results",
+    "ColumnDifference": "segment_rudderstack.dialects.column_types",
+    "DuplicateCount": "segment_rudderstack.dialects.results",
+    "WarehouseDialect": "segment_rudderstack.dialects.base",
+    "compare_columns": "segment_rudderstack.dialects.column_types",
+    "dialect_classes": "segment_rudderstack.dialects.registry",
+    "dialect_for_conn_id": "segment_rudderstack.dialects.registry",
+    "get_dialect": "segment_rudderstack.dialects.registry",
+    "type_family": "segment_rudderstack.dialects.column_types",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)
