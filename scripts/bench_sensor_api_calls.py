@@ -112,7 +112,7 @@ def measure(seconds: float) -> dict[str, dict[str, float]]:
     from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
 
     from sandbox.common import ServerThread
-    from sandbox.segment_emulator import SegmentEmulator, SegmentSettings
+    from sandbox.segment import SegmentEmulator, SegmentSettings
     from sandbox.warehouse import Warehouse
     from segment_rudderstack.sensors.migration import SegmentWarehouseLoadSensor
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from sandbox.clients import AdoptionCurve, AppSource, ClientsConfig
 from sandbox.rudderstack_emulator import RudderStackSettings, default_sources
-from sandbox.segment_emulator import SegmentSettings, SourceSeed, WarehouseSeed
+from sandbox.segment import SegmentSettings, SourceSeed, WarehouseSeed
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 

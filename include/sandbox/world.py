@@ -30,7 +30,7 @@ from sandbox.common import ServerThread, isoformat_z, utcnow
 from sandbox.config import SandboxConfig
 from sandbox.ledger import Ledger
 from sandbox.rudderstack_emulator import RudderStackEmulator
-from sandbox.segment_emulator import SegmentEmulator
+from sandbox.segment import SegmentEmulator
 from sandbox.warehouse import Warehouse
 
 STATE_FILE = "state.json"

@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from sandbox.common import ServerThread
-from sandbox.segment_emulator import SegmentEmulator, SegmentSettings, SourceSeed, WarehouseSeed
+from sandbox.segment import SegmentEmulator, SegmentSettings, SourceSeed, WarehouseSeed
 from sandbox.warehouse import Warehouse
 from segment_rudderstack.vocabulary import (
     ALL_EVENT_TYPES_TRIGGER,

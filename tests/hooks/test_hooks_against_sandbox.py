@@ -36,7 +36,7 @@ def warehouse(pg_dsn):
 @pytest.fixture
 def segment(warehouse, monkeypatch):
     from sandbox.common import ServerThread
-    from sandbox.segment_emulator import SegmentEmulator, SegmentSettings
+    from sandbox.segment import SegmentEmulator, SegmentSettings
 
     emulator = SegmentEmulator(SegmentSettings(load_interval_s=None, load_duration_s=0.1), warehouse, None)
     server = ServerThread(emulator.app).start()

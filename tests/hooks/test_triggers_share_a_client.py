@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from sandbox.common import ServerThread
-from sandbox.segment_emulator import SegmentEmulator, SegmentSettings, WarehouseSeed
+from sandbox.segment import SegmentEmulator, SegmentSettings, WarehouseSeed
 from sandbox.warehouse import Warehouse
 from segment_rudderstack.triggers.condition import ConditionTrigger
 from segment_rudderstack.waits.watches import SegmentLoadWatch, load_watch

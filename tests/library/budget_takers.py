@@ -45,7 +45,7 @@ def segment_emulator(pg_dsn: str, warehouse_ids: list[str], **settings: Any) -> 
     """The Segment emulator on a real HTTP server with ``SOURCES`` connected to each of ``warehouse_ids``, no
     loads of its own; ``settings`` go to ``SegmentSettings`` (e.g. the sync-list limit). Yields it and its URL."""
     from sandbox.common import ServerThread
-    from sandbox.segment_emulator import SegmentEmulator, SegmentSettings, SourceSeed, WarehouseSeed
+    from sandbox.segment import SegmentEmulator, SegmentSettings, SourceSeed, WarehouseSeed
     from sandbox.warehouse import Warehouse
 
     emulator = SegmentEmulator(

@@ -13,7 +13,7 @@ from psycopg2 import sql
 
 from sandbox.common import ServerThread
 from sandbox.rudderstack_emulator import RudderStackEmulator, RudderStackSettings
-from sandbox.segment_emulator import SegmentEmulator, SegmentSettings, SourceSeed, WarehouseSeed
+from sandbox.segment import SegmentEmulator, SegmentSettings, SourceSeed, WarehouseSeed
 from sandbox.warehouse import Warehouse
 from tests.library.world import (
     BACKEND,

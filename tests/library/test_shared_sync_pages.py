@@ -75,7 +75,8 @@ def test_a_drain_sensor_whose_source_is_off_the_shared_page_reads_its_own_list(s
         _report("src_b", since + timedelta(minutes=5, seconds=n), 10)
         for n in range(SYNC_REPORTS_PER_CHECK + 20)
     ]
-    segment._reports[WAREHOUSE].extend(history)  # Segment's stored history (oldest first), as loads append it
+    # Segment's stored history (oldest first), as loads append it
+    segment.store.reports[WAREHOUSE].extend(history)
     watch = SourceDrainedWatch(
         segment_conn_id=CONN_ID, warehouse_id=WAREHOUSE, source_id="src_a", started_after=since.isoformat()
     )
@@ -96,7 +97,7 @@ def test_the_shared_page_serves_a_source_when_it_reaches_back_past_the_window(se
         _report("src_b", since - timedelta(minutes=10), 5)
     ]  # older than the window: the page covers it
     history += [_report("src_a", since + timedelta(minutes=1 + n), 0) for n in range(2)]
-    segment._reports[WAREHOUSE].extend(history)
+    segment.store.reports[WAREHOUSE].extend(history)
     watch = SourceDrainedWatch(
         segment_conn_id=CONN_ID, warehouse_id=WAREHOUSE, source_id="src_a", started_after=since.isoformat()
     )

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from sandbox.rudderstack_emulator import RudderStackEmulator
-from sandbox.segment_emulator import SegmentEmulator
+from sandbox.segment import SegmentEmulator
 from sandbox.warehouse import Warehouse
 from tests.waiting import wait_until
 

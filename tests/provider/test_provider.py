@@ -78,7 +78,7 @@ def test_airflow_sees_the_connection_types_and_their_form(providers):
 def emulators(pg_dsn):
     from sandbox.common import ServerThread
     from sandbox.rudderstack_emulator import RudderStackEmulator, RudderStackSettings
-    from sandbox.segment_emulator import SegmentEmulator, SegmentSettings
+    from sandbox.segment import SegmentEmulator, SegmentSettings
     from sandbox.warehouse import Warehouse
 
     warehouse = Warehouse(pg_dsn)

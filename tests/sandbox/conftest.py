@@ -51,7 +51,7 @@ def ledger_schema() -> str:
 @pytest.fixture
 def make_segment(warehouse: Warehouse):
     """Start Segment emulators without the load scheduler (loads only when forced) and stop them afterwards."""
-    from sandbox.segment_emulator import SegmentEmulator, SegmentSettings
+    from sandbox.segment import SegmentEmulator, SegmentSettings
 
     started = []
 

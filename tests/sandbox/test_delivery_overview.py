@@ -17,7 +17,7 @@ from segment.analytics import Client
 
 from sandbox.common import ServerThread
 from sandbox.ledger import Ledger
-from sandbox.segment_emulator import WEBHOOKS_METADATA_ID, SegmentEmulator, SegmentSettings, SourceSeed
+from sandbox.segment import WEBHOOKS_METADATA_ID, SegmentEmulator, SegmentSettings, SourceSeed
 from sandbox.warehouse import Warehouse
 from segment_rudderstack.hooks.segment_delivery import (
     BETA_ACCEPT,

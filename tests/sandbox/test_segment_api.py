@@ -13,7 +13,7 @@ import pytest
 
 from sandbox.common import ServerThread
 from sandbox.ledger import Ledger
-from sandbox.segment_emulator import WEBHOOKS_METADATA_ID, SegmentEmulator, SegmentSettings
+from sandbox.segment import WEBHOOKS_METADATA_ID, SegmentEmulator, SegmentSettings
 from sandbox.warehouse import Warehouse
 
 TOKEN = "sandbox-segment-token"

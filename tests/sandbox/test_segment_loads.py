@@ -12,7 +12,7 @@ from segment.analytics import Client
 
 from sandbox.common import ServerThread
 from sandbox.ledger import Ledger
-from sandbox.segment_emulator import SegmentEmulator, SegmentSettings, SourceSeed, WarehouseSeed
+from sandbox.segment import SegmentEmulator, SegmentSettings, SourceSeed, WarehouseSeed
 from sandbox.warehouse import Warehouse
 from tests.waiting import wait_until
 

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request, Response
 from segment.analytics import Client
 
 from sandbox.common import ServerThread
-from sandbox.segment_emulator import (
+from sandbox.segment import (
     SEND_ACTION_ID,
     WEBHOOKS_ACTIONS_METADATA_ID,
     WEBHOOKS_METADATA_ID,

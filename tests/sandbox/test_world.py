@@ -10,7 +10,7 @@ import requests
 from sandbox.clients import AdoptionCurve, ClientsConfig
 from sandbox.config import load_config
 from sandbox.reconcile import reconcile
-from sandbox.segment_emulator import SegmentSettings, SourceSeed
+from sandbox.segment import SegmentSettings, SourceSeed
 from sandbox.world import Sandbox
 from tests.waiting import wait_until
 

@@ -43,11 +43,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from sandbox.common import ApiError, isoformat_z, utcnow
 
-__all__ = ["BETA_ACCEPT", "DeliveryOverviewRecorder", "discard_reason", "install_delivery_overview"]
+__all__ = ["BETA_ACCEPT", "DeliveryOverviewRecorder", "discard_reason", "router"]
 
 BETA_ACCEPT = "application/vnd.segment.v1beta+json"
 INGRESS_STEPS = ("successfully-received", "failed-on-ingest", "filtered-at-source")
@@ -300,8 +300,68 @@ def _cursor(offset: int) -> str:
     return base64.urlsafe_b64encode(str(offset).encode()).decode()
 
 
-def install_delivery_overview(
-    app: FastAPI,
+def _ids(request: Request, step: str) -> tuple[str, str | None]:
+    """sourceId (required) and destinationConfigId (required for the egress steps)."""
+    q = request.query_params
+    source_id = q.get("sourceId")
+    if not source_id:
+        raise ApiError(400, "validation", "sourceId is required")
+    destination_id = q.get("destinationConfigId")
+    if step in EGRESS_STEPS and not destination_id:
+        raise ApiError(400, "validation", "destinationConfigId is required")
+    return source_id, destination_id
+
+
+def _window(request: Request, now: Callable[[], datetime]) -> tuple[datetime, datetime, str]:
+    """startTime, endTime and granularity, checked against the limits the API documents for the granularity."""
+    q = request.query_params
+    start = _parse_time("startTime", q.get("startTime"))
+    end = _parse_time("endTime", q.get("endTime"))
+    granularity = q.get("granularity")
+    if not granularity:
+        raise ApiError(400, "validation", "granularity is required (MINUTE, HOUR or DAY)")
+    if granularity not in LIMITS:
+        raise ApiError(422, "validation", f"granularity must be MINUTE, HOUR or DAY, got {granularity!r}")
+    if start >= end:
+        raise ApiError(422, "validation", "startTime must be before endTime")
+    longest, oldest, _ = LIMITS[granularity]
+    if end - start > longest:
+        raise ApiError(
+            422,
+            "validation",
+            f"time range {end - start} is longer than {longest}, the maximum for granularity {granularity}",
+        )
+    if start < now() - oldest:
+        raise ApiError(
+            422,
+            "validation",
+            f"startTime is older than {oldest} in the past, the oldest for granularity {granularity}",
+        )
+    return start, end, granularity
+
+
+def _group_by(request: Request, step: str) -> list[str]:
+    group_by = _list_param(request, "groupBy")
+    bad = [g for g in group_by if g not in GROUP_BY[step]]
+    if bad:
+        raise ApiError(
+            422, "validation", f"groupBy {bad} not valid for {step}; valid: {list(GROUP_BY[step])}"
+        )
+    return group_by
+
+
+def _answer(datasets: list[dict[str, Any]], count: int, offset: int) -> dict[str, Any]:
+    """One page of datasets with its PaginationOutput."""
+    page = datasets[offset : offset + count]
+    pagination: dict[str, Any] = {"current": _cursor(offset), "totalEntries": len(datasets)}
+    if offset + count < len(datasets):
+        pagination["next"] = _cursor(offset + count)
+    if offset > 0:
+        pagination["previous"] = _cursor(max(0, offset - count))
+    return {"data": {"total": sum(d["total"] for d in datasets), "dataset": page, "pagination": pagination}}
+
+
+def router(
     recorder: DeliveryOverviewRecorder,
     *,
     dependencies: list[Any],
@@ -309,8 +369,8 @@ def install_delivery_overview(
     destination_source: Callable[[str], str | None],
     now: Callable[[], datetime] = utcnow,
     faults: Any = None,
-) -> None:
-    """Add the six ``GET /delivery-overview/...`` routes to the Segment emulator's app.
+) -> APIRouter:
+    """The six ``GET /delivery-overview/...`` routes of the Segment emulator.
 
     Fault ``delivery_overview_unavailable`` (armed on the emulator's injector) answers 403, as for a workspace
     whose plan or beta access does not include the Delivery Overview API."""
@@ -321,42 +381,9 @@ def install_delivery_overview(
         accept = request.headers.get("accept", "")
         if BETA_ACCEPT not in accept:
             raise ApiError(406, "not-acceptable", f"This endpoint is in beta: send 'Accept: {BETA_ACCEPT}'")
-        q = request.query_params
-        source_id = q.get("sourceId")
-        if not source_id:
-            raise ApiError(400, "validation", "sourceId is required")
-        destination_id = q.get("destinationConfigId")
-        if step in EGRESS_STEPS and not destination_id:
-            raise ApiError(400, "validation", "destinationConfigId is required")
-        start = _parse_time("startTime", q.get("startTime"))
-        end = _parse_time("endTime", q.get("endTime"))
-        granularity = q.get("granularity")
-        if not granularity:
-            raise ApiError(400, "validation", "granularity is required (MINUTE, HOUR or DAY)")
-        if granularity not in LIMITS:
-            raise ApiError(422, "validation", f"granularity must be MINUTE, HOUR or DAY, got {granularity!r}")
-        if start >= end:
-            raise ApiError(422, "validation", "startTime must be before endTime")
-        longest, oldest, _ = LIMITS[granularity]
-        if end - start > longest:
-            raise ApiError(
-                422,
-                "validation",
-                f"time range {end - start} is longer than {longest}, the maximum "
-                f"for granularity {granularity}",
-            )
-        if start < now() - oldest:
-            raise ApiError(
-                422,
-                "validation",
-                f"startTime is older than {oldest} in the past, the oldest for granularity {granularity}",
-            )
-        group_by = _list_param(request, "groupBy")
-        bad = [g for g in group_by if g not in GROUP_BY[step]]
-        if bad:
-            raise ApiError(
-                422, "validation", f"groupBy {bad} not valid for {step}; valid: {list(GROUP_BY[step])}"
-            )
+        source_id, destination_id = _ids(request, step)
+        start, end, granularity = _window(request, now)
+        group_by = _group_by(request, step)
         filters = _filters(request, step)
         count, offset = _pagination(request)
         if not source_exists(source_id):
@@ -379,15 +406,7 @@ def install_delivery_overview(
             group_by,
             filters,
         )
-        page = datasets[offset : offset + count]
-        pagination: dict[str, Any] = {"current": _cursor(offset), "totalEntries": len(datasets)}
-        if offset + count < len(datasets):
-            pagination["next"] = _cursor(offset + count)
-        if offset > 0:
-            pagination["previous"] = _cursor(max(0, offset - count))
-        return {
-            "data": {"total": sum(d["total"] for d in datasets), "dataset": page, "pagination": pagination}
-        }
+        return _answer(datasets, count, offset)
 
     def route(step: str):
         def handler(request: Request, response: Response) -> dict[str, Any]:
@@ -395,14 +414,16 @@ def install_delivery_overview(
 
         return handler
 
+    routes = APIRouter()
     for step in (*INGRESS_STEPS, *EGRESS_STEPS):
-        app.add_api_route(
+        routes.add_api_route(
             f"/delivery-overview/{step}",
             route(step),
             methods=["GET"],
             dependencies=dependencies,
             name=f"delivery_overview_{step}",
         )
+    return routes
 
 
 def discard_reason(why: str) -> str:
