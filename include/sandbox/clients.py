@@ -163,33 +163,43 @@ def plan_event(config: ClientsConfig, k: int) -> PlannedEvent:
     rng = random.Random(f"{config.seed}:event:{k}")
     message_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
     if rng.random() < config.server_share and config.server_services:
-        service = rng.choice(list(config.server_services))
-        user = f"user-{rng.randrange(config.app_installs * 2):05d}"
-        if rng.random() < 0.8:
-            name = rng.choice(sorted(SERVER_EVENTS))
-            return PlannedEvent(
-                k,
-                message_id,
-                "server",
-                service,
-                "server",
-                "track",
-                user,
-                f"anon-{user}",
-                event=name,
-                properties=SERVER_EVENTS[name](rng),
-            )
+        return _server_event(config, k, message_id, rng)
+    return _app_event(config, k, message_id, rng)
+
+
+def _server_event(config: ClientsConfig, k: int, message_id: str, rng: random.Random) -> PlannedEvent:
+    """A back-end service's event (the rest of `plan_event`'s draws, in the same order)."""
+    service = rng.choice(list(config.server_services))
+    user = f"user-{rng.randrange(config.app_installs * 2):05d}"
+    if rng.random() < 0.8:
+        name = rng.choice(sorted(SERVER_EVENTS))
         return PlannedEvent(
             k,
             message_id,
             "server",
             service,
             "server",
-            "identify",
+            "track",
             user,
             f"anon-{user}",
-            traits={"plan": rng.choice(PLANS), "email": f"{user}@example.com"},
+            event=name,
+            properties=SERVER_EVENTS[name](rng),
         )
+    return PlannedEvent(
+        k,
+        message_id,
+        "server",
+        service,
+        "server",
+        "identify",
+        user,
+        f"anon-{user}",
+        traits={"plan": rng.choice(PLANS), "email": f"{user}@example.com"},
+    )
+
+
+def _app_event(config: ClientsConfig, k: int, message_id: str, rng: random.Random) -> PlannedEvent:
+    """An app install's event (the rest of `plan_event`'s draws, in the same order)."""
     install = rng.randrange(config.app_installs)
     platform, _ = _install(config.seed, install)
     user = f"user-{install:05d}"

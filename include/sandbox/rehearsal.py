@@ -277,32 +277,39 @@ def rehearse(
         )
         if after_run is not None:
             after_run(sandbox, env, result)
-        settle = time.monotonic()
-        if sandbox.clients is not None:
-            sandbox.clients.stop(flush=True)
-            result.client_stats = dict(sandbox.clients.stats())
-        if sandbox.segment is not None:
-            sandbox.segment.wait_webhooks_idle(timeout_s=30)
-        drain_rudderstack(sandbox)
-        result.timings["settle_s"] = time.monotonic() - settle
-        if len(info.schemas) > 1:
-            result.report = reconcile_schemas(
-                info.warehouse_dsn,
-                info.schemas,
-                ledger_schema=info.ledger_schema,
-                accepted_after=min(switch_offs) if switch_offs else None,
-            )
-        else:
-            result.report = reconcile(
-                info.warehouse_dsn,
-                info.schema,
-                ledger_schema=info.ledger_schema,
-                accepted_after=min(switch_offs) if switch_offs else None,
-            )
-        result.segment_counters = dict(sandbox.segment.state()["counters"]) if sandbox.segment else {}
-        result.segment_log = sandbox.segment.log.entries() if sandbox.segment else []
-        result.rudderstack_log = sandbox.rudderstack.log.entries() if sandbox.rudderstack else []
+        _settle_and_reconcile(sandbox, result, switch_offs)
     finally:
         sandbox.stop(flush=False)
     result.timings["total_s"] = time.monotonic() - began
     return result
+
+
+def _settle_and_reconcile(sandbox: Sandbox, result: RehearsalResult, switch_offs: list[datetime]) -> None:
+    """After the migration's runs: stop the clients, let webhooks and RudderStack drain, then reconcile the
+    warehouse against the ledger and keep the emulators' counters and logs."""
+    info = result.info
+    settle = time.monotonic()
+    if sandbox.clients is not None:
+        sandbox.clients.stop(flush=True)
+        result.client_stats = dict(sandbox.clients.stats())
+    if sandbox.segment is not None:
+        sandbox.segment.wait_webhooks_idle(timeout_s=30)
+    drain_rudderstack(sandbox)
+    result.timings["settle_s"] = time.monotonic() - settle
+    if len(info.schemas) > 1:
+        result.report = reconcile_schemas(
+            info.warehouse_dsn,
+            info.schemas,
+            ledger_schema=info.ledger_schema,
+            accepted_after=min(switch_offs) if switch_offs else None,
+        )
+    else:
+        result.report = reconcile(
+            info.warehouse_dsn,
+            info.schema,
+            ledger_schema=info.ledger_schema,
+            accepted_after=min(switch_offs) if switch_offs else None,
+        )
+    result.segment_counters = dict(sandbox.segment.state()["counters"]) if sandbox.segment else {}
+    result.segment_log = sandbox.segment.log.entries() if sandbox.segment else []
+    result.rudderstack_log = sandbox.rudderstack.log.entries() if sandbox.rudderstack else []

@@ -163,19 +163,7 @@ class Sandbox:
             self._servers.append(rudder_server)
             self.rudderstack.start_background()
 
-            backend_source = config.clients.rudderstack_sources["server"]
-            rudder = self.rudderstack
-            self.clients = ClientFleet(
-                config.clients,
-                self.ledger,
-                segment_url=f"http://{config.local_host}:{segment_server.port}",
-                rudderstack_url=f"http://{config.local_host}:{rudder_server.port}",
-                server_side_ready=lambda: bool(rudder.warehouse_destinations_for_source(backend_source)),
-            )
-            self.rudderstack.on_server_side_deploy(self.clients.switch_server_side)
-            self.rudderstack.extra_state["clients"] = self.clients.stats
-            if config.clients_enabled:
-                self.clients.start()
+            self._start_clients(segment_server.port, rudder_server.port)
         except BaseException:
             self.stop()
             raise
@@ -206,6 +194,23 @@ class Sandbox:
         self.info.airflow_connections = airflow_connections(self.info)
         self.write_state()
         return self.info
+
+    def _start_clients(self, segment_port: int, rudderstack_port: int) -> None:
+        """The client fleet: apps and back-end services sending to both emulators (started when enabled)."""
+        config = self.config
+        backend_source = config.clients.rudderstack_sources["server"]
+        rudder = self.rudderstack
+        self.clients = ClientFleet(
+            config.clients,
+            self.ledger,
+            segment_url=f"http://{config.local_host}:{segment_port}",
+            rudderstack_url=f"http://{config.local_host}:{rudderstack_port}",
+            server_side_ready=lambda: bool(rudder.warehouse_destinations_for_source(backend_source)),
+        )
+        self.rudderstack.on_server_side_deploy(self.clients.switch_server_side)
+        self.rudderstack.extra_state["clients"] = self.clients.stats
+        if config.clients_enabled:
+            self.clients.start()
 
     def write_state(self, status: str | None = None) -> None:
         if self.info is None:
