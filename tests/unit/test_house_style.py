@@ -1,51 +1,42 @@
 """House style that a reader of the library relies on: every public operator, sensor, hook and trigger documents
-its arguments (``:param name:``, as the dbt Cloud provider does), and no function in plugins/ grows past about
-60 lines (the DAG factory excepted: it is wiring, one function per task group)."""
+its arguments (``:param name:``, as the dbt Cloud provider does), and no function in plugins/ or include/ grows
+past about 60 lines (the DAG factory excepted: it is wiring, one function per task group).
+
+The test finds its modules itself: it imports every module of the library package, and walks every ``.py`` file
+under plugins/ and include/."""
 
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import pathlib
+import pkgutil
 
 import pytest
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.triggers.base import BaseTrigger
 
 import segment_rudderstack
-from segment_rudderstack.hooks import api_hook, rudderstack, segment, segment_delivery
-from segment_rudderstack.operators import approval, preflight, proof, report, rollback, status, warehouse
-from segment_rudderstack.operators import rudderstack as rudderstack_operators
-from segment_rudderstack.operators import segment as segment_operators
-from segment_rudderstack.sensors import base as sensor_base
-from segment_rudderstack.sensors import migration
-from segment_rudderstack.triggers import condition
 
 PLUGINS = pathlib.Path(segment_rudderstack.__file__).resolve().parent.parent
-MODULES = [
-    api_hook,
-    rudderstack,
-    segment,
-    segment_delivery,
-    approval,
-    report,
-    rollback,
-    status,
-    preflight,
-    proof,
-    warehouse,
-    rudderstack_operators,
-    segment_operators,
-    sensor_base,
-    migration,
-    condition,
-]
+ROOT = PLUGINS.parent
+SCANNED = [PLUGINS, ROOT / "include"]
 MAX_FUNCTION_LINES = 65  # "about 60"
-EXEMPT = {"segment_rudderstack/factory/dags.py"}
+EXEMPT = {"plugins/segment_rudderstack/factory/dags.py"}
+# owned by issue 19's loader work; to be split there
+NOT_YET_SPLIT = {"include/sandbox/rudderstack_emulator.py", "include/sandbox/warehouse.py"}
+
+
+def library_modules():
+    """Every module of the library package, imported."""
+    prefix = segment_rudderstack.__name__ + "."
+    names = sorted(m.name for m in pkgutil.walk_packages(segment_rudderstack.__path__, prefix=prefix))
+    return [segment_rudderstack, *(importlib.import_module(name) for name in names)]
 
 
 def public_classes():
-    for module in MODULES:
+    for module in library_modules():
         for name, cls in vars(module).items():
             if (
                 inspect.isclass(cls)
@@ -54,6 +45,12 @@ def public_classes():
                 and issubclass(cls, (BaseOperator, BaseHook, BaseTrigger))
             ):
                 yield cls
+
+
+def test_the_walk_finds_the_public_classes():
+    names = {cls.__name__ for cls in public_classes()}
+    for expected in ("SegmentHook", "ConditionSensor", "ConditionTrigger", "EnsureReceivedAtIndexOperator"):
+        assert expected in names, f"the module walk did not find {expected}; it found {sorted(names)}"
 
 
 @pytest.mark.parametrize(
@@ -77,11 +74,11 @@ def test_public_classes_document_their_own_arguments(cls):
     )
 
 
-def test_no_function_in_plugins_is_longer_than_about_60_lines():
+def test_no_function_in_plugins_or_include_is_longer_than_about_60_lines():
     long = []
-    for path in sorted(PLUGINS.rglob("*.py")):
-        rel = path.relative_to(PLUGINS).as_posix()
-        if rel in EXEMPT:
+    for path in sorted(p for root in SCANNED for p in root.rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in EXEMPT or rel in NOT_YET_SPLIT:
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):

@@ -96,7 +96,10 @@ def sort_plan_files(files: list[PlanFile]) -> tuple[list[Plan], dict[str, tuple[
 
 
 class InvalidPlanOperator(BaseOperator):
-    """The only task of a placeholder DAG: fails at once (no retry) with what is wrong with the plan."""
+    """The only task of a placeholder DAG: fails at once (no retry) with what is wrong with the plan.
+
+    :param message: what is wrong with the plan file (its fields and problems), shown as the task's error.
+    """
 
     ui_color = "#f8d7da"
 
