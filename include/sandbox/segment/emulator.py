@@ -156,6 +156,6 @@ class SegmentEmulator:
         app.include_router(sources.router(store, api))
         app.include_router(destinations.router(store, api, settings))
         app.include_router(subscriptions.router(store, api, settings))
-        app.include_router(tracking.router(store, self.intake, self.log))
+        app.include_router(tracking.router(store.write_keys, self.intake, self.log))
         app.include_router(control.router(store, self.faults, self.log, self.loads, self.state))
         return app

@@ -166,7 +166,7 @@ def _normalise(message: Any, envelope: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def router(store: SegmentStore, intake: Intake, log: RequestLog) -> APIRouter:
+def router(write_keys: dict[str, str], intake: Intake, log: RequestLog) -> APIRouter:
     """POST /v1/batch and one route per single-event type (no Bearer auth: the write key authenticates)."""
     api = APIRouter()
 
@@ -186,7 +186,7 @@ def router(store: SegmentStore, intake: Intake, log: RequestLog) -> APIRouter:
         if not isinstance(body, dict):
             return _tracking_error(400, "Body must be a JSON object")
         try:
-            source_id = _authenticate_write_key(store.write_keys, request, body)
+            source_id = _authenticate_write_key(write_keys, request, body)
             if kind == "batch":
                 messages = body.get("batch")
                 if not isinstance(messages, list):
