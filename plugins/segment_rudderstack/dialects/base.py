@@ -143,6 +143,11 @@ class WarehouseDialect:
                 table.columns[key] = (column_name, str(data_type))
         return tables
 
+    def ping(self) -> None:
+        """One trivial query: raises what the driver raises while the warehouse does not answer."""
+        with self.session() as s:
+            s.fetchall(SqlText("SELECT 1"))
+
     def schema_exists(self, schema: str) -> bool:
         with self.session() as s:
             return self.resolve_schema(s, schema) is not None

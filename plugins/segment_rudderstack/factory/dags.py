@@ -87,14 +87,21 @@ class _Wiring:
     def of(cls, plan: Plan) -> _Wiring:
         waits = plan.waits
         dry_run = "{{ params.dry_run }}"
+        outages = {"transient_budget_seconds": waits.transient_budget_minutes * 60}
         return cls(
             plan=plan,
-            common={"change_log_key": plan.change_log_key, "dry_run": dry_run},
+            common={
+                "change_log_key": plan.change_log_key,
+                "dry_run": dry_run,
+                "deferrable": waits.deferrable,
+                **outages,
+            },
             sensor_common={
                 "deferrable": waits.deferrable,
                 "poke_interval": waits.poke_interval_seconds,
                 "timeout": waits.timeout_seconds,
                 "dry_run": dry_run,
+                **outages,
             },
             segment={"segment_conn_id": plan.segment.conn_id},
             sync_list_limit={"sync_list_requests_per_minute": plan.segment.sync_list_requests_per_minute},
@@ -240,6 +247,8 @@ def _preflight(w: _Wiring) -> Span:
             delivery_overview_granularity=plan.proof.granularity if plan.proof.enabled else None,
             allow_merge_mode_change=dest.allow_merge_mode_change,
             destination_config=dest.config,
+            deferrable=plan.waits.deferrable,
+            transient_budget_seconds=w.common["transient_budget_seconds"],
             **w.segment,
         )
 
@@ -569,6 +578,7 @@ def _adoption_lane(w: _Wiring, lane: Lane, segment_source: Any, webhooks: Any) -
             poke_interval=plan.adoption.check_interval_seconds,
             timeout=plan.adoption.timeout_seconds,
             dry_run=w.common["dry_run"],
+            transient_budget_seconds=w.common["transient_budget_seconds"],
         )
         disable_webhook = DisableSegmentWebhookOperator(
             task_id="disable_segment_webhook",

@@ -366,8 +366,14 @@ class ApiHook(HttpHook):
                     attempts += 1
                     result = self._parse(spec, self._send(spec))
         except ApiError as error:
-            raise finalize_error(error, attempts, policy) from None
+            raise self._identify(finalize_error(error, attempts, policy)) from None
         return result
+
+    def _identify(self, error: ApiError) -> ApiError:
+        """Name the connection and the hook on the error, so a step can wait for this service to answer."""
+        error.conn_id = error.conn_id or self.conn_id
+        error.hook = error.hook or f"{type(self).__module__}.{type(self).__qualname__}"
+        return error
 
     def close(self) -> None:
         if self._session is not None:
@@ -415,7 +421,7 @@ class ApiHook(HttpHook):
                     attempts += 1
                     result = self._parse(spec, await self._asend(client, spec))
         except ApiError as error:
-            raise finalize_error(error, attempts, policy) from None
+            raise self._identify(finalize_error(error, attempts, policy)) from None
         return result
 
     # ------------------------------------------------------------------ Airflow UI
@@ -426,6 +432,10 @@ class ApiHook(HttpHook):
         except Exception as error:
             return False, scrub(str(error), self._secrets)
         return True, f"Connection to {self.service_name} works"
+
+    def ping(self) -> None:
+        """The cheap authenticated read of :meth:`test_connection`, raising what it raises (an outage, a 401)."""
+        self.call(self._test_spec())
 
     def _test_spec(self) -> RequestSpec:
         raise NotImplementedError

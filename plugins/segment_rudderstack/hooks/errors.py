@@ -34,6 +34,11 @@ class ApiError(Exception):
     :ivar retryable: whether the same call may succeed later (5xx, 429, timeouts, connection errors).
     :ivar retry_after: seconds the service asked to wait (429), if it said.
     :ivar attempts: how many requests were made before giving up.
+    :ivar outage: whether the service was down or failing (5xx, 429, no answer, a garbled 2xx), even when this
+        call is not repeated as it is (a POST that may have taken effect): a step that re-reads before it
+        changes may run again once the service answers (``waits/transient.py``).
+    :ivar conn_id: the Airflow connection of the call, and ``hook`` the hook's class path (set by the hook), so
+        a step can wait for that service to answer again.
     """
 
     def __init__(
@@ -48,6 +53,7 @@ class ApiError(Exception):
         retry_after: float | None = None,
         attempts: int = 1,
         request_sent: bool = True,
+        outage: bool | None = None,
     ) -> None:
         self.status = status
         self.endpoint = endpoint
@@ -58,6 +64,9 @@ class ApiError(Exception):
         self.retry_after = retry_after
         self.attempts = attempts
         self.request_sent = request_sent
+        self.outage = (status == 429 or (status or 0) >= 500 or status is None) if outage is None else outage
+        self.conn_id: str | None = None
+        self.hook: str | None = None
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -83,6 +92,7 @@ class ResponseFormatError(ApiError):
             message=message,
             retryable=False,
             service=service,
+            outage=True,  # truncated or garbled on the way (a proxy, a reset): read again later
             hint="The service or the connection's host is not the API this hook expects; "
             "check the connection's host (base URL)",
         )

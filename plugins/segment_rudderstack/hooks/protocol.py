@@ -352,6 +352,7 @@ def transport_error(
         service=service,
         hint=hint,
         request_sent=sent,
+        outage=kind != "redirect",  # a redirect loop is the connection's host, not an outage
     )
 
 

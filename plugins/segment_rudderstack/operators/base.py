@@ -12,19 +12,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from segment_rudderstack.operators.outages import OutageRidingOperator
 from segment_rudderstack.rendered import as_bool
 from segment_rudderstack.safety.changelog import DONE, NOT_APPLIED, Change, ChangeLog
-from segment_rudderstack.safety.failfast import fail_fast
 from segment_rudderstack.vocabulary import ChangeTarget
 
 __all__ = ["ChangeTarget", "MigrationOperator", "as_bool"]
 
 
-class MigrationOperator(BaseOperator):
-    """Base of the operators that change Segment, RudderStack or the warehouse.
+class MigrationOperator(OutageRidingOperator):
+    """Base of the operators that change Segment, RudderStack or the warehouse. Each one rides out outages of
+    the services it calls and fails at once on configuration errors (:class:`OutageRidingOperator`: arguments
+    ``transient_budget_seconds`` and ``deferrable``).
 
     :param dry_run: read everything, change nothing, and say what would change (also a rendered template).
     :param change_log_key: the Airflow Variable holding the plan's change log (``Plan.change_log_key``);
@@ -33,11 +34,6 @@ class MigrationOperator(BaseOperator):
 
     ui_color = "#fbe7c6"
     template_fields: tuple[str, ...] = ("dry_run",)
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "execute" in cls.__dict__:  # configuration errors fail at once, outages keep Airflow's retries
-            cls.execute = fail_fast(cls.__dict__["execute"])
 
     def __init__(self, *, dry_run: bool | str = False, change_log_key: str | None = None, **kwargs: Any):
         super().__init__(**kwargs)

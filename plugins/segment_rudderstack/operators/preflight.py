@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from segment_rudderstack.dialects.identifiers import same_namespace
+from segment_rudderstack.operators.outages import OutageRidingOperator
 from segment_rudderstack.rendered import as_list
 from segment_rudderstack.safety.changelog import ChangeLog
 from segment_rudderstack.vocabulary import EVENT_TABLES, ChangeTarget
@@ -56,8 +56,10 @@ def format_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
     return "\n".join([line(header), "-+-".join("-" * w for w in widths), *(line(r) for r in rows)])
 
 
-class PreflightOperator(BaseOperator):
-    """Fails before any change when the migration is unsafe; returns a summary of what it found.
+class PreflightOperator(OutageRidingOperator):
+    """Fails before any change when the migration is unsafe; returns a summary of what it found. A connection
+    that does not answer is a problem it reports (a typo and an outage look alike here, and nothing has changed
+    yet); an outage in the middle of its reads is ridden out like in every step (:class:`OutageRidingOperator`).
 
     :param segment_conn_id: the Segment Public API connection.
     :param warehouse_id: Segment's warehouse id.

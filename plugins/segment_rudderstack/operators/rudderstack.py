@@ -219,21 +219,8 @@ class EnsureRudderStackSegmentSourceOperator(_RudderStackOperator):
         return source_id
 
 
-#: the release's retry budget by default: it follows the point of no return, so it outlasts real outages
+#: the release's outage budget by default: it follows the point of no return, so it outlasts real outages
 DEFAULT_RELEASE_RETRY_MINUTES = 45.0
-
-
-def release_retries(
-    budget_minutes: float, first_delay_s: float = 30.0, max_delay_s: float = 600.0
-) -> tuple[int, timedelta, timedelta]:
-    """(retries, retry_delay, max_retry_delay) whose exponential backoff waits at least ``budget_minutes`` in
-    all (30 s, 1 min, 2 min, ... capped at 10 min)."""
-    waited, retries, delay = 0.0, 0, first_delay_s
-    while waited < budget_minutes * 60:
-        waited += min(delay, max_delay_s)
-        delay *= 2
-        retries += 1
-    return retries, timedelta(seconds=first_delay_s), timedelta(seconds=max_delay_s)
 
 
 def sync_start_at(last_segment_load_end: datetime | None, margin: timedelta, now: datetime) -> str:
@@ -380,8 +367,9 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
     :param margin_minutes: ``syncStartAt`` is Segment's last load end plus this margin.
     :param rudderstack_data_plane_conn_id: the data plane connection (upload trigger).
     :param trigger_upload: trigger an upload right after the release.
-    :param retry_budget_minutes: how long Airflow retries this task with exponential backoff (it follows the point
-        of no return, so an outage must not end the run; each failed attempt logs the world's state).
+    :param retry_budget_minutes: how long this step waits out an outage (the plan's ``waits.release_retry_minutes``;
+        it follows the point of no return, so an outage must not end the run; the outage's warning says where the
+        world stands and what a person could do).
     :param allow_merge_mode_change: whether ``preferAppend`` may be switched off before the release (merge mode
         deduplicates the overlap).
     """
@@ -415,11 +403,10 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
     ):
         super().__init__(**kwargs)
         self.allow_merge_mode_change = allow_merge_mode_change
-        # After the point of no return (Segment's warehouse is off) an outage must not end the run: retry with
-        # backoff for at least ``retry_budget_minutes`` (overrides the DAG's default_args).
+        # After the point of no return (Segment's warehouse is off) an outage must not end the run: the release
+        # waits out an outage for ``retry_budget_minutes`` (over the plan's shorter budget of the other steps).
         self.retry_budget_minutes = float(retry_budget_minutes)
-        self.retries, self.retry_delay, self.max_retry_delay = release_retries(self.retry_budget_minutes)
-        self.retry_exponential_backoff = True
+        self.transient_budget_seconds = self.retry_budget_minutes * 60
         self.destination_id = destination_id
         self.segment_conn_id = segment_conn_id
         self.warehouse_id = warehouse_id
@@ -536,48 +523,38 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
         return result
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from segment_rudderstack.waits.transient import describe, is_transient
+
         try:
             return self._release(context)
         except Exception as exc:
-            self._log_world_state(context, exc)
+            if not is_transient(
+                exc
+            ):  # an outage is waited out, its warning says the same (outage_world_state)
+                self.log.error(
+                    "release of RudderStack's sync failed: %s. %s",
+                    describe(exc),
+                    self.outage_world_state(context),
+                )
             raise
 
-    def _log_world_state(self, context: Any, exc: BaseException) -> None:
-        """While the release retries, say where the world stands and what a person could do."""
-        from segment_rudderstack.waits.transient import describe, is_transient
-
-        ti = (context or {}).get("ti")
-        attempt = int(getattr(ti, "try_number", 1) or 1)
-        total = int(self.retries or 0) + 1
+    def outage_world_state(self, context: Any) -> str:
+        """While the release waits (an outage) or after it failed: where the world stands, what a person can do."""
         switched_off = self.change_log.last(ChangeTarget.SEGMENT_WAREHOUSE, self.warehouse_id, "enabled")
         segment_state = (
             f"OFF since {switched_off.at} (switched off by this plan)"
             if switched_off is not None and switched_off.after is False
             else "not switched off by this plan"
         )
-        retrying = is_transient(exc) and attempt < total
-        self.log.error(
-            "release of RudderStack's sync failed (attempt %d of %d): %s.\n"
-            "  World now: Segment's warehouse %s is %s; RudderStack destination %s still holds its sync "
-            "(manualSync on), so NOTHING loads into the warehouse until this step succeeds. Events are not lost: "
-            "old clients' events reach RudderStack through Segment's webhook and new clients send to RudderStack "
-            "directly; its data plane keeps them staged until an upload.\n"
-            "  %s\n"
-            "  What you can do: check RudderStack's control plane (status page, token, network from the workers); "
-            "or release by hand in RudderStack (destination %s: turn manual sync off), then mark this task "
-            "success; or run the rollback DAG (re-enables Segment's warehouse; Segment loads what it still has).",
-            attempt,
-            total,
-            describe(exc),
-            self.warehouse_id,
-            segment_state,
-            self.destination_id,
-            (
-                f"Airflow retries this task with backoff (budget {self.retry_budget_minutes:.0f} min in all)."
-                if retrying
-                else "No retry is left (or the error is not transient): a person must act now."
-            ),
-            self.destination_id,
+        return (
+            f"World now: Segment's warehouse {self.warehouse_id} is {segment_state}; RudderStack destination "
+            f"{self.destination_id} still holds its sync (manualSync on), so NOTHING loads into the warehouse until "
+            "this step succeeds. Events are not lost: old clients' events reach RudderStack through Segment's "
+            "webhook and new clients send to RudderStack directly; its data plane keeps them staged until an "
+            "upload. What you can do: check RudderStack's control plane (status page, token, network from the "
+            f"workers); or release by hand in RudderStack (destination {self.destination_id}: turn manual sync "
+            "off), then mark this task success; or run the rollback DAG (re-enables Segment's warehouse; Segment "
+            "loads what it still has)."
         )
 
     def _final_load_watch(self) -> Any:

@@ -523,8 +523,7 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
         while True:
             enabled, decision = self._wait_while_loading(hook, watch, deadline)
             if self.final_step == "disable_warehouse" and not enabled:
-                self.log.info("unchanged: Segment warehouse %s is already disabled", self.warehouse_id)
-                return {"disabled": False, "already": True, "last_check": decision.reason}
+                return self._already_off(decision)
             if not decision.done and self.is_dry_run:
                 self.log.info(
                     "DRY RUN: would switch Segment's warehouse %s off once this holds: %s",
@@ -548,6 +547,21 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
                 self.log.info("%s at the last look before the switch-off; waiting for it to end", started)
                 continue
             return {"disabled": changed, "at": datetime.now(UTC).isoformat(), "last_check": decision.reason}
+
+    def _already_off(self, decision: Decision) -> dict[str, Any]:
+        """Segment's warehouse is off: an earlier attempt whose answer was lost (an outage) may have switched it
+        off; its open intent is settled from this observation, and the switch-off counts as this run's."""
+        settled = (
+            []
+            if self.is_dry_run
+            else self.settle_intents(
+                ChangeTarget.SEGMENT_WAREHOUSE, self.warehouse_id, "enabled", current=False
+            )
+        )
+        if any(c is not None and c.status == "done" for c in settled):
+            return {"disabled": True, "at": settled[-1].at, "settled": True, "last_check": decision.reason}
+        self.log.info("unchanged: Segment warehouse %s is already disabled", self.warehouse_id)
+        return {"disabled": False, "already": True, "last_check": decision.reason}
 
     def _wait_while_loading(self, hook, watch: SegmentLoadWatch, deadline: float) -> tuple[bool, Decision]:
         """Observe until no Segment load is running (or the deadline passed, or the warehouse is off)."""

@@ -171,7 +171,9 @@ class WaitSettings(_Model):
     timeout_seconds: int = Field(default=6 * 3600, ge=1)
     deferrable: bool = True
     drain_consecutive_loads: int = Field(default=2, ge=1, le=50)
-    # The release follows the point of no return (Segment's warehouse off): it retries with backoff this long.
+    # Every step (and every wait) rides out an outage of a service it calls this long, then fails once.
+    transient_budget_minutes: float = Field(default=15, gt=0)
+    # The release follows the point of no return (Segment's warehouse off): it rides out an outage this long.
     release_retry_minutes: float = Field(default=45, ge=30)
 
 

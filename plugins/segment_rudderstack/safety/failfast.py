@@ -5,7 +5,9 @@ waiting ``retry_delay`` and trying again; the retry only delays the message (and
 prints a "No tasks to run" warning every second while it waits). Every migration operator's ``execute`` is
 wrapped (:class:`~segment_rudderstack.operators.base.MigrationOperator` does it for its subclasses): such an
 error becomes an :class:`AirflowFailException` that says it is a configuration error and what to do.
-Outages (5xx, 429, timeouts, refused connections) keep Airflow's retries.
+Outages (5xx, 429, timeouts, refused connections, a garbled 2xx body) are not configuration errors, even for a
+call the hook does not repeat as it is (a POST answered 502): the step rides them out
+(``operators/outages.py``) and runs again from its first read once the service answers.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from segment_rudderstack.waits.transient import (
     PERMANENT_DB_MESSAGES,
     is_db_connection_error,
+    is_transient,
     permanent_message,
 )
 
@@ -30,7 +33,7 @@ def is_permanent(exc: BaseException) -> bool:
     from segment_rudderstack.hooks.errors import ApiError
 
     if isinstance(exc, ApiError):
-        return not exc.retryable
+        return not is_transient(exc)  # 401, 403, 404 and the other 4xx; a redirect loop
     if any(cls.__name__ in _MISSING_CONNECTION for cls in type(exc).__mro__):
         return True
     if isinstance(exc, (ValueError, LookupError)):

@@ -27,10 +27,17 @@ log = logging.getLogger(__name__)
 
 
 def connection_problems(
-    segment_conn_id: str | None, rudderstack_conn_id: str | None, data_plane_conn_id: str | None
+    segment_conn_id: str | None,
+    rudderstack_conn_id: str | None,
+    data_plane_conn_id: str | None,
+    *,
+    outages_raise: bool = False,
 ) -> list[str]:
+    """A problem per connection that does not answer its cheap read. With ``outages_raise`` (a step after the
+    setup, whose connections answered before) an outage is raised for the step to wait out instead."""
     from segment_rudderstack.hooks.rudderstack import RudderStackDataPlaneHook, RudderStackHook
     from segment_rudderstack.hooks.segment import SegmentHook
+    from segment_rudderstack.waits.transient import is_transient
 
     checks = []
     if segment_conn_id:
@@ -56,8 +63,14 @@ def connection_problems(
     problems = []
     for what, conn_id, make in checks:
         try:
-            ok, message = make().test_connection()
+            if outages_raise:
+                make().ping()
+                ok, message = True, ""
+            else:
+                ok, message = make().test_connection()
         except Exception as exc:  # noqa: BLE001 - a missing connection is a problem to report, not a crash
+            if outages_raise and is_transient(exc):
+                raise
             ok, message = False, str(exc)
         if not ok:
             problems.append(
@@ -159,7 +172,7 @@ def replacement_path_problems(
             "path to be set up (route_segment_to_rudderstack) before Segment's warehouse is switched off"
         ]
     if data_plane_conn_id:
-        problems += connection_problems(None, None, data_plane_conn_id)
+        problems += connection_problems(None, None, data_plane_conn_id, outages_raise=True)
     hook = SegmentHook(segment_conn_id=segment_conn_id)
     for source_id in client_source_ids:
         forwarding = webhooks_forwarding_to(hook, source_id, webhook_url)  # classic or Webhooks (Actions)

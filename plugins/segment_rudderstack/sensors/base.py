@@ -11,7 +11,7 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.bases.sensor import PokeReturnValue
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from segment_rudderstack.rendered import as_bool
 from segment_rudderstack.triggers.condition import ConditionTrigger, TriggerStatus
@@ -37,7 +37,8 @@ class ConditionSensor(BaseSensorOperator):
         state may never come). Also accepts a rendered template (``"True"``/``"False"``).
     :param transient_budget_seconds: how long observation errors that may pass (database connection refused
         or reset, a truncated 2xx body, 5xx after the hooks' own retries) are ridden out in a row before the
-        task fails; permanent errors (401, 403, 404, a missing connection) fail at once, without retries.
+        task fails, once, naming the service (the plan's ``waits.transient_budget_minutes``); permanent errors
+        (401, 403, 404, a missing connection) fail at once, without retries.
     :param transient_max_errors: the same bound as a count of failed checks in a row.
     """
 
@@ -138,8 +139,8 @@ class ConditionSensor(BaseSensorOperator):
     def _transient(self, exc: BaseException) -> None:
         """Count a transient observation error; fail clearly once the budget is spent."""
         self._budget.failed()
-        if self._budget.spent():
-            raise AirflowException(f"{self.task_id}: {self._budget.failure_message(exc)}") from exc
+        if self._budget.spent():  # fails once: the budget is the policy, no Airflow retry on top of it
+            raise AirflowFailException(f"{self.task_id}: {self._budget.failure_message(exc)}") from exc
         self._budget.log_failure(self.log, exc, self.task_id)
 
     def poke(self, context) -> PokeReturnValue:
@@ -176,8 +177,8 @@ class ConditionSensor(BaseSensorOperator):
         if status == TriggerStatus.ERROR:
             if event.get("permanent", True):
                 raise AirflowFailException(f"{self.task_id}: could not observe state: {event.get('message')}")
-            # transient errors outlasted their budget: a clear failure, which Airflow's retries may still take up
-            raise AirflowException(f"{self.task_id}: {event.get('message')}")
+            # transient errors outlasted their budget: a clear failure, once (no Airflow retry on top of it)
+            raise AirflowFailException(f"{self.task_id}: {event.get('message')}")
         if status != TriggerStatus.DECIDED or not isinstance(event.get("decision"), dict):
             # Fail closed: an event this sensor does not model must not reach the success path.
             raise AirflowFailException(

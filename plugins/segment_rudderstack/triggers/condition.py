@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from segment_rudderstack.waits.transient import TransientBudget, permanent_message
+from segment_rudderstack.waits.transient import TransientBudget, describe, permanent_message
 from segment_rudderstack.waits.watches import Watch, load_watch
 
 
@@ -40,7 +40,7 @@ class ConditionTrigger(BaseTrigger):
 
     The event is ``{"status": TriggerStatus.DECIDED.value, "decision": ..., "memory": ...}``, ``{"status": TriggerStatus.TIMEOUT.value}`` or
     ``{"status": TriggerStatus.ERROR.value, "permanent": ..., "message": ...}`` (an observation error that another check would not
-    fix, or transient errors that outlasted their budget).
+    fix, or transient errors that outlasted their budget: then ``error`` is the last one, in one line).
 
     :param watch: the watch's :meth:`~segment_rudderstack.waits.watches.Watch.spec` (class path and fields).
     :param poke_interval: seconds between checks.
@@ -113,6 +113,7 @@ class ConditionTrigger(BaseTrigger):
                 "status": TriggerStatus.ERROR.value,
                 "permanent": False,
                 "message": budget.failure_message(exc),
+                "error": describe(exc),
                 "checks": checks,
                 "memory": memory,
             }

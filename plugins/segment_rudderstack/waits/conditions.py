@@ -295,3 +295,10 @@ def adoption_decision(
         f"share through Segment {share_text} (threshold {threshold:.2%}); {streak}/{consecutive} consecutive checks",
         **details,
     )
+
+
+def service_answers_decision(service: str, answered: bool) -> Decision:
+    """A step waiting out an outage may run again: the service that failed answers a cheap read again."""
+    if answered:
+        return done(f"{service} answers again")
+    return wait(f"{service} does not answer yet")

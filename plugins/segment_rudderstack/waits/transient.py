@@ -2,7 +2,8 @@
 
 A sensor or trigger that cannot observe state asks :func:`is_transient`:
 
-- transient: the hooks gave up on a 5xx / 429 / timeout / connection error (``ApiError.retryable``); a 2xx
+- transient: the hooks gave up on a 5xx / 429 / timeout / connection error (``ApiError.retryable``, or
+  ``ApiError.outage`` for a call the hook does not repeat as it is: a step re-reads before it changes); a 2xx
   whose body is truncated or garbled (``ResponseFormatError``); a warehouse connection refused, reset or
   closed (DB-API ``OperationalError`` / ``InterfaceError`` that is not about credentials, a missing database
   or privileges); an ``OSError`` of the network kind.
@@ -11,7 +12,8 @@ A sensor or trigger that cannot observe state asks :func:`is_transient`:
 
 :class:`TransientBudget` bounds how long transient errors in a row are ridden out (by time and by count);
 once spent, the wait fails with the last error and how long it lasted. Only the first error of a streak is
-logged as a warning; the following ones are counted, so a long outage does not flood the log.
+logged as a warning, naming the service (:func:`service_of`); the following ones are counted, so a long outage
+does not flood the log. The same rule serves the steps that change things (``operators/outages.py``).
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def is_transient(exc: BaseException) -> bool:
         # A 2xx with a body that is not the expected JSON: truncated or garbled on the way (a proxy, a reset).
         return True
     if isinstance(exc, ApiError):
-        return bool(exc.retryable)
+        return bool(exc.retryable or getattr(exc, "outage", False))
     if is_db_connection_error(exc):
         return True
     if isinstance(exc, (ConnectionError, TimeoutError)):
@@ -76,6 +78,41 @@ def describe(exc: BaseException) -> str:
     from segment_rudderstack.hooks.errors import scrub
 
     return f"{type(exc).__name__}: {scrub(str(exc))}"
+
+
+#: the hooks' service names, as a person reads them in a warning or a report
+SERVICE_LABELS = {
+    "Segment API": "Segment's Public API",
+    "RudderStack API": "RudderStack's control plane",
+    "RudderStack data plane": "RudderStack's data plane",
+}
+WAREHOUSE = "the warehouse"
+
+
+def service_of(exc: BaseException) -> str:
+    """Which outside service an error came from: a hook's service, the warehouse, or a service unnamed."""
+    from segment_rudderstack.hooks.errors import ApiError
+
+    if isinstance(exc, ApiError):
+        return SERVICE_LABELS.get(exc.service, exc.service)
+    if is_db_connection_error(exc) or type(exc).__module__.split(".")[0] in _DB_MODULES:
+        return WAREHOUSE
+    return "an outside service"
+
+
+def utc_minute(epoch: float) -> str:
+    """``HH:MM UTC`` of an instant (epoch seconds)."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC).strftime("%H:%M UTC")
+
+
+def span(seconds: float) -> str:
+    """A duration as a person says it: ``45 s``, ``3 min``, ``1 h 05 min``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 @dataclass
@@ -113,10 +150,12 @@ class TransientBudget:
         """Warn once per streak; later errors of the streak at INFO with their count (no flood)."""
         if self.errors <= 1:
             log.warning(
-                "%s could not observe state (%s); treated as transient: checking again for up to %.0f s",
+                "%s could not observe state: %s does not answer (%s); treated as an outage: checking again for "
+                "up to %s",
                 what,
+                service_of(exc),
                 describe(exc),
-                self.seconds,
+                span(self.seconds),
             )
         else:
             log.info(
@@ -128,11 +167,13 @@ class TransientBudget:
             )
 
     def failure_message(self, exc: BaseException) -> str:
+        since = f"since {utc_minute(self.since)}, " if self.since is not None else ""
         return (
-            f"could not observe state for {self.elapsed():.0f} s ({self.errors} failed checks in a row, budget "
-            f"{self.seconds:.0f} s / {self.max_errors} checks); last error: {describe(exc)}. Expected the service or "
-            "warehouse to answer again within the budget; check that it is up and reachable from the workers and "
-            "the triggerer, then clear this task (or raise transient_budget_seconds)"
+            f"{service_of(exc)} did not answer: could not observe state for {span(self.elapsed())} ({since}"
+            f"{self.errors} failed checks in a row; budget {span(self.seconds)} / {self.max_errors} checks); last "
+            f"error: {describe(exc)}. Expected it to answer again within the budget; check that it is up and "
+            "reachable from the workers and the triggerer, then clear this task (or raise the plan's "
+            "waits.transient_budget_minutes)"
         )
 
     def to_dict(self) -> dict[str, Any]:
