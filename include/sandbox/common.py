@@ -26,7 +26,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 __all__ = [
     "ApiError",
@@ -189,13 +189,16 @@ class FaultInjector:
     ``arm({"rate_limit": {"count": 3, "retry_after": 2}, "server_error": {"count": 2, "status": 503},
     "slow": {"count": 1, "seconds": 0.5}, "path_prefix": "/warehouses"})``
 
-    `path_prefix` (top level, or inside one fault) limits the HTTP faults to matching paths; control paths
-    under /sandbox are never faulted. Any other name (e.g. "load_failure", "load_partial",
+    `path_prefix` (top level, or inside one fault) limits the HTTP faults to matching paths, and `method` (inside
+    one fault) to one HTTP method; control paths under /sandbox are never faulted. `server_error` with
+    `"html": true` answers the load balancer's HTML error page instead of the API's JSON (see
+    `gateway_error_page`); `answer_lost` lets the request through (it takes effect) and answers that page.
+    Any other name (e.g. "load_failure", "load_partial",
     "webhook_failure") is stored the same way and consumed by the emulator with `take(name)`.
     A count of -1 means "until cleared".
     """
 
-    HTTP_KINDS = ("slow", "rate_limit", "server_error")
+    HTTP_KINDS = ("slow", "rate_limit", "server_error", "answer_lost")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -234,14 +237,18 @@ class FaultInjector:
             else:
                 self._armed.pop(name, None)
 
-    def take(self, name: str, path: str | None = None) -> dict[str, Any] | None:
-        """If fault `name` is armed (and matches `path`), consume one occurrence and return its params."""
+    def take(self, name: str, path: str | None = None, method: str | None = None) -> dict[str, Any] | None:
+        """If fault `name` is armed (and matches `path` and, when it names one, `method`), consume one
+        occurrence and return its params."""
         with self._lock:
             entry = self._armed.get(name)
             if entry is None:
                 return None
             prefix = entry.get("path_prefix")
             if path is not None and prefix and not path.startswith(prefix):
+                return None
+            wanted = entry.get("method")
+            if method is not None and wanted and str(wanted).upper() != method.upper():
                 return None
             if entry["count"] > 0:
                 entry["count"] -= 1
@@ -264,6 +271,23 @@ def segment_error_body(status: int, error_type: str, message: str) -> dict[str, 
 
 
 ErrorBody = Callable[[int, str, str], dict[str, Any]]
+
+
+def gateway_error_page(status: int) -> HTMLResponse:
+    """What a client gets from the load balancer in front of an API when the service behind it fails or drops
+    the connection: an HTML page, not the API's JSON envelope. AWS Elastic Load Balancing documents 502 for a
+    target that closed the connection while a request was outstanding (so the request may have been processed)
+    and 503/504 for no healthy target or a target that did not answer in time ("Troubleshoot your Application
+    Load Balancers", https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-troubleshooting.html);
+    the page is the one nginx and ELB render ("<center><h1>502 Bad Gateway</h1></center>")."""
+    phrase = {502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}.get(
+        status, "Error"
+    )
+    body = (
+        f"<html>\r\n<head><title>{status} {phrase}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{status} {phrase}</h1></center>\r\n</body>\r\n</html>\r\n"
+    )
+    return HTMLResponse(body, status_code=status)
 
 
 def fault_middleware(
@@ -293,13 +317,21 @@ def fault_middleware(
                 status_code=429,
                 headers={"Retry-After": str(retry_after)},
             )
-        failed = injector.take("server_error", path)
+        failed = injector.take("server_error", path, request.method)
         if failed:
             status = int(failed.get("status", 503))
+            if failed.get("html"):
+                return gateway_error_page(status)
             return JSONResponse(
                 error_body(status, "server-error", f"Injected server error {status}; retry later"),
                 status_code=status,
             )
+        lost = injector.take("answer_lost", path, request.method)
+        if lost:
+            # The request reaches the service and takes effect; the answer is lost on the way back (see
+            # gateway_error_page): the client sees only the gateway's error page.
+            await call_next(request)
+            return gateway_error_page(int(lost.get("status", 502)))
         return await call_next(request)
 
     return middleware

@@ -1,5 +1,5 @@
 """A real network path that can be closed and opened: a TCP port on 127.0.0.1 forwarding to a unix socket
-(the embedded PostgreSQL listens on one). While closed, nothing listens on the port, so connections are
+(the embedded PostgreSQL listens on one) or to a TCP address (an emulator's HTTP server). While closed, nothing listens on the port, so connections are
 refused exactly as by a server that is down; ``open()`` starts listening, ``close()`` stops and cuts every
 forwarded connection (a reset, as when a server restarts)."""
 
@@ -27,14 +27,22 @@ def postgres_socket(dsn: str) -> str:
     return found[0]
 
 
+def http_target(url: str) -> tuple[str, int]:
+    """``(host, port)`` of an ``http://host:port`` URL (an emulator's server)."""
+    parsed = urlparse(url)
+    return parsed.hostname or "127.0.0.1", int(parsed.port or 80)
+
+
 def tcp_dsn(dsn: str, port: int) -> str:
     parsed = urlparse(dsn)
     return f"postgresql://{parsed.username or 'postgres'}:@127.0.0.1:{port}{parsed.path}"
 
 
 class Gate:
-    def __init__(self, target_socket: str, port: int | None = None):
-        self.target = target_socket
+    """``target``: a unix socket path, or ``(host, port)`` of a TCP server."""
+
+    def __init__(self, target: str | tuple[str, int], port: int | None = None):
+        self.target = target
         self.port = port or free_port()
         self._listener: socket.socket | None = None
         self._conns: list[socket.socket] = []
@@ -68,7 +76,8 @@ class Gate:
                 client, _ = listener.accept()
             except OSError:
                 return
-            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            family = socket.AF_UNIX if isinstance(self.target, str) else socket.AF_INET
+            upstream = socket.socket(family, socket.SOCK_STREAM)
             try:
                 upstream.connect(self.target)
             except OSError:
