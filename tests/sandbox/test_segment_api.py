@@ -278,6 +278,23 @@ def test_injected_faults_hit_the_api_but_not_control_paths(segment):
     }
 
 
+def test_the_load_balancers_html_502_and_a_lost_answer(segment):
+    """A 502 page instead of the API's JSON; and a change that takes effect while its answer is lost."""
+    _, client = segment
+    client.post(
+        "/sandbox/faults",
+        json={"answer_lost": {"count": 1, "method": "PATCH", "path_prefix": "/warehouses", "status": 502}},
+    )
+    assert client.get(f"/warehouses/{WH}").status_code == 200  # another method: not this fault
+    lost = client.patch(f"/warehouses/{WH}", json={"enabled": False, "settings": {}})
+    assert lost.status_code == 502 and lost.headers["content-type"].startswith("text/html")
+    assert "<h1>502 Bad Gateway</h1>" in lost.text
+    assert client.get(f"/warehouses/{WH}").json()["data"]["warehouse"]["enabled"] is False  # it took effect
+    client.post("/sandbox/faults", json={"server_error": {"count": 1, "status": 502, "html": True}})
+    page = client.get(f"/warehouses/{WH}")
+    assert page.status_code == 502 and page.text.startswith("<html>")
+
+
 def test_state_and_log_control_endpoints(segment):
     _, client = segment
     client.patch(f"/warehouses/{WH}", json={"enabled": False, "settings": {}})

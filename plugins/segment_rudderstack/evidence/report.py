@@ -28,6 +28,7 @@ from segment_rudderstack.evidence.report_facts import (
     ReportFacts,
     phase_of,
 )
+from segment_rudderstack.evidence.report_outages import outage_lines, waiting_outage, waiting_text
 from segment_rudderstack.instants import parse_instant as parse_time
 
 # ---------------------------------------------------------------------------------------------- sections
@@ -245,6 +246,13 @@ def verdict(facts: ReportFacts) -> Verdict:
         )
     waiting = next((r for r in rows if r.state == "running" and r.phase.key != "report"), None)
     if waiting:
+        outage = waiting_outage(facts, waiting.active_task)
+        if outage is not None:
+            return Verdict(
+                "waiting",
+                waiting_text(outage, waiting.active_task or ""),
+                "Nothing needs doing unless the outage outlasts the budget: the step then fails, saying what was down.",
+            )
         detail = ""
         if waiting.phase.key == "adoption":
             share = facts.result("adoption").get("share")
@@ -303,7 +311,8 @@ def section_timeline(facts: ReportFacts) -> Section:
             ["Segment's webhook off", utc(marks["webhook_off"])],
         ],
     )
-    return Section("Timeline", [table, points], key="timeline")
+    outages = outage_lines(facts)  # each step that waited out an outage of a service it calls
+    return Section("Timeline", [table, points, *([outages] if outages else [])], key="timeline")
 
 
 def adoption_points(facts: ReportFacts) -> list[tuple[datetime, float, int, int]]:

@@ -8,9 +8,11 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from segment_rudderstack.evidence.report_outages import OUTAGES_KEY
 from segment_rudderstack.operators.base import MigrationOperator
 from segment_rudderstack.operators.status import COMPLETE, MIGRATION, STATUS, migration_status
 from segment_rudderstack.rendered import as_list
+from segment_rudderstack.waits.outage import OUTAGE_XCOM_KEY
 
 
 class MigrationReportOperator(MigrationOperator):
@@ -97,6 +99,7 @@ class MigrationReportOperator(MigrationOperator):
             }
             for name, value in run_wide_results(facts.extra[LANES_KEY]).items():
                 facts.results.setdefault(name, value)
+        facts.extra[OUTAGES_KEY] = self._outages(ti)  # what the steps waited out (report_outages.py)
         stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in run_id)
         paths = write_report(facts, pathlib.Path(self.reports_dir) / self.plan_name, stem)
         result = verdict(facts)
@@ -121,6 +124,15 @@ class MigrationReportOperator(MigrationOperator):
                 apply=lambda: None,
             )
         return str(paths["markdown"])
+
+    def _outages(self, ti: Any) -> dict[str, Any]:
+        """Task id → the outage record (XCom ``outage``) of each step the report shows that met one."""
+        lanes = (self.lane_task_ids or {}).values()
+        task_ids = {*self.task_ids.values(), *(t for steps in lanes for t in steps.values())}
+        records = {
+            task_id: ti.xcom_pull(task_ids=task_id, key=OUTAGE_XCOM_KEY) for task_id in sorted(task_ids)
+        }
+        return {task_id: record for task_id, record in records.items() if isinstance(record, dict)}
 
 
 def _number(value: Any) -> float | None:

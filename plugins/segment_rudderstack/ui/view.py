@@ -25,7 +25,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from segment_rudderstack.evidence import report, report_chart, report_render
 from segment_rudderstack.evidence.report_facts import ReportFacts, TaskFact, phase_of
+from segment_rudderstack.evidence.report_outages import OUTAGES_KEY
 from segment_rudderstack.instants import as_utc, parse_instant
+from segment_rudderstack.waits.outage import OUTAGE_XCOM_KEY
 
 URL_PREFIX = "/segment-rudderstack"
 DAG_PREFIX = "segment_to_rudderstack__"
@@ -126,10 +128,16 @@ def _read_run(
         )
     xcoms = session.scalars(
         select(XComModel).where(
-            XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value"
+            XComModel.dag_id == dag_id,
+            XComModel.run_id == run.run_id,
+            XComModel.key.in_(("return_value", OUTAGE_XCOM_KEY)),
         )
     ).all()
-    by_task = {x.task_id: XComModel.deserialize_value(x) for x in xcoms}
+    by_task = {x.task_id: XComModel.deserialize_value(x) for x in xcoms if x.key == "return_value"}
+    # a step waiting out an outage (or that rode one out): the verdict and the timeline say so
+    facts.extra[OUTAGES_KEY] = {
+        x.task_id: XComModel.deserialize_value(x) for x in xcoms if x.key == OUTAGE_XCOM_KEY
+    }
     facts.results = {role: by_task.get(task_id) for role, task_id in roles.items()}
     adoption_task = roles.get("adoption")
     live = _live_adoption(tis, adoption_task)
