@@ -446,13 +446,14 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
     def _note_trigger_unavailable(
         self, error: Any, source_id: str, config: dict[str, Any], now: datetime, result: dict[str, Any]
     ) -> None:
-        """A refused trigger: re-raise a retryable error, fail on a permanent one; where the data plane does not
+        """A refused trigger: re-raise an outage (the step waits it out), fail on a permanent one; where the data plane does not
         serve the trigger endpoint, note RudderStack's own upload schedule in ``result``."""
         from segment_rudderstack.hooks.rudderstack import warehouse_api_unavailable
         from segment_rudderstack.waits.rudderstack_schedule import upload_schedule
+        from segment_rudderstack.waits.transient import is_transient
 
         if not warehouse_api_unavailable(error):
-            if error.retryable:
+            if is_transient(error):  # an outage (also a 502 to the POST): waited out, then tried again
                 raise error
             raise AirflowFailException(
                 f"RudderStack refused to trigger an upload of source {source_id} into destination "
