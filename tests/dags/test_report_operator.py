@@ -27,7 +27,7 @@ def running_ti(states: dict[str, str]):
         task_id="report",
         get_task_states=lambda dag_id, run_ids: {run_ids[0]: states},
         get_task_breadcrumbs=lambda dag_id, run_id: [{"task_id": t, "duration": 2.0} for t in states],
-        xcom_pull=lambda task_ids: None,
+        xcom_pull=lambda task_ids, key="return_value": None,
     )
 
 
