@@ -1,6 +1,7 @@
 """Configuration errors (missing connection, 401, 404) fail a task at once instead of waiting for Airflow's
 retry, so `airflow dags test` ends with the message instead of ~30 "No tasks to run" warnings (Airflow's
-dag.test() logs one per second while a task waits for its retry_delay)."""
+dag.test() logs one per second while a task waits for its retry_delay). An outage is no configuration error: in
+the same `airflow dags test` run a step waits one out deferred and goes through (issue 24)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
+from werkzeug import Response
 
 from segment_rudderstack.hooks.errors import ApiError
 from segment_rudderstack.operators.rudderstack import HoldRudderStackSyncOperator
@@ -29,13 +31,45 @@ with DAG("failfast_probe", schedule=None, start_date=datetime(2026, 1, 1), catch
          default_args={"retries": 1, "retry_delay": timedelta(seconds=30)}):
     HoldRudderStackSyncOperator(task_id="hold_sync", rudderstack_conn_id="failfast_not_defined",
                                 destination_id="dst_1")
+    # issue 24, in the same run: an outage is no configuration error; this step defers through it and goes on
+    HoldRudderStackSyncOperator(task_id="hold_through_outage", rudderstack_conn_id="outage_api",
+                                destination_id="dst_1", transient_budget_seconds=20)
 """
+FAILED_READS = (
+    2  # the outage: the step's first read, then the trigger's first "answers again" read, get 503 pages
+)
 
 
-def test_airflow_dags_test_with_a_missing_connection_fails_at_once_without_a_warning_flood(tmp_path):
+def outage_api(httpserver) -> tuple[str, list[str]]:
+    """RudderStack's control plane answering HTML 503 pages to its first reads, then answering."""
+    failed: list[str] = []
+
+    def answer(body):
+        def handler(request):
+            if len(failed) < FAILED_READS:
+                failed.append(request.path)
+                return Response("<html><h1>503 Service Temporarily Unavailable</h1></html>", 503)
+            return Response(json.dumps(body), 200, content_type="application/json")
+
+        return handler
+
+    destination = {"id": "dst_1", "type": "POSTGRES", "config": {"namespace": "app", "manualSync": True}}
+    httpserver.expect_request("/v2/destinations/dst_1").respond_with_handler(
+        answer({"destination": destination})
+    )
+    httpserver.expect_request("/v2/sources").respond_with_handler(answer({"sources": [], "paging": {}}))
+    conn = {"conn_type": "rudderstack", "host": httpserver.url_for("/").rstrip("/"), "password": "tok"}
+    return json.dumps({**conn, "extra": {"max_attempts": 1}}), failed
+
+
+def test_airflow_dags_test_with_a_missing_connection_fails_at_once_without_a_warning_flood(
+    tmp_path, httpserver
+):
     (tmp_path / "failfast_probe.py").write_text(DAG_FILE)
+    conn, failed = outage_api(httpserver)
     env = dict(
         os.environ,
+        AIRFLOW_CONN_OUTAGE_API=conn,
         AIRFLOW__CORE__DAGS_FOLDER=str(tmp_path),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         PYTHONPATH=os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "include")]),
@@ -54,6 +88,11 @@ def test_airflow_dags_test_with_a_missing_connection_fails_at_once_without_a_war
     assert "up_for_retry" not in output.lower()  # before: one retry after 30 s
     assert "No tasks to run" not in output  # before: ~30 of these while waiting for the retry
     assert "state=failed" in output.rsplit("DagRun Finished", 1)[-1]
+    # The outage: deferred (Airflow ran the trigger in line, no worker slot held), resumed, went through.
+    assert "RudderStack's control plane does not answer" in output and "running trigger in line" in output
+    assert "RudderStack's control plane answers again after" in output, output[-4000:]
+    assert failed == ["/v2/destinations/dst_1", "/v2/sources"]  # the step's read, then the trigger's
+    assert "hold_through_outage went through" in output
 
 
 @pytest.mark.parametrize("status", [401, 404])

@@ -176,3 +176,17 @@ def test_the_report_and_the_view_say_a_step_is_waiting_out_an_outage_and_later_t
         "RudderStack's control plane did not answer from" in markdown
         and "waited and went through" in markdown
     )
+
+
+def test_a_step_resumed_with_the_event_alone_keeps_its_outage():
+    """`airflow dags test` resumes with ``{"event": ...}`` only: the record comes back in the event's memory."""
+    ti, step = Ti(), Step(down=1, error=api_error(None, retryable=True), transient_budget_seconds=60)
+    with pytest.raises(TaskDeferred) as deferred:
+        step.execute({"ti": ti})
+    memory = deferred.value.trigger.memory
+    assert getattr(step, RESUME_METHOD)({"ti": ti}, event={"status": "decided", "memory": memory}) == "done"
+    assert ti.pushed[-1][1]["since"] == ti.pushed[0][1]["since"] and ti.pushed[-1][1]["ended"] is not None
+    with pytest.raises(AirflowFailException, match="configuration error"):  # a 401 while waiting: no re-run
+        getattr(Step(down=0, error=api_error(401, retryable=False)), RESUME_METHOD)(
+            {}, event={"status": "error", "permanent": True, "message": "configuration error"}
+        )

@@ -163,6 +163,7 @@ class OutageRidingOperator(BaseOperator):
             watch=ServiceAnswersWatch(**probe_for(exc, self._conn_ids())).spec(),
             poke_interval=interval,
             first_check_at=now + min(interval, outage.remaining(now)),
+            memory=[outage.to_dict()],  # back in the event too (`airflow dags test` keeps only the event)
             transient_budget={
                 "seconds": outage.budget_seconds,
                 "since": outage.since,
@@ -178,12 +179,20 @@ class OutageRidingOperator(BaseOperator):
             )
         self._answered(run_inline(trigger), outage)
 
-    def execute_after_outage(self, context: Any, event: dict[str, Any], outage: dict[str, Any]) -> Any:
-        """Resumed from the trigger: fail when the budget was spent, else run the step again from the start."""
-        record = Outage.from_dict(outage)
+    def execute_after_outage(
+        self, context: Any, event: dict[str, Any], outage: dict[str, Any] | None = None
+    ) -> Any:
+        """Resumed from the trigger: fail when the budget was spent, else run the step again from the start.
+        The outage record comes in the deferral's kwargs (the triggerer adds the event to them) or in the
+        event's memory (``airflow dags test`` passes the event alone)."""
+        memory = (event or {}).get("memory") or [None]
+        record = Outage.from_dict(outage or (memory[0] if isinstance(memory[0], dict) else None))
+        if record is None:  # neither carried it: what the event says still decides
+            record = Outage(
+                service="the service", since=time.time(), budget_seconds=0.0, task_id=self.task_id
+            )
         self._outage = record
-        if record is not None:
-            self._answered(event, record)
+        self._answered(event, record)
         return self.execute(context)
 
     def _answered(self, event: dict[str, Any], outage: Outage) -> None:
