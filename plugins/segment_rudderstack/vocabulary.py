@@ -30,6 +30,10 @@ WEBHOOKS_ACTIONS_METADATA_ID = "614a3c7d791c91c41bae7599"
 #: headers, data, enable_batching.
 WEBHOOKS_ACTIONS_SEND_ACTION_ID = "nFPnRozhz1mh4Gbx4MLvT5"
 
+#: The name of the Webhooks destination the migration creates on each client source (what it forwards to
+#: RudderStack); every other destination of a migrated source stays on Segment.
+MIGRATION_WEBHOOK_NAME = "RudderStack (migration)"
+
 #: ``segment.webhook_kind`` of a plan: which Segment destination forwards events to RudderStack.
 WEBHOOK_KINDS: tuple[str, ...] = ("actions", "classic")
 

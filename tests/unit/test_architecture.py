@@ -21,7 +21,7 @@ ROOMS = [
     {"hooks", "dialects", "plan", "connections"},
     {"waits"},
     {"safety"},
-    {"evidence"},
+    {"evidence", "lineage"},
     {"ui"},
     {"triggers"},
     {"sensors"},

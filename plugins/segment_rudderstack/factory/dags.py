@@ -18,6 +18,9 @@ from typing import Any, NamedTuple
 from airflow.sdk import DAG, Param, TaskGroup, TriggerRule, chain
 from airflow.sdk.definitions.param import ParamsDict
 
+from segment_rudderstack.factory.downstream import cutover_assets_args, writer_change_args
+from segment_rudderstack.lineage.assets import DUPLICATE_CHECKED, FIRST_LOAD
+from segment_rudderstack.lineage.openlineage import RELEASE, SEGMENT_SWITCH_OFF
 from segment_rudderstack.operators.approval import MigrationApprovalOperator
 from segment_rudderstack.operators.lanes import (
     CutoverPointOperator,
@@ -441,6 +444,12 @@ def _segment_final_load(w: _Wiring, cutover: Any, setup: dict[str, SetupTasks]) 
             running_load_wait_seconds=min(w.plan.waits.timeout_seconds, MAX_RUNNING_LOAD_WAIT_SECONDS),
             final_step=w.plan.segment.final_step,
             **_replacement_path(w, setup),
+            **writer_change_args(
+                w.plan,
+                [(lane, setup[lane.name].destination.output) for lane in w.lanes],
+                cutover=cutover,
+                step=SEGMENT_SWITCH_OFF,
+            ),
             **w.segment,
             **w.common,
         )
@@ -495,6 +504,7 @@ def _release_lane(w: _Wiring, lane: Lane, setup: SetupTasks, cutover: Any) -> Re
             allow_merge_mode_change=dest.allow_merge_mode_change,
             retry_budget_minutes=w.plan.waits.release_retry_minutes,
             multiple_outputs=True,
+            **writer_change_args(w.plan, [(lane, setup.destination.output)], cutover=cutover, step=RELEASE),
             **w.segment,
             **w.common,
         )
@@ -506,6 +516,7 @@ def _release_lane(w: _Wiring, lane: Lane, setup: SetupTasks, cutover: Any) -> Re
             namespace=lane.schema,
             destination_id=setup.destination.output,
             loaded_after=release.output["released_at"],
+            **_announce(w, lane, FIRST_LOAD, cutover, release, setup),
             **w.sensor_common,
         )
         gate >> release >> upload
@@ -517,8 +528,25 @@ def _release_rudderstack(w: _Wiring, setup: dict[str, SetupTasks], cutover: Any)
         return {lane.name: _release_lane(w, lane, setup[lane.name], cutover) for lane in w.lanes}
 
 
-def _duplicate_checks(w: _Wiring) -> dict[str, DuplicateCheckOperator]:
-    """One duplicate check per lane's schema (a task named ``duplicate_check`` in a one-lane plan)."""
+def _announce(
+    w: _Wiring, lane: Lane, stage: str, cutover: Any, release: Any, setup: SetupTasks
+) -> dict[str, Any]:
+    """The lane's asset alias at ``stage`` and what its events carry (factory/downstream.py)."""
+    return cutover_assets_args(
+        w.plan,
+        lane,
+        stage,
+        cutover=cutover,
+        released_at=release.output["released_at"],
+        destination_id=setup.destination.output,
+    )
+
+
+def _duplicate_checks(
+    w: _Wiring, announce: dict[str, dict[str, Any]] | None = None
+) -> dict[str, DuplicateCheckOperator]:
+    """One duplicate check per lane's schema (a task named ``duplicate_check`` in a one-lane plan);
+    ``announce``: per lane, its asset alias and events (:func:`_announce`)."""
 
     def check(task_id: str, lane: Lane) -> DuplicateCheckOperator:
         return DuplicateCheckOperator(
@@ -527,6 +555,7 @@ def _duplicate_checks(w: _Wiring) -> dict[str, DuplicateCheckOperator]:
             namespace=lane.schema,
             lookback_hours="{{ params.duplicate_lookback_hours }}",
             repair="{{ params.repair_duplicates }}",
+            **(announce or {}).get(lane.name, {}),
             **w.common,
         )
 
@@ -757,7 +786,15 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
         server_side = _server_side(w, route.cutover)
         final_load = _segment_final_load(w, route.cutover, setup)
         release = _release_rudderstack(w, setup, route.cutover)
-        duplicates = _duplicate_checks(w)
+        duplicates = _duplicate_checks(
+            w,
+            {
+                lane.name: _announce(
+                    w, lane, DUPLICATE_CHECKED, route.cutover, release[lane.name].release, setup[lane.name]
+                )
+                for lane in w.lanes
+            },
+        )
         adoption = _client_adoption(w, setup, route)
         lanes = {
             lane.name: LaneSteps(

@@ -403,13 +403,16 @@ class SegmentHook(ApiHook):
         """``data.source``."""
         return self._data(RequestSpec("GET", f"/sources/{quoted_id(source_id, 'source_id')}"), "source")
 
-    def _paginated(self, path: str, key: str, page_size: int) -> list[dict[str, Any]]:
-        """Every item of ``data.<key>`` over all pages (follows ``data.pagination.next``)."""
+    def _paginated(
+        self, path: str, key: str, page_size: int, query: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every item of ``data.<key>`` over all pages (follows ``data.pagination.next``); ``query``: further
+        query parameters of every page."""
         items: list[dict[str, Any]] = []
         cursor: str | None = None
         seen: set[str] = set()
         for _ in range(_MAX_PAGES):
-            params: dict[str, Any] = {"pagination.count": page_size}
+            params: dict[str, Any] = {**(query or {}), "pagination.count": page_size}
             if cursor:
                 params["pagination.cursor"] = cursor
             spec = RequestSpec("GET", path, params=params)
@@ -442,6 +445,26 @@ class SegmentHook(ApiHook):
         """Every warehouse connected to the source (all pages)."""
         path = f"/sources/{quoted_id(source_id, 'source_id')}/connected-warehouses"
         return self._paginated(path, "warehouses", page_size)
+
+    # ------------------------------------------------------------------ what stays on Segment
+    # FunctionsApi and TrackingPlansApi of segmentio/public-api-sdk-python (docs/FunctionsApi.md,
+    # docs/TrackingPlansApi.md); read by the preflight for the report's "What stays on Segment".
+    def list_functions(self, resource_type: str, page_size: int = 200) -> list[dict[str, Any]]:
+        """GET ``/functions?resourceType=<type>`` (``list_functions``; ``resourceType`` is required: DESTINATION,
+        INSERT_DESTINATION, INSERT_SOURCE, INSERT_TRANSFORMATION or SOURCE): every ``ListFunctionItemV1`` (id,
+        resourceType, displayName, description, ...) of the workspace, all pages."""
+        return self._paginated("/functions", "functions", page_size, {"resourceType": resource_type})
+
+    def list_tracking_plans(self, page_size: int = 200) -> list[dict[str, Any]]:
+        """GET ``/tracking-plans`` (``list_tracking_plans``): every ``TrackingPlanV1`` (id, name, slug, type,
+        ...) of the workspace, all pages."""
+        return self._paginated("/tracking-plans", "trackingPlans", page_size)
+
+    def list_tracking_plan_sources(self, tracking_plan_id: str, page_size: int = 200) -> list[dict[str, Any]]:
+        """GET ``/tracking-plans/{id}/sources`` (``list_sources_from_tracking_plan``): the ``SourceV1`` of every
+        source connected to the tracking plan, all pages."""
+        path = f"/tracking-plans/{quoted_id(tracking_plan_id, 'tracking_plan_id')}/sources"
+        return self._paginated(path, "sources", page_size)
 
     # ------------------------------------------------------------------ destinations
     def create_destination(

@@ -318,6 +318,7 @@ class PreflightOperator(OutageRidingOperator):
         problems += privileges
         self._check_segment(problems, summary)
         self._check_source_schemas(summary)
+        summary["stays_on_segment"] = self._read_what_stays()
         self._check_rudderstack(problems, summary)
         if not (exists and privileges):  # without privileges the schema only looks missing: said once above
             self._check_warehouse(problems, summary)
@@ -330,6 +331,25 @@ class PreflightOperator(OutageRidingOperator):
         summary["window_queries"] = self._report_window_queries()
         self.log.info("preflight passed: %s", summary)
         return summary
+
+    def _read_what_stays(self) -> dict[str, Any]:
+        """Informational (never fails the preflight): the migrated sources' other Segment destinations, the
+        workspace's Functions and the sources' tracking plans, for the report (evidence/stays_on_segment.py)."""
+        from segment_rudderstack.evidence.stays_on_segment import read_what_stays
+        from segment_rudderstack.hooks.segment import SegmentHook
+
+        selected = as_list(self.selected_source_ids)
+        sources = [s for s in self.source_ids if selected is None or s in selected]
+        found = read_what_stays(SegmentHook(segment_conn_id=self.segment_conn_id), sources, self.warehouse_id)
+        for note in found["notes"]:
+            self.log.warning("what stays on Segment: %s", note)
+        self.log.info(
+            "what stays on Segment: %d other destinations, %d other warehouses on sources %s",
+            len(found["destinations"]),
+            len(found["warehouses"]),
+            sources,
+        )
+        return found
 
     def _report_window_queries(self) -> list[dict[str, Any]]:
         """Informational (never fails the preflight): are the adoption and duplicate window queries index-backed

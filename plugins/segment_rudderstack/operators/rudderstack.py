@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from segment_rudderstack.connections.rudderstack_destination import warehouse_credentials
 from segment_rudderstack.dialects.identifiers import same_namespace
 from segment_rudderstack.instants import as_utc
+from segment_rudderstack.lineage.openlineage import WriterChangeLineage
 from segment_rudderstack.operators.base import MigrationOperator
 from segment_rudderstack.operators.undo import CONFIG_PREFIX, Undo, not_undone, undoes
 from segment_rudderstack.rendered import as_bool, as_list
@@ -345,7 +346,7 @@ def trigger_target(source_id: str, destination_id: str) -> str:
     return f"{source_id}->{destination_id}"
 
 
-class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
+class ReleaseRudderStackSyncOperator(WriterChangeLineage, _MergeModeMixin, _RudderStackOperator):
     """Release RudderStack's sync once Segment's final load is over: ``syncStartAt`` = Segment's last load end
     plus a margin, ``manualSync`` off, then ``trigger-upload`` for every source the plan connects to the
     destination (``{source_id, destination_id}``, as rudder-server requires). Refuses while a Segment load is
@@ -382,6 +383,7 @@ class ReleaseRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
         "started_after",
         "source_ids",
         "trigger_source_ids",
+        "writer_change",
     )
 
     def __init__(

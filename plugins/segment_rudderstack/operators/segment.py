@@ -18,12 +18,14 @@ from segment_rudderstack.hooks.segment_webhooks import (
     subscription_target_id,
 )
 from segment_rudderstack.instants import as_utc
+from segment_rudderstack.lineage.openlineage import WriterChangeLineage
 from segment_rudderstack.operators.base import MigrationOperator
 from segment_rudderstack.operators.undo import Undo, undoes
 from segment_rudderstack.rendered import as_list
 from segment_rudderstack.ui.links import SegmentDestinationsLink, SegmentWarehouseLink
 from segment_rudderstack.vocabulary import (
     ALL_EVENT_TYPES_TRIGGER,
+    MIGRATION_WEBHOOK_NAME,
     WEBHOOK_KINDS,
     WEBHOOKS_ACTIONS_METADATA_ID,
     WEBHOOKS_ACTIONS_SEND_ACTION_ID,
@@ -66,7 +68,7 @@ class _WebhookOperator(_SegmentOperator):
         rudderstack_source_id: str | None,
         rudderstack_conn_id: str = "rudderstack_default",
         rudderstack_data_plane_conn_id: str = "rudderstack_data_plane_default",
-        destination_name: str = "RudderStack (migration)",
+        destination_name: str = MIGRATION_WEBHOOK_NAME,
         webhook_kind: str = "actions",
         **kwargs: Any,
     ):
@@ -418,7 +420,7 @@ def _load_running(decision: Decision) -> bool:
     return decision.waiting and bool(decision.details.get("running"))
 
 
-class DisableSegmentWarehouseOperator(_SegmentOperator):
+class DisableSegmentWarehouseOperator(WriterChangeLineage, _SegmentOperator):
     """Switch Segment's warehouse loads off once its final load is confirmed.
 
     Re-checks Segment's syncs itself and refuses while a Segment load is running or before a load that started
@@ -456,6 +458,7 @@ class DisableSegmentWarehouseOperator(_SegmentOperator):
         "rudderstack_source_id",
         "destination_id",
         "replacement_paths",
+        "writer_change",
     )
 
     def __init__(

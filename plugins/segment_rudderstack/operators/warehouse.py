@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from segment_rudderstack.lineage.assets import AnnouncesCutover
 from segment_rudderstack.operators.base import MigrationOperator, as_bool
 from segment_rudderstack.operators.undo import not_undone
 from segment_rudderstack.vocabulary import ChangeTarget
 
 
-class DuplicateCheckOperator(MigrationOperator):
+class DuplicateCheckOperator(AnnouncesCutover, MigrationOperator):
     """Count message ids present more than once per table among rows received in the last
     ``lookback_hours`` (the overlap window); with ``repair`` keep exactly one row per id and report what was
     removed. Per-event tables (one per track event name) are included when ``tables`` is not given.
@@ -21,9 +22,12 @@ class DuplicateCheckOperator(MigrationOperator):
     :param tables: the tables to check (default: every table but RudderStack's own).
     :param lookback_hours: the overlap window: rows received in the last hours.
     :param repair: keep one row per id (a dry run only counts what it would remove).
+
+    With ``cutover_assets`` (see :class:`~segment_rudderstack.lineage.assets.AnnouncesCutover`), the lane's tables
+    get an asset event for downstream DAGs once the check (and its repair) is done.
     """
 
-    template_fields = (*MigrationOperator.template_fields, "repair", "lookback_hours")
+    template_fields = (*MigrationOperator.template_fields, "repair", "lookback_hours", "cutover_assets")
 
     def __init__(
         self,
@@ -73,13 +77,15 @@ class DuplicateCheckOperator(MigrationOperator):
             )
         elif found:
             self.log.warning("found duplicate rows %s; set repair_duplicates to keep one row per id", found)
-        return {
+        result = {
             "since": since.isoformat(),
             "tables_checked": len(counts),
             "duplicates": found,
             "removed": removed,
             "dry_run": self.is_dry_run,
         }
+        self.announce_cutover(context, result)  # asset events for downstream DAGs (lineage/assets.py)
+        return result
 
 
 not_undone(ChangeTarget.WAREHOUSE_ROWS, "the rows the duplicate repair removed were copies of rows that stay")

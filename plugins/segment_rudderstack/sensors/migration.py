@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from segment_rudderstack.lineage.assets import AnnouncesCutover
 from segment_rudderstack.rendered import as_list
 from segment_rudderstack.sensors.base import ConditionSensor
 from segment_rudderstack.ui.links import RudderStackDestinationLink, SegmentWarehouseLink
@@ -147,7 +148,7 @@ class SegmentSourceDrainedSensor(_SegmentSyncListSensor):
         )
 
 
-class RudderStackUploadSensor(ConditionSensor):
+class RudderStackUploadSensor(AnnouncesCutover, ConditionSensor):
     """Done when the warehouse shows, for every one of ``source_ids`` (the Segment-type source and the plan's
     RudderStack sources), rows that RudderStack destination ``destination_id`` loaded at or after
     ``loaded_after`` (the release): RudderStack's columns ``context_source_id``, ``context_destination_id``,
@@ -165,9 +166,18 @@ class RudderStackUploadSensor(ConditionSensor):
     :param task_run_id: narrows ``pending-events`` to one task run.
     :param rudderstack_data_plane_conn_id: the data plane connection.
     :param lookback_seconds: how far back ``received_at`` is scanned for those rows.
+
+    With ``cutover_assets`` (see :class:`~segment_rudderstack.lineage.assets.AnnouncesCutover`), the lane's tables
+    get an asset event for downstream DAGs once the first load is verified.
     """
 
-    template_fields = (*ConditionSensor.template_fields, "source_ids", "destination_id", "loaded_after")
+    template_fields = (
+        *ConditionSensor.template_fields,
+        "source_ids",
+        "destination_id",
+        "loaded_after",
+        "cutover_assets",
+    )
     operator_extra_links = (RudderStackDestinationLink(),)
 
     def __init__(
