@@ -99,19 +99,23 @@ def running_sandbox(**overrides) -> Iterator:
 
 
 class SandboxWorld:
-    """The sandbox of the migration target, shared by the session's deployment and its result check."""
+    """The sandbox of the migration target, shared by the session's deployment and its result check; and the local
+    OpenLineage receiver the deployment's OpenLineage provider posts to (tests/deployment/lineage_receiver.py)."""
 
     sandbox = None
+    lineage = None
 
     @classmethod
     @contextlib.contextmanager
     def running(cls) -> Iterator[dict[str, str]]:
-        with running_sandbox() as sandbox:
-            cls.sandbox = sandbox
+        from tests.deployment.lineage_receiver import LineageReceiver
+
+        with running_sandbox() as sandbox, LineageReceiver() as lineage:
+            cls.sandbox, cls.lineage = sandbox, lineage
             try:
-                yield dict(sandbox.info.airflow_connections)
+                yield {**sandbox.info.airflow_connections, **lineage.airflow_env()}
             finally:
-                cls.sandbox = None
+                cls.sandbox = cls.lineage = None
 
 
 # A sandbox for a plan run in a deployment, compressed so a run takes minutes: Segment loads every 2 s, and
@@ -233,6 +237,8 @@ def migration_target() -> DeploymentTarget:
         services=SandboxWorld.running,
         check_result=migration_reconciled,
         run_timeout=600.0,
+        # a DAG of the probe bundle scheduled on the sandbox plan's asset alias (docs/downstream.md)
+        extra={"downstream_dag_id": "sandbox_downstream_models"},
     )
 
 

@@ -1,0 +1,92 @@
+"""What the shared deployment's migration run leaves for downstream tools (docs/downstream.md), checked after the
+run: the downstream DAG's asset-triggered run, and the OpenLineage events the local receiver got."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+
+from tests.deployment.targets import DeploymentTarget, SandboxWorld
+
+WEBHOOKS = "route_segment_to_rudderstack.ensure_webhooks"
+RELEASE = "release_rudderstack.release_sync"
+SWITCH_OFF = "segment_final_load.disable_segment_warehouse"
+SCHEMA = "app_events"
+FACET = "segmentToRudderstackWriterChange"
+
+
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _warehouse() -> dict:
+    return json.loads(SandboxWorld.sandbox.info.airflow_connections["AIRFLOW_CONN_WAREHOUSE_SANDBOX"])
+
+
+def _asset_triggered_run(api, dag_id: str, timeout: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout
+    runs: list[dict] = []
+    while time.monotonic() < deadline:
+        runs = [r for r in api.dag_runs(dag_id) if r["run_type"] == "asset_triggered"]
+        if runs:
+            return runs[-1]
+        time.sleep(1)
+    raise AssertionError(
+        f"no asset-triggered run of {dag_id} within {timeout:.0f} s (runs: {api.dag_runs(dag_id)})"
+    )
+
+
+def assert_the_downstream_run_read_the_cutover(
+    api, target: DeploymentTarget, dag_id: str, migration: dict
+) -> str:
+    """The downstream DAG ran once, after the migration's duplicate-check events, and read per table the cutover
+    point (the webhook step's), the overlap window (cutover → release) and the destination; returns the cutover."""
+    run_id = migration["dag_run_id"]
+    cutover = api.xcom(target.manual_dag_id, run_id, WEBHOOKS, key="cutover_at")
+    released = api.xcom(target.manual_dag_id, run_id, RELEASE, key="released_at")
+    destination = api.xcom(target.manual_dag_id, run_id, "setup_rudderstack.ensure_destination")
+    run = _asset_triggered_run(api, dag_id)
+    observed = api.wait_for_run(dag_id, run["dag_run_id"], timeout=120)
+    assert observed.state == "success", api.failure_report(dag_id, run["dag_run_id"])
+
+    seen = api.xcom(dag_id, run["dag_run_id"], "read_cutover")
+    warehouse = _warehouse()
+    prefix = f"postgres://{warehouse['host']}:{warehouse['port']}/{warehouse['schema']}/{SCHEMA}/"
+    assert seen, "the downstream run saw no asset event"
+    assert {"tracks", "pages", "identifies"} <= {s["table"] for s in seen}, seen
+    for event in seen:
+        assert event["uri"] == prefix + event["table"], event
+        assert event["stage"] == "duplicate_checked", event
+        assert event["cutover_at"] == cutover, (event, cutover)
+        assert event["overlap_window"] == {"start": cutover, "end": released}, (event, released)
+        assert event["rudderstack_destination_id"] == destination, event
+        assert (event["source_dag_id"], event["source_run_id"]) == (target.manual_dag_id, run_id), event
+        started = api.dag_run(dag_id, run["dag_run_id"])["start_date"]
+        assert _moment(event["event_at"]) <= _moment(started), (event, started)
+    return cutover
+
+
+def assert_lineage_shows_the_writer_change(target: DeploymentTarget, cutover: str) -> None:
+    """The release and the switch-off each reached the OpenLineage receiver with every table of the lane as an
+    output carrying the writer-change facet (Segment → RudderStack at the cutover)."""
+    warehouse = _warehouse()
+    for task_id in (RELEASE, SWITCH_OFF):
+        deadline = time.monotonic() + 30
+        while not (events := SandboxWorld.lineage.completed(f"{target.manual_dag_id}.{task_id}")):
+            assert time.monotonic() < deadline, (
+                f"no OpenLineage COMPLETE event of {task_id}; jobs seen: "
+                f"{sorted({e.get('job', {}).get('name') for e in SandboxWorld.lineage.events})}"
+            )
+            time.sleep(1)
+        outputs = {o["name"]: o for o in events[-1].get("outputs") or [] if FACET in (o.get("facets") or {})}
+        tracks = f"{warehouse['schema']}.{SCHEMA}.tracks"
+        assert tracks in outputs, (task_id, sorted(outputs))
+        facet = outputs[tracks]["facets"][FACET]
+        assert outputs[tracks]["namespace"] == f"postgres://{warehouse['host']}:{warehouse['port']}"
+        assert (facet["previousWriter"], facet["writer"], facet["cutoverAt"]) == (
+            "segment",
+            "rudderstack",
+            cutover,
+        )
+        assert facet["lane"] == SCHEMA and facet["plan"] == "sandbox", facet
