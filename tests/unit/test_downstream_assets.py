@@ -60,6 +60,11 @@ def test_a_snowflake_table_asset_is_the_one_the_snowflake_provider_builds_in_sno
     assert Asset(uri=uri).uri == provider.uri == uri
 
 
+def test_a_unix_socket_postgres_connection_is_on_localhost():
+    socket = Connection(conn_id="wh", uri="postgresql://postgres@/warehouse?host=/tmp/pg-socket&port=5433")
+    assert warehouse_address(socket).table_uri("s", "t") == "postgres://localhost:5433/warehouse/s/t"
+
+
 @pytest.mark.parametrize(
     ("conn", "expected"),
     [

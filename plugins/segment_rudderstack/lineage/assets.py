@@ -71,19 +71,23 @@ class WarehouseAddress:
 
 def warehouse_address(conn: Any) -> WarehouseAddress:
     """The address of an Airflow warehouse connection (``postgres`` or ``snowflake``), or a ValueError saying
-    what is missing. PostgreSQL: host, port (default 5432) and the database (the connection's ``schema`` field, or
-    extra ``database``); Snowflake: extras ``account`` and ``database``."""
+    what is missing. PostgreSQL: host (a Unix socket directory, libpq's ``host=/path``, is ``localhost``), port
+    (default 5432) and the database (the connection's ``schema`` field, or extra ``database``); Snowflake: extras
+    ``account`` and ``database``."""
     conn_type = str(conn.conn_type or "").lower()
     extra = conn.extra_dejson or {}
     if conn_type in ("postgres", "postgresql"):
         database = extra.get("database") or conn.schema
-        if not conn.host or not database:
+        host = conn.host or str(extra.get("host") or "")
+        if host.startswith("/"):  # libpq: a host that is a directory is a Unix socket on this machine
+            host = "localhost"
+        if not host or not database:
             raise ValueError(
                 f"connection {conn.conn_id!r} names no host or database (found host {conn.host!r}, database "
                 f"{database!r}): a table's asset URI is postgres://<host>:<port>/<database>/<schema>/<table>"
             )
-        port = int(conn.port or POSTGRES_DEFAULT_PORT)
-        return WarehouseAddress("postgres", f"{conn.host.lower()}:{port}", str(database))
+        port = int(conn.port or extra.get("port") or POSTGRES_DEFAULT_PORT)
+        return WarehouseAddress("postgres", f"{host.lower()}:{port}", str(database))
     if conn_type == "snowflake":
         account = extra.get("account") or extra.get("extra__snowflake__account")
         database = extra.get("database") or extra.get("extra__snowflake__database")
