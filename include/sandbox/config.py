@@ -34,6 +34,7 @@ from typing import Any
 from sandbox.clients import AdoptionCurve, AppSource, ClientsConfig
 from sandbox.rudderstack_emulator import RudderStackSettings, default_sources
 from sandbox.segment import SegmentSettings, SourceSeed, WarehouseSeed
+from sandbox.segment.settings import WorkspaceSeed, sandbox_workspace
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -43,7 +44,11 @@ def default_home() -> pathlib.Path:
 
 
 def demo_segment_settings() -> SegmentSettings:
-    return SegmentSettings(load_interval_s=5.0, load_duration_s=1.5, sync_list_per_minute=30)
+    # The workspace also holds what stays on Segment after the cutover (an Amplitude destination and a tracking
+    # plan on the web app, a Function), for the report's section of that name.
+    return SegmentSettings(
+        load_interval_s=5.0, load_duration_s=1.5, sync_list_per_minute=30, workspace=sandbox_workspace()
+    )
 
 
 def demo_rudderstack_settings() -> RudderStackSettings:
@@ -112,6 +117,8 @@ def _multi_schema(config: SandboxConfig) -> None:
         SourceSeed("src_android_app", "android_app", "Android App", "wk_seg_android_app", "mobile_events"),
     ]
     config.segment.warehouses = [WarehouseSeed(connected_sources=[s.id for s in config.segment.sources])]
+    # Only the migration's destinations on these sources (the multi-schema rehearsal counts them).
+    config.segment.workspace = WorkspaceSeed(functions=sandbox_workspace().functions)
     config.rudderstack.sources = [
         *default_sources(),
         {"id": "rs_src_ios", "name": "iOS App (new version)", "type": "iOS", "writeKey": "wk_rs_ios"},

@@ -21,7 +21,10 @@ def _moment(text: str) -> datetime:
 
 
 def _warehouse() -> dict:
-    return json.loads(SandboxWorld.sandbox.info.airflow_connections["AIRFLOW_CONN_WAREHOUSE_SANDBOX"])
+    """The sandbox warehouse's connection, its host as a table asset names it (a Unix socket is localhost)."""
+    fields = json.loads(SandboxWorld.sandbox.info.airflow_connections["AIRFLOW_CONN_WAREHOUSE_SANDBOX"])
+    host = str(fields.get("host") or "")
+    return {**fields, "host": "localhost" if host.startswith("/") else host.lower()}
 
 
 def _asset_triggered_run(api, dag_id: str, timeout: float = 120.0) -> dict:
@@ -90,3 +93,14 @@ def assert_lineage_shows_the_writer_change(target: DeploymentTarget, cutover: st
             cutover,
         )
         assert facet["lane"] == SCHEMA and facet["plan"] == "sandbox", facet
+
+
+def assert_the_report_lists_what_stays_on_segment(api, target: DeploymentTarget, migration: dict) -> None:
+    """The run's report names the sandbox world's other destination, tracking plan and Function of the web app."""
+    import pathlib
+
+    path = pathlib.Path(api.xcom(target.manual_dag_id, migration["dag_run_id"], "report"))
+    report = path.read_text()
+    section = report[report.index("## What stays on Segment") :]
+    for name in ("Amplitude (product analytics)", "Web App Tracking Plan", "Enrich web events"):
+        assert name in section, section[:1500]

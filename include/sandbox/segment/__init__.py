@@ -13,13 +13,16 @@ models (segmentio/public-api-sdk-python, segment_public_api/models/*.py; tests/c
   /sources/{id}/connected-warehouses, POST /destinations, GET/PATCH/DELETE /destinations/{id},
   POST/GET /destinations/{id}/subscriptions, GET/PATCH/DELETE /destinations/{id}/subscriptions/{sid} (mappings;
   writes limited to `subscription_writes_per_minute`, 5 as Segment's DestinationsApi docs say).
+  GET /functions?resourceType=, GET /tracking-plans, GET /tracking-plans/{id}/sources (what stays on Segment;
+  the workspace seeds in settings.py).
 Tracking API (write key as basic-auth user name, or `writeKey` in the body):
   POST /v1/batch, /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias.
 Control (no auth, 127.0.0.1 only): POST/DELETE /sandbox/faults, GET /sandbox/log, GET /sandbox/state,
   POST /sandbox/loads/run, GET /sandbox/events/{messageId}.
 
 One module per resource, each a FastAPI router over the narrow `SegmentStore` (store.py) it is handed:
-workspace.py, warehouses.py (with syncs and the advanced sync schedule), sources.py, destinations.py,
+workspace.py, warehouses.py (with syncs and the advanced sync schedule), sources.py, destinations.py, functions.py,
+tracking_plans.py,
 subscriptions.py, tracking.py, delivery_overview.py, control.py. Behind them: api.py (auth, rate limits,
 pagination, the change record), webhooks.py (what a Webhooks destination is and sends), loads.py (scheduled
 warehouse loads), delivery.py (webhook delivery with retries); catalog.py holds the catalog data and settings.py

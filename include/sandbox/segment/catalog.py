@@ -239,3 +239,18 @@ def warehouse_metadata() -> dict[str, Any]:
             }
         ],
     }
+
+
+# Amplitude (Actions): segmentio/action-destinations packages/destination-actions/src/destinations/index.ts maps
+# this metadata id to its "amplitude" destination (destination metadata name "Amplitude (Actions)"). Only read
+# here (a destination that stays on Segment); the emulator forwards nothing to it.
+AMPLITUDE_ACTIONS_METADATA_ID = "5f7dd6d21ad74f3842b1fc47"
+AMPLITUDE_ACTIONS_METADATA = _metadata_v1(
+    AMPLITUDE_ACTIONS_METADATA_ID,
+    "actions-amplitude",
+    "Amplitude (Actions)",
+    description="Send events to Amplitude for product analytics.",
+    categories=["Analytics"],
+    options=[],
+    actions=[],
+)

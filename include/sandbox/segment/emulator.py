@@ -15,9 +15,11 @@ from sandbox.segment import (
     control,
     delivery_overview,
     destinations,
+    functions,
     sources,
     subscriptions,
     tracking,
+    tracking_plans,
     warehouses,
     workspace,
 )
@@ -154,6 +156,8 @@ class SegmentEmulator:
         app.include_router(workspace.router(api))
         app.include_router(warehouses.router(store, api, settings, self.loads))
         app.include_router(sources.router(store, api))
+        app.include_router(functions.router(settings.workspace, api, self.faults))
+        app.include_router(tracking_plans.router(settings.workspace, store, api, self.faults))
         app.include_router(destinations.router(store, api, settings))
         app.include_router(subscriptions.router(store, api, settings))
         app.include_router(tracking.router(store.write_keys, self.intake, self.log))

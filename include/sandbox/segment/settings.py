@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SegmentSettings", "SourceSeed", "WarehouseSeed"]
+__all__ = [
+    "FunctionSeed",
+    "OtherDestinationSeed",
+    "SegmentSettings",
+    "SourceSeed",
+    "TrackingPlanSeed",
+    "WarehouseSeed",
+    "WorkspaceSeed",
+    "sandbox_workspace",
+]
 
 
 @dataclass
@@ -32,6 +41,68 @@ def _default_sources() -> list[SourceSeed]:
     ]
 
 
+# ------------------------------------------------ what the workspace holds beside the warehouse (What stays on Segment)
+
+
+@dataclass
+class OtherDestinationSeed:
+    """A destination of a source that is not the migration's (DestinationV1)."""
+
+    id: str
+    source_id: str
+    name: str
+    enabled: bool = True
+
+
+@dataclass
+class FunctionSeed:
+    """A Function of the workspace (ListFunctionItemV1)."""
+
+    id: str
+    display_name: str
+    resource_type: str
+    description: str = ""
+
+
+@dataclass
+class TrackingPlanSeed:
+    """A tracking plan (TrackingPlanV1) and the sources connected to it."""
+
+    id: str
+    name: str
+    source_ids: list[str] = field(default_factory=list)
+    type: str = "LIVE"
+    description: str = ""
+
+
+@dataclass
+class WorkspaceSeed:
+    """What the workspace holds beside the warehouse (empty by default: a workspace with nothing else)."""
+
+    destinations: list[OtherDestinationSeed] = field(default_factory=list)
+    functions: list[FunctionSeed] = field(default_factory=list)
+    tracking_plans: list[TrackingPlanSeed] = field(default_factory=list)
+
+
+def sandbox_workspace() -> WorkspaceSeed:
+    """The sandbox world's: an Amplitude destination and a tracking plan on the web app (a migrated source), and a
+    destination Function, so the sandbox report's "What stays on Segment" has something in each table."""
+    return WorkspaceSeed(
+        destinations=[
+            OtherDestinationSeed("dst_amplitude_web", "src_web_app", "Amplitude (product analytics)")
+        ],
+        functions=[
+            FunctionSeed(
+                "dfn_enrich_web",
+                "Enrich web events",
+                "DESTINATION",
+                "Adds account traits before forwarding to the CRM",
+            )
+        ],
+        tracking_plans=[TrackingPlanSeed("tp_web_app", "Web App Tracking Plan", ["src_web_app"])],
+    )
+
+
 @dataclass
 class SegmentSettings:
     token: str = "sandbox-segment-token"
@@ -56,3 +127,6 @@ class SegmentSettings:
     # Destination subscription create/update/remove: "The rate limit for this endpoint is 5 requests per minute"
     # (segmentio/public-api-sdk-python docs/DestinationsApi.md).
     subscription_writes_per_minute: int = 5
+    # Other destinations, Functions and tracking plans of the workspace (functions.py, tracking_plans.py); none by
+    # default, the sandbox world's in sandbox.config.
+    workspace: WorkspaceSeed = field(default_factory=lambda: WorkspaceSeed())

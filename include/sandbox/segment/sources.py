@@ -10,10 +10,10 @@ from sandbox.common import redact
 from sandbox.segment.api import PublicApi
 from sandbox.segment.store import SegmentStore
 
-__all__ = ["router"]
+__all__ = ["public_source", "router"]
 
 
-def _public_source(source: dict[str, Any]) -> dict[str, Any]:
+def public_source(source: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in source.items() if k != "schema"}
 
 
@@ -26,7 +26,7 @@ def router(store: SegmentStore, api: PublicApi) -> APIRouter:
             # GetSourceV1Output (SDK): `source` and `trackingPlanId` (required, null without a tracking plan).
             return {
                 "data": {
-                    "source": _public_source(store.get_source(source_id)),
+                    "source": public_source(store.get_source(source_id)),
                     "trackingPlanId": None,
                 }
             }

@@ -13,6 +13,7 @@ from typing import Any
 
 from sandbox.common import ApiError
 from sandbox.segment.catalog import (
+    AMPLITUDE_ACTIONS_METADATA,
     WEBHOOKS_ACTIONS_METADATA_ID,
     WEBHOOKS_METADATA_ID,
     source_metadata,
@@ -97,6 +98,17 @@ class SegmentStore:
             self.connections[seed.id] = set(seed.connected_sources)
             self.reports[seed.id] = []
             self.load_locks[seed.id] = threading.Lock()
+        for other in s.workspace.destinations:  # DestinationV1 (SDK models/destination_v1.py)
+            if other.source_id not in self.sources:
+                raise ValueError(f"destination seed {other.id!r} is on unknown source {other.source_id!r}")
+            self.destinations[other.id] = {
+                "id": other.id,
+                "name": other.name,
+                "enabled": other.enabled,
+                "sourceId": other.source_id,
+                "settings": {},
+                "metadata": dict(AMPLITUDE_ACTIONS_METADATA),
+            }
 
     # ============================================================================== reads & paths
 
