@@ -165,3 +165,30 @@ def test_a_dry_run_announces_nothing(world):
     ctx, events = with_outlets()
     check.execute(ctx)
     assert announced(events, DUPLICATE_CHECKED) == {}
+
+
+# ------------------------------------------------------------------ what stays on Segment
+
+
+def test_the_preflight_reads_what_stays_on_segment_leaving_out_the_migrations_own_webhooks(world):
+    from segment_rudderstack.vocabulary import MIGRATION_WEBHOOK_NAME, WEBHOOKS_ACTIONS_METADATA_ID
+    from tests.library.world import WEB, preflight_operator
+
+    with world.segment_api() as api:
+        for name in (MIGRATION_WEBHOOK_NAME, "Partner webhook"):
+            body = {
+                "sourceId": WEB,
+                "metadataId": WEBHOOKS_ACTIONS_METADATA_ID,
+                "name": name,
+                "enabled": True,
+                "settings": {},
+            }
+            api.post("/destinations", json=body).raise_for_status()
+    world.track(count=2)
+    world.load()
+
+    stays = preflight_operator(world).execute(context())["stays_on_segment"]
+
+    assert [(d["source_id"], d["name"]) for d in stays["destinations"]] == [(WEB, "Partner webhook")]
+    assert stays["warehouses"] == []  # the only warehouse is the one being replaced
+    assert stays["functions"] == [] and stays["tracking_plans"] == [] and stays["notes"] == []
