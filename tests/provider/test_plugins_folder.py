@@ -20,7 +20,10 @@ plugins_manager.ensure_plugins_loaded()
 loaded = [m for m in ("segment", "rudderstack", "base", "hooks", "segment_rudderstack_plugin") if m in sys.modules]
 import segment.analytics, rudderstack.analytics
 print(json.dumps({
-    "plugins": [p.name for p in plugins_manager._get_plugins()[0]],
+    # plugins of the plugins folder (installed packages, e.g. the OpenLineage provider, bring their own)
+    "plugins": [
+        p.name for p in plugins_manager._get_plugins()[0] if type(p.source).__name__ == "PluginsDirectorySource"
+    ],
     "import_errors": plugins_manager.get_import_errors(),
     "modules_before_sdk_import": loaded,
     "segment_sdk": segment.analytics.__file__,
@@ -69,6 +72,11 @@ def test_airflow_plugins_lists_only_the_plugin_module():
     )
     assert done.returncode == 0, done.stderr[-3000:]
     listed = json.loads(done.stdout[done.stdout.index("[") :])
-    assert [(p["name"], p["source"]) for p in listed] == [
-        ("segment_rudderstack", "$PLUGINS_FOLDER/segment_rudderstack_plugin.py")
-    ]
+    from_folder = [(p["name"], p["source"]) for p in listed if p["source"].startswith("$PLUGINS_FOLDER")]
+    assert from_folder == [("segment_rudderstack", "$PLUGINS_FOLDER/segment_rudderstack_plugin.py")]
+    # anything else comes from an installed package's entry point (the optional OpenLineage provider's plugin)
+    assert all(
+        "EntryPoint(" in source
+        for name, source in [(p["name"], p["source"]) for p in listed]
+        if (name, source) not in from_folder
+    ), listed

@@ -1,0 +1,97 @@
+"""With the OpenLineage provider configured, the release of RudderStack's sync reaches a lineage backend with the
+writer change of every table of its lane (docs/downstream.md): `airflow dags test` runs the release against the
+emulators, and the provider's own listener posts its events over its HTTP transport to a local receiver."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+from tests.deployment.lineage_receiver import LineageReceiver
+from tests.library.test_library_rudderstack_operators import connected_destination
+from tests.library.world import RS_APP, WAREHOUSE_CONN, WAREHOUSE_ID, WEB
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+AIRFLOW = pathlib.Path(sys.executable).with_name("airflow")
+FACET = "segmentToRudderstackWriterChange"
+
+DAG_FILE = """
+from datetime import datetime
+from airflow.sdk import DAG
+from segment_rudderstack.operators.rudderstack import ReleaseRudderStackSyncOperator
+
+with DAG("lineage_probe", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+    ReleaseRudderStackSyncOperator(
+        task_id="release_sync",
+        destination_id={destination!r},
+        warehouse_id={warehouse_id!r},
+        started_after={cutover!r},
+        source_ids=[{web!r}],
+        trigger_source_ids=[{rs_app!r}],
+        margin_minutes=5,
+        change_log_key={change_log_key!r},
+        writer_change={writer_change!r},
+    )
+"""
+
+
+def test_the_release_posts_the_writer_change_of_each_table_to_the_lineage_backend(world, tmp_path):
+    destination = connected_destination(world, manualSync=True)
+    cutover = world.cutover().isoformat()
+    world.track(count=2)
+    world.load()  # Segment's final load after the cutover: the release's gate holds
+    writer_change = {
+        "step": "release_rudderstack_sync",
+        "plan": "lib",
+        "warehouse_conn_id": WAREHOUSE_CONN,
+        "cutover_at": cutover,
+        "segment_warehouse_id": WAREHOUSE_ID,
+        "lanes": [{"lane": "lane", "schema": world.schema, "destination_id": destination}],
+    }
+    (tmp_path / "lineage_probe.py").write_text(
+        DAG_FILE.format(
+            destination=destination,
+            warehouse_id=WAREHOUSE_ID,
+            cutover=cutover,
+            web=WEB,
+            rs_app=RS_APP,
+            change_log_key=world.change_log_key,
+            writer_change=writer_change,
+        )
+    )
+    with LineageReceiver() as receiver:
+        env = {
+            **os.environ,  # the world's AIRFLOW_CONN_* settings
+            **receiver.airflow_env(),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "include")]),
+        }
+        done = subprocess.run(
+            [str(AIRFLOW), "dags", "test", "lineage_probe"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        output = done.stdout + done.stderr
+        assert "state=success" in output.rsplit("DagRun Finished", 1)[-1], output[-4000:]
+        completed = receiver.completed("lineage_probe.release_sync")
+
+    assert completed, f"no COMPLETE event of the release; got {[e.get('eventType') for e in receiver.events]}"
+    outputs = {o["name"]: o for o in completed[-1]["outputs"] if FACET in (o.get("facets") or {})}
+    tables = {name.rsplit(".", 1)[-1] for name in outputs}
+    assert {"tracks", "order_completed"} <= tables, sorted(outputs)
+    assert all(name.split(".")[1] == world.schema for name in outputs), sorted(outputs)
+    facet = next(o for n, o in outputs.items() if n.endswith(".tracks"))["facets"][FACET]
+    assert (facet["previousWriter"], facet["writer"], facet["cutoverAt"]) == (
+        "segment",
+        "rudderstack",
+        cutover,
+    )
+    assert facet["rudderstackDestinationId"] == destination and facet["step"] == "release_rudderstack_sync"
+    assert json.loads(json.dumps(facet)) == facet
