@@ -1,5 +1,5 @@
 """What the shared deployment's migration run leaves for downstream tools (docs/downstream.md), checked after the
-run: the downstream DAG's asset-triggered run, and the OpenLineage events the local receiver got."""
+run: the downstream DAG's asset-triggered run, and the report's "What stays on Segment"."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from tests.deployment.targets import DeploymentTarget, SandboxWorld
 
 WEBHOOKS = "route_segment_to_rudderstack.ensure_webhooks"
 RELEASE = "release_rudderstack.release_sync"
-SWITCH_OFF = "segment_final_load.disable_segment_warehouse"
 SCHEMA = "app_events"
-FACET = "segmentToRudderstackWriterChange"
 
 
 def _moment(text: str) -> datetime:
@@ -68,31 +66,6 @@ def assert_the_downstream_run_read_the_cutover(
         started = api.dag_run(dag_id, run["dag_run_id"])["start_date"]
         assert _moment(event["event_at"]) <= _moment(started), (event, started)
     return cutover
-
-
-def assert_lineage_shows_the_writer_change(target: DeploymentTarget, cutover: str) -> None:
-    """The release and the switch-off each reached the OpenLineage receiver with every table of the lane as an
-    output carrying the writer-change facet (Segment → RudderStack at the cutover)."""
-    warehouse = _warehouse()
-    for task_id in (RELEASE, SWITCH_OFF):
-        deadline = time.monotonic() + 30
-        while not (events := SandboxWorld.lineage.completed(f"{target.manual_dag_id}.{task_id}")):
-            assert time.monotonic() < deadline, (
-                f"no OpenLineage COMPLETE event of {task_id}; jobs seen: "
-                f"{sorted({e.get('job', {}).get('name') for e in SandboxWorld.lineage.events})}"
-            )
-            time.sleep(1)
-        outputs = {o["name"]: o for o in events[-1].get("outputs") or [] if FACET in (o.get("facets") or {})}
-        tracks = f"{warehouse['schema']}.{SCHEMA}.tracks"
-        assert tracks in outputs, (task_id, sorted(outputs))
-        facet = outputs[tracks]["facets"][FACET]
-        assert outputs[tracks]["namespace"] == f"postgres://{warehouse['host']}:{warehouse['port']}"
-        assert (facet["previousWriter"], facet["writer"], facet["cutoverAt"]) == (
-            "segment",
-            "rudderstack",
-            cutover,
-        )
-        assert facet["lane"] == SCHEMA and facet["plan"] == "sandbox", facet
 
 
 def assert_the_report_lists_what_stays_on_segment(api, target: DeploymentTarget, migration: dict) -> None:

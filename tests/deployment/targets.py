@@ -99,23 +99,19 @@ def running_sandbox(**overrides) -> Iterator:
 
 
 class SandboxWorld:
-    """The sandbox of the migration target, shared by the session's deployment and its result check; and the local
-    OpenLineage receiver the deployment's OpenLineage provider posts to (tests/deployment/lineage_receiver.py)."""
+    """The sandbox of the migration target, shared by the session's deployment and its result check."""
 
     sandbox = None
-    lineage = None
 
     @classmethod
     @contextlib.contextmanager
     def running(cls) -> Iterator[dict[str, str]]:
-        from tests.deployment.lineage_receiver import LineageReceiver
-
-        with running_sandbox() as sandbox, LineageReceiver() as lineage:
-            cls.sandbox, cls.lineage = sandbox, lineage
+        with running_sandbox() as sandbox:
+            cls.sandbox = sandbox
             try:
-                yield {**sandbox.info.airflow_connections, **lineage.airflow_env()}
+                yield dict(sandbox.info.airflow_connections)
             finally:
-                cls.sandbox = cls.lineage = None
+                cls.sandbox = None
 
 
 # A sandbox for a plan run in a deployment, compressed so a run takes minutes: Segment loads every 2 s, and

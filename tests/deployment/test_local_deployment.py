@@ -79,22 +79,19 @@ def test_scheduled_runs_happen_on_their_own(api, target):
     assert len(set(intervals)) == len(intervals), f"each scheduled run covers its own interval: {intervals}"
 
 
-def test_a_downstream_dag_runs_on_the_migrations_asset_event_and_lineage_shows_the_writer_change(api, target):
+def test_a_downstream_dag_runs_on_the_migrations_asset_events_and_reads_the_cutover(api, target):
     """After the migration run above: the DAG scheduled on the plan's asset alias (tests/deployment/dags/
     cutover_downstream.py) ran after the migration's events and read the cutover point and the overlap window from
-    their extra; the OpenLineage receiver got the release's and the switch-off's writer-change facets; the report
-    says what stays on Segment."""
+    their extra; the report says what stays on Segment."""
     downstream = target.extra.get("downstream_dag_id")
     if downstream is None:
         pytest.skip(f"deployment target {target.name!r} has no downstream DAG")
     from tests.deployment.downstream_checks import (
-        assert_lineage_shows_the_writer_change,
         assert_the_downstream_run_read_the_cutover,
         assert_the_report_lists_what_stays_on_segment,
     )
 
     migration = [r for r in api.dag_runs(target.manual_dag_id) if r["state"] == "success"]
     assert migration, "the migration run of the test above did not succeed"
-    cutover = assert_the_downstream_run_read_the_cutover(api, target, downstream, migration[-1])
-    assert_lineage_shows_the_writer_change(target, cutover)
+    assert_the_downstream_run_read_the_cutover(api, target, downstream, migration[-1])
     assert_the_report_lists_what_stays_on_segment(api, target, migration[-1])

@@ -10,7 +10,7 @@ import pathlib
 import subprocess
 import sys
 
-from tests.deployment.lineage_receiver import LineageReceiver
+from tests.library.lineage_receiver import LineageReceiver
 from tests.library.test_library_rudderstack_operators import connected_destination
 from tests.library.world import RS_APP, WAREHOUSE_CONN, WAREHOUSE_ID, WEB
 

@@ -1,4 +1,4 @@
-"""A local OpenLineage receiver for the shared deployment: a real HTTP server on 127.0.0.1 that keeps every
+"""A local OpenLineage receiver: a real HTTP server on 127.0.0.1 that keeps every
 RunEvent the OpenLineage provider's HTTP transport posts (``POST /api/v1/lineage``, one JSON event per request,
 as openlineage-python's ``HttpTransport`` sends them)."""
 
