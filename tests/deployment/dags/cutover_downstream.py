@@ -27,7 +27,13 @@ with DAG(
     def read_cutover(*, triggering_asset_events=None) -> list[dict]:
         """What an incremental model needs: per table, the cutover point and the overlap window to re-read."""
         seen = []
-        for event in triggering_asset_events[AssetAlias(ALIAS)]:
+        alias = AssetAlias(ALIAS)
+        events = (
+            triggering_asset_events[alias]
+            if alias in triggering_asset_events
+            else [e for group in triggering_asset_events.values() for e in group]
+        )
+        for event in events:
             extra = dict(event.extra or {})
             seen.append(
                 {
