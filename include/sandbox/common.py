@@ -43,7 +43,12 @@ __all__ = [
 ]
 
 CONTROL_PREFIX = "/sandbox"
-SECRET_KEYS = frozenset({"sharedsecret", "password", "token", "writekey", "secret", "authorization"})
+SECRET_KEYS = frozenset(
+    {"sharedsecret", "password", "token", "writekey", "secret", "authorization"}
+    # RudderStack warehouse destinations' secretKeys (rudder-integrations-config db-config.json) and the TLS key
+    | {"accesskeyid", "accesskey", "accountkey", "sastoken", "secretaccesskey", "credentials", "privatekey"}
+    | {"privatekeypassphrase", "clientkey"}
+)
 
 
 def utcnow() -> datetime:
@@ -378,6 +383,10 @@ def install_api_error_handler(app: FastAPI, error_body: ErrorBody = segment_erro
                 errors[0]["field"] = exc.field
             if exc.data is not None:
                 errors[0]["data"] = exc.data
+        elif isinstance(body, dict) and exc.data is not None:
+            # RudderStack's API: {"error", "message", "code", "details": {"<field>": "<why>"}} (rudder-iac
+            # api/client/common.go APIError; "message" repeats "error" as in column_metadata_test.go)
+            body.update(message=body.get("error"), details=exc.data)
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     async def on_validation_error(request: Request, exc: RequestValidationError):

@@ -68,6 +68,7 @@ from sandbox.common import (
     redact,
     utcnow,
 )
+from sandbox.rudderstack_definitions import DEFINITIONS, config_errors
 from sandbox.rudderstack_schedule import (
     ConfigError,
     is_warehouse,
@@ -288,6 +289,7 @@ class RudderStackEmulator:
         if not isinstance(config, dict):
             raise ApiError(400, "validation_error", "Field 'config' must be an object")
         if is_warehouse(dtype):
+            self._validate_definition(dtype, config)
             try:
                 validate_warehouse_config(config)
             except ConfigError as exc:
@@ -301,6 +303,22 @@ class RudderStackEmulator:
             "createdAt": now,
             "updatedAt": now,
         }
+
+    @staticmethod
+    def _validate_definition(dtype: str, config: dict[str, Any]) -> None:
+        """The destination definition's schema.json, as RudderStack's control plane checks a create or an update
+        (sandbox.rudderstack_definitions: rudder-integrations-config schema.json; refusals in the shape rudder-iac's
+        APIError parses, 400 with ``details``). A warehouse type the sandbox has no definition for is refused:
+        stricter than RudderStack, which knows them all."""
+        details = config_errors(dtype, config)
+        if details is None:
+            raise ApiError(
+                400,
+                "validation_error",
+                f"Destination type {dtype!r}: the sandbox has the definitions of {sorted(DEFINITIONS)} only",
+            )
+        if details:
+            raise ApiError(400, "validation_error", "request validation failed", data=details)
 
     def _make_connection(self, body: dict[str, Any], now: str) -> dict[str, Any]:
         if not isinstance(body, dict):

@@ -78,6 +78,8 @@ def airflow_connections(info: SandboxInfo) -> dict[str, str]:
         "login": params.get("user") or "postgres",
         "password": params.get("password") or "",
         "schema": params.get("dbname") or "postgres",
+        # libpq's sslmode (the key psycopg2 reads); RudderStack's destination copies it as sslMode
+        "extra": {"sslmode": params.get("sslmode") or "disable"},
     }
     conns = {
         # Every sensor of every plan using this token shares one sync-list budget, kept in the warehouse's

@@ -27,6 +27,7 @@ from tests.library.world import (
     WEB,
     World,
     next_tag,
+    with_sslmode,
 )
 
 
@@ -65,7 +66,7 @@ def world(pg_dsn: str, monkeypatch) -> Iterator[World]:
     conn(SEGMENT_CONN, host=seg_server.url, password=SEGMENT_TOKEN, extra=FAST_RETRIES)
     conn(RUDDERSTACK_CONN, host=rs_server.url, password=RUDDERSTACK_TOKEN, extra=FAST_RETRIES)
     conn(DATA_PLANE_CONN, host=rs_server.url, extra=FAST_RETRIES)
-    monkeypatch.setenv(f"AIRFLOW_CONN_{WAREHOUSE_CONN.upper()}", pg_dsn)
+    monkeypatch.setenv(f"AIRFLOW_CONN_{WAREHOUSE_CONN.upper()}", with_sslmode(pg_dsn))
     w = World(
         segment, seg_server.url, rudderstack, rs_server.url, warehouse, schema, f"srm_test_changes_{tag}"
     )

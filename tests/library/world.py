@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from sandbox.rudderstack_definitions import accepted_config
 from sandbox.rudderstack_emulator import RudderStackEmulator
 from sandbox.segment import SegmentEmulator
 from sandbox.warehouse import Warehouse
@@ -65,6 +66,8 @@ def preflight_operator(world: World, **kwargs: Any):
         namespace=world.schema,
         required_tables=["tracks"],
         change_log_key=world.change_log_key,
+        credentials_conn_id=WAREHOUSE_CONN,
+        staging={"storage": "rudderstack"},
     )
     return PreflightOperator(**{**args, **kwargs})
 
@@ -154,7 +157,7 @@ class World:
             "name": "Existing warehouse",
             "type": "POSTGRES",
             "enabled": True,
-            "config": {"namespace": namespace or self.schema, "syncFrequency": "30", **config},
+            "config": accepted_config(namespace or self.schema, **config),
         }
         with self.rs_api() as api:
             response = api.post("/destinations", json=body)
@@ -234,6 +237,11 @@ class World:
         moment = datetime.now(UTC)
         time.sleep(0.002)
         return moment
+
+
+def with_sslmode(dsn: str, mode: str = "disable") -> str:
+    """``dsn`` as an Airflow connection URI with libpq's ``sslmode`` (RudderStack's destination requires one)."""
+    return dsn if "sslmode=" in dsn else f"{dsn}{'&' if '?' in dsn else '?'}sslmode={mode}"
 
 
 def next_tag() -> str:

@@ -7,6 +7,7 @@ of events received afterwards; queued ones are still delivered."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -18,11 +19,41 @@ from sandbox.segment.settings import SegmentSettings
 from sandbox.segment.store import SegmentStore
 from sandbox.segment.webhooks import find_action, trigger_event_types, validate_send_settings
 
-__all__ = ["router"]
+__all__ = ["ALPHA_ACCEPT", "router"]
+
+# Segment's alpha version (public-api-sdk-python DestinationsApi: the subscription endpoints' only version), and
+# the explicit versions they do not have (docs.segmentapis.com/tag/Versioning: alpha, beta, stable; v1 names)
+ALPHA_ACCEPT = "application/vnd.segment.v1alpha+json"
+OTHER_VERSION = re.compile(r"application/vnd\.segment\.(v1beta|beta|v1|stable)\+json")
+
+
+def _alpha_version(api: PublicApi):
+    def observe(request: Request) -> None:
+        # The subscription endpoints exist in alpha only (SDK: Accept application/vnd.segment.v1alpha+json, also
+        # the Content-Type of create/update). Segment does not require the header: "Standard API call requests
+        # are forwarded to the endpoint's most stable available version ... falls back to an alpha version"
+        # (docs.segmentapis.com/tag/Versioning), so an unpinned call is served, and recorded (log kind
+        # "api_version") so tests see which calls pinned it. A call pinning a version the endpoint does not have
+        # is refused with 406 (undocumented; stricter).
+        accept = request.headers.get("accept", "")
+        if OTHER_VERSION.search(accept):
+            raise ApiError(
+                406, "not-acceptable", f"This endpoint exists in alpha only: send 'Accept: {ALPHA_ACCEPT}'"
+            )
+        api.log.append(
+            "api_version",
+            method=request.method,
+            path=request.url.path,
+            accept=accept,
+            content_type=request.headers.get("content-type", ""),
+            pinned=ALPHA_ACCEPT in accept,
+        )
+
+    return Depends(observe)
 
 
 def router(store: SegmentStore, api: PublicApi, settings: SegmentSettings) -> APIRouter:
-    routes = APIRouter(dependencies=[api.auth])
+    routes = APIRouter(dependencies=[api.auth, _alpha_version(api)])
 
     def subscription_writes(key: str):
         def limit(response: Response) -> None:

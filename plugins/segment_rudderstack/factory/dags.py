@@ -227,6 +227,20 @@ def _lane_group(w: _Wiring, lane: Lane) -> Any:
     return TaskGroup(lane.name, tooltip=f"schema {lane.schema}: sources {', '.join(lane.source_ids)}")
 
 
+def _destination_settings(w: _Wiring) -> dict[str, Any]:
+    """What a new destination's config is built from (the preflight checks it, the setup creates it)."""
+    dest = w.plan.rudderstack.destination
+    return {
+        "credentials_conn_id": w.plan.warehouse.conn_id
+        if dest.credentials_from_warehouse_connection
+        else None,
+        "staging": dest.staging.model_dump(exclude_none=True) if dest.staging else None,
+        "sync_frequency_minutes": dest.sync_frequency_minutes,
+        "users_table": dest.users_table,
+        "allow_users_context_traits": dest.allow_users_context_traits,
+    }
+
+
 def _preflight(w: _Wiring) -> Span:
     """Nothing changes before the preflight passed: per lane, its schema, its destination and its sources."""
     plan, dest = w.plan, w.plan.rudderstack.destination
@@ -252,6 +266,7 @@ def _preflight(w: _Wiring) -> Span:
             destination_config=dest.config,
             deferrable=plan.waits.deferrable,
             transient_budget_seconds=w.common["transient_budget_seconds"],
+            **_destination_settings(w),
             **w.segment,
         )
 
@@ -314,10 +329,7 @@ def _setup_lane(w: _Wiring, lane: Lane) -> SetupTasks:
             destination_name=lane.destination_name,
             destination_id=dest.id,
             config=dest.config,
-            sync_frequency_minutes=dest.sync_frequency_minutes,
-            credentials_conn_id=w.plan.warehouse.conn_id
-            if dest.credentials_from_warehouse_connection
-            else None,
+            **_destination_settings(w),
             **w.common,
         )
         hold = HoldRudderStackSyncOperator(

@@ -249,6 +249,11 @@ def _error_message(body: bytes, secrets: Iterable[str]) -> str:
             value = payload.get(key)
             if not messages and isinstance(value, str) and value:
                 messages.append(value)
+        details = payload.get("details")
+        if messages and isinstance(details, dict) and details:
+            # RudderStack's {"field": "why"} details, sorted by field, as its own client shows them (rudder-iac
+            # api/client/common.go formatDetails)
+            messages[-1] += " (" + ", ".join(f"{k}: {details[k]}" for k in sorted(details)) + ")"
     if not messages:
         text = body.decode("utf-8", errors="replace").strip()
         messages.append(text[:_BODY_SNIPPET] if text else "(empty body)")

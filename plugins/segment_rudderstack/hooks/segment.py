@@ -74,6 +74,12 @@ class SyncReport(msgspec.Struct, frozen=True, rename="camel"):
         }
 
 
+#: Segment's alpha version, as public-api-sdk-python sends it for the destination-subscription endpoints
+ALPHA = "application/vnd.segment.v1alpha+json"
+ALPHA_ACCEPT = {"Accept": ALPHA}
+ALPHA_BODY = {"Accept": ALPHA, "Content-Type": ALPHA}
+
+
 def _timestamp(value: Any, field: str, spec: RequestSpec) -> datetime | None:
     if value is None or value == "":
         return None
@@ -404,10 +410,15 @@ class SegmentHook(ApiHook):
         return self._data(RequestSpec("GET", f"/sources/{quoted_id(source_id, 'source_id')}"), "source")
 
     def _paginated(
-        self, path: str, key: str, page_size: int, query: dict[str, Any] | None = None
+        self,
+        path: str,
+        key: str,
+        page_size: int,
+        query: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         """Every item of ``data.<key>`` over all pages (follows ``data.pagination.next``); ``query``: further
-        query parameters of every page."""
+        query parameters of every page; ``headers``: per-call headers (e.g. a version's Accept)."""
         items: list[dict[str, Any]] = []
         cursor: str | None = None
         seen: set[str] = set()
@@ -415,7 +426,7 @@ class SegmentHook(ApiHook):
             params: dict[str, Any] = {**(query or {}), "pagination.count": page_size}
             if cursor:
                 params["pagination.cursor"] = cursor
-            spec = RequestSpec("GET", path, params=params)
+            spec = RequestSpec("GET", path, params=params, headers=headers)
             data = unwrap(self.call(spec), ("data",), spec=spec, service=self.service_name)
             page = unwrap(data, (key,), spec=spec, service=self.service_name, expect=list)
             items.extend(page)
@@ -508,7 +519,10 @@ class SegmentHook(ApiHook):
     # ------------------------------------------------------------------ destination subscriptions (mappings)
     # DestinationsApi of segmentio/public-api-sdk-python (docs/DestinationsApi.md): alpha endpoints, "the
     # specified Workspace needs to have the Destination Subscriptions feature enabled"; create, update and
-    # remove are limited to 5 requests a minute.
+    # remove are limited to 5 requests a minute. Every call pins the alpha version the way the SDK does
+    # (``Accept: application/vnd.segment.v1alpha+json``; create and update also send it as ``Content-Type``):
+    # without it Segment serves an endpoint's most stable version (docs.segmentapis.com/tag/Versioning), and the
+    # shapes used here (``{"input": ...}`` on update, ``data.destinationSubscription`` on create) are alpha's.
     @staticmethod
     def _subscriptions_path(destination_id: str, subscription_id: str | None = None) -> str:
         path = f"/destinations/{quoted_id(destination_id, 'destination_id')}/subscriptions"
@@ -522,7 +536,9 @@ class SegmentHook(ApiHook):
         """GET ``/destinations/{id}/subscriptions`` (``list_subscriptions_from_destination``): every mapping
         (``DestinationSubscription``: id, name, actionId, actionSlug, destinationId, enabled, settings, trigger),
         all pages; URLs with keys and header values are masked in logs."""
-        items = self._paginated(self._subscriptions_path(destination_id), "subscriptions", page_size)
+        items = self._paginated(
+            self._subscriptions_path(destination_id), "subscriptions", page_size, headers=ALPHA_ACCEPT
+        )
         return [_mask_subscription(self, item) for item in items]
 
     def create_destination_subscription(
@@ -550,6 +566,7 @@ class SegmentHook(ApiHook):
                 "settings": settings,
             },
             idempotent=False,
+            headers=ALPHA_BODY,
         )
         return _mask_subscription(self, self._data(spec, "destinationSubscription"))
 
@@ -563,13 +580,16 @@ class SegmentHook(ApiHook):
             "PATCH",
             self._subscriptions_path(destination_id, subscription_id),
             json={"input": {"enabled": bool(enabled)}},
+            headers=ALPHA_BODY,
         )
         return _mask_subscription(self, self._data(spec, "subscription"))
 
     def get_destination_subscription(self, destination_id: str, subscription_id: str) -> dict[str, Any]:
         """GET ``/destinations/{id}/subscriptions/{subscriptionId}`` (``get_subscription_from_destination``):
         ``data.subscription``."""
-        spec = RequestSpec("GET", self._subscriptions_path(destination_id, subscription_id))
+        spec = RequestSpec(
+            "GET", self._subscriptions_path(destination_id, subscription_id), headers=ALPHA_ACCEPT
+        )
         return _mask_subscription(self, self._data(spec, "subscription"))
 
     def _test_spec(self) -> RequestSpec:

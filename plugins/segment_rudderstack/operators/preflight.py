@@ -8,7 +8,7 @@ with the ones already there. Every problem found is listed in one failure messag
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -80,7 +80,20 @@ class PreflightOperator(OutageRidingOperator):
     :param rudderstack_data_plane_conn_id: the data plane connection (it must answer before anything changes).
     :param allow_merge_mode_change: whether the plan lets the migration switch ``preferAppend`` off; when not, a
         destination in append mode is a problem.
-    :param destination_config: the config a new destination would get (checked when none exists yet).
+    :param destination_config: the plan's extra config for a new destination (``rudderstack.destination.config``).
+    :param credentials_conn_id: the warehouse connection a new destination's credentials come from (``None``:
+        none are copied).
+    :param staging: the plan's staging storage (``rudderstack.destination.staging`` as a dict).
+    :param sync_frequency_minutes: a new destination's ``syncFrequency``.
+    :param users_table: whether the warehouse keeps a ``users`` table (``skipUsersTable`` off).
+    :param allow_users_context_traits: the plan's ``allowUsersContextTraits``.
+
+    The config the run will send is checked against what RudderStack requires of the destination type
+    (:mod:`segment_rudderstack.connections.required_fields`): for a destination to create, the whole config
+    built from the connections and the plan; for an existing one, its stored config (without secrets, which
+    RudderStack may not show), since every change PUTs it back. Each missing or invalid field is a problem naming
+    where to set it. An existing destination whose users-table settings differ from the plan's is reported; the
+    setup changes them as recorded changes.
     """
 
     ui_color = "#d5f5e3"
@@ -106,9 +119,19 @@ class PreflightOperator(OutageRidingOperator):
         rudderstack_data_plane_conn_id: str | None = None,
         allow_merge_mode_change: bool = True,
         destination_config: dict[str, Any] | None = None,
+        credentials_conn_id: str | None = None,
+        staging: Mapping[str, Any] | None = None,
+        sync_frequency_minutes: int = 30,
+        users_table: bool = True,
+        allow_users_context_traits: bool = True,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        self.credentials_conn_id = credentials_conn_id
+        self.staging = dict(staging) if staging else None
+        self.sync_frequency_minutes = sync_frequency_minutes
+        self.users_table = users_table
+        self.allow_users_context_traits = allow_users_context_traits
         self.rudderstack_data_plane_conn_id = rudderstack_data_plane_conn_id
         # preferAppend / skipUsersTable (segment_rudderstack.safety.merge_mode): of the existing destination, or of the
         # plan's config for one the migration will create.
@@ -217,7 +240,9 @@ class PreflightOperator(OutageRidingOperator):
                 and str(d.get("type", "")).upper() == self.destination_type.upper()
             ]
         summary["rudderstack_destination"] = candidates[0].get("id") if candidates else None
-        self._check_merge_mode(candidates, problems, summary)
+        new_config = self._check_new_config(problems) if not candidates else None
+        self._check_existing_config(candidates, problems, summary)
+        self._check_merge_mode(candidates, problems, summary, new_config)
         for destination in candidates:
             found = (destination.get("config") or {}).get("namespace")
             if not same_namespace(found, self.namespace):
@@ -226,16 +251,88 @@ class PreflightOperator(OutageRidingOperator):
                     f"to schema {self.namespace!r}: they must be the same so RudderStack writes the same tables"
                 )
 
-    def _check_merge_mode(
+    def _check_new_config(self, problems: list[str]) -> dict[str, Any] | None:
+        """The config a new destination would be created with, checked as RudderStack checks it."""
+        from segment_rudderstack.connections.required_fields import config_problems, explain
+        from segment_rudderstack.connections.rudderstack_destination import (
+            CredentialsError,
+            destination_config,
+        )
+
+        try:
+            config = destination_config(
+                self.destination_type,
+                namespace=self.namespace,
+                sync_frequency_minutes=self.sync_frequency_minutes,
+                extra_config=self.destination_config,
+                credentials_conn_id=self.credentials_conn_id,
+                staging=self.staging,
+                users_table=self.users_table,
+                allow_users_context_traits=self.allow_users_context_traits,
+            )
+        except CredentialsError as exc:
+            problems.append(f"the RudderStack destination to create cannot be configured: {exc}")
+            return None
+        problems.extend(
+            f"the RudderStack destination to create ({self.destination_name!r}): {line}"
+            for line in explain(
+                config_problems(self.destination_type, config),
+                destination_type=self.destination_type,
+                credentials_conn_id=self.credentials_conn_id,
+            )
+        )
+        return config
+
+    def _check_existing_config(
         self, candidates: list[dict[str, Any]], problems: list[str], summary: dict[str, Any]
+    ) -> None:
+        """An existing destination: fields RudderStack would refuse on the next change, and the users-table
+        settings the setup will change (recorded; the rollback gives them back)."""
+        from segment_rudderstack.connections.required_fields import config_problems
+        from segment_rudderstack.connections.rudderstack_destination import SECRET_KEYS, pinned_settings
+
+        wanted = pinned_settings(
+            users_table=self.users_table, allow_users_context_traits=self.allow_users_context_traits
+        )
+        for destination in candidates:
+            config, destination_id = destination.get("config") or {}, destination.get("id")
+            for problem in config_problems(self.destination_type, config, skip=SECRET_KEYS):
+                problems.append(
+                    f"RudderStack destination {destination_id}: config.{problem.field} {problem.why}; RudderStack "
+                    "would refuse every change the migration makes to it (hold, release): set it in RudderStack "
+                    "(the destination's settings)"
+                )
+            differ = {k: [config.get(k), v] for k, v in wanted.items() if config.get(k) != v}
+            if differ:
+                summary["settings_to_change"] = differ
+                self.log.warning(
+                    "RudderStack destination %s: %s; the setup changes them to the plan's values (each a recorded "
+                    "change the rollback undoes)",
+                    destination_id,
+                    ", ".join(
+                        f"{k} is {now!r}, the plan wants {want!r}" for k, (now, want) in differ.items()
+                    ),
+                )
+
+    def _check_merge_mode(
+        self,
+        candidates: list[dict[str, Any]],
+        problems: list[str],
+        summary: dict[str, Any],
+        new_config: dict[str, Any] | None = None,
     ) -> None:
         from segment_rudderstack.safety.merge_mode import merge_mode_findings
 
         found = [(d.get("id"), d.get("config") or {}) for d in candidates] or [
-            (None, self.destination_config)
+            (None, new_config if new_config is not None else self.destination_config)
         ]
         for destination_id, config in found:
-            findings = merge_mode_findings(destination_id, config, allow_change=self.allow_merge_mode_change)
+            findings = merge_mode_findings(
+                destination_id,
+                config,
+                allow_change=self.allow_merge_mode_change,
+                users_table=self.users_table,
+            )
             problems.extend(findings.problems)
             for warning in findings.warnings:
                 self.log.warning("%s", warning)

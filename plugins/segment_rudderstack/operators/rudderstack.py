@@ -3,13 +3,12 @@ releasing the warehouse sync."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from segment_rudderstack.connections.rudderstack_destination import warehouse_credentials
 from segment_rudderstack.dialects.identifiers import same_namespace
 from segment_rudderstack.instants import as_utc
 from segment_rudderstack.lineage.openlineage import WriterChangeLineage
@@ -35,8 +34,12 @@ class _RudderStackOperator(MigrationOperator):
 
 class EnsureRudderStackDestinationOperator(_RudderStackOperator):
     """Create the RudderStack warehouse destination whose namespace is Segment's schema, or verify an
-    existing one. A new destination is created with ``manualSync`` on, so nothing loads before Segment's
-    final load. An existing destination whose namespace differs is never changed: the task fails.
+    existing one. A new destination is created with the whole config RudderStack requires (the warehouse
+    connection's credentials and ``sslMode``, the staging storage, merge mode, the users-table settings) and with
+    ``manualSync`` on, so nothing loads before Segment's final load; a config RudderStack would refuse stops the
+    task before the call, naming each field and where to set it. An existing destination whose namespace differs
+    is never changed: the task fails. An existing destination whose ``skipUsersTable`` or
+    ``allowUsersContextTraits`` differ from the plan's is changed, each key a recorded change the rollback undoes.
 
     Returns the destination id (``None`` in a dry run that would create it).
 
@@ -46,8 +49,13 @@ class EnsureRudderStackDestinationOperator(_RudderStackOperator):
     :param destination_id: an existing destination to verify instead of looking it up by name.
     :param config: further destination config (never the namespace nor credentials).
     :param sync_frequency_minutes: RudderStack's ``syncFrequency`` (30, 60, 180, 360, 720 or 1440).
-    :param credentials_conn_id: an Airflow warehouse connection whose host, port, database, user and password
-        fill the config.
+    :param credentials_conn_id: an Airflow warehouse connection whose host, port, database, user, password and
+        ``sslmode`` (Snowflake: account, warehouse, password or key pair) fill the config.
+    :param staging: where RudderStack stages events (the plan's ``rudderstack.destination.staging`` as a dict:
+        ``{"storage": "rudderstack"}`` or a bucket with its provider and connection).
+    :param users_table: the warehouse keeps a ``users`` table (``skipUsersTable`` off); ``False``: skipped.
+    :param allow_users_context_traits: ``allowUsersContextTraits`` (identify traits in ``context.traits`` also fill
+        the trait columns of identifies/users).
     """
 
     template_fields = (*MigrationOperator.template_fields, "destination_id", "namespace")
@@ -62,6 +70,9 @@ class EnsureRudderStackDestinationOperator(_RudderStackOperator):
         config: dict[str, Any] | None = None,
         sync_frequency_minutes: int = 30,
         credentials_conn_id: str | None = None,
+        staging: Mapping[str, Any] | None = None,
+        users_table: bool = True,
+        allow_users_context_traits: bool = True,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -72,6 +83,9 @@ class EnsureRudderStackDestinationOperator(_RudderStackOperator):
         self.config = dict(config or {})
         self.sync_frequency_minutes = sync_frequency_minutes
         self.credentials_conn_id = credentials_conn_id
+        self.staging = dict(staging) if staging else None
+        self.users_table = users_table
+        self.allow_users_context_traits = allow_users_context_traits
 
     def _find(self, hook) -> dict[str, Any] | None:
         if self.destination_id:
@@ -90,6 +104,50 @@ class EnsureRudderStackDestinationOperator(_RudderStackOperator):
             )
         return matches[0] if matches else None
 
+    def _pin(self, context: Any, hook: Any, existing: dict[str, Any]) -> None:
+        """The settings the cutover depends on, on a destination the plan reuses (recorded, undoable)."""
+        from segment_rudderstack.connections.rudderstack_destination import pinned_settings
+
+        config = existing.get("config") or {}
+        wanted = pinned_settings(
+            users_table=self.users_table, allow_users_context_traits=self.allow_users_context_traits
+        )
+        for key, value in wanted.items():
+            self.set_destination_config(context, hook, existing["id"], key, config.get(key), value)
+
+    def new_config(self) -> dict[str, Any]:
+        """The config a new destination is created with; refuses (nothing changed) what RudderStack would."""
+        from segment_rudderstack.connections.required_fields import config_problems, explain
+        from segment_rudderstack.connections.rudderstack_destination import (
+            CredentialsError,
+            destination_config,
+        )
+
+        try:
+            config = destination_config(
+                self.destination_type,
+                namespace=self.namespace,
+                sync_frequency_minutes=self.sync_frequency_minutes,
+                extra_config=self.config,
+                credentials_conn_id=self.credentials_conn_id,
+                staging=self.staging,
+                users_table=self.users_table,
+                allow_users_context_traits=self.allow_users_context_traits,
+            )
+        except CredentialsError as exc:
+            raise AirflowFailException(f"{exc}. Nothing was changed.") from None
+        problems = explain(
+            config_problems(self.destination_type, config),
+            destination_type=self.destination_type,
+            credentials_conn_id=self.credentials_conn_id,
+        )
+        if problems:
+            raise AirflowFailException(
+                f"RudderStack would refuse the destination {self.destination_name!r}; nothing was changed:\n"
+                + "\n".join(f"  - {p}" for p in problems)
+            )
+        return config
+
     def execute(self, context: Any) -> str | None:
         hook = self.rudderstack()
         existing = self._find(hook)
@@ -106,15 +164,9 @@ class EnsureRudderStackDestinationOperator(_RudderStackOperator):
                 self.adopt_existing(
                     ChangeTarget.RUDDERSTACK_DESTINATION, self.destination_name, existing.get("id")
                 )
+            self._pin(context, hook, existing)
             return existing.get("id")
-        config = {
-            **self.config,
-            "namespace": self.namespace,
-            "syncFrequency": str(self.sync_frequency_minutes),
-            "manualSync": True,
-        }
-        if self.credentials_conn_id:
-            config = {**warehouse_credentials(self.credentials_conn_id), **config}
+        config = self.new_config()
         created = self.create_missing(
             context,
             target=ChangeTarget.RUDDERSTACK_DESTINATION,
@@ -673,6 +725,24 @@ def undo_append_mode_switch(undo: Undo, context: Any, target_id: str, field: str
         context, undo.rudderstack, target_id, "preferAppend", current, change.before
     ):
         done.append(f"restored preferAppend={change.before!r} on RudderStack destination {target_id}")
+    return done
+
+
+@undoes(ChangeTarget.RUDDERSTACK_DESTINATION, "config.skipUsersTable")
+@undoes(ChangeTarget.RUDDERSTACK_DESTINATION, "config.allowUsersContextTraits")
+def undo_users_setting(undo: Undo, context: Any, target_id: str, field: str, change: Any):
+    # The setup pinned skipUsersTable / allowUsersContextTraits on a destination the plan reuses: hold its sync,
+    # then give back the value it had.
+    done = [text for text in [undo_config_change(undo, context, target_id, "config.manualSync")] if text]
+    if change is None or change.after == change.before:
+        return done
+    key = field.removeprefix("config.")
+    # A key the destination did not have reads as false in rudder-server (options.go setOption): false gives
+    # that behaviour back (a JSON null is not a boolean RudderStack's schema accepts).
+    original = False if change.before is None else change.before
+    current = (undo.rudderstack.get_destination(target_id).get("config") or {}).get(key)
+    if undo.rollback.set_destination_config(context, undo.rudderstack, target_id, key, current, original):
+        done.append(f"restored {key}={original!r} on RudderStack destination {target_id}")
     return done
 
 

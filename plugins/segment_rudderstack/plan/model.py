@@ -77,6 +77,68 @@ class SourceSettings(_Model):
         return None if value is None else _schema_name(value)
 
 
+#: destination config keys the plan sets through its own fields (never in ``rudderstack.destination.config``)
+_OWNED_KEYS = {
+    "sslMode": "the warehouse connection's extra sslmode (disable, require or verify-ca)",
+    "useRudderStorage": "rudderstack.destination.staging",
+    "bucketProvider": "rudderstack.destination.staging",
+    "cloudProvider": "rudderstack.destination.staging",
+    "bucketName": "rudderstack.destination.staging.bucket",
+    "containerName": "rudderstack.destination.staging.bucket",
+    "skipUsersTable": "rudderstack.destination.users_table",
+    "allowUsersContextTraits": "rudderstack.destination.allow_users_context_traits",
+}
+
+
+class StagingSettings(_Model):
+    """Where RudderStack stages events before it loads them (schema.json ``useRudderStorage``, required): its own
+    object storage, or a bucket of the warehouse's cloud with its keys in an Airflow connection."""
+
+    storage: Literal["rudderstack", "s3", "gcs", "azure_blob", "minio"] = Field(
+        description="rudderstack: RudderStack-managed object storage (useRudderStorage: true; RudderStack's "
+        "hosted data planes only); s3, gcs, azure_blob, minio (PostgreSQL only): a bucket of yours"
+    )
+    bucket: str | None = Field(default=None, description="the bucket (Azure: the container)")
+    conn_id: ConnId | None = Field(
+        default=None,
+        description="Airflow connection with the bucket's keys: aws (s3, minio), google_cloud_platform (gcs), "
+        "wasb (azure_blob)",
+    )
+    role_arn: str | None = Field(
+        default=None, description="s3: IAM role RudderStack assumes (role-based access, no keys)"
+    )
+    prefix: str | None = Field(default=None, description="Snowflake: folder in the bucket")
+    storage_integration: str | None = Field(
+        default=None, description="Snowflake: the storage integration (required for gcs and azure_blob)"
+    )
+    endpoint: str | None = Field(default=None, description="minio: the endpoint (host:port)")
+    use_ssl: bool = Field(default=True, description="minio: connect with TLS")
+    account_name: str | None = Field(
+        default=None, description="azure_blob: the storage account (default: the connection's login)"
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> StagingSettings:
+        if self.storage == "rudderstack":
+            given = sorted(
+                k for k in ("bucket", "conn_id", "role_arn", "prefix", "endpoint") if getattr(self, k)
+            )
+            if given:
+                raise ValueError(f"storage rudderstack takes no bucket settings, found {given}")
+            return self
+        missing = [k for k in ("bucket",) if not self.bucket]
+        if not self.conn_id and not (self.storage == "s3" and self.role_arn):
+            missing.append("conn_id")
+        if self.storage == "minio" and not self.endpoint:
+            missing.append("endpoint")
+        if missing:
+            raise ValueError(
+                f"storage {self.storage} needs {missing} (the keys come from the Airflow connection conn_id, "
+                "never from the plan)"
+            )
+        return self
+
+
 class DestinationSettings(_Model):
     id: str | None = Field(
         default=None, description="existing RudderStack destination id; omit to create one"
@@ -96,6 +158,36 @@ class DestinationSettings(_Model):
         default=False,
         description="switch preferAppend back on after the duplicate check, if the migration switched it off",
     )
+    staging: StagingSettings | None = Field(
+        default=None,
+        description="where RudderStack stages events (required by RudderStack for a destination the migration "
+        "creates): {storage: rudderstack} or a bucket with its provider and connection",
+    )
+    users_table: bool = Field(
+        default=True,
+        description="the warehouse has a users table that models read: RudderStack keeps it up to date "
+        "(skipUsersTable: false); false: skipUsersTable: true",
+    )
+    allow_users_context_traits: bool = Field(
+        default=True,
+        description="identify traits sent in context.traits (RudderStack's JS SDK) also fill the identifies/users "
+        "trait columns, as Segment's traits did (allowUsersContextTraits); false: only context_traits_* columns",
+    )
+
+    @model_validator(mode="after")
+    def _staging_fits_the_type(self) -> DestinationSettings:
+        staging, snowflake = self.staging, self.type == "SNOWFLAKE"
+        if staging is None or staging.storage == "rudderstack":
+            return self
+        if snowflake and staging.storage == "minio":
+            raise ValueError(
+                "staging.storage minio: RudderStack's Snowflake destination stages on s3, gcs or azure_blob"
+            )
+        if not snowflake and (staging.prefix or staging.storage_integration):
+            raise ValueError(
+                f"staging.prefix and staging.storage_integration are Snowflake settings; {self.type} has neither"
+            )
+        return self
 
     @field_validator("sync_frequency_minutes")
     @classmethod
@@ -112,6 +204,13 @@ class DestinationSettings(_Model):
         if "namespace" in value:
             raise ValueError(
                 "set the namespace under warehouse.namespace (or sources[].schema), not in the destination config"
+            )
+        owned = sorted(k for k in value if k in _OWNED_KEYS)
+        if owned:
+            raise ValueError(
+                "; ".join(
+                    f"{k} is set through {_OWNED_KEYS[k]}, not in the destination config" for k in owned
+                )
             )
         secret = sorted(k for k in value if _SECRET_KEY.search(k))
         if secret:

@@ -45,9 +45,15 @@ class MergeModeFindings:
 
 
 def merge_mode_findings(
-    destination_id: str | None, config: Mapping[str, Any], *, allow_change: bool
+    destination_id: str | None,
+    config: Mapping[str, Any],
+    *,
+    allow_change: bool,
+    users_table: bool | None = None,
 ) -> MergeModeFindings:
-    """Read ``preferAppend`` and ``skipUsersTable`` of a warehouse destination ``config`` (pure)."""
+    """Read ``preferAppend`` and ``skipUsersTable`` of a warehouse destination ``config`` (pure). ``users_table``:
+    the plan keeps a ``users`` table (the setup switches ``skipUsersTable`` off), does not (nothing to say), or
+    ``None`` (not known: a warning)."""
     prefer_append = _is_true(config.get(PREFER_APPEND))
     skip_users = _is_true(config.get(SKIP_USERS_TABLE))
     name = f"RudderStack destination {destination_id}" if destination_id else "The RudderStack destination"
@@ -65,7 +71,12 @@ def merge_mode_findings(
             f'{name} has preferAppend ("Warehouse Append") on: the migration switches it off (merge mode, rows '
             "with the same id are replaced) before RudderStack loads anything; the rollback switches it back on"
         )
-    if skip_users:
+    if skip_users and users_table:
+        warnings.append(
+            f"{name} has skipUsersTable on, so RudderStack would not update the users table: the migration switches "
+            "it off before anything loads (a recorded change; the rollback switches it back on)"
+        )
+    elif skip_users and users_table is None:
         warnings.append(
             f"{name} has skipUsersTable on: RudderStack will not update the users table, so after the switch "
             "users stops changing and models reading it go stale. Switch skipUsersTable off in RudderStack if "
