@@ -24,7 +24,7 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
-SOURCE = "rudder-integrations-config@d1195826 src/configurations/destinations/{file}/schema.json"
+SOURCE = "{file}/schema.json"  # rudder-integrations-config src/configurations/destinations/, commit above
 _ENV = r"(^env[.].+)|"  # every string pattern also accepts an env.<NAME> reference
 _TEMPLATE = r"(^\{\{.*\|\|(.*)\}\}$)|(^env[.].+)|"  # Snowflake's patterns also accept {{ ... || default }}
 _S3_BUCKET = r"^((?!^xn--)(?!.*\.\..*)(?!^(\d+(\.|$)){4}$)[a-z0-9][a-z0-9-.]{1,61}[a-z0-9])$"
@@ -321,12 +321,15 @@ def config_errors(destination_type: str, config: Mapping[str, Any]) -> dict[str,
 def accepted_config(namespace: str, destination_type: str = "POSTGRES", **overrides: Any) -> dict[str, Any]:
     """A complete config the control plane accepts, for destinations made outside the library (test set-ups,
     someone else's destination): the sandbox's PostgreSQL in the required fields (the emulator loads into the
-    warehouse it was given whatever they say), RudderStack-managed staging, merge mode and the sync held."""
+    warehouse it was given whatever they say), RudderStack-managed staging, merge mode, the users table kept
+    and context traits allowed (what a migration's plan asks for by default)."""
     base: dict[str, Any] = {
         "namespace": namespace,
         "syncFrequency": "30",
         "useRudderStorage": True,
         "preferAppend": False,
+        "skipUsersTable": False,
+        "allowUsersContextTraits": True,
     }
     if str(destination_type).upper() == "SNOWFLAKE":
         base.update(account="sandbox", database="SANDBOX", warehouse="SANDBOX", user="SANDBOX")

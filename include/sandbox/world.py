@@ -76,7 +76,9 @@ def airflow_connections(info: SandboxInfo) -> dict[str, str]:
         "host": host,
         "port": int(params.get("port") or 5432),
         "login": params.get("user") or "postgres",
-        "password": params.get("password") or "",
+        # RudderStack's PostgreSQL destination requires a password (schema.json); the sandbox's server trusts
+        # local connections, so one that is never checked stands in when the DSN has none
+        "password": params.get("password") or "trusted-local",
         "schema": params.get("dbname") or "postgres",
         # libpq's sslmode (the key psycopg2 reads); RudderStack's destination copies it as sslMode
         "extra": {"sslmode": params.get("sslmode") or "disable"},

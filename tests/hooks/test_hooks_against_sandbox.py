@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from sandbox.rudderstack_definitions import accepted_config
 from segment_rudderstack.hooks import (
     ALL_EVENT_TYPES_TRIGGER,
     WEBHOOKS_ACTIONS_METADATA_ID,
@@ -108,6 +109,13 @@ def test_segment_hook_drives_the_segment_emulator(segment):
     assert hook.set_destination_subscription_enabled(created["id"], mapping["id"], True)["enabled"] is True
     assert [m["id"] for m in hook.list_destination_subscriptions(created["id"])] == [mapping["id"]]
     assert hook.get_destination_subscription(created["id"], mapping["id"])["actionSlug"] == "send"
+    # Every mapping call pinned Segment's alpha version, as public-api-sdk-python does (Accept; and Content-Type
+    # on create/update): unpinned, Segment would serve a later stable version of these endpoints.
+    versions = [(e["method"], e["accept"], e["content_type"]) for e in emulator.log.entries("api_version")]
+    alpha = "application/vnd.segment.v1alpha+json"
+    assert [v[0] for v in versions] == ["POST", "PATCH", "GET", "GET"]
+    assert all(accept == alpha for _, accept, _ in versions), versions
+    assert [ctype for method, _, ctype in versions if method in ("POST", "PATCH")] == [alpha, alpha]
     assert hook.set_destination_enabled(created["id"], True)["enabled"] is True
     assert created["id"] in [d["id"] for d in hook.list_connected_destinations(source_id)]
     assert hook.set_warehouse_enabled(warehouse_id, False)["enabled"] is False
@@ -117,11 +125,9 @@ def test_rudderstack_hooks_drive_the_rudderstack_emulator(rudderstack):
     control = RudderStackHook("rudderstack_sandbox", max_attempts=2, backoff_initial=0.01)
     assert control.test_connection()[0]
 
-    destination = control.create_destination(
-        "warehouse", "POSTGRES", {"namespace": "prod", "syncFrequency": "30"}, enabled=True
-    )
+    destination = control.create_destination("warehouse", "POSTGRES", accepted_config("prod"), enabled=True)
     updated = control.update_destination(destination["id"], config={"manualSync": True})
-    assert updated["config"] == {"namespace": "prod", "syncFrequency": "30", "manualSync": True}
+    assert updated["config"] == {**accepted_config("prod"), "manualSync": True}
     source = control.create_source("from segment", "segment")
     connection = control.create_connection(source["id"], destination["id"])
     assert connection["id"] in [c["id"] for c in control.list_connections()]
@@ -144,9 +150,7 @@ def test_control_plane_lists_are_read_across_the_emulators_pages(rudderstack):
     for n in range(3):
         sources.append(control.create_source(f"extra {n}", "HTTP")["id"])
     destinations = [
-        control.create_destination(
-            f"wh {n}", "POSTGRES", {"namespace": f"paging_{n}", "syncFrequency": "30"}
-        )["id"]
+        control.create_destination(f"wh {n}", "POSTGRES", accepted_config(f"paging_{n}"))["id"]
         for n in range(5)
     ]
     connections = [control.create_connection(sources[n], destinations[n])["id"] for n in range(5)]
@@ -168,7 +172,7 @@ def test_the_emulator_refuses_what_current_rudder_server_refuses(rudderstack):
 
     emulator, url = rudderstack
     control = RudderStackHook("rudderstack_sandbox", max_attempts=1)
-    destination = control.create_destination("wh", "POSTGRES", {"namespace": "strict", "syncFrequency": "30"})
+    destination = control.create_destination("wh", "POSTGRES", accepted_config("strict"))
     control.create_connection("rs_src_app", destination["id"])
     internal = f"{url}/internal/v1/warehouse"
 

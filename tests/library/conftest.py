@@ -19,6 +19,7 @@ from tests.library.world import (
     BACKEND,
     DATA_PLANE_CONN,
     FAST_RETRIES,
+    RS_WAREHOUSE_CONN,
     RUDDERSTACK_CONN,
     RUDDERSTACK_TOKEN,
     SEGMENT_CONN,
@@ -27,7 +28,7 @@ from tests.library.world import (
     WEB,
     World,
     next_tag,
-    with_sslmode,
+    rudderstack_warehouse_connection,
 )
 
 
@@ -66,7 +67,8 @@ def world(pg_dsn: str, monkeypatch) -> Iterator[World]:
     conn(SEGMENT_CONN, host=seg_server.url, password=SEGMENT_TOKEN, extra=FAST_RETRIES)
     conn(RUDDERSTACK_CONN, host=rs_server.url, password=RUDDERSTACK_TOKEN, extra=FAST_RETRIES)
     conn(DATA_PLANE_CONN, host=rs_server.url, extra=FAST_RETRIES)
-    monkeypatch.setenv(f"AIRFLOW_CONN_{WAREHOUSE_CONN.upper()}", with_sslmode(pg_dsn))
+    monkeypatch.setenv(f"AIRFLOW_CONN_{WAREHOUSE_CONN.upper()}", pg_dsn)
+    monkeypatch.setenv(f"AIRFLOW_CONN_{RS_WAREHOUSE_CONN.upper()}", rudderstack_warehouse_connection(pg_dsn))
     w = World(
         segment, seg_server.url, rudderstack, rs_server.url, warehouse, schema, f"srm_test_changes_{tag}"
     )

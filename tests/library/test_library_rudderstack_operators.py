@@ -14,12 +14,15 @@ from segment_rudderstack.operators.rudderstack import (
     ReleaseRudderStackSyncOperator,
 )
 from segment_rudderstack.safety.changelog import ChangeLog
-from tests.library.world import RS_APP, WAREHOUSE_ID, WEB, context
+from tests.library.world import DESTINATION_ARGS, RS_APP, WAREHOUSE_ID, WEB, context
 
 
 def ensure_destination(world, **kwargs):
     return EnsureRudderStackDestinationOperator(
-        task_id="ensure_destination", namespace=world.schema, change_log_key=world.change_log_key, **kwargs
+        task_id="ensure_destination",
+        namespace=world.schema,
+        change_log_key=world.change_log_key,
+        **{**DESTINATION_ARGS, **kwargs},
     )
 
 
@@ -257,3 +260,56 @@ def test_release_sync_dry_run_changes_nothing(world):
     assert result["upload_triggered"] is False
     assert world.rudderstack_changes(mark) == []
     assert world.rs_destination(destination_id)["config"]["manualSync"] is True
+
+
+def test_a_new_destination_gets_the_whole_config_rudderstack_requires(world):
+    """POSTGRES from a real Airflow Postgres connection: credentials, sslMode from its sslmode extra, staging,
+    merge mode and the users-table settings, sync held; the stricter control plane accepts it."""
+    destination_id = ensure_destination(world, allow_users_context_traits=False).execute(context())
+    config = world.rs_destination(destination_id)["config"]
+    expected = {"database", "host", "namespace", "password", "port", "sslMode", "syncFrequency", "user"}
+    assert expected <= set(config)
+    assert (config["sslMode"], config["useRudderStorage"], config["manualSync"]) == ("disable", True, True)
+    assert (config["preferAppend"], config["skipUsersTable"], config["allowUsersContextTraits"]) == (
+        False,
+        False,
+        False,
+    )
+    assert isinstance(config["port"], str) and config["syncFrequency"] == "30"
+
+
+def test_a_destination_rudderstack_would_refuse_stops_before_the_call(world):
+    mark = world.mark()
+    with pytest.raises(AirflowFailException) as refused:
+        ensure_destination(world, staging=None).execute(context())
+    message = str(refused.value)
+    assert "config.useRudderStorage" in message and "rudderstack.destination.staging" in message
+    assert "nothing was changed" in message
+    assert world.rudderstack_changes(mark) == [] and world.rs_destinations() == []
+
+
+def test_a_reused_destination_gets_the_plans_users_settings_as_recorded_undoable_changes(world):
+    from segment_rudderstack.operators.rollback import RollbackOperator
+    from tests.library.world import RUDDERSTACK_CONN, SEGMENT_CONN
+
+    existing = world.make_rs_destination(skipUsersTable=True, allowUsersContextTraits=False)
+    assert ensure_destination(world, destination_id=existing).execute(context()) == existing
+    config = world.rs_destination(existing)["config"]
+    assert (config["skipUsersTable"], config["allowUsersContextTraits"]) == (False, True)
+    log = ChangeLog(world.change_log_key)
+    assert (log.last("rudderstack.destination", existing, "config.skipUsersTable").before) is True
+    again = world.mark()
+    ensure_destination(world, destination_id=existing).execute(context())
+    assert world.rudderstack_changes(again) == []  # idempotent
+
+    rollback = RollbackOperator(
+        task_id="rollback",
+        plan_name="p",
+        segment_conn_id=SEGMENT_CONN,
+        rudderstack_conn_id=RUDDERSTACK_CONN,
+        change_log_key=world.change_log_key,
+    )
+    undone = rollback.execute(context())["undone"]
+    config = world.rs_destination(existing)["config"]
+    assert (config["skipUsersTable"], config["allowUsersContextTraits"]) == (True, False)
+    assert any("skipUsersTable" in u for u in undone) and any("allowUsersContextTraits" in u for u in undone)

@@ -25,6 +25,7 @@ from segment_rudderstack.safety.changelog import ChangeLog
 from segment_rudderstack.sensors.migration import ClientAdoptionSensor
 from tests.library.world import (
     BACKEND,
+    DESTINATION_ARGS,
     RS_APP,
     RUDDERSTACK_CONN,
     SEGMENT_CONN,
@@ -238,7 +239,9 @@ def migration_steps(world, *, dry_run, destination_id=None, rs_source=None, cuto
     """The runbook's changing steps in order, as the DAG chains them (dry run: nothing exists yet)."""
     common = {"change_log_key": world.change_log_key, "dry_run": dry_run}
     return [
-        EnsureRudderStackDestinationOperator(task_id="destination", namespace=world.schema, **common),
+        EnsureRudderStackDestinationOperator(
+            task_id="destination", namespace=world.schema, **common, **DESTINATION_ARGS
+        ),
         EnsureRudderStackSegmentSourceOperator(
             task_id="source", destination_id=destination_id, connect_source_ids=[RS_APP], **common
         ),
@@ -312,7 +315,7 @@ def test_dry_run_reads_everything_changes_nothing_anywhere_and_says_what_it_woul
 
 def test_every_change_is_logged_with_before_and_after_and_rollback_undoes_them_idempotently(world):
     destination_id = EnsureRudderStackDestinationOperator(
-        task_id="destination", namespace=world.schema, change_log_key=world.change_log_key
+        task_id="destination", namespace=world.schema, change_log_key=world.change_log_key, **DESTINATION_ARGS
     ).execute(context())
     rs_source = EnsureRudderStackSegmentSourceOperator(
         task_id="source",

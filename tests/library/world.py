@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import threading
 import time
 import uuid
@@ -37,6 +38,9 @@ SEGMENT_CONN = "segment_default"
 RUDDERSTACK_CONN = "rudderstack_default"
 DATA_PLANE_CONN = "rudderstack_data_plane_default"
 WAREHOUSE_CONN = "srm_library_warehouse"
+# The connection a new RudderStack destination's credentials are copied from (complete for RudderStack; the
+# library's own warehouse queries use WAREHOUSE_CONN, which tests point at other logins and ports).
+RS_WAREHOUSE_CONN = "srm_library_rudderstack_warehouse"
 # Retries small enough for tests (the retry policy itself is tested in tests/hooks).
 FAST_RETRIES = {"max_attempts": 2, "backoff_initial": 0.01, "backoff_max": 0.05, "timeout": 5}
 
@@ -46,6 +50,13 @@ _n = itertools.count(1)
 def context(run_id: str = "manual__test") -> dict[str, Any]:
     """The part of an Airflow task context the library reads: ``ti.run_id``."""
     return {"ti": SimpleNamespace(run_id=run_id, xcom_pull=lambda **_: None)}
+
+
+#: what a new destination's config is built from, as a plan with RudderStack-managed staging gives it
+DESTINATION_ARGS: dict[str, Any] = {
+    "credentials_conn_id": RS_WAREHOUSE_CONN,
+    "staging": {"storage": "rudderstack"},
+}
 
 
 def preflight_operator(world: World, **kwargs: Any):
@@ -66,8 +77,7 @@ def preflight_operator(world: World, **kwargs: Any):
         namespace=world.schema,
         required_tables=["tracks"],
         change_log_key=world.change_log_key,
-        credentials_conn_id=WAREHOUSE_CONN,
-        staging={"storage": "rudderstack"},
+        **DESTINATION_ARGS,
     )
     return PreflightOperator(**{**args, **kwargs})
 
@@ -239,9 +249,24 @@ class World:
         return moment
 
 
-def with_sslmode(dsn: str, mode: str = "disable") -> str:
-    """``dsn`` as an Airflow connection URI with libpq's ``sslmode`` (RudderStack's destination requires one)."""
-    return dsn if "sslmode=" in dsn else f"{dsn}{'&' if '?' in dsn else '?'}sslmode={mode}"
+def rudderstack_warehouse_connection(dsn: str) -> str:
+    """The session's PostgreSQL as the Airflow connection a RudderStack destination's credentials come from:
+    every field RudderStack requires (host, port, database, user, a password, libpq's ``sslmode``). The server
+    trusts local connections, so the password is never checked."""
+    from psycopg2.extensions import parse_dsn
+
+    params = parse_dsn(dsn)
+    return json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": params.get("host") or "127.0.0.1",
+            "port": int(params.get("port") or 5432),
+            "schema": params.get("dbname") or "postgres",
+            "login": params.get("user") or "postgres",
+            "password": params.get("password") or "trusted-local",
+            "extra": {"sslmode": "disable"},
+        }
+    )
 
 
 def next_tag() -> str:
