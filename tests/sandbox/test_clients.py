@@ -16,6 +16,7 @@ from sandbox.clients import (
     plan_event,
 )
 from sandbox.ledger import Ledger
+from sandbox.rudderstack_definitions import accepted_config
 
 AUTH = {"Authorization": "Bearer sandbox-rudderstack-token"}
 
@@ -126,7 +127,7 @@ def test_server_side_switches_automatically_once_a_warehouse_is_connected(
     fleet.server_side_ready = lambda: bool(rudder.warehouse_destinations_for_source("rs_src_backend"))
     assert not fleet.server_side_ready()
     url = fleet.rudderstack_url
-    dest = {"name": "wh", "type": "POSTGRES", "config": {"namespace": namespace}}
+    dest = {"name": "wh", "type": "POSTGRES", "config": accepted_config(namespace)}
     created = requests.post(f"{url}/v2/destinations", json=dest, headers=AUTH, timeout=5).json()[
         "destination"
     ]

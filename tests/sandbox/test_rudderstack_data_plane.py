@@ -10,6 +10,7 @@ import requests
 from psycopg2 import sql
 from rudderstack.analytics import Client as RudderClient
 
+from sandbox.rudderstack_definitions import accepted_config
 from tests.waiting import wait_until
 
 AUTH = {"Authorization": "Bearer sandbox-rudderstack-token"}
@@ -18,7 +19,7 @@ AUTH = {"Authorization": "Bearer sandbox-rudderstack-token"}
 def _connect_warehouse(url: str, namespace: str, source_id: str, **config) -> dict:
     dest = requests.post(
         f"{url}/v2/destinations",
-        json={"name": "wh", "type": "POSTGRES", "config": {"namespace": namespace, **config}},
+        json={"name": "wh", "type": "POSTGRES", "config": accepted_config(namespace, **config)},
         headers=AUTH,
         timeout=5,
     ).json()["destination"]

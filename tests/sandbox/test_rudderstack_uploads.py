@@ -6,6 +6,7 @@ import datetime as dt
 
 import requests
 
+from sandbox.rudderstack_definitions import accepted_config
 from sandbox.rudderstack_schedule import previous_slot, upload_decision
 from tests.waiting import wait_until
 
@@ -19,7 +20,7 @@ def _destination(url, namespace, source_id="rs_src_backend", **config):
         json={
             "name": "wh",
             "type": "POSTGRES",
-            "config": {"namespace": namespace, "syncFrequency": "30", **config},
+            "config": accepted_config(namespace, **config),
         },
         headers=AUTH,
         timeout=5,

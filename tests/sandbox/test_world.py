@@ -10,6 +10,7 @@ import requests
 from sandbox.clients import AdoptionCurve, ClientsConfig
 from sandbox.config import load_config
 from sandbox.reconcile import reconcile
+from sandbox.rudderstack_definitions import accepted_config
 from sandbox.segment import SegmentSettings, SourceSeed
 from sandbox.world import Sandbox
 from tests.waiting import wait_until
@@ -97,7 +98,7 @@ def test_world_on_a_given_dsn_delivers_every_event_exactly_once(tmp_path, pg_dsn
             f"{api}/destinations",
             headers=RS_AUTH,
             timeout=5,
-            json={"name": "wh", "type": "POSTGRES", "config": {"namespace": namespace, "manualSync": True}},
+            json={"name": "wh", "type": "POSTGRES", "config": accepted_config(namespace, manualSync=True)},
         ).json()
         for source in ("rs_src_app", "rs_src_backend"):
             requests.post(
