@@ -257,3 +257,15 @@ def test_the_plan_refuses_destination_settings_in_the_wrong_place(destination, e
     with pytest.raises(PlanError, match="rudderstack.destination") as refused:
         parse_plan(_plan(destination))
     assert expected in str(refused.value)
+
+
+def test_the_readmes_real_service_plan_is_a_valid_plan():
+    import pathlib
+    import re
+
+    import yaml
+
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"A plan for real services.*?```yaml\n(.*?)```", readme, re.S).group(1)
+    plan = parse_plan(yaml.safe_load(block))
+    assert plan.rudderstack.destination.staging.storage == "s3"

@@ -27,7 +27,17 @@ from segment_rudderstack.hooks.protocol import POLICY_EXTRAS, RequestSpec, quote
 # A workspace with more pages than this is far outside what a migration plan touches; stop instead of looping.
 MAX_LIST_PAGES = 1000
 
-_SECRET_KEY_PARTS = ("password", "secret", "privatekey", "private_key", "token", "credentials", "accesskey")
+_SECRET_KEY_PARTS = (
+    "password",
+    "secret",
+    "privatekey",
+    "private_key",
+    "token",
+    "credentials",
+    "accesskey",
+    "accountkey",
+    "clientkey",
+)
 
 
 class RudderStackHook(ApiHook):
