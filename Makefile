@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine (Python 3.11 + pip):
 #   make demo   run the migration DAG against the local sandbox and print the reconciliation
-#               (make demo PLAN=sandbox_multi: the multi-schema world, one lane per schema)
+#               (make demo PLAN=sandbox_multi: the multi-schema world, one lane per schema;
+#                make demo DRY_RUN=1: change nothing, print the consolidated dry-run plan)
 #   make test   lint + the whole test suite
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -43,7 +44,7 @@ test: $(STAMP) airflow-db
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP) airflow-db
-	$(PY) -m scripts.demo $(if $(PLAN),--plan $(PLAN))
+	$(PY) -m scripts.demo $(if $(PLAN),--plan $(PLAN)) $(if $(DRY_RUN),--dry-run)
 
 # The Airflow CLI against this project (AIRFLOW_HOME, dags and plugins folders set above), e.g.
 #   make airflow ARGS="dags list"        make airflow ARGS="dags unpause segment_to_rudderstack__prod"

@@ -43,6 +43,8 @@ class Progress:
 
     def __init__(self, plan):
         self.plan = plan
+        #: phase label -> (first ETA seen, last ETA seen): printed at the end beside when the phase ended
+        self.etas: dict[str, list[str]] = {}
 
     def __call__(self, sandbox, env: dict[str, str], elapsed: float) -> None:
         import os
@@ -52,9 +54,17 @@ class Progress:
         from segment_rudderstack.ui.view import plan_facts
 
         os.environ.update({k: v for k, v in env.items() if k.startswith("AIRFLOW_CONN_")})
+        from segment_rudderstack.ui.operations import phase_etas
+
         with create_session() as session:
-            facts, _ = plan_facts(self.plan.dag_id, session)
-        print(progress_line(facts, elapsed, self._share(facts)), flush=True)
+            facts, extra = plan_facts(self.plan.dag_id, session)
+        self.last_facts = facts
+        etas = phase_etas(facts, extra)
+        for text in etas.values():
+            label = text.split(":", 1)[0]
+            self.etas.setdefault(label, [text, text])[1] = text
+        eta = next(iter(etas.values()), None)
+        print(progress_line(facts, elapsed, self._share(facts), eta), flush=True)
 
     def _share(self, facts) -> str:
         lanes = self.plan.lanes
@@ -73,6 +83,8 @@ class Progress:
         source_id = facts.results.get("segment_source" + suffix)
         if not isinstance(source_id, str) or not facts.result("webhooks" + suffix).get("cutover_at"):
             return "not measured before the cutover"
+        if not facts.results.get("upload" + suffix):  # every row is still Segment's own load: no share yet
+            return "n/a until RudderStack's first load"
         now = datetime.now(UTC)
         adoption = self.plan.adoption
         sample = dialect_for_conn_id(self.plan.warehouse.conn_id).adoption_share(
@@ -90,8 +102,8 @@ class Progress:
         )
 
 
-def progress_line(facts, elapsed: float, adoption: str) -> str:
-    """``[demo]   1 min 05 s | <phase> (<state>, <time> in it) | adoption: <share>``."""
+def progress_line(facts, elapsed: float, adoption: str, eta: str | None = None) -> str:
+    """``[demo]   1 min 05 s | <phase> (<state>, <time> in it) | adoption: <share>[ | ETA <estimate>]``."""
     from segment_rudderstack.evidence.report import duration, phase_rows
 
     rows = phase_rows(facts)
@@ -106,7 +118,9 @@ def progress_line(facts, elapsed: float, adoption: str) -> str:
             else ""
         )
         phase = f"{current.phase.label} ({current.state}{since})"
-    return f"[demo] {duration(elapsed):>12} | {phase} | adoption: {adoption}"
+    return f"[demo] {duration(elapsed):>12} | {phase} | adoption: {adoption}" + (
+        f" | ETA {eta}" if eta else ""
+    )
 
 
 def explain_columns() -> None:
@@ -122,19 +136,48 @@ def main(argv: list[str] | None = None) -> int:
         default="sandbox",
         help="plan in include/plans/ (sandbox_multi: the multi-schema world, one lane per schema)",
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="trigger with dry_run on (make demo DRY_RUN=1): change nothing, print the consolidated plan",
+    )
     args = parser.parse_args(argv)
     plan = load_plan(REPO / "include" / "plans" / f"{args.plan}.yaml")
     # A plan of several schemas runs against the multi-schema world (3 client sources in 2 schemas + backend).
     world = "multi" if len(plan.lanes) > 1 else "default"
     # Server-side services "deploy" onto RudderStack as soon as its warehouse destination is connected.
     config = load_config(world=world, clients={"server_side_switch": "auto"})
-    print(f"[demo] starting the sandbox in {config.home} and running {plan.dag_id} ...", flush=True)
+    mode = " as a DRY RUN" if args.dry_run else ""
+    print(f"[demo] starting the sandbox in {config.home} and running {plan.dag_id}{mode} ...", flush=True)
     began = time.monotonic()
     print(
-        "[demo] progress every 10 s: elapsed | phase | adoption share (events still arriving through Segment)",
+        "[demo] progress every 10 s: elapsed | phase | adoption share (events still arriving through Segment) "
+        "| ETA of the phase",
         flush=True,
     )
-    result = rehearse(config, dag_id=plan.dag_id, change_log_key=plan.change_log_key, progress=Progress(plan))
+    progress, received = Progress(plan), {}
+    result = rehearse(
+        config,
+        dag_id=plan.dag_id,
+        change_log_key=plan.change_log_key,
+        conf={"dry_run": True} if args.dry_run else None,
+        progress=progress,
+        after_run=lambda sandbox, env, result: received.update(_notifications(sandbox)),
+    )
+    ok = _print_outcome(result, plan, dry_run=args.dry_run)
+    _print_operations(progress, received)
+    print(f"[demo] total wall time {time.monotonic() - began:.0f} s")
+    print(_final_line(ok, args.dry_run))
+    return 0 if ok else 1
+
+
+def _final_line(ok: bool, dry_run: bool) -> str:
+    if not ok:
+        return "[demo] FAILED (see above)"
+    return "[demo] OK: dry run changed nothing" if dry_run else "[demo] OK: nothing lost, nothing duplicated"
+
+
+def _print_outcome(result, plan, *, dry_run: bool) -> bool:
     run = result.runs[0]
     print(
         f"[demo] migration DAG {'succeeded' if run.ok else 'FAILED'} in {run.seconds:.0f} s "
@@ -159,7 +202,6 @@ def main(argv: list[str] | None = None) -> int:
             f"switch-off at {', '.join(m.isoformat() for m in result.webhook_switch_offs) or 'never'}): "
             f"{result.report.lost_after_close}"
         )
-    if result.report:
         explain_columns()
     print()
     if result.violations:
@@ -168,17 +210,53 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  - {violation}")
     else:
         print("[demo] safety invariants held (checked from the emulators' own request logs)")
-    reports = sorted((REPO / "reports" / plan.name).glob("*.md"), key=lambda p: p.stat().st_mtime)
-    if reports:
-        verdict = next(
-            (line.strip("*") for line in reports[-1].read_text().splitlines() if line.startswith("**")), ""
-        )
-        print(f"[demo] report verdict: {verdict}")
-        print(f"[demo] migration report: {reports[-1]} (HTML: {reports[-1].with_suffix('.html')})")
-    print(f"[demo] total wall time {time.monotonic() - began:.0f} s")
+    changed = any(result.changes_after_run[:1] and result.changes_after_run[0])
+    if dry_run:
+        print(f"[demo] outside changes in the dry run (Segment, RudderStack): {result.changes_after_run[:1]}")
+    _print_report(plan, dry_run)
     ok = run.ok and result.report is not None and result.report.ok and not result.violations
-    print("[demo] OK: nothing lost, nothing duplicated" if ok else "[demo] FAILED (see above)")
-    return 0 if ok else 1
+    return ok and not (dry_run and changed)
+
+
+def _print_report(plan, dry_run: bool) -> None:
+    reports = sorted((REPO / "reports" / plan.name).glob("*.md"), key=lambda p: p.stat().st_mtime)
+    if not reports:
+        return
+    verdict = next(
+        (line.strip("*") for line in reports[-1].read_text().splitlines() if line.startswith("**")), ""
+    )
+    print(f"[demo] report verdict: {verdict}")
+    print(f"[demo] migration report: {reports[-1]} (HTML: {reports[-1].with_suffix('.html')})")
+    if dry_run:
+        import json
+
+        from segment_rudderstack.evidence.dry_run_plan import describe
+
+        steps = json.loads(reports[-1].with_suffix(".json").read_text()).get("dry_run_plan") or []
+        print(
+            f"[demo] the consolidated dry-run plan: {len(steps)} step(s), in the order a real run takes them"
+        )
+        for step in steps:
+            print(f"  {step['step']:>3}. {step['task_id']}: {describe(step)}")
+
+
+def _notifications(sandbox) -> dict[str, list[str]]:
+    """What the sandbox's Slack stand-in and SMTP server received (subjects / first lines)."""
+    slack = [t.splitlines()[0].strip("*") for t in sandbox.slack.texts()] if sandbox.slack else []
+    mail = [subject for subject, _ in sandbox.smtp.bodies()] if sandbox.smtp else []
+    return {"slack": slack, "email": mail}
+
+
+def _print_operations(progress, received: dict[str, list[str]]) -> None:
+    if progress.etas:
+        print("[demo] ETAs per phase (the first and the last estimate seen while it ran):")
+        for label, (first, last) in progress.etas.items():
+            print(f"  {label}:\n    first: {first.split(': ', 1)[-1]}\n    last:  {last.split(': ', 1)[-1]}")
+    for channel in ("slack", "email"):
+        messages = received.get(channel) or []
+        print(f"[demo] notifications received by the sandbox's {channel} ({len(messages)}):")
+        for subject in messages:
+            print(f"  - {subject}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ each start so every rehearsal begins from an empty warehouse and ledger.
 `start()` writes `<home>/state.json` (urls, ids, tokens, DSN; read by `python -m sandbox status|reconcile`)
 and `<home>/airflow-connections.env` with AIRFLOW_CONN_SEGMENT_SANDBOX, AIRFLOW_CONN_RUDDERSTACK_SANDBOX,
 AIRFLOW_CONN_RUDDERSTACK_DATA_PLANE_SANDBOX and AIRFLOW_CONN_WAREHOUSE_SANDBOX in Airflow's JSON connection
-format (`set -a; . .sandbox/airflow-connections.env; set +a`). Both files hold sandbox-only tokens.
+format (`set -a; . .sandbox/airflow-connections.env; set +a`), plus AIRFLOW_CONN_SLACK_SANDBOX (a stand-in for
+Slack's incoming webhook) and AIRFLOW_CONN_SMTP_SANDBOX (a local SMTP server, with aiosmtpd installed), where the
+plan's notifications arrive (`Sandbox.slack`, `Sandbox.smtp`). Both files hold sandbox-only tokens.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sandbox.clients import ClientFleet
 from sandbox.common import ServerThread, isoformat_z, utcnow
 from sandbox.config import SandboxConfig
 from sandbox.ledger import Ledger
+from sandbox.notify_receivers import SlackStandIn, SmtpReceiver
 from sandbox.rudderstack_emulator import RudderStackEmulator
 from sandbox.segment import SegmentEmulator
 from sandbox.warehouse import Warehouse
@@ -127,6 +130,9 @@ class Sandbox:
         self.clients: ClientFleet | None = None
         self._pg = None
         self._servers: list[ServerThread] = []
+        #: where the migration's notifications arrive (plan section notify: slack_sandbox, smtp_sandbox)
+        self.slack: SlackStandIn | None = None
+        self.smtp: SmtpReceiver | None = None
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
@@ -167,6 +173,7 @@ class Sandbox:
             self._servers.append(rudder_server)
             self.rudderstack.start_background()
 
+            self._start_notify_receivers()
             self._start_clients(segment_server.port, rudder_server.port)
         except BaseException:
             self.stop()
@@ -196,6 +203,7 @@ class Sandbox:
             schemas=schemas,
         )
         self.info.airflow_connections = airflow_connections(self.info)
+        self.info.airflow_connections.update(self._notify_connections())
         self.write_state()
         return self.info
 
@@ -216,6 +224,23 @@ class Sandbox:
         if config.clients_enabled:
             self.clients.start()
 
+    def _start_notify_receivers(self) -> None:
+        """A stand-in for Slack's incoming webhook and, with aiosmtpd installed, an SMTP server (local only)."""
+        self.slack = SlackStandIn()
+        self._slack_server = ServerThread(self.slack.app, host="127.0.0.1", port=0).start()
+        self._servers.append(self._slack_server)
+        self.smtp = SmtpReceiver().start() if SmtpReceiver.available() else None
+
+    def _notify_connections(self) -> dict[str, str]:
+        conns = (
+            {"AIRFLOW_CONN_SLACK_SANDBOX": self.slack.connection(self._slack_server.url)}
+            if self.slack
+            else {}
+        )
+        if self.smtp is not None:
+            conns["AIRFLOW_CONN_SMTP_SANDBOX"] = self.smtp.connection()
+        return {name: json.dumps(value, sort_keys=True) for name, value in conns.items()}
+
     def write_state(self, status: str | None = None) -> None:
         if self.info is None:
             return
@@ -235,6 +260,8 @@ class Sandbox:
         for server in reversed(self._servers):
             server.stop()
         self._servers = []
+        if self.smtp is not None:
+            self.smtp.stop()
         if self.ledger is not None:
             self.ledger.close()
         if self._pg is not None:

@@ -48,7 +48,7 @@ def test_each_phase_has_one_group_per_lane_and_the_warehouse_steps_once(dag):
         assert {f"{phase}.{lane}" for lane in LANES} <= set(groups), phase
     ids = set(dag.task_ids)
     assert {f"preflight.{lane}" for lane in LANES} | {f"duplicate_check.{lane}" for lane in LANES} <= ids
-    assert [t for t in ids if t.endswith("disable_segment_warehouse")] == [
+    assert [t for t in ids if t.rsplit(".", 1)[-1] == "disable_segment_warehouse"] == [
         "segment_final_load.disable_segment_warehouse"
     ]
     assert [t for t in ids if t.endswith("wait_final_load")] == ["segment_final_load.wait_final_load"]

@@ -36,7 +36,24 @@ def test_a_gap_can_be_accepted_by_a_person_when_the_plan_says_so(tmp_path):
     gate = "client_adoption.approve_webhook_path_gap"
     assert gate in upstream_closure(dag, SWITCH_OFF)
     assert "client_adoption.verify_webhook_path" in upstream_closure(dag, gate)
-    assert dag.get_task(gate).fail_on_reject is True
+    choice = dag.get_task(gate)
+    # three answers instead of approve-or-fail: proceed to the switch-off, hold the plan, or roll back
+    assert choice.options == ["Proceed", "Hold", "Roll back"]
+    assert choice.options_mapping == {
+        "Proceed": "client_adoption.proceed",
+        "Hold": "client_adoption.hold_plan",
+        "Roll back": "client_adoption.roll_back",
+    }
+    assert {"client_adoption.proceed", "client_adoption.hold_plan"} <= dag.get_task(
+        SWITCH_OFF
+    ).upstream_task_ids
+    assert (
+        dag.get_task("client_adoption.roll_back").trigger_dag_id == "segment_to_rudderstack_rollback__proofed"
+    )
+    assert (
+        "client_adoption.stop_after_roll_back"
+        in dag.get_task("client_adoption.roll_back").downstream_task_ids
+    )
 
 
 def test_without_the_proof_the_warehouse_signal_alone_decides(tmp_path):

@@ -152,6 +152,7 @@ def copy_of_sandbox_plan(name: str, schedule: str | None = None) -> dict:
     for section, field_name, prefix, _ in PLAN_CONNECTIONS:
         plan[section][field_name] = f"{prefix}_{name}"
     plan["adoption"].update(window_seconds=20, consecutive_checks=2)
+    plan.pop("notify", None)  # its messages would land in the session sandbox's receivers
     return plan
 
 
@@ -234,7 +235,9 @@ def migration_target() -> DeploymentTarget:
         check_result=migration_reconciled,
         run_timeout=600.0,
         # a DAG of the probe bundle scheduled on the sandbox plan's asset alias (docs/downstream.md)
-        extra={"downstream_dag_id": "sandbox_downstream_models"},
+        # the manual run is operated like a long cutover (issue 21): approvals answered, the plan held at the
+        # switch-off and released in the view, and its notifications checked (tests/deployment/operations.py)
+        extra={"downstream_dag_id": "sandbox_downstream_models", "operate": True},
     )
 
 

@@ -7,7 +7,10 @@ import time
 
 import pytest
 
+from scripts.airflow_local import wait_until
 from tests.deployment.metrics import record
+from tests.deployment.operations import SWITCH_OFF, PersonAtTheConsole, secrets_of, view_hold
+from tests.deployment.targets import SandboxWorld
 
 pytestmark = pytest.mark.slow
 
@@ -24,15 +27,36 @@ def test_all_components_run_as_separate_healthy_processes(deployment, api):
 
 def test_ui_style_trigger_runs_to_success_with_sensor_deferred(deployment, api, target):
     api.unpause(target.manual_dag_id)
-    response = api.trigger(target.manual_dag_id, target.conf)
+    operate = target.extra.get("operate")  # the migration target: approvals on, the plan held (issue 21)
+    conf = {**target.conf, "require_approvals": True} if operate else dict(target.conf)
+    if operate:
+        held = api.http.put(
+            view_hold(target.manual_dag_id), json={"reason": "deployment test: hold the switch-off"}
+        )
+        assert held.status_code == 200 and held.json()["hold"]["reason"].startswith("deployment test"), (
+            held.text
+        )
+    response = api.trigger(target.manual_dag_id, conf)
     assert response.status_code == 200, response.text
     run = response.json()
     assert run["run_type"] == "manual"
-    assert run["conf"] == dict(target.conf)
+    assert run["conf"] == conf
 
     began = time.monotonic()
-    observed = api.wait_for_run(target.manual_dag_id, run["dag_run_id"], timeout=target.run_timeout)
+    person = None
+    if operate:
+        person = PersonAtTheConsole(
+            api.base_url, api.token, target.manual_dag_id, run["dag_run_id"], SandboxWorld.sandbox.segment.log
+        )
+        person.start()
+    try:
+        observed = api.wait_for_run(target.manual_dag_id, run["dag_run_id"], timeout=target.run_timeout)
+    finally:
+        if person is not None:
+            person.stop()
     record("manual_run_s", round(time.monotonic() - began, 1))
+    if person is not None:
+        _assert_operated(person, observed)
 
     assert observed.state == "success", (
         f"run ended {observed.state}; task states seen {observed.compact()}\n"
@@ -44,6 +68,66 @@ def test_ui_style_trigger_runs_to_success_with_sensor_deferred(deployment, api, 
     assert target.deferred_tasks <= deferred, observed.compact()
     record("deferred_tasks", sorted(deferred))
     target.check_result(api, target, run["dag_run_id"])  # probe: params echoed; migration: reconciliation
+
+
+def _assert_operated(person, observed) -> None:
+    """The approvals were answered, and the held plan waited at the switch-off, deferred, with Segment's
+    warehouse still on, until the hold was released in the migration view."""
+    assert not person.errors, person.errors
+    assert set(person.approved) == {  # a gate retried (e.g. its state report lost) is answered again
+        "server_side.approve_server_side_switched",
+        "segment_final_load.approve_disable_segment_warehouse",
+    }, person.approved
+    assert person.released, "the switch-off never waited on the hold"
+    assert person.held_view["hold"]["reason"] == "deployment test: hold the switch-off", person.held_view
+    assert person.switch_offs_while_held == 0, "Segment's warehouse was switched off while the plan was held"
+    assert "deferred" in observed.compact()[SWITCH_OFF], observed.compact()
+
+
+def test_the_run_was_announced_on_slack_and_by_email_without_secrets(api, target):
+    """The session's run (above) and a failed task reached the sandbox's Slack stand-in and SMTP server."""
+    if not target.extra.get("operate"):
+        pytest.skip(f"deployment target {target.name!r} has no plan that notifies")
+    sandbox = SandboxWorld.sandbox
+    rollback = target.manual_dag_id.replace("segment_to_rudderstack__", "segment_to_rudderstack_rollback__")
+    api.unpause(rollback)
+    failing = api.trigger(
+        rollback, {"dry_run": True, "forse": True}
+    )  # misspelt: the task fails before anything
+    assert failing.status_code == 200, failing.text
+    assert api.wait_for_run(rollback, failing.json()["dag_run_id"], timeout=120).state == "failed"
+
+    def subjects(channel: str) -> list[str]:
+        if channel == "slack":
+            return [t.splitlines()[0].strip("*") for t in sandbox.slack.texts()]
+        return [subject for subject, _ in sandbox.smtp.bodies()]
+
+    wait_until(
+        "the failure notification", lambda: any("FAILED: rollback" in s for s in subjects("email")), 60, 1
+    )
+    for channel in ("slack", "email"):
+        got = subjects(channel)
+        for expected in (
+            "[sandbox] migration run started",
+            "[sandbox] approval needed: Server-side clients switched to RudderStack?",
+            "[sandbox] approval needed: Disable Segment's warehouse now?",
+            "[sandbox] Cutover point: Segment's webhook to RudderStack is on",
+            "[sandbox] Server side drained: Segment has nothing left from the server-side sources",
+            "[sandbox] Segment's warehouse is off",
+            "[sandbox] RudderStack is loading the warehouse",
+            "[sandbox] Duplicate check done",
+            "[sandbox] Segment's webhook is off",
+            "[sandbox] Migration complete",
+            "[sandbox] FAILED: rollback",
+        ):
+            assert expected in got, (channel, expected, got)
+    texts = sandbox.slack.texts() + [body for _, body in sandbox.smtp.bodies()]
+    approval = next(t for t in sandbox.slack.texts() if "approval needed: Disable" in t)
+    assert "/required_actions" in approval and "dry run" in approval, approval
+    failure = next(t for t in sandbox.slack.texts() if "FAILED: rollback" in t)
+    assert "forse" in failure and "What to do:" in failure and "/dags/" in failure, failure
+    leaked = [s for s in secrets_of(sandbox) if any(s in t for t in texts)]
+    assert not leaked, f"{len(leaked)} secret(s) appear in the notifications"
 
 
 def test_invalid_params_are_rejected_at_trigger_time(api, target):

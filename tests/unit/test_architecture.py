@@ -22,6 +22,7 @@ ROOMS = [
     {"waits"},
     {"safety"},
     {"evidence", "lineage"},
+    {"notify"},
     {"ui"},
     {"triggers"},
     {"sensors"},

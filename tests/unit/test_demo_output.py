@@ -4,6 +4,7 @@ reconciliation column explained."""
 from __future__ import annotations
 
 import os
+import pathlib
 import stat
 import sys
 from datetime import timedelta
@@ -58,3 +59,20 @@ def test_every_reconciliation_column_is_explained(capsys):
     out = capsys.readouterr().out
     for column in header[1:]:
         assert f"  {column} " in out
+
+
+def test_before_rudderstacks_first_load_the_share_is_not_applicable_and_the_eta_is_on_the_line():
+    from scripts.demo import Progress
+    from segment_rudderstack.plan.model import load_plan
+
+    plan = load_plan(pathlib.Path(__file__).resolve().parents[2] / "include" / "plans" / "sandbox.yaml")
+    f = facts(states={"release_rudderstack.wait_upload": "deferred"})
+    f.results.update(segment_source="rs_segment", webhooks={"cutover_at": T0.isoformat()}, upload=None)
+    # every row in the warehouse is still Segment's own load: "0.0% still through Segment" would be a lie
+    assert Progress(plan)._lane_share(f, "app_events", "") == "n/a until RudderStack's first load"
+    line = progress_line(
+        f, 30.0, "n/a until RudderStack's first load", "RudderStack's next upload slot: about 12:30"
+    )
+    assert line.endswith(
+        "| adoption: n/a until RudderStack's first load | ETA RudderStack's next upload slot: about 12:30"
+    )

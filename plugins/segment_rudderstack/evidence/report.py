@@ -275,7 +275,8 @@ def verdict(facts: ReportFacts) -> Verdict:
             "dry_run",
             "DRY RUN: nothing was changed. Every step read the current state and logged "
             "what it would change.",
-            "Read each task's log for the changes a real run would make, then trigger without dry run.",
+            "The dry-run plan below lists every change a real run would make, in its order; then trigger "
+            "without dry run.",
         )
     if facts.left_out_sources:
         return Verdict(

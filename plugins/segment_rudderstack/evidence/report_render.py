@@ -149,6 +149,7 @@ def write_report(facts: ReportFacts, folder: pathlib.Path, stem: str) -> dict[st
         "dry_run": facts.dry_run,
         "results": facts.results,
         "changes": facts.changes,
+        **({"dry_run_plan": facts.extra["dry_run_plan"]} if "dry_run_plan" in facts.extra else {}),
         "tasks": {
             t: {
                 "state": f.state,

@@ -18,10 +18,17 @@ from typing import Any, NamedTuple
 from airflow.sdk import DAG, Param, TaskGroup, TriggerRule, chain
 from airflow.sdk.definitions.param import ParamsDict
 
+from segment_rudderstack.evidence.dry_run_plan import run_order
 from segment_rudderstack.factory.downstream import cutover_assets_args, writer_change_args
+from segment_rudderstack.factory.notifications import attach_notifications, deadline_alert
 from segment_rudderstack.lineage.assets import DUPLICATE_CHECKED, FIRST_LOAD
 from segment_rudderstack.lineage.openlineage import RELEASE, SEGMENT_SWITCH_OFF
-from segment_rudderstack.operators.approval import MigrationApprovalOperator
+from segment_rudderstack.operators.approval import (
+    HoldPlanOperator,
+    MigrationApprovalOperator,
+    ProofGapChoiceOperator,
+    StopAfterRollbackOperator,
+)
 from segment_rudderstack.operators.lanes import (
     CutoverPointOperator,
     LaneSelectedOperator,
@@ -130,7 +137,11 @@ class _Wiring:
 
     def approval(self, task_id: str, subject: str, body: str) -> MigrationApprovalOperator:
         return MigrationApprovalOperator(
-            task_id=task_id, subject=subject, body=body, required="{{ params.require_approvals }}"
+            task_id=task_id,
+            subject=subject,
+            body=body,
+            required="{{ params.require_approvals }}",
+            plan_name=self.plan.name,
         )
 
 
@@ -206,7 +217,7 @@ def migration_params(plan: Plan) -> dict[str, Param]:
             type="boolean",
             title="Require approvals",
             description="Pause for a human approval before switching server-side clients and before disabling "
-            "Segment's warehouse (only where the plan defines approval gates).",
+            "Segment's warehouse (the gates pass at once when this is off).",
         ),
     }
 
@@ -402,13 +413,12 @@ def _server_side(w: _Wiring, cutover: Any) -> Span | None:
     if not server_ids:
         return None
     with TaskGroup("server_side", tooltip="Server-side sources: switch, then wait for Segment to drain"):
-        gate = None
-        if w.plan.require_approvals:
-            gate = w.approval(
-                "approve_server_side_switched",
-                "Server-side clients switched to RudderStack?",
-                "Approve once every server-side service sends to RudderStack (deploy done).",
-            )
+        # Every DAG has its gates; the param require_approvals (default: the plan's) switches them on for a run.
+        gate = w.approval(
+            "approve_server_side_switched",
+            "Server-side clients switched to RudderStack?",
+            "Approve once every server-side service sends to RudderStack (deploy done).",
+        )
         drains = [
             SegmentSourceDrainedSensor(
                 task_id=f"wait_drained__{source_id}",
@@ -441,14 +451,12 @@ def _segment_final_load(w: _Wiring, cutover: Any, setup: dict[str, SetupTasks]) 
             **w.segment,
             **w.sensor_common,
         )
-        upstream: Any = final_load
-        if w.plan.require_approvals:
-            upstream = w.approval(
-                "approve_disable_segment_warehouse",
-                "Disable Segment's warehouse now?",
-                "Segment's final load finished. Approve to switch Segment's warehouse loads off.",
-            )
-            final_load >> upstream
+        upstream = w.approval(
+            "approve_disable_segment_warehouse",
+            "Disable Segment's warehouse now?",
+            "Segment's final load finished. Approve to switch Segment's warehouse loads off.",
+        )
+        final_load >> upstream
         disable_warehouse = DisableSegmentWarehouseOperator(
             task_id="disable_segment_warehouse",
             **w.final_load_args(cutover),
@@ -642,8 +650,38 @@ def _adoption_lane(w: _Wiring, lane: Lane, segment_source: Any, webhooks: Any) -
             **w.common,
         )
         verify, before_switch_off = _verify_webhook_path(w, lane, segment_source, webhooks)
-        chain(*(t for t in (adoption, verify, before_switch_off, disable_webhook) if t is not None))
+        chain(*(t for t in (adoption, verify, before_switch_off) if t is not None))
+        if isinstance(before_switch_off, ProofGapChoiceOperator):
+            _gap_branches(w, before_switch_off, disable_webhook)
+        else:
+            (before_switch_off or verify or adoption) >> disable_webhook
     return Span(adoption, disable_webhook, verify)
+
+
+def _gap_branches(w: _Wiring, choice: Any, disable_webhook: Any) -> None:
+    """The proof gap's three answers: proceed to the switch-off, hold the plan (the switch-off then waits for
+    the hold's release), or trigger the rollback DAG and stop this run."""
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+
+    from segment_rudderstack.safety.hold import hold_key_for_plan
+
+    proceed, hold, roll_back = (
+        EmptyOperator(task_id="proceed"),
+        HoldPlanOperator(
+            task_id="hold_plan",
+            hold_key=hold_key_for_plan(w.plan.name),
+            reason="a person chose Hold at the gap in the proof from Segment's metrics",
+        ),
+        TriggerDagRunOperator(
+            task_id="roll_back", trigger_dag_id=w.plan.rollback_dag_id, conf={"force": True, "dry_run": False}
+        ),
+    )
+    stop = StopAfterRollbackOperator(task_id="stop_after_roll_back", rollback_dag_id=w.plan.rollback_dag_id)
+    choice >> [proceed, hold, roll_back]
+    roll_back >> stop
+    [proceed, hold] >> disable_webhook
+    disable_webhook.trigger_rule = TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
 
 
 def _segment_adoption_args(w: _Wiring, lane: Lane, webhooks: Any) -> dict[str, Any]:
@@ -684,11 +722,18 @@ def _verify_webhook_path(w: _Wiring, lane: Lane, segment_source: Any, webhooks: 
     )
     if plan.proof.on_gap != "approve":
         return verify, None
-    gate = MigrationApprovalOperator(
+    prefix = verify.task_id.rpartition(".")[0]
+    prefix = prefix + "." if prefix else ""
+    gate = ProofGapChoiceOperator(
         task_id="approve_webhook_path_gap",
-        subject="Segment's metrics and the warehouse differ: switch Segment's webhook off anyway?",
-        body="The webhook path check found buckets that differ (see the task log of verify_webhook_path).",
+        subject="Segment's metrics and the warehouse differ: proceed, hold or roll back?",
+        body="The webhook path check found buckets that differ (see the report's proof section and the task log "
+        "of verify_webhook_path). Proceed: switch Segment's webhook off anyway. Hold: hold the plan (the switch-off "
+        "waits until the hold is released in the migration view). Roll back: run the rollback DAG and stop here.",
         required="{{ (ti.xcom_pull(task_ids='" + verify.task_id + "') or {}).get('gap', False) }}",
+        proceed_task_id=prefix + "proceed",
+        hold_task_id=prefix + "hold_plan",
+        rollback_task_id=prefix + "roll_back",
     )
     return verify, gate
 
@@ -783,6 +828,7 @@ def _migration_dag(plan: Plan) -> DAG:
         user_defined_macros={"selected_sources": partial(selected_source_ids, lane_sources)},
         default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
         doc_md=__doc__,
+        **({"deadline": alert} if (alert := deadline_alert(plan)) else {}),
     )
 
 
@@ -835,7 +881,28 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
             server_side.last >> final_load.first
         else:
             route.last >> final_load.first
+        _operations(dag, plan, w, status, report, server_side, final_load, lanes, route)
     return tasks_read_params_from_dag(dag)
+
+
+def _operations(dag, plan, w, status, report, server_side, final_load, lanes, route) -> None:
+    """What a long cutover needs around the runbook: the dry-run plan's order (the report gathers the tasks' would-be
+    changes in it), the hold's check interval, and the plan's notifications (factory/notifications.py)."""
+    report.task_order = run_order(dag.tasks)
+    for task in dag.tasks:
+        if hasattr(task, "wait_while_held"):
+            task.hold_check_seconds = min(60.0, float(plan.waits.poke_interval_seconds))
+    each = lambda step: [getattr(steps, step) for steps in lanes.values()]  # noqa: E731
+    milestones = {
+        "cutover": [route.last],
+        "server_side_drained": list(server_side.last) if server_side is not None else [],
+        "warehouse_off": [final_load.last],
+        "rudderstack_loading": [steps.release.upload for steps in lanes.values()],
+        "duplicates": each("duplicates"),
+        "webhook_off": [steps.adoption.last for steps in lanes.values()],
+        "complete": [report],
+    }
+    attach_notifications(dag, plan, status, milestones)
 
 
 def build_rollback_dag(plan: Plan) -> DAG:
@@ -887,6 +954,7 @@ def build_rollback_dag(plan: Plan) -> DAG:
                 )
                 >> rollback
             )
+        attach_notifications(dag, plan, None, {})  # a failed rollback is announced like any failure
     return tasks_read_params_from_dag(dag)
 
 

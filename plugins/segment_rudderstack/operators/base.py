@@ -14,6 +14,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from segment_rudderstack.evidence.dry_run_plan import NOTE, change_entry, note_entry, push_entries
 from segment_rudderstack.operators.outages import OutageRidingOperator
 from segment_rudderstack.rendered import as_bool
 from segment_rudderstack.safety.changelog import DONE, NOT_APPLIED, Change, ChangeLog
@@ -41,6 +42,8 @@ class MigrationOperator(OutageRidingOperator):
         self.change_log_key = change_log_key
         #: what a dry run of this task would have changed (empty in a real run: see the change log)
         self.would_change: list[Change] = []
+        #: the same with what it would wait for or do besides, for the run's dry-run plan (XCom ``would_change``)
+        self.dry_run_entries: list[dict[str, Any]] = []
 
     @property
     def is_dry_run(self) -> bool:
@@ -91,9 +94,20 @@ class MigrationOperator(OutageRidingOperator):
         )
         if self.is_dry_run:
             self.would_change.append(change)
+            self._plan_entry(context, change_entry(change))
         else:
             self.change_log.record(change)
         return change
+
+    def dry_run_note(self, context: Any, text: str, kind: str = NOTE) -> None:
+        """In a dry run: log what a real run would do here besides a recorded change (wait for something,
+        trigger an upload) and keep it in the run's dry-run plan (:mod:`segment_rudderstack.evidence.dry_run_plan`)."""
+        self.log.info("DRY RUN: %s", text)
+        self._plan_entry(context, note_entry(text, kind))
+
+    def _plan_entry(self, context: Any, entry: dict[str, Any]) -> None:
+        self.dry_run_entries.append(entry)
+        push_entries(context, self.dry_run_entries)
 
     def apply_change(
         self,

@@ -29,6 +29,8 @@ class MigrationReportOperator(MigrationOperator):
     :param selected_source_ids: the sources this run migrates (``params.sources``); the migration is complete
         only when all were.
     :param lane_task_ids: with several schemas, ``{lane: {step: task id}}``: the lanes side by side.
+    :param task_order: the DAG's task ids in run order (the factory sets it): a dry run's plan lists every task's
+        would-be changes in it (:mod:`segment_rudderstack.evidence.dry_run_plan`).
     """
 
     def __init__(
@@ -41,9 +43,11 @@ class MigrationReportOperator(MigrationOperator):
         source_ids: list[str] | None = None,
         selected_source_ids: list[str] | str | None = None,
         lane_task_ids: dict[str, dict[str, str]] | None = None,
+        task_order: list[str] | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        self.task_order = list(task_order or [])
         self.lane_task_ids = lane_task_ids
         self.source_ids = source_ids
         self.selected_source_ids = selected_source_ids
@@ -58,6 +62,7 @@ class MigrationReportOperator(MigrationOperator):
         "adoption_threshold",
         "selected_source_ids",
         "task_ids",
+        "task_order",
     )
 
     def execute(self, context: Any) -> str:
@@ -101,6 +106,7 @@ class MigrationReportOperator(MigrationOperator):
             for name, value in run_wide_results(facts.extra[LANES_KEY]).items():
                 facts.results.setdefault(name, value)
         facts.extra[OUTAGES_KEY] = self._outages(ti)  # what the steps waited out (report_outages.py)
+        self._estimates(ti, facts)  # and, in a dry run, the one dry-run plan
         stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in run_id)
         paths = write_report(facts, pathlib.Path(self.reports_dir) / self.plan_name, stem)
         result = verdict(facts)
@@ -134,6 +140,42 @@ class MigrationReportOperator(MigrationOperator):
             task_id: ti.xcom_pull(task_ids=task_id, key=OUTAGE_XCOM_KEY) for task_id in sorted(task_ids)
         }
         return {task_id: record for task_id, record in records.items() if isinstance(record, dict)}
+
+    def _estimates(self, ti: Any, facts: Any) -> None:
+        """The ETA each waiting sensor recorded (XCom ``eta``), for the report's section "ETA per phase"."""
+        from segment_rudderstack.evidence.eta_report import ETAS_KEY
+        from segment_rudderstack.sensors.estimates import ETA_KEY
+
+        etas = {t: ti.xcom_pull(task_ids=t, key=ETA_KEY) for t in self.task_order if t != self.task_id}
+        facts.extra[ETAS_KEY] = {t: v for t, v in etas.items() if isinstance(v, dict)}
+        if self.is_dry_run:  # every task's would-be changes, in run order
+            self._dry_run_plan(ti, facts)
+
+    def _dry_run_plan(self, ti: Any, facts: Any) -> None:
+        """Gather the tasks' XCom ``would_change`` in run order into the report, this task's XCom
+        ``dry_run_plan`` and the plan's Variable (which the approval gates of a later real run show)."""
+        from datetime import UTC, datetime
+
+        from segment_rudderstack.evidence.dry_run_plan import (
+            PLAN_KEY,
+            PLAN_XCOM_KEY,
+            WOULD_CHANGE_KEY,
+            consolidate,
+            plan_variable,
+        )
+
+        by_task = {
+            t: ti.xcom_pull(task_ids=t, key=WOULD_CHANGE_KEY) for t in self.task_order if t != self.task_id
+        }
+        plan = consolidate({t: v for t, v in by_task.items() if v}, self.task_order)
+        facts.extra[PLAN_KEY] = plan
+        if getattr(ti, "xcom_push", None) is not None:  # a task run (a library test's bare context has none)
+            ti.xcom_push(key=PLAN_XCOM_KEY, value=plan)
+        saved = {"run_id": facts.run_id, "at": datetime.now(UTC).isoformat(), "entries": plan}
+        self.change_log.store.set(plan_variable(self.plan_name), saved, serialize_json=True)
+        self.log.info(
+            "dry-run plan: %d step(s) a real run would take (report section 'Dry-run plan')", len(plan)
+        )
 
 
 def _number(value: Any) -> float | None:

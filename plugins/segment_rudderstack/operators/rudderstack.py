@@ -10,9 +10,11 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from segment_rudderstack.dialects.identifiers import same_namespace
+from segment_rudderstack.evidence.dry_run_plan import WAIT
 from segment_rudderstack.instants import as_utc
 from segment_rudderstack.lineage.openlineage import WriterChangeLineage
 from segment_rudderstack.operators.base import MigrationOperator
+from segment_rudderstack.operators.hold import HoldHonouring
 from segment_rudderstack.operators.undo import CONFIG_PREFIX, Undo, not_undone, undoes
 from segment_rudderstack.rendered import as_bool, as_list
 from segment_rudderstack.ui.links import RudderStackDestinationLink, SegmentWarehouseLink
@@ -240,7 +242,7 @@ class EnsureRudderStackSegmentSourceOperator(_RudderStackOperator):
             )
         source_id = source.get("id") if source else None
         if not self.require_upstream(self.destination_id, "destination_id"):
-            self.log.info("DRY RUN: no destination yet; connections would be made after it is created")
+            self.dry_run_note(context, "no destination yet: the connections would be made once it is created")
             return source_id
         connected = {
             (c.get("sourceId"), c.get("destinationId")): c
@@ -330,7 +332,9 @@ class HoldRudderStackSyncOperator(_MergeModeMixin, _RudderStackOperator):
 
     def execute(self, context: Any) -> bool:
         if not self.require_upstream(self.destination_id, "destination_id"):
-            self.log.info("DRY RUN: the destination does not exist yet; it would be created with sync held")
+            self.dry_run_note(
+                context, "the destination does not exist yet: it would be created with its sync held"
+            )
             return True
         hook = self.rudderstack()
         destination = hook.get_destination(self.destination_id)
@@ -398,7 +402,9 @@ def trigger_target(source_id: str, destination_id: str) -> str:
     return f"{source_id}->{destination_id}"
 
 
-class ReleaseRudderStackSyncOperator(WriterChangeLineage, _MergeModeMixin, _RudderStackOperator):
+class ReleaseRudderStackSyncOperator(
+    HoldHonouring, WriterChangeLineage, _MergeModeMixin, _RudderStackOperator
+):
     """Release RudderStack's sync once Segment's final load is over: ``syncStartAt`` = Segment's last load end
     plus a margin, ``manualSync`` off, then ``trigger-upload`` for every source the plan connects to the
     destination (``{source_id, destination_id}``, as rudder-server requires). Refuses while a Segment load is
@@ -549,8 +555,8 @@ class ReleaseRudderStackSyncOperator(WriterChangeLineage, _MergeModeMixin, _Rudd
         if not todo:
             return result
         if self.is_dry_run:
-            self.log.info(
-                "DRY RUN: would trigger uploads of sources %s into destination %s", todo, self.destination_id
+            self.dry_run_note(
+                context, f"trigger uploads of sources {todo} into destination {self.destination_id}"
             )
             return {**result, "would_trigger": todo}
         data_plane = RudderStackDataPlaneHook(
@@ -580,6 +586,7 @@ class ReleaseRudderStackSyncOperator(WriterChangeLineage, _MergeModeMixin, _Rudd
     def execute(self, context: Any) -> dict[str, Any]:
         from segment_rudderstack.waits.transient import describe, is_transient
 
+        self.wait_while_held(context)  # the plan's hold (safety/hold.py): deferred until it is released
         try:
             return self._release(context)
         except Exception as exc:
@@ -639,15 +646,17 @@ class ReleaseRudderStackSyncOperator(WriterChangeLineage, _MergeModeMixin, _Rudd
 
     def _release(self, context: Any) -> dict[str, Any]:
         if not self.require_upstream(self.destination_id, "destination_id"):
-            self.log.info(
-                "DRY RUN: no destination yet; its sync would be released after Segment's final load"
+            self.dry_run_note(
+                context, "no destination yet: its sync would be released after Segment's final load"
             )
             return {"released": False}
         # The gate sensor's own watch and decision, checked again right before the change.
         check = self._final_load_watch().check()
         gate = check.decision
         if not gate.done and self.is_dry_run:
-            self.log.info("DRY RUN: would release RudderStack's sync once this holds: %s", gate.reason)
+            self.dry_run_note(
+                context, f"release RudderStack's sync once this holds: {gate.reason}", kind=WAIT
+            )
             return {"released": False, "dry_run": True, "gate": gate.reason}
         if not gate.done:
             raise AirflowFailException(
@@ -687,6 +696,8 @@ class ReleaseRudderStackSyncOperator(WriterChangeLineage, _MergeModeMixin, _Rudd
             "sync_start_at": start_at,
             "gate": gate.reason,
             "released_at": released_at.isoformat(),
+            # RudderStack's own next slot (an ETA when no upload was triggered; evidence/eta.py)
+            "next_upload_slot": _next_slot(config, now),
             **outcome,
         }
 
@@ -759,3 +770,10 @@ not_undone(
     ChangeTarget.RUDDERSTACK_UPLOAD_TRIGGER,
     "an upload cannot be taken back: recorded so a retried release knows which sources it already triggered",
 )
+
+
+def _next_slot(config: dict[str, Any], now: datetime) -> str | None:
+    from segment_rudderstack.waits.rudderstack_schedule import upload_schedule
+
+    slot = upload_schedule(config, now).next_slot
+    return slot.isoformat() if slot else None

@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from segment_rudderstack.evidence.dry_run_plan import WAIT
 from segment_rudderstack.hooks.segment_webhooks import (
     WebhookRoute,
     is_connected,
@@ -20,6 +21,7 @@ from segment_rudderstack.hooks.segment_webhooks import (
 from segment_rudderstack.instants import as_utc
 from segment_rudderstack.lineage.openlineage import WriterChangeLineage
 from segment_rudderstack.operators.base import MigrationOperator
+from segment_rudderstack.operators.hold import HoldHonouring
 from segment_rudderstack.operators.undo import Undo, undoes
 from segment_rudderstack.rendered import as_list
 from segment_rudderstack.ui.links import SegmentDestinationsLink, SegmentWarehouseLink
@@ -237,7 +239,7 @@ class EnsureSegmentWebhookOperator(_WebhookOperator):
                 ),
             )
             if destination is None:  # dry run
-                self.log.info("DRY RUN: would then add its Send mapping to RudderStack and enable both")
+                self.dry_run_note(context, "then add its Send mapping to RudderStack and enable both")
                 return None, []
         destination_id = destination["id"]
         mapping = self._ensure_send_mapping(context, hook, url, destination_id, routes)
@@ -331,7 +333,7 @@ class EnsureSegmentWebhookOperator(_WebhookOperator):
         return datetime.now(UTC)
 
 
-class DisableSegmentWebhookOperator(_WebhookOperator):
+class DisableSegmentWebhookOperator(HoldHonouring, _WebhookOperator):
     """Disable the Webhooks destinations (and, for Webhooks (Actions), their "Send" mappings) that forward
     Segment events to RudderStack (the last runbook step).
 
@@ -370,10 +372,13 @@ class DisableSegmentWebhookOperator(_WebhookOperator):
         return None if decision.done else decision.reason
 
     def execute(self, context: Any) -> dict[str, Any]:
+        self.wait_while_held(context)  # the plan's hold (safety/hold.py): deferred until it is released
         hook = self.segment()
         refusal = self._adoption_refusal()
         if refusal and self.is_dry_run:
-            self.log.info("DRY RUN: would disable Segment's webhook once adoption allows it: %s", refusal)
+            self.dry_run_note(
+                context, f"disable Segment's webhook once adoption allows it: {refusal}", kind=WAIT
+            )
             return {"disabled": [], "dry_run": True, "adoption": refusal}
         if refusal:
             raise AirflowFailException(
@@ -420,7 +425,7 @@ def _load_running(decision: Decision) -> bool:
     return decision.waiting and bool(decision.details.get("running"))
 
 
-class DisableSegmentWarehouseOperator(WriterChangeLineage, _SegmentOperator):
+class DisableSegmentWarehouseOperator(HoldHonouring, WriterChangeLineage, _SegmentOperator):
     """Switch Segment's warehouse loads off once its final load is confirmed.
 
     Re-checks Segment's syncs itself and refuses while a Segment load is running or before a load that started
@@ -507,6 +512,7 @@ class DisableSegmentWarehouseOperator(WriterChangeLineage, _SegmentOperator):
         return enabled, watch.check().decision
 
     def execute(self, context: Any) -> dict[str, Any]:
+        self.wait_while_held(context)  # the plan's hold (safety/hold.py): deferred until it is released
         hook = self.segment()
         # The final-load sensor's own watch and decision, checked again right before the change.
         watch = SegmentLoadWatch.final_load(
@@ -528,10 +534,10 @@ class DisableSegmentWarehouseOperator(WriterChangeLineage, _SegmentOperator):
             if self.final_step == "disable_warehouse" and not enabled:
                 return self._already_off(decision)
             if not decision.done and self.is_dry_run:
-                self.log.info(
-                    "DRY RUN: would switch Segment's warehouse %s off once this holds: %s",
-                    self.warehouse_id,
-                    decision.reason,
+                self.dry_run_note(
+                    context,
+                    f"switch Segment's warehouse {self.warehouse_id} off once this holds: {decision.reason}",
+                    kind=WAIT,
                 )
                 return {"disabled": False, "dry_run": True, "last_check": decision.reason}
             if not decision.done:

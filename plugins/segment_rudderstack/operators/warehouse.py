@@ -63,7 +63,7 @@ class DuplicateCheckOperator(AnnouncesCutover, MigrationOperator):
         if found and as_bool(self.repair):
             if self.is_dry_run:
                 removed = dict(found)  # the repair keeps one row per id: it removes exactly the extra rows
-                self.log.info("DRY RUN: repair would remove %s", removed)
+                self.dry_run_note(context, f"the duplicate repair would remove {removed}")
             else:
                 removed = dialect.repair_duplicates(self.namespace, list(found), since=since)
                 self.log.info("repair removed %s", removed)

@@ -295,6 +295,53 @@ class ProofSettings(_Model):
     continuity_buckets_before: int = Field(default=6, ge=0, le=1000)
 
 
+class SlackNotifySettings(_Model):
+    conn_id: ConnId = Field(
+        description="Airflow Slack incoming-webhook connection (apache-airflow-providers-slack)"
+    )
+
+
+class EmailNotifySettings(_Model):
+    conn_id: ConnId = Field(
+        default="smtp_default", description="Airflow SMTP connection (apache-airflow-providers-smtp)"
+    )
+    to: list[str] = Field(min_length=1)
+    from_email: str | None = None
+
+
+NotifyEvent = Literal["run_started", "milestone", "approval", "failure", "stalled"]
+
+
+class NotifySettings(_Model):
+    """Where the migration's messages go (docs/operating.md): run started, runbook milestones, approval gates,
+    task failures, stalled phases. Each channel is optional; a missing provider skips its channel."""
+
+    slack: SlackNotifySettings | None = None
+    email: EmailNotifySettings | None = None
+    events: list[NotifyEvent] = Field(
+        default_factory=lambda: ["run_started", "milestone", "approval", "failure", "stalled"]
+    )
+    approvers: list[str] = Field(
+        default_factory=list,
+        description="Airflow user ids the approval gates are assigned to (HITL assigned_users)",
+    )
+    run_deadline_minutes: int | None = Field(
+        default=None,
+        ge=1,
+        description="a DAG-run Deadline Alert: one message when a run is not over this long after it was queued",
+    )
+    overdue_grace_minutes: float = Field(
+        default=0,
+        ge=0,
+        description="a waiting phase's overdue message comes this long after its estimated end",
+    )
+    base_url: str | None = Field(default=None, description="Airflow's URL in links (default: [api] base_url)")
+
+    def as_settings(self) -> dict[str, Any]:
+        """Plain data for notifiers, triggers and deadline callbacks."""
+        return self.model_dump(mode="json")
+
+
 @dataclass(frozen=True)
 class Lane:
     """The sources of one warehouse schema and what the migration builds for them: one RudderStack warehouse
@@ -351,6 +398,7 @@ class Plan(_Model):
     waits: WaitSettings = Field(default_factory=WaitSettings)
     duplicates: DuplicateSettings = Field(default_factory=DuplicateSettings)
     proof: ProofSettings = Field(default_factory=ProofSettings)
+    notify: NotifySettings | None = None  # where the migration's messages go (docs/operating.md)
 
     @field_validator("name")
     @classmethod

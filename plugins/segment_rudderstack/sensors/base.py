@@ -13,7 +13,10 @@ from airflow.sdk import BaseSensorOperator
 from airflow.sdk.bases.sensor import PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
+from segment_rudderstack.evidence.dry_run_plan import WAIT, note_entry, push_entries
+from segment_rudderstack.evidence.eta import Eta
 from segment_rudderstack.rendered import as_bool
+from segment_rudderstack.sensors.estimates import record_estimate
 from segment_rudderstack.triggers.condition import ConditionTrigger, TriggerStatus
 from segment_rudderstack.waits.conditions import Decision
 from segment_rudderstack.waits.transient import (
@@ -72,6 +75,16 @@ class ConditionSensor(BaseSensorOperator):
     def build_watch(self, context) -> Watch:
         raise NotImplementedError
 
+    #: the plan's notify settings and name (set by the factory): an overdue notice when the ETA passes
+    notify_settings: dict[str, Any] | None = None
+    plan_name: str = ""
+    _last_observation: Any = None
+
+    def estimate(self, context) -> Eta | None:
+        """When the wait is expected to end, from the last observation (:mod:`segment_rudderstack.evidence.eta`);
+        ``None``: this sensor makes no estimate."""
+        return None
+
     def watch(self, context) -> Watch:
         """The watch of this task run, built once."""
         if self._watch is None:
@@ -106,6 +119,9 @@ class ConditionSensor(BaseSensorOperator):
         except (ValueError, LookupError) as exc:  # only a dry run lets these through poke
             # In a dry run what this sensor watches may not exist yet (it would have been created upstream).
             self.log.info("DRY RUN: cannot check yet (%s); the real run would wait here", exc)
+            push_entries(
+                context, [note_entry(f"{self.task_id}: a real run waits here (not checked: {exc})", WAIT)]
+            )
             return {"reason": f"not checked: {exc}", "dry_run": True}
         if first.is_done:
             return first.xcom_value
@@ -115,11 +131,13 @@ class ConditionSensor(BaseSensorOperator):
             self.log.info(
                 "DRY RUN: would wait here: %s", decision.reason if decision else "state not observed"
             )
+            push_entries(context, [note_entry(decision.reason if decision else "state not observed", WAIT)])
             return {
                 "reason": decision.reason if decision else "not observed",
                 "dry_run": True,
                 **(decision.details if decision else {}),
             }
+        notice = record_estimate(self, context)  # the phase's ETA (XCom "eta"), and its overdue notice
         if not self.deferrable:
             self.poke_interval = self._interval()
             self._first_check_made = True
@@ -132,6 +150,7 @@ class ConditionSensor(BaseSensorOperator):
                 memory=self._memory,
                 first_check_at=time.time() + self._interval(),  # this check counts as the trigger's first
                 transient_budget=self._budget.to_dict(),
+                **({"notice": notice} if notice else {}),
             ),
             method_name="execute_complete",
         )
@@ -161,6 +180,7 @@ class ConditionSensor(BaseSensorOperator):
             raise AirflowFailException(permanent_message(exc)) from exc
         self._budget.ok()
         self._memory = check.memory
+        self._last_observation = check.observation  # what estimate() reads
         self._last_decision = decision = check.decision
         self._log_decision(decision)
         if decision.waiting:

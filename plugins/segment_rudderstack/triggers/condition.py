@@ -51,6 +51,8 @@ class ConditionTrigger(BaseTrigger):
     :param transient_budget: how long transient observation errors in a row are ridden out
         (:class:`~segment_rudderstack.waits.transient.TransientBudget` as a dict); then an error event
         with ``permanent: False``.
+    :param notice: ``{"at": epoch seconds, "settings": notify settings, "message": Message fields}``: sent once
+        (:mod:`segment_rudderstack.notify.channels`) when the wait is still going at ``at`` (a phase overdue).
     """
 
     def __init__(
@@ -61,8 +63,10 @@ class ConditionTrigger(BaseTrigger):
         memory: list[Any] | None = None,
         first_check_at: float | None = None,
         transient_budget: dict[str, Any] | None = None,
+        notice: dict[str, Any] | None = None,
     ):
         super().__init__()
+        self.notice = dict(notice) if notice else None
         # how long transient observation errors in a row are ridden out (see segment_rudderstack.waits.transient)
         self.transient_budget = dict(transient_budget or {})
         # epoch seconds of the first check (the sensor has just checked before deferring); None: at once
@@ -82,6 +86,7 @@ class ConditionTrigger(BaseTrigger):
                 "memory": self.memory,
                 "first_check_at": self.first_check_at,
                 "transient_budget": self.transient_budget,
+                **({"notice": self.notice} if self.notice else {}),
             },
         )
 
@@ -119,6 +124,19 @@ class ConditionTrigger(BaseTrigger):
             }
         budget.log_failure(self.log, exc, f"check {checks}")
         return None
+
+    async def _send_notice_when_due(self) -> None:
+        """The overdue notice, once, when its time has come while the wait goes on (never ends the wait)."""
+        if not self.notice or time.time() < float(self.notice.get("at") or 0):
+            return
+        notice, self.notice = self.notice, None
+        from segment_rudderstack.notify.channels import adeliver
+        from segment_rudderstack.notify.messages import Message
+
+        try:
+            await adeliver(Message(**notice["message"]), notice.get("settings"))
+        except Exception as exc:  # a notice is a help, never a reason to end the wait
+            self.log.warning("overdue notice not sent: %s", type(exc).__name__)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         watch: Watch = load_watch(self.watch_spec)
@@ -168,6 +186,7 @@ class ConditionTrigger(BaseTrigger):
                         }
                     )
                     return
+            await self._send_notice_when_due()
             sleep = self.poke_interval
             if self.deadline is not None:
                 sleep = max(0.0, min(sleep, self.deadline - time.time()))

@@ -27,6 +27,12 @@ from segment_rudderstack.evidence import report, report_chart, report_render
 from segment_rudderstack.evidence.report_facts import ReportFacts, TaskFact, phase_of
 from segment_rudderstack.evidence.report_outages import OUTAGES_KEY
 from segment_rudderstack.instants import as_utc, parse_instant
+from segment_rudderstack.ui.operations import (
+    operations_html,
+    operations_payload,
+    read_operations,
+    register_hold_routes,
+)
 from segment_rudderstack.waits.outage import OUTAGE_XCOM_KEY
 
 URL_PREFIX = "/segment-rudderstack"
@@ -175,6 +181,7 @@ def plan_facts(dag_id: str, session: Any, run_id: str | None = None) -> tuple[Re
     extra: dict[str, Any] = {"runs": run_rows, "dag_model": model, "changes_all": [], "adoption_live": False}
     if run is not None:
         _read_run(session, dag_id, run, roles, facts, extra)
+    read_operations(session, dag_id, facts, extra)  # hold, ETAs, a dry run's plan (ui/operations.py)
     changes = _change_log(plan_name)
     extra["changes_all"] = changes
     facts.changes = [c for c in changes if run is not None and c.get("run_id") == run.run_id]
@@ -358,6 +365,7 @@ def render_plan(dag_id: str, facts: ReportFacts, extra: dict[str, Any]) -> str:
     )
 
     out += _steps_html(dag_id, facts)
+    out += operations_html(dag_id, facts, extra)
 
     live = " (live: the sensor is still checking)" if extra.get("adoption_live") else ""
     threshold = f"; threshold {facts.threshold:.2%}" if facts.threshold is not None else ""
@@ -448,6 +456,7 @@ def _plan_payload(facts: ReportFacts, extra: dict[str, Any], verdict: Any) -> An
                 ],
                 "changes": extra["changes_all"],
                 "runs": [r.run_id for r in extra["runs"]],
+                **operations_payload(facts, extra),
             },
             default=str,
         )
@@ -494,4 +503,5 @@ def create_app() -> FastAPI:
             verdict = report.verdict(facts)
             return _plan_payload(facts, extra, verdict)
 
+    register_hold_routes(app, current_user)
     return app
