@@ -105,8 +105,7 @@ class MigrationReportOperator(MigrationOperator):
             }
             for name, value in run_wide_results(facts.extra[LANES_KEY]).items():
                 facts.results.setdefault(name, value)
-        facts.extra[OUTAGES_KEY] = self._outages(ti)  # what the steps waited out (report_outages.py)
-        self._estimates(ti, facts)  # and, in a dry run, the one dry-run plan
+        self._estimates(ti, facts)  # outages waited out, ETAs; in a dry run also the one dry-run plan
         stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in run_id)
         paths = write_report(facts, pathlib.Path(self.reports_dir) / self.plan_name, stem)
         result = verdict(facts)
@@ -146,6 +145,7 @@ class MigrationReportOperator(MigrationOperator):
         from segment_rudderstack.evidence.eta_report import ETAS_KEY
         from segment_rudderstack.sensors.estimates import ETA_KEY
 
+        facts.extra[OUTAGES_KEY] = self._outages(ti)  # what the steps waited out (report_outages.py)
         etas = {t: ti.xcom_pull(task_ids=t, key=ETA_KEY) for t in self.task_order if t != self.task_id}
         facts.extra[ETAS_KEY] = {t: v for t, v in etas.items() if isinstance(v, dict)}
         if self.is_dry_run:  # every task's would-be changes, in run order
