@@ -106,7 +106,11 @@ class SandboxWorld:
     @classmethod
     @contextlib.contextmanager
     def running(cls) -> Iterator[dict[str, str]]:
-        with running_sandbox() as sandbox:
+        # Old app versions keep sending through Segment for 2 minutes after the sandbox starts, then fade over one:
+        # the deployment boots, parks at approval gates and a hold in that time, and the release's upload check
+        # must still find rows from the webhook path (with the default 75 s ramp, a slow boot left it none).
+        adoption = {"kind": "linear", "ramp_s": 60.0, "start_delay_s": 120.0}
+        with running_sandbox(clients={"adoption": adoption}) as sandbox:
             cls.sandbox = sandbox
             try:
                 yield dict(sandbox.info.airflow_connections)
