@@ -15,7 +15,8 @@ Control plane (Bearer token; the shapes RudderStack's Terraform provider and rud
 Data plane (write key as the basic-auth user name, gzip bodies accepted, answers "OK" as text like the gateway):
   POST /v1/batch, /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias
   POST /v1/webhook?writeKey=...  (sources of type "Segment": the raw Segment event is staged unchanged,
-                                  messageId kept; only receivedAt is set to the time RudderStack received it)
+                                  messageId kept; only receivedAt (the time RudderStack received it) and
+                                  request_ip (the caller's IP) are set, as the gateway does)
   POST /internal/v1/warehouse/pending-events {source_id, task_run_id}
        -> {pending_events, pending_staging_files, pending_uploads, aborted_events}
   POST /internal/v1/warehouse/trigger-upload {source_id, destination_id?} -> 200, empty body
@@ -35,8 +36,10 @@ every source connected to it by an enabled connection. Staging files are kept pe
 warehouse destination has loaded them, so events received before a connection existed stay staged and are
 loaded by the first upload after the connection is made. Uploads follow `sandbox.rudderstack_schedule`, take
 `upload_duration_s`, move waiting -> exporting_data -> exported_data (failed attempts show
-exporting_data_failed and are retried; after `upload_max_attempts` the upload is aborted) and load through
-`Warehouse.load(namespace, events, merge=not preferAppend, extra_columns=context_source_*/context_destination_*)`.
+exporting_data_failed and are retried; after `upload_max_attempts` the upload is aborted) and load each
+source's events through `Warehouse.load_rudderstack(events, source=, destination=, retried=)`: rudder-server's
+loader rules (sandbox.rudderstack_loader), the destination's config as stored here deciding the namespace
+(snake-cased), merge or append, `users` and context traits.
 """
 
 from __future__ import annotations
@@ -72,7 +75,6 @@ from sandbox.rudderstack_definitions import DEFINITIONS, config_errors
 from sandbox.rudderstack_schedule import (
     ConfigError,
     is_warehouse,
-    prefer_append,
     upload_decision,
     validate_warehouse_config,
 )
@@ -182,6 +184,16 @@ def _new_id() -> str:
 
 def _now_iso() -> str:
     return isoformat_z(utcnow())
+
+
+def _client_ip(request: Request) -> str | None:
+    """The request's IP as rudder-server's gateway takes it (gateway/handle.go: rudder-go-kit's
+    httputil.GetRequestIP, stamped on every event as `request_ip`; the warehouse transformer's context_ip
+    falls back to it). Reading X-Forwarded-For first is an assumption about GetRequestIP, not checked."""
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded:
+        return forwarded.split(",")[0].strip()
+    return request.client.host if request.client else None
 
 
 def _basic_auth_user(request: Request) -> str | None:
@@ -416,7 +428,13 @@ class RudderStackEmulator:
             ]
 
     def stage(
-        self, source_id: str, events: list[dict[str, Any]], *, path: str, gzipped: bool = False
+        self,
+        source_id: str,
+        events: list[dict[str, Any]],
+        *,
+        path: str,
+        gzipped: bool = False,
+        request_ip: str | None = None,
     ) -> StagingFile:
         received_at = _now_iso()
         prepared = []
@@ -431,6 +449,8 @@ class RudderStackEmulator:
             staged = dict(event)
             staged.setdefault("messageId", _new_id())
             staged["receivedAt"] = received_at
+            if request_ip is not None:  # gateway/handle.go: request_ip kept when the event has one
+                staged.setdefault("request_ip", request_ip)
             prepared.append(staged)
         run_ids = {
             ((e.get("context") or {}).get("sources") or {}).get("task_run_id")
@@ -475,7 +495,9 @@ class RudderStackEmulator:
                     raise _DataPlaneError(400, f"Expected one {forced_type} event as a JSON object")
                 events = [{**body, "type": forced_type}]
             gzipped = request.headers.get("content-encoding", "").lower() == "gzip"
-            self.stage(source["id"], events, path=request.url.path, gzipped=gzipped)
+            self.stage(
+                source["id"], events, path=request.url.path, gzipped=gzipped, request_ip=_client_ip(request)
+            )
         except _DataPlaneError as exc:
             return PlainTextResponse(exc.message, status_code=exc.status)
         return PlainTextResponse("OK")
@@ -494,7 +516,7 @@ class RudderStackEmulator:
                 )
             if not isinstance(body, dict):
                 raise _DataPlaneError(400, "Expected one Segment event as a JSON object")
-            self.stage(source["id"], [body], path=request.url.path)
+            self.stage(source["id"], [body], path=request.url.path, request_ip=_client_ip(request))
         except _DataPlaneError as exc:
             return PlainTextResponse(exc.message, status_code=exc.status)
         return PlainTextResponse("OK")
@@ -655,7 +677,6 @@ class RudderStackEmulator:
             )
             if self._stop.wait(settings.upload_duration_s * 0.2):
                 return
-            merge = not prefer_append(upload.config)
             while upload.status not in TERMINAL_STATUSES:
                 with self._lock:
                     upload.attempts += 1
@@ -670,16 +691,14 @@ class RudderStackEmulator:
                     for source_id in upload.source_ids:
                         source = self._sources.get(source_id) or {"id": source_id, "type": "unknown"}
                         events = [e for f in files if f.source_id == source_id for e in f.events]
-                        result = self.warehouse.load(
-                            upload.namespace,
+                        # rudder-server's loader rules: sandbox.rudderstack_loader (the destination's
+                        # config decides namespace, merge/append, users and context traits; a retried upload
+                        # always merges: warehouse/router/upload.go CanAppend)
+                        result = self.warehouse.load_rudderstack(
                             events,
-                            merge=merge,
-                            extra_columns={
-                                "context_source_id": source_id,
-                                "context_source_type": source["type"],
-                                "context_destination_id": dest["id"],
-                                "context_destination_type": dest["type"],
-                            },
+                            source={"id": source_id, "type": source["type"]},
+                            destination={"id": dest["id"], "type": dest["type"], "config": upload.config},
+                            retried=upload.attempts > 1,
                         )
                         for table, count in (getattr(result, "rows_by_table", None) or {}).items():
                             rows[table] = rows.get(table, 0) + count

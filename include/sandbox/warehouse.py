@@ -1,85 +1,47 @@
-"""The sandbox warehouse writer: Segment's table layout in a real PostgreSQL.
+"""The sandbox warehouse: a real PostgreSQL, written by two loaders with their own rules.
 
-Both emulators load through `Warehouse.load`:
+- Segment's emulator loads with ``Warehouse.load_segment(schema, events)`` (``sandbox.segment_loader``:
+  Segment's documented rules, plain append).
+- RudderStack's emulator loads with ``Warehouse.load_rudderstack(events, source=..., destination=...,
+  retried=...)`` (``sandbox.rudderstack_loader``: rudder-server's rules; the destination's config decides the
+  namespace, merge or append, `users`, context traits).
+- ``Warehouse.load(schema, events, merge=..., extra_columns=...)`` is kept for callers written before the
+  split: without extra columns and merge it is Segment's loader; otherwise RudderStack's, with a
+  destination built from the extra columns (``preferAppend`` = not merge).
 
-- Segment: ``load(schema, events, merge=False)`` — plain append, as Segment's loader does.
-- RudderStack: ``load(schema, events, merge=True, extra_columns={"context_source_id": ...})`` — rows of the
-  batch are deduplicated on `id` (latest `receivedAt` wins) and existing rows with the same `id` are
-  deleted first, in every table the event lands in, in one transaction. ``merge=False`` is `preferAppend`.
-
-Layout written in `schema`: tracks (+ one table per track event name, snake_case, with the flattened
-properties), pages, screens, identifies (+ users, one row per user id, traits upserted), groups, aliases.
-Common columns: id (= messageId), anonymous_id, user_id, received_at, sent_at, timestamp, original_timestamp,
-uuid_ts and loaded_at (load time), context_* (flattened). Column types are inferred from values (text,
-bigint, double precision, boolean, timestamptz) and columns are added as new keys appear. Identifiers are
-quoted with psycopg2.sql.Identifier and every value is bound as a parameter.
-
-Each call opens its own connection, so one `Warehouse` may be shared by threads; loads into the same
-schema are serialised with a transaction-scoped advisory lock.
+Each load opens its own connection and transaction, so one `Warehouse` may be shared by threads; loads into
+the same schema are serialised with a transaction-scoped advisory lock. Identifiers are quoted with
+psycopg2.sql.Identifier and values are bound as parameters.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import psycopg2
 from psycopg2 import sql
-from psycopg2.extras import execute_values
 
-from sandbox.common import isoformat_z, utcnow
+from sandbox.common import utcnow
+from sandbox.rudderstack_loader import load_rudderstack
+from sandbox.segment_loader import EVENT_TABLES, PG_TYPE_NAMES, TABLE_BY_TYPE, event_table_for, load_segment
+from sandbox.segment_loader import rows_for_event as rows_for_event
+from sandbox.segment_loader import snake_case as snake_case
 
 __all__ = [
     "EVENT_TABLES",
+    "TABLE_BY_TYPE",
     "LoadResult",
     "Warehouse",
     "WarehouseError",
     "event_table_for",
     "rows_for_event",
     "snake_case",
+    "utcnow",
 ]
-
-EVENT_TABLES = ("tracks", "pages", "screens", "identifies", "groups", "aliases")
-TABLE_BY_TYPE = {
-    "track": "tracks",
-    "page": "pages",
-    "screen": "screens",
-    "identify": "identifies",
-    "group": "groups",
-    "alias": "aliases",
-}
-RESERVED_TABLES = frozenset(EVENT_TABLES) | {"users", "rudder_discards"}
-TIMESTAMP_COLUMNS = ("received_at", "sent_at", "timestamp", "original_timestamp", "uuid_ts", "loaded_at")
-BASE_COLUMNS: dict[str, str] = {
-    "id": "text",
-    "anonymous_id": "text",
-    "user_id": "text",
-    **{c: "timestamptz" for c in TIMESTAMP_COLUMNS},
-}
-USER_BASE_COLUMNS: dict[str, str] = {
-    "id": "text",
-    "received_at": "timestamptz",
-    "uuid_ts": "timestamptz",
-    "loaded_at": "timestamptz",
-}
-PG_TYPE_NAMES = {
-    "text": "text",
-    "character varying": "text",
-    "bigint": "bigint",
-    "integer": "bigint",
-    "double precision": "double precision",
-    "numeric": "double precision",
-    "boolean": "boolean",
-    "timestamp with time zone": "timestamptz",
-    "timestamp without time zone": "timestamptz",
-}
-ISO_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?$")
-MAX_IDENTIFIER = 63
 
 
 class WarehouseError(RuntimeError):
@@ -88,8 +50,10 @@ class WarehouseError(RuntimeError):
 
 @dataclass
 class LoadResult:
-    """What a load wrote: rows per table (per-event tables included), and events it could not place."""
+    """What a load wrote: the schema, rows per table (per-event tables and rudder_discards included), events
+    it could not place, rows a merge replaced and batch duplicates it dropped."""
 
+    schema: str = ""
     rows_by_table: dict[str, int] = field(default_factory=dict)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     deleted_by_table: dict[str, int] = field(default_factory=dict)
@@ -101,193 +65,8 @@ class LoadResult:
         return sum(n for t, n in self.rows_by_table.items() if t in EVENT_TABLES)
 
 
-# ------------------------------------------------------------------------------------------ naming & typing
-
-
-def snake_case(name: str) -> str:
-    """Segment's column/table naming: `Order Completed` -> `order_completed`, `userAgent` -> `user_agent`."""
-    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", str(name))
-    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s)
-    s = re.sub(r"[^A-Za-z0-9]+", "_", s).strip("_").lower()
-    if s and s[0].isdigit():
-        s = "_" + s
-    return s[:MAX_IDENTIFIER]
-
-
-def event_table_for(event_name: str) -> str:
-    """The per-event table of a track event; names colliding with standard tables get a `_` prefix."""
-    table = snake_case(event_name)
-    if table in RESERVED_TABLES:
-        table = ("_" + table)[:MAX_IDENTIFIER]
-    return table
-
-
-def infer_type(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "bigint" if -(2**63) <= value < 2**63 else "double precision"
-    if isinstance(value, float):
-        return "double precision"
-    if isinstance(value, datetime):
-        return "timestamptz"
-    if isinstance(value, str) and ISO_TIMESTAMP.match(value):
-        return "timestamptz"
-    return "text"
-
-
-def coerce(value: Any, pg_type: str) -> Any:
-    """Fit `value` into a column of `pg_type`; NULL when it cannot be represented (Segment drops those)."""
-    if value is None:
-        return None
-    if pg_type == "text":
-        if isinstance(value, str):
-            return value
-        if isinstance(value, datetime):
-            return isoformat_z(value)
-        return json.dumps(value, sort_keys=True, default=str)
-    if pg_type == "boolean":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        return None
-    if pg_type == "bigint":
-        if isinstance(value, bool):
-            return int(value)
-        if isinstance(value, int):
-            return value if -(2**63) <= value < 2**63 else None
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                return None
-        return None
-    if pg_type == "double precision":
-        if isinstance(value, bool):
-            return float(value)
-        if isinstance(value, int | float):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                return None
-        return None
-    if pg_type == "timestamptz":
-        if isinstance(value, datetime):
-            return value
-        if isinstance(value, str) and ISO_TIMESTAMP.match(value):
-            return value
-        return None
-    return None
-
-
-def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
-    if isinstance(value, Mapping):
-        for key, inner in value.items():
-            name = snake_case(key)
-            if not name:
-                continue
-            _flatten(f"{prefix}_{name}" if prefix else name, inner, out)
-        return
-    if prefix:
-        out[prefix[:MAX_IDENTIFIER]] = value
-
-
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Flatten nested objects into snake_case columns joined by `_`; lists stay values (stored as JSON text)."""
-    out: dict[str, Any] = {}
-    _flatten(prefix, value or {}, out)
-    return out
-
-
-# ------------------------------------------------------------------------------------------ event -> rows
-
-
-def rows_for_event(
-    event: Mapping[str, Any], loaded_at: datetime, extra_columns: Mapping[str, Any] | None = None
-) -> list[tuple[str, dict[str, Any]]]:
-    """The (table, row) pairs one Segment-spec event becomes; raises ValueError for an unplaceable event."""
-    event_type = str(event.get("type") or "").lower()
-    table = TABLE_BY_TYPE.get(event_type)
-    if table is None:
-        raise ValueError(f"unknown event type {event.get('type')!r}; expected one of {sorted(TABLE_BY_TYPE)}")
-    message_id = event.get("messageId")
-    if not message_id:
-        raise ValueError("event has no messageId")
-    received_at = event.get("receivedAt") or isoformat_z(loaded_at)
-    base: dict[str, Any] = {
-        "id": str(message_id),
-        "anonymous_id": event.get("anonymousId"),
-        "user_id": None if event.get("userId") is None else str(event.get("userId")),
-        "received_at": received_at,
-        "sent_at": event.get("sentAt"),
-        "timestamp": event.get("timestamp") or received_at,
-        "original_timestamp": event.get("originalTimestamp") or event.get("timestamp"),
-        "uuid_ts": loaded_at,
-        "loaded_at": loaded_at,
-    }
-    for key, value in flatten(event.get("context"), "context").items():
-        base.setdefault(key, value)
-    for key, value in (extra_columns or {}).items():
-        base[snake_case(key)] = value
-
-    def with_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
-        row = dict(base)
-        for key, value in fields.items():
-            row.setdefault(key, value)  # standard columns win over same-named properties/traits
-        return row
-
-    rows: list[tuple[str, dict[str, Any]]] = []
-    if event_type == "track":
-        name = str(event.get("event") or "")
-        if not name:
-            raise ValueError(f"track event {message_id} has no event name")
-        named = {"event": snake_case(name), "event_text": name}
-        rows.append(("tracks", with_fields(named)))
-        rows.append((event_table_for(name), with_fields({**named, **flatten(event.get("properties"))})))
-    elif event_type in ("page", "screen"):
-        fields = {"name": event.get("name"), **flatten(event.get("properties"))}
-        if event.get("category") is not None:
-            fields["category"] = event.get("category")
-        rows.append((table, with_fields(fields)))
-    elif event_type == "identify":
-        traits = flatten(event.get("traits"))
-        rows.append(("identifies", with_fields(traits)))
-        if event.get("userId") is not None:
-            user = {
-                "id": str(event["userId"]),
-                "received_at": received_at,
-                "uuid_ts": loaded_at,
-                "loaded_at": loaded_at,
-            }
-            for key, value in traits.items():
-                user.setdefault(key, value)
-            rows.append(("users", user))
-    elif event_type == "group":
-        rows.append(
-            ("groups", with_fields({"group_id": event.get("groupId"), **flatten(event.get("traits"))}))
-        )
-    elif event_type == "alias":
-        rows.append(("aliases", with_fields({"previous_id": event.get("previousId")})))
-    return rows
-
-
-def _received_key(event: Mapping[str, Any]) -> str:
-    # ISO strings in UTC with the same shape compare in time order; missing values sort first.
-    return str(event.get("receivedAt") or "")
-
-
-# ------------------------------------------------------------------------------------------ the writer
-
-
 class Warehouse:
-    """Loads Segment-spec events into Segment's table layout in PostgreSQL at `dsn`."""
+    """The sandbox warehouse at `dsn`: reads for the tools, and the two loaders."""
 
     def __init__(self, dsn: str, *, connect_timeout_s: int = 10):
         self.dsn = dsn
@@ -351,6 +130,40 @@ class Warehouse:
 
     # -- loading --------------------------------------------------------------------------------------
 
+    @contextmanager
+    def transaction(self, schema: str) -> Iterator[Any]:
+        """A cursor in one transaction holding `schema`'s advisory lock, the schema created; any database
+        error rolls everything back and is raised as WarehouseError."""
+        conn = self.connect()
+        try:
+            with conn, conn.cursor() as cur:
+                self._lock_schema(cur, schema)
+                cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+                yield cur
+        except psycopg2.Error as exc:
+            raise WarehouseError(
+                f"load into schema {schema!r} failed and was rolled back ({type(exc).__name__}: "
+                f"{str(exc).strip()}); check that the role can create tables in {schema!r}"
+            ) from exc
+        finally:
+            conn.close()
+
+    def load_segment(self, schema: str, events: Iterable[Mapping[str, Any]]) -> LoadResult:
+        """Segment's loader (sandbox.segment_loader): append `events` into `schema`."""
+        return load_segment(self, schema, events)
+
+    def load_rudderstack(
+        self,
+        events: Iterable[Mapping[str, Any]],
+        *,
+        source: Mapping[str, Any],
+        destination: Mapping[str, Any],
+        retried: bool = False,
+    ) -> LoadResult:
+        """RudderStack's loader (sandbox.rudderstack_loader): one source's staged events for `destination`
+        ({id, type, config}); `source` is {id, type}. The namespace is ToSafeNamespace(config.namespace)."""
+        return load_rudderstack(self, events, source=source, destination=destination, retried=retried)
+
     def load(
         self,
         schema: str,
@@ -359,65 +172,20 @@ class Warehouse:
         merge: bool,
         extra_columns: Mapping[str, Any] | None = None,
     ) -> LoadResult:
-        """Write `events` into `schema` in one transaction; see the module docstring for merge semantics."""
-        result = LoadResult()
-        batch = list(events)
-        if merge:
-            latest: dict[str, tuple[str, int, Mapping[str, Any]]] = {}
-            for position, event in enumerate(batch):
-                mid = event.get("messageId")
-                if not mid:
-                    latest[f"\0no-id-{position}"] = ("", position, event)
-                    continue
-                key = (_received_key(event), position)
-                if mid not in latest or key >= latest[mid][:2]:
-                    latest[mid] = (*key, event)
-            result.deduplicated_in_batch = len(batch) - len(latest)
-            batch = [entry[2] for entry in sorted(latest.values(), key=lambda e: e[1])]
-
-        loaded_at = utcnow()
-        rows_by_table: dict[str, list[dict[str, Any]]] = {}
-        for event in batch:
-            try:
-                placed = rows_for_event(event, loaded_at, extra_columns)
-            except ValueError as exc:
-                result.rejected.append({"messageId": event.get("messageId"), "reason": str(exc)})
-                continue
-            for table, row in placed:
-                rows_by_table.setdefault(table, []).append(row)
-        if not rows_by_table:
-            return result
-
-        conn = self.connect()
-        try:
-            with conn, conn.cursor() as cur:
-                self._lock_schema(cur, schema)
-                cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-                for table, rows in rows_by_table.items():
-                    types = self._prepare_table(cur, schema, table, rows)
-                    if table == "users":
-                        written = self._upsert_users(cur, schema, rows, types)
-                    else:
-                        if merge:
-                            ids = sorted({row["id"] for row in rows})
-                            cur.execute(
-                                sql.SQL("DELETE FROM {}.{} WHERE id = ANY(%s)").format(
-                                    sql.Identifier(schema), sql.Identifier(table)
-                                ),
-                                (ids,),
-                            )
-                            if cur.rowcount:
-                                result.deleted_by_table[table] = cur.rowcount
-                        written = self._insert(cur, schema, table, rows, types)
-                    result.rows_by_table[table] = written
-        except psycopg2.Error as exc:
-            raise WarehouseError(
-                f"load into schema {schema!r} failed and was rolled back ({type(exc).__name__}: "
-                f"{str(exc).strip()}); check that the role can create tables in {schema!r}"
-            ) from exc
-        finally:
-            conn.close()
-        return result
+        """The interface from before the two loaders (see the module docstring)."""
+        if not merge and not extra_columns:
+            return self.load_segment(schema, events)
+        extra = dict(extra_columns or {})
+        source = {
+            "id": extra.get("context_source_id", "src"),
+            "type": extra.get("context_source_type", "HTTP"),
+        }
+        destination = {
+            "id": extra.get("context_destination_id", "dest"),
+            "type": extra.get("context_destination_type", "POSTGRES"),
+            "config": {"namespace": schema, "preferAppend": not merge},
+        }
+        return self.load_rudderstack(events, source=source, destination=destination)
 
     # -- internals ------------------------------------------------------------------------------------
 
@@ -433,92 +201,3 @@ class Warehouse:
     @staticmethod
     def _lock_schema(cur, schema: str) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"sandbox-warehouse:{schema}",))
-
-    @staticmethod
-    def _prepare_table(cur, schema: str, table: str, rows: list[dict[str, Any]]) -> dict[str, str]:
-        """Create the table / add missing columns; return the column types to coerce values to."""
-        base = USER_BASE_COLUMNS if table == "users" else BASE_COLUMNS
-        definitions = [
-            sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(pg_type)) for name, pg_type in base.items()
-        ]
-        if table == "users":
-            definitions[0] = sql.SQL("{} text PRIMARY KEY").format(sql.Identifier("id"))
-        cur.execute(
-            sql.SQL("CREATE TABLE IF NOT EXISTS {}.{} ({})").format(
-                sql.Identifier(schema), sql.Identifier(table), sql.SQL(", ").join(definitions)
-            )
-        )
-        cur.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = %s AND table_name = %s",
-            (schema, table),
-        )
-        types = {name: PG_TYPE_NAMES.get(dtype, "text") for name, dtype in cur.fetchall()}
-        for row in rows:
-            for name, value in row.items():
-                if name in types:
-                    if types[name] == "bigint" and isinstance(value, float) and not value.is_integer():
-                        cur.execute(  # widen rather than drop 12.5 into a column first seen as 13
-                            sql.SQL("ALTER TABLE {}.{} ALTER COLUMN {} TYPE double precision").format(
-                                sql.Identifier(schema), sql.Identifier(table), sql.Identifier(name)
-                            )
-                        )
-                        types[name] = "double precision"
-                    continue
-                pg_type = infer_type(value)
-                if pg_type is None:
-                    continue
-                cur.execute(
-                    sql.SQL("ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS {} {}").format(
-                        sql.Identifier(schema), sql.Identifier(table), sql.Identifier(name), sql.SQL(pg_type)
-                    )
-                )
-                types[name] = pg_type
-        return types
-
-    @staticmethod
-    def _column_list(rows: list[dict[str, Any]], types: dict[str, str]) -> list[str]:
-        seen: dict[str, None] = {}
-        for row in rows:
-            for name in row:
-                if name in types:
-                    seen.setdefault(name, None)
-        return list(seen)
-
-    def _insert(self, cur, schema: str, table: str, rows: list[dict[str, Any]], types: dict[str, str]) -> int:
-        columns = self._column_list(rows, types)
-        values = [tuple(coerce(row.get(c), types[c]) for c in columns) for row in rows]
-        query = sql.SQL("INSERT INTO {}.{} ({}) VALUES %s").format(
-            sql.Identifier(schema), sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
-        )
-        execute_values(cur, query.as_string(cur), values, page_size=500)
-        return len(values)
-
-    def _upsert_users(self, cur, schema: str, rows: list[dict[str, Any]], types: dict[str, str]) -> int:
-        merged: dict[str, dict[str, Any]] = {}
-        for row in rows:  # later identifies win, traits not given keep their earlier value
-            current = merged.setdefault(row["id"], {})
-            current.update({k: v for k, v in row.items() if v is not None})
-        target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier("users"))
-        for user_id, row in merged.items():
-            columns = [c for c in row if c in types and c != "id"]
-            values = [coerce(row[c], types[c]) for c in columns]
-            if columns:
-                cur.execute(
-                    sql.SQL("UPDATE {} SET {} WHERE id = %s").format(
-                        target,
-                        sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in columns),
-                    ),
-                    (*values, user_id),
-                )
-                if cur.rowcount:
-                    continue
-            cur.execute(
-                sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-                    target,
-                    sql.SQL(", ").join(map(sql.Identifier, ["id", *columns])),
-                    sql.SQL(", ").join(sql.Placeholder() * (len(columns) + 1)),
-                ),
-                (user_id, *values),
-            )
-        return len(merged)

@@ -131,10 +131,12 @@ def test_webhook_source_passes_segment_events_through_unchanged(make_rudderstack
     assert len(staged) == 1
     received = staged[0]
     assert received["messageId"] == "seg-msg-1"
-    assert {k: v for k, v in received.items() if k != "receivedAt"} == {
+    stamped = ("receivedAt", "request_ip")  # what rudder-server's gateway adds to every event
+    assert {k: v for k, v in received.items() if k not in stamped} == {
         k: v for k, v in segment_event.items() if k != "receivedAt"
     }
     assert received["receivedAt"] != segment_event["receivedAt"]  # set by RudderStack on receipt
+    assert received["request_ip"] == "127.0.0.1"  # the caller (Segment's egress on a real migration)
 
     not_webhook = requests.post(
         f"{url}/v1/webhook", params={"writeKey": "wk_rs_app"}, json=segment_event, timeout=5

@@ -216,7 +216,10 @@ def test_merge_removes_the_duplicate_of_an_event_segment_already_loaded(
 def test_prefer_append_keeps_both_copies(make_rudderstack, warehouse, namespace):
     emulator, url = make_rudderstack()
     message_id = _segment_then_webhook(emulator, url, warehouse, namespace, preferAppend=True)
-    assert warehouse.event_ids(namespace)[message_id] == 3  # Segment's row + both webhook deliveries
+    # Segment's row + one copy of the two webhook deliveries: even in append mode rudder-server keeps one row
+    # per id of a batch (warehouse/integrations/postgres/load.go insertIntoLoadTable, ROW_NUMBER() = 1); only
+    # the DELETE of rows already in the table is skipped.
+    assert warehouse.event_ids(namespace)[message_id] == 2
 
 
 def test_failed_attempts_retry_and_aborts_are_reported(make_rudderstack, warehouse, namespace):
