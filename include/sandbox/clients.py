@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
 import random
 import threading
 import time
@@ -43,7 +44,9 @@ TRACK_EVENTS = {
         "revenue": round(r.uniform(5, 250), 2),
         "currency": "EUR",
     },
-    "Product Viewed": lambda r: {"product_id": f"p-{r.randrange(500)}", "price": round(r.uniform(1, 99), 2)},
+    "Product Viewed": lambda r: _with_sku(
+        {"product_id": f"p-{r.randrange(500)}", "price": round(r.uniform(1, 99), 2)}
+    ),
     "Cart Viewed": lambda r: {"items": r.randrange(1, 8)},
     "Signed In": lambda r: {"method": r.choice(["password", "google", "apple"])},
 }
@@ -54,6 +57,27 @@ SERVER_EVENTS = {
         "provider": r.choice(["stripe", "adyen"]),
     },
     "Email Sent": lambda r: {"template": r.choice(["receipt", "welcome", "reminder"])},
+}
+# Property keys that exercise the loaders' naming rules (values derived, so the seeded stream is unchanged):
+# `SKUCode` is `skucode` for Segment (go-snakecase) and `sku_code` for RudderStack (lodash-style snake case),
+# so the same property lands in two columns after the switch, as on a real migration.
+NAMING_KEYS = ("SKUCode",)
+
+
+def _with_sku(properties: dict[str, Any]) -> dict[str, Any]:
+    return {**properties, "SKUCode": properties["product_id"].upper()}
+
+
+# The drift world (ClientsConfig.drift, off by default): the new app version sends `Cart Viewed.items` as a
+# string ("3 items") where old versions sent an integer. Into a column Segment created as bigint, rudder-server
+# writes NULL plus a rudder_discards row (the row itself loads).
+DRIFT_EVENT, DRIFT_PROPERTY = "Cart Viewed", "items"
+# RudderStack's JavaScript SDK (rudder-sdk-js v3): what its events carry where rudder-sdk-python differs.
+JS_SDK_LIBRARY = {"name": "RudderLabs JavaScript SDK", "version": "3.31.4"}
+JS_SDK_APP = {
+    "name": "RudderLabs JavaScript SDK",
+    "namespace": "com.rudderlabs.javascript",
+    "version": "3.31.4",
 }
 PAGES = ["Home", "Search", "Product", "Cart", "Checkout"]
 PLANS = ["free", "pro", "business"]
@@ -131,6 +155,7 @@ class ClientsConfig:
     # source above. `server_schema`: the server-side source's schema (None: `schema`).
     app_sources: tuple[AppSource, ...] = ()
     server_schema: str | None = None
+    drift: bool = False  # the drift world: a property's type changes with the new app version (see DRIFT_*)
     sdk_upload_interval_s: float = 0.25
     sdk_max_retries: int = 4
     flush_timeout_s: float = 30.0
@@ -150,6 +175,33 @@ class PlannedEvent:
     name: str | None = None
     properties: dict[str, Any] = field(default_factory=dict)
     traits: dict[str, Any] = field(default_factory=dict)
+
+
+class JsShapedRudderClient(RudderClient):
+    """rudder-sdk-python's transport (its queue, consumer, gzip /v1/batch and retries) carrying events shaped
+    like RudderStack's JavaScript SDK's: its context.library and context.app, channel `web`, a locale and user
+    agent, and `originalTimestamp` instead of `timestamp` (the server derives `timestamp`). Identify traits
+    travel in context.traits, as both SDKs send them."""
+
+    def _enqueue(self, msg):
+        self.send = False  # the parent builds and validates the message without queueing it
+        try:
+            _, built = super()._enqueue(msg)
+        finally:
+            self.send = True
+        context = built.setdefault("context", {})
+        context["library"] = dict(JS_SDK_LIBRARY)
+        context["app"] = dict(JS_SDK_APP)
+        context.setdefault("locale", "en-US")
+        context.setdefault("userAgent", "Mozilla/5.0 (X11; Linux x86_64) Sandbox/1.0")
+        built["channel"] = "web"
+        built["originalTimestamp"] = built.pop("timestamp")
+        try:
+            self.queue.put(built, block=False)
+        except queue.Full:
+            log.warning("rudder-sdk-js shaped client: queue is full")
+            return False, built
+        return True, built
 
 
 def _install(seed: int, index: int) -> tuple[str, float]:
@@ -359,8 +411,8 @@ class ClientFleet:
 
         return handler
 
-    def _client(self, sdk: str, write_key: str):
-        key = (sdk, write_key)
+    def _client(self, sdk: str, write_key: str, js_shaped: bool = False):
+        key = (sdk, write_key) if not js_shaped else (sdk, write_key, "js")
         if key not in self._sdk:
             common = {
                 "upload_interval": self.config.sdk_upload_interval_s,
@@ -371,7 +423,8 @@ class ClientFleet:
             if sdk == "segment":
                 self._sdk[key] = SegmentClient(write_key, host=self.segment_url, **common)
             else:
-                self._sdk[key] = RudderClient(write_key, host=self.rudderstack_url, gzip=True, **common)
+                kind = JsShapedRudderClient if js_shaped else RudderClient
+                self._sdk[key] = kind(write_key, host=self.rudderstack_url, gzip=True, **common)
         return self._sdk[key]
 
     def send(self, event: PlannedEvent) -> tuple[str, str]:
@@ -401,7 +454,8 @@ class ClientFleet:
         return [(sdk, source) for sdk, source, _ in routes]
 
     def _hand_to_sdk(self, event: PlannedEvent, sdk: str, write_key: str) -> None:
-        client = self._client(sdk, write_key)
+        # web installs on the new version run RudderStack's JavaScript SDK (its event shape, see above)
+        client = self._client(sdk, write_key, js_shaped=sdk == "rudderstack" and event.platform == "web")
         if event.kind == "app":
             version = NEW_APP_VERSION if sdk == "rudderstack" else old_app_version(event.sender)
             context = {
@@ -417,7 +471,10 @@ class ClientFleet:
             "message_id": event.message_id,
         }
         if event.event_type == "track":
-            client.track(event=event.event, properties=dict(event.properties), **ids)
+            properties = dict(event.properties)
+            if self.config.drift and sdk == "rudderstack" and event.event == DRIFT_EVENT:
+                properties[DRIFT_PROPERTY] = f"{properties[DRIFT_PROPERTY]} items"
+            client.track(event=event.event, properties=properties, **ids)
         elif event.event_type in ("page", "screen"):
             getattr(client, event.event_type)(name=event.name, properties=dict(event.properties), **ids)
         else:

@@ -8,6 +8,8 @@ import pytest
 import requests
 
 from sandbox.clients import (
+    DRIFT_EVENT,
+    DRIFT_PROPERTY,
     OLD_APP_VERSIONS,
     AdoptionCurve,
     ClientFleet,
@@ -80,7 +82,15 @@ def test_fleet_records_every_event_then_delivers_it_through_the_real_sdks(
     staged = {e["messageId"]: e for e in rudder.staged_events()}
     rudder_rows = [r for r in sent if r["sdk"] == "rudderstack"]
     assert {r["message_id"] for r in rudder_rows} == set(staged)
-    assert all(staged[r["message_id"]]["context"]["app"]["version"] == "2.0.0" for r in rudder_rows)
+    for row in rudder_rows:
+        event = staged[row["message_id"]]
+        if (
+            event["context"]["library"]["name"] == "RudderLabs JavaScript SDK"
+        ):  # web installs: the JS SDK's shape
+            assert event["channel"] == "web" and "timestamp" not in event and event["originalTimestamp"]
+        else:
+            assert event["context"]["app"]["version"] == "2.0.0" and event["channel"] == "server"
+    assert any(staged[r["message_id"]]["channel"] == "web" for r in rudder_rows)  # some went the JS SDK's way
     # what Segment received from the app carries an old app version (Delivery Overview groups ingress by it)
     now = datetime.now(UTC)
     at_segment = segment.delivery_overview.query(
@@ -97,6 +107,23 @@ def test_fleet_records_every_event_then_delivers_it_through_the_real_sdks(
     assert {old_app_version(f"install-{i:05d}") for i in range(4)} == set(OLD_APP_VERSIONS)
     # the ramp moved app installs to RudderStack; server-side services were never switched
     assert by_sdk == {"segment": {"src_web_app", "src_backend"}, "rudderstack": {"rs_src_app"}}
+
+
+def test_drift_world_changes_a_property_type_with_the_new_app_version(
+    make_segment, make_rudderstack, pg_dsn, ledger_schema
+):
+    fleet, ledger, _, rudder = _run_fleet(make_segment, make_rudderstack, pg_dsn, ledger_schema, drift=True)
+    fleet.start()
+    _finish(fleet, ledger)
+    planned = {plan_event(fleet.config, k).message_id: plan_event(fleet.config, k) for k in range(40)}
+    drifted = [e for e in rudder.staged_events() if e.get("event") == DRIFT_EVENT]
+    assert drifted, "the seed sends Cart Viewed through RudderStack"
+    for event in drifted:
+        assert (
+            event["properties"][DRIFT_PROPERTY] == f"{planned[event['messageId']].properties['items']} items"
+        )
+    clean = ClientsConfig()
+    assert clean.drift is False  # the default world does not drift
 
 
 def test_same_seed_sends_the_same_events_the_same_way(make_segment, make_rudderstack, pg_dsn, ledger_schema):
