@@ -72,6 +72,7 @@ from sandbox.common import (
     utcnow,
 )
 from sandbox.rudderstack_definitions import DEFINITIONS, config_errors
+from sandbox.rudderstack_naming import safe_namespace
 from sandbox.rudderstack_schedule import (
     ConfigError,
     is_warehouse,
@@ -625,7 +626,8 @@ class RudderStackEmulator:
                     id=next(self._upload_seq),
                     destination_id=dest["id"],
                     destination_type=dest["type"],
-                    namespace=dest["config"]["namespace"],
+                    # warehouse/bcm/backend_config.go namespace(): ToSafeNamespace of config.namespace
+                    namespace=safe_namespace(dest["config"]["namespace"]),
                     source_ids=sorted(pending),
                     staging_file_ids=[f.id for f in files],
                     event_count=sum(len(f.events) for f in files),
@@ -687,21 +689,7 @@ class RudderStackEmulator:
                         if fault.get("abort"):
                             raise _AbortUpload("injected upload abort")
                         raise RuntimeError("injected upload failure")
-                    rows: dict[str, int] = {}
-                    for source_id in upload.source_ids:
-                        source = self._sources.get(source_id) or {"id": source_id, "type": "unknown"}
-                        events = [e for f in files if f.source_id == source_id for e in f.events]
-                        # rudder-server's loader rules: sandbox.rudderstack_loader (the destination's
-                        # config decides namespace, merge/append, users and context traits; a retried upload
-                        # always merges: warehouse/router/upload.go CanAppend)
-                        result = self.warehouse.load_rudderstack(
-                            events,
-                            source={"id": source_id, "type": source["type"]},
-                            destination={"id": dest["id"], "type": dest["type"], "config": upload.config},
-                            retried=upload.attempts > 1,
-                        )
-                        for table, count in (getattr(result, "rows_by_table", None) or {}).items():
-                            rows[table] = rows.get(table, 0) + count
+                    rows = self._load_sources(upload, dest, files)
                     remaining = settings.upload_duration_s - (time.monotonic() - began)
                     if remaining > 0 and self._stop.wait(remaining):
                         return
@@ -713,16 +701,8 @@ class RudderStackEmulator:
                 except _AbortUpload as exc:
                     self._abort(upload, dest, files, str(exc))
                 except Exception as exc:  # a failed attempt: retried, like rudder-server does
-                    message = f"{type(exc).__name__}: {exc}"
-                    if upload.attempts >= settings.upload_max_attempts:
-                        self._abort(
-                            upload, dest, files, f"gave up after {upload.attempts} attempts; last: {message}"
-                        )
-                    else:
-                        self._set_status(upload, "exporting_data_failed", message)
-                        self.log.append("upload", event="attempt_failed", upload_id=upload.id, error=message)
-                        if self._stop.wait(settings.upload_retry_backoff_s * upload.attempts):
-                            return
+                    if self._attempt_failed(upload, dest, files, exc):
+                        return
         finally:
             with self._lock:
                 upload.finished_at = _now_iso() if upload.status in TERMINAL_STATUSES else None
@@ -739,6 +719,35 @@ class RudderStackEmulator:
                 rows_by_table=dict(upload.rows_by_table),
                 config=redact(copy.deepcopy(upload.config)),
             )
+
+    def _attempt_failed(self, upload: Upload, dest: dict[str, Any], files: list[StagingFile], exc) -> bool:
+        """Record a failed attempt: abort after `upload_max_attempts`, else back off. True when stopping."""
+        message = f"{type(exc).__name__}: {exc}"
+        if upload.attempts >= self.settings.upload_max_attempts:
+            self._abort(upload, dest, files, f"gave up after {upload.attempts} attempts; last: {message}")
+            return False
+        self._set_status(upload, "exporting_data_failed", message)
+        self.log.append("upload", event="attempt_failed", upload_id=upload.id, error=message)
+        return self._stop.wait(self.settings.upload_retry_backoff_s * upload.attempts)
+
+    def _load_sources(self, upload: Upload, dest: dict[str, Any], files: list[StagingFile]) -> dict[str, int]:
+        """One attempt's loads, one per source (rudder-server uploads per source and destination), through
+        rudder-server's loader rules (sandbox.rudderstack_loader): the destination's config as stored decides
+        the namespace, merge or append, `users` and context traits; a retried upload always merges
+        (warehouse/router/upload.go CanAppend). Returns rows per table."""
+        rows: dict[str, int] = {}
+        for source_id in upload.source_ids:
+            source = self._sources.get(source_id) or {"id": source_id, "type": "unknown"}
+            events = [e for f in files if f.source_id == source_id for e in f.events]
+            result = self.warehouse.load_rudderstack(
+                events,
+                source={"id": source_id, "type": source["type"]},
+                destination={"id": dest["id"], "type": dest["type"], "config": upload.config},
+                retried=upload.attempts > 1,
+            )
+            for table, count in result.rows_by_table.items():
+                rows[table] = rows.get(table, 0) + count
+        return rows
 
     def _abort(self, upload: Upload, dest: dict[str, Any], files: list[StagingFile], why: str) -> None:
         with self._lock:
