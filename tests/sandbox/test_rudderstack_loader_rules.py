@@ -96,7 +96,7 @@ def test_names_follow_rudder_snake_case_not_segment_go_snakecase(rudder, namespa
     _send(url, [_track("names-1", **props)])
     _upload(emulator, url, dest)
     columns = _columns(dsn, namespace, "order_completed")
-    assert "xml_http_request" in columns  # Segment's go-snakecase writes `xmlhttprequest`
+    assert "xml_http_request" in columns  # Segment's go-snakecase writes `xmlhttp_request`
     assert "_private_note" in columns  # a leading underscore is kept
     assert "_2fa_enabled" in columns  # a leading digit gets a `_` prefix
     assert "_order" in columns and "order" not in columns  # a PostgreSQL reserved word gets a `_` prefix
