@@ -1028,6 +1028,12 @@ class RudderStackEmulator:
         async def webhook(request: Request) -> Response:
             return await self._webhook(request)
 
+        self._add_warehouse_api_routes(router)
+        return router
+
+    def _add_warehouse_api_routes(self, router: APIRouter) -> None:
+        """pending-events and trigger-upload (warehouse/api/http.go), under both path prefixes."""
+
         def warehouse_api_served(request: Request) -> None:
             # Current rudder-server routes these only under /internal/v1/warehouse and only with internal
             # endpoints enabled (gateway/handle_lifecycle.go); the /v1/warehouse routes of old servers are gone.
@@ -1089,8 +1095,6 @@ class RudderStackEmulator:
                 except _DataPlaneError as exc:
                     return PlainTextResponse(exc.message + "\n", status_code=exc.status)
                 return Response(status_code=200)
-
-        return router
 
     def _sandbox_router(self) -> APIRouter:
         router = APIRouter()

@@ -192,6 +192,8 @@ def _load_values(row: Row, columns: Mapping[str, str], discards: list[dict[str, 
         if column == "uuid_ts" or column not in row.data:
             continue
         value, value_type = row.data[column], row.types[column]
+        if value_type == "int" and isinstance(value, float):
+            value = int(value)  # worker.go: an int-typed value (a JSON float64) is written as int(value)
         if value_type != column_type:
             try:
                 value = handle_schema_change(column_type, value_type, value)

@@ -11,11 +11,13 @@ uuid_ts, the 1600-column limit), `options.go` (destination config flags), and `p
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sandbox.common import isoformat_z, utcnow
 from sandbox.rudderstack_naming import (
     _parse_timestamp,
     data_type_for,
@@ -310,7 +312,10 @@ def transform_event(
     """The rows one staged event becomes (EW/transformer.go handleEvent). `event` carries `receivedAt` and
     `request_ip` as the gateway staged them; raises TransformError for an event rudder-server fails."""
     staged = dict(event)
-    enhance_time_fields(staged, str(staged.get("receivedAt") or ""))
+    if is_empty(staged.get("messageId")):  # EW/internal/utils/utils.go ExtractMessageID
+        staged["messageId"] = f"auto-{uuid.uuid4()}"
+    # EW/internal/utils/utils.go ExtractReceivedAt: the receive time, else now
+    enhance_time_fields(staged, str(staged.get("receivedAt") or isoformat_z(utcnow())))
     event_type = str(staged.get("type") or "").lower()
     options = DestinationOptions.from_config(destination.get("config") or {})
     ctx = _Context(staged, event_type, options)
