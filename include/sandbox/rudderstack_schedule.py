@@ -140,7 +140,3 @@ def upload_decision(
     if now >= due:
         return True, "sync frequency elapsed"
     return False, "waiting for the sync frequency to elapse"
-
-
-def prefer_append(config: Mapping[str, Any]) -> bool:
-    return _truthy(config.get("preferAppend"))
