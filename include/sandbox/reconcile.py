@@ -7,6 +7,10 @@ migration's own webhook switch-off: the adoption threshold's accepted tail), `lo
 path was open *before* that switch-off, or with no switch-off by the migration at all: lost by a migration step),
 `misplaced` (rows whose id the ledger recorded for another schema: an event that landed in the wrong
 schema) and `unexpected` (rows whose id the ledger does not know, e.g. history loaded before the run).
+Rows are matched by `id` (the message id) in the standard tables, which both loaders name alike
+(sandbox.segment_loader, sandbox.rudderstack_loader). RudderStack writes into ToSafeNamespace(namespace): for a
+schema whose name snake-cases differently (`web_v2` -> `web_v_2`) its rows are in another schema and count as
+missing here, as they would be for the warehouse's users.
 `Report.ok` is true when nothing is missing, duplicated, lost after close or misplaced. `reconcile_schemas` reconciles every
 schema of a world with several (one per lane) and is ok only when each of them is.
 
