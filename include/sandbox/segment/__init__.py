@@ -34,7 +34,7 @@ Behaviour:
   With neither path open it is recorded in the ledger as dropped.
 - Every `load_interval_s` (and on POST /sandbox/loads/run) each enabled warehouse runs a load: it takes
   the events received before the load started, keeps a report with `end: null` for `load_duration_s`,
-  then writes them with `Warehouse.load(merge=False)` into each source's schema and closes one report per
+  then writes them with `Warehouse.load_segment` (Segment's documented rules) into each source's schema and closes one report per
   source (Success / Partial / Failure). Faults "load_failure" (nothing written, events stay queued) and
   "load_partial" (half written, the rest waits for the next load) apply to the next load.
 - Disabling the warehouse (or disconnecting a source) stops loads; events still queued for it are not

@@ -1,5 +1,5 @@
 """Scheduled warehouse loads: each enabled warehouse takes the events queued for its connected sources, keeps a
-running sync report per source for `load_duration_s`, writes the events with `Warehouse.load(merge=False)` and
+running sync report per source for `load_duration_s`, writes the events with `Warehouse.load_segment` (Segment's rules) and
 closes the reports (Success / Partial / Failure). Faults "load_failure" and "load_partial" apply to the next load.
 Events queued for a source that no longer reaches an enabled warehouse are not loaded by Segment."""
 
@@ -162,8 +162,9 @@ class Loads:
                     )
                 )
             try:
-                result = self.warehouse.load(
-                    self.store.sources[sid]["schema"], [e for _, e in chosen], merge=False
+                # Segment's documented loader rules: sandbox.segment_loader (append, go-snakecase, ...)
+                result = self.warehouse.load_segment(
+                    self.store.sources[sid]["schema"], [e for _, e in chosen]
                 )
             except WarehouseError as exc:
                 outcome[sid] = ("Failure", 0, [_notice("ERROR", str(exc))], [])
