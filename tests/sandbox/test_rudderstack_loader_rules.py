@@ -10,6 +10,7 @@ import pytest
 import requests
 from rudderstack.analytics import Client as RudderClient
 
+from sandbox.rudderstack_definitions import accepted_config
 from tests.sandbox.test_rudderstack_uploads import AUTH, _finish
 
 WRITE_KEY = "wk_rs_backend"
@@ -17,12 +18,17 @@ SOURCE = "rs_src_backend"
 
 
 def _destination(url: str, namespace: str, **config) -> dict:
+    """A destination the control plane accepts; the loader flags only as given (absent keys read as false)."""
+    full = accepted_config(namespace, **config)
+    for flag in ("skipUsersTable", "allowUsersContextTraits", "preferAppend"):
+        if flag not in config:
+            full.pop(flag, None)
     dest = requests.post(
         f"{url}/v2/destinations",
         json={
             "name": "wh",
             "type": "POSTGRES",
-            "config": {"namespace": namespace, "syncFrequency": "30", **config},
+            "config": full,
         },
         headers=AUTH,
         timeout=5,
@@ -256,9 +262,9 @@ def test_allow_users_context_traits_writes_plain_trait_columns(rudder, namespace
     assert _query(dsn, f'SELECT id, plan FROM "{namespace}".users') == [("u6", "business")]
 
 
-def test_prefer_append_only_as_a_boolean_otherwise_merge(rudder, namespace):
+def test_merge_when_prefer_append_is_absent(rudder, namespace):
     emulator, url, dsn = rudder
-    dest = _destination(url, namespace, preferAppend="true")  # a string: rudder-server reads false
+    dest = _destination(url, namespace)  # no preferAppend key: rudder-server reads false, so it merges
     _send(url, [_track("merge-1")])
     _upload(emulator, url, dest)
     _send(url, [_track("merge-1")])
