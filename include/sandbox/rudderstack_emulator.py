@@ -846,31 +846,34 @@ class RudderStackEmulator:
         app.include_router(self._sandbox_router(), prefix="/sandbox")
         return app
 
+    def _list_page(self, store: dict[str, dict[str, Any]], plural: str, page: str) -> dict[str, Any]:
+        # Paged like RudderStack's API (rudder-iac api/client/common.go, service.go; see the module doc).
+        try:
+            number = int(page)
+        except ValueError:
+            number = 0
+        if number < 1:
+            raise ApiError(
+                400,
+                "validation_error",
+                f"Query parameter 'page' must be a positive integer, got {page!r}",
+            )
+        size = max(1, int(self.settings.list_page_size))
+        with self._lock:
+            everything = list(store.values())
+            items = [copy.deepcopy(x) for x in everything[(number - 1) * size : number * size]]
+        paging: dict[str, Any] = {"total": len(everything)}
+        if number * size < len(everything):
+            paging["next"] = f"/v2/{plural}?page={number + 1}"
+        self.log.append("list", items=plural, page=number, count=len(items))
+        return {plural: items, "paging": paging}
+
     def _crud(self, router: APIRouter, kind: str, store: dict[str, dict[str, Any]], make, update) -> None:
         plural = kind + "s"
 
         @router.get(f"/{plural}")
         def list_page(page: str = "1") -> dict[str, Any]:
-            # Paged like RudderStack's API (rudder-iac api/client/common.go, service.go; see the module doc).
-            try:
-                number = int(page)
-            except ValueError:
-                number = 0
-            if number < 1:
-                raise ApiError(
-                    400,
-                    "validation_error",
-                    f"Query parameter 'page' must be a positive integer, got {page!r}",
-                )
-            size = max(1, int(self.settings.list_page_size))
-            with self._lock:
-                everything = list(store.values())
-                items = [copy.deepcopy(x) for x in everything[(number - 1) * size : number * size]]
-            paging: dict[str, Any] = {"total": len(everything)}
-            if number * size < len(everything):
-                paging["next"] = f"/v2/{plural}?page={number + 1}"
-            self.log.append("list", items=plural, page=number, count=len(items))
-            return {plural: items, "paging": paging}
+            return self._list_page(store, plural, page)
 
         @router.post(f"/{plural}")
         def create(request: Request, body: JsonBody = None) -> JSONResponse:
