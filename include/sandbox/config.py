@@ -56,7 +56,11 @@ def demo_rudderstack_settings() -> RudderStackSettings:
 
 
 def demo_clients_config() -> ClientsConfig:
-    return ClientsConfig(events_per_second=4.0, adoption=AdoptionCurve(kind="linear", ramp_s=75.0))
+    # Old app versions start moving 45 s after the clients start, so some still send through Segment's webhook
+    # once the migration has switched it on (its cutover comes about a minute into the run).
+    return ClientsConfig(
+        events_per_second=4.0, adoption=AdoptionCurve(kind="linear", ramp_s=75.0, start_delay_s=45.0)
+    )
 
 
 @dataclass

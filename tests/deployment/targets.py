@@ -168,7 +168,9 @@ def plan_world(api, bundle_folder: pathlib.Path, tmp_path: pathlib.Path, plan: d
 
     import yaml
 
-    with running_sandbox(**COMPRESSED, clients={"adoption": {"kind": "linear", "ramp_s": 30.0}}) as sandbox:
+    # old clients start moving a minute after the sandbox starts (the deployment boots meanwhile), over 30 s
+    adoption = {"kind": "linear", "ramp_s": 30.0, "start_delay_s": 60.0}
+    with running_sandbox(**COMPRESSED, clients={"adoption": adoption}) as sandbox:
         for section, field_name, _, setting in PLAN_CONNECTIONS:
             fields = json.loads(sandbox.info.airflow_connections[setting])
             if isinstance(fields.get("extra"), dict):  # the REST API takes extra as a JSON string

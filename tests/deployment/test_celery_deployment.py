@@ -28,7 +28,10 @@ def test_migration_dag_on_celery_with_redis_and_two_workers_reconciles(tmp_path)
     began = time.monotonic()
     # The sandbox's default clients: old app versions keep sending through Segment's webhook for a while, so
     # the upload sensor sees rows from the webhook source too (a short adoption ramp would leave it none).
-    with running_sandbox(**COMPRESSED) as sandbox:
+    # They start moving two minutes after the sandbox starts (the deployment boots and the plan's preflight runs
+    # meanwhile) and fade over one.
+    adoption = {"kind": "linear", "ramp_s": 60.0, "start_delay_s": 120.0}
+    with running_sandbox(**COMPRESSED, clients={"adoption": adoption}) as sandbox:
         spec = DeploymentSpec(
             dags_folder=ROOT / "dags",
             plugins_folder=ROOT / "plugins",

@@ -35,7 +35,7 @@ def migration(tmp_path_factory):
         clients={
             "server_side_switch": "auto",
             "events_per_second": 8.0,
-            "adoption": {"kind": "linear", "ramp_s": 100.0},
+            "adoption": {"kind": "linear", "ramp_s": 100.0, "start_delay_s": 45.0},
         },
     )
 
