@@ -54,7 +54,7 @@ def test_start_status_control_stop_round_trip(tmp_path, pg_dsn, ledger_schema):
         assert "load_failure" in json.dumps(state["segment"])
 
         env_out = _cli("env", env=env)
-        assert env_out.stdout.count("AIRFLOW_CONN_") == 4
+        assert env_out.stdout.count("AIRFLOW_CONN_") == 6  # 4 services + the Slack and SMTP receivers
     finally:
         stopped = _cli("stop", env=env)
     assert stopped.returncode == 0 and "stopped" in stopped.stdout

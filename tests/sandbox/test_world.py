@@ -36,6 +36,8 @@ def test_embedded_world_starts_writes_its_settings_and_stops(tmp_path, monkeypat
             "AIRFLOW_CONN_RUDDERSTACK_SANDBOX",
             "AIRFLOW_CONN_RUDDERSTACK_DATA_PLANE_SANDBOX",
             "AIRFLOW_CONN_WAREHOUSE_SANDBOX",
+            "AIRFLOW_CONN_SLACK_SANDBOX",  # the notifications' receivers (docs/operating.md)
+            "AIRFLOW_CONN_SMTP_SANDBOX",
         }
         conns = {k: json.loads(v.strip("'")) for k, v in env_lines.items()}
         segment = conns["AIRFLOW_CONN_SEGMENT_SANDBOX"]
