@@ -119,17 +119,20 @@ def test_a_warehouse_login_that_does_not_exist_fails_at_once_without_retry(world
 # ------------------------------------------------------------------ Segment: truncated 2xx body, 401, 404
 
 
-def sync_answer(world) -> bytes:
-    """Segment's real answer for the warehouse's syncs (from the emulator), as bytes."""
+def segment_answer(world, path: str, **params) -> bytes:
+    """Segment's real answer for ``path`` (from the emulator), as bytes."""
     import httpx
 
     response = httpx.get(
-        f"{world.segment_url}/warehouses/{WAREHOUSE_ID}/syncs",
-        params={"pagination.count": 500},
-        headers={"Authorization": "Bearer sandbox-segment-token"},
+        f"{world.segment_url}{path}", params=params, headers={"Authorization": "Bearer sandbox-segment-token"}
     )
     response.raise_for_status()
     return response.content
+
+
+def sync_answer(world) -> bytes:
+    """Segment's real answer for the warehouse's syncs (from the emulator), as bytes."""
+    return segment_answer(world, f"/warehouses/{WAREHOUSE_ID}/syncs", **{"pagination.count": 500})
 
 
 @pytest.fixture
@@ -168,15 +171,22 @@ def test_one_truncated_body_on_a_200_is_ridden_out(world, segment_via):
     world.load()
     full = sync_answer(world)
     path = f"/warehouses/{WAREHOUSE_ID}/syncs"
-    segment_via.expect_ordered_request(path).respond_with_data(
+    # The first syncs read is cut in half, the second is whole (one-shot handlers, served in this order); the
+    # sensor's ETA also reads the warehouse's advanced sync schedule, answered as the emulator answers it.
+    segment_via.expect_oneshot_request(path).respond_with_data(
         full[: len(full) // 2], status=200, content_type="application/json"
     )
-    segment_via.expect_ordered_request(path).respond_with_data(
+    segment_via.expect_oneshot_request(path).respond_with_data(
         full, status=200, content_type="application/json"
     )
+    schedule = f"/warehouses/{WAREHOUSE_ID}/advanced-sync-schedule"
+    segment_via.expect_request(schedule).respond_with_data(
+        segment_answer(world, schedule), status=200, content_type="application/json"
+    )
     result = load_sensor(cutover, deferrable=False).execute(context())
-    assert "finished" in result["reason"] or result.get("loads") is not None or result
-    assert len(segment_via.log) == 2
+    assert result, "the sensor ended without Segment's final load"
+    syncs_reads = [request for request, _ in segment_via.log if request.path == path]
+    assert len(syncs_reads) == 2  # the truncated answer, then the whole one: no failure, no third read
     segment_via.check_assertions()
 
 

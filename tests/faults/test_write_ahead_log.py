@@ -14,7 +14,7 @@ from segment_rudderstack.operators.rudderstack import EnsureRudderStackDestinati
 from segment_rudderstack.operators.segment import EnsureSegmentWebhookOperator
 from segment_rudderstack.safety.changelog import DONE, ChangeLog
 from tests.faults.killed import run_killed_after_call
-from tests.library.world import RUDDERSTACK_CONN, SEGMENT_CONN, WEB, context
+from tests.library.world import DESTINATION_ARGS, RUDDERSTACK_CONN, SEGMENT_CONN, WEB, context
 
 
 def webhook_operator(world, rs_source):
@@ -92,7 +92,10 @@ def test_retry_after_a_task_died_mid_creation_adopts_and_records_so_rollback_und
 
 def test_rollback_holds_a_rudderstack_destination_whose_creation_was_never_recorded(world):
     operator = EnsureRudderStackDestinationOperator(
-        task_id="ensure_destination", namespace=world.schema, change_log_key=world.change_log_key
+        task_id="ensure_destination",
+        namespace=world.schema,
+        change_log_key=world.change_log_key,
+        **DESTINATION_ARGS,
     )
     code = run_killed_after_call(
         lambda: operator.execute(context()), target="rudderstack.destination", field="exists"
