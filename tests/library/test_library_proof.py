@@ -170,7 +170,7 @@ def test_segment_adoption_signal_counts_what_still_arrives_at_segment(world):
         warehouse_conn_id=WAREHOUSE_CONN,
         namespace=world.schema,
         webhook_source_id=rs_source,
-        window_seconds=600,
+        window_seconds=600,  # whole MINUTE buckets, even when the sends straddle a minute boundary
         threshold=0.5,
         consecutive_checks=1,
         min_events=1,
