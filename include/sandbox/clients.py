@@ -3,8 +3,9 @@
 - App installs on the old app version send with `segment-analytics-python` to the Segment emulator's app
   source (write key `wk_seg_web_app`); installs on the new version send with `rudder-sdk-python` to
   RudderStack's app source (`wk_rs_app`). Which installs run the new version follows an adoption curve
-  (`AdoptionCurve`: linear or logistic ramp, 0 % before `start_delay_s`, 100 % after `ramp_s`). Each install
-  has a fixed threshold, so an install that upgraded never goes back.
+  (`AdoptionCurve`: linear or logistic ramp, 0 % before `start_delay_s`, 100 % after `ramp_s`, counted from
+  the fleet's start or, with `starts_at="cutover"`, from the moment the source's Segment webhook to RudderStack
+  is enabled). Each install has a fixed threshold, so an install that upgraded never goes back.
 - Server-side services send to Segment's backend source (`wk_seg_backend`) until they are "deployed" onto
   RudderStack (`switch_server_side()`, called by the world when POST /sandbox/deploy-server-side is received,
   or automatically with `server_side_switch="auto"` once a warehouse destination is connected to
@@ -12,7 +13,7 @@
 
 Seeded: event k is derived from `random.Random(f"{seed}:{k}")` (message id included), and its route from
 its planned time k / events_per_second, so two runs with the same seed send the same events the same way
-(the server-side switch moment excepted: it happens when told). Every event is recorded in the Ledger BEFORE
+(the server-side switch and a cutover-anchored ramp's origin excepted: they happen when observed). Every event is recorded in the Ledger BEFORE
 it is handed to an SDK, with its message id set explicitly (events already due are recorded together,
 in one ledger transaction, before any of them is handed over).
 """
@@ -97,6 +98,16 @@ class AdoptionCurve:
     ramp_s: float = 75.0
     start_delay_s: float = 0.0
     steepness: float = 10.0  # logistic only
+    # When the elapsed time counts from: "clients_start" (the fleet's start) or "cutover" (per app source, the
+    # moment Segment's webhook to RudderStack is enabled on the source's Segment source: the new app version ships
+    # on the day of the cutover, so old versions still send through the webhook whatever the machine's speed).
+    starts_at: str = "clients_start"
+
+    def __post_init__(self) -> None:
+        if self.starts_at not in ("clients_start", "cutover"):
+            raise ValueError(
+                f"AdoptionCurve.starts_at must be 'clients_start' or 'cutover', got {self.starts_at!r}"
+            )
 
     def share(self, elapsed_s: float) -> float:
         t = elapsed_s - self.start_delay_s
@@ -316,12 +327,17 @@ class ClientFleet:
         segment_url: str,
         rudderstack_url: str,
         server_side_ready: Callable[[], bool] | None = None,
+        cutover_ready: Callable[[str], bool] | None = None,
     ):
         self.config = config
         self.ledger = ledger
         self.segment_url = segment_url
         self.rudderstack_url = rudderstack_url
         self.server_side_ready = server_side_ready
+        # (Segment source id) -> whether its cutover happened (its webhook to RudderStack is enabled)
+        self.cutover_ready = cutover_ready
+        # Segment source id -> seconds after the fleet's start at which its cutover was seen (adoption's origin)
+        self._adoption_origin: dict[str, float] = {}
         self._thresholds = [_install(config.seed, i)[1] for i in range(config.app_installs)]
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -335,10 +351,41 @@ class ClientFleet:
 
     # ------------------------------------------------------------------------------------------ routing
 
-    def adoption_share(self, elapsed_s: float | None = None) -> float:
+    def adoption_share(self, elapsed_s: float | None = None, segment_source: str | None = None) -> float:
+        """The share of installs on the new version `elapsed_s` after the fleet's start (default: now), for the
+        app source whose Segment source is `segment_source` (default: the first)."""
         if elapsed_s is None:
             elapsed_s = 0.0 if self._started_at is None else time.monotonic() - self._started_at
-        return self.config.adoption.share(elapsed_s)
+        curve = self.config.adoption
+        if curve.starts_at == "cutover":
+            origin = self._adoption_origin.get(segment_source or self._app_segment_sources()[0])
+            if origin is None:
+                return 0.0
+            elapsed_s -= origin
+        return curve.share(elapsed_s)
+
+    def _app_segment_sources(self) -> list[str]:
+        if self.config.app_sources:
+            return [source.segment_source for source in self.config.app_sources]
+        return [self.config.segment_sources["app"]]
+
+    def _maybe_mark_cutover(self, last_check: float, next_index: int) -> float:
+        """For a curve that starts at the cutover: note when each app source's cutover is first seen, in planned
+        time (the next event's), so the ramp's events are the ones planned after it."""
+        if self.config.adoption.starts_at != "cutover" or self.cutover_ready is None:
+            return last_check
+        pending = [s for s in self._app_segment_sources() if s not in self._adoption_origin]
+        now = time.monotonic()
+        if not pending or now - last_check < self.config.auto_switch_poll_s:
+            return last_check
+        for source_id in pending:
+            try:
+                if self.cutover_ready(source_id):
+                    self._adoption_origin[source_id] = next_index / self.config.events_per_second
+                    log.info("cutover seen on %s: the new app version starts rolling out", source_id)
+            except Exception as exc:  # a failed check is retried at the next poll
+                log.warning("cutover check for %s failed: %s", source_id, exc)
+        return now
 
     def app_source(self, event: PlannedEvent) -> AppSource | None:
         """The client source an app event belongs to (by the install's platform), in a world with several."""
@@ -362,8 +409,9 @@ class ClientFleet:
         else:
             install = int(event.sender.rsplit("-", 1)[1])
             planned_s = event.index / config.events_per_second
-            on_rudderstack = self.adoption_share(planned_s) > self._thresholds[install]
             source = self.app_source(event)
+            segment_source = source.segment_source if source else config.segment_sources["app"]
+            on_rudderstack = self.adoption_share(planned_s, segment_source) > self._thresholds[install]
             if source is not None:
                 if on_rudderstack:
                     return "rudderstack", source.rudderstack_source, source.rudderstack_write_key
@@ -500,12 +548,14 @@ class ClientFleet:
     def _run(self) -> None:
         config = self.config
         last_check = 0.0
+        last_cutover_check = 0.0
         k = 0
         while not self._stop.is_set() and (config.max_events is None or k < config.max_events):
             delay = self._started_at + k / config.events_per_second - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 break
             last_check = self._maybe_auto_switch(last_check)
+            last_cutover_check = self._maybe_mark_cutover(last_cutover_check, k)
             # every event already due goes in one ledger transaction (at most MAX_CHUNK; at demo rates, one)
             due = int((time.monotonic() - self._started_at) * config.events_per_second) + 1
             count = max(1, min(due - k, MAX_CHUNK))

@@ -56,10 +56,11 @@ def demo_rudderstack_settings() -> RudderStackSettings:
 
 
 def demo_clients_config() -> ClientsConfig:
-    # Old app versions start moving 45 s after the clients start, so some still send through Segment's webhook
-    # once the migration has switched it on (its cutover comes about a minute into the run).
+    # The new app version starts rolling out when the migration enables Segment's webhook to RudderStack (its
+    # cutover) and reaches every install 45 s later, so old versions always send through the webhook for a while,
+    # however long the run took to get there.
     return ClientsConfig(
-        events_per_second=4.0, adoption=AdoptionCurve(kind="linear", ramp_s=75.0, start_delay_s=45.0)
+        events_per_second=4.0, adoption=AdoptionCurve(kind="linear", ramp_s=45.0, starts_at="cutover")
     )
 
 

@@ -212,12 +212,14 @@ class Sandbox:
         config = self.config
         backend_source = config.clients.rudderstack_sources["server"]
         rudder = self.rudderstack
+        segment = self.segment
         self.clients = ClientFleet(
             config.clients,
             self.ledger,
             segment_url=f"http://{config.local_host}:{segment_port}",
             rudderstack_url=f"http://{config.local_host}:{rudderstack_port}",
             server_side_ready=lambda: bool(rudder.warehouse_destinations_for_source(backend_source)),
+            cutover_ready=lambda source_id: segment_webhook_enabled(segment, source_id),
         )
         self.rudderstack.on_server_side_deploy(self.clients.switch_server_side)
         self.rudderstack.extra_state["clients"] = self.clients.stats
@@ -275,3 +277,9 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def segment_webhook_enabled(segment: SegmentEmulator, source_id: str) -> bool:
+    """Whether a webhook destination is enabled on Segment source `source_id` (the cutover, for the clients)."""
+    with segment.store.lock:
+        return bool(segment.store.enabled_webhooks(source_id))

@@ -106,10 +106,9 @@ class SandboxWorld:
     @classmethod
     @contextlib.contextmanager
     def running(cls) -> Iterator[dict[str, str]]:
-        # Old app versions keep sending through Segment for 2 minutes after the sandbox starts, then fade over one:
-        # the deployment boots, parks at approval gates and a hold in that time, and the release's upload check
-        # must still find rows from the webhook path (with the default 75 s ramp, a slow boot left it none).
-        adoption = {"kind": "linear", "ramp_s": 60.0, "start_delay_s": 120.0}
+        # Old app versions start moving at the cutover (when Segment's webhook is enabled) and fade over 40 s, so
+        # the release's upload check finds rows from the webhook path however long the deployment took to boot.
+        adoption = {"kind": "linear", "ramp_s": 40.0, "start_delay_s": 0.0, "starts_at": "cutover"}
         with running_sandbox(clients={"adoption": adoption}) as sandbox:
             cls.sandbox = sandbox
             try:
@@ -168,8 +167,8 @@ def plan_world(api, bundle_folder: pathlib.Path, tmp_path: pathlib.Path, plan: d
 
     import yaml
 
-    # old clients start moving a minute after the sandbox starts (the deployment boots meanwhile), over 30 s
-    adoption = {"kind": "linear", "ramp_s": 30.0, "start_delay_s": 60.0}
+    # old clients start moving at the cutover (Segment's webhook enabled), over 30 s
+    adoption = {"kind": "linear", "ramp_s": 30.0, "start_delay_s": 0.0, "starts_at": "cutover"}
     with running_sandbox(**COMPRESSED, clients={"adoption": adoption}) as sandbox:
         for section, field_name, _, setting in PLAN_CONNECTIONS:
             fields = json.loads(sandbox.info.airflow_connections[setting])

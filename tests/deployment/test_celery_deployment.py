@@ -26,11 +26,9 @@ CONF = {"dry_run": False, "adoption_window_seconds": 20, "adoption_consecutive_c
 
 def test_migration_dag_on_celery_with_redis_and_two_workers_reconciles(tmp_path):
     began = time.monotonic()
-    # The sandbox's default clients: old app versions keep sending through Segment's webhook for a while, so
-    # the upload sensor sees rows from the webhook source too (a short adoption ramp would leave it none).
-    # They start moving two minutes after the sandbox starts (the deployment boots and the plan's preflight runs
-    # meanwhile) and fade over one.
-    adoption = {"kind": "linear", "ramp_s": 60.0, "start_delay_s": 120.0}
+    # Old app versions start moving at the cutover (when Segment's webhook is enabled) and fade over 40 s, so the
+    # upload sensor sees rows from the webhook source too, however long the deployment took to boot.
+    adoption = {"kind": "linear", "ramp_s": 40.0, "start_delay_s": 0.0, "starts_at": "cutover"}
     with running_sandbox(**COMPRESSED, clients={"adoption": adoption}) as sandbox:
         spec = DeploymentSpec(
             dags_folder=ROOT / "dags",

@@ -18,12 +18,12 @@ from tests.e2e.rollback_steps import roll_back
 pytestmark = pytest.mark.slow
 
 PLAN = load_plan(pathlib.Path(__file__).resolve().parents[2] / "include" / "plans" / "sandbox.yaml")
-# Compressed further than the demo: loads every 2 s, RudderStack's 30 "minutes" in 15 s, a 50 s adoption ramp
-# (long enough that old app versions still send through Segment after the webhook is enabled).
+# Compressed further than the demo: loads every 2 s, RudderStack's 30 "minutes" in 15 s, a 20 s adoption ramp
+# from the cutover (old app versions send through Segment's webhook once it is enabled, then fade).
 FAST_CONF = {"adoption_window_seconds": 20, "adoption_consecutive_checks": 2}
 
 
-def fast_world(tmp_path: pathlib.Path, ramp_s: float = 50.0, start_delay_s: float = 0.0):
+def fast_world(tmp_path: pathlib.Path, ramp_s: float = 20.0, start_delay_s: float = 0.0):
     return load_config(
         home=tmp_path / "sandbox",
         segment={"load_interval_s": 2.0, "load_duration_s": 0.5},
@@ -31,7 +31,12 @@ def fast_world(tmp_path: pathlib.Path, ramp_s: float = 50.0, start_delay_s: floa
         clients={
             "server_side_switch": "auto",
             "events_per_second": 6.0,
-            "adoption": {"kind": "linear", "ramp_s": ramp_s, "start_delay_s": start_delay_s},
+            "adoption": {
+                "kind": "linear",
+                "ramp_s": ramp_s,
+                "start_delay_s": start_delay_s,
+                "starts_at": "cutover",
+            },
         },
     )
 
@@ -188,11 +193,11 @@ def test_a_bad_day_loses_nothing_and_takes_no_unsafe_step(tmp_path):
         faults["segment"] = sandbox.segment.faults.state()
         faults["rudderstack"] = sandbox.rudderstack.faults.state()
 
-    # Retries slow the run down (the cutover comes some 70 s into the DAG run): old app versions start moving
-    # after a minute and fade over 90 s, so they still send through the webhook after it is on and the
-    # switch-off's replacement-path proof sees deliveries (a ramp from the sandbox's start left it none).
+    # Retries slow the run down; old app versions start moving at the cutover however late it comes and fade
+    # over 40 s, so they send through the webhook after it is on and the switch-off's replacement-path proof
+    # sees deliveries.
     result = rehearse(
-        fast_world(tmp_path, ramp_s=90.0, start_delay_s=60.0),
+        fast_world(tmp_path, ramp_s=40.0),
         dag_id=PLAN.dag_id,
         change_log_key=PLAN.change_log_key,
         conf=FAST_CONF,

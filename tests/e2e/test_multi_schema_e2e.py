@@ -30,12 +30,12 @@ def migration(tmp_path_factory):
         home=tmp / "sandbox",
         segment={"load_interval_s": 2.0, "load_duration_s": 0.5},
         rudderstack={"time_compression": 120.0, "upload_duration_s": 0.5},
-        # A ramp long enough that old app versions of every client source still send through Segment after the
-        # webhooks are enabled.
+        # Each client source's new app version starts rolling out when its lane enables Segment's webhook, so old
+        # versions of every source still send through the webhook for a while.
         clients={
             "server_side_switch": "auto",
             "events_per_second": 8.0,
-            "adoption": {"kind": "linear", "ramp_s": 100.0, "start_delay_s": 45.0},
+            "adoption": {"kind": "linear", "ramp_s": 45.0, "start_delay_s": 0.0, "starts_at": "cutover"},
         },
     )
 

@@ -49,7 +49,7 @@ from tests.library.world import (
     rudderstack_event,
 )
 
-BUDGET = 50.0  # seconds (15 min in a plan); every outage below lasts 60 % of it
+BUDGET = 30.0  # seconds (15 min in a plan); every outage below lasts 60 % of it (18 s)
 OUTAGE = 0.6 * BUDGET
 SHORT_BUDGET = 15.0  # the outage that outlasts its budget
 

@@ -42,19 +42,60 @@ def test_adoption_curve_ramps_from_none_to_all(kind):
     assert shares == sorted(shares) and 0.3 < curve.share(40) < 0.7
 
 
+def test_a_curve_that_starts_at_the_cutover_keeps_every_install_on_segment_until_the_webhook_is_on():
+    fleet = ClientFleet(
+        ClientsConfig(adoption=AdoptionCurve(ramp_s=10, starts_at="cutover")),
+        ledger=None,
+        segment_url="http://x",
+        rudderstack_url="http://y",
+    )
+    fleet._started_at = 0.0
+    assert fleet.adoption_share(1e6) == 0.0  # no cutover seen: nobody upgraded, however late
+    with pytest.raises(ValueError, match="starts_at must be 'clients_start' or 'cutover'"):
+        AdoptionCurve(starts_at="release")
+
+
+def test_the_ramp_starts_when_the_sources_webhook_is_seen(make_segment, make_rudderstack, pg_dsn, ledger_schema):
+    seen_at = 120  # the fleet's "cutover": its check answers yes once 120 events were planned
+    fleet, ledger, *_ = _run_fleet(
+        make_segment,
+        make_rudderstack,
+        pg_dsn,
+        ledger_schema,
+        max_events=400,
+        adoption=AdoptionCurve(ramp_s=0.1, starts_at="cutover"),
+        auto_switch_poll_s=0.0,
+    )
+    checked: list[str] = []
+
+    def cutover_ready(source_id: str) -> bool:
+        checked.append(source_id)
+        return fleet._next_index >= seen_at
+
+    fleet.cutover_ready = cutover_ready
+    fleet.start()
+    sent = _finish(fleet, ledger)
+    app = [(plan_event(fleet.config, k), row["sdk"]) for k, row in enumerate(sent)]
+    app = [(event.index, sdk) for event, sdk in app if event.kind == "app"]
+    assert set(checked) == {"src_web_app"}
+    assert {sdk for index, sdk in app if index < seen_at} == {"segment"}  # before the cutover: all old versions
+    late = [sdk for index, sdk in app if index >= seen_at + 100]  # 0.25 s after it: the 0.1 s ramp is over
+    assert late and set(late) == {"rudderstack"}
+
+
 def _run_fleet(make_segment, make_rudderstack, pg_dsn, ledger_schema, **overrides):
     ledger = Ledger(pg_dsn, schema=ledger_schema)
     segment, segment_url = make_segment(ledger)
     rudder, rudder_url = make_rudderstack()
-    config = ClientsConfig(
-        seed=5,
-        events_per_second=400,
-        max_events=40,
-        schema="fleet_test",
-        adoption=AdoptionCurve(ramp_s=0.1),
-        sdk_upload_interval_s=0.05,
-        **overrides,
-    )
+    settings = {
+        "seed": 5,
+        "events_per_second": 400,
+        "max_events": 40,
+        "schema": "fleet_test",
+        "adoption": AdoptionCurve(ramp_s=0.1),
+        "sdk_upload_interval_s": 0.05,
+    }
+    config = ClientsConfig(**{**settings, **overrides})
     fleet = ClientFleet(config, ledger, segment_url=segment_url, rudderstack_url=rudder_url)
     return fleet, ledger, segment, rudder
 

@@ -46,7 +46,8 @@ def test_each_install_sends_to_its_platforms_source_and_the_ledger_names_that_sc
 
 
 def test_new_app_versions_send_to_their_own_rudderstack_source(config):
-    fleet = ClientFleet(config.clients, ledger=None, segment_url="http://x", rudderstack_url="http://y")
+    clients = dataclasses.replace(config.clients, adoption=AdoptionCurve())  # the ramp counts from the start
+    fleet = ClientFleet(clients, ledger=None, segment_url="http://x", rudderstack_url="http://y")
     fleet._started_at = 0.0
     late = [plan_event(config.clients, k) for k in range(10_000, 10_400)]  # planned long after the ramp
     routes = {(e.platform, fleet.route(e)[1]) for e in late if e.kind == "app"}
