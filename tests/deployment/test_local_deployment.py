@@ -121,6 +121,10 @@ def test_the_run_was_announced_on_slack_and_by_email_without_secrets(api, target
             "[sandbox] FAILED: rollback",
         ):
             assert expected in got, (channel, expected, got)
+    # each waiting phase announced itself with its ETA when it began
+    waiting = [t for t in sandbox.slack.texts() if t.startswith("*[sandbox] waiting: ")]
+    assert waiting and all("\nETA: " in t for t in waiting), waiting
+    assert any("wait_client_adoption" in t.splitlines()[0] for t in waiting), waiting
     texts = sandbox.slack.texts() + [body for _, body in sandbox.smtp.bodies()]
     approval = next(t for t in sandbox.slack.texts() if "approval needed: Disable" in t)
     assert "/required_actions" in approval and "dry run" in approval, approval

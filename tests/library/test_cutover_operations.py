@@ -239,3 +239,45 @@ def test_the_run_deadline_callback_says_the_run_is_past_its_deadline(receivers):
     [text] = receivers.slack.texts()
     assert "[prod] run past its deadline" in text and "run `manual__4` is still running" in text
     assert "http://airflow.example/segment-rudderstack/dags/segment_to_rudderstack__prod" in text
+
+
+def test_a_waiting_phase_announces_its_eta_once_when_it_begins(receivers, world):
+    from datetime import UTC, datetime, timedelta
+
+    from segment_rudderstack.sensors.estimates import ETA_KEY, record_estimate
+    from segment_rudderstack.sensors.migration import ClientAdoptionSensor
+
+    sensor = ClientAdoptionSensor(
+        task_id="webhook_off.wait_client_adoption",
+        warehouse_conn_id="unused",
+        namespace=world.schema,
+        webhook_source_id="rs_src_segment_webhook",
+        threshold=0.05,
+        window_seconds=3600,
+        consecutive_checks=2,
+        poke_interval=600,
+    )
+    sensor.notify_settings, sensor.plan_name = receivers.settings, "prod"
+    now = datetime.now(UTC)
+    # three checks, an hour apart, with the old clients' share falling by 0.1 an hour: 0.05 is some 2.5 h away
+    sensor._memory = [
+        {"at": (now - timedelta(hours=2 - i)).isoformat(), "via_segment": 500 - 100 * i, "total": 1000}
+        for i in range(3)
+    ]
+    pushed: list[tuple[str, object]] = []
+    ti = SimpleNamespace(
+        run_id="manual__5",
+        dag_id="segment_to_rudderstack__prod",
+        xcom_push=lambda key, value: pushed.append((key, value)),
+    )
+    notice = record_estimate(sensor, {"ti": ti})
+
+    [(key, eta)] = pushed
+    assert key == ETA_KEY and eta["at"] is not None
+    [slack] = receivers.slack.texts()
+    [(subject, mail)] = receivers.smtp.bodies()
+    assert subject.startswith("[prod] waiting: ") and "wait_client_adoption" in subject
+    for text in (slack, mail):
+        assert f"ETA: {eta['text']}" in text.replace("&#x27;", "'"), text
+        assert "http://airflow.example/segment-rudderstack/dags/segment_to_rudderstack__prod" in text
+    assert notice is not None and notice["message"]["event"] == "stalled"  # the overdue notice is still armed

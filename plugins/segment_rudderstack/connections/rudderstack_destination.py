@@ -512,3 +512,30 @@ def destination_config(
     config.update(namespace=namespace, syncFrequency=str(sync_frequency_minutes), manualSync=True)
     _mask(config)
     return config
+
+
+def checked_destination_config(
+    step: Any, extra_config: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], list[str]]:
+    """The config `step` (an operator with the destination's settings: ``destination_type``, ``namespace``,
+    ``sync_frequency_minutes``, ``credentials_conn_id``, ``staging``, ``users_table``,
+    ``allow_users_context_traits``) would create a destination with, and what RudderStack's control plane would
+    refuse in it (each problem says where to set the field). Raises :class:`CredentialsError`."""
+    from segment_rudderstack.connections.required_fields import config_problems, explain
+
+    config = destination_config(
+        step.destination_type,
+        namespace=step.namespace,
+        sync_frequency_minutes=step.sync_frequency_minutes,
+        extra_config=extra_config,
+        credentials_conn_id=step.credentials_conn_id,
+        staging=step.staging,
+        users_table=step.users_table,
+        allow_users_context_traits=step.allow_users_context_traits,
+    )
+    problems = explain(
+        config_problems(step.destination_type, config),
+        destination_type=step.destination_type,
+        credentials_conn_id=step.credentials_conn_id,
+    )
+    return config, problems

@@ -172,6 +172,15 @@ def failure(
     return Message("failure", f"[{plan_name}] FAILED: {task_id}", safe_text(text), link)
 
 
+def phase_waiting(plan_name: str, run_id: str | None, phase: str, *, eta: str, link: str | None) -> Message:
+    """A waiting phase begins: what it waits for and its ETA (sent once per phase, when it first defers)."""
+    text = (
+        f"{_plan_line(plan_name, run_id)}: now waiting for {phase}.\nETA: {eta}\n"
+        "The migration view keeps the estimate current; an overdue notice follows if the wait outlasts it."
+    )
+    return Message("milestone", f"[{plan_name}] waiting: {phase}", safe_text(text), link)
+
+
 def overdue(
     plan_name: str,
     run_id: str | None,

@@ -253,33 +253,18 @@ class PreflightOperator(OutageRidingOperator):
 
     def _check_new_config(self, problems: list[str]) -> dict[str, Any] | None:
         """The config a new destination would be created with, checked as RudderStack checks it."""
-        from segment_rudderstack.connections.required_fields import config_problems, explain
         from segment_rudderstack.connections.rudderstack_destination import (
             CredentialsError,
-            destination_config,
+            checked_destination_config,
         )
 
         try:
-            config = destination_config(
-                self.destination_type,
-                namespace=self.namespace,
-                sync_frequency_minutes=self.sync_frequency_minutes,
-                extra_config=self.destination_config,
-                credentials_conn_id=self.credentials_conn_id,
-                staging=self.staging,
-                users_table=self.users_table,
-                allow_users_context_traits=self.allow_users_context_traits,
-            )
+            config, refused = checked_destination_config(self, self.destination_config)
         except CredentialsError as exc:
             problems.append(f"the RudderStack destination to create cannot be configured: {exc}")
             return None
         problems.extend(
-            f"the RudderStack destination to create ({self.destination_name!r}): {line}"
-            for line in explain(
-                config_problems(self.destination_type, config),
-                destination_type=self.destination_type,
-                credentials_conn_id=self.credentials_conn_id,
-            )
+            f"the RudderStack destination to create ({self.destination_name!r}): {line}" for line in refused
         )
         return config
 

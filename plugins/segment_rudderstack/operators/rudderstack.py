@@ -119,30 +119,15 @@ class EnsureRudderStackDestinationOperator(_RudderStackOperator):
 
     def new_config(self) -> dict[str, Any]:
         """The config a new destination is created with; refuses (nothing changed) what RudderStack would."""
-        from segment_rudderstack.connections.required_fields import config_problems, explain
         from segment_rudderstack.connections.rudderstack_destination import (
             CredentialsError,
-            destination_config,
+            checked_destination_config,
         )
 
         try:
-            config = destination_config(
-                self.destination_type,
-                namespace=self.namespace,
-                sync_frequency_minutes=self.sync_frequency_minutes,
-                extra_config=self.config,
-                credentials_conn_id=self.credentials_conn_id,
-                staging=self.staging,
-                users_table=self.users_table,
-                allow_users_context_traits=self.allow_users_context_traits,
-            )
+            config, problems = checked_destination_config(self, self.config)
         except CredentialsError as exc:
             raise AirflowFailException(f"{exc}. Nothing was changed.") from None
-        problems = explain(
-            config_problems(self.destination_type, config),
-            destination_type=self.destination_type,
-            credentials_conn_id=self.credentials_conn_id,
-        )
         if problems:
             raise AirflowFailException(
                 f"RudderStack would refuse the destination {self.destination_name!r}; nothing was changed:\n"

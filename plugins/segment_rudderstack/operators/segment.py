@@ -686,52 +686,60 @@ class DisableSegmentWarehouseOperator(HoldHonouring, WriterChangeLineage, _Segme
 
 
 # ------------------------------------------------------------------------------------------ undo (rollback)
+def _put_back(undo: Undo, context: Any, target: ChangeTarget, target_id: str, field: str, **change: Any):
+    """One undo through the rollback's recorded change (``before``, ``after``, ``apply``); ``done`` when made."""
+    done = change.pop("done")
+    return (
+        done
+        if undo.rollback.apply_change(context, target=target, target_id=target_id, field=field, **change)
+        else None
+    )
+
+
 @undoes(ChangeTarget.SEGMENT_WAREHOUSE, "enabled")
 def undo_warehouse_disabled(undo: Undo, context: Any, target_id: str, field: str, change: Any = None):
-    current = bool(undo.segment.get_warehouse(target_id).get("enabled"))
-    if undo.rollback.apply_change(
+    return _put_back(
+        undo,
         context,
-        target=ChangeTarget.SEGMENT_WAREHOUSE,
-        target_id=target_id,
-        field=field,
-        before=current,
+        ChangeTarget.SEGMENT_WAREHOUSE,
+        target_id,
+        field,
+        before=bool(undo.segment.get_warehouse(target_id).get("enabled")),
         after=True,
         apply=lambda: undo.segment.set_warehouse_enabled(target_id, True),
-    ):
-        return f"re-enabled Segment warehouse {target_id}"
-    return None
+        done=f"re-enabled Segment warehouse {target_id}",
+    )
 
 
 @undoes(ChangeTarget.SEGMENT_WAREHOUSE_SOURCE, "connected")
 def undo_source_disconnected(undo: Undo, context: Any, target_id: str, field: str, change: Any = None):
     warehouse_id, _, source_id = target_id.partition(":")
-    if undo.rollback.apply_change(
+    return _put_back(
+        undo,
         context,
-        target=ChangeTarget.SEGMENT_WAREHOUSE_SOURCE,
-        target_id=target_id,
-        field=field,
+        ChangeTarget.SEGMENT_WAREHOUSE_SOURCE,
+        target_id,
+        field,
         before=is_connected(undo.segment, warehouse_id, source_id),
         after=True,
         apply=lambda: undo.segment.connect_warehouse_source(warehouse_id, source_id),
-    ):
-        return f"reconnected Segment source {source_id} to warehouse {warehouse_id}"
-    return None
+        done=f"reconnected Segment source {source_id} to warehouse {warehouse_id}",
+    )
 
 
 @undoes(ChangeTarget.SEGMENT_DESTINATION, "enabled")
 def undo_webhook_enabled(undo: Undo, context: Any, target_id: str, field: str, change: Any = None):
-    current = bool(undo.segment.get_destination(target_id).get("enabled"))
-    if undo.rollback.apply_change(
+    return _put_back(
+        undo,
         context,
-        target=ChangeTarget.SEGMENT_DESTINATION,
-        target_id=target_id,
-        field=field,
-        before=current,
+        ChangeTarget.SEGMENT_DESTINATION,
+        target_id,
+        field,
+        before=bool(undo.segment.get_destination(target_id).get("enabled")),
         after=False,
         apply=lambda: undo.segment.set_destination_enabled(target_id, False),
-    ):
-        return f"disabled Segment webhook destination {target_id}"
-    return None
+        done=f"disabled Segment webhook destination {target_id}",
+    )
 
 
 @undoes(ChangeTarget.SEGMENT_DESTINATION, "exists")
@@ -752,18 +760,17 @@ def undo_webhook_created(undo: Undo, context: Any, target_id: str, field: str, c
 def undo_mapping_enabled(undo: Undo, context: Any, target_id: str, field: str, change: Any = None):
     """Webhooks (Actions) mappings (id ``<destination>/<mapping>``): switched off, never deleted."""
     destination_id, _, mapping_id = target_id.partition("/")
-    current = bool(undo.segment.get_destination_subscription(destination_id, mapping_id).get("enabled"))
-    if undo.rollback.apply_change(
+    return _put_back(
+        undo,
         context,
-        target=ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION,
-        target_id=target_id,
-        field=field,
-        before=current,
+        ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION,
+        target_id,
+        field,
+        before=bool(undo.segment.get_destination_subscription(destination_id, mapping_id).get("enabled")),
         after=False,
         apply=lambda: undo.segment.set_destination_subscription_enabled(destination_id, mapping_id, False),
-    ):
-        return f"disabled Segment webhook mapping {target_id}"
-    return None
+        done=f"disabled Segment webhook mapping {target_id}",
+    )
 
 
 @undoes(ChangeTarget.SEGMENT_DESTINATION_SUBSCRIPTION, "exists")

@@ -15,8 +15,8 @@ from typing import Any
 
 from segment_rudderstack.evidence import eta as estimates
 from segment_rudderstack.evidence.report_facts import phase_of
-from segment_rudderstack.notify.channels import wants
-from segment_rudderstack.notify.messages import overdue
+from segment_rudderstack.notify.channels import deliver, wants
+from segment_rudderstack.notify.messages import overdue, phase_waiting
 from segment_rudderstack.notify.notifier import view_link
 
 log = logging.getLogger(__name__)
@@ -92,16 +92,26 @@ def record_estimate(sensor: Any, context: Any) -> dict[str, Any] | None:
     if getattr(ti, "xcom_push", None) is not None:
         ti.xcom_push(key=ETA_KEY, value=eta.to_dict())
     settings = sensor.notify_settings
+    phase = phase_of(sensor.task_id)
+    phase_name = f"{phase.label if phase else sensor.task_id} (task {sensor.task_id})"
+    if wants(settings, "milestone"):  # the phase begins: its ETA goes out with the milestones
+        announce = phase_waiting(
+            sensor.plan_name,
+            getattr(ti, "run_id", None),
+            phase_name,
+            eta=eta.text(),
+            link=view_link(settings, getattr(ti, "dag_id", "")),
+        )
+        deliver(announce, settings, context)  # never raises: a channel that fails is logged
     end = eta.high or eta.at
     if end is None or not wants(settings, "stalled"):
         return None
     grace = timedelta(minutes=float(settings.get("overdue_grace_minutes") or 0))
-    phase = phase_of(sensor.task_id)
     decision = getattr(sensor, "_last_decision", None)
     message = overdue(
         sensor.plan_name,
         getattr(ti, "run_id", None),
-        f"{phase.label if phase else sensor.task_id} (task {sensor.task_id})",
+        phase_name,
         expected=estimates.utc_text(end),
         basis=eta.basis,
         waiting=decision.reason if decision else "the condition",
