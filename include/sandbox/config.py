@@ -17,6 +17,7 @@ File format (every key optional), e.g. `python -m sandbox start --config my-worl
     segment: {load_interval_s: 5, load_duration_s: 1.5, sync_list_per_minute: 30}
     rudderstack: {time_compression: 60, upload_duration_s: 1}
     clients: {seed: 7, events_per_second: 4, server_side_switch: auto, adoption: {kind: logistic, ramp_s: 90}}
+    # adoption.starts_at: cutover (the demo's: the ramp begins when Segment's webhook is enabled) or clients_start
     clients_enabled: true
     world: multi               # or default: the multi-schema world (3 client sources in 2 schemas + backend)
     host: 127.0.0.1            # or 0.0.0.0 (also $SANDBOX_HOST); public_host: the name others use ($SANDBOX_PUBLIC_HOST)

@@ -294,6 +294,10 @@ def _settle_and_reconcile(sandbox: Sandbox, result: RehearsalResult, switch_offs
         result.client_stats = dict(sandbox.clients.stats())
     if sandbox.segment is not None:
         sandbox.segment.wait_webhooks_idle(timeout_s=30)
+        # A warehouse Segment still loads (a dry run, a run that stopped before the switch-off) holds the clients'
+        # last events until its next scheduled load: run that load now, as RudderStack's upload is triggered
+        # below (a disabled warehouse loads nothing, so after a switch-off this changes nothing).
+        sandbox.segment.run_load()
     drain_rudderstack(sandbox)
     result.timings["settle_s"] = time.monotonic() - settle
     if len(info.schemas) > 1:
