@@ -55,7 +55,9 @@ def test_a_curve_that_starts_at_the_cutover_keeps_every_install_on_segment_until
         AdoptionCurve(starts_at="release")
 
 
-def test_the_ramp_starts_when_the_sources_webhook_is_seen(make_segment, make_rudderstack, pg_dsn, ledger_schema):
+def test_the_ramp_starts_when_the_sources_webhook_is_seen(
+    make_segment, make_rudderstack, pg_dsn, ledger_schema
+):
     seen_at = 120  # the fleet's "cutover": its check answers yes once 120 events were planned
     fleet, ledger, *_ = _run_fleet(
         make_segment,
@@ -78,7 +80,9 @@ def test_the_ramp_starts_when_the_sources_webhook_is_seen(make_segment, make_rud
     app = [(plan_event(fleet.config, k), row["sdk"]) for k, row in enumerate(sent)]
     app = [(event.index, sdk) for event, sdk in app if event.kind == "app"]
     assert set(checked) == {"src_web_app"}
-    assert {sdk for index, sdk in app if index < seen_at} == {"segment"}  # before the cutover: all old versions
+    assert {sdk for index, sdk in app if index < seen_at} == {
+        "segment"
+    }  # before the cutover: all old versions
     late = [sdk for index, sdk in app if index >= seen_at + 100]  # 0.25 s after it: the 0.1 s ramp is over
     assert late and set(late) == {"rudderstack"}
 
