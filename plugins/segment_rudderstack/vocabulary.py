@@ -70,6 +70,11 @@ class ChangeTarget(enum.StrEnum):
     RUDDERSTACK_UPLOAD_TRIGGER = "rudderstack.upload_trigger"
     # field "exists"; id "<warehouse conn id>|<schema>|<table>": the received_at index (operators/indexes.py)
     WAREHOUSE_INDEX = "warehouse.index"
+    # the shape check's shadow load (operators/shape.py): field "exists", id the shadow destination's name;
+    # undone by deleting it (with its connections)
+    RUDDERSTACK_SHADOW_DESTINATION = "rudderstack.shadow_destination"
+    # field "exists"; id "<warehouse conn id>|<schema>": the shadow load's scratch schema, dropped by the undo
+    WAREHOUSE_SCRATCH_SCHEMA = "warehouse.scratch_schema"
     WAREHOUSE_ROWS = (
         "warehouse.rows"  # field "duplicates_removed" (not undone: removed copies were duplicates)
     )

@@ -19,7 +19,7 @@ ARCHITECTURE = LIBRARY.parents[1] / "docs" / "architecture.md"
 ROOMS = [
     {"", "vocabulary", "instants", "rendered", "sync_status", "provider_info"},
     {"hooks", "dialects", "plan", "connections"},
-    {"waits"},
+    {"waits", "shape"},
     {"safety"},
     {"evidence", "lineage"},
     {"notify"},
@@ -78,6 +78,19 @@ def test_each_room_imports_only_the_rooms_below_it():
         if LEVEL[_room(target)] > LEVEL[_room(module)]
     ]
     assert not upward, upward
+
+
+def test_the_library_never_imports_the_sandbox():
+    """The sandbox (include/sandbox/) is the independent check of the library's loader rules (shape/): a library
+    module that imported it would check itself."""
+    found = [
+        f"{module}:{node.lineno}"
+        for module, path in MODULES.items()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if (isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "sandbox")
+        or (isinstance(node, ast.Import) and any(a.name.split(".")[0] == "sandbox" for a in node.names))
+    ]
+    assert not found, found
 
 
 def test_no_module_imports_a_private_name_of_another():

@@ -8,7 +8,7 @@ import json
 import pathlib
 from typing import Any
 
-from segment_rudderstack.evidence.report import Image, Markdown, Table, sections, verdict
+from segment_rudderstack.evidence.report import Image, Markdown, Section, Table, sections, verdict
 from segment_rudderstack.evidence.report_chart import adoption_chart
 from segment_rudderstack.evidence.report_facts import ReportFacts
 
@@ -96,6 +96,35 @@ th{background:#f3f3f3}.verdict{font-size:1.2rem;padding:.75rem;border-left:.4rem
 .v-dry_run,.v-partial{border-color:#1565c0}img{max-width:100%}"""
 
 
+def section_html(section: Section, kind: str = "") -> str:
+    """One report section as HTML (the report's page and the migration view use it)."""
+    out = [f"<section id='{html.escape(section.key)}'><h2>{html.escape(section.title)}</h2>"]
+    for index, block in enumerate(section.blocks):
+        if isinstance(block, Table):
+            out.append(
+                "<table><thead><tr>"
+                + "".join(f"<th>{html.escape(str(h))}</th>" for h in block.headers)
+                + "</tr></thead><tbody>"
+            )
+            out += [
+                "<tr>" + "".join(f"<td>{inline_html(str(c))}</td>" for c in row) + "</tr>"
+                for row in block.rows
+            ]
+            out.append("</tbody></table>")
+        elif isinstance(block, Image):
+            out.append(f"<img src='{html.escape(block.file)}' alt='{html.escape(block.alt)}'>")
+        elif isinstance(block, Markdown):
+            out.append(markdown_to_html(block.lines))
+        elif isinstance(block, list):
+            out.append("<ul>" + "".join(f"<li>{inline_html(str(i))}</li>" for i in block) + "</ul>")
+        elif section.key == "verdict" and index == 0:
+            out.append(f"<p class='verdict v-{kind}'>{inline_html(str(block))}</p>")
+        else:
+            out.append(f"<p>{inline_html(str(block))}</p>")
+    out.append("</section>")
+    return "\n".join(out)
+
+
 def to_html(facts: ReportFacts) -> str:
     kind = verdict(facts).kind
     out = [
@@ -103,31 +132,7 @@ def to_html(facts: ReportFacts) -> str:
         f"<title>Migration {html.escape(facts.plan_name)}</title><style>{CSS}</style></head><body>",
         f"<h1>Segment → RudderStack migration: <code>{html.escape(facts.plan_name)}</code></h1>",
     ]
-    for section in sections(facts):
-        out.append(f"<section id='{html.escape(section.key)}'><h2>{html.escape(section.title)}</h2>")
-        for index, block in enumerate(section.blocks):
-            if isinstance(block, Table):
-                out.append(
-                    "<table><thead><tr>"
-                    + "".join(f"<th>{html.escape(str(h))}</th>" for h in block.headers)
-                    + "</tr></thead><tbody>"
-                )
-                out += [
-                    "<tr>" + "".join(f"<td>{inline_html(str(c))}</td>" for c in row) + "</tr>"
-                    for row in block.rows
-                ]
-                out.append("</tbody></table>")
-            elif isinstance(block, Image):
-                out.append(f"<img src='{html.escape(block.file)}' alt='{html.escape(block.alt)}'>")
-            elif isinstance(block, Markdown):
-                out.append(markdown_to_html(block.lines))
-            elif isinstance(block, list):
-                out.append("<ul>" + "".join(f"<li>{inline_html(str(i))}</li>" for i in block) + "</ul>")
-            elif section.key == "verdict" and index == 0:
-                out.append(f"<p class='verdict v-{kind}'>{inline_html(str(block))}</p>")
-            else:
-                out.append(f"<p>{inline_html(str(block))}</p>")
-        out.append("</section>")
+    out += [section_html(section, kind) for section in sections(facts)]
     out.append("</body></html>")
     return "\n".join(out)
 

@@ -122,6 +122,10 @@ class _Wiring:
         return self.plan.lanes
 
     @property
+    def destination_settings(self) -> dict[str, Any]:
+        return destination_settings(self.plan)
+
+    @property
     def multi(self) -> bool:
         """Several lanes: each phase holds one task group per lane."""
         return len(self.plan.lanes) > 1
@@ -238,13 +242,11 @@ def _lane_group(w: _Wiring, lane: Lane) -> Any:
     return TaskGroup(lane.name, tooltip=f"schema {lane.schema}: sources {', '.join(lane.source_ids)}")
 
 
-def _destination_settings(w: _Wiring) -> dict[str, Any]:
+def destination_settings(plan: Plan) -> dict[str, Any]:
     """What a new destination's config is built from (the preflight checks it, the setup creates it)."""
-    dest = w.plan.rudderstack.destination
+    dest = plan.rudderstack.destination
     return {
-        "credentials_conn_id": w.plan.warehouse.conn_id
-        if dest.credentials_from_warehouse_connection
-        else None,
+        "credentials_conn_id": plan.warehouse.conn_id if dest.credentials_from_warehouse_connection else None,
         "staging": dest.staging.model_dump(exclude_none=True) if dest.staging else None,
         "sync_frequency_minutes": dest.sync_frequency_minutes,
         "users_table": dest.users_table,
@@ -277,7 +279,7 @@ def _preflight(w: _Wiring) -> Span:
             destination_config=dest.config,
             deferrable=plan.waits.deferrable,
             transient_budget_seconds=w.common["transient_budget_seconds"],
-            **_destination_settings(w),
+            **w.destination_settings,
             **w.segment,
         )
 
@@ -340,7 +342,7 @@ def _setup_lane(w: _Wiring, lane: Lane) -> SetupTasks:
             destination_name=lane.destination_name,
             destination_id=dest.id,
             config=dest.config,
-            **_destination_settings(w),
+            **w.destination_settings,
             **w.common,
         )
         hold = HoldRudderStackSyncOperator(
@@ -865,10 +867,14 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
             for lane in w.lanes
         }
         report = _report(w, reports_dir, preflight, final_load, lanes)
+        shape_before = _shape(w, report, setup, route, final_load, release, adoption)
 
         status >> preflight.first
-        for steps in lanes.values():
-            preflight.last >> steps.setup.first
+        for name, steps in lanes.items():
+            if shape_before:
+                preflight.last >> shape_before[name] >> steps.setup.first
+            else:
+                preflight.last >> steps.setup.first
             steps.setup.segment_source >> steps.webhooks
             final_load.last >> steps.release.gate
             steps.release.upload >> steps.duplicates >> steps.adoption.first
@@ -883,6 +889,19 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
             route.last >> final_load.first
         _operations(dag, plan, w, status, report, server_side, final_load, lanes, route)
     return tasks_read_params_from_dag(dag)
+
+
+def _shape(w: _Wiring, report: Any, setup, route, final_load, release, adoption) -> dict[str, Any] | None:
+    """The shape-continuity checks (factory/shape.py): per lane, the preflight task that runs before the lane's
+    setup, or ``None`` with ``shape.enabled: false``. The report reads every check's result."""
+    if not w.plan.shape.enabled:
+        return None
+    from segment_rudderstack.factory.shape import shape_checks, shape_preflight
+
+    before = shape_preflight(w)
+    checks = shape_checks(w, setup, route, final_load, release, adoption)
+    report.shape_task_ids = [t.task_id for t in before.values()] + checks.result_task_ids
+    return before
 
 
 def _operations(dag, plan, w, status, report, server_side, final_load, lanes, route) -> None:

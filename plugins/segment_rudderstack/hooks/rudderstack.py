@@ -240,6 +240,15 @@ class RudderStackHook(ApiHook):
         )
         return self._get(spec, "connection")
 
+    def delete_connection(self, connection_id: str) -> None:
+        """DELETE ``/v2/connections/{id}`` (RudderStack's rudder-iac client: 204, no body). A 404 raises."""
+        path = f"{self.api_prefix}/connections/{quoted_id(connection_id, 'connection_id')}"
+        self.call(RequestSpec("DELETE", path, decode=lambda body: None))
+
+    def delete_destination(self, destination_id: str) -> None:
+        """DELETE ``/v2/destinations/{id}`` (rudder-iac client: 204, no body). A 404 raises."""
+        self.call(RequestSpec("DELETE", self._destination_path(destination_id), decode=lambda body: None))
+
     def _test_spec(self) -> RequestSpec:
         return RequestSpec("GET", f"{self.api_prefix}/sources")
 

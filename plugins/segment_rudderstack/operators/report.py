@@ -31,6 +31,7 @@ class MigrationReportOperator(MigrationOperator):
     :param lane_task_ids: with several schemas, ``{lane: {step: task id}}``: the lanes side by side.
     :param task_order: the DAG's task ids in run order (the factory sets it): a dry run's plan lists every task's
         would-be changes in it (:mod:`segment_rudderstack.evidence.dry_run_plan`).
+    :param shape_task_ids: the shape checks (their XCom ``shape``: the section "Shape continuity").
     """
 
     def __init__(
@@ -44,9 +45,11 @@ class MigrationReportOperator(MigrationOperator):
         selected_source_ids: list[str] | str | None = None,
         lane_task_ids: dict[str, dict[str, str]] | None = None,
         task_order: list[str] | None = None,
+        shape_task_ids: list[str] | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        self.shape_task_ids = list(shape_task_ids or [])
         self.task_order = list(task_order or [])
         self.lane_task_ids = lane_task_ids
         self.source_ids = source_ids
@@ -63,6 +66,7 @@ class MigrationReportOperator(MigrationOperator):
         "selected_source_ids",
         "task_ids",
         "task_order",
+        "shape_task_ids",
     )
 
     def execute(self, context: Any) -> str:
@@ -105,7 +109,7 @@ class MigrationReportOperator(MigrationOperator):
             }
             for name, value in run_wide_results(facts.extra[LANES_KEY]).items():
                 facts.results.setdefault(name, value)
-        self._estimates(ti, facts)  # outages waited out, ETAs; in a dry run also the one dry-run plan
+        self._estimates(ti, facts)  # outages waited out, ETAs, shape checks; in a dry run the dry-run plan
         stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in run_id)
         paths = write_report(facts, pathlib.Path(self.reports_dir) / self.plan_name, stem)
         result = verdict(facts)
@@ -140,12 +144,21 @@ class MigrationReportOperator(MigrationOperator):
         }
         return {task_id: record for task_id, record in records.items() if isinstance(record, dict)}
 
+    def _shape(self, ti: Any, facts: Any) -> None:
+        """The shape checks' results (XCom ``shape``), for the section "Shape continuity"."""
+        import segment_rudderstack.evidence.shape_report  # noqa: F401 - registers the section
+        from segment_rudderstack.shape.findings import SHAPE_KEY
+
+        pulled = {t: ti.xcom_pull(task_ids=t, key=SHAPE_KEY) for t in self.shape_task_ids}
+        facts.extra[SHAPE_KEY] = {t: v for t, v in pulled.items() if isinstance(v, dict)}
+
     def _estimates(self, ti: Any, facts: Any) -> None:
         """The ETA each waiting sensor recorded (XCom ``eta``), for the report's section "ETA per phase"."""
         from segment_rudderstack.evidence.eta_report import ETAS_KEY
         from segment_rudderstack.sensors.estimates import ETA_KEY
 
         facts.extra[OUTAGES_KEY] = self._outages(ti)  # what the steps waited out (report_outages.py)
+        self._shape(ti, facts)
         etas = {t: ti.xcom_pull(task_ids=t, key=ETA_KEY) for t in self.task_order if t != self.task_id}
         facts.extra[ETAS_KEY] = {t: v for t, v in etas.items() if isinstance(v, dict)}
         if self.is_dry_run:  # every task's would-be changes, in run order

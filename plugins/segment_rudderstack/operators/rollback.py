@@ -8,6 +8,7 @@ from typing import Any
 import segment_rudderstack.operators.indexes  # noqa: F401
 import segment_rudderstack.operators.rudderstack  # noqa: F401
 import segment_rudderstack.operators.segment  # noqa: F401
+import segment_rudderstack.operators.shape  # noqa: F401
 import segment_rudderstack.operators.warehouse  # noqa: F401
 from segment_rudderstack.operators.base import MigrationOperator, as_bool
 from segment_rudderstack.operators.status import MIGRATION, ROLLED_BACK, STATUS, migration_status

@@ -295,6 +295,70 @@ class ProofSettings(_Model):
     continuity_buckets_before: int = Field(default=6, ge=0, le=1000)
 
 
+#: what a shape finding is (shape/findings.py) and how a plan may grade it
+ShapeGrade = Literal["stop", "approve", "note"]
+#: the default grade of each kind of shape finding: a value the downstream models stop seeing stops the run
+DEFAULT_SHAPE_GRADES: dict[str, str] = {
+    "discarded": "stop",  # RudderStack sets the value NULL and parks it in rudder_discards
+    "truncated": "stop",  # a float into an integer column
+    "moved": "stop",  # the value lands in another column than the one Segment filled
+    "stopped_filling": "stop",  # a column Segment filled gets no values from the new clients
+    "changed": "approve",  # same column, another value (RudderStack's channel, a stringified value)
+    "type_change": "approve",  # a column's type differs from the before snapshot
+    "table_stopped": "approve",  # a table Segment filled receives no rows from RudderStack
+    "format_change": "note",  # a date-like string rewritten to RudderStack's format in a string column
+    "stringified": "note",  # a number or boolean into a string column
+    "invisible_type": "note",  # a column type RudderStack's type map does not know
+    "new_column": "note",  # a column only RudderStack fills
+    "own_column": "note",  # a column RudderStack adds or fills its own way (context_destination_id, ...)
+}
+
+
+class ShadowSettings(_Model):
+    """A second RudderStack destination loading the overlap into a scratch schema, compared with Segment's rows
+    before Segment's warehouse is switched off (docs/shape-continuity.md)."""
+
+    enabled: bool = True
+    schema_: str | None = Field(
+        default=None,
+        alias="schema",
+        description="the scratch schema (one-lane plans only; default: <schema>_rs_shadow); it must be empty",
+    )
+    min_rows: int = Field(default=20, ge=1, description="shadow rows needed before the comparison")
+    max_overlap_rows: int = Field(
+        default=50_000_000, ge=1, description="the overlap's extra load the plan accepts (rows per day)"
+    )
+
+
+class ShapeSettings(_Model):
+    """The shape-continuity checks (docs/shape-continuity.md): what RudderStack will do to the columns Segment
+    built, proven before the steps that cannot be taken back."""
+
+    enabled: bool = True
+    sample_rows: int = Field(default=500, ge=0, le=100_000, description="per table, for the preflight")
+    lookback_hours: float = Field(default=72, gt=0, description="the window read before the cutover")
+    min_rows: int = Field(default=20, ge=1, description="rows a fill share needs to be judged")
+    fill_drop: float = Field(
+        default=0.5, gt=0, le=1, description="a column is stopped filling below this share of its old fill"
+    )
+    grades: dict[str, ShapeGrade] = Field(default_factory=dict)
+    shadow: ShadowSettings = Field(default_factory=ShadowSettings)
+
+    @field_validator("grades")
+    @classmethod
+    def _known_grades(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(DEFAULT_SHAPE_GRADES))
+        if unknown:
+            raise ValueError(f"unknown shape finding kinds {unknown}; known: {sorted(DEFAULT_SHAPE_GRADES)}")
+        return value
+
+    def grade_of(self, kind: str) -> str:
+        return self.grades.get(kind) or DEFAULT_SHAPE_GRADES.get(kind, "approve")
+
+    def all_grades(self) -> dict[str, str]:
+        return {kind: self.grade_of(kind) for kind in DEFAULT_SHAPE_GRADES}
+
+
 class SlackNotifySettings(_Model):
     conn_id: ConnId = Field(
         description="Airflow Slack incoming-webhook connection (apache-airflow-providers-slack)"
@@ -399,6 +463,7 @@ class Plan(_Model):
     duplicates: DuplicateSettings = Field(default_factory=DuplicateSettings)
     proof: ProofSettings = Field(default_factory=ProofSettings)
     notify: NotifySettings | None = None  # where the migration's messages go (docs/operating.md)
+    shape: ShapeSettings = Field(default_factory=ShapeSettings)  # docs/shape-continuity.md
 
     @field_validator("name")
     @classmethod
@@ -422,6 +487,20 @@ class Plan(_Model):
         if dupes:
             raise ValueError(f"sources: source ids listed twice: {dupes}")
         return self
+
+    @model_validator(mode="after")
+    def _one_shadow_schema_per_lane(self) -> Plan:
+        if self.shape.shadow.schema_ and len(self.schemas) > 1:
+            raise ValueError(
+                "shape.shadow.schema names one scratch schema, but the plan has several schemas "
+                f"({', '.join(self.schemas)}); leave it out (each lane then uses <schema>_rs_shadow)"
+            )
+        return self
+
+    def shadow_schema(self, lane: Lane) -> str:
+        """Where the lane's shadow destination loads (shape.shadow): the plan's scratch schema or
+        ``<schema>_rs_shadow``."""
+        return self.shape.shadow.schema_ or f"{lane.schema}_rs_shadow"
 
     @model_validator(mode="after")
     def _every_source_has_a_schema(self) -> Plan:

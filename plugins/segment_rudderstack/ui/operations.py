@@ -1,6 +1,7 @@
 """What the migration view shows and offers for a cutover that lasts weeks: the plan's hold (shown, set and
 released from the page), the ETA of each waiting phase (:mod:`segment_rudderstack.evidence.eta`), and a dry
-run's consolidated plan (:mod:`segment_rudderstack.evidence.dry_run_plan`).
+run's consolidated plan (:mod:`segment_rudderstack.evidence.dry_run_plan`), and the shape checks' findings
+(:mod:`segment_rudderstack.evidence.shape_report`).
 
 Holding or releasing from the page needs the viewer's Airflow permission to edit Variables (the hold is the
 Variable ``segment_to_rudderstack__<plan>__hold``); the command line does the same with ``airflow variables``.
@@ -15,7 +16,10 @@ from typing import Any
 from segment_rudderstack.evidence import eta as estimates
 from segment_rudderstack.evidence import report
 from segment_rudderstack.evidence.dry_run_plan import PLAN_KEY, WOULD_CHANGE_KEY, consolidate, describe
+from segment_rudderstack.evidence.report_render import section_html
+from segment_rudderstack.evidence.shape_report import section_shape
 from segment_rudderstack.safety.hold import hold_key_for_plan, hold_value, parse_hold
+from segment_rudderstack.shape.findings import SHAPE_KEY
 
 ETA_KEY = "eta"
 DAG_PREFIX = "segment_to_rudderstack__"
@@ -47,11 +51,12 @@ def read_operations(session: Any, dag_id: str, facts: Any, extra: dict[str, Any]
             select(XComModel).where(
                 XComModel.dag_id == dag_id,
                 XComModel.run_id == facts.run_id,
-                XComModel.key.in_([ETA_KEY, WOULD_CHANGE_KEY]),
+                XComModel.key.in_([ETA_KEY, WOULD_CHANGE_KEY, SHAPE_KEY]),
             )
         ).all()
         values = [(x.task_id, x.key, XComModel.deserialize_value(x)) for x in rows]
         extra["etas"] = {t: v for t, k, v in values if k == ETA_KEY and isinstance(v, dict)}
+        facts.extra[SHAPE_KEY] = {t: v for t, k, v in values if k == SHAPE_KEY and isinstance(v, dict)}
         if facts.dry_run:
             entries = {t: v for t, k, v in values if k == WOULD_CHANGE_KEY and isinstance(v, list)}
             facts.extra[PLAN_KEY] = consolidate(entries, _task_order(dag_id, session))
@@ -134,6 +139,9 @@ def operations_html(dag_id: str, facts: Any, extra: dict[str, Any]) -> list[str]
         out.append("<ul id='etas'>" + "".join(f"<li>{_e(t)}</li>" for t in etas.values()) + "</ul>")
     else:
         out.append("<p id='etas' class='muted'>no phase is waiting now.</p>")
+    shape = section_shape(facts)
+    if shape is not None:  # the report's section "Shape continuity", as the checks left it so far
+        out.append(section_html(shape).replace("<h2>", "<h3 id='shape'>").replace("</h2>", "</h3>"))
     plan = facts.extra.get(PLAN_KEY)
     if facts.dry_run and plan is not None:
         rows = "".join(

@@ -1,0 +1,1 @@
+"""The data's shape across the cutover: RudderStack's loader rules, the comparisons and their findings."""
