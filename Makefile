@@ -44,7 +44,7 @@ test: $(STAMP) airflow-db
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP) airflow-db
-	$(PY) -m scripts.demo $(if $(PLAN),--plan $(PLAN)) $(if $(DRY_RUN),--dry-run)
+	$(PY) -m scripts.demo $(if $(PLAN),--plan $(PLAN)) $(if $(DRY_RUN),--dry-run) $(if $(WORLD),--world $(WORLD))
 
 # The Airflow CLI against this project (AIRFLOW_HOME, dags and plugins folders set above), e.g.
 #   make airflow ARGS="dags list"        make airflow ARGS="dags unpause segment_to_rudderstack__prod"

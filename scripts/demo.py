@@ -2,9 +2,10 @@
 
 Starts the sandbox (emulators + embedded PostgreSQL + simulated clients sending through the real SDKs),
 runs the sandbox plan's migration DAG with `airflow dags test`, lets the clients finish and RudderStack
-load what it holds, then prints the reconciliation (every event sent is in the warehouse exactly once),
-the safety-invariant check (from the emulators' own logs) and where the report is. Exits non-zero when
-any of that fails.
+load what it holds, then prints the reconciliation (every event sent is in the warehouse exactly once) with
+its value check (each value sent, in its column), the safety-invariant check (from the emulators' own logs)
+and where the report is. Exits non-zero when an event is lost or duplicated, the DAG failed or an invariant
+broke (the value check is reported, not gated: `--world drift` shows its drifts there).
 """
 
 from __future__ import annotations
@@ -33,6 +34,14 @@ COLUMNS = {
     "switch-off (e.g. a rollback or a step out of order): LOST by a migration step (must be 0)",
     "misplaced": "rows whose id the ledger recorded for another schema: an event in the wrong lane (must be 0)",
     "unexpected": "rows whose id the ledger does not know (history loaded before the rehearsal)",
+}
+# The value check after the table (sandbox.value_check): each value a client sent against its row, in the column
+# Segment's loader names (the one the models read). Reported apart: it does not change the exit code.
+VALUE_KINDS = {
+    "kept": "the same value in its column",
+    "changed": "another value in its column (reformatted, truncated, stringified, overwritten)",
+    "moved": "its column is empty, the same value is in another column (a key RudderStack names differently)",
+    "lost": "empty everywhere in the row (with RudderStack's reason when it parked the value in rudder_discards)",
 }
 
 
@@ -129,6 +138,26 @@ def explain_columns() -> None:
         print(f"  {name:<20} {meaning}")
 
 
+def value_check_lines(report) -> list[str]:
+    """What `make demo` says about the value check of `report` (a Report or a SchemasReport); the block itself
+    is printed with the reconciliation."""
+    values = report.values
+    if values is None:
+        return ["[demo] value check: not run (the ledger recorded no values)"]
+    lines = ["[demo] value check classes (per value the clients sent, in the column Segment's loader names):"]
+    lines += [f"  {kind:<8} {meaning}" for kind, meaning in VALUE_KINDS.items()]
+    if values.error is not None:
+        lines.append(f"[demo] value check: could not run ({values.error})")
+    elif values.ok:
+        lines.append(f"[demo] value check: OK, all {values.values:,} values kept in their columns")
+    else:
+        lines.append(
+            f"[demo] value check: {values.changed:,} changed, {values.moved:,} moved, {values.lost:,} lost of "
+            f"{values.values:,} values (see the columns above; the ids alone are still complete)"
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -141,13 +170,22 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="trigger with dry_run on (make demo DRY_RUN=1): change nothing, print the consolidated plan",
     )
+    parser.add_argument(
+        "--world",
+        choices=("default", "drift"),
+        default="default",
+        help="drift (make demo WORLD=drift): the clients' new app version drifts (sandbox.clients DRIFT_*: a "
+        "type change, keys RudderStack names differently, a property named channel)",
+    )
     args = parser.parse_args(argv)
     plan = load_plan(REPO / "include" / "plans" / f"{args.plan}.yaml")
     # A plan of several schemas runs against the multi-schema world (3 client sources in 2 schemas + backend).
     world = "multi" if len(plan.lanes) > 1 else "default"
-    # Server-side services "deploy" onto RudderStack as soon as its warehouse destination is connected.
-    config = load_config(world=world, clients={"server_side_switch": "auto"})
-    mode = " as a DRY RUN" if args.dry_run else ""
+    # Server-side services "deploy" onto RudderStack as soon as its warehouse destination is connected; in the
+    # drift world (on either plan) the clients carry the drifts.
+    clients = {"server_side_switch": "auto", **({"drift": True} if args.world == "drift" else {})}
+    config = load_config(world=world, clients=clients)
+    mode = (" as a DRY RUN" if args.dry_run else "") + (" in the drift world" if config.clients.drift else "")
     print(f"[demo] starting the sandbox in {config.home} and running {plan.dag_id}{mode} ...", flush=True)
     began = time.monotonic()
     print(
@@ -203,6 +241,8 @@ def _print_outcome(result, plan, *, dry_run: bool) -> bool:
             f"{result.report.lost_after_close}"
         )
         explain_columns()
+        for line in value_check_lines(result.report):
+            print(line)
     print()
     if result.violations:
         print("[demo] SAFETY INVARIANT VIOLATIONS:")

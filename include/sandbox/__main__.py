@@ -1,14 +1,18 @@
 """`python -m sandbox start|stop|status|env|reconcile|control` (run from the repo, include/ on PYTHONPATH).
 
-  start [--config FILE] [--host HOST] [--world default|multi] [--foreground]
+  start [--config FILE] [--host HOST] [--world default|multi|drift] [--foreground]
                             start the world in the background and print its connection settings; with
                             --foreground run it in this process until SIGTERM/Ctrl-C (e.g. in a container).
+                            --world drift: the default world whose new app version drifts (a type change,
+                            keys RudderStack names differently, a property named `channel`; the reconcile's
+                            value check shows each at its column)
                             --host (or $SANDBOX_HOST): interface the emulators listen on, default 127.0.0.1;
                             $SANDBOX_PUBLIC_HOST: the host name written into the URLs and connections
   stop                      stop it (clients flushed, servers and embedded PostgreSQL stopped)
   status [--json]           is it running; emulator state summary
   env                       print the AIRFLOW_CONN_* lines (also in .sandbox/airflow-connections.env)
-  reconcile [...]           ledger vs warehouse (see `python -m sandbox reconcile --help`)
+  reconcile [...]           ledger vs warehouse: every id once, then the value check (the values each client
+                            sent against its row, per column); see `python -m sandbox reconcile --help`
   control EMULATOR ACTION [JSON]
                             call the emulator's /sandbox/ACTION: POST with JSON (or no body) for
                             faults, deploy-server-side, loads/run; GET for state, log, uploads. E.g.
@@ -112,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--world",
         choices=WORLDS,
         help="default: one schema (include/plans/sandbox.yaml); multi: 3 client sources in 2 "
-        "schemas plus a backend (include/plans/sandbox_multi.yaml). Also $SANDBOX_WORLD",
+        "schemas plus a backend (include/plans/sandbox_multi.yaml); drift: the default world whose new app "
+        "version drifts (config file: clients: {drift: true}). Also $SANDBOX_WORLD",
     )
     start_p.add_argument(
         "--foreground",

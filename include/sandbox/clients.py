@@ -15,7 +15,13 @@ Seeded: event k is derived from `random.Random(f"{seed}:{k}")` (message id inclu
 its planned time k / events_per_second, so two runs with the same seed send the same events the same way
 (the server-side switch and a cutover-anchored ramp's origin excepted: they happen when observed). Every event is recorded in the Ledger BEFORE
 it is handed to an SDK, with its message id set explicitly (events already due are recorded together,
-in one ledger transaction, before any of them is handed over).
+in one ledger transaction, before any of them is handed over), with the values its client set (`sent_values`:
+what the value check, sandbox.value_check, compares with the warehouse).
+
+The drift world (`ClientsConfig.drift`; `python -m sandbox start --world drift`) carries four drifts that keep
+every event and still change what the warehouse's models read after the cutover (see DRIFT_* below). The
+default world carries none of them: every key it sends is named alike by both loaders, every value keeps its
+type across app versions, and no property is named like a column RudderStack fills itself.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rudderstack.analytics import Client as RudderClient
@@ -45,9 +51,7 @@ TRACK_EVENTS = {
         "revenue": round(r.uniform(5, 250), 2),
         "currency": "EUR",
     },
-    "Product Viewed": lambda r: _with_sku(
-        {"product_id": f"p-{r.randrange(500)}", "price": round(r.uniform(1, 99), 2)}
-    ),
+    "Product Viewed": lambda r: {"product_id": f"p-{r.randrange(500)}", "price": round(r.uniform(1, 99), 2)},
     "Cart Viewed": lambda r: {"items": r.randrange(1, 8)},
     "Signed In": lambda r: {"method": r.choice(["password", "google", "apple"])},
 }
@@ -59,20 +63,55 @@ SERVER_EVENTS = {
     },
     "Email Sent": lambda r: {"template": r.choice(["receipt", "welcome", "reminder"])},
 }
-# Property keys that exercise the loaders' naming rules (values derived, so the seeded stream is unchanged):
-# `SKUCode` is `skucode` for Segment (go-snakecase) and `sku_code` for RudderStack (lodash-style snake case),
-# so the same property lands in two columns after the switch, as on a real migration.
-NAMING_KEYS = ("SKUCode",)
-
-
-def _with_sku(properties: dict[str, Any]) -> dict[str, Any]:
-    return {**properties, "SKUCode": properties["product_id"].upper()}
-
-
-# The drift world (ClientsConfig.drift, off by default): the new app version sends `Cart Viewed.items` as a
-# string ("3 items") where old versions sent an integer. Into a column Segment created as bigint, rudder-server
-# writes NULL plus a rudder_discards row (the row itself loads).
+# The drift world (ClientsConfig.drift, off by default). Each drift is derived from values already drawn (no
+# extra draw), so both worlds send the same events the same way; each cites the loader rule that makes it show.
+#
+# 1. A type change with the new app version: `Cart Viewed.items` is an integer on old versions and a string
+#    ("3 items") on the new one. Into the bigint column Segment created, rudder-server writes NULL plus a
+#    rudder_discards row, the row itself loads (warehouse/schema/schema.go consolidateWarehouseSchema: the
+#    existing type wins; warehouse/slave/worker.go HandleSchemaChange: int <- string is incompatible;
+#    worker_job.go handleDiscardTypes: the discards row).
 DRIFT_EVENT, DRIFT_PROPERTY = "Cart Viewed", "items"
+# 2. A key RudderStack names differently, on every version: `SKUCode` is `skucode` for Segment
+#    (segmentio/go-snakecase snake.go, sandbox.segment_loader.go_snakecase) and `sku_code` for RudderStack
+#    (EW/internal/snakecase/snakecase.go ToSnakeCaseWithNumbers via EW/safe.go transformColumnName,
+#    sandbox.rudderstack_naming), so after the switch the value lands in another column than the models read.
+DRIFT_SKU_EVENT, DRIFT_SKU_KEY = "Product Viewed", "SKUCode"
+# 3. An identify trait RudderStack names differently, on every version: `CRMId` is `crmid` for Segment and
+#    `crm_id` (and `context_traits_crm_id`) for RudderStack, by the same two rules as SKUCode. Why not "traits only
+#    in context.traits" instead: rudder-sdk-python and RudderStack's JS SDK already send identify traits only in
+#    context.traits, and with the plans' `allowUsersContextTraits: true` rudder-server copies context.traits into
+#    the un-prefixed trait columns too (EW/events.go identifyCommonProps: userProperties, then context.traits when
+#    allowUsersContextTraits, then traits, then the context as context_*), so those columns always fill. A trait
+#    misses the column the models read only when the destination has that flag off (it is then only in
+#    `context_traits_*`), or when RudderStack snake-cases its key differently: the drift this world sends.
+DRIFT_TRAIT_KEY = "CRMId"
+# 4. A track property named `channel` (the order's marketing channel), on every version: Segment keeps it in the
+#    `channel` column of order_completed; RudderStack drops a property named like one of its own columns
+#    (EW/internal/rules/rules.go rudderReservedColumns) and fills `channel` from the event's own channel
+#    (DefaultRules: `server` from rudder-sdk-python, `web` from the JS SDK; the sandbox Segment's webhook events
+#    carry none, so NULL), so after the cutover the column holds RudderStack's value instead of the property's.
+DRIFT_CHANNEL_EVENT, DRIFT_CHANNEL_KEY = "Order Completed", "channel"
+DRIFT_CHANNELS = ("newsletter", "push", "affiliate")
+# Keys that exercise the loaders' naming rules (sent in the drift world only).
+NAMING_KEYS = (DRIFT_SKU_KEY, DRIFT_TRAIT_KEY)
+
+
+def _drifted(event: PlannedEvent) -> PlannedEvent:
+    """The drift world's keys on `event` (2.-4. above; 1. depends on the SDK, see sdk_call)."""
+    if event.event_type == "track" and event.event == DRIFT_SKU_EVENT:
+        sku = event.properties["product_id"].upper()
+        return replace(event, properties={**event.properties, DRIFT_SKU_KEY: sku})
+    if event.event_type == "track" and event.event == DRIFT_CHANNEL_EVENT:
+        number = int("".join(ch for ch in event.properties["order_id"] if ch.isdigit()) or 0)
+        channel = DRIFT_CHANNELS[number % len(DRIFT_CHANNELS)]
+        return replace(event, properties={**event.properties, DRIFT_CHANNEL_KEY: channel})
+    if event.event_type == "identify":
+        crm = "CRM-" + "".join(ch for ch in event.user_id if ch.isdigit())
+        return replace(event, traits={**event.traits, DRIFT_TRAIT_KEY: crm})
+    return event
+
+
 # RudderStack's JavaScript SDK (rudder-sdk-js v3): what its events carry where rudder-sdk-python differs.
 JS_SDK_LIBRARY = {"name": "RudderLabs JavaScript SDK", "version": "3.31.4"}
 JS_SDK_APP = {
@@ -166,7 +205,7 @@ class ClientsConfig:
     # source above. `server_schema`: the server-side source's schema (None: `schema`).
     app_sources: tuple[AppSource, ...] = ()
     server_schema: str | None = None
-    drift: bool = False  # the drift world: a property's type changes with the new app version (see DRIFT_*)
+    drift: bool = False  # the drift world: four drifts the warehouse shows after the cutover (see DRIFT_*)
     sdk_upload_interval_s: float = 0.25
     sdk_max_retries: int = 4
     flush_timeout_s: float = 30.0
@@ -226,8 +265,10 @@ def plan_event(config: ClientsConfig, k: int) -> PlannedEvent:
     rng = random.Random(f"{config.seed}:event:{k}")
     message_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
     if rng.random() < config.server_share and config.server_services:
-        return _server_event(config, k, message_id, rng)
-    return _app_event(config, k, message_id, rng)
+        event = _server_event(config, k, message_id, rng)
+    else:
+        event = _app_event(config, k, message_id, rng)
+    return _drifted(event) if config.drift else event
 
 
 def _server_event(config: ClientsConfig, k: int, message_id: str, rng: random.Random) -> PlannedEvent:
@@ -314,6 +355,61 @@ def old_app_version(sender: str) -> str:
     """The old app version an install runs before it upgrades (fixed per install: ``install-00012``)."""
     digits = "".join(ch for ch in sender if ch.isdigit())
     return OLD_APP_VERSIONS[int(digits or 0) % len(OLD_APP_VERSIONS)]
+
+
+def js_shaped(event: PlannedEvent, sdk: str) -> bool:
+    """Web installs on the new version run RudderStack's JavaScript SDK (its event shape: JsShapedRudderClient)."""
+    return sdk == "rudderstack" and event.platform == "web"
+
+
+def sdk_call(config: ClientsConfig, event: PlannedEvent, sdk: str) -> dict[str, Any]:
+    """The keyword arguments the install or service hands its SDK's track/page/screen/identify for `event` sent
+    through `sdk` (new objects at each call: the SDKs modify what they are given)."""
+    if event.kind == "app":
+        version = NEW_APP_VERSION if sdk == "rudderstack" else old_app_version(event.sender)
+        context: dict[str, Any] = {
+            "app": {"name": "Shop", "version": version},
+            "device": {"id": f"dev-{event.sender}", "type": event.platform},
+        }
+    else:
+        context = {"service": {"name": event.sender}}
+    call: dict[str, Any] = {
+        "user_id": event.user_id,
+        "anonymous_id": event.anonymous_id,
+        "context": context,
+        "message_id": event.message_id,
+    }
+    if event.event_type == "track":
+        properties = dict(event.properties)
+        if config.drift and sdk == "rudderstack" and event.event == DRIFT_EVENT:  # drift 1: another type
+            properties[DRIFT_PROPERTY] = f"{properties[DRIFT_PROPERTY]} items"
+        call.update(event=event.event, properties=properties)
+    elif event.event_type in ("page", "screen"):
+        call.update(name=event.name, properties=dict(event.properties))
+    else:
+        call["traits"] = dict(event.traits)
+    return call
+
+
+def sent_values(config: ClientsConfig, event: PlannedEvent, sdk: str) -> dict[str, Any]:
+    """What the client set on `event` as it leaves the SDK, in a Segment message's shape (type, event or name,
+    properties or traits, context, userId, anonymousId), recorded in the ledger for the value check. The SDKs'
+    own additions (context.library, timestamps, channel, ...) are left out; on RudderStack's JS SDK its own
+    context.app replaces the app's (JsShapedRudderClient), so that is what the event carries."""
+    call = sdk_call(config, event, sdk)
+    context = call["context"]
+    if js_shaped(event, sdk):
+        context["app"] = dict(JS_SDK_APP)
+    values: dict[str, Any] = {
+        "type": event.event_type,
+        "userId": call["user_id"],
+        "anonymousId": call["anonymous_id"],
+        "context": context,
+    }
+    for key in ("event", "name", "properties", "traits"):
+        if key in call:
+            values[key] = call[key]
+    return values
 
 
 class ClientFleet:
@@ -492,6 +588,7 @@ class ClientFleet:
                 "source": source,
                 "sent_at": sent_at,
                 "schema": self.schema_of(e),
+                "values": sent_values(self.config, e, sdk),
             }
             for e, (sdk, source, _) in zip(events, routes, strict=True)
         )
@@ -503,30 +600,8 @@ class ClientFleet:
 
     def _hand_to_sdk(self, event: PlannedEvent, sdk: str, write_key: str) -> None:
         # web installs on the new version run RudderStack's JavaScript SDK (its event shape, see above)
-        client = self._client(sdk, write_key, js_shaped=sdk == "rudderstack" and event.platform == "web")
-        if event.kind == "app":
-            version = NEW_APP_VERSION if sdk == "rudderstack" else old_app_version(event.sender)
-            context = {
-                "app": {"name": "Shop", "version": version},
-                "device": {"id": f"dev-{event.sender}", "type": event.platform},
-            }
-        else:
-            context = {"service": {"name": event.sender}}
-        ids = {
-            "user_id": event.user_id,
-            "anonymous_id": event.anonymous_id,
-            "context": context,
-            "message_id": event.message_id,
-        }
-        if event.event_type == "track":
-            properties = dict(event.properties)
-            if self.config.drift and sdk == "rudderstack" and event.event == DRIFT_EVENT:
-                properties[DRIFT_PROPERTY] = f"{properties[DRIFT_PROPERTY]} items"
-            client.track(event=event.event, properties=properties, **ids)
-        elif event.event_type in ("page", "screen"):
-            getattr(client, event.event_type)(name=event.name, properties=dict(event.properties), **ids)
-        else:
-            client.identify(traits=dict(event.traits), **ids)
+        client = self._client(sdk, write_key, js_shaped=js_shaped(event, sdk))
+        getattr(client, event.event_type)(**sdk_call(self.config, event, sdk))
 
     def _maybe_auto_switch(self, last_check: float) -> float:
         if (

@@ -18,8 +18,9 @@ File format (every key optional), e.g. `python -m sandbox start --config my-worl
     rudderstack: {time_compression: 60, upload_duration_s: 1}
     clients: {seed: 7, events_per_second: 4, server_side_switch: auto, adoption: {kind: logistic, ramp_s: 90}}
     # adoption.starts_at: cutover (the demo's: the ramp begins when Segment's webhook is enabled) or clients_start
+    # clients.drift: true      the drift world's clients in any world (sandbox.clients DRIFT_*)
     clients_enabled: true
-    world: multi               # or default: the multi-schema world (3 client sources in 2 schemas + backend)
+    world: multi               # or default; or drift: the default world whose clients drift (clients.drift)
     host: 127.0.0.1            # or 0.0.0.0 (also $SANDBOX_HOST); public_host: the name others use ($SANDBOX_PUBLIC_HOST)
 """
 
@@ -112,7 +113,10 @@ MULTI_APP_SOURCES = (
         ("android",),
     ),
 )
-WORLDS = ("default", "multi")
+# The drift world (``world="drift"``): the default world whose clients carry the four drifts of
+# sandbox.clients (DRIFT_*: a type change with the new app version, a property and a trait key RudderStack names
+# differently, a property named `channel`); the same as ``clients: {drift: true}`` in a config file.
+WORLDS = ("default", "multi", "drift")
 
 
 def _multi_schema(config: SandboxConfig) -> None:
@@ -156,15 +160,17 @@ def _apply(target: Any, values: dict[str, Any], where: str) -> None:
 def load_config(
     path: str | os.PathLike | None = None, *, world: str | None = None, **overrides: Any
 ) -> SandboxConfig:
-    """The demo defaults (of the ``default`` one-schema world, or the ``multi`` world of several schemas;
-    default: $SANDBOX_WORLD, else ``default``), updated from a YAML/JSON file (when given), then from keyword
-    `overrides`."""
+    """The demo defaults (of the ``default`` one-schema world, the ``multi`` world of several schemas, or the
+    ``drift`` world, the default one whose clients drift; default: $SANDBOX_WORLD, else ``default``), updated
+    from a YAML/JSON file (when given), then from keyword `overrides`."""
     world = world or os.environ.get("SANDBOX_WORLD") or "default"
     if world not in WORLDS:
         raise ValueError(f"unknown sandbox world {world!r}; expected one of {', '.join(WORLDS)}")
     config = SandboxConfig()
     if world == "multi":
         _multi_schema(config)
+    if world == "drift":
+        config.clients.drift = True
     values: dict[str, Any] = {}
     if path:
         text = pathlib.Path(path).read_text()

@@ -1,5 +1,9 @@
 """The sandbox ledger: every event the simulated clients send, and every event Segment dropped.
 
+Each sent row may also keep the values its client set (`sent_values`, JSON: type, event/name, properties or
+traits, context, userId, anonymousId, as handed to the SDK), which the value check (sandbox.value_check)
+compares with the warehouse; rows recorded without them (by hand, or by an older ledger) keep NULL there.
+
 Stored in schema `sandbox_ledger` (overridable, e.g. one per test) of the warehouse PostgreSQL, so the
 reconciliation can compare it with the warehouse tables after a run, and so several processes (the sandbox
 supervisor, a test, a CLI) share one record. Each call is its own short transaction on a pooled connection;
@@ -17,7 +21,7 @@ from typing import Any
 
 import psycopg2
 from psycopg2 import sql
-from psycopg2.extras import RealDictCursor, execute_values
+from psycopg2.extras import Json, RealDictCursor, execute_values
 from psycopg2.pool import ThreadedConnectionPool
 
 from sandbox.warehouse import TABLE_BY_TYPE
@@ -54,8 +58,10 @@ class Ledger:
         source: str,
         sent_at: datetime | str,
         schema: str | None = None,
+        values: Mapping[str, Any] | None = None,
     ) -> None:
-        """Record one sent event. `table` defaults to the standard table of `event_type` (track -> tracks)."""
+        """Record one sent event. `table` defaults to the standard table of `event_type` (track -> tracks);
+        `values`: what its client set (see the module's docstring), for the value check."""
         self.record_sent_many(
             [
                 {
@@ -67,6 +73,7 @@ class Ledger:
                     "source": source,
                     "sent_at": sent_at,
                     "schema": schema,
+                    "values": values,
                 }
             ]
         )
@@ -94,12 +101,13 @@ class Ledger:
                     item["source"],
                     item.get("schema"),
                     item["sent_at"],
+                    None if item.get("values") is None else Json(dict(item["values"])),
                 )
             )
         if rows:
             self._execute_values(
                 "INSERT INTO {}.sent (message_id, event_type, table_name, sdk, sender, source, schema_name, "
-                "sent_at) VALUES %s",
+                "sent_at, sent_values) VALUES %s",
                 rows,
             )
         return len(rows)
@@ -133,6 +141,18 @@ class Ledger:
             (sql.SQL("WHERE ") + sql.SQL(" AND ").join(where)) if where else sql.SQL(""),
         )
         return self._fetch(query, params)
+
+    def sent_values(self, *, schema: str | None = None) -> dict[str, dict[str, Any]]:
+        """message id -> the values its client set, for the rows that recorded them (`schema`: rows recorded
+        for that schema or for none); the last recorded wins for an id recorded twice."""
+        query = sql.SQL(
+            "SELECT message_id, sent_values FROM {} WHERE sent_values IS NOT NULL{} ORDER BY seq"
+        ).format(
+            sql.SQL("{}.sent").format(sql.Identifier(self.schema)),
+            sql.SQL(" AND (schema_name IS NULL OR schema_name = %s)") if schema is not None else sql.SQL(""),
+        )
+        rows = self._fetch(query, [schema] if schema is not None else [])
+        return {row["message_id"]: row["sent_values"] for row in rows}
 
     def dropped(self) -> list[dict[str, Any]]:
         return self._fetch("SELECT message_id, reason, at FROM {}.dropped ORDER BY at, seq", [])
@@ -189,9 +209,18 @@ class Ledger:
                 "CREATE TABLE IF NOT EXISTS {}.sent (seq bigserial PRIMARY KEY, message_id text NOT NULL, "
                 "event_type text NOT NULL, table_name text NOT NULL, sdk text NOT NULL, sender text NOT NULL, "
                 "source text NOT NULL, schema_name text, sent_at timestamptz NOT NULL, "
-                "recorded_at timestamptz NOT NULL DEFAULT now())"
+                "recorded_at timestamptz NOT NULL DEFAULT now(), sent_values jsonb)"
             ).format(ident)
         )
+        cur.execute(  # a ledger created before sent_values existed gets the column (NULL in its old rows)
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND table_name = 'sent' "
+            "AND column_name = 'sent_values'",
+            (self.schema,),
+        )
+        if cur.fetchone() is None:
+            cur.execute(
+                sql.SQL("ALTER TABLE {}.sent ADD COLUMN IF NOT EXISTS sent_values jsonb").format(ident)
+            )
         cur.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {}.dropped (seq bigserial PRIMARY KEY, message_id text NOT NULL, "

@@ -14,9 +14,14 @@ missing here, as they would be for the warehouse's users.
 `Report.ok` is true when nothing is missing, duplicated, lost after close or misplaced. `reconcile_schemas` reconciles every
 schema of a world with several (one per lane) and is ok only when each of them is.
 
+`Report.values`: the value check (sandbox.value_check) of the same schema, when the ledger recorded the values its
+clients sent: per column, each value the client set kept, changed, moved or lost in its row. It is reported
+apart and does not change `Report.ok` (ids); a check that could not run says so there, the id proof stands.
+
 CLI (wired as `python -m sandbox reconcile`): ``python -m sandbox.reconcile --dsn ... --schema app_events``
-(``--schema`` may be repeated; default: every schema of the running sandbox). Exit code 0 when ok, 1 when any
-event is missing, duplicated or misplaced, 2 when it cannot run.
+(``--schema`` may be repeated; default: every schema of the running sandbox). Prints the value check after the
+ids (``--no-values`` skips it). Exit code 0 when ok, 1 when any event is missing, duplicated or misplaced, 2 when
+it cannot run (the value check never changes it).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sandbox.ledger import DEFAULT_LEDGER_SCHEMA, Ledger
+from sandbox.value_check import ValueReport, check_values
 from sandbox.warehouse import EVENT_TABLES, Warehouse
 
 __all__ = ["Report", "SchemasReport", "TableReport", "main", "reconcile", "reconcile_schemas"]
@@ -72,6 +78,8 @@ COLUMNS = (
 class Report:
     schema: str
     tables: list[TableReport]
+    #: the value check of the schema (None: not run, or the ledger recorded no values); apart from `ok`
+    values: ValueReport | None = None
 
     @property
     def missing(self) -> int:
@@ -114,6 +122,7 @@ class Report:
             "ok": self.ok,
             "tables": [asdict(t) for t in self.tables],
             "totals": asdict(self.totals()),
+            **({"values": self.values.to_dict()} if self.values is not None else {}),
         }
 
     def format(self) -> str:
@@ -142,6 +151,8 @@ class Report:
                 "misplaced ids belong to a source of another schema. Check the emulators' logs "
                 "(/sandbox/log) for the order of loads and switches."
             )
+        if self.values is not None:
+            lines.append(self.values.format())
         return "\n".join(lines)
 
 
@@ -175,6 +186,11 @@ class SchemasReport:
     def lost_after_close(self) -> int:
         return sum(r.lost_after_close for r in self.reports)
 
+    @property
+    def values(self) -> ValueReport | None:
+        """The value checks of every schema, summed (None when none ran); apart from `ok`."""
+        return ValueReport.combined(r.values for r in self.reports)
+
     def by_schema(self) -> dict[str, Report]:
         return {r.schema: r for r in self.reports}
 
@@ -204,12 +220,14 @@ def reconcile(
     ledger_schema: str = DEFAULT_LEDGER_SCHEMA,
     source: str | None = None,
     accepted_after: datetime | None = None,
+    values: bool = True,
 ) -> Report:
     """Compare the ledger (events recorded for `schema` or for no schema) with the tables in `schema`; rows
     of events the ledger recorded for another schema are counted as misplaced.
 
     ``accepted_after``: when the migration itself switched Segment's webhook off (after adoption held); events
-    Segment dropped after it are the accepted tail, any other drop is counted lost (``lost_after_close``)."""
+    Segment dropped after it are the accepted tail, any other drop is counted lost (``lost_after_close``).
+    ``values``: also run the value check (`Report.values`, when the ledger recorded the clients' values)."""
     ledger = Ledger(dsn, schema=ledger_schema)
     try:
         every_row = ledger.sent(source=source)
@@ -253,7 +271,21 @@ def reconcile(
         report.duplicated_ids = duplicated[:SAMPLE_IDS]
         report.misplaced_ids = misplaced[:SAMPLE_IDS]
         reports.append(report)
-    return Report(schema=schema, tables=reports)
+    return Report(
+        schema=schema,
+        tables=reports,
+        values=_value_check(dsn, schema, ledger_schema, sent_rows) if values else None,
+    )
+
+
+def _value_check(dsn: str, schema: str, ledger_schema: str, sent_rows: list[dict]) -> ValueReport | None:
+    """The value check of `schema` over the ledger rows the id reconciliation read; None when the ledger
+    recorded no values for them. A check that fails is reported as such: the id proof does not depend on it."""
+    try:
+        checked = check_values(dsn, schema, ledger_schema=ledger_schema, sent_rows=sent_rows)
+    except Exception as exc:  # noqa: BLE001 - reported in the value check's place, never hiding the ids
+        return ValueReport(schema=schema, error=f"{type(exc).__name__}: {exc}")
+    return checked if checked.recorded else None
 
 
 def _as_utc(value: Any) -> datetime:
@@ -268,11 +300,12 @@ def reconcile_schemas(
     *,
     ledger_schema: str = DEFAULT_LEDGER_SCHEMA,
     accepted_after: datetime | None = None,
+    values: bool = True,
 ) -> SchemasReport:
     """Reconcile each schema on its own (every event must be in its source's schema exactly once)."""
     return SchemasReport(
         [
-            reconcile(dsn, schema, ledger_schema=ledger_schema, accepted_after=accepted_after)
+            reconcile(dsn, schema, ledger_schema=ledger_schema, accepted_after=accepted_after, values=values)
             for schema in schemas
         ]
     )
@@ -322,6 +355,11 @@ def main(argv: list[str] | None = None) -> int:
         help="ISO instant of the migration's own webhook switch-off: events Segment dropped after it "
         "are the accepted tail; any other drop counts as lost_after_close",
     )
+    parser.add_argument(
+        "--no-values",
+        action="store_true",
+        help="skip the value check (the values each client sent against its row, per column)",
+    )
     args = parser.parse_args(argv)
     dsn = args.dsn or os.environ.get("SANDBOX_WAREHOUSE_DSN") or _dsn_from_state()
     if not dsn:
@@ -333,28 +371,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     schemas = args.schema or _state().get("schemas") or [DEFAULT_SCHEMA]
     try:
-        report: Report | SchemasReport = (
+        reports = [
             reconcile(
                 dsn,
-                schemas[0],
+                s,
                 ledger_schema=args.ledger_schema,
                 source=args.source,
                 accepted_after=args.accepted_after,
+                values=not args.no_values,
             )
-            if len(schemas) == 1
-            else SchemasReport(
-                [
-                    reconcile(
-                        dsn,
-                        s,
-                        ledger_schema=args.ledger_schema,
-                        source=args.source,
-                        accepted_after=args.accepted_after,
-                    )
-                    for s in schemas
-                ]
-            )
-        )
+            for s in schemas
+        ]
+        report: Report | SchemasReport = reports[0] if len(reports) == 1 else SchemasReport(reports)
     except Exception as exc:  # noqa: BLE001 - a CLI reports any failure as text and exit 2
         print(
             f"Reconciliation could not run against schemas {schemas}: {type(exc).__name__}: {exc}",

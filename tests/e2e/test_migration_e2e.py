@@ -7,6 +7,8 @@ from __future__ import annotations
 import pathlib
 import re
 
+import httpx
+import psycopg2
 import pytest
 
 from sandbox.config import load_config
@@ -23,8 +25,11 @@ PLAN = load_plan(pathlib.Path(__file__).resolve().parents[2] / "include" / "plan
 FAST_CONF = {"adoption_window_seconds": 20, "adoption_consecutive_checks": 2}
 
 
-def fast_world(tmp_path: pathlib.Path, ramp_s: float = 20.0, start_delay_s: float = 0.0):
+def fast_world(
+    tmp_path: pathlib.Path, ramp_s: float = 20.0, start_delay_s: float = 0.0, world: str = "default"
+):
     return load_config(
+        world=world,
         home=tmp_path / "sandbox",
         segment={"load_interval_s": 2.0, "load_duration_s": 0.5},
         rudderstack={"time_compression": 120.0, "upload_duration_s": 0.5},
@@ -41,12 +46,32 @@ def fast_world(tmp_path: pathlib.Path, ramp_s: float = 20.0, start_delay_s: floa
     )
 
 
+def shadow_left(sandbox) -> dict:
+    """The shape check's shadow destinations still in RudderStack (read over its API), and whether its scratch
+    schema still exists in the warehouse."""
+    info = sandbox.info
+    with httpx.Client(
+        base_url=info.rudderstack_api_url,
+        timeout=10,
+        headers={"Authorization": f"Bearer {info.rudderstack_token}"},
+    ) as api:
+        listed = api.get("/destinations").json()["destinations"]
+    with psycopg2.connect(info.warehouse_dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", ("app_events_rs_shadow",)
+        )
+        schema = cur.fetchone() is not None
+    conn.close()
+    return {"destinations": [d["name"] for d in listed if "(shape shadow)" in d["name"]], "schema": schema}
+
+
 @pytest.fixture(scope="module")
 def migration(tmp_path_factory):
     """One full migration, a re-run after completion, then the rollback DAG, all on one sandbox."""
     observed: dict = {}
 
     def after_run(sandbox, env, result):
+        observed["shadow_left"] = shadow_left(sandbox)
         log_dir = result.runs[0].log_path.parent
         observed["rollback"], observed["warehouse_after_rollback"] = roll_back(PLAN, sandbox, env, result)
         changes_after_rollback = len(mutating_calls(sandbox.segment.log.entries()))
@@ -116,6 +141,30 @@ def test_segments_own_metrics_prove_the_webhook_path_and_show_app_versions_in_th
     # old app versions sent to Segment after the cutover (the emulated installs run 1.8.2 or 1.9.4)
     assert re.search(r"\| src_web_app \| 1\.(8\.2|9\.4) \| [1-9]\d* \| \d+ \|", report), report[-3000:]
     assert "### Continuity around the cutover" in report
+
+
+def _report_text(run) -> str:
+    log = run.log_path.read_text()
+    written = re.search(r"report(?: written to|:) (\S+\.md)", log)
+    assert written, log[-3000:]
+    return pathlib.Path(written.group(1)).read_text()
+
+
+def test_the_clean_world_keeps_its_shape_value_for_value(migration):
+    """The shape checks on the clean world: the preflight, the shadow load compared with Segment's rows and the
+    continuity check say "same shape"; the sandbox's value check finds every sent value in its column."""
+    result, observed = migration
+    report = _report_text(result.runs[0])
+    section = report[report.index("## Shape continuity") :]
+    assert section.startswith("## Shape continuity\n\n**Verdict: same shape.**"), section[:3000]
+    for check in ("Before any change (preflight)", "Shadow load", "After RudderStack's loads"):
+        assert check in section, section[:3000]
+    compared = re.search(r"compared with Segment's for (\d+) message ids", section)
+    assert compared and int(compared.group(1)) > 0, section[:3000]
+    values = result.report.values
+    assert values.total > 0 and values.lost == values.moved == values.changed == 0, values.format()
+    # the shadow destination and its scratch schema were removed after the comparison
+    assert observed["shadow_left"] == {"destinations": [], "schema": False}
 
 
 def test_rerun_after_completion_changes_nothing(migration):
@@ -218,3 +267,43 @@ def test_a_bad_day_loses_nothing_and_takes_no_unsafe_step(tmp_path):
     assert result.report is not None and result.report.ok, result.report.format()
     assert result.report.totals().dropped_after_close == 0
     assert result.violations == []
+
+
+def test_a_drifting_world_stops_before_segments_warehouse_is_switched_off_naming_each_column(tmp_path):
+    """The drift world's new app version changes a property's type, sends keys RudderStack names differently and a
+    property named `channel`: nothing is lost by id, but the shadow comparison stops the run before Segment's
+    warehouse is switched off, naming each drifted column and its cause; the report says so; the rollback removes
+    the shadow destination and its scratch schema."""
+    observed: dict = {}
+
+    def after_run(sandbox, env, result):
+        observed["before_rollback"] = shadow_left(sandbox)
+        observed["rollback"], _ = roll_back(PLAN, sandbox, env, result)
+        observed["after_rollback"] = shadow_left(sandbox)
+
+    result = rehearse(
+        fast_world(tmp_path, world="drift"),
+        dag_id=PLAN.dag_id,
+        change_log_key=PLAN.change_log_key,
+        conf=FAST_CONF,
+        after_run=after_run,
+        timeout_s=400,
+    )
+    run = result.runs[0]
+    assert not run.ok
+    log = run.log_path.read_text()
+    stopped = log[log.index("the warehouse would not keep its shape") :]
+    for line in (
+        "cart_viewed.items: discarded",
+        "product_viewed.skucode: moved",
+        "identifies.crmid: moved",
+        "order_completed.channel: ",
+    ):
+        assert line in stopped, stopped[:4000]
+    assert warehouse_disabled_at(result.segment_log) == []  # Segment's warehouse was never switched off
+    report = _report_text(run)
+    assert "## Shape continuity\n\n**Verdict: shape differs.**" in report, report[:3000]
+    assert "`cart_viewed.items`" in report
+    assert observed["before_rollback"]["schema"] is True  # kept as evidence while the run is stopped
+    assert observed["rollback"].ok
+    assert observed["after_rollback"] == {"destinations": [], "schema": False}

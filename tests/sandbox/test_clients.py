@@ -8,14 +8,19 @@ import pytest
 import requests
 
 from sandbox.clients import (
+    DRIFT_CHANNEL_EVENT,
     DRIFT_EVENT,
     DRIFT_PROPERTY,
+    DRIFT_SKU_EVENT,
+    DRIFT_TRAIT_KEY,
+    JS_SDK_APP,
     OLD_APP_VERSIONS,
     AdoptionCurve,
     ClientFleet,
     ClientsConfig,
     old_app_version,
     plan_event,
+    sent_values,
 )
 from sandbox.ledger import Ledger
 from sandbox.rudderstack_definitions import accepted_config
@@ -171,6 +176,47 @@ def test_drift_world_changes_a_property_type_with_the_new_app_version(
     assert clean.drift is False  # the default world does not drift
 
 
+def test_only_the_drift_world_sends_the_keys_that_drift_and_both_send_the_same_events():
+    clean, drift = ClientsConfig(seed=5), ClientsConfig(seed=5, drift=True)
+    pairs = [(plan_event(clean, k), plan_event(drift, k)) for k in range(400)]
+    assert all(a.message_id == b.message_id and a.event_type == b.event_type for a, b in pairs)
+    for a, b in pairs:
+        assert set(a.properties) | set(a.traits) <= set(b.properties) | set(b.traits)
+        assert not {"SKUCode", "channel", DRIFT_TRAIT_KEY} & (set(a.properties) | set(a.traits))
+        if b.event == DRIFT_SKU_EVENT:
+            assert b.properties["SKUCode"] == b.properties["product_id"].upper()
+        if b.event == DRIFT_CHANNEL_EVENT:
+            assert b.properties["channel"] in ("newsletter", "push", "affiliate")
+        if b.event_type == "identify":
+            assert b.traits[DRIFT_TRAIT_KEY] == "CRM-" + b.user_id.split("-")[1]
+    assert {b.event for _, b in pairs} >= {DRIFT_SKU_EVENT, DRIFT_CHANNEL_EVENT}
+
+
+def test_the_ledger_keeps_what_each_client_handed_its_sdk(
+    make_segment, make_rudderstack, pg_dsn, ledger_schema
+):
+    fleet, ledger, _, rudder = _run_fleet(make_segment, make_rudderstack, pg_dsn, ledger_schema, drift=True)
+    fleet.start()
+    sent = _finish(fleet, ledger)
+    recorded = ledger.sent_values()
+    # rebuilt from the seed and k alone (plan_event is pure), with the SDK the ledger names
+    assert recorded == {
+        row["message_id"]: sent_values(fleet.config, plan_event(fleet.config, k), row["sdk"])
+        for k, row in enumerate(sent)
+    }
+    staged = {e["messageId"]: e for e in rudder.staged_events()}
+    for row in sent:
+        if row["sdk"] != "rudderstack":
+            continue
+        values, event = recorded[row["message_id"]], staged[row["message_id"]]
+        # what RudderStack received is what the ledger says the client set (identify traits in context.traits)
+        received = event.get("properties") if values["type"] != "identify" else event["context"]["traits"]
+        assert received == values.get("properties", values.get("traits"))
+        assert event["context"]["app"] == values["context"]["app"]
+        if event["context"]["library"]["name"] == "RudderLabs JavaScript SDK":
+            assert values["context"]["app"] == JS_SDK_APP  # the JS SDK's own app, as it goes on the wire
+
+
 def test_same_seed_sends_the_same_events_the_same_way(make_segment, make_rudderstack, pg_dsn, ledger_schema):
     runs = []
     for suffix in ("a", "b"):
@@ -215,3 +261,21 @@ def test_server_side_switches_automatically_once_a_warehouse_is_connected(
     server_rows = [r for r in sent if r["sender"].endswith("-service")]
     assert server_rows and {r["source"] for r in server_rows} == {"rs_src_backend"}
     assert fleet.stats()["server_side_switched_at"] is not None
+
+
+def test_the_drift_world_is_one_flag_away(tmp_path, monkeypatch):
+    from sandbox.__main__ import build_parser
+    from sandbox.config import load_config
+
+    monkeypatch.delenv("SANDBOX_WORLD", raising=False)
+    assert load_config().clients.drift is False  # the default world is clean
+    assert load_config(world="drift").clients.drift is True
+    assert (
+        load_config(world="drift", clients={"server_side_switch": "auto"}).clients.drift is True
+    )  # make demo's
+    settings = tmp_path / "world.yaml"
+    settings.write_text("clients: {drift: true}\n")
+    assert load_config(settings).clients.drift is True
+    settings.write_text("world: drift\n")
+    assert load_config(settings).clients.drift is True
+    assert build_parser().parse_args(["start", "--world", "drift"]).world == "drift"

@@ -180,3 +180,95 @@ def test_an_event_in_the_schema_of_another_source_is_misplaced_and_fails_both_sc
         assert not reconcile_schemas(pg_dsn, [web, mobile], ledger_schema=ledger_schema).ok  # still misplaced
     finally:
         ledger.close()
+
+
+def test_the_value_check_is_reported_apart_from_the_ids(pg_dsn, names, capsys):
+    """A key RudderStack names differently: every id is loaded once (ok), the value moved (the value check
+    says where). The CLI prints both and its exit code stays the ids'."""
+    schema, ledger_schema = names
+    ledger = Ledger(pg_dsn, schema=ledger_schema)
+    try:
+        wh = Warehouse(pg_dsn)
+        for mid, via in (("v1", "segment"), ("v2", "rudderstack")):
+            values = {
+                "type": "track",
+                "event": "Product Viewed",
+                "properties": {"product_id": "p-1", "SKUCode": "P-1"},
+                "userId": "u1",
+            }
+            ledger.record_sent(
+                mid, event_type="track", sdk=via, sender="app-1", source="s", sent_at=AT, values=values
+            )
+            event = {"messageId": mid, **values, "receivedAt": AT}
+            if via == "segment":
+                wh.load_segment(schema, [event])
+            else:
+                wh.load(schema, [event], merge=True, extra_columns={"context_source_id": "rs_src_app"})
+
+        report = reconcile(pg_dsn, schema, ledger_schema=ledger_schema)
+
+        assert report.ok and report.values is not None and not report.values.ok
+        assert report.values.kinds("product_viewed", "skucode") == {"kept": 1, "moved": 1}
+        moved = report.values.finding("product_viewed", "skucode", "moved")
+        assert (moved.example_id, moved.detail) == ("v2", "to sku_code")
+        assert (report.values.rows, report.values.values) == (2, 8)  # event_text, user_id, 2 properties each
+        assert reconcile(pg_dsn, schema, ledger_schema=ledger_schema, values=False).values is None
+        assert report.to_dict()["values"]["totals"] == {"kept": 7, "changed": 0, "moved": 1, "lost": 0}
+
+        args = ["--dsn", pg_dsn, "--schema", schema, "--ledger-schema", ledger_schema]
+        assert main(args) == 0
+        out = capsys.readouterr().out
+        assert "Value check: 8 values in 2 rows: 7 kept, 0 changed, 1 moved, 0 lost" in out
+        assert "  product_viewed.skucode: 1 moved (to sku_code), e.g. v2" in out
+        assert main([*args, "--no-values"]) == 0
+        assert "Value check" not in capsys.readouterr().out
+    finally:
+        ledger.close()
+
+
+def test_a_ledger_without_recorded_values_reports_no_value_check(pg_dsn, loaded):
+    _, _, schema, ledger_schema, _ = loaded
+    report = reconcile(pg_dsn, schema, ledger_schema=ledger_schema)
+    assert report.values is None and "Value check" not in report.format() and "values" not in report.to_dict()
+
+
+def test_a_ledger_from_before_recorded_values_gains_the_column_and_still_reconciles(pg_dsn, names):
+    schema, ledger_schema = names
+    conn = Warehouse(pg_dsn).connect()
+    try:
+        with conn, conn.cursor() as cur:  # the sent table as ledgers created it before sent_values existed
+            cur.execute(f'CREATE SCHEMA "{ledger_schema}"')
+            cur.execute(
+                f'CREATE TABLE "{ledger_schema}".sent (seq bigserial PRIMARY KEY, message_id text NOT NULL, '
+                "event_type text NOT NULL, table_name text NOT NULL, sdk text NOT NULL, sender text NOT NULL, "
+                "source text NOT NULL, schema_name text, sent_at timestamptz NOT NULL, "
+                "recorded_at timestamptz NOT NULL DEFAULT now())"
+            )
+            cur.execute(
+                f'INSERT INTO "{ledger_schema}".sent (message_id, event_type, table_name, sdk, sender, source, '  # noqa: S608
+                "sent_at) VALUES ('old-1', 'track', 'tracks', 'segment', 'app-1', 's', now())"
+            )
+    finally:
+        conn.close()
+    ledger = Ledger(pg_dsn, schema=ledger_schema)
+    try:
+        ledger.record_sent(
+            "new-1",
+            event_type="track",
+            sdk="segment",
+            sender="app-1",
+            source="s",
+            sent_at=AT,
+            values={"type": "track", "event": "Signed In", "userId": "u1"},
+        )
+        assert ledger.sent_values() == {"new-1": {"type": "track", "event": "Signed In", "userId": "u1"}}
+        assert sorted(r["message_id"] for r in ledger.sent()) == ["new-1", "old-1"]
+    finally:
+        ledger.close()
+    Warehouse(pg_dsn).load_segment(
+        schema,
+        [{"messageId": m, "type": "track", "event": "Signed In", "userId": "u1"} for m in ("old-1", "new-1")],
+    )
+    report = reconcile(pg_dsn, schema, ledger_schema=ledger_schema)
+    assert report.ok and report.values.ok and (report.values.rows, report.values.unrecorded) == (1, 1)
+    assert "(1 sent events have no values in the ledger: not compared)" in report.format()

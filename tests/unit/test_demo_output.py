@@ -10,8 +10,9 @@ import sys
 from datetime import timedelta
 
 from sandbox import rehearsal
-from sandbox.reconcile import Report, TableReport
-from scripts.demo import COLUMNS, explain_columns, progress_line
+from sandbox.reconcile import Report, SchemasReport, TableReport
+from sandbox.value_check import KINDS, ColumnFinding, ValueReport
+from scripts.demo import COLUMNS, VALUE_KINDS, explain_columns, progress_line, value_check_lines
 from tests.evidence.test_report import T0, facts
 
 
@@ -76,3 +77,24 @@ def test_before_rudderstacks_first_load_the_share_is_not_applicable_and_the_eta_
     assert line.endswith(
         "| adoption: n/a until RudderStack's first load | ETA RudderStack's next upload slot: about 12:30"
     )
+
+
+def test_the_value_check_is_printed_with_the_reconciliation_and_each_class_explained():
+    moved = ColumnFinding("product_viewed", "skucode", "moved", 8, "m-1", "to sku_code")
+    drift = ValueReport(
+        schema="s", rows=200, totals={"kept": 1525, "changed": 0, "moved": 8, "lost": 0}, columns=[moved]
+    )
+    report = Report(schema="s", tables=[TableReport(table="tracks")], values=drift)
+    text = report.format()
+    assert report.ok  # the ids' verdict does not depend on the values
+    assert "Value check: 1,533 values in 200 rows: 1,525 kept, 0 changed, 8 moved, 0 lost" in text
+    assert "  product_viewed.skucode: 8 moved (to sku_code), e.g. m-1" in text
+    lines = value_check_lines(report)
+    assert list(VALUE_KINDS) == list(KINDS) and all(any(f"  {k} " in line for line in lines) for k in KINDS)
+    assert lines[-1].startswith("[demo] value check: 0 changed, 8 moved, 0 lost of 1,533 values")
+    clean = ValueReport(schema="s", rows=2, totals={"kept": 9, "changed": 0, "moved": 0, "lost": 0})
+    both = SchemasReport([Report("a", [], values=clean), Report("b", [], values=clean)])
+    assert value_check_lines(both)[-1] == "[demo] value check: OK, all 18 values kept in their columns"
+    assert value_check_lines(Report("s", [])) == [
+        "[demo] value check: not run (the ledger recorded no values)"
+    ]

@@ -29,7 +29,7 @@ PHASES: tuple[Phase, ...] = (
     Phase(
         "preflight",
         "Preflight",
-        ("migration_status", "preflight"),
+        ("migration_status", "preflight", "shape."),
         "the preflight checks",
         "read the preflight task's log: it lists every missing connection, privilege, table or id. Nothing was "
         "changed yet; fix them and trigger again",
@@ -49,6 +49,15 @@ PHASES: tuple[Phase, ...] = (
         "the Webhooks destinations on Segment's client sources",
         "read the task's log; Segment may refuse the webhook settings or the token may lack Source Admin. "
         "Fix and clear the task",
+    ),
+    Phase(
+        "shape",
+        "Shape continuity: shadow load and checks before each irreversible step",
+        ("shape_checks.",),
+        "RudderStack's shadow load, the shape comparisons, or a person to accept their differences",
+        "read the failed shape check's log (and the report's section Shape continuity): it names every column that "
+        "would not keep its shape, why, and what to do. Nothing irreversible was done by it; fix the cause (or "
+        "grade that kind of finding differently in the plan's shape.grades, knowingly) and clear the task",
     ),
     Phase(
         "server_side",

@@ -356,6 +356,16 @@ class PreflightOperator(OutageRidingOperator):
             problems.append(d.describe())
         summary["column_differences"] = [r for r in rows]
 
+    def _check_namespace(self, problems: list[str]) -> None:
+        """RudderStack writes into its snake-cased namespace (rudder-server ToSafeNamespace): it must be the schema
+        Segment writes, or its loads land where no model reads (docs/shape-continuity.md)."""
+        from segment_rudderstack.shape.rudderstack_rules import namespace_problem
+
+        warehouse = "snowflake" if self.destination_type.upper() == "SNOWFLAKE" else "postgres"
+        problem = namespace_problem(self.namespace, warehouse)
+        if problem:
+            problems.append(problem)
+
     def _check_selection(self, problems: list[str]) -> None:
         selected = as_list(self.selected_source_ids)
         left_out = sorted(set(self.source_ids) - set(selected)) if selected is not None else []
@@ -370,6 +380,7 @@ class PreflightOperator(OutageRidingOperator):
         problems: list[str] = []
         summary: dict[str, Any] = {"namespace": self.namespace}
         self._check_selection(problems)
+        self._check_namespace(problems)
         # Every connection answers, every Segment source id exists and loads into the warehouse, and the
         # warehouse user may work in the schema: all before the first change (preflight_checks.py).
         from segment_rudderstack.hooks.segment import SegmentHook
