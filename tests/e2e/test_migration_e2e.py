@@ -162,7 +162,7 @@ def test_the_clean_world_keeps_its_shape_value_for_value(migration):
     compared = re.search(r"compared with Segment's for (\d+) message ids", section)
     assert compared and int(compared.group(1)) > 0, section[:3000]
     values = result.report.values
-    assert values.total > 0 and values.lost == values.moved == values.changed == 0, values.format()
+    assert values.values > 0 and values.lost == values.moved == values.changed == 0, values.format()
     # the shadow destination and its scratch schema were removed after the comparison
     assert observed["shadow_left"] == {"destinations": [], "schema": False}
 

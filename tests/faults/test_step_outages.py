@@ -30,6 +30,7 @@ from segment_rudderstack.operators.segment import (
     DisableSegmentWarehouseOperator,
     EnsureSegmentWebhookOperator,
 )
+from segment_rudderstack.operators.shape import ShapeContinuityOperator
 from segment_rudderstack.operators.warehouse import DuplicateCheckOperator
 from segment_rudderstack.safety.changelog import ChangeLog
 from segment_rudderstack.sensors.migration import RudderStackUploadSensor
@@ -341,12 +342,25 @@ def test_the_upload_and_duplicate_checks_wait_out_the_warehouse_refusing_connect
         repair=True,
         transient_budget_seconds=BUDGET,
     )
+    # the shape continuity and discards check before the webhook switch-off reads the same warehouse
+    continuity = ShapeContinuityOperator(
+        task_id="shape_checks.check_shape_continuity",
+        warehouse_conn_id=WAREHOUSE_CONN,
+        namespace=world.schema,
+        destination_id=destination,
+        cutover_at=released.isoformat(),
+        released_at=released.isoformat(),
+        preflight_task_id="shape.check_shape",
+        min_rows=1,
+        transient_budget_seconds=BUDGET,
+    )
     results: dict[str, Any] = {}
-    ti = Ti()
+    ti, shape_ti = Ti(), Ti()
     started = time.monotonic()
     both = [
         threading.Thread(target=lambda: results.update(upload=run_step(upload, Ti()))),
         threading.Thread(target=lambda: results.update(duplicates=run_step(duplicates, ti))),
+        threading.Thread(target=lambda: results.update(shape=run_step(continuity, shape_ti))),
     ]
     for thread in both:
         thread.start()
@@ -359,8 +373,12 @@ def test_the_upload_and_duplicate_checks_wait_out_the_warehouse_refusing_connect
     assert set(world.warehouse.event_ids_by_table(world.schema)["tracks"].values()) == {1}  # one row per id
     assert len(ChangeLog(world.change_log_key).entries()) == 1  # the repair, recorded once
     ended_outage(ti, "the warehouse")
+    # the outage was waited out, never read as "same shape": the check ran once the warehouse answered and saw
+    # RudderStack's row (a table Segment never loaded: a new table, no finding that stops)
+    shape, shape_deferrals = results["shape"]
+    assert shape_deferrals >= 1 and shape["facts"]["tables"]["signed_up"]["after_rows"] == 1
     assert took >= OUTAGE - 1
-    assert len(outage_warnings(capfd)) == 2  # one per step
+    assert len(outage_warnings(capfd)) == 3  # one per step
     print(f"[outage] upload + duplicate checks: {took:.0f} s")
 
 

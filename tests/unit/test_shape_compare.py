@@ -141,3 +141,15 @@ def test_the_plan_grades_each_kind_and_the_worst_grade_is_the_verdict():
     strict = graded([Finding("namespace", "web_v2", None, "x", "preflight")], {"namespace": "note"})
     assert ShapeResult("p", strict).verdict == DIFFERS  # a namespace difference always stops
     assert ShapeResult.from_dict(result.to_dict()).findings == result.findings
+
+
+def test_rudderstacks_own_times_for_the_same_event_are_a_note_but_an_overwritten_channel_is_not():
+    segment = {"m1": {"original_timestamp": "2026-12-03T11:52:02.637Z", "channel": "newsletter"}}
+    shadow = {"m1": {"original_timestamp": "2026-12-03T11:52:02.815Z", "channel": "server"}}
+    found = compare_same_ids(
+        "order_completed",
+        real_columns=["original_timestamp", "channel"],
+        segment_rows=segment,
+        shadow_rows=shadow,
+    )
+    assert _kinds(found) == {("original_timestamp", "own_column"), ("channel", "changed")}

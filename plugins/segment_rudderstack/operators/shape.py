@@ -623,8 +623,9 @@ class CompareShadowOperator(_ShapeCheck):
         by_library: dict[str, int] = {}
         for r in shadow_rows:
             by_library[r.library or "(none)"] = by_library.get(r.library or "(none)", 0) + r.rows
+        # a table stopped only when the shadow got none of its rows (old clients' rows via the webhook count too)
         return found, {
-            "_fills": (before, after),
+            "_fills": (before, fill_of(shadow_rows)),
             "compared_ids": compared,
             **fill_facts(before, after, by_library),
         }

@@ -18,6 +18,13 @@ from segment_rudderstack.shape.values import normalised, same_text, same_value, 
 
 #: columns every loader fills by itself: compared by neither check (their meaning is documented instead)
 LOAD_COLUMNS = frozenset({"id", "uuid_ts", "loaded_at", "received_at", "uuid"})
+#: RudderStack's own columns whose values are expected to move for the same event: its times (the receive time
+#: where the event has none, e.g. originalTimestamp of a webhook-forwarded event: processor.go
+#: enhanceWithTimeFields) and the request IPs (the webhook's sender). A difference is an ``own_column`` note; any
+#: other own column (``channel``, the source and destination columns) differing is ``changed``.
+SHIFTING_OWN_COLUMNS = frozenset(
+    {"sent_at", "original_timestamp", "timestamp", "context_ip", "context_request_ip", "context_passed_ip"}
+)
 #: prediction kinds that are findings of their own (the rest keep the value)
 PREDICTED = {"discarded": "discarded", "truncated": "truncated", "format_change": "format_change"}
 EXAMPLES = 3
@@ -132,7 +139,7 @@ def _column_findings(table: str, column: str, tally: _ColumnTally, check: str) -
             cause += f" ({RUDDERSTACK_OWN_COLUMNS[column]})"
         found.append(
             Finding(
-                "changed",
+                "own_column" if column in SHIFTING_OWN_COLUMNS else "changed",
                 table,
                 column,
                 cause,

@@ -13,8 +13,12 @@ _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d
 
 
 def _instant(value: Any) -> datetime | None:
+    """The value as a UTC instant at millisecond precision: RudderStack writes timestamps in milliseconds
+    (rudder-server EW/datatype.go, `YYYY-MM-DDTHH:MM:SS.sssZ`), Segment keeps what the client sent; a finer
+    fraction is a format difference, not another instant."""
     if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
     if isinstance(value, str) and _ISO.match(value.strip()):
@@ -85,5 +89,5 @@ def same_text(a: Any, b: Any) -> bool:
 
 
 def shown(value: Any, width: int = 40) -> str:
-    text = repr(value) if not isinstance(value, str) else repr(value)
+    text = value.isoformat() if isinstance(value, (datetime, date)) else repr(value)
     return text if len(text) <= width else text[: width - 3] + "..."
