@@ -145,3 +145,31 @@ def test_drift_after_the_cutover_stops_before_the_webhook_switch_off_naming_each
     discards = result["facts"]["discards"]
     assert [(d["table_name"], d["column_name"]) for d in discards] == [("cart_viewed", "items")]
     assert discards[0]["examples"][0]["column_value"].endswith("items")
+
+
+def test_the_report_shows_the_shape_verdict_first_then_each_check_and_the_columns_that_changed(
+    world, tmp_path
+):
+    from segment_rudderstack.evidence.report_facts import ReportFacts
+    from segment_rudderstack.evidence.report_render import write_report
+    from segment_rudderstack.evidence.shape_report import section_shape  # noqa: F401 - registers the section
+    from segment_rudderstack.shape.findings import SHAPE_KEY
+
+    cutover = datetime.now(UTC) - timedelta(seconds=5)
+    _segment_loads(world, at=cutover - timedelta(minutes=5))
+    store: dict = {}
+    _preflight(world, store)
+    _rudderstack_loads(world, [_cart(f"{i + 1} items") for i in range(30)])
+    step = _continuity(world, store, cutover)
+    with pytest.raises(AirflowFailException):
+        step.execute(_context(step.task_id, store))
+    facts = ReportFacts(plan_name="shape", run_id="manual__shape")
+    facts.extra[SHAPE_KEY] = {task: value for (task, key), value in store.items() if key == SHAPE_KEY}
+    paths = write_report(facts, tmp_path, "run")
+    text = paths["markdown"].read_text()
+    section = text[text.index("## Shape continuity") :]
+    assert section.startswith("## Shape continuity\n\n**Verdict: shape differs.**")
+    assert "**Before any change (preflight)** (`shape.check_shape`): **same shape**." in section
+    assert "| stop | `cart_viewed.items` | discarded |" in section
+    assert "| `cart_viewed` | `skucode` | 100% | 0% |" in section  # fill before / after
+    assert "<h2>Shape continuity</h2>" in paths["html"].read_text()

@@ -63,7 +63,7 @@ def _finding_rows(result: ShapeResult) -> list[list[Any]]:
 def _fill_rows(result: ShapeResult) -> list[list[Any]]:
     flagged = {(f.table, f.column) for f in result.findings}
     rows = []
-    for table, data in sorted((result.facts.get("tables") or {}).items()):
+    for table, data in sorted(_tables(result).items()):
         shown = 0
         for column, (before, after) in sorted((data.get("columns") or {}).items()):
             changed = before is not None and after is not None and abs(before - after) >= FILL_CHANGE_SHOWN
@@ -74,6 +74,11 @@ def _fill_rows(result: ShapeResult) -> list[list[Any]]:
     return rows
 
 
+def _tables(result: ShapeResult) -> dict[str, Any]:
+    tables = result.facts.get("tables")
+    return tables if isinstance(tables, Mapping) else {}
+
+
 def _table_rows(result: ShapeResult) -> list[list[Any]]:
     return [
         [
@@ -82,7 +87,7 @@ def _table_rows(result: ShapeResult) -> list[list[Any]]:
             data.get("after_rows", 0),
             ", ".join(f"{lib}: {n}" for lib, n in (data.get("libraries") or {}).items()) or "—",
         ]
-        for table, data in sorted((result.facts.get("tables") or {}).items())
+        for table, data in sorted(_tables(result).items())
     ]
 
 
@@ -91,7 +96,8 @@ def _check_blocks(task_id: str, result: ShapeResult) -> list[Any]:
     blocks: list[Any] = [f"**{title}** (`{task_id}`): **{result.verdict}**."]
     if result.check == "preflight":
         blocks.append(
-            f"Before snapshot: {result.facts.get('tables', 0)} tables, {result.facts.get('columns', 0)} columns; "
+            f"Before snapshot: {result.facts.get('table_count', 0)} tables, {result.facts.get('column_count', 0)} "
+            "columns; "
             f"up to {result.facts.get('sample_rows', 0)} recent values per table read to predict RudderStack's "
             "reading of each column."
         )

@@ -138,8 +138,8 @@ class ShapePreflightOperator(_ShapeCheck):
         facts = {
             "namespace": self.namespace,
             "before": types,
-            "tables": len(types),
-            "columns": sum(len(c) for c in types.values()),
+            "table_count": len(types),
+            "column_count": sum(len(c) for c in types.values()),
             "sample_rows": self.sample_rows,
             "window": [(now - timedelta(hours=float(self.lookback_hours))).isoformat(), now.isoformat()],
             "shadow_schema": self.shadow_schema,
