@@ -324,10 +324,6 @@ class ShadowSettings(_Model):
         alias="schema",
         description="the scratch schema (one-lane plans only; default: <schema>_rs_shadow); it must be empty",
     )
-    min_rows: int = Field(default=20, ge=1, description="shadow rows needed before the comparison")
-    max_overlap_rows: int = Field(
-        default=50_000_000, ge=1, description="the overlap's extra load the plan accepts (rows per day)"
-    )
 
 
 class ShapeSettings(_Model):
