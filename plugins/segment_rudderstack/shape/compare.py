@@ -221,12 +221,18 @@ def predicted_values(
     ]
 
 
+#: a column is judged "stopped filling" only when Segment's rows filled at least this share of it: a sparser column
+#: is filled by some senders only (e.g. `context_service_name` by the back end), and the rows before and after the
+#: cutover need not come from the same mix of senders; the report still shows its fill before and after
+JUDGED_FILL = 0.5
+
+
 def compare_fill(
     table: str, *, before: Fill, after: Fill, min_rows: int, fill_drop: float, check: str
 ) -> list[Finding]:
-    """Columns Segment's rows filled that RudderStack's rows fill much less (below ``fill_drop`` of the old
-    share), and columns only RudderStack's rows fill. Windows with fewer than ``min_rows`` rows are not
-    judged."""
+    """Columns Segment's rows filled (at least :data:`JUDGED_FILL` of them) that RudderStack's rows fill much less
+    (below ``fill_drop`` of the old share), and columns only RudderStack's rows fill. Windows with fewer than
+    ``min_rows`` rows are not judged."""
     if before.rows < min_rows or after.rows < min_rows:
         return []
     found: list[Finding] = []
@@ -235,7 +241,7 @@ def compare_fill(
             continue
         old, new = before.share(column) or 0.0, after.share(column) or 0.0
         numbers = f"filled in {old:.0%} of {before.rows} rows before, {new:.0%} of {after.rows} after"
-        if old > 0 and new < old * fill_drop:
+        if old >= JUDGED_FILL and new < old * fill_drop:
             cause = (
                 f"RudderStack fills this column its own way ({RUDDERSTACK_OWN_COLUMNS[column]})"
                 if _own(column)
