@@ -159,4 +159,6 @@ def test_a_column_only_some_senders_fill_is_shown_but_not_judged():
     # the back end fills context_service_name in 17% of Segment's rows; the first RudderStack rows are app rows
     before = Fill(54, {"context_service_name": 9, "event": 54})
     after = Fill(44, {"event": 44})
-    assert compare_fill("tracks", before=before, after=after, min_rows=20, fill_drop=0.5, check="shadow") == []
+    assert (
+        compare_fill("tracks", before=before, after=after, min_rows=20, fill_drop=0.5, check="shadow") == []
+    )
