@@ -493,7 +493,7 @@ class CompareShadowOperator(_ShapeCheck):
     """
 
     check = "shadow"
-    template_fields = ("namespace", "shadow_destination_id", "cutover_at")
+    template_fields = ("namespace", "shadow_destination_id", "cutover_at", "dry_run")
 
     def __init__(
         self,
@@ -653,7 +653,7 @@ class ShapeContinuityOperator(_ShapeCheck):
     """
 
     check = "continuity"
-    template_fields = ("namespace", "destination_id", "cutover_at", "released_at")
+    template_fields = ("namespace", "destination_id", "cutover_at", "released_at", "dry_run")
 
     def __init__(
         self,
