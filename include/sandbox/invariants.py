@@ -27,7 +27,8 @@ class Load:
         return self.start <= moment and (self.end is None or moment < self.end)
 
 
-#: the shape check's scratch schemas (plan shape.shadow; Plan.shadow_schema)
+#: the shape check's scratch schemas (plan shape.shadow; Plan.shadow_schema): Segment never loads them, and rule 2
+#: is about two loaders writing the same tables at once (runbook step 4), so their uploads are not judged by it
 SHADOW_SUFFIX = "_rs_shadow"
 
 
@@ -180,10 +181,7 @@ def check(
             if any(load.running_at(at) for load in loads):
                 violations.append(f"RudderStack sync released at {e['at']} while a Segment load was running")
     for e in rudderstack_log:
-        # The shape check's shadow destination loads a scratch schema Segment never loads (`<schema>_rs_shadow`):
-        # the rule is about two loaders writing the same tables at once (runbook step 4), so its uploads are not
-        # judged here.
-        if str(e.get("namespace") or "").endswith(SHADOW_SUFFIX):
+        if str(e.get("namespace") or "").endswith(SHADOW_SUFFIX):  # a schema Segment never loads (see above)
             continue
         if e.get("kind") == "upload" and e.get("event") == "start" and e.get("event_count"):
             at = _t(e["at"])
