@@ -27,10 +27,22 @@ GROUP = "shape"
 
 
 class ShapeTasks(NamedTuple):
-    preflight: dict[str, Any]
-    shadow_gate: Any  # before Segment's warehouse switch-off (None: no shadow load)
-    continuity: dict[str, Any]  # lane → the gate before its webhook switch-off
-    result_task_ids: list[str]
+    result_task_ids: list[str]  # the checks whose results the report reads
+
+
+def _check_args(w: Any) -> dict[str, Any]:
+    """What the shadow comparison and the continuity check share: the plan's windows, thresholds and grades."""
+    plan, shape = w.plan, w.plan.shape
+    return {
+        "warehouse_conn_id": plan.warehouse.conn_id,
+        "lookback_hours": shape.lookback_hours,
+        "min_rows": shape.min_rows,
+        "fill_drop": shape.fill_drop,
+        "grades": shape.all_grades(),
+        "dry_run": w.common["dry_run"],
+        "deferrable": plan.waits.deferrable,
+        "transient_budget_seconds": w.common["transient_budget_seconds"],
+    }
 
 
 def _approval_gate(
@@ -104,19 +116,12 @@ def _shadow_lane(w: Any, lane: Lane, setup: Any, cutover: Any, final_load: Any) 
     )
     compare = CompareShadowOperator(
         task_id=f"{prefix}compare_shadow",
-        warehouse_conn_id=plan.warehouse.conn_id,
         namespace=lane.schema,
         shadow_schema=schema,
         shadow_destination_id=shadow.output,
         cutover_at=cutover,
-        lookback_hours=shape.lookback_hours,
         sample_rows=max(shape.sample_rows, 1),
-        min_rows=shape.min_rows,
-        fill_drop=shape.fill_drop,
-        grades=shape.all_grades(),
-        dry_run=w.common["dry_run"],
-        deferrable=plan.waits.deferrable,
-        transient_budget_seconds=w.common["transient_budget_seconds"],
+        **_check_args(w),
     )
     remove = RemoveShadowOperator(
         task_id=f"{prefix}remove_shadow",
@@ -155,19 +160,12 @@ def shape_checks(
             prefix = _prefix(plan, lane)
             continuity = ShapeContinuityOperator(
                 task_id=f"{prefix}check_shape_continuity",
-                warehouse_conn_id=plan.warehouse.conn_id,
                 namespace=lane.schema,
                 destination_id=setup[lane.name].destination.output,
                 cutover_at=route.cutover,
                 released_at=release[lane.name].release.output["released_at"],
                 preflight_task_id=f"{GROUP}.{prefix}check_shape",
-                lookback_hours=shape.lookback_hours,
-                min_rows=shape.min_rows,
-                fill_drop=shape.fill_drop,
-                grades=shape.all_grades(),
-                dry_run=w.common["dry_run"],
-                deferrable=plan.waits.deferrable,
-                transient_budget_seconds=w.common["transient_budget_seconds"],
+                **_check_args(w),
             )
             gate = _approval_gate(
                 f"{prefix}approve_shape_continuity", "Accept these shape differences?", [continuity], plan
@@ -176,7 +174,7 @@ def shape_checks(
             release[lane.name].upload >> continuity
             gates[lane.name] = gate
             result_ids.append(continuity.task_id)
-    return ShapeTasks({}, shadow_gate, gates, result_ids)
+    return ShapeTasks(result_ids)
 
 
 def _group() -> TaskGroup:
