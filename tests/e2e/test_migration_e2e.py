@@ -1,6 +1,7 @@
 """End to end: the sandbox plan's DAG file, run with `airflow dags test` against the sandbox (real HTTP
 emulators, real PostgreSQL, clients sending through the real SDKs), then proven from the outside:
-reconciliation of every sent event and the safety invariants checked from the emulators' own logs."""
+reconciliation of every sent event and the safety invariants checked from the emulators' own logs. The main
+migration runs on a bad day (faults on both APIs, the tracking endpoints, webhooks and uploads)."""
 
 from __future__ import annotations
 
@@ -65,12 +66,45 @@ def shadow_left(sandbox) -> dict:
     return {"destinations": [d["name"] for d in listed if "(shape shadow)" in d["name"]], "schema": schema}
 
 
+def arm_a_bad_day(sandbox) -> None:
+    """429 storms, 5xx bursts and slow answers on both APIs (and the tracking endpoints the SDKs use), failed
+    webhook deliveries and a failed RudderStack upload attempt. Each fault stays within the retry budget of whoever
+    meets it (the hooks: 5 attempts; the client SDKs: 4 retries; Segment's webhook: 8 attempts): a bad day, not an
+    outage."""
+    sandbox.segment.faults.arm(
+        {
+            "rate_limit": {"count": 4, "retry_after": 1, "path_prefix": "/warehouses"},
+            "server_error": {"count": 4, "status": 503, "path_prefix": "/warehouses"},
+            "slow": {"count": 3, "seconds": 1.0, "path_prefix": "/v1/"},  # the tracking API the old app uses
+            "webhook_failure": {"count": 5},
+        }
+    )
+    sandbox.rudderstack.faults.arm(
+        {
+            "server_error": {"count": 3, "status": 502, "path_prefix": "/v2/"},
+            "rate_limit": {"count": 2, "retry_after": 1, "path_prefix": "/v1/"},  # the new app's data plane
+            "upload_failure": {"count": 1},
+        }
+    )
+
+
+BAD_DAY = {
+    "segment": {"rate_limit", "server_error", "slow", "webhook_failure"},
+    "rudderstack": {"server_error", "rate_limit", "upload_failure"},
+}
+
+
 @pytest.fixture(scope="module")
 def migration(tmp_path_factory):
-    """One full migration, a re-run after completion, then the rollback DAG, all on one sandbox."""
+    """One full migration on a bad day (the faults above), a re-run after completion, then the rollback DAG, all
+    on one sandbox."""
     observed: dict = {}
 
     def after_run(sandbox, env, result):
+        observed["faults"] = {
+            "segment": sandbox.segment.faults.state(),
+            "rudderstack": sandbox.rudderstack.faults.state(),
+        }
         observed["shadow_left"] = shadow_left(sandbox)
         log_dir = result.runs[0].log_path.parent
         observed["rollback"], observed["warehouse_after_rollback"] = roll_back(PLAN, sandbox, env, result)
@@ -83,12 +117,16 @@ def migration(tmp_path_factory):
         )
 
     tmp = tmp_path_factory.mktemp("e2e")
+    # Retries slow the run down; old app versions start moving at the cutover however late it comes and fade
+    # over 40 s, so they send through the webhook after it is on and the switch-off's replacement-path proof
+    # sees deliveries.
     result = rehearse(
-        fast_world(tmp),
+        fast_world(tmp, ramp_s=40.0),
         dag_id=PLAN.dag_id,
         change_log_key=PLAN.change_log_key,
         conf=FAST_CONF,
         rerun=True,
+        before_run=arm_a_bad_day,
         after_run=after_run,
         timeout_s=600,
     )
@@ -167,6 +205,19 @@ def test_the_clean_world_keeps_its_shape_value_for_value(migration):
     assert observed["shadow_left"] == {"destinations": [], "schema": False}
 
 
+def test_a_bad_day_loses_nothing_and_takes_no_unsafe_step(migration):
+    """The migration above ran on a bad day: every armed fault really happened (all consumed), so it was not a
+    quiet one; no client SDK gave up, and the run still lost, duplicated and switched off nothing too early (the
+    tests above)."""
+    result, observed = migration
+    for emulator, expected in BAD_DAY.items():
+        faults = observed["faults"][emulator]
+        assert faults["armed"] == {}, (emulator, faults, result.segment_counters)
+        assert expected <= set(faults["fired"]), (emulator, faults)
+    assert result.client_stats["failed"] == 0, "a client SDK gave up: the faults were beyond its retries"
+    assert result.report is not None and result.report.totals().dropped_after_close == 0
+
+
 def test_rerun_after_completion_changes_nothing(migration):
     result, _ = migration
     first, rerun = result.runs
@@ -202,71 +253,6 @@ def test_dry_run_changes_nothing_in_either_emulator(tmp_path):
     text = run.log_path.read_text()
     assert "DRY RUN: would change rudderstack.destination" in text
     assert "DRY RUN: would wait here" in text
-
-
-def test_a_bad_day_loses_nothing_and_takes_no_unsafe_step(tmp_path):
-    """429 storms, 5xx bursts and slow answers on both APIs (and the tracking endpoints the SDKs use),
-    failed webhook deliveries and a failed RudderStack upload attempt: the run still succeeds, and the
-    reconciliation and the invariants say nothing was lost, duplicated or switched off too early."""
-
-    def arm_faults(sandbox):
-        # Each fault stays within the retry budget of whoever meets it (the hooks: 5 attempts; the client
-        # SDKs: 4 retries; Segment's webhook: 8 attempts): a bad day, not an outage.
-        sandbox.segment.faults.arm(
-            {
-                "rate_limit": {"count": 4, "retry_after": 1, "path_prefix": "/warehouses"},
-                "server_error": {"count": 4, "status": 503, "path_prefix": "/warehouses"},
-                "slow": {
-                    "count": 3,
-                    "seconds": 1.0,
-                    "path_prefix": "/v1/",
-                },  # the tracking API the old app uses
-                "webhook_failure": {"count": 5},
-            }
-        )
-        sandbox.rudderstack.faults.arm(
-            {
-                "server_error": {"count": 3, "status": 502, "path_prefix": "/v2/"},
-                "rate_limit": {
-                    "count": 2,
-                    "retry_after": 1,
-                    "path_prefix": "/v1/",
-                },  # the new app's data plane
-                "upload_failure": {"count": 1},
-            }
-        )
-
-    faults: dict = {}
-
-    def record_faults(sandbox, env, result):
-        faults["segment"] = sandbox.segment.faults.state()
-        faults["rudderstack"] = sandbox.rudderstack.faults.state()
-
-    # Retries slow the run down; old app versions start moving at the cutover however late it comes and fade
-    # over 40 s, so they send through the webhook after it is on and the switch-off's replacement-path proof
-    # sees deliveries.
-    result = rehearse(
-        fast_world(tmp_path, ramp_s=40.0),
-        dag_id=PLAN.dag_id,
-        change_log_key=PLAN.change_log_key,
-        conf=FAST_CONF,
-        before_run=arm_faults,
-        after_run=record_faults,
-        timeout_s=600,
-    )
-    run = result.runs[0]
-    assert run.ok, run.log_path.read_text()[-4000:]
-    # Every armed fault really happened (all consumed), so this was a bad day, not a quiet one.
-    for emulator, expected in (
-        ("segment", {"rate_limit", "server_error", "slow", "webhook_failure"}),
-        ("rudderstack", {"server_error", "rate_limit", "upload_failure"}),
-    ):
-        assert faults[emulator]["armed"] == {}, (emulator, faults[emulator], result.segment_counters)
-        assert expected <= set(faults[emulator]["fired"]), (emulator, faults[emulator])
-    assert result.client_stats["failed"] == 0, "a client SDK gave up: the faults were beyond its retries"
-    assert result.report is not None and result.report.ok, result.report.format()
-    assert result.report.totals().dropped_after_close == 0
-    assert result.violations == []
 
 
 def test_a_drifting_world_stops_before_segments_warehouse_is_switched_off_naming_each_column(tmp_path):
