@@ -22,14 +22,17 @@ class Load:
     start: datetime
     end: datetime | None
     statuses: dict[str, str]
+    schemas: frozenset[str] = frozenset()  # the schemas it writes (its sources'); empty: not known, so all
 
     def running_at(self, moment: datetime) -> bool:
         return self.start <= moment and (self.end is None or moment < self.end)
 
+    def writes(self, schema: str) -> bool:
+        return not self.schemas or schema in self.schemas
 
-#: the shape check's scratch schemas (plan shape.shadow; Plan.shadow_schema): Segment never loads them, and rule 2
-#: is about two loaders writing the same tables at once (runbook step 4), so their uploads are not judged by it
-SHADOW_SUFFIX = "_rs_shadow"
+
+def _schemas(load_start: dict[str, Any]) -> frozenset[str]:
+    return frozenset(load_start.get("schemas") or ())
 
 
 def segment_loads(segment_log: list[dict[str, Any]]) -> list[Load]:
@@ -43,8 +46,9 @@ def segment_loads(segment_log: list[dict[str, Any]]) -> list[Load]:
             open_loads[wid] = entry
         elif entry.get("phase") == "end" and wid in open_loads:
             began = open_loads.pop(wid)
-            loads.append(Load(wid, _t(began["start"]), _t(entry["end"]), dict(entry.get("statuses") or {})))
-    loads += [Load(w, _t(e["start"]), None, {}) for w, e in open_loads.items()]
+            statuses = dict(entry.get("statuses") or {})
+            loads.append(Load(wid, _t(began["start"]), _t(entry["end"]), statuses, _schemas(began)))
+    loads += [Load(w, _t(e["start"]), None, {}, _schemas(e)) for w, e in open_loads.items()]
     return loads
 
 
@@ -169,6 +173,12 @@ def check(
                 f"Segment warehouse disabled at {e['at']} without a successful Segment load that started after "
                 f"the webhook was enabled ({cutover.isoformat() if cutover else 'never enabled'})"
             )
+    violations += _rudderstack_during_segment_loads(rudderstack_log, loads)
+    return violations
+
+
+def _rudderstack_during_segment_loads(rudderstack_log: list[dict[str, Any]], loads: list[Load]) -> list[str]:
+    violations: list[str] = []
     # 2. RudderStack's sync is never released while a Segment load is running, and no RudderStack upload
     #    into the warehouse starts while a Segment load runs.
     for e in _changes(rudderstack_log):
@@ -180,12 +190,14 @@ def check(
             at = _t(e["at"])
             if any(load.running_at(at) for load in loads):
                 violations.append(f"RudderStack sync released at {e['at']} while a Segment load was running")
+    #    The rule is about two loaders writing the same tables at once (runbook step 4): an upload into a schema
+    #    the running Segment load does not write (the shape check's scratch schema, plan shape.shadow) is not
+    #    judged by it.
     for e in rudderstack_log:
-        if str(e.get("namespace") or "").endswith(SHADOW_SUFFIX):  # a schema Segment never loads (see above)
-            continue
         if e.get("kind") == "upload" and e.get("event") == "start" and e.get("event_count"):
             at = _t(e["at"])
-            if any(load.running_at(at) for load in loads):
+            namespace = str(e.get("namespace") or "")
+            if any(load.running_at(at) and load.writes(namespace) for load in loads):
                 violations.append(
                     f"RudderStack upload {e.get('upload_id')} started at {e['at']} during a Segment load"
                 )

@@ -71,3 +71,36 @@ def test_the_safe_order_has_no_violation(world):
         api.patch(f"/warehouses/{WAREHOUSE_ID}", json={"enabled": False, "settings": {}}).raise_for_status()
         api.patch(f"/destinations/{webhook}", json={"enabled": False}).raise_for_status()
     assert invariants.check_webhook_path(world.segment.log.entries()) == []
+
+
+def test_a_rudderstack_upload_into_a_schema_segment_is_loading_is_a_violation_and_into_another_it_is_not():
+    """Rule 2 is about two loaders writing the same tables at once: judged by the schemas the running Segment
+    load writes (its log entry names them), so the shape check's scratch schema, whatever the plan names it,
+    is not judged by it, and a schema Segment loads always is."""
+    start = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+
+    def at(seconds: float) -> str:
+        return (start + timedelta(seconds=seconds)).isoformat()
+
+    segment_log = [
+        {"kind": "load", "phase": "start", "warehouseId": "wh", "start": at(0), "schemas": ["app_events"]},
+        {"kind": "load", "phase": "end", "warehouseId": "wh", "end": at(10), "statuses": {"web": "Success"}},
+    ]
+
+    def upload(namespace: str, seconds: float) -> dict:
+        return {
+            "kind": "upload",
+            "event": "start",
+            "at": at(seconds),
+            "namespace": namespace,
+            "event_count": 3,
+            "upload_id": f"up-{namespace}",
+        }
+
+    during = [upload("app_events", 5), upload("app_events_scratch", 5), upload("mobile_events", 5)]
+    violations = invariants.check(segment_log, during)
+    assert violations == [f"RudderStack upload up-app_events started at {at(5)} during a Segment load"]
+    assert invariants.check(segment_log, [upload("app_events", 12)]) == []  # after the load ended
+    # a load whose log does not say what it writes is taken to write every schema (the stricter reading)
+    unnamed = [{k: v for k, v in e.items() if k != "schemas"} for e in segment_log]
+    assert len(invariants.check(unnamed, [upload("app_events_scratch", 5)])) == 1

@@ -139,6 +139,7 @@ class Loads:
                 warehouseId=warehouse_id,
                 start=isoformat_z(started),
                 sources=sorted(taken),
+                schemas=sorted({store.sources[sid]["schema"] for sid in taken}),
                 events=sum(len(v) for v in taken.values()),
             )
         return taken, reports, failure, partial
