@@ -76,6 +76,8 @@ def _stop_and_measure(airflow: LocalAirflow, target: DeploymentTarget, started: 
     save()
 
 
+# trylast: after pytest's own teardown, so the last test's fixtures still reach the deployment
+@pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item, nextitem):
     """After the last test of this folder: stop the shared deployment now, not at the session's end."""
     items = item.session.items

@@ -22,18 +22,23 @@ def view_hold(dag_id: str) -> str:
 
 @dataclass(eq=False)  # a thread: hashable, compared by identity
 class PersonAtTheConsole(threading.Thread):
-    """Approve every gate that waits for input; release the hold once the switch-off waits on it."""
+    """Answer every gate that waits for input ("Approve", or the option ``answers`` names for that task); release
+    the hold once the step ``release_at`` waits on it."""
 
     base_url: str
     token: str
     dag_id: str
     run_id: str
     segment_log: object  # the Segment emulator's request log: no warehouse switch-off while held
+    answers: dict[str, str] = field(default_factory=dict)  # task_id -> the option chosen there
+    release_at: str = SWITCH_OFF
     approved: list[str] = field(default_factory=list)
     answered: list[str] = field(default_factory=list)  # task_id#try_number
     asked: dict[str, float] = field(default_factory=dict)  # task_id#try_number -> when first seen waiting
-    held_view: dict | None = None  # the view's JSON while the switch-off waited
-    switch_offs_while_held: int | None = None
+    offered: dict[str, list[str]] = field(default_factory=dict)  # task_id -> the options the gate offered
+    held_view: dict | None = None  # the view's JSON while the held step waited
+    switch_offs_while_held: int | None = None  # Segment's warehouse switch-offs seen while held
+    webhook_offs_while_held: int | None = None  # Segment's webhook switch-offs seen while held
     released: bool = False
     errors: list[str] = field(default_factory=list)
 
@@ -58,7 +63,7 @@ class PersonAtTheConsole(threading.Thread):
             api.close()
 
     def _look(self, api: ApiClient) -> None:
-        from sandbox.invariants import warehouse_disabled_at
+        from sandbox.invariants import warehouse_disabled_at, webhook_disabled_at
 
         for ti in api.task_instances(self.dag_id, self.run_id):
             attempt = f"{ti['task_id']}#{ti.get('try_number')}"  # a retried gate asks again
@@ -71,24 +76,28 @@ class PersonAtTheConsole(threading.Thread):
                 and attempt not in self.answered
                 and time.monotonic() - self.asked[attempt] >= ANSWER_AFTER_S
             ):
-                response = api.http.patch(
-                    f"/api/v2/dags/{self.dag_id}/dagRuns/{self.run_id}/taskInstances/{ti['task_id']}/-1/hitlDetails",
-                    json={"chosen_options": ["Approve"], "params_input": {}},
-                )
-                if response.status_code == 200:
-                    self.answered.append(attempt)
-                    self.approved.append(ti["task_id"])
-                else:
-                    self.errors.append(
-                        f"approving {ti['task_id']}: HTTP {response.status_code} {response.text}"
-                    )
-            if ti["task_id"] == SWITCH_OFF and ti["state"] == "deferred" and not self.released:
+                self._answer(api, ti["task_id"], attempt)
+            if ti["task_id"] == self.release_at and ti["state"] == "deferred" and not self.released:
                 self.held_view = api.get_json(f"/segment-rudderstack/api/dags/{self.dag_id}")
                 self.switch_offs_while_held = len(warehouse_disabled_at(self.segment_log.entries()))
+                self.webhook_offs_while_held = len(webhook_disabled_at(self.segment_log.entries()))
                 response = api.http.delete(view_hold(self.dag_id))
                 self.released = response.status_code == 200
                 if not self.released:
                     self.errors.append(f"releasing the hold: HTTP {response.status_code} {response.text}")
+
+    def _answer(self, api: ApiClient, task_id: str, attempt: str) -> None:
+        path = f"/api/v2/dags/{self.dag_id}/dagRuns/{self.run_id}/taskInstances/{task_id}/-1/hitlDetails"
+        self.offered[task_id] = list(api.get_json(path).get("options") or [])
+        choice = self.answers.get(task_id, "Approve")
+        response = api.http.patch(path, json={"chosen_options": [choice], "params_input": {}})
+        if response.status_code == 200:
+            self.answered.append(attempt)
+            self.approved.append(task_id)
+        else:
+            self.errors.append(
+                f"answering {task_id} with {choice!r}: HTTP {response.status_code} {response.text}"
+            )
 
 
 def secrets_of(sandbox) -> list[str]:

@@ -5,6 +5,11 @@ calls it) builds `segment_to_rudderstack__sandbox_scheduled` from a copy of incl
 cron schedule. Its DAG file is written into the deployment's empty `plan_bundle` folder at test time, against
 a sandbox of its own (compressed time), whose connections are created over REST as Admin -> Connections does.
 The DAG is unpaused and never triggered: the scheduler creates both runs.
+
+The plan lets a person answer a gap in the proof from Segment's metrics (``proof.on_gap: approve``), and its
+Segment emulator over-counts the webhook's deliveries (fault ``delivery_overview_overcount``): the first run's
+gate offers proceed / hold / roll back, a person at the console chooses Hold, Segment's webhook switch-off then
+waits, deferred, until the person releases the hold in the migration view, and the run completes (issue 21).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import pytest
 
 from scripts.airflow_local import wait_until
 from tests.deployment.metrics import record
+from tests.deployment.operations import PersonAtTheConsole
 from tests.deployment.targets import assert_reconciled, copy_of_sandbox_plan, plan_world
 
 pytestmark = pytest.mark.slow
@@ -24,6 +30,9 @@ pytestmark = pytest.mark.slow
 PLAN_NAME = "sandbox_scheduled"
 DAG_ID = f"segment_to_rudderstack__{PLAN_NAME}"
 SCHEDULE = "* * * * *"  # catchup off: the first run is the latest minute, due at once when unpaused
+GAP_GATE = "client_adoption.approve_webhook_path_gap"
+WEBHOOK_OFF = "client_adoption.disable_segment_webhook"
+OVERCOUNT = 20  # deliveries Segment's metrics claim beyond the rows loaded (tolerance: 5 events)
 
 
 def _t(value: str) -> datetime:
@@ -36,9 +45,11 @@ def scheduled_world(api, target, plan_bundle_folder: pathlib.Path | None, tmp_pa
     if plan_bundle_folder is None:
         pytest.skip(f"deployment target {target.name!r} runs no sandbox, so it has no plan bundle")
     plan = copy_of_sandbox_plan(PLAN_NAME, schedule=SCHEDULE)
+    plan["proof"]["on_gap"] = "approve"
     with plan_world(
         api, plan_bundle_folder, tmp_path, plan, test="tests/deployment/test_scheduled_plan.py"
     ) as sandbox:
+        sandbox.segment.faults.arm({"delivery_overview_overcount": {"count": -1, "extra": OVERCOUNT}})
         try:
             yield sandbox
         finally:
@@ -61,6 +72,26 @@ def next_scheduled_run(api, after: list[str], timeout: float) -> dict:
     )
 
 
+def _assert_the_gap_was_held(person: PersonAtTheConsole, observed) -> None:
+    """The gap gate offered the three answers; Hold held the plan, the webhook switch-off waited on it (Segment's
+    webhook still on) and ran once it was released; the other two answers' tasks were skipped."""
+    assert not person.errors, person.errors
+    assert person.offered.get(GAP_GATE) == ["Proceed", "Hold", "Roll back"], person.offered
+    assert GAP_GATE in person.approved, (person.approved, observed.compact())
+    assert person.released, f"{WEBHOOK_OFF} never waited on the hold: {observed.compact()}"
+    assert person.held_view["hold"]["reason"].startswith("a person chose Hold"), person.held_view
+    assert WEBHOOK_OFF in observed.tasks_seen_in("deferred"), observed.compact()
+    assert person.webhook_offs_while_held == 0, "Segment's webhook was switched off while the plan was held"
+    finals = observed.final_states()
+    skipped = {t for t, state in finals.items() if state == "skipped"}
+    assert skipped == {
+        "client_adoption.proceed",
+        "client_adoption.roll_back",
+        "client_adoption.stop_after_roll_back",
+    }, observed.compact()
+    assert {state for t, state in finals.items() if t not in skipped} == {"success"}, observed.compact()
+
+
 def test_plan_with_schedule_runs_on_its_own_and_again_as_a_no_op(api, scheduled_world):
     sandbox = scheduled_world
     began = time.monotonic()
@@ -69,12 +100,25 @@ def test_plan_with_schedule_runs_on_its_own_and_again_as_a_no_op(api, scheduled_
     api.unpause(DAG_ID)  # and never triggered
 
     first = next_scheduled_run(api, [], timeout=90)
-    observed = api.wait_for_run(DAG_ID, first["dag_run_id"], timeout=420)
+    person = PersonAtTheConsole(
+        api.base_url,
+        api.token,
+        DAG_ID,
+        first["dag_run_id"],
+        sandbox.segment.log,
+        answers={GAP_GATE: "Hold"},
+        release_at=WEBHOOK_OFF,
+    )
+    person.start()
+    try:
+        observed = api.wait_for_run(DAG_ID, first["dag_run_id"], timeout=420)
+    finally:
+        person.stop()
     assert observed.state == "success", (
         f"first scheduled run ended {observed.state}; task states seen {observed.compact()}\n"
         + api.failure_report(DAG_ID, first["dag_run_id"])
     )
-    assert set(observed.final_states().values()) == {"success"}, observed.compact()
+    _assert_the_gap_was_held(person, observed)
     first = api.dag_run(DAG_ID, first["dag_run_id"])
     assert first["triggered_by"] == "timetable", first
 
