@@ -94,10 +94,18 @@ BAD_DAY = {
 }
 
 
+def changes(sandbox) -> tuple[int, int]:
+    """How many changes Segment's and RudderStack's emulators have received so far (their own logs)."""
+    return (
+        len(mutating_calls(sandbox.segment.log.entries())),
+        len(mutating_calls(sandbox.rudderstack.log.entries())),
+    )
+
+
 @pytest.fixture(scope="module")
 def migration(tmp_path_factory):
-    """One full migration on a bad day (the faults above), a re-run after completion, then the rollback DAG, all
-    on one sandbox."""
+    """One full migration on a bad day (the faults above), a re-run after completion, the rollback DAG twice,
+    then a dry run of the rolled-back plan (everything to do again), all on one sandbox."""
     observed: dict = {}
 
     def after_run(sandbox, env, result):
@@ -108,13 +116,16 @@ def migration(tmp_path_factory):
         observed["shadow_left"] = shadow_left(sandbox)
         log_dir = result.runs[0].log_path.parent
         observed["rollback"], observed["warehouse_after_rollback"] = roll_back(PLAN, sandbox, env, result)
-        changes_after_rollback = len(mutating_calls(sandbox.segment.log.entries()))
+        before = changes(sandbox)
         observed["rollback_again"] = run_dag(
             PLAN.rollback_dag_id, env=env, conf=None, log_dir=log_dir, timeout_s=300
         )
-        observed["segment_changes_by_second_rollback"] = (
-            len(mutating_calls(sandbox.segment.log.entries())) - changes_after_rollback
+        after = changes(sandbox)
+        observed["changes_by_second_rollback"] = (after[0] - before[0], after[1] - before[1])
+        observed["dry_run"] = run_dag(
+            PLAN.dag_id, env=env, conf={**FAST_CONF, "dry_run": True}, log_dir=log_dir, timeout_s=300
         )
+        observed["changes_by_dry_run"] = tuple(a - b for a, b in zip(changes(sandbox), after, strict=True))
 
     tmp = tmp_path_factory.mktemp("e2e")
     # Retries slow the run down; old app versions start moving at the cutover however late it comes and fade
@@ -235,21 +246,14 @@ def test_rollback_restores_segment_and_is_idempotent(migration):
     assert observed["rollback_again"].ok
     log = observed["rollback_again"].log_path.read_text()
     assert "every recorded change is already undone" in log  # the second rollback undoes nothing
-    assert observed["segment_changes_by_second_rollback"] == 0
+    assert observed["changes_by_second_rollback"][0] == 0  # Segment: nothing left to undo
 
 
-def test_dry_run_changes_nothing_in_either_emulator(tmp_path):
-    result = rehearse(
-        fast_world(tmp_path),
-        dag_id=PLAN.dag_id,
-        change_log_key=PLAN.change_log_key,
-        conf={**FAST_CONF, "dry_run": True},
-        timeout_s=300,
-    )
-    run = result.runs[0]
+def test_dry_run_changes_nothing_in_either_emulator(migration):
+    _, observed = migration
+    run = observed["dry_run"]
     assert run.ok, run.log_path.read_text()[-4000:]
-    assert mutating_calls(result.segment_log) == []
-    assert mutating_calls(result.rudderstack_log) == []
+    assert observed["changes_by_dry_run"] == (0, 0)
     text = run.log_path.read_text()
     assert "DRY RUN: would change rudderstack.destination" in text
     assert "DRY RUN: would wait here" in text
