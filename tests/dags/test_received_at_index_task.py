@@ -19,9 +19,10 @@ def test_index_step_follows_the_preflight_and_precedes_the_setup(tmp_path):
 
     task = dag.get_task("create_received_at_index")
     assert task.upstream_task_ids == {"preflight"}
-    # the shape preflight (read-only) runs between it and the setup
+    # the shape preflight (read-only) and its gate run between it and the setup
     assert task.downstream_task_ids == {"shape.check_shape"}
-    assert "setup_rudderstack.ensure_destination" in dag.get_task("shape.check_shape").downstream_task_ids
+    gate = dag.get_task("shape.approve_shape_preflight")
+    assert "setup_rudderstack.ensure_destination" in gate.downstream_task_ids
     assert (
         "create_received_at_index"
         not in build_all(ROOT / "include" / "plans", reports_dir=tmp_path)[

@@ -25,8 +25,14 @@ def test_the_shape_preflight_runs_after_the_preflight_and_before_any_change(tmp_
     dag = _dag(tmp_path)
     check = dag.get_task("shape.check_shape")
     assert check.upstream_task_ids == {"preflight"}
-    assert "setup_rudderstack.ensure_destination" in check.downstream_task_ids
+    # its gate (asked only for findings graded approve, e.g. the shadow load over budget) before any change
+    assert check.downstream_task_ids == {"shape.approve_shape_preflight"}
+    assert (
+        "setup_rudderstack.ensure_destination"
+        in dag.get_task("shape.approve_shape_preflight").downstream_task_ids
+    )
     assert check.shadow_schema == "app_events_rs_shadow"
+    assert (check.shadow_overlap_hours, check.shadow_max_rows, check.shadow_max_bytes) == (24, None, None)
 
 
 def test_segment_warehouse_is_switched_off_only_after_the_shadow_comparison_and_its_gate(tmp_path):

@@ -125,3 +125,46 @@ def test_a_call_that_never_reached_the_service_is_settled_as_not_applied(world):
     rollback(world).execute(context())
     log = ChangeLog(world.change_log_key)
     assert log.open_intents() == [] and log.entries() == []
+
+
+def test_a_task_killed_after_creating_the_shadow_destination_leaves_nothing_the_rollback_does_not_remove(
+    world,
+):
+    """The shape check's shadow (issue 20): the worker dies right after RudderStack created the shadow
+    destination, before its outcome was written; the shadow then loads into its scratch schema (RudderStack creates
+    the schema on its first load). The rollback deletes the destination, found by its name, and drops the schema."""
+    from segment_rudderstack.operators.shape import EnsureShadowDestinationOperator
+    from tests.library.world import WAREHOUSE_CONN
+
+    shadow_schema, name = f"{world.schema}_rs_shadow", "Warehouse (shape shadow)"
+    operator = EnsureShadowDestinationOperator(
+        task_id="shape_checks.ensure_shadow_destination",
+        warehouse_conn_id=WAREHOUSE_CONN,
+        namespace=shadow_schema,
+        destination_name=name,
+        change_log_key=world.change_log_key,
+        **DESTINATION_ARGS,
+    )
+    code = run_killed_after_call(
+        lambda: operator.execute(context()), target="rudderstack.shadow_destination", field="exists"
+    )
+    assert code == -signal.SIGKILL
+    [shadow] = [d for d in world.rs_destinations() if d["name"] == name]
+    assert shadow["config"]["namespace"] == shadow_schema and shadow["config"]["manualSync"] is False
+    [intent] = ChangeLog(world.change_log_key).open_intents()
+    assert (intent.target, intent.target_id) == ("rudderstack.shadow_destination", name)
+    world.warehouse.load_rudderstack(
+        [{"type": "track", "event": "Order Completed", "messageId": "m-1", "userId": "u1"}],
+        source={"id": "rs_src_app", "type": "HTTP"},
+        destination={"id": shadow["id"], "type": "POSTGRES", "config": {"namespace": shadow_schema}},
+    )
+
+    undone = rollback(world).execute(context())["undone"]
+
+    assert f"deleted the shape check's shadow destination {name!r}" in undone
+    assert f"dropped the shadow load's scratch schema {shadow_schema!r}" in undone
+    assert [d for d in world.rs_destinations() if d["name"] == name] == []
+    with world.warehouse.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (shadow_schema,))
+        assert cur.fetchone() is None
+    assert ChangeLog(world.change_log_key).open_intents() == []

@@ -12,7 +12,11 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from segment_rudderstack.operators.shape import ShapeContinuityOperator, ShapePreflightOperator
+from segment_rudderstack.operators.shape import (
+    CompareShadowOperator,
+    ShapeContinuityOperator,
+    ShapePreflightOperator,
+)
 from segment_rudderstack.shape.findings import SAME_SHAPE
 from tests.library.world import WAREHOUSE_CONN
 
@@ -108,6 +112,27 @@ def test_the_preflight_records_the_before_snapshot_and_passes_a_clean_schema(wor
     assert store[("shape.check_shape", "needs_approval")] is False
 
 
+def test_the_preflight_estimates_the_shadow_loads_extra_rows_and_asks_when_over_the_plans_budget(world):
+    _segment_loads(world, n=30)  # 30 rows in the last 72 h
+    store: dict = {}
+    shadow = f"{world.schema}_rs_shadow"
+    result = _preflight(world, store, shadow_schema=shadow, lookback_hours=72, shadow_overlap_hours=144)
+    cost = result["facts"]["shadow_cost"]
+    assert cost["by_table"]["cart_viewed"] == 60 and cost["rows"] >= 60  # twice the window: twice its rows
+    assert cost["bytes"] > cost["rows"] * 10  # every row carries ids, timestamps and context as text
+    assert result["verdict"] == SAME_SHAPE and store[("shape.check_shape", "needs_approval")] is False
+
+    store = {}
+    result = _preflight(
+        world, store, shadow_schema=shadow, lookback_hours=72, shadow_overlap_hours=144, shadow_max_rows=50
+    )
+    (finding,) = [f for f in result["findings"] if f["kind"] == "shadow_budget"]
+    assert finding["grade"] == "approve" and finding["table"] == shadow
+    assert f"{cost['rows']:,} rows > max_rows 50" in finding["cause"]
+    assert store[("shape.check_shape", "needs_approval")] is True
+    assert "shape.shadow.max_rows" in store[("shape.check_shape", "approval_text")]
+
+
 def test_a_clean_cutover_keeps_the_shape(world):
     cutover = datetime.now(UTC) - timedelta(seconds=5)
     _segment_loads(world, at=cutover - timedelta(minutes=5))
@@ -173,3 +198,46 @@ def test_the_report_shows_the_shape_verdict_first_then_each_check_and_the_column
     assert "| stop | `cart_viewed.items` | discarded |" in section
     assert "| `cart_viewed` | `skucode` | 100% | 0% |" in section  # fill before / after
     assert "<h2>Shape continuity</h2>" in paths["html"].read_text()
+
+
+class _RolledBackMidComparison(CompareShadowOperator):
+    """The comparison with the rollback's undo of the scratch schema (``drop_schema``, as ``undo_scratch_schema``
+    runs it) happening between its reads of the first table and the next."""
+
+    def _table(self, dialect, table, *args):
+        from segment_rudderstack.dialects.scratch_schema import drop_schema
+
+        found = super()._table(dialect, table, *args)
+        drop_schema(dialect, self.shadow_schema)
+        return found
+
+
+def _compare(world, cls=CompareShadowOperator, cutover: datetime | None = None) -> CompareShadowOperator:
+    return cls(
+        task_id="shape_checks.compare_shadow",
+        warehouse_conn_id=WAREHOUSE_CONN,
+        namespace=world.schema,
+        shadow_schema=f"{world.schema}_rs_shadow",
+        shadow_destination_id="rs_dest_shadow",
+        cutover_at=(cutover or datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+        min_rows=10,
+    )
+
+
+def test_a_scratch_schema_missing_or_removed_mid_comparison_is_never_read_as_the_same_shape(world):
+    events = [_cart(i + 1) for i in range(20)]
+    world.warehouse.load_segment(world.schema, events)
+    store: dict = {}
+    with pytest.raises(AirflowFailException, match="found no schema: nothing can be compared") as missing:
+        _compare(world).execute(_context("shape_checks.compare_shadow", store))
+    assert "shape.shadow.enabled: false" in str(missing.value)
+
+    shadow = f"{world.schema}_rs_shadow"
+    world.warehouse.load_rudderstack(  # the shadow loaded the same events into the scratch schema
+        events,
+        source={"id": "rs_src_app", "type": "HTTP"},
+        destination={"id": "rs_dest_shadow", "type": "POSTGRES", "config": {"namespace": shadow}},
+    )
+    with pytest.raises(AirflowFailException, match="during the comparison, found no schema"):
+        _compare(world, _RolledBackMidComparison).execute(_context("shape_checks.compare_shadow", store))
+    assert ("shape_checks.compare_shadow", "shape") not in store  # no verdict was recorded

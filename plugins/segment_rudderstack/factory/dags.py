@@ -872,7 +872,9 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
         status >> preflight.first
         for name, steps in lanes.items():
             if shape_before:
-                preflight.last >> shape_before[name] >> steps.setup.first
+                check, gate = shape_before[name]
+                preflight.last >> check
+                gate >> steps.setup.first
             else:
                 preflight.last >> steps.setup.first
             steps.setup.segment_source >> steps.webhooks
@@ -892,15 +894,15 @@ def build_migration_dag(plan: Plan, *, reports_dir: str | pathlib.Path) -> DAG:
 
 
 def _shape(w: _Wiring, report: Any, setup, route, final_load, release, adoption) -> dict[str, Any] | None:
-    """The shape-continuity checks (factory/shape.py): per lane, the preflight task that runs before the lane's
-    setup, or ``None`` with ``shape.enabled: false``. The report reads every check's result."""
+    """The shape-continuity checks (factory/shape.py): per lane, the preflight check and its gate, which run before
+    the lane's setup, or ``None`` with ``shape.enabled: false``. The report reads every check's result."""
     if not w.plan.shape.enabled:
         return None
     from segment_rudderstack.factory.shape import shape_checks, shape_preflight
 
     before = shape_preflight(w)
     checks = shape_checks(w, setup, route, final_load, release, adoption)
-    report.shape_task_ids = [t.task_id for t in before.values()] + checks.result_task_ids
+    report.shape_task_ids = [check.task_id for check, _ in before.values()] + checks.result_task_ids
     return before
 
 

@@ -65,12 +65,14 @@ def _prefix(plan: Plan, lane: Lane) -> str:
     return "" if len(plan.lanes) == 1 else f"{lane.name}__"
 
 
-def shape_preflight(w: Any) -> dict[str, ShapePreflightOperator]:
+def shape_preflight(w: Any) -> dict[str, tuple[ShapePreflightOperator, MigrationApprovalOperator]]:
+    """Per lane, the read-only preflight check and the gate after it (asked only when a finding is graded
+    ``approve``, e.g. the shadow load's cost over the plan's budget): both before any change."""
     plan, shape = w.plan, w.plan.shape
     with TaskGroup(
         GROUP, tooltip="Shape continuity: the warehouse keeps its shape (docs/shape-continuity.md)"
     ):
-        return {
+        checks = {
             lane.name: ShapePreflightOperator(
                 task_id=f"{_prefix(plan, lane)}check_shape",
                 warehouse_conn_id=plan.warehouse.conn_id,
@@ -78,12 +80,25 @@ def shape_preflight(w: Any) -> dict[str, ShapePreflightOperator]:
                 sample_rows=shape.sample_rows,
                 lookback_hours=shape.lookback_hours,
                 shadow_schema=plan.shadow_schema(lane) if shape.shadow.enabled else None,
+                shadow_overlap_hours=shape.shadow.overlap_hours,
+                shadow_max_rows=shape.shadow.max_rows,
+                shadow_max_bytes=shape.shadow.max_bytes,
                 grades=shape.all_grades(),
                 deferrable=plan.waits.deferrable,
                 transient_budget_seconds=w.common["transient_budget_seconds"],
             )
             for lane in w.lanes
         }
+        gates = {}
+        for lane in w.lanes:
+            gates[lane.name] = _approval_gate(
+                f"{_prefix(plan, lane)}approve_shape_preflight",
+                "Accept these findings before any change?",
+                [checks[lane.name]],
+                plan,
+            )
+            checks[lane.name] >> gates[lane.name]
+    return {name: (check, gates[name]) for name, check in checks.items()}
 
 
 def _shadow_lane(w: Any, lane: Lane, setup: Any, cutover: Any, final_load: Any) -> tuple[Any, Any]:

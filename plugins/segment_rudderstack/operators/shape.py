@@ -32,6 +32,7 @@ from segment_rudderstack.operators.rudderstack import EnsureRudderStackDestinati
 from segment_rudderstack.operators.undo import Undo, undoes
 from segment_rudderstack.plan.model import DEFAULT_SHAPE_GRADES
 from segment_rudderstack.shape.findings import APPROVE, SHAPE_KEY, STOP, Finding, ShapeResult, graded
+from segment_rudderstack.shape.shadow_cost import budget_findings, estimate, row_text_bytes
 from segment_rudderstack.vocabulary import ChangeTarget
 
 SEPARATOR = "|"
@@ -94,12 +95,17 @@ class ShapePreflightOperator(_ShapeCheck):
     """Read-only, before any change: the before snapshot of ``namespace`` (tables, columns, types, lengths); the
     namespace RudderStack will really write (rudder-server ToSafeNamespace) must equal it; per column, how
     RudderStack reads its type and what it would do to a bounded sample of the values Segment loaded in the last
-    ``lookback_hours``. With ``shadow_schema``: the scratch schema must be creatable (or exist empty).
+    ``lookback_hours``. With ``shadow_schema``: the scratch schema must be creatable (or exist empty), and the
+    shadow load's extra rows and bytes over ``shadow_overlap_hours`` are estimated (shape/shadow_cost.py) and held
+    against ``shadow_max_rows`` / ``shadow_max_bytes``.
 
     :param namespace: the schema Segment writes.
     :param sample_rows: values read per table (the latest in the window).
     :param lookback_hours: the window the sample is read from.
     :param shadow_schema: the shadow load's scratch schema (``None``: no shadow load).
+    :param shadow_overlap_hours: how long the shadow is expected to load (the cost estimate's duration).
+    :param shadow_max_rows: the estimated extra rows allowed (``None``: no limit).
+    :param shadow_max_bytes: the estimated extra bytes allowed (``None``: no limit).
     """
 
     check = "preflight"
@@ -112,6 +118,9 @@ class ShapePreflightOperator(_ShapeCheck):
         sample_rows: int = 500,
         lookback_hours: float = 72,
         shadow_schema: str | None = None,
+        shadow_overlap_hours: float = 24,
+        shadow_max_rows: int | None = None,
+        shadow_max_bytes: int | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -119,6 +128,9 @@ class ShapePreflightOperator(_ShapeCheck):
         self.sample_rows = sample_rows
         self.lookback_hours = lookback_hours
         self.shadow_schema = shadow_schema
+        self.shadow_overlap_hours = shadow_overlap_hours
+        self.shadow_max_rows = shadow_max_rows
+        self.shadow_max_bytes = shadow_max_bytes
 
     def execute(self, context: Any) -> dict[str, Any]:
         from segment_rudderstack.dialects.shape_queries import schema_snapshot
@@ -132,9 +144,19 @@ class ShapePreflightOperator(_ShapeCheck):
         snapshot = schema_snapshot(dialect, self.namespace)
         types = snapshot_types(snapshot)
         now = datetime.now(UTC)
-        findings += self._column_findings(dialect, types, now)
+        column_findings, samples = self._column_findings(dialect, types, now)
+        findings += column_findings
+        cost = None
         if self.shadow_schema:
             findings += self._shadow_findings(dialect)
+            cost = self._shadow_cost(dialect, snapshot, samples, now)
+            findings += budget_findings(
+                cost,
+                self.shadow_schema,
+                max_rows=self.shadow_max_rows,
+                max_bytes=self.shadow_max_bytes,
+                check=self.check,
+            )
         facts = {
             "namespace": self.namespace,
             "before": types,
@@ -143,17 +165,53 @@ class ShapePreflightOperator(_ShapeCheck):
             "sample_rows": self.sample_rows,
             "window": [(now - timedelta(hours=float(self.lookback_hours))).isoformat(), now.isoformat()],
             "shadow_schema": self.shadow_schema,
+            "shadow_cost": cost.to_dict() if cost else None,
         }
         return self.conclude(context, findings, facts)
 
+    def _shadow_cost(
+        self, dialect: Any, snapshot: Any, samples: Mapping[str, tuple[int, int]], now: datetime
+    ):
+        """The shadow load's estimated extra rows and bytes: one bounded count per table over the window."""
+        from segment_rudderstack.dialects.shape_queries import column_fill
+
+        start, types = now - timedelta(hours=float(self.lookback_hours)), snapshot_types(snapshot)
+        rows = {
+            table: sum(
+                f.rows
+                for f in column_fill(
+                    dialect, self.namespace, table, [], start=start, end=now, snapshot=snapshot
+                )
+            )
+            for table in judged_tables(list(types))
+            if "received_at" in types[table]
+        }
+        cost = estimate(
+            rows,
+            samples,
+            window_hours=float(self.lookback_hours),
+            overlap_hours=float(self.shadow_overlap_hours),
+        )
+        self.log.info(
+            "the shadow load into %s: about %s rows and %s bytes over %s h (%s)",
+            self.shadow_schema,
+            f"{cost.rows:,}",
+            f"{cost.bytes:,}",
+            f"{cost.overlap_hours:g}",
+            cost.method,
+        )
+        return cost
+
     def _column_findings(
         self, dialect: Any, types: Mapping[str, Mapping[str, str]], now: datetime
-    ) -> list[Finding]:
+    ) -> tuple[list[Finding], dict[str, tuple[int, int]]]:
+        """The type and value findings, and each sampled table's (rows, bytes as text) for the cost estimate."""
         from segment_rudderstack.dialects.shape_queries import value_sample
         from segment_rudderstack.shape.rudderstack_rules import predict_column, rudder_type
 
         kind, start = warehouse_kind(dialect), now - timedelta(hours=float(self.lookback_hours))
         found: list[Finding] = []
+        samples: dict[str, tuple[int, int]] = {}
         for table in judged_tables(list(types)):
             columns = types[table]
             for column, data_type in sorted(columns.items()):
@@ -173,12 +231,13 @@ class ShapePreflightOperator(_ShapeCheck):
             rows = value_sample(
                 dialect, self.namespace, table, sorted(columns), start=start, end=now, limit=self.sample_rows
             )
+            samples[table] = row_text_bytes(rows)
             for column, data_type in sorted(columns.items()):
                 if column in ("id", "received_at", "uuid_ts", "loaded_at"):
                     continue
                 prediction = predict_column(kind, data_type, (r.get(column) for r in rows))
                 found += prediction_findings(table, column, data_type, prediction, self.check)
-        return found
+        return found, samples
 
     def _shadow_findings(self, dialect: Any) -> list[Finding]:
         from segment_rudderstack.dialects.scratch_schema import may_create_schema, table_count
@@ -521,6 +580,7 @@ class CompareShadowOperator(_ShapeCheck):
         self.dry_run = dry_run
 
     def execute(self, context: Any) -> dict[str, Any] | None:
+        from segment_rudderstack.dialects.scratch_schema import table_count
         from segment_rudderstack.dialects.shape_queries import discards_since, schema_snapshot
         from segment_rudderstack.rendered import as_bool
         from segment_rudderstack.shape.compare import discard_findings, table_findings
@@ -539,15 +599,21 @@ class CompareShadowOperator(_ShapeCheck):
             self.namespace: schema_snapshot(dialect, self.namespace),
             self.shadow_schema: schema_snapshot(dialect, self.shadow_schema),
         }
+        scratch = self._snapshots[self.shadow_schema]
+        self._require_shadow(scratch.tables if scratch.exists else None, "before the comparison")
         real = _windowed(snapshot_types(self._snapshots[self.namespace]))
         shadow = _windowed(snapshot_types(self._snapshots[self.shadow_schema]))
         discards = discards_since(dialect, self.shadow_schema, since=start, examples=self.sample_rows)
         discarded = {(str(row_id), g.column_name) for g in discards for row_id, _ in g.examples}
         findings, facts, before, after = [], {"tables": {}, "compared_ids": 0}, {}, {}
         for table in judged_tables(sorted(set(shadow) | set(real))):
-            table_found, table_facts = self._table(
-                dialect, table, real, shadow, (start, cutover, now), discarded
-            )
+            try:
+                table_found, table_facts = self._table(
+                    dialect, table, real, shadow, (start, cutover, now), discarded
+                )
+            except Exception:  # a table read from the snapshot is gone: was the scratch schema removed?
+                self._require_shadow(table_count(dialect, self.shadow_schema), "during the comparison")
+                raise
             findings += table_found
             before[table], after[table] = table_facts.pop("_fills")
             facts["tables"][table] = table_facts
@@ -559,7 +625,21 @@ class CompareShadowOperator(_ShapeCheck):
             if f.column in real.get(f.table, {})
         ]
         facts.update(shadow_schema=self.shadow_schema, window=[start.isoformat(), now.isoformat()])
+        self._require_shadow(table_count(dialect, self.shadow_schema), "during the comparison")
         return self.conclude(context, findings, facts)
+
+    def _require_shadow(self, tables: Any, when: str) -> None:
+        """No verdict from a scratch schema that is missing or empty (never loaded, or removed by a rollback):
+        its absence would read as "nothing differs"."""
+        if tables:
+            return
+        raise AirflowFailException(
+            f"{self.task_id}: expected the shadow load's rows in the scratch schema {self.shadow_schema!r} "
+            f"{when}, found {'no schema' if tables is None else 'no tables'}: nothing can be compared, so the shape "
+            "is not proven. A rollback removes the schema (then this run is over: do not clear it); otherwise "
+            "clear wait_shadow_load and this task once the shadow destination has loaded, or set "
+            "shape.shadow.enabled: false in the plan"
+        )
 
     def _fill(self, dialect: Any, schema: str, table: str, columns: list[str], window: tuple) -> list[Any]:
         from segment_rudderstack.dialects.shape_queries import column_fill

@@ -311,6 +311,7 @@ DEFAULT_SHAPE_GRADES: dict[str, str] = {
     "invisible_type": "note",  # a column type RudderStack's type map does not know
     "new_column": "note",  # a column only RudderStack fills
     "own_column": "note",  # a column RudderStack adds or fills its own way (context_destination_id, ...)
+    "shadow_budget": "approve",  # the shadow load's estimated extra rows or bytes exceed the plan's limit
 }
 
 
@@ -323,6 +324,18 @@ class ShadowSettings(_Model):
         default=None,
         alias="schema",
         description="the scratch schema (one-lane plans only; default: <schema>_rs_shadow); it must be empty",
+    )
+    overlap_hours: float = Field(
+        default=24,
+        gt=0,
+        description="how long the shadow is expected to load (its creation to the comparison after Segment's final "
+        "load): the preflight's cost estimate scales the recent load rate by it",
+    )
+    max_rows: int | None = Field(
+        default=None, ge=0, description="the shadow load's estimated extra rows allowed (unset: no limit)"
+    )
+    max_bytes: int | None = Field(
+        default=None, ge=0, description="the shadow load's estimated extra bytes allowed (unset: no limit)"
     )
 
 

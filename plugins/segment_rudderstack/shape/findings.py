@@ -44,6 +44,9 @@ WHAT_TO_DO = {
     "invisible_type": "RudderStack cannot read this column's type; values for it may go to a new column",
     "new_column": "nothing to do unless a model needs it",
     "own_column": "RudderStack fills this column its own way (see docs/shape-continuity.md)",
+    "shadow_budget": (
+        "approve the extra load, raise shape.shadow.max_rows / max_bytes, or set shape.shadow.enabled: false"
+    ),
 }
 
 
