@@ -183,7 +183,7 @@ def test_the_report_shows_the_shape_verdict_first_then_each_check_and_the_column
     cutover = datetime.now(UTC) - timedelta(seconds=5)
     _segment_loads(world, at=cutover - timedelta(minutes=5))
     store: dict = {}
-    _preflight(world, store)
+    _preflight(world, store, shadow_schema=f"{world.schema}_rs_shadow")
     _rudderstack_loads(world, [_cart(f"{i + 1} items") for i in range(30)])
     step = _continuity(world, store, cutover)
     with pytest.raises(AirflowFailException):
@@ -195,6 +195,10 @@ def test_the_report_shows_the_shape_verdict_first_then_each_check_and_the_column
     section = text[text.index("## Shape continuity") :]
     assert section.startswith("## Shape continuity\n\n**Verdict: shape differs.**")
     assert "**Before any change (preflight)** (`shape.check_shape`): **same shape**." in section
+    assert (
+        f"The shadow load into `{world.schema}_rs_shadow` adds about 20 rows and " in section
+    )  # 2 x 30 in 72 h
+    assert " bytes over 24 h (rows Segment loaded per hour" in section
     assert "| stop | `cart_viewed.items` | discarded |" in section
     assert "| `cart_viewed` | `skucode` | 100% | 0% |" in section  # fill before / after
     assert "<h2>Shape continuity</h2>" in paths["html"].read_text()

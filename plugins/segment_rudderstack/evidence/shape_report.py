@@ -101,6 +101,12 @@ def _check_blocks(task_id: str, result: ShapeResult) -> list[Any]:
             f"up to {result.facts.get('sample_rows', 0)} recent values per table read to predict RudderStack's "
             "reading of each column."
         )
+        cost = result.facts.get("shadow_cost")
+        if cost:
+            blocks.append(
+                f"The shadow load into `{result.facts.get('shadow_schema')}` adds about {cost['rows']:,} rows "
+                f"and {cost['bytes']:,} bytes over {cost['overlap_hours']:g} h ({cost['method']})."
+            )
     if result.check == "shadow":
         blocks.append(
             f"RudderStack's rows in the scratch schema `{result.facts.get('shadow_schema')}` compared with "

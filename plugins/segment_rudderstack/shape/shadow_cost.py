@@ -17,7 +17,7 @@ from segment_rudderstack.shape.findings import Finding
 
 METHOD = (
     "rows Segment loaded per hour over the preflight's window x the expected overlap; bytes: the sampled rows' "
-    "mean size with values as text (a floor: storage overhead and indexes not counted)"
+    "mean size with values as text, a floor: storage overhead and indexes are not counted"
 )
 
 
