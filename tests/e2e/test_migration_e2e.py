@@ -20,7 +20,8 @@ from tests.e2e.rollback_steps import roll_back
 
 pytestmark = pytest.mark.slow
 
-PLAN = load_plan(pathlib.Path(__file__).resolve().parents[2] / "include" / "plans" / "sandbox.yaml")
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+PLAN = load_plan(ROOT / "include" / "plans" / "sandbox.yaml")
 # Compressed further than the demo: loads every 2 s, RudderStack's 30 "minutes" in 15 s, a 20 s adoption ramp
 # from the cutover (old app versions send through Segment's webhook once it is enabled, then fade).
 FAST_CONF = {"adoption_window_seconds": 20, "adoption_consecutive_checks": 2}
@@ -102,6 +103,34 @@ def changes(sandbox) -> tuple[int, int]:
     )
 
 
+def run_a_plan_on_schema_web_v2(sandbox, env: dict, tmp: pathlib.Path):
+    """The sandbox plan pointed at schema ``web_v2`` (which RudderStack would write as ``web_v_2``), built by the
+    real factory from a DAG folder of its own and run with ``airflow dags test`` against the same sandbox."""
+    import yaml
+
+    plan = yaml.safe_load((ROOT / "include" / "plans" / "sandbox.yaml").read_text())
+    plan["name"], plan["warehouse"]["namespace"] = "sandbox_web_v2", "web_v2"
+    (tmp / "plans").mkdir(parents=True, exist_ok=True)
+    (tmp / "plans" / "sandbox_web_v2.yaml").write_text(yaml.safe_dump(plan))
+    (tmp / "dags").mkdir(exist_ok=True)
+    # the docstring names "airflow" and "dag": Airflow's safe-mode discovery skips files that do not
+    (tmp / "dags" / "web_v2.py").write_text(
+        '"""Airflow DAGs of the web_v2 plan."""\n'
+        "import pathlib\n"
+        "from segment_rudderstack.factory.dags import build_all\n"
+        f"globals().update(build_all(pathlib.Path({str(tmp / 'plans')!r}), reports_dir=pathlib.Path({str(tmp)!r})))\n"
+    )
+    before = changes(sandbox)
+    run = run_dag(
+        "segment_to_rudderstack__sandbox_web_v2",
+        env={**env, "AIRFLOW__CORE__DAGS_FOLDER": str(tmp / "dags")},
+        conf=None,
+        log_dir=tmp / "logs",
+        timeout_s=300,
+    )
+    return run, tuple(a - b for a, b in zip(changes(sandbox), before, strict=True))
+
+
 @pytest.fixture(scope="module")
 def migration(tmp_path_factory):
     """One full migration on a bad day (the faults above), a re-run after completion, the rollback DAG twice,
@@ -126,6 +155,7 @@ def migration(tmp_path_factory):
             PLAN.dag_id, env=env, conf={**FAST_CONF, "dry_run": True}, log_dir=log_dir, timeout_s=300
         )
         observed["changes_by_dry_run"] = tuple(a - b for a, b in zip(changes(sandbox), after, strict=True))
+        observed["web_v2"] = run_a_plan_on_schema_web_v2(sandbox, env, log_dir.parent / "web_v2")
 
     tmp = tmp_path_factory.mktemp("e2e")
     # Retries slow the run down; old app versions start moving at the cutover however late it comes and fade
@@ -297,3 +327,15 @@ def test_a_drifting_world_stops_before_segments_warehouse_is_switched_off_naming
     assert observed["before_rollback"]["schema"] is True  # kept as evidence while the run is stopped
     assert observed["rollback"].ok
     assert observed["after_rollback"] == {"destinations": [], "schema": False}
+
+
+def test_a_schema_rudderstack_would_write_elsewhere_is_refused_before_any_change(migration):
+    """A plan on ``web_v2``: RudderStack snake-cases the namespace (rudder-server ``ToSafeNamespace``) and would
+    load ``web_v_2``, which no model reads. The run stops at its preflight, naming both, and changes nothing."""
+    _, observed = migration
+    run, changed = observed["web_v2"]
+    assert not run.ok, run.log_path.read_text()[-3000:]
+    text = run.log_path.read_text()
+    assert "preflight found problems; nothing was changed" in text, text[-3000:]
+    assert "Segment loads the schema 'web_v2', but RudderStack would write to 'web_v_2'" in text
+    assert changed == (0, 0)
