@@ -72,9 +72,11 @@ def shape_preflight(w: Any) -> dict[str, tuple[ShapePreflightOperator, Migration
     with TaskGroup(
         GROUP, tooltip="Shape continuity: the warehouse keeps its shape (docs/shape-continuity.md)"
     ):
-        checks = {
-            lane.name: ShapePreflightOperator(
-                task_id=f"{_prefix(plan, lane)}check_shape",
+        steps = {}
+        for lane in w.lanes:
+            prefix = _prefix(plan, lane)
+            check = ShapePreflightOperator(
+                task_id=f"{prefix}check_shape",
                 warehouse_conn_id=plan.warehouse.conn_id,
                 namespace=lane.schema,
                 sample_rows=shape.sample_rows,
@@ -87,18 +89,12 @@ def shape_preflight(w: Any) -> dict[str, tuple[ShapePreflightOperator, Migration
                 deferrable=plan.waits.deferrable,
                 transient_budget_seconds=w.common["transient_budget_seconds"],
             )
-            for lane in w.lanes
-        }
-        gates = {}
-        for lane in w.lanes:
-            gates[lane.name] = _approval_gate(
-                f"{_prefix(plan, lane)}approve_shape_preflight",
-                "Accept these findings before any change?",
-                [checks[lane.name]],
-                plan,
+            gate = _approval_gate(
+                f"{prefix}approve_shape_preflight", "Accept these findings before any change?", [check], plan
             )
-            checks[lane.name] >> gates[lane.name]
-    return {name: (check, gates[name]) for name, check in checks.items()}
+            check >> gate
+            steps[lane.name] = (check, gate)
+    return steps
 
 
 def _shadow_lane(w: Any, lane: Lane, setup: Any, cutover: Any, final_load: Any) -> tuple[Any, Any]:
